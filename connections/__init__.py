@@ -1,0 +1,1 @@
+"""The connection-manager plugin API and the built-in connection managers."""

@@ -1,0 +1,1 @@
+"""Everything in dtsx that is not a task or a connection manager."""

@@ -1,0 +1,1 @@
+"""The SSIS expression language: tokenizer, parser, evaluator, function library."""

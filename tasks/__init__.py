@@ -1,0 +1,1 @@
+"""The task plugin API and the built-in tasks."""
