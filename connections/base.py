@@ -1,0 +1,171 @@
+"""The connection-manager plugin API.
+
+A connection manager is built from :class:`ConnectionSettings` (the stored connection string
+after overrides and property expressions) when a task first acquires it, and closed at the end
+of the run. Register one with ``@register_connection("SMTP")`` or an entry point in the
+``dtsx.connections`` group; the key is the package's CreationName.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar, Iterator, Mapping
+
+from dtsx.engine.errors import ConnectionManagerError
+from dtsx.engine.registry import Registry
+
+__all__ = [
+    "ConnectionSettings",
+    "ConnectionManager",
+    "ConnectionString",
+    "parse_connection_string",
+    "CONNECTIONS",
+    "register_connection",
+]
+
+
+class ConnectionString(Mapping[str, str]):
+    """``key=value;`` pairs with case-insensitive keys; remembers the spelling it was given.
+
+    Values may be quoted with ``"`` or ``'`` (a doubled quote inside is one quote) so they can
+    hold ``;``. A string with no ``=`` at all is kept whole under the key ``""`` (SSIS samples
+    set an SMTP connection string to a bare host name).
+    """
+
+    def __init__(self, pairs: Mapping[str, str] | None = None) -> None:
+        self._items: dict[str, tuple[str, str]] = {}
+        for key, value in (pairs or {}).items():
+            self[key] = value
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self._items[key.strip().lower()] = (key.strip(), value)
+
+    def __getitem__(self, key: str) -> str:
+        return self._items[key.strip().lower()][1]
+
+    def __iter__(self) -> Iterator[str]:
+        return (spelled for spelled, _ in self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        # Values are deliberately left out: a connection string may carry a password.
+        return f"ConnectionString(keys={list(self)!r})"
+
+    def render(self, *, hide: frozenset[str] = frozenset({"password"})) -> str:
+        """The string back in ``k=v;`` form, with secret values replaced by ``********``."""
+        parts = []
+        for spelled, value in self._items.values():
+            shown = "********" if spelled.lower() in hide else value
+            parts.append(f"{spelled}={shown}" if spelled else shown)
+        return "".join(f"{p};" for p in parts)
+
+
+def parse_connection_string(text: str | None) -> ConnectionString:
+    """Parse an SSIS/OLE DB style connection string; see :class:`ConnectionString`."""
+    result = ConnectionString()
+    if not text or not text.strip():
+        return result
+    if "=" not in text:
+        result[""] = text.strip().rstrip(";").strip()
+        return result
+    i = 0
+    while i < len(text):
+        key_end = text.find("=", i)
+        if key_end < 0:
+            rest = text[i:].strip().strip(";").strip()
+            if rest:
+                raise ConnectionManagerError(f"connection string segment {rest!r} has no '=': write it as key=value;")
+            break
+        key = text[i:key_end].strip().lstrip(";").strip()
+        value, i = _read_value(text, key_end + 1)
+        if key:
+            result[key] = value
+    return result
+
+
+def _read_value(text: str, start: int) -> tuple[str, int]:
+    """Read one value starting at ``start``; return it and the index after its ``;``."""
+    j = start
+    while j < len(text) and text[j] == " ":
+        j += 1
+    if j < len(text) and text[j] in "\"'":
+        quote, out, j = text[j], [], j + 1
+        while j < len(text):
+            if text[j] == quote and text[j + 1 : j + 2] == quote:
+                out.append(quote)
+                j += 2
+            elif text[j] == quote:
+                j += 1
+                break
+            else:
+                out.append(text[j])
+                j += 1
+        end = text.find(";", j)
+        return "".join(out), (len(text) if end < 0 else end + 1)
+    end = text.find(";", j)
+    if end < 0:
+        return text[j:].strip(), len(text)
+    return text[j:end].strip(), end + 1
+
+
+def _identity(path: str) -> str:
+    return path
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """What a connection manager is built from, after overrides and property expressions.
+
+    ``properties`` are runtime properties set by property expressions or ``--set`` (for SMTP,
+    e.g. ``SmtpServer`` or ``Timeout``), which win over the same key in the connection string.
+    ``local_path`` maps a Windows path from the package to a local one (``--path-map``).
+    """
+
+    name: str
+    creation_name: str
+    connection_string: str = ""
+    dtsid: str | None = None
+    properties: Mapping[str, str] = field(default_factory=dict)
+    local_path: Callable[[str], str] = _identity
+
+    def __repr__(self) -> str:
+        return f"ConnectionSettings(name={self.name!r}, creation_name={self.creation_name!r})"
+
+
+class ConnectionManager(ABC):
+    """Base class of every connection manager.
+
+    ``acquire`` returns what tasks use (for SMTP a mail session, for FILE a local path). It may
+    be called many times in a run, from several threads; managers that hold a network
+    connection reuse it and guard it themselves. ``close`` is called once, at the end of the run.
+    """
+
+    creation_name: ClassVar[str] = ""
+
+    def __init__(self, settings: ConnectionSettings) -> None:
+        self.settings = settings
+
+    @classmethod
+    def check(cls, settings: ConnectionSettings) -> list[str]:
+        """Problems visible before the run (bad keys, missing server); one sentence each."""
+        return []
+
+    @abstractmethod
+    def acquire(self) -> object:
+        """Return the connection object a task uses; raise ConnectionManagerError on failure."""
+
+    def close(self) -> None:
+        """Release whatever the manager holds. Must not raise."""
+
+
+def _is_manager_class(obj: object) -> bool:
+    return isinstance(obj, type) and issubclass(obj, ConnectionManager)
+
+
+CONNECTIONS: Registry[type[ConnectionManager]] = Registry(
+    "connection manager", "dtsx.connections", check=_is_manager_class
+)
+register_connection = CONNECTIONS.register

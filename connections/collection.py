@@ -1,0 +1,155 @@
+"""The run's Connections collection.
+
+Resolves a task's reference (a DTSID GUID in any case, with or without braces, a name, a refId
+such as ``Package.ConnectionManagers[X]`` or ``Project.ConnectionManagers[X]``, or the
+``{GUID}:external`` form of project references), builds each manager on first use, rebuilds it
+when its settings change (a property expression inside a loop), and closes them all at the end.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from dtsx.connections.base import CONNECTIONS, ConnectionManager, ConnectionSettings
+from dtsx.engine.errors import ConnectionManagerError, PluginError
+from dtsx.engine.model import ConnectionManagerSpec
+from dtsx.engine.registry import Registry
+
+__all__ = ["Connections", "ExpressionHook"]
+
+# Evaluates a connection manager's property expressions: spec -> {runtime property: value}.
+ExpressionHook = Callable[[ConnectionManagerSpec], Mapping[str, str]]
+
+_REF_ID = re.compile(r"^(?:Package|Project)\.ConnectionManagers\[(?P<name>.*)\]$", re.IGNORECASE)
+
+
+def _guid_key(text: str) -> str:
+    return text.strip().strip("{}").lower()
+
+
+@dataclass
+class _Live:
+    settings: ConnectionSettings
+    manager: ConnectionManager
+
+
+class Connections:
+    """Lookup and lazy construction of the connection managers of one run. Thread-safe."""
+
+    def __init__(
+        self,
+        specs: list[ConnectionManagerSpec],
+        *,
+        overrides: Mapping[str, str] | None = None,
+        expressions: ExpressionHook | None = None,
+        local_path: Callable[[str], str] = lambda p: p,
+        registry: Registry[type[ConnectionManager]] = CONNECTIONS,
+    ) -> None:
+        self.specs = list(specs)
+        self._overrides = {k.lower(): v for k, v in (overrides or {}).items()}
+        self._expressions = expressions
+        self._local_path = local_path
+        self._registry = registry
+        self._live: dict[str, _Live] = {}
+        self._lock = threading.Lock()
+
+    def find(self, ref: str) -> ConnectionManagerSpec | None:
+        """The spec a reference names, or None. GUIDs first, then names, then refIds."""
+        text = ref.strip()
+        if text.lower().endswith(":external"):
+            text = text[: -len(":external")]
+        key = _guid_key(text)
+        for spec in self.specs:
+            if spec.dtsid and _guid_key(spec.dtsid) == key:
+                return spec
+        for spec in self.specs:
+            if spec.name == text or spec.ref_id == text:
+                return spec
+        match = _REF_ID.match(text)
+        name = match.group("name") if match else text
+        return next((s for s in self.specs if s.name.lower() == name.lower()), None)
+
+    def require(self, ref: str) -> ConnectionManagerSpec:
+        spec = self.find(ref)
+        if spec is None:
+            names = ", ".join(repr(s.name) for s in self.specs) or "none"
+            raise ConnectionManagerError(
+                f"no connection manager matches {ref!r} (the package and project define: {names}); "
+                "check the task's connection property."
+            )
+        return spec
+
+    def settings_for(self, spec: ConnectionManagerSpec) -> ConnectionSettings:
+        """Stored settings, then property expressions, then ``--conn`` overrides (last wins)."""
+        properties = dict(spec.properties)
+        connection_string = spec.connection_string or ""
+        if self._expressions is not None and spec.property_expressions:
+            for name, value in self._expressions(spec).items():
+                if name.lower() == "connectionstring":
+                    connection_string = value
+                else:
+                    properties[name] = value
+        for key in (spec.name, spec.dtsid or "", spec.ref_id):
+            if key and key.lower() in self._overrides:
+                connection_string = self._overrides[key.lower()]
+                break
+        return ConnectionSettings(
+            name=spec.name,
+            creation_name=spec.type_key,
+            connection_string=connection_string,
+            dtsid=spec.dtsid,
+            properties=properties,
+            local_path=self._local_path,
+        )
+
+    def manager(self, ref: str) -> ConnectionManager:
+        """The live manager for a reference, built (or rebuilt after a settings change) on demand."""
+        spec = self.require(ref)
+        if spec.sensitive_unavailable and not self._has_override(spec):
+            hidden = ", ".join(spec.sensitive_unavailable)
+            raise ConnectionManagerError(
+                f"connection manager {spec.name!r} needs {hidden}, which the package stores encrypted or "
+                "not at all; supply its connection string with --conn."
+            )
+        settings = self.settings_for(spec)
+        with self._lock:
+            live = self._live.get(spec.ref_id)
+            if live is not None and _same(live.settings, settings):
+                return live.manager
+            if live is not None:
+                live.manager.close()
+            manager = self._build(spec, settings)
+            self._live[spec.ref_id] = _Live(settings, manager)
+            return manager
+
+    def acquire(self, ref: str) -> object:
+        return self.manager(ref).acquire()
+
+    def close(self) -> None:
+        """Close every manager built in this run; a failure to close one does not stop the rest."""
+        with self._lock:
+            live, self._live = list(self._live.values()), {}
+        for item in live:
+            try:
+                item.manager.close()
+            except Exception:  # close() must not raise; a broken plugin must not hide the others
+                pass
+
+    def _has_override(self, spec: ConnectionManagerSpec) -> bool:
+        return any(k and k.lower() in self._overrides for k in (spec.name, spec.dtsid or "", spec.ref_id))
+
+    def _build(self, spec: ConnectionManagerSpec, settings: ConnectionSettings) -> ConnectionManager:
+        try:
+            cls = self._registry.get(spec.type_key)
+        except PluginError as exc:
+            raise ConnectionManagerError(
+                f"connection manager {spec.name!r} has type {spec.creation_name!r}, which dtsx cannot open: {exc}"
+            ) from exc
+        return cls(settings)
+
+
+def _same(a: ConnectionSettings, b: ConnectionSettings) -> bool:
+    return a.connection_string == b.connection_string and dict(a.properties) == dict(b.properties)

@@ -1,0 +1,428 @@
+"""The typed model of an SSIS package: one shape whatever format the file was written in.
+
+The loader fills it, the writer writes it back, the planner checks it, the executor runs it.
+Every object keeps its ``ref_id`` (the 2012+ path form, e.g. ``Package\\Seq\\Send Mail``, which
+the loader synthesises for 2005/2008 files) and the ``SourceLocation`` it came from.
+Values are kept as the file stores them (text plus a type code); turning text into typed
+values is the variables module's job. This module does no I/O.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Iterator
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "SourceLocation",
+    "XmlNode",
+    "PropertyExpression",
+    "ConnectionManagerSpec",
+    "Variable",
+    "Parameter",
+    "PrecedenceConstraint",
+    "ForEachEnumerator",
+    "ForEachVariableMapping",
+    "ExecutableKind",
+    "Executable",
+    "LogProvider",
+    "Package",
+    "VARTYPE_TO_DOTNET",
+    "TYPECODE_TO_DOTNET",
+    "DOTNET_TO_VARTYPE",
+    "EXEC_RESULTS",
+    "EVAL_OPS",
+    "PROTECTION_LEVELS",
+]
+
+# DTS:DataType on variables and package parameters: COM VARTYPE codes (spec §4.3).
+VARTYPE_TO_DOTNET: dict[int, str] = {
+    0: "Empty",
+    1: "DBNull",
+    2: "Int16",
+    3: "Int32",
+    4: "Single",
+    5: "Double",
+    6: "Decimal",  # VT_CY, currency; SSIS surfaces it as Decimal
+    7: "DateTime",
+    8: "String",
+    11: "Boolean",
+    13: "Object",
+    14: "Decimal",
+    16: "SByte",
+    17: "Byte",
+    18: "Char",
+    19: "UInt32",
+    20: "Int64",
+    21: "UInt64",
+}
+DOTNET_TO_VARTYPE: dict[str, int] = {
+    name: code for code, name in VARTYPE_TO_DOTNET.items() if code not in (0, 6)
+}
+# Project.params DataType: System.TypeCode codes (spec §5), a different code space.
+TYPECODE_TO_DOTNET: dict[int, str] = {
+    1: "Object",
+    2: "DBNull",
+    3: "Boolean",
+    4: "Char",
+    5: "SByte",
+    6: "Byte",
+    7: "Int16",
+    8: "UInt16",
+    9: "Int32",
+    10: "UInt32",
+    11: "Int64",
+    12: "UInt64",
+    13: "Single",
+    14: "Double",
+    15: "Decimal",
+    16: "DateTime",
+    18: "String",
+}
+EXEC_RESULTS = {0: "Success", 1: "Failure", 2: "Completion", 3: "Canceled"}
+EVAL_OPS = {1: "Expression", 2: "Constraint", 3: "ExpressionAndConstraint", 4: "ExpressionOrConstraint"}
+PROTECTION_LEVELS = {
+    0: "DontSaveSensitive",
+    1: "EncryptSensitiveWithUserKey",
+    2: "EncryptSensitiveWithPassword",
+    3: "EncryptAllWithPassword",
+    4: "EncryptAllWithUserKey",
+    5: "ServerStorage",
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+
+class SourceLocation(_Model):
+    """Where an object was read from; ``line`` is 1-based, None for synthesised objects."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    file: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return self.file if self.line is None else f"{self.file}:{self.line}"
+
+
+class XmlNode(_Model):
+    """An opaque XML element kept whole (a task's ObjectData, a log provider's settings).
+
+    ``tag`` and attribute keys are in Clark notation (``{namespace}local``) so the writer can
+    reproduce them; tasks read them by local name through :meth:`get` and :meth:`find`, so they
+    never parse XML themselves. ``nsmap`` holds the prefixes declared on this element.
+    """
+
+    tag: str
+    attrs: dict[str, str] = Field(default_factory=dict)
+    text: str | None = None
+    children: list[XmlNode] = Field(default_factory=list)
+    nsmap: dict[str, str] = Field(default_factory=dict)
+    line: int | None = Field(default=None, exclude=True)
+
+    @property
+    def local_name(self) -> str:
+        return _local(self.tag)
+
+    def get(self, local_name: str, default: str | None = None) -> str | None:
+        """An attribute by local name, ignoring its namespace and case."""
+        wanted = local_name.lower()
+        for key, value in self.attrs.items():
+            if _local(key).lower() == wanted:
+                return value
+        return default
+
+    def find(self, local_name: str) -> XmlNode | None:
+        """The first child element with this local name (case-insensitive), or None."""
+        return next(self.findall(local_name), None)
+
+    def findall(self, local_name: str) -> Iterator[XmlNode]:
+        wanted = local_name.lower()
+        return (c for c in self.children if c.local_name.lower() == wanted)
+
+    def child_text(self, local_name: str, default: str | None = None) -> str | None:
+        child = self.find(local_name)
+        return default if child is None or child.text is None else child.text
+
+    def iter(self) -> Iterator[XmlNode]:
+        """This node and every descendant, depth first."""
+        yield self
+        for child in self.children:
+            yield from child.iter()
+
+
+def _local(clark: str) -> str:
+    return clark.rsplit("}", 1)[-1]
+
+
+class PropertyExpression(_Model):
+    """``<DTS:PropertyExpression DTS:Name="ToLine">@[User::To]</DTS:PropertyExpression>``.
+
+    ``name`` is the runtime property name it sets (``ToLine``, ``SmtpServer``, ``Directory``...).
+    """
+
+    name: str
+    expression: str
+    location: SourceLocation | None = None
+
+
+class ConnectionManagerSpec(_Model):
+    """A connection manager as stored: in the package, or a project ``.conmgr`` file.
+
+    ``creation_name`` is the raw CreationName (``SMTP``, ``FILE``, ``OLEDB``,
+    ``ADO.NET:System.Data.SqlClient.SqlConnection``); ``type_key`` is its upper-cased registry
+    key (``SMTP``). ``properties`` keeps the other settings found on the inner ObjectData
+    element (e.g. ``FileUsageType`` of a FILE connection). ``sensitive_unavailable`` names
+    values that were encrypted or not saved, which load as "sensitive, not available".
+    """
+
+    ref_id: str
+    name: str
+    dtsid: str | None = None
+    creation_name: str
+    type_key: str
+    description: str | None = None
+    connection_string: str | None = None
+    properties: dict[str, str] = Field(default_factory=dict)
+    property_expressions: list[PropertyExpression] = Field(default_factory=list)
+    object_data: XmlNode | None = None
+    delay_validation: bool = False
+    sensitive_unavailable: list[str] = Field(default_factory=list)
+    scope: str = "Package"  # "Package" or "Project"
+    location: SourceLocation | None = None
+
+
+class Variable(_Model):
+    """A variable in some container's Variables collection.
+
+    ``value`` is the persisted text; ``data_type`` the VARTYPE code (``dotnet_type`` its name).
+    ``scope`` is the ref_id of the owning container (``Package``, ``Package\\Loop``...).
+    """
+
+    ref_id: str
+    namespace: str = "User"
+    name: str
+    dtsid: str | None = None
+    description: str | None = None
+    data_type: int = 8
+    data_subtype: str | None = None
+    value: str | None = None
+    evaluate_as_expression: bool = False
+    expression: str | None = None
+    read_only: bool = False
+    raise_changed_event: bool = False
+    include_in_debug_dump: str | None = None
+    sensitive_unavailable: bool = False
+    property_expressions: list[PropertyExpression] = Field(default_factory=list)
+    scope: str = "Package"
+    location: SourceLocation | None = None
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.namespace}::{self.name}"
+
+    @property
+    def dotnet_type(self) -> str:
+        return VARTYPE_TO_DOTNET.get(self.data_type, "Object")
+
+
+class Parameter(_Model):
+    """A package parameter (``$Package::``) or a project parameter from Project.params (``$Project::``)."""
+
+    name: str
+    scope: str  # "Package" or "Project"
+    dtsid: str | None = None
+    dotnet_type: str
+    data_type_code: int
+    value: str | None = None
+    sensitive: bool = False
+    sensitive_unavailable: bool = False
+    required: bool = False
+    description: str | None = None
+    location: SourceLocation | None = None
+
+    @property
+    def qualified_name(self) -> str:
+        return f"${self.scope}::{self.name}"
+
+
+class PrecedenceConstraint(_Model):
+    """A constraint between two executables of the same container; defaults filled in.
+
+    ``from_ref``/``to_ref`` are ref_ids. ``value``: 0 Success, 1 Failure, 2 Completion.
+    ``eval_op``: 1 Expression, 2 Constraint, 3 ExpressionAndConstraint, 4 ExpressionOrConstraint.
+    """
+
+    ref_id: str
+    name: str | None = None
+    dtsid: str | None = None
+    from_ref: str
+    to_ref: str
+    value: int = 0
+    eval_op: int = 2
+    expression: str | None = None
+    logical_and: bool = True
+    location: SourceLocation | None = None
+
+
+class ForEachEnumerator(_Model):
+    """A Foreach Loop's enumerator: its type, its settings, and expressions on them.
+
+    ``properties`` holds the simple settings (Directory, FileSpec, FileNameRetrievalType,
+    Recurse, SourceVariable...) by their runtime names; ``object_data`` keeps the enumerator's
+    data whole (e.g. the Item enumerator's rows) for the executor to interpret.
+    """
+
+    ref_id: str
+    name: str | None = None
+    dtsid: str | None = None
+    raw_type: str
+    type_key: str
+    properties: dict[str, str] = Field(default_factory=dict)
+    property_expressions: list[PropertyExpression] = Field(default_factory=list)
+    object_data: XmlNode | None = None
+    location: SourceLocation | None = None
+
+
+class ForEachVariableMapping(_Model):
+    ref_id: str | None = None
+    value_index: int = 0
+    variable: str  # qualified name as stored, e.g. "User::FileName"
+    location: SourceLocation | None = None
+
+
+class ExecutableKind(str, Enum):
+    TASK = "task"
+    SEQUENCE = "sequence"
+    FOR_LOOP = "forloop"
+    FOREACH_LOOP = "foreachloop"
+    EVENT_HANDLER = "eventhandler"
+    PACKAGE = "package"
+
+    @property
+    def is_container(self) -> bool:
+        return self is not ExecutableKind.TASK
+
+
+class Executable(_Model):
+    """A task host or a container (Sequence, For Loop, Foreach Loop, event handler, package).
+
+    One class for all kinds keeps recursion simple; fields that do not apply to a kind stay at
+    their defaults. ``raw_type`` is CreationName/ExecutableType as written; ``type_key`` its
+    normalised registry key (``Microsoft.SendMailTask``, ``STOCK:SEQUENCE``...).
+    ``properties`` keeps host settings the model has no field for, so the writer loses nothing.
+    """
+
+    kind: ExecutableKind
+    ref_id: str
+    name: str
+    dtsid: str | None = None
+    description: str | None = None
+    raw_type: str = ""
+    type_key: str = ""
+    # Host settings, with SSIS defaults.
+    disabled: bool = False
+    disable_event_handlers: bool = False
+    delay_validation: bool = False
+    fail_package_on_failure: bool = False
+    fail_parent_on_failure: bool = False
+    max_error_count: int = 1
+    force_execution_result: int = -1
+    force_execution_value: bool = False
+    forced_execution_value: str | None = None
+    forced_execution_value_type: int | None = None
+    transaction_option: int = 1
+    isolation_level: int | None = None
+    locale_id: int | None = None
+    logging_mode: int | None = None
+    properties: dict[str, str] = Field(default_factory=dict)
+    property_expressions: list[PropertyExpression] = Field(default_factory=list)
+    variables: list[Variable] = Field(default_factory=list)
+    event_handlers: list[Executable] = Field(default_factory=list)
+    location: SourceLocation | None = None
+    # Tasks: the task's ObjectData, kept whole for the task to interpret.
+    object_data: XmlNode | None = None
+    # Containers.
+    executables: list[Executable] = Field(default_factory=list)
+    precedence_constraints: list[PrecedenceConstraint] = Field(default_factory=list)
+    # For Loop.
+    init_expression: str | None = None
+    eval_expression: str | None = None
+    assign_expression: str | None = None
+    # Foreach Loop.
+    enumerator: ForEachEnumerator | None = None
+    variable_mappings: list[ForEachVariableMapping] = Field(default_factory=list)
+    # Event handlers: the event name (OnError, OnPreExecute...).
+    event: str | None = None
+
+    def walk(self) -> Iterator[Executable]:
+        """This executable and everything below it, event handlers included, depth first."""
+        yield self
+        for handler in self.event_handlers:
+            yield from handler.walk()
+        for child in self.executables:
+            yield from child.walk()
+
+
+class LogProvider(_Model):
+    """A log provider, kept as data (dtsx logs through its own providers)."""
+
+    ref_id: str
+    name: str
+    dtsid: str | None = None
+    creation_name: str
+    config_string: str | None = None
+    description: str | None = None
+    object_data: XmlNode | None = None
+    location: SourceLocation | None = None
+
+
+class Package(Executable):
+    """The package: the root container, plus what only a package has."""
+
+    kind: ExecutableKind = ExecutableKind.PACKAGE
+    path: str = ""
+    format_version: int = 8
+    protection_level: int = 1
+    max_concurrent_executables: int = -1
+    creation_name: str | None = None
+    version_guid: str | None = None
+    version_major: int | None = None
+    version_minor: int | None = None
+    version_build: int | None = None
+    creator_name: str | None = None
+    creator_computer_name: str | None = None
+    creation_date: str | None = None
+    save_checkpoints: bool = False
+    checkpoint_file_name: str | None = None
+    checkpoint_usage: int = 0
+    connections: list[ConnectionManagerSpec] = Field(default_factory=list)
+    project_connections: list[ConnectionManagerSpec] = Field(default_factory=list)
+    parameters: list[Parameter] = Field(default_factory=list)
+    project_parameters: list[Parameter] = Field(default_factory=list)
+    log_providers: list[LogProvider] = Field(default_factory=list)
+    logging_options: XmlNode | None = None
+    configurations: list[XmlNode] = Field(default_factory=list)
+
+    def all_connections(self) -> list[ConnectionManagerSpec]:
+        """Package connection managers first, then the project's."""
+        return [*self.connections, *self.project_connections]
+
+    def comparable(self) -> dict[str, Any]:
+        """A dump without source locations or the file path, for round-trip comparisons."""
+        return _strip_locations(self.model_dump(mode="json", exclude={"path"}))
+
+
+def _strip_locations(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _strip_locations(v) for k, v in data.items() if k not in ("location", "line")}
+    if isinstance(data, list):
+        return [_strip_locations(v) for v in data]
+    return data
+
+
+XmlNode.model_rebuild()
+Executable.model_rebuild()
+Package.model_rebuild()
