@@ -4,6 +4,7 @@
 
     DtsxError                         never raised bare; str() is a whole, actionable sentence
     ├── PackageLoadError              bad XML or structure: file and line
+    │   └── PackageNotFoundError      the package file does not exist (dtexec exit code 4)
     ├── PackageValidationError        every problem found, each with file, line and refId
     ├── PluginError                   an entry point that fails to import, is not a Task, or is a duplicate
     └── ExecutionError                raised inside tasks and connection managers
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 __all__ = [
     "DtsxError",
     "PackageLoadError",
+    "PackageNotFoundError",
     "PackageValidationError",
     "Problem",
     "PluginError",
@@ -50,6 +52,10 @@ class PackageLoadError(DtsxError):
             return self.message
         where = self.file if self.line is None else f"{self.file}:{self.line}"
         return f"{where}: {self.message}"
+
+
+class PackageNotFoundError(PackageLoadError):
+    """The package (or project) file does not exist; the CLI exits with code 4."""
 
 
 @dataclass(frozen=True)

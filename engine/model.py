@@ -339,6 +339,8 @@ class Executable(_Model):
     logging_mode: int | None = None
     properties: dict[str, str] = Field(default_factory=dict)
     property_expressions: list[PropertyExpression] = Field(default_factory=list)
+    # LoggingOptions of this container or task, kept whole (dtsx logs through its own providers).
+    logging_options: XmlNode | None = None
     variables: list[Variable] = Field(default_factory=list)
     event_handlers: list[Executable] = Field(default_factory=list)
     location: SourceLocation | None = None

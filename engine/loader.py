@@ -1,0 +1,839 @@
+"""``.dtsx`` files (formats 2, 3, 6, 8) and project files → the package model.
+
+One reader serves both persistence styles. Every DTS element's settings are read as one mapping
+that merges its ``DTS:`` attributes (2012+) with its ``<DTS:Property DTS:Name=...>`` children
+(2005/2008), so the only style-specific code is precedence-constraint endpoints (refId paths
+versus ``IDREF`` GUIDs) and refIds, which are synthesised in the 2012+ form when a file has none.
+
+Choices a reader of the model relies on:
+
+* ``Executable.object_data`` / ``ConnectionManagerSpec.object_data`` /
+  ``ForEachEnumerator.object_data`` are the ``<DTS:ObjectData>`` element itself; its first child is
+  the task's data element (``SendMailTask:SendMailTaskData``), as ``Task.properties_from_node``
+  expects. Whitespace-only text of elements that have children (indentation) is dropped.
+* Empty descriptions and expressions load as None; other values are kept as text.
+* Values marked ``Sensitive`` or encrypted never enter the model as plain values: their names go
+  to ``sensitive_unavailable``.
+
+The parser is hardened: no DTD, no entities, no network, a size limit and libxml2's depth and
+text-node limits. Nothing here opens sockets, looks up plugins or evaluates expressions.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Callable, Iterable
+
+from lxml import etree
+
+from dtsx.engine.errors import PackageLoadError, PackageNotFoundError
+from dtsx.engine.model import (
+    PROTECTION_LEVELS,
+    TYPECODE_TO_DOTNET,
+    VARTYPE_TO_DOTNET,
+    ConnectionManagerSpec,
+    Executable,
+    ExecutableKind,
+    ForEachEnumerator,
+    ForEachVariableMapping,
+    LogProvider,
+    Package,
+    Parameter,
+    PrecedenceConstraint,
+    PropertyExpression,
+    SourceLocation,
+    Variable,
+    XmlNode,
+)
+from dtsx.engine.registry import normalise_type
+
+__all__ = [
+    "load",
+    "load_bytes",
+    "load_project",
+    "parse_xml",
+    "xml_to_node",
+    "MAX_PACKAGE_BYTES",
+    "SUPPORTED_FORMATS",
+    "DTS_NS",
+    "SSIS_NS",
+]
+
+DTS_NS = "www.microsoft.com/SqlServer/Dts"
+SSIS_NS = "www.microsoft.com/SqlServer/SSIS"
+XMLENC_NS = "http://www.w3.org/2001/04/xmlenc#"
+MAX_PACKAGE_BYTES = 64 * 1024 * 1024
+SUPPORTED_FORMATS = frozenset({2, 3, 6, 8})
+
+_D = "{" + DTS_NS + "}"
+_DLEN = len(_D)
+_S = "{" + SSIS_NS + "}"
+_PROPERTY = _D + "Property"
+_NAME = _D + "Name"
+_CONTAINER_KINDS = {
+    "STOCK:SEQUENCE": ExecutableKind.SEQUENCE,
+    "STOCK:FORLOOP": ExecutableKind.FOR_LOOP,
+    "STOCK:FOREACHLOOP": ExecutableKind.FOREACH_LOOP,
+}
+_TRUE = frozenset({"true", "-1", "1"})
+_FALSE = frozenset({"false", "0", ""})
+_PROLOGUE_DTD = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+_FIRST_ELEMENT = re.compile(rb"<[A-Za-z_]")
+
+
+def _parser() -> etree.XMLParser:
+    # A fresh parser per call: lxml parsers are not thread-safe.
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        dtd_validation=False,
+        load_dtd=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_xml(data: bytes, file: str) -> etree._Element:
+    """Parse untrusted XML: any DOCTYPE/ENTITY is refused, entities are never expanded."""
+    if len(data) > MAX_PACKAGE_BYTES:
+        raise PackageLoadError(
+            f"the file is {len(data):,} bytes, over dtsx's limit of {MAX_PACKAGE_BYTES // (1024 * 1024)} MiB; "
+            "split the package or check that this is really a .dtsx file",
+            file=file,
+        )
+    _refuse_dtd(data, file)
+    try:
+        root = etree.fromstring(data, _parser())
+    except etree.XMLSyntaxError as exc:
+        line = exc.lineno if exc.lineno else None
+        raise PackageLoadError(
+            f"is not well-formed XML ({exc.msg}); the file is truncated or damaged, or not a package: "
+            "restore it from source control or re-save it from the designer",
+            file=file,
+            line=line,
+        ) from None
+    if root is None:
+        raise PackageLoadError("is empty: it holds no XML element", file=file, line=1)
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:
+        raise PackageLoadError(
+            "declares a DOCTYPE; packages never do, and dtsx refuses DTDs and entity declarations "
+            "(they can read local files or expand without bound)",
+            file=file,
+            line=1,
+        )
+    return root
+
+
+def _refuse_dtd(data: bytes, file: str) -> None:
+    """A DOCTYPE can only precede the root element, so only the prologue is searched."""
+    first = _FIRST_ELEMENT.search(data)
+    end = first.start() if first else len(data)
+    found = _PROLOGUE_DTD.search(data, 0, end)
+    if found:
+        line = data.count(b"\n", 0, found.start()) + 1
+        raise PackageLoadError(
+            "declares a DOCTYPE or ENTITY; packages never do, and dtsx refuses DTDs and entity "
+            "declarations (they can read local files or expand without bound)",
+            file=file,
+            line=line,
+        )
+
+
+def _read_file(path: Path, what: str = "package") -> bytes:
+    file = str(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise PackageNotFoundError(f"no such {what} file; check the path", file=file) from None
+    except OSError as exc:
+        raise PackageLoadError(f"cannot be read: {exc.strerror}", file=file) from None
+    if path.is_dir():
+        raise PackageLoadError(f"is a directory, not a {what} file", file=file)
+    if size > MAX_PACKAGE_BYTES:
+        raise PackageLoadError(
+            f"the file is {size:,} bytes, over dtsx's limit of {MAX_PACKAGE_BYTES // (1024 * 1024)} MiB; "
+            "split the package or check that this is really a .dtsx file",
+            file=file,
+        )
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise PackageLoadError(f"cannot be read: {exc.strerror}", file=file) from None
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def load(path: str | os.PathLike[str], *, project_dir: str | os.PathLike[str] | None = None) -> Package:
+    """Load a ``.dtsx`` file (format 2, 3, 6 or 8) into the model.
+
+    Project connection managers (``*.conmgr``) and parameters (``*Project.params``) are read from
+    ``project_dir`` if given, else from the package's own folder.
+    """
+    file_path = Path(path)
+    data = _read_file(file_path)
+    folder = Path(project_dir) if project_dir is not None else file_path.parent
+    if project_dir is not None and not folder.is_dir():
+        raise PackageNotFoundError("no such project folder; check --project-dir", file=str(folder))
+    return load_bytes(data, file=str(path), project_dir=folder)
+
+
+def load_bytes(
+    data: bytes, *, file: str = "<bytes>", project_dir: str | os.PathLike[str] | None = None
+) -> Package:
+    """Load a package from bytes; ``file`` is the name used in locations and errors."""
+    root = parse_xml(data, file)
+    _check_root(root, file)
+    package = _Reader(file).package(root)
+    package.path = file
+    if project_dir is not None:
+        conns, params = load_project(project_dir)
+        package.project_connections = conns
+        package.project_parameters = params
+    return package
+
+
+def load_project(folder: str | os.PathLike[str]) -> tuple[list[ConnectionManagerSpec], list[Parameter]]:
+    """The project connection managers (``*.conmgr``) and parameters (``*.params``) in ``folder``."""
+    base = Path(folder)
+    conns: list[ConnectionManagerSpec] = []
+    params: list[Parameter] = []
+    if not base.is_dir():
+        return conns, params
+    for item in sorted(base.glob("*.conmgr")):
+        conns.append(_load_conmgr(item))
+    for item in sorted(base.glob("*.params")):
+        params.extend(_load_params(item))
+    return conns, params
+
+
+def xml_to_node(el: etree._Element, parent_nsmap: dict[str | None, str] | None = None) -> XmlNode:
+    """An lxml element as an XmlNode (Clark tags, prefixes declared here, no comments)."""
+    nsmap = el.nsmap
+    declared = {(k or ""): v for k, v in nsmap.items() if parent_nsmap is None or parent_nsmap.get(k) != v}
+    children = [xml_to_node(c, nsmap) for c in el if c.tag.__class__ is str]
+    text = el.text
+    if children and text is not None and not text.strip():
+        text = None
+    return XmlNode.model_construct(
+        tag=el.tag, attrs=dict(el.attrib), text=text, children=children, nsmap=declared, line=el.sourceline
+    )
+
+
+# --------------------------------------------------------------------------- root checks
+
+
+def _check_root(root: etree._Element, file: str) -> None:
+    if root.tag == "{" + XMLENC_NS + "}EncryptedData" or etree.QName(root).localname == "EncryptedData":
+        # Password-encrypted packages carry the key-derivation Salt; user-key (DPAPI) ones do not.
+        level = 3 if root.get("Salt") is not None else 4
+        raise PackageLoadError(
+            f"the whole package is encrypted (ProtectionLevel {PROTECTION_LEVELS[level]}); "
+            "it needs the password (or the Windows user key) that it was saved with, and dtsx cannot "
+            "decrypt packages yet: re-save it with ProtectionLevel DontSaveSensitive or "
+            "EncryptSensitiveWithUserKey",
+            file=file,
+            line=root.sourceline,
+        )
+    if root.tag != _D + "Executable":
+        raise PackageLoadError(
+            f"the root element is <{etree.QName(root).localname}> in namespace "
+            f"{etree.QName(root).namespace or '(none)'!r}, not <DTS:Executable> in {DTS_NS!r}: "
+            "this is not a .dtsx package",
+            file=file,
+            line=root.sourceline,
+        )
+
+
+# --------------------------------------------------------------------------- property reading
+
+
+class _Props:
+    """The settings of one DTS element: attributes and ``<DTS:Property>`` children, merged.
+
+    ``values`` maps local names to text; ``types`` holds a Property's DTS:DataType;
+    ``sensitive`` names values marked Sensitive/Encrypted; ``rest`` is every other child element.
+    """
+
+    __slots__ = ("values", "types", "sensitive", "rest", "lines")
+
+    def __init__(self, el: etree._Element) -> None:
+        values: dict[str, str] = {}
+        for key, value in el.attrib.items():
+            if key.startswith(_D):
+                values[key[_DLEN:]] = value
+        self.types: dict[str, str] = {}
+        self.sensitive: set[str] = set()
+        self.lines: dict[str, int] = {}
+        rest: list[etree._Element] = []
+        for child in el:
+            tag = child.tag
+            if tag == _PROPERTY:
+                self._property(child, values)
+            elif tag.__class__ is str:
+                rest.append(child)
+        self.values = values
+        self.rest = rest
+
+    def _property(self, child: etree._Element, values: dict[str, str]) -> None:
+        name = child.get(_NAME)
+        if name is None:
+            return
+        if _is_sensitive(child):
+            self.sensitive.add(name)
+            return
+        values[name] = child.text or ""
+        self.lines[name] = child.sourceline
+        dtype = child.get(_D + "DataType")
+        if dtype is not None:
+            self.types[name] = dtype
+
+    def pop(self, name: str, default: str | None = None) -> str | None:
+        return self.values.pop(name, default)
+
+    def pop_text(self, *names: str) -> str | None:
+        """The first present of ``names`` (aliases), empty text as None."""
+        found: str | None = None
+        for name in names:
+            value = self.values.pop(name, None)
+            if found is None and value is not None:
+                found = value
+        return found or None
+
+
+def _is_sensitive(el: etree._Element) -> bool:
+    for key in ("Sensitive", _D + "Sensitive", "Encrypted", _D + "Encrypted"):
+        if el.get(key) in ("1", "-1", "True", "true"):
+            return True
+    return False
+
+
+class _Reader:
+    """Reads one package file; holds the file name for locations and errors."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+
+    # -- small helpers
+
+    def loc(self, el: etree._Element) -> SourceLocation:
+        return SourceLocation.model_construct(file=self.file, line=el.sourceline)
+
+    def error(self, el: etree._Element, message: str) -> PackageLoadError:
+        return PackageLoadError(message, file=self.file, line=el.sourceline)
+
+    def boolean(self, el: etree._Element, props: _Props, name: str, default: bool, *aliases: str) -> bool:
+        raw = None
+        for key in (name, *aliases):
+            value = props.values.pop(key, None)
+            if raw is None and value is not None:
+                raw = value
+        if raw is None:
+            return default
+        low = raw.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise self.error(el, f"{name}={raw!r} is not a boolean (expected True/False or -1/0): fix the value")
+
+    def integer(self, el: etree._Element, props: _Props, name: str, default: int | None, *aliases: str) -> int | None:
+        raw = None
+        for key in (name, *aliases):
+            value = props.values.pop(key, None)
+            if raw is None and value is not None:
+                raw = value
+        if raw is None or not raw.strip():
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            raise self.error(el, f"{name}={raw!r} is not an integer: fix the value") from None
+
+    def expressions(self, elements: Iterable[etree._Element]) -> list[PropertyExpression]:
+        found = []
+        for el in elements:
+            if el.tag == _D + "PropertyExpression":
+                found.append(
+                    PropertyExpression.model_construct(
+                        name=el.get(_NAME) or "", expression=el.text or "", location=self.loc(el)
+                    )
+                )
+        return found
+
+    # -- the package
+
+    def package(self, root: etree._Element) -> Package:
+        props = _Props(root)
+        version = self._format_version(root, props)
+        fields = self._package_fields(root, props)
+        raw_type = props.pop("ExecutableType") or fields["creation_name"] or ""
+        pkg = Package.model_construct(
+            kind=ExecutableKind.PACKAGE,
+            ref_id=props.pop("refId") or "Package",
+            name=props.pop("ObjectName") or "",
+            raw_type=raw_type,
+            type_key=normalise_type(str(raw_type)),
+            format_version=version,
+            **fields,
+        )
+        self._fill_executable(pkg, root, props, pkg.ref_id, is_package=True)
+        return pkg
+
+    def _format_version(self, root: etree._Element, props: _Props) -> int:
+        raw = props.pop("PackageFormatVersion")
+        if raw is None:
+            raise self.error(root, "has no PackageFormatVersion property: this is not a saved .dtsx package")
+        try:
+            version = int(raw)
+        except ValueError:
+            version = -1
+        if version not in SUPPORTED_FORMATS:
+            line = props.lines.get("PackageFormatVersion", root.sourceline)
+            raise PackageLoadError(
+                f"PackageFormatVersion {raw!r} is not one dtsx reads (2, 3, 6 or 8): "
+                "re-save the package with SSDT targeting SQL Server 2012 or later",
+                file=self.file,
+                line=line,
+            )
+        return version
+
+    def _package_fields(self, root: etree._Element, props: _Props) -> dict[str, object]:
+        level_raw = props.pop("ProtectionLevel")
+        return {
+            "protection_level": self._protection_level(root, level_raw),
+            "max_concurrent_executables": self.integer(root, props, "MaxConcurrentExecutables", -1),
+            "creation_name": props.pop("CreationName"),
+            "version_guid": props.pop("VersionGUID"),
+            "version_major": self.integer(root, props, "VersionMajor", None),
+            "version_minor": self.integer(root, props, "VersionMinor", None),
+            "version_build": self.integer(root, props, "VersionBuild", None),
+            "creator_name": props.pop("CreatorName"),
+            "creator_computer_name": props.pop("CreatorComputerName"),
+            "creation_date": props.pop("CreationDate"),
+            "save_checkpoints": self.boolean(root, props, "SaveCheckpoints", False),
+            "checkpoint_file_name": props.pop_text("CheckpointFileName"),
+            "checkpoint_usage": self.integer(root, props, "CheckpointUsage", 0),
+        }
+
+    def _protection_level(self, root: etree._Element, raw: str | None) -> int:
+        if raw is None or not raw.strip():
+            return 1
+        if raw.strip().lstrip("-").isdigit():
+            return int(raw)
+        by_name = {v.lower(): k for k, v in PROTECTION_LEVELS.items()}
+        if raw.strip().lower() in by_name:
+            return by_name[raw.strip().lower()]
+        raise self.error(root, f"ProtectionLevel {raw!r} is unknown (expected 0-5): fix the value")
+
+    # -- executables of every kind
+
+    def executable(self, el: etree._Element, parent_ref: str) -> Executable:
+        props = _Props(el)
+        name = props.pop("ObjectName") or ""
+        ref = props.pop("refId") or f"{parent_ref}\\{name}"
+        raw_type = props.pop("ExecutableType") or ""
+        creation = props.pop("CreationName")
+        if not raw_type:
+            raw_type = creation or ""
+        elif creation is not None and creation != raw_type:
+            props.values["CreationName"] = creation
+        type_key = normalise_type(raw_type)
+        kind = _CONTAINER_KINDS.get(type_key, ExecutableKind.TASK)
+        exe = Executable.model_construct(kind=kind, ref_id=ref, name=name, raw_type=raw_type, type_key=type_key)
+        self._fill_executable(exe, el, props, ref)
+        return exe
+
+    def event_handler(self, el: etree._Element, owner_ref: str) -> Executable:
+        props = _Props(el)
+        event = props.pop("EventName") or props.values.get("CreationName") or ""
+        ref = props.pop("refId") or f"{owner_ref}.EventHandlers[{event}]"
+        creation = props.pop("CreationName")
+        if creation is not None and creation != event:
+            props.values["CreationName"] = creation
+        props.pop("ObjectName")
+        exe = Executable.model_construct(
+            kind=ExecutableKind.EVENT_HANDLER, ref_id=ref, name=event, event=event, raw_type="", type_key=""
+        )
+        self._fill_executable(exe, el, props, ref)
+        return exe
+
+    def _fill_executable(
+        self, exe: Executable, el: etree._Element, props: _Props, ref: str, *, is_package: bool = False
+    ) -> None:
+        self._host_fields(exe, el, props)
+        exe.location = self.loc(el)
+        children = _Children(props.rest)
+        exe.property_expressions = self.expressions(children.get("PropertyExpression"))
+        exe.variables = [self.variable(v, ref) for v in children.items("Variables", "Variable")]
+        exe.executables = [self.executable(c, ref) for c in children.items("Executables", "Executable")]
+        exe.precedence_constraints = [
+            self.constraint(c, ref, exe.executables) for c in children.items("PrecedenceConstraints", "PrecedenceConstraint")
+        ]
+        exe.event_handlers = [self.event_handler(h, ref) for h in children.items("EventHandlers", "EventHandler")]
+        object_data = children.first("ObjectData")
+        exe.object_data = xml_to_node(object_data) if object_data is not None else None
+        logging = children.first("LoggingOptions")
+        exe.logging_options = xml_to_node(logging) if logging is not None else None
+        enum = children.first("ForEachEnumerator")
+        exe.enumerator = self.enumerator(enum, ref) if enum is not None else None
+        exe.variable_mappings = [
+            self.mapping(m, ref) for m in children.items("ForEachVariableMappings", "ForEachVariableMapping")
+        ]
+        if is_package:
+            self._package_parts(exe, children)  # type: ignore[arg-type]
+        exe.properties = dict(props.values)
+
+    def _host_fields(self, exe: Executable, el: etree._Element, props: _Props) -> None:
+        exe.dtsid = props.pop("DTSID")
+        exe.description = props.pop_text("Description")
+        exe.disabled = self.boolean(el, props, "Disabled", False)
+        exe.disable_event_handlers = self.boolean(el, props, "DisableEventHandlers", False)
+        exe.delay_validation = self.boolean(el, props, "DelayValidation", False)
+        exe.fail_package_on_failure = self.boolean(el, props, "FailPackageOnFailure", False)
+        exe.fail_parent_on_failure = self.boolean(el, props, "FailParentOnFailure", False)
+        exe.max_error_count = self.integer(el, props, "MaxErrorCount", 1)  # type: ignore[assignment]
+        exe.force_execution_result = self.integer(el, props, "ForceExecutionResult", -1)  # type: ignore[assignment]
+        exe.force_execution_value = self.boolean(el, props, "ForceExecutionValue", False, "ForceExecValue")
+        value_type = props.types.get("ExecValue") or props.types.get("ForcedExecutionValue")
+        exe.forced_execution_value = props.pop_text("ForcedExecutionValue", "ExecValue")
+        exe.forced_execution_value_type = int(value_type) if value_type and value_type.lstrip("-").isdigit() else None
+        exe.transaction_option = self.integer(el, props, "TransactionOption", 1)  # type: ignore[assignment]
+        exe.isolation_level = self.integer(el, props, "IsolationLevel", None, "ISOLevel")
+        exe.locale_id = self.integer(el, props, "LocaleID", None)
+        exe.logging_mode = self.integer(el, props, "LoggingMode", None)
+        exe.init_expression = props.pop_text("InitExpression")
+        exe.eval_expression = props.pop_text("EvalExpression")
+        exe.assign_expression = props.pop_text("AssignExpression")
+
+    def _package_parts(self, pkg: Package, children: _Children) -> None:
+        pkg.connections = [self.connection(c) for c in children.items("ConnectionManagers", "ConnectionManager")]
+        pkg.parameters = [self.parameter(p) for p in children.items("PackageParameters", "PackageParameter")]
+        pkg.log_providers = [self.log_provider(p) for p in children.items("LogProviders", "LogProvider")]
+        pkg.configurations = [xml_to_node(c) for c in children.items("Configurations", "Configuration")]
+
+    # -- constraints
+
+    def constraint(self, el: etree._Element, container_ref: str, siblings: list[Executable]) -> PrecedenceConstraint:
+        props = _Props(el)
+        name = props.pop("ObjectName")
+        ref = props.pop("refId") or f"{container_ref}.PrecedenceConstraints[{name or ''}]"
+        from_ref = props.pop("From")
+        to_ref = props.pop("To")
+        if from_ref is None or to_ref is None:
+            from_ref, to_ref = self._idref_ends(el, props, siblings, from_ref, to_ref)
+        return PrecedenceConstraint.model_construct(
+            ref_id=ref,
+            name=name,
+            dtsid=props.pop("DTSID"),
+            from_ref=from_ref,
+            to_ref=to_ref,
+            value=self.integer(el, props, "Value", 0),
+            eval_op=self.integer(el, props, "EvalOp", 2),
+            expression=props.pop_text("Expression"),
+            logical_and=self.boolean(el, props, "LogicalAnd", True),
+            location=self.loc(el),
+        )
+
+    def _idref_ends(
+        self, el: etree._Element, props: _Props, siblings: list[Executable], from_ref: str | None, to_ref: str | None
+    ) -> tuple[str, str]:
+        """2005/2008: ``<DTS:Executable IDREF="{GUID}" DTS:IsFrom="-1|0"/>`` children name the ends."""
+        by_id = {e.dtsid.upper(): e.ref_id for e in siblings if e.dtsid}
+        for end in props.rest:
+            if end.tag != _D + "Executable":
+                continue
+            idref = end.get("IDREF") or end.get(_D + "IDREF") or ""
+            # An unresolved GUID is kept as written, so the planner can report it with its line.
+            ref = by_id.get(idref.strip().upper(), idref)
+            is_from = (end.get(_D + "IsFrom") or end.get("IsFrom") or "0").strip().lower() in _TRUE
+            if is_from:
+                from_ref = from_ref or ref
+            else:
+                to_ref = to_ref or ref
+        if from_ref is None or to_ref is None:
+            missing = "From" if from_ref is None else "To"
+            raise self.error(el, f"the precedence constraint has no {missing} end: fix or delete the constraint")
+        return from_ref, to_ref
+
+    # -- variables and parameters
+
+    def variable(self, el: etree._Element, scope: str) -> Variable:
+        props = _Props(el)
+        namespace = props.pop("Namespace") or "User"
+        name = props.pop("ObjectName") or ""
+        ref = props.pop("refId") or f"{scope}.Variables[{namespace}::{name}]"
+        props.pop("CreationName")
+        var = Variable.model_construct(
+            ref_id=ref,
+            namespace=namespace,
+            name=name,
+            dtsid=props.pop("DTSID"),
+            description=props.pop_text("Description"),
+            evaluate_as_expression=self.boolean(el, props, "EvaluateAsExpression", False),
+            expression=props.pop_text("Expression"),
+            read_only=self.boolean(el, props, "ReadOnly", False),
+            raise_changed_event=self.boolean(el, props, "RaiseChangedEvent", False),
+            include_in_debug_dump=props.pop("IncludeInDebugDump"),
+            property_expressions=self.expressions(props.rest),
+            scope=scope,
+            location=self.loc(el),
+        )
+        self._variable_value(var, el, props)
+        return var
+
+    def _variable_value(self, var: Variable, el: etree._Element, props: _Props) -> None:
+        value_el = next((c for c in props.rest if c.tag == _D + "VariableValue"), None)
+        var.data_type, var.data_subtype, var.value, var.sensitive_unavailable = 8, None, None, False
+        if value_el is None:
+            var.sensitive_unavailable = bool(props.sensitive)
+            return
+        dtype = value_el.get(_D + "DataType")
+        if dtype is not None:
+            try:
+                var.data_type = int(dtype)
+            except ValueError:
+                raise self.error(value_el, f"DataType {dtype!r} is not a type code: fix the value") from None
+        var.data_subtype = value_el.get(_D + "DataSubType")
+        encrypted = any(etree.QName(c).localname == "EncryptedData" for c in value_el if c.tag.__class__ is str)
+        if _is_sensitive(value_el) or encrypted:
+            var.sensitive_unavailable = True
+            return
+        kids = [c for c in value_el if c.tag.__class__ is str]
+        if kids:
+            # A serialised object (SOAP envelope) is kept as its XML text.
+            var.value = "".join(etree.tostring(c, encoding="unicode", with_tail=False) for c in kids)
+        else:
+            var.value = value_el.text or ""
+
+    def parameter(self, el: etree._Element) -> Parameter:
+        props = _Props(el)
+        name = props.pop("ObjectName") or ""
+        code = self.integer(el, props, "DataType", 8) or 0
+        sensitive = self.boolean(el, props, "Sensitive", False)
+        value = props.pop("ParameterValue")
+        unavailable = "ParameterValue" in props.sensitive or (sensitive and value is None)
+        return Parameter.model_construct(
+            name=name,
+            scope="Package",
+            dtsid=props.pop("DTSID"),
+            dotnet_type=VARTYPE_TO_DOTNET.get(code, "Object"),
+            data_type_code=code,
+            value=None if unavailable else value,
+            sensitive=sensitive,
+            sensitive_unavailable=unavailable,
+            required=self.boolean(el, props, "Required", False),
+            description=props.pop_text("Description"),
+            location=self.loc(el),
+        )
+
+    # -- connection managers, log providers
+
+    def connection(self, el: etree._Element, scope: str = "Package") -> ConnectionManagerSpec:
+        props = _Props(el)
+        name = props.pop("ObjectName") or ""
+        default_ref = f"{'Project' if scope == 'Project' else 'Package'}.ConnectionManagers[{name}]"
+        creation = props.pop("CreationName") or ""
+        spec = ConnectionManagerSpec.model_construct(
+            ref_id=props.pop("refId") or default_ref,
+            name=name,
+            dtsid=props.pop("DTSID"),
+            creation_name=creation,
+            type_key=creation.strip().upper(),
+            description=props.pop_text("Description"),
+            connection_string=props.pop("ConnectionString"),
+            delay_validation=self.boolean(el, props, "DelayValidation", False),
+            property_expressions=self.expressions(props.rest),
+            scope=scope,
+            location=self.loc(el),
+        )
+        spec.properties, spec.sensitive_unavailable, spec.object_data = {}, sorted(props.sensitive), None
+        object_data = next((c for c in props.rest if c.tag == _D + "ObjectData"), None)
+        if object_data is not None:
+            spec.object_data = xml_to_node(object_data)
+            inner = next((c for c in object_data if c.tag.__class__ is str), None)
+            if inner is not None:
+                self._connection_inner(spec, inner)
+        return spec
+
+    def _connection_inner(self, spec: ConnectionManagerSpec, inner: etree._Element) -> None:
+        """Settings of the inner element: DTS-style (OLEDB, FILE...) or plain (SMTP, FTP, HTTP)."""
+        values: dict[str, str] = {etree.QName(k).localname: v for k, v in inner.attrib.items()}
+        sensitive = set(spec.sensitive_unavailable)
+        for child in inner:
+            if child.tag.__class__ is not str:
+                continue
+            local = etree.QName(child).localname
+            name = child.get(_NAME)
+            if local == "EncryptedData":
+                sensitive.add("Password")
+            elif name is not None and (_is_sensitive(child) or local == "Password"):
+                sensitive.add(name)
+            elif local == "Property" and name is not None and len(child) == 0:
+                values[name] = child.text or ""
+        connection_string = values.pop("ConnectionString", None)
+        if spec.connection_string is None:
+            spec.connection_string = connection_string
+        for key in ("Sensitive", "Encrypted"):
+            values.pop(key, None)
+        spec.properties = values
+        spec.sensitive_unavailable = sorted(sensitive)
+
+    def log_provider(self, el: etree._Element) -> LogProvider:
+        props = _Props(el)
+        name = props.pop("ObjectName") or ""
+        object_data = next((c for c in props.rest if c.tag == _D + "ObjectData"), None)
+        return LogProvider.model_construct(
+            ref_id=props.pop("refId") or f"Package.LogProviders[{name}]",
+            name=name,
+            dtsid=props.pop("DTSID"),
+            creation_name=props.pop("CreationName") or "",
+            config_string=props.pop_text("ConfigString"),
+            description=props.pop_text("Description"),
+            object_data=xml_to_node(object_data) if object_data is not None else None,
+            location=self.loc(el),
+        )
+
+    # -- Foreach Loop parts
+
+    def enumerator(self, el: etree._Element, container_ref: str) -> ForEachEnumerator:
+        props = _Props(el)
+        raw = props.pop("CreationName") or ""
+        object_data = next((c for c in props.rest if c.tag == _D + "ObjectData"), None)
+        return ForEachEnumerator.model_construct(
+            ref_id=props.pop("refId") or f"{container_ref}.ForEachEnumerator",
+            name=props.pop("ObjectName"),
+            dtsid=props.pop("DTSID"),
+            raw_type=raw,
+            type_key=normalise_type(raw),
+            properties=_enumerator_settings(object_data),
+            property_expressions=self.expressions(props.rest),
+            object_data=xml_to_node(object_data) if object_data is not None else None,
+            location=self.loc(el),
+        )
+
+    def mapping(self, el: etree._Element, container_ref: str) -> ForEachVariableMapping:
+        props = _Props(el)
+        name = props.pop("ObjectName") or ""
+        return ForEachVariableMapping.model_construct(
+            ref_id=props.pop("refId") or f"{container_ref}.ForEachVariableMappings[{name}]",
+            value_index=self.integer(el, props, "ValueIndex", 0),
+            variable=props.pop("VariableName") or "",
+            location=self.loc(el),
+        )
+
+
+# Persisted enumerator setting names → the runtime property names that expressions use.
+_ENUM_RUNTIME_NAMES = {"Folder": "Directory"}
+
+
+def _enumerator_settings(object_data: etree._Element | None) -> dict[str, str]:
+    """Simple settings of an enumerator by runtime name: attributes of the data element and of
+    its childless children (the File enumerator's ``<FEFEProperty Folder=.../>`` rows)."""
+    settings: dict[str, str] = {}
+    if object_data is None:
+        return settings
+    inner = next((c for c in object_data if c.tag.__class__ is str), None)
+    if inner is None:
+        return settings
+    sources = [inner, *(c for c in inner if c.tag.__class__ is str and len(c) == 0 and c.attrib)]
+    if etree.QName(inner).localname != "ForEachFileEnumeratorProperties":
+        sources = [inner]
+    for source in sources:
+        for key, value in source.attrib.items():
+            local = etree.QName(key).localname
+            settings[_ENUM_RUNTIME_NAMES.get(local, local)] = value
+    return settings
+
+
+class _Children:
+    """A container's child elements by local name, with 2012+ wrappers flattened."""
+
+    __slots__ = ("by_name",)
+
+    def __init__(self, elements: list[etree._Element]) -> None:
+        by_name: dict[str, list[etree._Element]] = {}
+        for el in elements:
+            tag = el.tag
+            local = tag[_DLEN:] if tag.startswith(_D) else etree.QName(tag).localname
+            by_name.setdefault(local, []).append(el)
+        self.by_name = by_name
+
+    def get(self, local: str) -> list[etree._Element]:
+        return self.by_name.get(local, [])
+
+    def first(self, local: str) -> etree._Element | None:
+        found = self.by_name.get(local)
+        return found[0] if found else None
+
+    def items(self, wrapper: str, item: str) -> list[etree._Element]:
+        """Items inside ``<DTS:wrapper>`` (2012+) and bare ``<DTS:item>`` children (2005/2008)."""
+        tag = _D + item
+        found: list[etree._Element] = []
+        for wrap in self.by_name.get(wrapper, ()):
+            found.extend(c for c in wrap if c.tag == tag)
+        found.extend(self.by_name.get(item, ()))
+        return found
+
+
+# --------------------------------------------------------------------------- project files
+
+
+def _load_conmgr(path: Path) -> ConnectionManagerSpec:
+    file = str(path)
+    root = parse_xml(_read_file(path, "connection manager"), file)
+    if root.tag != _D + "ConnectionManager":
+        raise PackageLoadError(
+            f"the root element is <{etree.QName(root).localname}>, not <DTS:ConnectionManager>: "
+            "this is not a .conmgr file",
+            file=file,
+            line=root.sourceline,
+        )
+    return _Reader(file).connection(root, scope="Project")
+
+
+def _load_params(path: Path) -> list[Parameter]:
+    file = str(path)
+    root = parse_xml(_read_file(path, "project parameters"), file)
+    if root.tag != _S + "Parameters":
+        raise PackageLoadError(
+            f"the root element is <{etree.QName(root).localname}>, not <SSIS:Parameters>: "
+            "this is not a Project.params file",
+            file=file,
+            line=root.sourceline,
+        )
+    return [_project_parameter(p, file) for p in root if p.tag == _S + "Parameter"]
+
+
+def _project_parameter(el: etree._Element, file: str) -> Parameter:
+    values: dict[str, str] = {}
+    sensitive_value = False
+    for prop in el.iter(_S + "Property"):
+        name = prop.get(_S + "Name") or ""
+        if name == "Value" and (prop.get(_S + "Sensitive") == "1" or len(prop)):
+            sensitive_value = True
+            continue
+        values[name] = prop.text or ""
+    code_text = values.get("DataType", "18")
+    code = int(code_text) if code_text.strip().lstrip("-").isdigit() else 18
+    flag: Callable[[str], bool] = lambda key: values.get(key, "0").strip().lower() in _TRUE
+    return Parameter.model_construct(
+        name=el.get(_S + "Name") or "",
+        scope="Project",
+        dtsid=values.get("ID"),
+        dotnet_type=TYPECODE_TO_DOTNET.get(code, "Object"),
+        data_type_code=code,
+        value=None if sensitive_value else values.get("Value"),
+        sensitive=flag("Sensitive"),
+        sensitive_unavailable=sensitive_value or (flag("Sensitive") and "Value" not in values),
+        required=flag("Required"),
+        description=values.get("Description") or None,
+        location=SourceLocation.model_construct(file=file, line=el.sourceline),
+    )
