@@ -1,0 +1,271 @@
+"""Build one standards-conformant MIME message from Send Mail settings, with no I/O.
+
+The Send Mail task resolves its properties (body from a variable or file, attachment bytes)
+and hands a :class:`MailSpec` to :func:`build_message`, which returns the message and its SMTP
+envelope. Everything here uses the ``email`` package only: no sockets, no smtplib, so a dry
+run and the tests exercise exactly the bytes that would go on the wire.
+
+Choices, each matching what SSIS (through .NET ``System.Net.Mail``) sends where it matters:
+
+* address lines are split on ``;`` and ``,`` outside quotes and angle brackets, trimmed, and
+  empty entries dropped; each entry must be one valid address or the build fails naming it;
+* BCC recipients go on the envelope only, never into a header;
+* priority High/Low writes ``X-Priority`` (1/5), ``Priority`` (urgent/non-urgent) and
+  ``Importance`` (high/low) as .NET does, plus Outlook's ``X-MSMail-Priority``; Normal writes
+  none of them, as .NET does;
+* a CR or LF in any header value is refused (no header injection), as .NET refuses it;
+* non-ASCII local parts switch the message to the SMTPUTF8 policy; non-ASCII domains are
+  written in IDNA (punycode) form so the message stays 7-bit clean otherwise.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import platform
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email import policy
+from email.errors import NonASCIILocalPartDefect
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from html.parser import HTMLParser
+from ntpath import basename as _win_basename
+from posixpath import basename as _posix_basename
+
+from dtsx.engine.errors import TaskFailedError
+
+__all__ = [
+    "Attachment",
+    "MailSpec",
+    "PRIORITY_HEADERS",
+    "split_addresses",
+    "parse_address",
+    "attachment_filename",
+    "html_to_text",
+    "build_message",
+]
+
+# SSIS MailPriority codes (High = 1, Normal = 3, Low = 5) -> headers. Normal writes none (.NET).
+PRIORITY_HEADERS: dict[int, list[tuple[str, str]]] = {
+    1: [("X-Priority", "1"), ("Priority", "urgent"), ("Importance", "high"), ("X-MSMail-Priority", "High")],
+    3: [],
+    5: [("X-Priority", "5"), ("Priority", "non-urgent"), ("Importance", "low"), ("X-MSMail-Priority", "Low")],
+}
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One attached file: the name shown to the recipient and its bytes."""
+
+    filename: str
+    data: bytes
+    content_type: str | None = None  # "maintype/subtype"; guessed from the name when None
+
+
+@dataclass
+class MailSpec:
+    """Resolved Send Mail settings: final strings, body text and attachment bytes."""
+
+    sender: str
+    to: str = ""
+    cc: str = ""
+    bcc: str = ""
+    subject: str = ""
+    body: str = ""
+    html_body: str = ""
+    priority: int = 3
+    attachments: list[Attachment] = field(default_factory=list)
+    date: datetime | None = None
+    message_id_domain: str | None = None
+
+
+def split_addresses(line: str) -> list[str]:
+    """Split an SSIS address line on ``;`` or ``,`` outside quotes, angle brackets and comments."""
+    parts: list[str] = []
+    current: list[str] = []
+    quoted, angle, comment, escaped = False, 0, 0, False
+    for ch in line:
+        if escaped:
+            escaped = False
+        elif ch == "\\" and (quoted or comment):
+            escaped = True
+        elif ch == '"' and not comment:
+            quoted = not quoted
+        elif not quoted:
+            angle += {"<": 1, ">": -1}.get(ch, 0) if not comment else 0
+            comment += {"(": 1, ")": -1}.get(ch, 0)
+            if ch in ";," and angle <= 0 and comment <= 0:
+                parts.append("".join(current))
+                current = []
+                continue
+        current.append(ch)
+    parts.append("".join(current))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _refuse_newlines(label: str, value: str) -> None:
+    if "\r" in value or "\n" in value:
+        raise TaskFailedError(
+            f"the {label} contains a line break, which would inject mail headers; remove CR/LF from {value!r}."
+        )
+
+
+def _idna(domain: str, text: str, label: str) -> str:
+    if domain.isascii():
+        return domain
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise TaskFailedError(f"the {label} address {text!r} has a domain that is not a valid host name.") from exc
+
+
+def parse_address(text: str, label: str) -> Address:
+    """One address (``a@b.c`` or ``Name <a@b.c>``), validated; ``label`` names the line (To, CC...)."""
+    _refuse_newlines(f"{label} line", text)
+    problem = f"the {label} address {text!r} is malformed; write it as name@domain or Display Name <name@domain>."
+    try:
+        header = policy.default.header_factory(label, text)
+        addresses = list(header.addresses)
+    except Exception as exc:  # the email parser raises IndexError/HeaderParseError on some garbage
+        raise TaskFailedError(problem) from exc
+    defects = [d for d in header.defects if not isinstance(d, NonASCIILocalPartDefect)]
+    if defects or len(addresses) != 1:
+        raise TaskFailedError(problem)
+    found = addresses[0]
+    if not found.username or not found.domain or not re.fullmatch(r"[^\s@<>()\[\]\\,;:\"]+", found.domain):
+        raise TaskFailedError(problem)
+    domain = _idna(found.domain, text, label)
+    return Address(display_name=found.display_name, username=found.username, domain=domain)
+
+
+def _addresses(line: str, label: str) -> list[Address]:
+    _refuse_newlines(f"{label} line", line)
+    return [parse_address(item, label) for item in split_addresses(line)]
+
+
+def attachment_filename(path: str) -> str:
+    """The file name a recipient sees: the last segment of a Windows or POSIX path."""
+    name = _win_basename(path) if ("\\" in path or re.match(r"^[A-Za-z]:", path)) else _posix_basename(path)
+    return name or path
+
+
+class _TextExtractor(HTMLParser):
+    """Plain text from HTML: block elements become line breaks, script/style vanish."""
+
+    _BLOCKS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "hr"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style"):
+            self._skip += 1
+        elif tag in self._BLOCKS:
+            self.out.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self._skip = max(0, self._skip - 1)
+        elif tag in self._BLOCKS:
+            self.out.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.out.append(data)
+
+
+def html_to_text(html: str) -> str:
+    """A readable plain-text rendering of ``html`` for the text/plain alternative."""
+    parser = _TextExtractor()
+    parser.feed(html)
+    parser.close()
+    lines = [" ".join(line.split()) for line in "".join(parser.out).splitlines()]
+    text = "\n".join(lines)
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+def _normalise_newlines(text: str) -> str:
+    # The generator writes CRLF on the wire (policy.SMTP); give it bare LF to start from.
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _cte(text: str) -> str:
+    # Never 8bit: a relay without 8BITMIME must still carry the message unchanged. Mostly-ASCII
+    # text stays readable as quoted-printable; mostly non-ASCII text (Cyrillic) is smaller in base64.
+    if text.isascii():
+        return "7bit" if all(len(line) <= 998 for line in text.splitlines()) else "quoted-printable"
+    wide = sum(1 for ch in text if not ch.isascii())
+    return "base64" if wide * 10 > len(text) else "quoted-printable"
+
+
+def _set_body(msg: EmailMessage, body: str, html: str) -> None:
+    plain = _normalise_newlines(body if body.strip() or not html else html_to_text(html))
+    msg.set_content(plain, charset="utf-8", cte=_cte(plain))
+    if html:
+        markup = _normalise_newlines(html)
+        msg.add_alternative(markup, subtype="html", charset="utf-8", cte=_cte(markup))
+
+
+def _attach(msg: EmailMessage, item: Attachment) -> None:
+    content_type = item.content_type or mimetypes.guess_type(item.filename, strict=False)[0]
+    if not content_type or "/" not in content_type:
+        content_type = "application/octet-stream"
+    maintype, subtype = content_type.split("/", 1)
+    # Bytes for every type, text included, so attachments arrive byte for byte as on disk.
+    msg.add_attachment(item.data, maintype=maintype, subtype=subtype, filename=item.filename)
+
+
+def _tidy_parts(msg: EmailMessage) -> None:
+    # The email package repeats MIME-Version in parts it creates; it belongs on the top only.
+    for part in msg.walk():
+        if part is not msg:
+            del part["MIME-Version"]
+
+
+def _envelope(sender: Address, recipients: list[Address]) -> tuple[str, list[str]]:
+    seen: set[str] = set()
+    rcpts: list[str] = []
+    for address in recipients:
+        key = address.addr_spec.lower()
+        if key not in seen:
+            seen.add(key)
+            rcpts.append(address.addr_spec)
+    return sender.addr_spec, rcpts
+
+
+def build_message(spec: MailSpec) -> tuple[EmailMessage, str, list[str]]:
+    """The MIME message, the envelope sender and the envelope recipients (To, CC, BCC)."""
+    senders = _addresses(spec.sender, "From")
+    if not senders:
+        raise TaskFailedError("the Send Mail task has no sender: set From (FromLine) to an address.")
+    if len(senders) > 1:
+        raise TaskFailedError(f"the From line {spec.sender!r} holds several addresses; give exactly one sender.")
+    to, cc, bcc = _addresses(spec.to, "To"), _addresses(spec.cc, "CC"), _addresses(spec.bcc, "BCC")
+    if not (to or cc or bcc):
+        raise TaskFailedError("the Send Mail task has no recipient: set To, CC or BCC (ToLine, CCLine, BCCLine).")
+    _refuse_newlines("Subject", spec.subject)
+    everyone = [senders[0], *to, *cc, *bcc]
+    utf8 = any(not a.username.isascii() for a in everyone)
+    msg = EmailMessage(policy=policy.SMTPUTF8 if utf8 else policy.SMTP)
+    msg["From"] = senders[0]
+    if to:
+        msg["To"] = tuple(to)
+    if cc:
+        msg["Cc"] = tuple(cc)
+    if spec.subject:
+        msg["Subject"] = spec.subject
+    msg["Date"] = format_datetime(spec.date or datetime.now(timezone.utc).astimezone())
+    domain = spec.message_id_domain or senders[0].domain or platform.node() or "localhost"
+    msg["Message-ID"] = make_msgid(domain=domain)
+    for name, value in PRIORITY_HEADERS.get(spec.priority, []):
+        msg[name] = value
+    _set_body(msg, spec.body, spec.html_body)
+    for item in spec.attachments:
+        _attach(msg, item)
+    _tidy_parts(msg)
+    sender, rcpts = _envelope(senders[0], [*to, *cc, *bcc])
+    return msg, sender, rcpts

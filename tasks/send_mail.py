@@ -1,0 +1,345 @@
+"""The Send Mail task (``Microsoft.SendMailTask``).
+
+Reads ``SendMailTask:SendMailTaskData`` (every format: v2/v3 write all attributes, v6/v8 omit
+defaults), resolves the body (direct text, a variable, or a FILE/FLATFILE connection's file)
+and the attachments, builds one MIME message with :mod:`dtsx.tasks.mail_message`, and hands it
+to the SMTP connection manager's session. Property expressions use the runtime names
+(``ToLine``, ``FromLine``, ``Subject``, ``MessageSource``, ``FileAttachments``...); the executor
+applies them with :meth:`Task.set_property` before :meth:`SendMailTask.execute`.
+
+Extension (SSIS ignores it): ``dtsx:HtmlMessageSource`` on ``SendMailTaskData``, in namespace
+``urn:dtsx:extensions``, or a property expression on ``HtmlMessageSource``, adds an HTML body.
+The message becomes multipart/alternative: the SSIS body (MessageSource, whatever its type) is
+the text/plain part, or, when that is empty, a plain-text rendering of the HTML. Under SSIS the
+same package sends the plain-text body alone.
+
+This module imports neither smtplib nor socket: sending is the connection manager's job.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+from email.message import EmailMessage
+from enum import Enum
+from typing import Any
+
+from pydantic import AliasChoices, Field, field_validator
+
+from dtsx.engine.errors import ConnectionManagerError, TaskFailedError
+from dtsx.engine.model import XmlNode
+from dtsx.tasks.base import Task, TaskContext, TaskProperties, ValidationContext, register_task
+from dtsx.tasks.mail_message import Attachment, MailSpec, attachment_filename, build_message
+
+__all__ = [
+    "SENDMAIL_NAMESPACE",
+    "EXTENSION_NAMESPACE",
+    "MailPriority",
+    "MessageSourceType",
+    "SendMailProperties",
+    "SendMailTask",
+    "decode_text_file",
+]
+
+SENDMAIL_NAMESPACE = "www.microsoft.com/sqlserver/dts/tasks/sendmailtask"
+EXTENSION_NAMESPACE = "urn:dtsx:extensions"
+_FILE_TYPES = frozenset({"FILE", "FLATFILE"})
+_WINDOWS_PATH = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)|\\")
+
+
+class MailPriority(str, Enum):
+    """The task's own enum: High = 1, Normal = 3, Low = 5 (not System.Net.Mail's numbering)."""
+
+    HIGH = "High"
+    NORMAL = "Normal"
+    LOW = "Low"
+
+    @property
+    def code(self) -> int:
+        return {"High": 1, "Normal": 3, "Low": 5}[self.value]
+
+
+class MessageSourceType(str, Enum):
+    """``SendMailMessageSourceType``: DirectInput = 0, FileConnection = 1, Variable = 2."""
+
+    DIRECT_INPUT = "DirectInput"
+    FILE_CONNECTION = "FileConnection"
+    VARIABLE = "Variable"
+
+
+def _enum_value(enum: type[Enum], codes: dict[int, str], value: Any) -> Any:
+    """Accept the enum, its name in any case, or its integer code (as int or digits)."""
+    if isinstance(value, enum) or value is None:
+        return value
+    if isinstance(value, bool):
+        return value  # let pydantic refuse it with its own message
+    if isinstance(value, (int, float)) and int(value) in codes:
+        return codes[int(value)]
+    text = str(value).strip()
+    if text.lstrip("-").isdigit() and int(text) in codes:
+        return codes[int(text)]
+    for member in enum:
+        if member.value.lower() == text.lower():
+            return member.value
+    return value
+
+
+class SendMailProperties(TaskProperties):
+    """Send Mail settings; each field answers to its XML attribute and its runtime name."""
+
+    smtp_connection: str = Field("", validation_alias=AliasChoices("SMTPServer", "SmtpConnection"))
+    from_line: str = Field("", validation_alias=AliasChoices("From", "FromLine"))
+    to_line: str = Field("", validation_alias=AliasChoices("To", "ToLine"))
+    cc_line: str = Field("", validation_alias=AliasChoices("CC", "CCLine"))
+    bcc_line: str = Field("", validation_alias=AliasChoices("BCC", "BCCLine"))
+    subject: str = Field("", validation_alias=AliasChoices("Subject"))
+    priority: MailPriority = Field(MailPriority.NORMAL, validation_alias=AliasChoices("Priority"))
+    message_source_type: MessageSourceType = Field(
+        MessageSourceType.DIRECT_INPUT, validation_alias=AliasChoices("MessageSourceType")
+    )
+    message_source: str = Field("", validation_alias=AliasChoices("MessageSource"))
+    file_attachments: str = Field("", validation_alias=AliasChoices("FileAttachments"))
+    html_message_source: str = Field("", validation_alias=AliasChoices("HtmlMessageSource"))
+
+    @field_validator(
+        "smtp_connection", "from_line", "to_line", "cc_line", "bcc_line", "subject",
+        "message_source", "file_attachments", "html_message_source", mode="before",
+    )
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        # Expressions may yield numbers or NULL; SSIS converts them to strings for these properties.
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "True" if value else "False"
+        return value if isinstance(value, str) else str(value)
+
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _priority(cls, value: Any) -> Any:
+        return _enum_value(MailPriority, {1: "High", 3: "Normal", 5: "Low"}, value)
+
+    @field_validator("message_source_type", mode="before")
+    @classmethod
+    def _source_type(cls, value: Any) -> Any:
+        return _enum_value(MessageSourceType, {0: "DirectInput", 1: "FileConnection", 2: "Variable"}, value)
+
+
+def decode_text_file(data: bytes, where: str, warn: Any = None) -> str:
+    """File bytes as text: a BOM decides (UTF-8, UTF-16); else UTF-8; else Windows-1252 with a warning."""
+    if data.startswith(codecs.BOM_UTF8):
+        return data[len(codecs.BOM_UTF8) :].decode("utf-8", errors="replace")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16", errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        if warn is not None:
+            warn(f"{where} is not UTF-8 and has no byte-order mark; it was read as Windows-1252.")
+        return data.decode("cp1252", errors="replace")
+
+
+def _to_text(value: Any) -> str:
+    """A variable's value as the body text, the way .NET's ToString() would show the common types."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def _split_pipes(text: str) -> list[str]:
+    return [p.strip() for p in text.split("|") if p.strip()]
+
+
+@register_task("Microsoft.SendMailTask")
+class SendMailTask(Task):
+    """Sends one message through an SMTP connection manager."""
+
+    Properties = SendMailProperties
+    props: SendMailProperties
+
+    @classmethod
+    def properties_from_node(cls, node: XmlNode | None) -> dict[str, Any]:
+        """Attributes by local name, plus ``<SendMailTask:Attachments FileName=…/>`` children."""
+        data = super().properties_from_node(node)
+        inner = node.children[0] if node is not None and node.children else None
+        if inner is None:
+            return data
+        data.pop("Attachments", None)
+        names = [c.get("FileName") or "" for c in inner.findall("Attachments")]
+        paths = _split_pipes(str(data.get("FileAttachments", ""))) + [n for n in names if n.strip()]
+        if paths:
+            data["FileAttachments"] = "|".join(paths)
+        return data
+
+    # ---- validation -------------------------------------------------------------------
+
+    def validate(self, vctx: ValidationContext) -> list[str]:
+        """SSIS's checks before the run, skipping properties a property expression sets."""
+        problems = self._connection_problems(vctx)
+        p = self.props
+        if not p.from_line.strip() and not vctx.is_dynamic("FromLine", "From"):
+            problems.append("the Send Mail task has no sender: set From (FromLine) to an address.")
+        dynamic_rcpt = vctx.is_dynamic("ToLine", "CCLine", "BCCLine", "To", "CC", "BCC")
+        if not (p.to_line.strip() or p.cc_line.strip() or p.bcc_line.strip()) and not dynamic_rcpt:
+            problems.append("the Send Mail task has no recipient: set To, CC or BCC (ToLine, CCLine, BCCLine).")
+        if not vctx.is_dynamic("MessageSource", "MessageSourceType"):
+            problems.extend(self._source_problems(vctx))
+        return problems
+
+    def _connection_problems(self, vctx: ValidationContext) -> list[str]:
+        ref = self.props.smtp_connection.strip()
+        if vctx.is_dynamic("SmtpConnection", "SMTPServer"):
+            return []
+        if not ref:
+            return ["the Send Mail task has no SMTP connection manager: set SMTPServer (SmtpConnection)."]
+        kind = vctx.connection_type(ref)
+        if kind is None:
+            return [f"the Send Mail task's SMTPServer {ref} matches no connection manager in the package or project."]
+        if kind.upper() != "SMTP":
+            return [f"the Send Mail task's SMTPServer {ref} names a {kind} connection manager, not an SMTP one."]
+        return []
+
+    def _source_problems(self, vctx: ValidationContext) -> list[str]:
+        p = self.props
+        source = p.message_source.strip()
+        if p.message_source_type is MessageSourceType.VARIABLE:
+            if not source:
+                return ["the Send Mail task's MessageSourceType is Variable but MessageSource names no variable."]
+            if not vctx.has_variable(source):
+                return [f"the Send Mail task's MessageSource names the variable {source!r}, which is not in scope."]
+        elif p.message_source_type is MessageSourceType.FILE_CONNECTION:
+            kind = vctx.connection_type(source) if source else None
+            if kind is None:
+                return [
+                    f"the Send Mail task's MessageSource {source!r} names no FILE connection manager "
+                    "(with MessageSourceType FileConnection it must name one)."
+                ]
+            if kind.upper() not in _FILE_TYPES:
+                return [f"the Send Mail task's MessageSource {source!r} is a {kind} connection manager, not a FILE one."]
+        return []
+
+    # ---- building -----------------------------------------------------------------------
+
+    def build_message(self, ctx: TaskContext) -> tuple[EmailMessage, str, list[str]]:
+        """Dry run: the message, envelope sender and envelope recipients, without sending."""
+        p = self.props
+        spec = MailSpec(
+            sender=p.from_line,
+            to=p.to_line,
+            cc=p.cc_line,
+            bcc=p.bcc_line,
+            subject=p.subject,
+            body=self._body(ctx),
+            html_body=p.html_message_source,
+            priority=p.priority.code,
+            attachments=self._attachments(ctx),
+        )
+        return build_message(spec)
+
+    def _body(self, ctx: TaskContext) -> str:
+        p = self.props
+        if p.message_source_type is MessageSourceType.DIRECT_INPUT:
+            return p.message_source
+        if p.message_source_type is MessageSourceType.VARIABLE:
+            return self._variable_body(ctx, p.message_source.strip())
+        return self._file_body(ctx, p.message_source.strip())
+
+    def _variable_body(self, ctx: TaskContext, name: str) -> str:
+        if not name:
+            raise TaskFailedError("the Send Mail task's MessageSourceType is Variable but MessageSource names no variable.")
+        if name not in ctx.variables:
+            raise TaskFailedError(f"the Send Mail task's MessageSource names the variable {name!r}, which is not in scope.")
+        return _to_text(ctx.variables.get(name))
+
+    def _file_body(self, ctx: TaskContext, name: str) -> str:
+        if not name:
+            raise TaskFailedError("the Send Mail task's MessageSourceType is FileConnection but MessageSource is empty.")
+        try:
+            path = ctx.connections.acquire(name)
+        except ConnectionManagerError as exc:
+            raise TaskFailedError(f"the Send Mail task cannot open its message file connection {name!r}: {exc}") from exc
+        if not isinstance(path, (str, os.PathLike)):
+            raise TaskFailedError(f"the Send Mail task's MessageSource {name!r} is not a FILE connection manager.")
+        data = self._read(str(path), f"the message file {path} (connection {name!r})")
+        return decode_text_file(data, f"the message file {path}", ctx.events.warning)
+
+    def _attachments(self, ctx: TaskContext) -> list[Attachment]:
+        found: list[Attachment] = []
+        for original in _split_pipes(self.props.file_attachments):
+            local = ctx.local_path(original)
+            data = self._read(local, f"the attachment {original}", original=original)
+            found.append(Attachment(attachment_filename(original), data))
+        return found
+
+    @staticmethod
+    def _read(path: str, what: str, *, original: str | None = None) -> bytes:
+        try:
+            with open(path, "rb") as handle:
+                return handle.read()
+        except FileNotFoundError as exc:
+            hint = ""
+            if original is not None and _WINDOWS_PATH.search(original):
+                hint = " it is a Windows path: map its folder to a local one with --path-map 'C:\\dir=/local/dir'."
+            where = f" (looked for {path})" if original is not None and path != original else ""
+            raise TaskFailedError(f"{what} does not exist{where};{hint or ' check the path.'}") from exc
+        except OSError as exc:
+            raise TaskFailedError(f"{what} cannot be read ({path}): {exc.strerror or exc}.") from exc
+
+    # ---- execution ----------------------------------------------------------------------
+
+    def execute(self, ctx: TaskContext) -> None:
+        """Build the message, then send it through the SMTP connection manager's session."""
+        ref = self._smtp_ref(ctx)
+        message, sender, recipients = self.build_message(ctx)
+        if ctx.cancelled:
+            raise TaskFailedError("the Send Mail task was canceled before it sent its message.")
+        session = ctx.connections.acquire(ref)
+        send = getattr(session, "send", None)
+        if send is None:
+            raise TaskFailedError(f"the Send Mail task's SMTPServer {ref} is not an SMTP connection manager.")
+        report = send(message, sender=sender, recipients=recipients)
+        self._report(ctx, message, recipients, report, session)
+
+    def _smtp_ref(self, ctx: TaskContext) -> str:
+        ref = self.props.smtp_connection.strip()
+        if not ref:
+            raise TaskFailedError("the Send Mail task has no SMTP connection manager: set SMTPServer (SmtpConnection).")
+        find = getattr(ctx.connections, "find", None)
+        spec = find(ref) if find is not None else None
+        if find is not None and spec is None:
+            raise TaskFailedError(
+                f"the Send Mail task's SMTPServer {ref} matches no connection manager in the package or project."
+            )
+        kind = getattr(spec, "type_key", "SMTP") or "SMTP"
+        if kind.upper() != "SMTP":
+            raise TaskFailedError(f"the Send Mail task's SMTPServer {ref} names a {kind} connection manager, not an SMTP one.")
+        return ref
+
+    @staticmethod
+    def _report(ctx: TaskContext, message: EmailMessage, recipients: list[str], report: Any, session: Any) -> None:
+        host = getattr(report, "host", None) or getattr(session, "host", None) or "?"
+        port = getattr(report, "port", None) or getattr(session, "port", None) or "?"
+        refused = dict(getattr(report, "refused", None) or {})
+        delivered = len(recipients) - len(refused)
+        ctx.events.information(
+            f"sent message {message['Message-ID']} to {delivered} recipients via {host}:{port}"
+        )
+        if refused:
+            detail = "; ".join(f"{rcpt}: {code} {text}" for rcpt, (code, text) in _refusals(refused))
+            ctx.events.warning(f"the server refused {len(refused)} of {len(recipients)} recipients: {detail}.")
+
+
+def _refusals(refused: dict[str, Any]) -> list[tuple[str, tuple[Any, str]]]:
+    out: list[tuple[str, tuple[Any, str]]] = []
+    for rcpt, value in refused.items():
+        if isinstance(value, tuple) and len(value) == 2:
+            code, text = value
+            out.append((rcpt, (code, text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text))))
+        else:
+            out.append((rcpt, ("", str(value))))
+    return out
