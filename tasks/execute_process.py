@@ -1,0 +1,355 @@
+"""The Execute Process task: runs a program, feeds and captures its standard streams.
+
+Arguments are one string, split as a Windows program's C runtime would split it
+(:func:`split_windows_args`), so a package written for Windows passes the same argv here.
+The process runs in its own process group; a timeout or a canceled run ends the whole group
+(SIGTERM, then SIGKILL after a grace period), so nothing is left running. Windows-only
+programs (``cmd.exe``, ``.bat`` files) are not emulated: the task fails and says so.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, BeforeValidator, Field
+
+from dtsx.engine.errors import TaskFailedError
+from dtsx.tasks.base import Task, TaskContext, TaskProperties, ValidationContext, register_task
+
+__all__ = ["ExecuteProcessTask", "split_windows_args", "ssis_bool"]
+
+_GRACE_SECONDS = 2.0
+_POLL_SECONDS = 0.05
+_WINDOWS_SUFFIXES = (".exe", ".com", ".bat", ".cmd", ".ps1", ".vbs")
+_SCRIPT_SUFFIXES = (".bat", ".cmd", ".ps1", ".vbs")
+
+
+def ssis_bool(value: Any) -> Any:
+    """SSIS booleans: ``True``/``False`` (2012+) and ``-1``/``0`` (2005/2008)."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("-1", "true", "1"):
+            return True
+        if text in ("0", "false", ""):
+            return False
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value != 0
+    return value
+
+
+SsisBool = Annotated[bool, BeforeValidator(ssis_bool)]
+
+
+def _int_or_zero(value: Any) -> Any:
+    return 0 if isinstance(value, str) and not value.strip() else value
+
+
+SsisInt = Annotated[int, BeforeValidator(_int_or_zero)]
+
+
+def split_windows_args(text: str) -> list[str]:
+    """Split a command line as ``CommandLineToArgvW`` does (the program name excluded).
+
+    Whitespace (space, tab) separates arguments outside quotes. ``2n`` backslashes before a
+    ``"`` give ``n`` backslashes and the quote toggles quoting; ``2n+1`` give ``n`` backslashes
+    and a literal ``"``; other backslashes are literal. Inside quotes, ``""`` is a literal ``"``
+    that also ends the quoted part. An unterminated quote runs to the end of the line.
+    """
+    args: list[str] = []
+    current: list[str] = []
+    in_arg = in_quotes = False
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in " \t" and not in_quotes:
+            if in_arg:
+                args.append("".join(current))
+                current, in_arg = [], False
+            i += 1
+            continue
+        in_arg = True
+        if c == "\\":
+            j = i
+            while j < n and text[j] == "\\":
+                j += 1
+            count = j - i
+            if j < n and text[j] == '"':
+                current.append("\\" * (count // 2))
+                if count % 2:
+                    current.append('"')
+                    j += 1
+                i = j  # an unescaped quote is handled on the next pass
+            else:
+                current.append("\\" * count)
+                i = j
+            continue
+        if c == '"':
+            if in_quotes and i + 1 < n and text[i + 1] == '"':
+                current.append('"')
+                in_quotes = False
+                i += 2
+                continue
+            in_quotes = not in_quotes
+            i += 1
+            continue
+        current.append(c)
+        i += 1
+    if in_arg:
+        args.append("".join(current))
+    return args
+
+
+@register_task("Microsoft.ExecuteProcess")
+class ExecuteProcessTask(Task):
+    """Runs ``Executable`` with ``Arguments``; the exit code is the task's execution value."""
+
+    class Properties(TaskProperties):
+        executable: str = Field("", validation_alias=AliasChoices("Executable", "executable"))
+        arguments: str = Field("", validation_alias=AliasChoices("Arguments", "arguments"))
+        working_directory: str = Field("", validation_alias=AliasChoices("WorkingDirectory", "working_directory"))
+        require_full_file_name: SsisBool = Field(
+            True, validation_alias=AliasChoices("RequireFullFileName", "require_full_file_name")
+        )
+        success_value: SsisInt = Field(0, validation_alias=AliasChoices("SuccessValue", "success_value"))
+        fail_on_return_code: SsisBool = Field(
+            True,
+            validation_alias=AliasChoices("FailTaskIfReturnCodeIsNotSuccessValue", "fail_on_return_code"),
+        )
+        timeout: SsisInt = Field(0, validation_alias=AliasChoices("TimeOut", "Timeout", "timeout"))
+        terminate_after_timeout: SsisBool = Field(
+            True,
+            validation_alias=AliasChoices(
+                "TerminateAfterTimeout", "TerminateProcessAfterTimeOut", "terminate_after_timeout"
+            ),
+        )
+        window_style: str = Field("Normal", validation_alias=AliasChoices("WindowStyle", "window_style"))
+        stdin_variable: str = Field("", validation_alias=AliasChoices("StandardInputVariable", "stdin_variable"))
+        stdout_variable: str = Field("", validation_alias=AliasChoices("StandardOutputVariable", "stdout_variable"))
+        stderr_variable: str = Field("", validation_alias=AliasChoices("StandardErrorVariable", "stderr_variable"))
+
+    props: Properties
+
+    def __init__(self, props: TaskProperties) -> None:
+        super().__init__(props)
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        self._cancelled = threading.Event()
+        #: The exit code of the last run; the executor writes it to the host's ExecValueVariable.
+        self.execution_value: int | None = None
+
+    # -- validation -------------------------------------------------------------------------
+
+    def validate(self, vctx: ValidationContext) -> list[str]:
+        p = self.props
+        problems = []
+        if not p.executable.strip() and not vctx.is_dynamic("Executable"):
+            problems.append("the Execute Process task has no Executable; set the program to run.")
+        if p.timeout < 0 and not vctx.is_dynamic("TimeOut"):
+            problems.append(f"TimeOut is {p.timeout}; it must be 0 (no limit) or a number of seconds.")
+        for prop, name in (
+            ("StandardInputVariable", p.stdin_variable),
+            ("StandardOutputVariable", p.stdout_variable),
+            ("StandardErrorVariable", p.stderr_variable),
+        ):
+            if name.strip() and not vctx.is_dynamic(prop) and not vctx.has_variable(name.strip()):
+                problems.append(f"{prop} names the variable {name.strip()!r}, which does not exist in the task's scope.")
+        return problems
+
+    # -- execution --------------------------------------------------------------------------
+
+    def execute(self, ctx: TaskContext) -> None:
+        cwd = self._working_directory(ctx)
+        argv = [self._resolve_executable(ctx, cwd), *split_windows_args(self.props.arguments)]
+        stdin = self._stdin_bytes(ctx)
+        process = self._start(argv, cwd, stdin is not None)
+        try:
+            out, err, timed_out = self._wait(process, stdin, ctx)
+        finally:
+            with self._lock:
+                self._process = None
+        self._store_output(ctx, out, err)
+        self._judge(process, argv[0], timed_out, ctx)
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        with self._lock:
+            process = self._process
+        if process is not None:
+            _end_group(process)
+
+    def _resolve_executable(self, ctx: TaskContext, cwd: str | None) -> str:
+        stored = self.props.executable.strip().strip('"')
+        if not stored:
+            raise TaskFailedError("the Execute Process task has no Executable; set the program to run.")
+        local = ctx.local_path(stored)
+        if "/" in local:
+            found = local if os.path.isfile(local) else None
+        else:
+            # A bare name: the working directory first (as CreateProcess does), then PATH.
+            in_cwd = os.path.join(cwd or os.getcwd(), local)
+            found = in_cwd if os.path.isfile(in_cwd) else shutil.which(local)
+        if found is None:
+            raise TaskFailedError(_not_found_message(stored, local))
+        if found.lower().endswith(_SCRIPT_SUFFIXES):
+            raise TaskFailedError(
+                f"the Executable {stored} is a Windows script, which needs cmd.exe or PowerShell, which dtsx "
+                "does not emulate; rewrite it as a shell script or program and point Executable at that."
+            )
+        if not os.access(found, os.X_OK):
+            raise TaskFailedError(f"the Executable {found} is not executable; run 'chmod +x {found}' or point Executable at a program.")
+        return found
+
+    def _working_directory(self, ctx: TaskContext) -> str | None:
+        stored = self.props.working_directory.strip()
+        if not stored:
+            return None
+        local = ctx.local_path(stored)
+        if not os.path.isdir(local):
+            where = stored if local == stored else f"{stored} (here {local})"
+            raise TaskFailedError(
+                f"the WorkingDirectory {where} does not exist; create it or map it with --path-map."
+            )
+        return local
+
+    def _stdin_bytes(self, ctx: TaskContext) -> bytes | None:
+        name = self.props.stdin_variable.strip()
+        if not name:
+            return None
+        value = ctx.variables.get(name)
+        return b"" if value is None else str(value).encode("utf-8")
+
+    def _start(self, argv: list[str], cwd: str | None, feed: bool) -> subprocess.Popen[bytes]:
+        with self._lock:
+            if self._cancelled.is_set():
+                raise TaskFailedError("the run was canceled before the process started.")
+            try:
+                process = subprocess.Popen(
+                    argv,
+                    cwd=cwd,
+                    stdin=subprocess.PIPE if feed else subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    start_new_session=True,  # its own process group, so it can be ended whole
+                )
+            except OSError as exc:
+                raise TaskFailedError(f"could not start {argv[0]}: {exc.strerror or exc}; check the Executable and its permissions.") from exc
+            self._process = process
+        return process
+
+    def _wait(
+        self, process: subprocess.Popen[bytes], stdin: bytes | None, ctx: TaskContext
+    ) -> tuple[bytes, bytes, bool]:
+        """Wait for the process, watching the timeout and cancellation; return (out, err, timed_out)."""
+        deadline = time.monotonic() + self.props.timeout if self.props.timeout > 0 else None
+        while True:
+            try:
+                out, err = process.communicate(stdin, timeout=_POLL_SECONDS)
+                return out or b"", err or b"", False
+            except subprocess.TimeoutExpired:
+                pass
+            if ctx.cancelled or self._cancelled.is_set():
+                _end_group(process)
+                out, err = process.communicate()
+                raise TaskFailedError(
+                    f"the run was canceled, so the process {process.args[0]} (pid {process.pid}) was stopped."
+                )
+            if deadline is not None and time.monotonic() >= deadline:
+                return self._on_timeout(process, ctx)
+
+    def _on_timeout(self, process: subprocess.Popen[bytes], ctx: TaskContext) -> tuple[bytes, bytes, bool]:
+        if self.props.terminate_after_timeout:
+            _end_group(process)
+            out, err = process.communicate()
+            return out or b"", err or b"", True
+        # SSIS leaves the process running; we stop reading its output and reap it in the background.
+        ctx.events.warning(
+            f"the process {process.args[0]} (pid {process.pid}) is still running after the {self.props.timeout}-second "
+            "TimeOut and is left running because TerminateAfterTimeout is False."
+        )
+        threading.Thread(target=_reap, args=(process,), daemon=True).start()
+        return b"", b"", True
+
+    def _store_output(self, ctx: TaskContext, out: bytes, err: bytes) -> None:
+        for name, data in ((self.props.stdout_variable, out), (self.props.stderr_variable, err)):
+            if name.strip():
+                ctx.variables.set(name.strip(), data.decode("utf-8", errors="replace"))
+
+    def _judge(self, process: subprocess.Popen[bytes], program: str, timed_out: bool, ctx: TaskContext) -> None:
+        if timed_out:
+            action = "was ended" if self.props.terminate_after_timeout else "was left running"
+            raise TaskFailedError(
+                f"the process {program} did not finish within the TimeOut of {self.props.timeout} seconds and {action}; "
+                "raise TimeOut (0 means no limit) or find out why it hangs."
+            )
+        code = process.returncode
+        self.execution_value = code
+        if code < 0:
+            raise TaskFailedError(
+                f"the process {program} was killed by signal {-code} ({_signal_name(-code)}); check what stopped it."
+            )
+        if self.props.fail_on_return_code and code != self.props.success_value:
+            raise TaskFailedError(
+                f"the process {program} exited with code {code}, but the task expects {self.props.success_value} "
+                "(SuccessValue); check its output, or set SuccessValue or FailTaskIfReturnCodeIsNotSuccessValue."
+            )
+        ctx.events.information(f"the process {program} exited with code {code}.")
+
+
+def _not_found_message(stored: str, local: str) -> str:
+    where = stored if local == stored else f"{stored} (here {local})"
+    base = os.path.basename(local.replace("\\", "/")).lower()
+    if base.endswith(_WINDOWS_SUFFIXES) or base in {"cmd", "powershell", "pwsh"}:
+        return (
+            f"the Executable {where} is a Windows program, which does not exist on this system and is not emulated; "
+            "point Executable at a native program (a property expression or --set can change it), or map the "
+            "folder of a native build with --path-map."
+        )
+    return f"the Executable {where} was not found; install it, give its full path, or map its folder with --path-map."
+
+
+def _end_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group, then SIGKILL it if it is still there after a grace period."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.monotonic() + _GRACE_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None and not _group_alive(process.pid):
+            return
+        time.sleep(_POLL_SECONDS)
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _reap(process: subprocess.Popen[bytes]) -> None:
+    for stream in (process.stdout, process.stderr, process.stdin):
+        if stream is not None:
+            try:
+                stream.close()
+            except OSError:
+                pass
+    process.wait()
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "unknown signal"
