@@ -1,0 +1,248 @@
+"""Conversions between SSIS variables (.NET value types) and expression values.
+
+``value_from_dotnet`` reads a variable's value, from a Python value or from the text persisted in
+a ``.dtsx`` file; ``value_to_dotnet`` converts an expression result to a variable's type the way
+an assignment does; the two code tables map the persisted type codes to .NET type names.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import date, datetime, time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from dtsx.engine.errors import ExpressionError
+
+from .casts import ConversionFailure, check_exact, converter, is_legal_cast, parse_datetime_text
+from .datatypes import INT_RANGE, NUMERICS, STRINGS, TypeSpec
+from .values import DBNULL, OBJECT, Value, to_float32
+
+__all__ = [
+    "DOTNET_TO_DT",
+    "DT_TO_DOTNET",
+    "value_from_dotnet",
+    "value_to_dotnet",
+    "dotnet_type_of_vartype",
+    "dotnet_type_of_typecode",
+    "convert_to_type",
+]
+
+# spec §2.7 (Char → DT_UI2, Decimal → DT_DECIMAL, DateTime → DT_DATE are inferred there).
+DOTNET_TO_DT: dict[str, str] = {
+    "Boolean": "DT_BOOL",
+    "Byte": "DT_UI1",
+    "SByte": "DT_I1",
+    "Char": "DT_UI2",
+    "Int16": "DT_I2",
+    "UInt16": "DT_UI2",
+    "Int32": "DT_I4",
+    "UInt32": "DT_UI4",
+    "Int64": "DT_I8",
+    "UInt64": "DT_UI8",
+    "Single": "DT_R4",
+    "Double": "DT_R8",
+    "Decimal": "DT_DECIMAL",
+    "Currency": "DT_CY",
+    "String": "DT_WSTR",
+    "DateTime": "DT_DATE",
+    "Object": OBJECT,
+    "DBNull": DBNULL,
+    "Empty": DBNULL,
+}
+DT_TO_DOTNET: dict[str, str] = {
+    "DT_BOOL": "Boolean",
+    "DT_UI1": "Byte",
+    "DT_I1": "SByte",
+    "DT_UI2": "UInt16",
+    "DT_I2": "Int16",
+    "DT_I4": "Int32",
+    "DT_UI4": "UInt32",
+    "DT_I8": "Int64",
+    "DT_UI8": "UInt64",
+    "DT_R4": "Single",
+    "DT_R8": "Double",
+    "DT_DECIMAL": "Decimal",
+    "DT_NUMERIC": "Decimal",
+    "DT_CY": "Decimal",
+    "DT_WSTR": "String",
+    "DT_STR": "String",
+    "DT_DATE": "DateTime",
+    OBJECT: "Object",
+    DBNULL: "DBNull",
+}
+
+_VARTYPES = {
+    1: "DBNull", 2: "Int16", 3: "Int32", 4: "Single", 5: "Double", 6: "Decimal", 7: "DateTime",
+    8: "String", 11: "Boolean", 13: "Object", 14: "Decimal", 16: "SByte", 17: "Byte",
+    18: "Char", 19: "UInt32", 20: "Int64", 21: "UInt64", 0: "Empty", 9: "Object",
+}
+_TYPECODES = {
+    1: "Object", 2: "DBNull", 3: "Boolean", 4: "Char", 5: "SByte", 6: "Byte", 7: "Int16",
+    8: "UInt16", 9: "Int32", 10: "UInt32", 11: "Int64", 12: "UInt64", 13: "Single",
+    14: "Double", 15: "Decimal", 16: "DateTime", 18: "String", 0: "Empty",
+}
+
+
+def _fail(message: str) -> ExpressionError:
+    return ExpressionError(message)
+
+
+def dotnet_type_of_vartype(code: int) -> str:
+    """``DTS:DataType`` (COM VARTYPE) code → .NET type name (ssis-runtime §4.3; 6 currency → Decimal)."""
+    try:
+        return _VARTYPES[int(code)]
+    except (KeyError, ValueError, TypeError):
+        raise _fail(f"the variable data type code {code!r} is not a known VARTYPE") from None
+
+
+def dotnet_type_of_typecode(code: int) -> str:
+    """``Project.params`` System.TypeCode → .NET type name (ssis-runtime §5)."""
+    try:
+        return _TYPECODES[int(code)]
+    except (KeyError, ValueError, TypeError):
+        raise _fail(f"the parameter data type code {code!r} is not a known System.TypeCode") from None
+
+
+def _dt_of(type_name: str) -> str:
+    short = type_name.rsplit(".", 1)[-1]  # accept "System.Int32"
+    if short not in DOTNET_TO_DT:
+        raise _fail(f"the .NET type {type_name!r} is not a supported variable type")
+    return DOTNET_TO_DT[short]
+
+
+def _parse_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, (int, float, Decimal)):
+        return raw != 0
+    text = str(raw).strip().lower()
+    if text in ("true", "-1", "1"):
+        return True
+    if text in ("false", "0", ""):
+        return False
+    raise ConversionFailure(f"{raw!r} is not a Boolean (True/False/-1/0)")
+
+
+def _parse_datetime(raw: Any) -> datetime:
+    if isinstance(raw, datetime):
+        return raw.replace(tzinfo=None)
+    if isinstance(raw, date):
+        return datetime(raw.year, raw.month, raw.day)
+    text = str(raw).strip()
+    if not text:
+        return datetime(1899, 12, 30)
+    moment, tick, offset, has_date = parse_datetime_text(text.replace("T", " ", 1))
+    return moment
+
+
+def _parse_integer(raw: Any, dt: str) -> int:
+    if isinstance(raw, bool):
+        number: Any = -1 if raw else 0
+    elif isinstance(raw, str) and dt == "DT_UI2" and len(raw) == 1 and not raw.isdigit():
+        number = ord(raw)  # a Char variable persisted as its character
+    elif isinstance(raw, str):
+        text = raw.strip() or "0"
+        try:
+            number = int(text)
+        except ValueError:
+            number = Decimal(text)
+    else:
+        number = raw
+    if isinstance(number, (float, Decimal)):
+        if number != number.to_integral_value() if isinstance(number, Decimal) else not float(number).is_integer():
+            raise ConversionFailure(f"{raw!r} is not an integer")
+        number = int(number)
+    low, high = INT_RANGE[dt]
+    if not low <= number <= high:
+        raise ConversionFailure(f"{raw!r} does not fit into {DT_TO_DOTNET.get(dt, dt)}")
+    return int(number)
+
+
+def _parse_raw(dt: str, raw: Any, type_name: str) -> Any:
+    if dt in (OBJECT,):
+        return raw
+    if dt == DBNULL:
+        return None
+    if dt == "DT_BOOL":
+        return _parse_bool(raw)
+    if dt in INT_RANGE:
+        return _parse_integer(raw, dt)
+    if dt in ("DT_R4", "DT_R8"):
+        number = float(raw.strip() or 0) if isinstance(raw, str) else float(raw)
+        return to_float32(number) if dt == "DT_R4" else number
+    if dt in ("DT_DECIMAL", "DT_CY"):
+        number = Decimal(raw.strip() or "0") if isinstance(raw, str) else Decimal(raw if not isinstance(raw, float) else repr(raw))
+        if not number.is_finite():
+            raise ConversionFailure(f"{raw!r} is not a decimal number")
+        return check_exact(number, dt)
+    if dt == "DT_WSTR":
+        return raw if isinstance(raw, str) else str(raw)
+    return _parse_datetime(raw)
+
+
+def value_from_dotnet(type_name: str, raw: object) -> Value:
+    """A variable value of .NET type ``type_name`` (``Int32``, ``String``…) from ``raw``.
+
+    ``raw`` may be a Python value or the text persisted in a ``.dtsx`` file. ``None`` gives the
+    type's default (variables can never be null): False, 0, "" or 1899-12-30.
+    """
+    dt = _dt_of(type_name)
+    if raw is None and dt not in (OBJECT, DBNULL):
+        raw = "" if dt in ("DT_WSTR", "DT_DATE") else 0
+    try:
+        return Value(dt, _parse_raw(dt, raw, type_name))
+    except (ConversionFailure, ValueError, InvalidOperation, TypeError, OverflowError) as exc:
+        detail = str(exc) if isinstance(exc, ConversionFailure) else f"{raw!r} is not valid"
+        raise _fail(f"cannot read a {type_name} variable value: {detail}") from None
+
+
+def _as_decimal(source: str, raw: Any) -> Decimal:
+    """A DT_DECIMAL variable keeps the value's own scale (no fixed scale to cast to)."""
+    if isinstance(raw, Decimal):
+        return raw
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return Decimal(raw)
+    if isinstance(raw, float) and math.isfinite(raw):
+        return Decimal(repr(raw))
+    number = converter(source, TypeSpec("DT_NUMERIC", precision=38, scale=10))(raw)
+    return number.normalize() if number == number.to_integral_value() else number
+
+
+def convert_to_type(value: Value, dt: str) -> Any:
+    """The Python value of ``value`` converted to expression type ``dt`` (assignment rules)."""
+    source, raw = value.type, value.value
+    if raw is None or source == dt or dt == OBJECT:
+        return raw
+    if source in STRINGS and dt in STRINGS:
+        return raw
+    if source in (OBJECT, DBNULL):
+        raise ConversionFailure(f"a {source} value cannot be converted to {dt}")
+    if not is_legal_cast(source, dt):
+        raise ConversionFailure(f"a {source} value cannot be converted to {DT_TO_DOTNET.get(dt, dt)}")
+    if dt == "DT_DECIMAL":
+        return check_exact(_as_decimal(source, raw), "DT_DECIMAL")
+    if isinstance(raw, float) and not math.isfinite(raw):
+        raise ConversionFailure(f"{raw} cannot be converted to {dt}")
+    return converter(source, TypeSpec(dt, scale=7 if dt.startswith("DT_DBTIME") else None))(raw)
+
+
+def value_to_dotnet(value: Value, type_name: str) -> Value:
+    """Convert an expression result to a variable of .NET type ``type_name`` as SSIS assigns."""
+    dt = _dt_of(type_name)
+    if dt == DBNULL:
+        raise _fail("a value cannot be assigned to a DBNull variable")
+    if value.value is None and dt != OBJECT:
+        raise _fail(
+            f"a NULL ({value.type}) cannot be stored in a {type_name} variable; "
+            "variables can never hold NULL"
+        )
+    try:
+        return Value(dt, convert_to_type(value, dt))
+    except ConversionFailure as exc:
+        raise _fail(f"cannot assign the {value.type} result to a {type_name} variable: {exc}") from None
+
+
+# Re-exported for callers that need the ISO/en-US date parser.
+_ = (uuid, time)
