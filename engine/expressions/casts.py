@@ -244,6 +244,12 @@ def _to_bool(source: str) -> Converter:
             word = value.strip().lower()
             if word in ("true", "false"):
                 return word == "true"
+            try:
+                return _number_from_text(value) != 0
+            except ConversionFailure:
+                raise ConversionFailure(
+                    f"the string {value!r} is not a Boolean (True, False or a number)"
+                ) from None
         return _as_number(value, source) != 0
 
     return convert
@@ -398,7 +404,10 @@ def _normalise(value: Any, source: str) -> tuple[datetime, int, int | None]:
     if isinstance(value, datetime):
         offset = value.utcoffset()
         minutes = None if offset is None else int(offset.total_seconds()) // 60
-        return value.replace(tzinfo=None), tick_of(value), minutes
+        plain = datetime(
+            value.year, value.month, value.day, value.hour, value.minute, value.second, value.microsecond
+        )
+        return plain, tick_of(value), minutes
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day), 0, None
     if isinstance(value, time):

@@ -89,7 +89,7 @@ class CompiledExpression:
             return fn, result_type
         target_type = env[self.target]
         assert target_type is not None
-        if target_type == OBJECT or target_type == result_type:
+        if target_type == OBJECT:
             return fn, result_type
         return self._assigning(fn, result_type, target_type), target_type
 
@@ -105,6 +105,8 @@ class CompiledExpression:
                     text=text,
                     offset=offset,
                 )
+            if source == target:
+                return raw
             try:
                 return convert_to_type(Value(source, raw), target)
             except ConversionFailure as exc:
