@@ -3,23 +3,65 @@
 
 Nothing here runs anything. ``build`` raises :class:`PackageValidationError` listing all
 problems; a package that plans cleanly can be handed to the executor.
+
+Executables that are disabled (or inside a disabled container) are not resolved or validated,
+as SSIS does not validate them either; they still appear in ``executables`` and the graphs.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import networkx as nx
+from pydantic import ValidationError
 
-from dtsx.engine.errors import PackageValidationError, Problem
-from dtsx.engine.model import Executable, Package
+from dtsx.engine.errors import DtsxError, ExpressionError, PackageValidationError, PluginError, Problem
+from dtsx.engine.model import (
+    ConnectionManagerSpec,
+    Executable,
+    ExecutableKind,
+    Package,
+    PrecedenceConstraint,
+    PropertyExpression,
+    SourceLocation,
+)
+from dtsx.engine.registry import UnknownKeyError
 
 if TYPE_CHECKING:
     from dtsx.engine.expressions import CompiledExpression
     from dtsx.tasks.base import Task
 
-__all__ = ["Plan", "build"]
+__all__ = ["Plan", "build", "SUPPORTED_ENUMERATORS", "SYSTEM_VARIABLES"]
+
+SUPPORTED_ENUMERATORS = frozenset(
+    {
+        "Microsoft.ForEachFileEnumerator",
+        "Microsoft.ForEachItemEnumerator",
+        "Microsoft.ForEachFromVarEnumerator",
+        "Microsoft.ForEachADOEnumerator",
+    }
+)
+# System variables every scope sees (spec §4.4); handler-only ones are accepted everywhere,
+# since a task inside a handler sees them and the planner does not track event payloads.
+SYSTEM_VARIABLES = frozenset(
+    {
+        "CancelEvent", "ContainerStartTime", "CreationDate", "CreatorComputerName", "CreatorName",
+        "ExecutionInstanceGUID", "FailedConfigurations", "IgnoreConfigurationsOnLoad", "InteractiveMode",
+        "LocaleId", "LocaleID", "MachineName", "OfflineMode", "PackageID", "PackageName", "StartTime",
+        "ServerExecutionID", "UserName", "VersionBuild", "VersionComment", "VersionGUID", "VersionMajor",
+        "VersionMinor", "CreationName", "TaskID", "TaskName", "TaskTransactionOption", "Cancel",
+        "ErrorCode", "ErrorDescription", "ExecutionStatus", "ExecutionValue", "PercentComplete",
+        "ProgressCountHigh", "ProgressCountLow", "ProgressDescription", "Propagate", "SourceDescription",
+        "SourceID", "SourceName", "SourceParentGUID", "VariableDescription", "VariableID", "VariableName",
+    }
+)
+_CONTAINER_TYPES = {"STOCK:SEQUENCE", "STOCK:FORLOOP", "STOCK:FOREACHLOOP"}
+_GUID = re.compile(r"^\{?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}?$")
+_SCRIPT_TYPES = {"microsoft.scripttask"}
+_CONSTRAINT_VALUES = {0, 1, 2}
+_EVAL_OPS = {1, 2, 3, 4}
 
 
 @dataclass
@@ -47,6 +89,401 @@ class Plan:
 
 def build(package: Package, *, unsupported: str = "fail") -> Plan:
     """Check ``package`` and build its plan; ``unsupported`` is ``"fail"`` or ``"skip"``."""
-    raise PackageValidationError(
-        [Problem("not-implemented", "the planner is not written yet", package.path or None)]
-    )
+    if unsupported not in ("fail", "skip"):
+        raise ValueError(f"unsupported must be 'fail' or 'skip', not {unsupported!r}")
+    planner = _Planner(package, skip_unsupported=unsupported == "skip")
+    planner.run()
+    if planner.problems:
+        raise PackageValidationError(planner.problems, file=package.path or None)
+    return planner.plan
+
+
+def _where(location: SourceLocation | None) -> tuple[str | None, int | None]:
+    if location is None:
+        return None, None
+    return location.file, location.line
+
+
+class _Planner:
+    def __init__(self, package: Package, *, skip_unsupported: bool) -> None:
+        self.package = package
+        self.skip_unsupported = skip_unsupported
+        self.plan = Plan(package=package)
+        self.problems: list[Problem] = []
+        self.parents: dict[str, str | None] = {}
+        self.scopes: dict[str, frozenset[str]] = {}
+        self.connections = _ConnectionIndex(package.all_connections())
+        self.compile: Callable[..., CompiledExpression] | None = _expression_compiler()
+
+    # -- reporting
+
+    def problem(self, code: str, message: str, location: SourceLocation | None, ref_id: str | None) -> None:
+        file, line = _where(location)
+        self.problems.append(Problem(code, message, file or self.package.path or None, line, ref_id))
+
+    def warn(self, code: str, message: str, location: SourceLocation | None, ref_id: str | None) -> None:
+        file, line = _where(location)
+        self.plan.warnings.append(Problem(code, message, file or self.package.path or None, line, ref_id))
+
+    # -- driver
+
+    def run(self) -> None:
+        self._index(self.package, None, self._package_scope())
+        self._check_dtsids()
+        self._check_tree(self.package, disabled=False)
+        self._package_expressions()
+
+    def _package_scope(self) -> frozenset[str]:
+        names = {f"System::{n}" for n in SYSTEM_VARIABLES}
+        names.update(f"$Package::{p.name}" for p in self.package.parameters)
+        names.update(f"$Project::{p.name}" for p in self.package.project_parameters)
+        return frozenset(names)
+
+    def _index(self, exe: Executable, parent: str | None, outer: frozenset[str]) -> None:
+        """Every executable by ref_id, its parent, and the variable names visible inside it."""
+        if exe.ref_id in self.plan.executables and self.plan.executables[exe.ref_id] is not exe:
+            first = self.plan.executables[exe.ref_id]
+            self.problem(
+                "duplicate-refid",
+                f"two executables have the refId {exe.ref_id!r} (the other is at {first.location}); "
+                "rename one of them",
+                exe.location,
+                exe.ref_id,
+            )
+        self.plan.executables[exe.ref_id] = exe
+        self.parents[exe.ref_id] = parent
+        own = {v.qualified_name for v in exe.variables}
+        own.update(v.name for v in exe.variables if v.namespace == "User")
+        scope = outer | own if own else outer
+        self.scopes[exe.ref_id] = scope
+        for child in (*exe.event_handlers, *exe.executables):
+            self._index(child, exe.ref_id, scope)
+
+    def _check_dtsids(self) -> None:
+        seen: dict[str, tuple[str, SourceLocation | None]] = {}
+        for ref, dtsid, location in self._identified():
+            key = dtsid.strip().strip("{}").upper()
+            if not key:
+                continue
+            if key in seen:
+                other_ref, other_loc = seen[key]
+                self.problem(
+                    "duplicate-dtsid",
+                    f"DTSID {dtsid} is used by {ref!r} and by {other_ref!r} (at {other_loc}); "
+                    "give one of them a new GUID",
+                    location,
+                    ref,
+                )
+            else:
+                seen[key] = (ref, location)
+
+    def _identified(self) -> Iterator[tuple[str, str, SourceLocation | None]]:
+        for exe in self.plan.executables.values():
+            if exe.dtsid:
+                yield exe.ref_id, exe.dtsid, exe.location
+            for var in exe.variables:
+                if var.dtsid:
+                    yield var.ref_id, var.dtsid, var.location
+            for pc in exe.precedence_constraints:
+                if pc.dtsid:
+                    yield pc.ref_id, pc.dtsid, pc.location
+        for cm in self.package.connections:
+            if cm.dtsid:
+                yield cm.ref_id, cm.dtsid, cm.location
+
+    # -- the tree
+
+    def _check_tree(self, exe: Executable, *, disabled: bool) -> None:
+        off = disabled or exe.disabled
+        if exe.kind is ExecutableKind.TASK:
+            if not off:
+                self._check_task(exe)
+            for handler in exe.event_handlers:
+                self._check_tree(handler, disabled=off or exe.ref_id in self.plan.skipped)
+            return
+        skipped = False
+        if exe.kind is ExecutableKind.FOREACH_LOOP and not off:
+            skipped = self._check_foreach(exe)
+        if exe.kind is ExecutableKind.FOR_LOOP and not off:
+            self._check_for_loop(exe)
+        self._graph(exe)
+        if not off and not skipped:
+            self._executable_expressions(exe)
+        for child in (*exe.event_handlers, *exe.executables):
+            self._check_tree(child, disabled=off or skipped)
+
+    def _unsupported(self, exe: Executable, code: str, message: str) -> None:
+        if self.skip_unsupported:
+            self.plan.skipped.add(exe.ref_id)
+            self.warn(code, f"{message}; it is skipped and runs as if disabled (--unsupported skip)", exe.location, exe.ref_id)
+        else:
+            self.problem(code, message, exe.location, exe.ref_id)
+
+    # -- tasks
+
+    def _check_task(self, exe: Executable) -> None:
+        cls = self._task_class(exe)
+        if cls is None:
+            return
+        try:
+            task = cls.from_node(exe.object_data)
+        except ValidationError as exc:
+            for err in exc.errors():
+                where = ".".join(str(p) for p in err.get("loc", ())) or "?"
+                self.problem("bad-property", f"task {exe.name!r}: property {where}: {err.get('msg')}", exe.location, exe.ref_id)
+            return
+        except DtsxError as exc:
+            self.problem("bad-property", f"task {exe.name!r}: {exc}", exe.location, exe.ref_id)
+            return
+        self.plan.tasks[exe.ref_id] = task
+        messages = self._validate_task(exe, task)
+        self._check_connection_refs(exe, messages)
+        self._executable_expressions(exe)
+
+    def _task_class(self, exe: Executable) -> type[Task] | None:
+        from dtsx.tasks.base import TASKS
+
+        kind = exe.type_key or exe.raw_type or "(no type)"
+        if exe.type_key.lower() in _SCRIPT_TYPES:
+            self._unsupported(
+                exe,
+                "unsupported-task",
+                f"task {exe.name!r} is a Script Task ({exe.raw_type}): C#/VB Script Tasks cannot run in dtsx; "
+                "replace it with an Execute Process or Expression task, or a task plugin",
+            )
+            return None
+        try:
+            return TASKS.get(exe.type_key) if exe.type_key else None
+        except UnknownKeyError:
+            pass
+        except PluginError as exc:
+            self.problem("plugin-error", f"task {exe.name!r} of type {kind}: {exc}", exe.location, exe.ref_id)
+            return None
+        self._unsupported(
+            exe,
+            "unsupported-task",
+            f"task {exe.name!r} has type {kind} ({exe.raw_type or 'no type'}), which dtsx does not implement; "
+            "disable it, install a plugin that registers it, or run with --unsupported skip",
+        )
+        return None
+
+    def _validate_task(self, exe: Executable, task: Task) -> list[str]:
+        from dtsx.tasks.base import ValidationContext
+
+        scope = self.scopes.get(exe.ref_id, frozenset())
+        vctx = ValidationContext(
+            connection_type=self.connections.type_of,
+            has_variable=lambda name: _visible(name, scope),
+            dynamic_properties=frozenset(p.name.lower() for p in exe.property_expressions),
+        )
+        try:
+            messages = list(task.validate(vctx))
+        except DtsxError as exc:
+            messages = [str(exc)]
+        for message in messages:
+            self.problem("invalid-task", f"task {exe.name!r}: {message}", exe.location, exe.ref_id)
+        return messages
+
+    def _check_connection_refs(self, exe: Executable, already: list[str]) -> None:
+        """Any GUID in a *Connection*/SMTPServer attribute of the task's data must name a CM."""
+        if exe.object_data is None:
+            return
+        dynamic = {p.name.lower() for p in exe.property_expressions}
+        for node in exe.object_data.iter():
+            for key, value in node.attrs.items():
+                local = key.rsplit("}", 1)[-1]
+                low = local.lower()
+                if "connection" not in low and low != "smtpserver":
+                    continue
+                if low in dynamic or not _GUID.match(value.strip()) or self.connections.type_of(value) is not None:
+                    continue
+                if any(value in message for message in already):
+                    continue
+                self.problem(
+                    "missing-connection",
+                    f"task {exe.name!r}: {local}={value} matches no connection manager in the package or project; "
+                    "add the connection manager or pass --project-dir",
+                    exe.location,
+                    exe.ref_id,
+                )
+
+    # -- containers
+
+    def _check_foreach(self, exe: Executable) -> bool:
+        """True when the loop is skipped as unsupported."""
+        enum = exe.enumerator
+        if enum is None or enum.type_key not in SUPPORTED_ENUMERATORS:
+            kind = "no enumerator" if enum is None else f"the enumerator {enum.raw_type or '(no type)'}"
+            self._unsupported(
+                exe,
+                "unsupported-enumerator",
+                f"Foreach Loop {exe.name!r} has {kind}; dtsx runs the File, Item, From Variable and ADO enumerators",
+            )
+            return self.skip_unsupported
+        scope = self.scopes.get(exe.ref_id, frozenset())
+        for mapping in exe.variable_mappings:
+            if not _visible(mapping.variable, scope):
+                self.problem(
+                    "missing-variable",
+                    f"Foreach Loop {exe.name!r} maps value {mapping.value_index} to {mapping.variable!r}, "
+                    "which is not a variable in its scope",
+                    mapping.location or exe.location,
+                    exe.ref_id,
+                )
+        self._compile_all(enum.property_expressions, enum.ref_id)
+        return False
+
+    def _check_for_loop(self, exe: Executable) -> None:
+        if not exe.eval_expression:
+            self.problem(
+                "invalid-task",
+                f"For Loop {exe.name!r} has no EvalExpression; set one, or the loop can never end",
+                exe.location,
+                exe.ref_id,
+            )
+        for text, assignment in ((exe.init_expression, True), (exe.eval_expression, False), (exe.assign_expression, True)):
+            if text:
+                self._compile(text, assignment, exe.location, exe.ref_id)
+
+    def _graph(self, container: Executable) -> None:
+        graph = nx.DiGraph()
+        graph.add_nodes_from(child.ref_id for child in container.executables)
+        for pc in container.precedence_constraints:
+            if self._constraint_ok(container, pc, graph):
+                data = graph.get_edge_data(pc.from_ref, pc.to_ref)
+                if data is None:
+                    graph.add_edge(pc.from_ref, pc.to_ref, constraints=[pc])
+                else:
+                    data["constraints"].append(pc)
+        self.plan.graphs[container.ref_id] = graph
+        self._check_cycles(container, graph)
+
+    def _constraint_ok(self, container: Executable, pc: PrecedenceConstraint, graph: nx.DiGraph) -> bool:
+        ok = True
+        for end, ref in (("from", pc.from_ref), ("to", pc.to_ref)):
+            if ref not in graph:
+                ok = False
+                self.problem(
+                    "bad-constraint",
+                    f"precedence constraint {pc.name or pc.ref_id!r} goes {end} {ref!r}, which is not an executable "
+                    f"directly inside {container.ref_id!r}; constraints only link siblings",
+                    pc.location,
+                    pc.ref_id,
+                )
+        if pc.value not in _CONSTRAINT_VALUES or pc.eval_op not in _EVAL_OPS:
+            ok = False
+            self.problem(
+                "bad-constraint",
+                f"precedence constraint {pc.name or pc.ref_id!r} has Value={pc.value} EvalOp={pc.eval_op}; "
+                "Value must be 0, 1 or 2 and EvalOp 1 to 4",
+                pc.location,
+                pc.ref_id,
+            )
+        elif pc.eval_op != 2 and not (pc.expression or "").strip():
+            ok = False
+            self.problem(
+                "bad-constraint",
+                f"precedence constraint {pc.name or pc.ref_id!r} has EvalOp={pc.eval_op}, which needs an expression, "
+                "but has none",
+                pc.location,
+                pc.ref_id,
+            )
+        elif pc.eval_op != 2 and pc.expression:
+            self._compile(pc.expression, False, pc.location, pc.ref_id)
+        return ok
+
+    def _check_cycles(self, container: Executable, graph: nx.DiGraph) -> None:
+        if graph.number_of_edges() == 0 or nx.is_directed_acyclic_graph(graph):
+            return
+        for component in nx.strongly_connected_components(graph):
+            if len(component) == 1:
+                (node,) = component
+                if not graph.has_edge(node, node):
+                    continue
+            names = sorted(component)
+            first = self.plan.executables.get(names[0])
+            self.problem(
+                "cycle",
+                f"precedence constraints in {container.ref_id!r} form a cycle through {', '.join(repr(n) for n in names)}; "
+                "remove one of the constraints",
+                first.location if first else container.location,
+                names[0],
+            )
+
+    # -- expressions
+
+    def _executable_expressions(self, exe: Executable) -> None:
+        self._compile_all(exe.property_expressions, exe.ref_id)
+        for var in exe.variables:
+            if var.evaluate_as_expression and var.expression:
+                self._compile(var.expression, False, var.location, var.ref_id)
+            self._compile_all(var.property_expressions, var.ref_id)
+
+    def _package_expressions(self) -> None:
+        for cm in self.package.all_connections():
+            self._compile_all(cm.property_expressions, cm.ref_id)
+
+    def _compile_all(self, expressions: list[PropertyExpression], ref_id: str) -> None:
+        for expr in expressions:
+            if expr.expression.strip():
+                self._compile(expr.expression, False, expr.location, ref_id)
+
+    def _compile(self, text: str, assignment: bool, location: SourceLocation | None, ref_id: str) -> None:
+        if self.compile is None or (text, assignment) in self.plan.expressions:
+            return
+        try:
+            self.plan.expressions[(text, assignment)] = self.compile(text, assignment=assignment)
+        except ExpressionError as exc:
+            self.problem("expression", f"{exc}", location, ref_id)
+
+
+def _expression_compiler() -> Callable[..., CompiledExpression] | None:
+    """The expression compiler, imported lazily; None while that module is unavailable."""
+    try:
+        from dtsx.engine.expressions import compile as compile_expression
+    except ImportError:
+        return None
+    return compile_expression
+
+
+def _visible(name: str, scope: frozenset[str]) -> bool:
+    text = name.strip()
+    if text.startswith("@[") and text.endswith("]"):
+        text = text[2:-1]
+    elif text.startswith("@"):
+        text = text[1:]
+    if text in scope:
+        return True
+    if text.startswith("System::"):
+        return True  # the planner does not list every system variable of every event
+    return False
+
+
+class _ConnectionIndex:
+    """Finds a connection manager by DTSID (any case, braces optional), name or refId."""
+
+    def __init__(self, connections: list[ConnectionManagerSpec]) -> None:
+        self.by_key: dict[str, ConnectionManagerSpec] = {}
+        for cm in reversed(connections):  # package managers win over project ones
+            if cm.dtsid:
+                self.by_key[_guid_key(cm.dtsid)] = cm
+            self.by_key[cm.name] = cm
+            self.by_key[cm.ref_id] = cm
+            if cm.scope == "Project":
+                self.by_key[f"Project.ConnectionManagers[{cm.name}]"] = cm
+
+    def find(self, ref: str) -> ConnectionManagerSpec | None:
+        text = ref.strip()
+        if text.lower().endswith(":external"):
+            text = text[: -len(":external")]
+        if _GUID.match(text):
+            return self.by_key.get(_guid_key(text))
+        return self.by_key.get(text)
+
+    def type_of(self, ref: str) -> str | None:
+        cm = self.find(ref)
+        return cm.type_key if cm is not None else None
+
+
+def _guid_key(text: str) -> str:
+    return "{" + text.strip().strip("{}").upper() + "}"
