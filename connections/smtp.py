@@ -1,0 +1,696 @@
+"""The SMTP connection manager (CreationName ``SMTP``) and the mail session it hands to tasks.
+
+``SmtpConnectionManager.acquire()`` returns one :class:`SmtpSession` per run. The session keeps
+one SMTP connection open for consecutive messages (``RSET`` between them, a new connection when
+the server said 421 or dropped it), protects it with STARTTLS or implicit TLS with certificate
+checks, authenticates as SSIS does (anonymous, or Windows: GSSAPI/SPNEGO then NTLM) or with an
+explicit user name, retries transient failures with bounded backoff, and never sends a message
+twice once the server has accepted its data. Every failure becomes a ConnectionManagerError
+whose text is one sentence: host:port, the server's reply, and what to do.
+
+This module (with ``smtp_auth``) is the only place in dtsx that imports smtplib, ssl or spnego.
+"""
+
+from __future__ import annotations
+
+import copy
+import email.generator
+import email.message
+import email.policy
+import io
+import logging
+import re
+import smtplib
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import ClassVar, Mapping, Sequence
+
+from dtsx.connections.base import ConnectionManager, ConnectionSettings, register_connection
+from dtsx.connections.smtp_auth import AuthProblem, authenticate
+from dtsx.connections.smtp_options import (
+    Security,
+    SmtpOptions,
+    parse_smtp_options,
+    smtp_option_problems,
+)
+from dtsx.engine.errors import ConnectionManagerError
+
+__all__ = [
+    "SmtpConnectionManager",
+    "SmtpSession",
+    "SendReport",
+    "SmtpReply",
+    "SmtpRecipientsRefused",
+]
+
+log = logging.getLogger("dtsx.connections.smtp")
+
+MAX_ATTEMPTS = 3
+FIRST_RETRY_DELAY = 0.5  # seconds; doubles each retry, and no retry starts past the Timeout
+
+
+@dataclass(frozen=True)
+class SmtpReply:
+    """One server reply: the numeric code and its text (continuation lines joined)."""
+
+    code: int
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.text}".strip()
+
+
+@dataclass(frozen=True)
+class SendReport:
+    """What happened to one message.
+
+    ``accepted``: recipients the server took the message for (it accepted their RCPT and the
+    data). ``refused``: recipient -> the server's final reply for those it did not. A send that
+    returns normally has nothing refused; refusals raise :class:`SmtpRecipientsRefused`, which
+    carries the report.
+    """
+
+    server: str
+    accepted: tuple[str, ...]
+    refused: Mapping[str, SmtpReply] = field(default_factory=lambda: MappingProxyType({}))
+    attempts: int = 1
+    reused_connection: bool = False
+    mechanism: str | None = None
+    tls: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def delivered(self) -> bool:
+        return bool(self.accepted)
+
+    @property
+    def partly_delivered(self) -> bool:
+        return bool(self.accepted) and bool(self.refused)
+
+
+class SmtpRecipientsRefused(ConnectionManagerError):
+    """The server refused some or all recipients; ``report`` says which, and who got the message."""
+
+    def __init__(self, message: str, report: SendReport) -> None:
+        first = next(iter(report.refused.values()), None)
+        host, _, port = report.server.rpartition(":")
+        super().__init__(
+            message,
+            host=host.strip("[]"),
+            port=int(port) if port.isdigit() else None,
+            code=first.code if first else None,
+            reply=str(first) if first else None,
+        )
+        self.report = report
+
+
+class _Failure(Exception):
+    """Internal: one failed step, classified. Becomes a ConnectionManagerError at the boundary."""
+
+    def __init__(
+        self,
+        what: str,
+        advice: str,
+        *,
+        reply: SmtpReply | None = None,
+        transient: bool = False,
+        drop: bool = False,
+    ) -> None:
+        super().__init__(what)
+        self.what = what
+        self.advice = advice
+        self.reply = reply
+        self.transient = transient
+        self.drop = drop or (reply is not None and reply.code == 421)
+
+
+def _reply(code: int, resp: bytes | str) -> SmtpReply:
+    text = resp.decode("utf-8", "replace") if isinstance(resp, bytes) else resp
+    return SmtpReply(code, " ".join(text.split()))
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """smtplib turns a socket timeout into SMTPServerDisconnected; look at the cause too."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (TimeoutError, socket.timeout)) or "timed out" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+@dataclass
+class _Link:
+    """One open SMTP connection and what was learnt on it."""
+
+    conn: smtplib.SMTP
+    tls: str | None
+    mechanism: str | None
+    warnings: list[str]
+    used: bool = False
+
+
+@dataclass
+class _Delivery:
+    """Progress of one message across attempts: who still waits, who got it, who was refused."""
+
+    pending: list[str]
+    delivered: list[str] = field(default_factory=list)
+    refused: dict[str, SmtpReply] = field(default_factory=dict)
+    deferred: dict[str, SmtpReply] = field(default_factory=dict)
+    attempts: int = 0
+    reused: bool = False
+
+
+def _local_name() -> str:
+    """EHLO name: the host name as .NET sends it, without a DNS lookup (getfqdn can stall)."""
+    name = socket.gethostname()
+    return name if re.fullmatch(r"[A-Za-z0-9.-]+", name or "") else "localhost"
+
+
+class SmtpSession:
+    """A thread-safe mail session over one reusable SMTP connection. Built by the manager."""
+
+    def __init__(self, options: SmtpOptions) -> None:
+        self.options = options
+        self._lock = threading.RLock()
+        self._link: _Link | None = None
+        self._tls_context: ssl.SSLContext | None = None
+        self.connections_opened = 0
+        self.messages_sent = 0
+
+    def __repr__(self) -> str:
+        state = "open" if self._link is not None else "idle"
+        return f"SmtpSession({self.options.address}, security={self.options.security.value}, {state})"
+
+    # -- public -----------------------------------------------------------------------------
+
+    def send(
+        self, message: email.message.Message, *, sender: str, recipients: Sequence[str]
+    ) -> SendReport:
+        """Send one message to ``recipients`` (the envelope; Bcc included) from ``sender``.
+
+        Returns a report when every recipient accepted it. Raises SmtpRecipientsRefused when
+        some were refused (its report says who got the message), ConnectionManagerError otherwise.
+        """
+        wanted = _unique(recipients)
+        if not wanted:
+            raise self._error(_Failure("was given a message with no recipient",
+                                       "add at least one address to To, CC or BCC"))
+        with self._lock:
+            state = _Delivery(pending=wanted)
+            try:
+                self._deliver(message, sender, state)
+            except _Failure as failure:
+                raise self._error(failure, state) from None
+            return self._finish(state)
+
+    def connect(self) -> None:
+        """Open (or check) the connection now: greeting, EHLO, TLS and AUTH, without sending."""
+        with self._lock:
+            deadline = time.monotonic() + self.options.timeout
+            try:
+                self._ensure_link(deadline)
+            except _Failure as failure:
+                raise self._error(failure) from None
+
+    def close(self) -> None:
+        """QUIT and close the connection, if any. Never raises."""
+        with self._lock:
+            link, self._link = self._link, None
+            if link is not None:
+                _quit(link.conn, min(2.0, self.options.timeout))
+
+    # -- delivery with retries ----------------------------------------------------------------
+
+    def _deliver(self, message: email.message.Message, sender: str, state: _Delivery) -> None:
+        deadline = time.monotonic() + self.options.timeout
+        delay = FIRST_RETRY_DELAY
+        while True:
+            state.attempts += 1
+            failure = self._attempt(message, sender, state, deadline)
+            if failure is None:
+                return
+            if not failure.transient:
+                raise failure
+            if failure.drop:
+                self._drop()
+            if state.attempts >= MAX_ATTEMPTS or time.monotonic() + delay >= deadline:
+                for rcpt, reply in state.deferred.items():
+                    state.refused[rcpt] = reply
+                state.pending = [r for r in state.pending if r not in state.deferred]
+                if state.deferred and not state.pending:
+                    return  # only temporarily refused recipients remain: reported as refused
+                raise failure
+            log.info("SMTP %s: %s; retrying in %.1f s", self.options.address, failure.what, delay)
+            time.sleep(delay)
+            delay *= 2
+
+    def _attempt(
+        self, message: email.message.Message, sender: str, state: _Delivery, deadline: float
+    ) -> _Failure | None:
+        """One transaction. None when nothing is left to do; else the (classified) failure."""
+        try:
+            link = self._ensure_link(deadline, state)
+            self._transaction(link, message, sender, state, deadline)
+        except _Failure as failure:
+            return failure
+        except (smtplib.SMTPException, OSError) as exc:
+            return self._classify(exc, "during the mail transaction", deadline)
+        if not state.pending:
+            return None
+        shown = ", ".join(f"{r} ({state.deferred[r]})" for r in state.pending if r in state.deferred)
+        return _Failure(f"deferred recipients {shown}", "try again later", transient=True,
+                        reply=next(iter(state.deferred.values()), None))
+
+    def _transaction(
+        self, link: _Link, message: email.message.Message, sender: str, state: _Delivery, deadline: float
+    ) -> None:
+        conn = link.conn
+        link.used = True
+        payload, options = self._payload(link, message, sender, state.pending)
+        self._arm(conn, deadline)
+        code, resp = conn.mail(sender, options)
+        if code != 250:
+            raise self._refusal("refused the sender", sender, _reply(code, resp), "MAIL")
+        accepted = self._recipients(conn, state, deadline)
+        if not accepted:
+            _rset(conn)
+            return
+        self._data(conn, payload, deadline)
+        state.delivered.extend(accepted)
+        state.pending = [r for r in state.pending if r not in accepted]
+        self.messages_sent += 1
+
+    def _recipients(self, conn: smtplib.SMTP, state: _Delivery, deadline: float) -> list[str]:
+        """RCPT each pending recipient; permanent refusals are final, 4xx ones wait for a retry."""
+        accepted: list[str] = []
+        state.deferred.clear()
+        for rcpt in list(state.pending):
+            self._arm(conn, deadline)
+            code, resp = conn.rcpt(rcpt)
+            reply = _reply(code, resp)
+            if code in (250, 251):
+                accepted.append(rcpt)
+            elif code == 421:
+                raise _Failure("closed the session", "try again later", reply=reply, transient=True)
+            elif 400 <= code < 500:
+                state.deferred[rcpt] = reply
+            else:
+                state.refused[rcpt] = reply
+                state.pending.remove(rcpt)
+        return accepted
+
+    def _data(self, conn: smtplib.SMTP, payload: bytes, deadline: float) -> None:
+        """DATA, the message, the final dot. A retry is safe until the server's final reply."""
+        self._arm(conn, deadline)
+        code, resp = conn.docmd("DATA")
+        if code != 354:
+            raise self._refusal("refused DATA", None, _reply(code, resp), "DATA")
+        try:
+            conn.send(payload)
+        except (smtplib.SMTPException, OSError) as exc:
+            raise self._classify(exc, "while the message was being sent", deadline) from None
+        try:
+            self._arm(conn, deadline)
+            code, resp = conn.getreply()
+        except (smtplib.SMTPException, OSError) as exc:
+            if _timed_out(exc):
+                # The data is all out; the server may have queued it. Resending could deliver it
+                # twice (RFC 1047), so this is reported as uncertain and not retried.
+                raise _Failure(
+                    f"did not confirm the message within {self.options.timeout:g} s after it was sent, "
+                    "so it may or may not have been delivered and dtsx did not resend it",
+                    "check the recipients' mailboxes before running again, or raise Timeout",
+                    drop=True,
+                ) from None
+            # Reset or closed before any reply: the server never took responsibility (RFC 5321
+            # §6.1), so sending again cannot duplicate an accepted message.
+            raise self._classify(exc, "before confirming the message", deadline) from None
+        if code != 250:
+            raise self._refusal("refused the message", None, _reply(code, resp), "DATA")
+
+    def _refusal(self, what: str, subject: str | None, reply: SmtpReply, stage: str) -> _Failure:
+        shown = f"{what} {subject}" if subject else what
+        if 400 <= reply.code < 500:
+            return _Failure(shown, "try again later", reply=reply, transient=True, drop=reply.code == 421)
+        advice = "check the address and the server's relay rules"
+        if reply.code == 530 or (reply.code == 550 and "auth" in reply.text.lower()):
+            advice = ("the server wants authentication: set UseWindowsAuthentication=True, or UserName "
+                      "with PasswordEnv (and EnableSsl=True)")
+        elif stage == "DATA" and reply.code == 552:
+            advice = "the message is too large for the server; send smaller attachments"
+        elif stage == "DATA":
+            advice = "the server rejected the content; check its reply and the message"
+        return _Failure(shown, advice, reply=reply)
+
+    # -- the connection -----------------------------------------------------------------------
+
+    def _ensure_link(self, deadline: float, state: _Delivery | None = None) -> _Link:
+        link = self._link
+        if link is not None and link.used:
+            # RSET both clears any half transaction and proves the connection is alive.
+            try:
+                self._arm(link.conn, deadline)
+                code, _ = link.conn.rset()
+            except (smtplib.SMTPException, OSError):
+                code = -1
+            if code == 250:
+                if state is not None:
+                    state.reused = True
+                return link
+            self._drop()
+        elif link is not None:
+            return link
+        self._link = self._open(deadline)
+        return self._link
+
+    def _open(self, deadline: float) -> _Link:
+        opts = self.options
+        remaining = max(0.05, deadline - time.monotonic())
+        try:
+            conn = self._connect(remaining)
+        except (smtplib.SMTPException, OSError) as exc:
+            raise self._classify(exc, "while connecting", deadline, connecting=True) from None
+        self.connections_opened += 1
+        try:
+            return self._handshake(conn, deadline)
+        except _Failure:
+            _quit(conn, 1.0)
+            raise
+        except (smtplib.SMTPException, OSError) as exc:
+            _quit(conn, 1.0)
+            raise self._classify(exc, "during the handshake", deadline) from None
+        finally:
+            log.debug("SMTP %s: connection %d opened", opts.address, self.connections_opened)
+
+    def _connect(self, timeout: float) -> smtplib.SMTP:
+        opts = self.options
+        if opts.security is Security.TLS:
+            return smtplib.SMTP_SSL(opts.server, opts.port, local_hostname=_local_name(),
+                                    timeout=timeout, context=self._context())
+        return smtplib.SMTP(opts.server, opts.port, local_hostname=_local_name(), timeout=timeout)
+
+    def _handshake(self, conn: smtplib.SMTP, deadline: float) -> _Link:
+        opts = self.options
+        self._hello(conn, deadline)
+        if opts.security is Security.STARTTLS:
+            self._starttls(conn, deadline)
+        tls = conn.sock.version() if isinstance(conn.sock, ssl.SSLSocket) else None
+        self._arm(conn, deadline)
+        try:
+            outcome = authenticate(conn, opts, tls=tls is not None)
+        except AuthProblem as problem:
+            reply = SmtpReply(problem.code, problem.reply) if problem.code is not None else None
+            raise _Failure(problem.what, problem.advice, reply=reply, transient=problem.transient) from None
+        warnings = list(opts.warnings) + outcome.warnings
+        for text in outcome.warnings:
+            log.warning("SMTP %s: %s", opts.address, text)
+        return _Link(conn, tls, outcome.mechanism, warnings)
+
+    def _hello(self, conn: smtplib.SMTP, deadline: float) -> None:
+        self._arm(conn, deadline)
+        code, resp = conn.ehlo()
+        if code in (500, 502):  # no ESMTP: fall back to HELO, as .NET does
+            self._arm(conn, deadline)
+            code, resp = conn.helo()
+        if code != 250:
+            reply = _reply(code, resp)
+            raise _Failure("refused the greeting (EHLO/HELO)", "check the server's access rules",
+                           reply=reply, transient=400 <= code < 500)
+
+    def _starttls(self, conn: smtplib.SMTP, deadline: float) -> None:
+        if not conn.has_extn("starttls"):
+            raise _Failure(
+                "does not offer STARTTLS, and EnableSsl=True (Security=StartTls) forbids sending in clear text",
+                "enable STARTTLS on the server, use Security=Tls if the port speaks implicit TLS, "
+                "or set EnableSsl=False if the network is trusted",
+            )
+        self._arm(conn, deadline)
+        try:
+            conn.starttls(context=self._context())
+        except smtplib.SMTPResponseException as exc:
+            reply = _reply(exc.smtp_code, exc.smtp_error)
+            raise _Failure("refused STARTTLS", "check the server's TLS settings", reply=reply,
+                           transient=400 <= exc.smtp_code < 500) from None
+        self._hello(conn, deadline)  # RFC 3207: forget everything learnt before TLS
+
+    def _context(self) -> ssl.SSLContext:
+        if self._tls_context is None:
+            ctx = ssl.create_default_context()
+            if self.options.ca_file:
+                try:
+                    ctx.load_verify_locations(cafile=self.options.ca_file)
+                except (ssl.SSLError, OSError) as exc:
+                    raise _Failure(f"cannot be trusted because CaFile={self.options.ca_file} is not a PEM "
+                                   f"certificate file ({exc})", "give the CA certificate in PEM form") from None
+            if self.options.trust_server_certificate:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                loud = [w for w in self.options.warnings if w.startswith("TrustServerCertificate")]
+                log.warning("SMTP %s: %s", self.options.address,
+                            loud[0] if loud else "TrustServerCertificate=True: the certificate is NOT checked")
+            self._tls_context = ctx
+        return self._tls_context
+
+    def _arm(self, conn: smtplib.SMTP, deadline: float) -> None:
+        """Bound the next network wait by what is left of the Timeout."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _Failure(f"did not finish within Timeout ({self.options.timeout:g} s)",
+                           "raise Timeout (in milliseconds) or check the server's load", transient=True, drop=True)
+        if conn.sock is not None:
+            conn.sock.settimeout(remaining)
+
+    def _drop(self) -> None:
+        link, self._link = self._link, None
+        if link is not None:
+            _quit(link.conn, 0.5)
+
+    # -- message bytes ------------------------------------------------------------------------
+
+    def _payload(
+        self, link: _Link, message: email.message.Message, sender: str, recipients: list[str]
+    ) -> tuple[bytes, list[str]]:
+        conn = link.conn
+        options: list[str] = []
+        needs_utf8 = not all(a.isascii() for a in [sender, *recipients])
+        if needs_utf8:
+            if not conn.has_extn("smtputf8"):
+                bad = next(a for a in [sender, *recipients] if not a.isascii())
+                raise _Failure(f"does not support SMTPUTF8, which the non-ASCII address {bad} needs",
+                               "use an ASCII address or a server that supports SMTPUTF8")
+            options.append("SMTPUTF8")
+        eight_bit = conn.has_extn("8bitmime")
+        data = _flatten(message, utf8=needs_utf8, eight_bit=eight_bit or needs_utf8)
+        if eight_bit and any(b > 0x7F for b in data):
+            options.append("BODY=8BITMIME")
+        if conn.has_extn("size"):
+            options.append(f"SIZE={len(data)}")
+        return _stuff(data), options
+
+    # -- errors -------------------------------------------------------------------------------
+
+    def _classify(self, exc: BaseException, stage: str, deadline: float, *, connecting: bool = False) -> _Failure:
+        opts = self.options
+        if isinstance(exc, smtplib.SMTPConnectError):
+            reply = _reply(exc.smtp_code, exc.smtp_error)
+            transient = 400 <= exc.smtp_code < 500
+            return _Failure("refused the session at its greeting", "try again later" if transient
+                            else "check that this server accepts mail from this host", reply=reply,
+                            transient=transient, drop=True)
+        if isinstance(exc, smtplib.SMTPResponseException):
+            reply = _reply(exc.smtp_code, exc.smtp_error)
+            return _Failure(f"failed {stage}", "check the server's reply", reply=reply,
+                            transient=400 <= exc.smtp_code < 500, drop=True)
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return _Failure(
+                f"presented a TLS certificate that cannot be trusted ({exc.verify_message})",
+                "add its CA with CaFile=<ca.pem>, or connect by the name the certificate carries "
+                "(TrustServerCertificate=True turns the check off, which is unsafe)", drop=True)
+        if isinstance(exc, ssl.SSLError):
+            return _Failure(f"failed the TLS handshake ({exc.reason or exc})",
+                            "check that Security matches the port: Security=Tls for implicit TLS (465), "
+                            "EnableSsl=True for STARTTLS (25, 587)", drop=True)
+        if isinstance(exc, socket.gaierror):
+            return _Failure("could not be found: the host name does not resolve",
+                            "check SmtpServer", drop=True)
+        if _timed_out(exc):
+            hint = (" (if this port speaks implicit TLS, set Security=Tls)"
+                    if connecting and opts.security is not Security.TLS else "")
+            return _Failure(f"did not answer within Timeout ({opts.timeout:g} s) {stage}{hint}",
+                            "check the server and the network, or raise Timeout (in milliseconds)",
+                            transient=True, drop=True)
+        if isinstance(exc, ConnectionRefusedError):
+            return _Failure("refused the connection (nothing listens there)",
+                            "check SmtpServer and Port, and that the mail server is running",
+                            transient=True, drop=True)
+        detail = _detail(exc)
+        return _Failure(f"closed the connection {stage} ({detail})", "try again later, or check the server's logs",
+                        transient=True, drop=True)
+
+    def _error(self, failure: _Failure, state: _Delivery | None = None) -> ConnectionManagerError:
+        opts = self.options
+        text = f"SMTP server {opts.address} {failure.what}"
+        if failure.reply is not None:
+            text += f": the server replied '{failure.reply}'"
+        if state is not None and state.attempts > 1 and failure.transient:
+            text += f" (after {state.attempts} attempts)"
+        if state is not None and state.delivered:
+            text += f"; the message was partly delivered, to {', '.join(state.delivered)} only"
+        text = f"{text}; {failure.advice}."
+        code = failure.reply.code if failure.reply else None
+        reply = str(failure.reply) if failure.reply else None
+        return ConnectionManagerError(self._scrub(text), host=opts.server, port=opts.port, code=code,
+                                      reply=self._scrub(reply) if reply else None)
+
+    def _finish(self, state: _Delivery) -> SendReport:
+        link = self._link
+        report = SendReport(
+            server=self.options.address,
+            accepted=tuple(state.delivered),
+            refused=MappingProxyType(dict(state.refused)),
+            attempts=state.attempts,
+            reused_connection=state.reused,
+            mechanism=link.mechanism if link else None,
+            tls=link.tls if link else None,
+            warnings=tuple(link.warnings) if link else tuple(self.options.warnings),
+        )
+        if not state.refused:
+            return report
+        refused = "; ".join(f"{r} ('{reply}')" for r, reply in state.refused.items())
+        total = len(state.refused) + len(state.delivered)
+        if state.delivered:
+            outcome = (f"the message was partly delivered: the server accepted it for "
+                       f"{', '.join(state.delivered)}")
+        else:
+            outcome = "the message was not delivered to anyone"
+        text = (f"SMTP server {self.options.address} refused {len(state.refused)} of {total} recipients: "
+                f"{refused}; {outcome}; correct or remove the refused addresses.")
+        raise SmtpRecipientsRefused(self._scrub(text), report)
+
+    def _scrub(self, text: str) -> str:
+        """Belt and braces: no error text may carry the password, whatever a server echoes."""
+        secret = self.options.password.reveal() if self.options.password else ""
+        return text.replace(secret, "********") if len(secret) >= 3 else text
+
+
+def _detail(exc: BaseException) -> str:
+    """The most specific text in an exception chain (the OS error under smtplib's wrapper)."""
+    seen: BaseException | None = exc
+    best = str(exc) or type(exc).__name__
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror
+        seen = seen.__cause__ or seen.__context__
+    return best
+
+
+def _unique(addresses: Sequence[str]) -> list[str]:
+    seen: set[str] = set()
+    out: list[str] = []
+    for raw in addresses:
+        address = raw.strip()
+        if address and address.lower() not in seen:
+            seen.add(address.lower())
+            out.append(address)
+    return out
+
+
+def _flatten(message: email.message.Message, *, utf8: bool, eight_bit: bool) -> bytes:
+    """The message as it goes on the wire, CRLF line ends, without its Bcc headers."""
+    if any(h in message for h in ("Bcc", "Resent-Bcc")):
+        message = copy.deepcopy(message)
+        del message["Bcc"]
+        del message["Resent-Bcc"]
+    policy = message.policy.clone(linesep="\r\n", cte_type="8bit" if eight_bit else "7bit")
+    if utf8 and isinstance(policy, email.policy.EmailPolicy):
+        policy = policy.clone(utf8=True)
+    buffer = io.BytesIO()
+    email.generator.BytesGenerator(buffer, policy=policy).flatten(message, linesep="\r\n")
+    return buffer.getvalue()
+
+
+def _stuff(data: bytes) -> bytes:
+    """CRLF line ends, dot-stuffing (RFC 5321 §4.5.2), and the terminating dot line."""
+    data = re.sub(rb"\r\n|\r|\n", b"\r\n", data)
+    data = re.sub(rb"(?m)^\.", b"..", data)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+def _rset(conn: smtplib.SMTP) -> None:
+    try:
+        conn.rset()
+    except (smtplib.SMTPException, OSError):
+        pass
+
+
+def _quit(conn: smtplib.SMTP, timeout: float) -> None:
+    try:
+        if conn.sock is not None:
+            conn.sock.settimeout(timeout)
+            conn.quit()
+    except (smtplib.SMTPException, OSError):
+        pass
+    finally:
+        try:
+            conn.close()
+        except OSError:
+            pass
+
+
+@register_connection("SMTP")
+class SmtpConnectionManager(ConnectionManager):
+    """SSIS's SMTP connection manager. ``acquire()`` returns the run's :class:`SmtpSession`."""
+
+    creation_name: ClassVar[str] = "SMTP"
+
+    def __init__(self, settings: ConnectionSettings) -> None:
+        super().__init__(settings)
+        self._lock = threading.Lock()
+        self._options: SmtpOptions | None = None
+        self._session: SmtpSession | None = None
+
+    @classmethod
+    def check(cls, settings: ConnectionSettings) -> list[str]:
+        return smtp_option_problems(settings)
+
+    @property
+    def options(self) -> SmtpOptions:
+        """The validated settings; raises ConnectionManagerError listing every problem."""
+        if self._options is None:
+            self._options = parse_smtp_options(self.settings)
+        return self._options
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Things the user should know about these settings (e.g. certificate checks off)."""
+        return self.options.warnings
+
+    def acquire(self) -> SmtpSession:
+        with self._lock:
+            if self._session is None:
+                options = self.options
+                for text in options.warnings:
+                    log.warning("SMTP connection manager %r: %s", self.settings.name, text)
+                self._session = SmtpSession(options)
+            return self._session
+
+    def close(self) -> None:
+        with self._lock:
+            session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
+    def __repr__(self) -> str:
+        try:
+            shown = repr(self.options)
+        except ConnectionManagerError:
+            shown = "invalid settings"
+        return f"SmtpConnectionManager(name={self.settings.name!r}, {shown})"
