@@ -1,0 +1,60 @@
+"""The Acme Hello task: a complete, minimal dtsx task plugin.
+
+It reads its settings from the task's ObjectData::
+
+    <DTS:ObjectData>
+      <HelloTaskData Greeting="Hello" Name="World" ResultVariable="User::Message"
+                     OutputConnection="Greeting file" />
+    </DTS:ObjectData>
+
+builds "Hello, World!", stores it in ``ResultVariable``, optionally appends it to the file of a
+FILE connection manager, and raises an information event. Property expressions may set
+``Greeting`` and ``Name`` (their runtime names are the same as the XML names here).
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+
+from dtsx.engine.errors import TaskFailedError
+from dtsx.tasks.base import Task, TaskContext, TaskProperties, ValidationContext, register_task
+
+__all__ = ["HelloTask"]
+
+
+# The decorator registers the class when this module is imported; the entry point in
+# pyproject.toml makes dtsx import it on demand. Both name the same key, so both may be used.
+@register_task("Acme.HelloTask")
+class HelloTask(Task):
+    class Properties(TaskProperties):
+        greeting: str = Field("Hello", validation_alias=AliasChoices("Greeting", "greeting"))
+        name: str = Field("", validation_alias=AliasChoices("Name", "name"))
+        result_variable: str = Field("", validation_alias=AliasChoices("ResultVariable", "result_variable"))
+        output_connection: str = Field("", validation_alias=AliasChoices("OutputConnection", "output_connection"))
+
+    props: Properties
+
+    def validate(self, vctx: ValidationContext) -> list[str]:
+        """Problems found before the run: one sentence each; skip what expressions set."""
+        problems = []
+        if not self.props.name.strip() and not vctx.is_dynamic("Name"):
+            problems.append("the Hello task has no Name; say whom to greet.")
+        var = self.props.result_variable.strip()
+        if var and not vctx.has_variable(var):
+            problems.append(f"ResultVariable {var!r} is not a variable in the task's scope.")
+        conn = self.props.output_connection.strip()
+        if conn and vctx.connection_type(conn) not in ("FILE", "FLATFILE"):
+            problems.append(f"OutputConnection {conn!r} must name a FILE connection manager.")
+        return problems
+
+    def execute(self, ctx: TaskContext) -> None:
+        if not self.props.name.strip():
+            raise TaskFailedError("the Hello task has no Name; say whom to greet.")
+        message = f"{self.props.greeting}, {self.props.name}!"
+        if self.props.result_variable.strip():
+            ctx.variables.set(self.props.result_variable.strip(), message)
+        if self.props.output_connection.strip():
+            path = ctx.connections.acquire(self.props.output_connection.strip())  # FILE: a local path
+            with open(str(path), "a", encoding="utf-8") as out:
+                out.write(message + "\n")
+        ctx.events.information(message)

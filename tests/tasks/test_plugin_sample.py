@@ -1,0 +1,96 @@
+"""The sample third-party plugin in samples/plugin really registers through the registry:
+by its decorator, and by an entry point found in a dist-info folder on sys.path."""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from dtsx.engine.errors import PluginError
+from dtsx.engine.model import XmlNode
+from dtsx.engine.registry import Registry
+from dtsx.tasks.base import TASKS, Task, ValidationContext
+from tests._shared import REPO_ROOT
+from tests.tasks._taskkit import make_ctx
+
+PLUGIN = REPO_ROOT / "samples" / "plugin"
+KEY = "Acme.HelloTask"
+
+
+def write_dist_info(site: Path) -> None:
+    """What 'pip install' would leave behind: METADATA and entry_points.txt from the pyproject."""
+    project = tomllib.loads((PLUGIN / "pyproject.toml").read_text())["project"]
+    info = site / f"{project['name'].replace('-', '_')}-{project['version']}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n")
+    lines = []
+    for group, entries in project["entry-points"].items():
+        lines.append(f"[{group}]")
+        lines.extend(f"{name} = {target}" for name, target in entries.items())
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def plugin_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    write_dist_info(tmp_path / "site")
+    monkeypatch.syspath_prepend(str(PLUGIN / "src"))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    for name in [m for m in sys.modules if m == "acme_dtsx" or m.startswith("acme_dtsx.")]:
+        monkeypatch.delitem(sys.modules, name)
+    yield tmp_path
+    # Leave the global registry as other tests expect it.
+    TASKS._items.pop(KEY.lower(), None)
+    for name in [m for m in sys.modules if m == "acme_dtsx" or m.startswith("acme_dtsx.")]:
+        sys.modules.pop(name, None)
+
+
+def fresh_registry() -> Registry[type[Task]]:
+    return Registry("task", "dtsx.tasks", check=lambda o: isinstance(o, type) and issubclass(o, Task))
+
+
+def test_entry_point_is_discovered_and_imported_on_demand(plugin_on_path: Path) -> None:
+    registry = fresh_registry()
+    assert KEY in registry.keys()
+    assert "acme_dtsx.hello" not in sys.modules  # listing keys imports nothing
+    cls = registry.get("Acme.HelloTask")
+    assert "acme_dtsx.hello" in sys.modules
+    assert cls.__name__ == "HelloTask" and issubclass(cls, Task)
+    # registrations() would import every installed plugin; read just this one's record.
+    assert registry._items[KEY.lower()].origin == "entry point acme_dtsx.hello:HelloTask"
+
+
+def test_decorator_registers_in_the_global_registry(plugin_on_path: Path) -> None:
+    from acme_dtsx.hello import HelloTask  # the import runs @register_task
+
+    assert TASKS.get(KEY) is HelloTask
+    assert "acme_dtsx.hello.HelloTask" in {r.origin for r in TASKS._items.values()}
+
+
+def test_the_plugin_task_runs(plugin_on_path: Path) -> None:
+    cls = fresh_registry().get(KEY)
+    node = XmlNode(tag="ObjectData", children=[XmlNode(tag="HelloTaskData", attrs={
+        "Greeting": "Bonjour", "Name": "monde", "ResultVariable": "User::Message"})])
+    task = cls.from_node(node)
+    ctx = make_ctx({"User::Message": ""})
+    task.execute(ctx)
+    assert ctx.variables.get("User::Message") == "Bonjour, monde!"
+    task.set_property("Name", "Welt")
+    task.execute(ctx)
+    assert ctx.variables.get("User::Message") == "Bonjour, Welt!"
+    vctx = ValidationContext(connection_type=lambda r: None, has_variable=lambda n: False)
+    assert cls(cls.Properties()).validate(vctx) == ["the Hello task has no Name; say whom to greet."]
+
+
+def test_a_second_class_under_the_same_key_is_refused(plugin_on_path: Path) -> None:
+    registry = fresh_registry()
+    registry.get(KEY)
+
+    class Impostor(Task):
+        def execute(self, ctx: object) -> None: ...
+
+    with pytest.raises(PluginError, match="registered twice: by entry point acme_dtsx.hello:HelloTask and by"):
+        registry.add(KEY, Impostor, "tests.Impostor")
