@@ -156,7 +156,7 @@ class CompiledExpression:
             raise ExpressionError("the expression is too deeply nested", text=self.text) from None
         except Exception as exc:  # a bug must still surface as the documented error kind
             raise ExpressionError(
-                f"the expression could not be evaluated ({type(exc).__name__}: {exc})", text=self.text
+                f"internal error while evaluating ({type(exc).__name__}: {exc})", text=self.text
             ) from exc
 
     def _missing(self, lookup: Lookup) -> ExpressionError:
@@ -206,14 +206,20 @@ def compile(  # noqa: A001 - the documented API name
         raise ExpressionError(f"an expression must be text, not {type(text).__name__}")
     try:
         ast = parse(text, assignment=assignment, function_names=FUNCTION_NAMES)
+        static: dict[str, str | None] = {}
+        if types:
+            for node in walk(ast):
+                if isinstance(node, Variable):
+                    static[node.name] = _static_type(node.name, types)
+        return CompiledExpression(text, ast, static)
+    except ExpressionError:
+        raise
     except RecursionError:
         raise ExpressionError("the expression is too deeply nested", text=text) from None
-    static: dict[str, str | None] = {}
-    if types:
-        for node in walk(ast):
-            if isinstance(node, Variable):
-                static[node.name] = _static_type(node.name, types)
-    return CompiledExpression(text, ast, static)
+    except Exception as exc:  # a bug must still surface as the documented error kind
+        raise ExpressionError(
+            f"internal error while compiling ({type(exc).__name__}: {exc})", text=text
+        ) from exc
 
 
 @lru_cache(maxsize=512)

@@ -41,10 +41,11 @@ _TWO_CHAR = ("==", "!=", "<=", ">=", "&&", "||")
 _ONE_CHAR = set("+-*/%<>!~&|^?:(),=")
 
 _HEX = re.compile(r"0[xX]([0-9a-fA-F]+)([uU]?)")
-_REAL = re.compile(r"(\d+\.\d*|\.\d+)([eE][+-]?\d+)?([fFlL]?)")
-_EXP = re.compile(r"(\d+)([eE][+-]?\d+)([fFlL]?)")
-_INT = re.compile(r"(\d+)([lL][uU]?|[uU][lL]?)?")
+_REAL = re.compile(r"([0-9]+\.[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?([fFlL]?)")
+_EXP = re.compile(r"([0-9]+)([eE][+-]?[0-9]+)([fFlL]?)")
+_INT = re.compile(r"([0-9]+)([lL][uU]?|[uU][lL]?)?")
 _ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", '"': '"', "\\": "\\"}
+_DIGITS = frozenset("0123456789")
 _WHITESPACE = " \t\r\n\f\v\u00a0\ufeff"
 
 
@@ -84,7 +85,7 @@ class _Lexer:
             raise self.fail(
                 "single quotation marks are not string delimiters; use double quotes", start
             )
-        if ch.isdigit() or (ch == "." and start + 1 < len(text) and text[start + 1].isdigit()):
+        if ch in _DIGITS or (ch == "." and text[start + 1 : start + 2] in _DIGITS):
             return self.number()
         if ch == "@":
             return self.variable()
@@ -137,7 +138,7 @@ class _Lexer:
         return Token(VAR, text[start:end], start, name)
 
     def lineage(self) -> Token:
-        match = re.compile(r"#\d+").match(self.text, self.pos)
+        match = re.compile(r"#[0-9]+").match(self.text, self.pos)
         if not match:
             raise self.fail("the character '#' is not valid here", self.pos)
         self.pos = match.end()
