@@ -302,8 +302,16 @@ class SendMailTask(Task):
         send = getattr(session, "send", None)
         if send is None:
             raise TaskFailedError(f"the Send Mail task's SMTPServer {ref} is not an SMTP connection manager.")
-        report = send(message, sender=sender, recipients=recipients)
-        self._report(ctx, message, recipients, report, session)
+        try:
+            report = send(message, sender=sender, recipients=recipients)
+        except ConnectionManagerError as exc:
+            # A partial delivery fails the task (as .NET's SmtpFailedRecipientsException does),
+            # but who did get the message is worth an event of its own.
+            partial = getattr(exc, "report", None)
+            if partial is not None and getattr(partial, "accepted", None):
+                self._report(ctx, message, partial)
+            raise
+        self._report(ctx, message, report)
 
     def _smtp_ref(self, ctx: TaskContext) -> str:
         ref = self.props.smtp_connection.strip()
@@ -321,25 +329,15 @@ class SendMailTask(Task):
         return ref
 
     @staticmethod
-    def _report(ctx: TaskContext, message: EmailMessage, recipients: list[str], report: Any, session: Any) -> None:
-        host = getattr(report, "host", None) or getattr(session, "host", None) or "?"
-        port = getattr(report, "port", None) or getattr(session, "port", None) or "?"
+    def _report(ctx: TaskContext, message: EmailMessage, report: Any) -> None:
+        """Events for a send: who got it and through which server (never credentials)."""
+        server = getattr(report, "server", None) or "the SMTP server"
+        accepted = list(getattr(report, "accepted", ()) or ())
+        ctx.events.information(f"sent message {message['Message-ID']} to {len(accepted)} recipients via {server}")
         refused = dict(getattr(report, "refused", None) or {})
-        delivered = len(recipients) - len(refused)
-        ctx.events.information(
-            f"sent message {message['Message-ID']} to {delivered} recipients via {host}:{port}"
-        )
         if refused:
-            detail = "; ".join(f"{rcpt}: {code} {text}" for rcpt, (code, text) in _refusals(refused))
-            ctx.events.warning(f"the server refused {len(refused)} of {len(recipients)} recipients: {detail}.")
-
-
-def _refusals(refused: dict[str, Any]) -> list[tuple[str, tuple[Any, str]]]:
-    out: list[tuple[str, tuple[Any, str]]] = []
-    for rcpt, value in refused.items():
-        if isinstance(value, tuple) and len(value) == 2:
-            code, text = value
-            out.append((rcpt, (code, text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text))))
-        else:
-            out.append((rcpt, ("", str(value))))
-    return out
+            detail = "; ".join(f"{rcpt}: {reply}" for rcpt, reply in refused.items())
+            ctx.events.warning(
+                f"message {message['Message-ID']} was delivered to {', '.join(accepted)} "
+                f"but refused for {detail}."
+            )
