@@ -30,6 +30,129 @@ def cli() -> None:
 # Commands are registered below, one section per command, each owned by one module's author.
 
 
+# --- dtsx validate / show / graph (loader, planner, render) ----------------------------------
+
+from typing import TYPE_CHECKING  # noqa: E402 - kept inside this command section
+
+if TYPE_CHECKING:
+    from dtsx.engine.model import Package
+
+
+def _load_or_exit(path: str, project_dir: str | None) -> Package:
+    """Load one package; a load error is one line on stderr and exit 4 (missing) or 5."""
+    from dtsx.engine.errors import PackageLoadError, PackageNotFoundError
+    from dtsx.engine.loader import load
+
+    try:
+        return load(path, project_dir=project_dir)
+    except PackageNotFoundError as exc:
+        _exit_with(str(exc), EXIT_NOT_FOUND)
+    except PackageLoadError as exc:
+        _exit_with(str(exc), EXIT_LOAD_FAILED)
+
+
+def _exit_with(message: str, code: int) -> NoReturn:
+    click.echo(f"dtsx: {message}", err=True)
+    raise SystemExit(code)
+
+
+def _validate_one(path: str, project_dir: str | None, unsupported: str) -> tuple[int, dict[str, object]]:
+    """(exit code, JSON entry) for one package: 0 valid, 4 missing, 5 invalid."""
+    from dtsx.engine.errors import PackageLoadError, PackageNotFoundError, PackageValidationError, Problem
+    from dtsx.engine.loader import load
+    from dtsx.engine.plan import build
+
+    warnings: list[Problem] = []
+    try:
+        plan = build(load(path, project_dir=project_dir), unsupported=unsupported)
+        warnings = plan.warnings
+        code, problems = EXIT_SUCCESS, []
+    except PackageNotFoundError as exc:
+        code, problems = EXIT_NOT_FOUND, [Problem("not-found", exc.message, exc.file, exc.line)]
+    except PackageLoadError as exc:
+        code, problems = EXIT_LOAD_FAILED, [Problem("load-error", exc.message, exc.file or path, exc.line)]
+    except PackageValidationError as exc:
+        code, problems = EXIT_LOAD_FAILED, exc.problems
+    entry: dict[str, object] = {
+        "path": path,
+        "valid": code == EXIT_SUCCESS,
+        "problems": [p.to_json() for p in problems],
+        "warnings": [p.to_json() for p in warnings],
+    }
+    return code, entry
+
+
+@cli.command("validate")
+@click.argument("packages", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print {\"packages\": [{path, valid, problems}]} as JSON.")
+@click.option("--project-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder with the project's .conmgr files and Project.params (default: the package's folder).")
+@click.option("--unsupported", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+              help="Whether tasks dtsx cannot run make the package invalid, or are skipped with a warning.")
+def validate_command(packages: tuple[str, ...], as_json: bool, project_dir: str | None, unsupported: str) -> None:
+    """Load and check packages without running them; list every problem with file:line and refId."""
+    import json
+
+    results = [_validate_one(p, project_dir, unsupported) for p in packages]
+    codes = {code for code, _ in results}
+    if as_json:
+        click.echo(json.dumps({"packages": [entry for _, entry in results]}, ensure_ascii=False, indent=2))
+    else:
+        for _, entry in results:
+            _print_validation(entry)
+    if EXIT_NOT_FOUND in codes:
+        raise SystemExit(EXIT_NOT_FOUND)
+    raise SystemExit(EXIT_LOAD_FAILED if EXIT_LOAD_FAILED in codes else EXIT_SUCCESS)
+
+
+def _print_validation(entry: dict[str, object]) -> None:
+    from dtsx.engine.errors import Problem
+
+    problems = [Problem(**p) for p in entry["problems"]]  # type: ignore[arg-type, attr-defined]
+    warnings = [Problem(**p) for p in entry["warnings"]]  # type: ignore[arg-type, attr-defined]
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if entry["valid"]:
+        click.echo(f"{entry['path']}: valid")
+        return
+    noun = "problem" if len(problems) == 1 else "problems"
+    click.echo(f"{entry['path']}: {len(problems)} {noun}")
+    for problem in problems:
+        click.echo(f"  {problem}")
+
+
+@cli.command("show")
+@click.argument("package")
+@click.option("--json", "as_json", is_flag=True, help="Print the package as the stable JSON document.")
+@click.option("--project-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder with the project's .conmgr files and Project.params (default: the package's folder).")
+def show_command(package: str, as_json: bool, project_dir: str | None) -> None:
+    """Print a package's structure: executables, constraints, handlers, connections, variables."""
+    import json
+
+    from dtsx.engine.render import show_document, show_text
+
+    model = _load_or_exit(package, project_dir)
+    if as_json:
+        click.echo(json.dumps(show_document(model), ensure_ascii=False, indent=2))
+    else:
+        click.echo(show_text(model), nl=False)
+
+
+@cli.command("graph")
+@click.argument("package")
+@click.option("--format", "fmt", type=click.Choice(["dot", "mermaid"]), default="dot", show_default=True,
+              help="Graphviz DOT or a Mermaid flowchart.")
+@click.option("--project-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder with the project's .conmgr files and Project.params (default: the package's folder).")
+def graph_command(package: str, fmt: str, project_dir: str | None) -> None:
+    """Draw the control flow: containers as clusters, constraints as labelled edges."""
+    from dtsx.engine.render import graph_dot, graph_mermaid
+
+    model = _load_or_exit(package, project_dir)
+    click.echo(graph_dot(model) if fmt == "dot" else graph_mermaid(model), nl=False)
+
+
 # --- dtsx list -------------------------------------------------------------------------------
 
 
