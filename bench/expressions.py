@@ -11,7 +11,8 @@ import builtins
 import statistics
 import time
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from dtsx.engine.expressions import Value, compile, value_from_dotnet
 

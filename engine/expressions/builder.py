@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 from decimal import Context, Decimal, DivisionByZero, InvalidOperation
 from operator import eq, ge, gt, itemgetter, le, lt, ne
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
+from collections.abc import Callable
 
 from dtsx.engine.errors import ExpressionError
 

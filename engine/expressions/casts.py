@@ -13,11 +13,11 @@ import struct
 import uuid
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from .datatypes import DATES, EXACT, INT_RANGE, INTEGERS, REALS, STRINGS, TIMES, TypeSpec
 from .values import (
-    DateTime7,
     canonical_string,
     make_dt7,
     make_time7,
@@ -513,6 +513,3 @@ def converter(source: str, spec: TypeSpec) -> Converter:
         return _to_guid(source)
     return _to_bytes(spec, source)
 
-
-# DateTime7 is re-exported for type checkers of converter results.
-_ = DateTime7

@@ -93,7 +93,9 @@ class CompiledExpression:
             return fn, result_type
         return self._assigning(fn, result_type, target_type), target_type
 
-    def _assigning(self, fn: Callable[[list[Any]], Any], source: str, target: str) -> Callable[[list[Any]], Any]:
+    def _assigning(
+        self, fn: Callable[[list[Any]], Any], source: str, target: str
+    ) -> Callable[[list[Any]], Any]:
         text, offset = self.text, self._offsets.get(self.target or "", 0)
 
         def assign(vs: list[Any]) -> Any:

@@ -62,7 +62,7 @@ INT_RANGE: dict[str, tuple[int, int]] = {
 # DT_CY is an 8-byte integer scaled by 10^4.
 CY_LIMIT = (2**63 - 1) / 10**4
 
-_ORDER = "I1 I2 I4 I8 UI1 UI2 UI4 UI8 R4 R8 CY DECIMAL NUMERIC".split()
+_ORDER = ["I1", "I2", "I4", "I8", "UI1", "UI2", "UI4", "UI8", "R4", "R8", "CY", "DECIMAL", "NUMERIC"]
 # Rows of the documented promotion image (spec §6); "NULL" = no implicit type.
 _TABLE = """
 I1 I2 I4 I8 I2 I4 I8 NULL R4 R8 NUMERIC NUMERIC NUMERIC

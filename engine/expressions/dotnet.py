@@ -8,15 +8,14 @@ an assignment does; the two code tables map the persisted type codes to .NET typ
 from __future__ import annotations
 
 import math
-import uuid
-from datetime import date, datetime, time
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from dtsx.engine.errors import ExpressionError
 
 from .casts import ConversionFailure, check_exact, converter, is_legal_cast, parse_datetime_text
-from .datatypes import INT_RANGE, NUMERICS, STRINGS, TypeSpec
+from .datatypes import INT_RANGE, STRINGS, TypeSpec
 from .values import DBNULL, OBJECT, Value, to_float32
 
 __all__ = [
@@ -151,9 +150,10 @@ def _parse_integer(raw: Any, dt: str) -> int:
     else:
         number = raw
     if isinstance(number, (float, Decimal)):
-        if number != number.to_integral_value() if isinstance(number, Decimal) else not float(number).is_integer():
+        exact = Decimal(repr(number)) if isinstance(number, float) else number
+        if not exact.is_finite() or exact != exact.to_integral_value():
             raise ConversionFailure(f"{raw!r} is not an integer")
-        number = int(number)
+        number = int(exact)
     low, high = INT_RANGE[dt]
     if not low <= number <= high:
         raise ConversionFailure(f"{raw!r} does not fit into {DT_TO_DOTNET.get(dt, dt)}")
@@ -161,7 +161,7 @@ def _parse_integer(raw: Any, dt: str) -> int:
 
 
 def _parse_raw(dt: str, raw: Any, type_name: str) -> Any:
-    if dt in (OBJECT,):
+    if dt == OBJECT:
         return raw
     if dt == DBNULL:
         return None
@@ -173,7 +173,10 @@ def _parse_raw(dt: str, raw: Any, type_name: str) -> Any:
         number = float(raw.strip() or 0) if isinstance(raw, str) else float(raw)
         return to_float32(number) if dt == "DT_R4" else number
     if dt in ("DT_DECIMAL", "DT_CY"):
-        number = Decimal(raw.strip() or "0") if isinstance(raw, str) else Decimal(raw if not isinstance(raw, float) else repr(raw))
+        if isinstance(raw, str):
+            number = Decimal(raw.strip() or "0")
+        else:
+            number = Decimal(repr(raw) if isinstance(raw, float) else raw)
         if not number.is_finite():
             raise ConversionFailure(f"{raw!r} is not a decimal number")
         return check_exact(number, dt)
@@ -243,6 +246,3 @@ def value_to_dotnet(value: Value, type_name: str) -> Value:
     except ConversionFailure as exc:
         raise _fail(f"cannot assign the {value.type} result to a {type_name} variable: {exc}") from None
 
-
-# Re-exported for callers that need the ISO/en-US date parser.
-_ = (uuid, time)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import calendar
 import math
+from operator import itemgetter
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 from .ast import Call, Literal, Node, Variable
-from .casts import ConversionFailure, converter, is_legal_cast, round_half_away
+from .casts import ConversionFailure, converter, is_legal_cast
 from .datatypes import (
     DATES,
     EXACT,
@@ -660,17 +662,12 @@ class _Library:
     def build_arg(builder: Builder, node: Call, index: int) -> Built:
         arg = node.args[index]
         # ISNULL may test an Object variable (the only use SSIS allows for one).
-        if node.name == "ISNULL" and isinstance(arg, Variable):
-            if builder.types.get(arg.name) in (OBJECT, DBNULL):
-                from operator import itemgetter
+        is_object = isinstance(arg, Variable) and builder.types.get(arg.name) in (OBJECT, DBNULL)
+        if node.name == "ISNULL" and is_object:
+            from .builder import Built
 
-                from .builder import Built
-
-                return Built(OBJECT, itemgetter(builder.names.index(arg.name)))
+            return Built(OBJECT, itemgetter(builder.names.index(arg.name)))
         return builder.build(arg)
 
 
 LIBRARY = _Library()
-
-# round_half_away is part of the cast semantics functions share.
-_ = round_half_away

@@ -27,7 +27,7 @@ import json
 import math
 import struct
 import uuid
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from operator import itemgetter
 from typing import Any
@@ -216,6 +216,3 @@ def format_value_for_display(v: Value) -> str:
         return _decimal_text(form)
     return str(form)
 
-
-# The UTC offset a DT_DBTIMESTAMPOFFSET value built without one gets.
-UTC = timezone.utc

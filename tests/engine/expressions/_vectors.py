@@ -7,9 +7,9 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from tests._shared import require_shared, shared_dir
+from tests._shared import shared_dir
 
-__all__ = ["shared_dir", "require_shared", "load_vectors", "Vector"]
+__all__ = ["load_vectors", "Vector"]
 
 class Vector:
     def __init__(self, row: dict[str, str]) -> None:
