@@ -30,6 +30,54 @@ def cli() -> None:
 # Commands are registered below, one section per command, each owned by one module's author.
 
 
+# --- dtsx mailsink (connections/mailsink.py) -------------------------------------------------
+
+import pathlib  # noqa: E402 - kept inside this command section
+
+
+@cli.command("mailsink")
+@click.option("--port", type=click.IntRange(0, 65535), default=2525, show_default=True,
+              help="TCP port to listen on; 0 lets the system pick a free one.")
+@click.option("--dir", "directory", required=True,
+              type=click.Path(file_okay=False, path_type=pathlib.Path),
+              help="Folder where each message is stored as a .eml file (created if missing).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+def mailsink_command(port: int, directory: pathlib.Path, host: str) -> None:
+    """Run a local SMTP server that stores every message it receives; Ctrl-C stops it."""
+    import signal
+    import threading
+
+    from dtsx.connections.mailsink import MailSink
+    from dtsx.engine.errors import DtsxError
+
+    def received(path: pathlib.Path) -> None:
+        env = MailSink.envelope(path)
+        click.echo(f"received {path.name} from <{env['mail_from']}> to {', '.join(env['rcpt_tos'])}")
+
+    sink = MailSink(directory, host=host, port=port, on_message=received)
+    try:
+        sink.start()
+    except DtsxError as exc:
+        click.echo(f"dtsx: {exc}", err=True)
+        raise SystemExit(EXIT_FAILURE) from None
+    click.echo(f"dtsx mailsink: listening on {host}:{sink.port}; messages are stored in "
+               f"{directory.resolve()} (Ctrl-C to stop)")
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        click.echo(f"dtsx mailsink: warning: {host} is not a loopback address; other machines can send here", err=True)
+    stop = threading.Event()
+    # Both signals set the event, so Ctrl-C works even where SIGINT was inherited as ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sink.stop()
+    click.echo("dtsx mailsink: stopped")
+
+
 # --- dtsx validate / show / graph (loader, planner, render) ----------------------------------
 
 from typing import TYPE_CHECKING  # noqa: E402 - kept inside this command section
