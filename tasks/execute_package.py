@@ -117,7 +117,7 @@ class ExecutePackageTask(Task):
     def _stored_in_server(self, kind: str) -> str:
         where = f" ({self.props.package_name})" if self.props.package_name.strip() else ""
         return (
-            f"the child package{where} is stored in SQL Server through a {kind} connection, which dtsx cannot read; "
+            f"the child package{where} is stored in SQL Server (the task's Connection is of type {kind}), which dtsx cannot read; "
             "export it to a .dtsx file and point the task at it with a FILE connection."
         )
 

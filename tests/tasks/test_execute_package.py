@@ -127,7 +127,7 @@ def test_validate() -> None:
     problems = ExecutePackageTask.from_node(V8_NODE).validate(vctx)
     assert problems == ["the child parameter 'LogId' is bound to 'User::INT_Log_ID', which is no variable or parameter in the task's scope."]
     by_conn = ExecutePackageTask(ExecutePackageTask.Properties(Connection="{DB}", PackageName=r"\CorpDw\x"))
-    assert "stored in SQL Server through a OLEDB connection" in by_conn.validate(vctx)[0]
+    assert "stored in SQL Server (the task's Connection is of type OLEDB)" in by_conn.validate(vctx)[0]
     assert ExecutePackageTask(ExecutePackageTask.Properties(Connection="{F}")).validate(vctx) == []
     assert "no Connection" in ExecutePackageTask(ExecutePackageTask.Properties()).validate(vctx)[0]
     dynamic = ValidationContext(types.get, lambda n: False, frozenset({"connection"}))
