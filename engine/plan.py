@@ -145,7 +145,7 @@ class _Planner:
             first = self.plan.executables[exe.ref_id]
             self.problem(
                 "duplicate-refid",
-                f"two executables have the refId {exe.ref_id!r} (the other is at {first.location}); "
+                f"two executables have the refId '{exe.ref_id}' (the other is at {first.location}); "
                 "rename one of them",
                 exe.location,
                 exe.ref_id,
@@ -169,7 +169,7 @@ class _Planner:
                 other_ref, other_loc = seen[key]
                 self.problem(
                     "duplicate-dtsid",
-                    f"DTSID {dtsid} is used by {ref!r} and by {other_ref!r} (at {other_loc}); "
+                    f"DTSID {dtsid} is used by '{ref}' and by '{other_ref}' (at {other_loc}); "
                     "give one of them a new GUID",
                     location,
                     ref,
@@ -230,10 +230,13 @@ class _Planner:
         except ValidationError as exc:
             for err in exc.errors():
                 where = ".".join(str(p) for p in err.get("loc", ())) or "?"
-                self.problem("bad-property", f"task {exe.name!r}: property {where}: {err.get('msg')}", exe.location, exe.ref_id)
+                self.problem("bad-property", f"task '{exe.name}': property {where}: {err.get('msg')}", exe.location, exe.ref_id)
             return
         except DtsxError as exc:
-            self.problem("bad-property", f"task {exe.name!r}: {exc}", exe.location, exe.ref_id)
+            self.problem("bad-property", f"task '{exe.name}': {exc}", exe.location, exe.ref_id)
+            return
+        except Exception as exc:  # third-party plugin code: report it, never crash the planner
+            self.problem("plugin-error", f"task '{exe.name}': building it raised {type(exc).__name__}: {exc}", exe.location, exe.ref_id)
             return
         self.plan.tasks[exe.ref_id] = task
         messages = self._validate_task(exe, task)
@@ -248,7 +251,7 @@ class _Planner:
             self._unsupported(
                 exe,
                 "unsupported-task",
-                f"task {exe.name!r} is a Script Task ({exe.raw_type}): C#/VB Script Tasks cannot run in dtsx; "
+                f"task '{exe.name}' is a Script Task ({exe.raw_type}): C#/VB Script Tasks cannot run in dtsx; "
                 "replace it with an Execute Process or Expression task, or a task plugin",
             )
             return None
@@ -257,12 +260,12 @@ class _Planner:
         except UnknownKeyError:
             pass
         except PluginError as exc:
-            self.problem("plugin-error", f"task {exe.name!r} of type {kind}: {exc}", exe.location, exe.ref_id)
+            self.problem("plugin-error", f"task '{exe.name}' of type {kind}: {exc}", exe.location, exe.ref_id)
             return None
         self._unsupported(
             exe,
             "unsupported-task",
-            f"task {exe.name!r} has type {kind} ({exe.raw_type or 'no type'}), which dtsx does not implement; "
+            f"task '{exe.name}' has type {kind} ({exe.raw_type or 'no type'}), which dtsx does not implement; "
             "disable it, install a plugin that registers it, or run with --unsupported skip",
         )
         return None
@@ -280,8 +283,10 @@ class _Planner:
             messages = list(task.validate(vctx))
         except DtsxError as exc:
             messages = [str(exc)]
+        except Exception as exc:  # third-party plugin code: report it, never crash the planner
+            messages = [f"its validation raised {type(exc).__name__}: {exc}"]
         for message in messages:
-            self.problem("invalid-task", f"task {exe.name!r}: {message}", exe.location, exe.ref_id)
+            self.problem("invalid-task", f"task '{exe.name}': {message}", exe.location, exe.ref_id)
         return messages
 
     def _check_connection_refs(self, exe: Executable, already: list[str]) -> None:
@@ -301,7 +306,7 @@ class _Planner:
                     continue
                 self.problem(
                     "missing-connection",
-                    f"task {exe.name!r}: {local}={value} matches no connection manager in the package or project; "
+                    f"task '{exe.name}': {local}={value} matches no connection manager in the package or project; "
                     "add the connection manager or pass --project-dir",
                     exe.location,
                     exe.ref_id,
@@ -317,7 +322,7 @@ class _Planner:
             self._unsupported(
                 exe,
                 "unsupported-enumerator",
-                f"Foreach Loop {exe.name!r} has {kind}; dtsx runs the File, Item, From Variable and ADO enumerators",
+                f"Foreach Loop '{exe.name}' has {kind}; dtsx runs the File, Item, From Variable and ADO enumerators",
             )
             return self.skip_unsupported
         scope = self.scopes.get(exe.ref_id, frozenset())
@@ -325,7 +330,7 @@ class _Planner:
             if not _visible(mapping.variable, scope):
                 self.problem(
                     "missing-variable",
-                    f"Foreach Loop {exe.name!r} maps value {mapping.value_index} to {mapping.variable!r}, "
+                    f"Foreach Loop '{exe.name}' maps value {mapping.value_index} to '{mapping.variable}', "
                     "which is not a variable in its scope",
                     mapping.location or exe.location,
                     exe.ref_id,
@@ -337,7 +342,7 @@ class _Planner:
         if not exe.eval_expression:
             self.problem(
                 "invalid-task",
-                f"For Loop {exe.name!r} has no EvalExpression; set one, or the loop can never end",
+                f"For Loop '{exe.name}' has no EvalExpression; set one, or the loop can never end",
                 exe.location,
                 exe.ref_id,
             )
@@ -365,8 +370,8 @@ class _Planner:
                 ok = False
                 self.problem(
                     "bad-constraint",
-                    f"precedence constraint {pc.name or pc.ref_id!r} goes {end} {ref!r}, which is not an executable "
-                    f"directly inside {container.ref_id!r}; constraints only link siblings",
+                    f"precedence constraint '{pc.name or pc.ref_id}' goes {end} '{ref}', which is not an executable "
+                    f"directly inside '{container.ref_id}'; constraints only link siblings",
                     pc.location,
                     pc.ref_id,
                 )
@@ -374,7 +379,7 @@ class _Planner:
             ok = False
             self.problem(
                 "bad-constraint",
-                f"precedence constraint {pc.name or pc.ref_id!r} has Value={pc.value} EvalOp={pc.eval_op}; "
+                f"precedence constraint '{pc.name or pc.ref_id}' has Value={pc.value} EvalOp={pc.eval_op}; "
                 "Value must be 0, 1 or 2 and EvalOp 1 to 4",
                 pc.location,
                 pc.ref_id,
@@ -383,7 +388,7 @@ class _Planner:
             ok = False
             self.problem(
                 "bad-constraint",
-                f"precedence constraint {pc.name or pc.ref_id!r} has EvalOp={pc.eval_op}, which needs an expression, "
+                f"precedence constraint '{pc.name or pc.ref_id}' has EvalOp={pc.eval_op}, which needs an expression, "
                 "but has none",
                 pc.location,
                 pc.ref_id,
@@ -402,9 +407,10 @@ class _Planner:
                     continue
             names = sorted(component)
             first = self.plan.executables.get(names[0])
+            through = ", ".join(f"'{n}'" for n in names)
             self.problem(
                 "cycle",
-                f"precedence constraints in {container.ref_id!r} form a cycle through {', '.join(repr(n) for n in names)}; "
+                f"precedence constraints in '{container.ref_id}' form a cycle through {through}; "
                 "remove one of the constraints",
                 first.location if first else container.location,
                 names[0],
