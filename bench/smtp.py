@@ -1,0 +1,254 @@
+"""Send Mail throughput against a loopback SMTP sink that accepts and discards.
+
+Compares, for N messages (default 1,000), plain and under STARTTLS (trustme certificates):
+
+* dtsx: a package built here - a Foreach Loop (File enumerator over N files) around a Send Mail
+  task whose Subject and body come from property expressions - run by the real loader, planner
+  and executor through the real SMTP connection manager (which keeps one connection per run);
+* raw smtplib, the same N messages over one connection (the ceiling for a Python client);
+* raw smtplib connecting anew for every message, which is what SSIS does (.NET SmtpClient
+  opens a connection per Send).
+
+Prints messages per second (median of the repetitions) and the ratios the targets are stated in:
+dtsx >= 50% of raw smtplib on one connection; dtsx >= 3x connect-per-message under STARTTLS.
+
+    python bench/smtp.py [--n 1000] [--reps 3]
+
+Not a test: it prints figures and exits 0; it exits 1 if a run lost or failed a message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import smtplib
+import ssl
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any, Callable
+
+import trustme
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from dtsx.connections.mailsink import ServerThread
+from dtsx.tasks.mail_message import MailSpec, build_message
+
+__all__ = ["main"]
+
+HOST = "127.0.0.1"
+SENDER = "bench@example.org"
+RECIPIENT = "sink@example.com"
+
+
+class _Discard:
+    """aiosmtpd handler: count and drop."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self._lock:
+            self.count += 1
+        return "250 2.0.0 discarded"
+
+
+@dataclass
+class Sink:
+    handler: _Discard
+    thread: ServerThread
+    tls: bool
+
+    @property
+    def port(self) -> int:
+        return self.thread.port
+
+
+def _start_sink(server_ctx: ssl.SSLContext | None) -> Sink:
+    handler = _Discard()
+
+    def factory(loop: asyncio.AbstractEventLoop) -> SMTP:
+        return SMTP(handler, hostname="bench.sink", decode_data=False, loop=loop,
+                    tls_context=server_ctx, require_starttls=server_ctx is not None)
+
+    thread = ServerThread(factory, HOST, 0)
+    thread.start()
+    return Sink(handler, thread, server_ctx is not None)
+
+
+def _message(i: int) -> EmailMessage:
+    body = f"Message {i} of the benchmark.\nSecond line.\n"
+    return build_message(MailSpec(sender=SENDER, to=RECIPIENT, subject=f"Message file{i:05d}.txt", body=body))[0]
+
+
+def _raw_one_connection(sink: Sink, messages: list[EmailMessage], client_ctx: ssl.SSLContext) -> float:
+    start = time.perf_counter()
+    with smtplib.SMTP(HOST, sink.port, timeout=30) as smtp:
+        if sink.tls:
+            smtp.starttls(context=client_ctx)
+        for msg in messages:
+            smtp.send_message(msg, from_addr=SENDER, to_addrs=[RECIPIENT])
+    return time.perf_counter() - start
+
+
+def _raw_connect_each(sink: Sink, messages: list[EmailMessage], client_ctx: ssl.SSLContext) -> float:
+    start = time.perf_counter()
+    for msg in messages:
+        with smtplib.SMTP(HOST, sink.port, timeout=30) as smtp:
+            if sink.tls:
+                smtp.starttls(context=client_ctx)
+            smtp.send_message(msg, from_addr=SENDER, to_addrs=[RECIPIENT])
+    return time.perf_counter() - start
+
+
+_PACKAGE = """<?xml version="1.0"?>
+<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package"
+  DTS:CreationName="Microsoft.Package" DTS:DTSID="{{0B6C3E52-3C55-4B8E-9E38-6E1B2F6A0001}}"
+  DTS:ExecutableType="Microsoft.Package" DTS:ObjectName="bench-smtp" DTS:ProtectionLevel="0">
+  <DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>
+  <DTS:ConnectionManagers>
+    <DTS:ConnectionManager DTS:refId="Package.ConnectionManagers[SMTP]" DTS:CreationName="SMTP"
+      DTS:DTSID="{{0B6C3E52-3C55-4B8E-9E38-6E1B2F6A0002}}" DTS:ObjectName="SMTP">
+      <DTS:ObjectData><SmtpConnectionManager ConnectionString="{conn}" /></DTS:ObjectData>
+    </DTS:ConnectionManager>
+  </DTS:ConnectionManagers>
+  <DTS:Variables>
+    <DTS:Variable DTS:CreationName="" DTS:DTSID="{{0B6C3E52-3C55-4B8E-9E38-6E1B2F6A0003}}"
+      DTS:Namespace="User" DTS:ObjectName="FileName">
+      <DTS:VariableValue DTS:DataType="8"></DTS:VariableValue>
+    </DTS:Variable>
+  </DTS:Variables>
+  <DTS:Executables>
+    <DTS:Executable DTS:refId="Package\\Loop" DTS:CreationName="STOCK:FOREACHLOOP"
+      DTS:DTSID="{{0B6C3E52-3C55-4B8E-9E38-6E1B2F6A0004}}" DTS:ExecutableType="STOCK:FOREACHLOOP"
+      DTS:ObjectName="Loop">
+      <DTS:ForEachEnumerator DTS:CreationName="Microsoft.ForEachFileEnumerator"
+        DTS:DTSID="{{0B6C3E52-3C55-4B8E-9E38-6E1B2F6A0005}}" DTS:ObjectName="Files">
+        <DTS:ObjectData>
+          <ForEachFileEnumeratorProperties>
+            <FEFEProperty Folder="{folder}" />
+            <FEFEProperty FileSpec="*.txt" />
+            <FEFEProperty FileNameRetrievalType="1" />
+            <FEFEProperty Recurse="0" />
+          </ForEachFileEnumeratorProperties>
+        </DTS:ObjectData>
+      </DTS:ForEachEnumerator>
+      <DTS:Variables />
+      <DTS:Executables>
+        <DTS:Executable DTS:refId="Package\\Loop\\Send" DTS:CreationName="Microsoft.SendMailTask"
+          DTS:DTSID="{{0B6C3E52-3C55-4B8E-9E38-6E1B2F6A0006}}" DTS:ExecutableType="Microsoft.SendMailTask"
+          DTS:ObjectName="Send">
+          <DTS:Variables />
+          <DTS:PropertyExpression DTS:Name="Subject">"Message " + @[User::FileName]</DTS:PropertyExpression>
+          <DTS:PropertyExpression DTS:Name="MessageSource">"Message " + @[User::FileName] + " of the benchmark.\\nSecond line.\\n"</DTS:PropertyExpression>
+          <DTS:ObjectData>
+            <SendMailTask:SendMailTaskData SendMailTask:SMTPServer="{{0B6C3E52-3C55-4B8E-9E38-6E1B2F6A0002}}"
+              SendMailTask:From="{sender}" SendMailTask:To="{recipient}" SendMailTask:Subject="x"
+              SendMailTask:MessageSource="x" xmlns:SendMailTask="www.microsoft.com/sqlserver/dts/tasks/sendmailtask" />
+          </DTS:ObjectData>
+        </DTS:Executable>
+      </DTS:Executables>
+      <DTS:ForEachVariableMappings>
+        <DTS:ForEachVariableMapping DTS:CreationName="" DTS:DTSID="{{0B6C3E52-3C55-4B8E-9E38-6E1B2F6A0007}}"
+          DTS:ObjectName="m0" DTS:ValueIndex="0" DTS:VariableName="User::FileName" />
+      </DTS:ForEachVariableMappings>
+    </DTS:Executable>
+  </DTS:Executables>
+</DTS:Executable>
+"""
+
+
+def _dtsx_run(sink: Sink, folder: Path, ca_pem: Path, work: Path) -> float:
+    from dtsx.engine.executor import run
+    from dtsx.engine.loader import load
+    from dtsx.engine.plan import build
+
+    tls = "EnableSsl=True;CaFile=" + str(ca_pem) if sink.tls else "EnableSsl=False"
+    conn = f"SmtpServer={HOST};Port={sink.port};UseWindowsAuthentication=False;{tls};Timeout=30000;"
+    path = work / ("bench-tls.dtsx" if sink.tls else "bench-plain.dtsx")
+    path.write_text(_PACKAGE.format(conn=conn, folder=folder, sender=SENDER, recipient=RECIPIENT), encoding="utf-8")
+    plan = build(load(path))
+    start = time.perf_counter()
+    result = run(plan)
+    elapsed = time.perf_counter() - start
+    if result.result != "Success":
+        failed = [(e.ref_id, e.errors[:1]) for e in result.executables if e.result != "Success"]
+        raise SystemExit(f"the dtsx run failed: {failed}")
+    return elapsed
+
+
+def _measure(label: str, sink: Sink, n: int, reps: int, once: Callable[[], float]) -> float:
+    rates = []
+    for _ in range(reps):
+        before = sink.handler.count
+        elapsed = once()
+        delivered = sink.handler.count - before
+        if delivered != n:
+            raise SystemExit(f"{label}: the sink received {delivered} messages, expected {n}")
+        rates.append(n / elapsed)
+    median = statistics.median(rates)
+    shown = ", ".join(f"{r:,.0f}" for r in rates)
+    print(f"  {label:<42} {median:>9,.0f} msg/s   (runs: {shown})")
+    return median
+
+
+def _tls_contexts(work: Path) -> tuple[ssl.SSLContext, ssl.SSLContext, Path]:
+    ca = trustme.CA()
+    cert = ca.issue_cert(HOST, "localhost")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    ca_pem = work / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_pem))
+    return server_ctx, client_ctx, ca_pem
+
+
+def _bench_mode(tls: bool, n: int, reps: int, work: Path, folder: Path, ctxs: Any) -> dict[str, float]:
+    server_ctx, client_ctx, ca_pem = ctxs
+    sink = _start_sink(server_ctx if tls else None)
+    messages = [_message(i) for i in range(n)]
+    try:
+        print(f"{'STARTTLS' if tls else 'plain'} (port {sink.port}), {n} messages, {reps} repetitions:")
+        return {
+            "dtsx": _measure("dtsx Foreach Loop + Send Mail", sink, n, reps,
+                             lambda: _dtsx_run(sink, folder, ca_pem, work)),
+            "raw": _measure("raw smtplib, one connection", sink, n, reps,
+                            lambda: _raw_one_connection(sink, messages, client_ctx)),
+            "each": _measure("raw smtplib, connect per message (SSIS)", sink, n, reps,
+                             lambda: _raw_connect_each(sink, messages, client_ctx)),
+        }
+    finally:
+        sink.thread.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=1000, help="messages per run (default 1000)")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per measurement (default 3)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="dtsx-bench-smtp-") as tmp:
+        work = Path(tmp)
+        folder = work / "items"
+        folder.mkdir()
+        for i in range(args.n):
+            (folder / f"file{i:05d}.txt").write_bytes(b"")
+        ctxs = _tls_contexts(work)
+        results = {tls: _bench_mode(tls, args.n, args.reps, work, folder, ctxs) for tls in (False, True)}
+    print("ratios (medians):")
+    for tls, label in ((False, "plain"), (True, "STARTTLS")):
+        r = results[tls]
+        print(f"  {label:<9} dtsx / raw one connection = {r['dtsx'] / r['raw']:.2f}  (target >= 0.50)"
+              f"   dtsx / connect per message = {r['dtsx'] / r['each']:.2f}"
+              + ("  (target >= 3.00)" if tls else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
