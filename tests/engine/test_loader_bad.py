@@ -1,0 +1,128 @@
+"""Bad inputs: each is refused with the documented error class, file and line — never a hang."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from dtsx.engine.errors import PackageLoadError, PackageNotFoundError, PackageValidationError
+from dtsx.engine.loader import MAX_PACKAGE_BYTES, load
+from dtsx.engine.plan import build
+from tests._shared import REPO_ROOT
+
+BAD = REPO_ROOT / "tests" / "data" / "bad"
+
+
+@pytest.mark.parametrize(
+    ("name", "line", "words"),
+    [
+        ("not_xml.dtsx", 1, "not well-formed XML"),
+        ("truncated.dtsx", 8, "truncated"),
+        ("wrong_root.dtsx", 2, "<Project>"),
+        ("unknown_format.dtsx", 6, "PackageFormatVersion '99'"),
+        ("xxe.dtsx", 2, "DOCTYPE"),
+        ("billion_laughs.dtsx", 2, "DOCTYPE"),
+        ("encrypted_all.dtsx", 1, "EncryptAllWithPassword"),
+    ],
+)
+def test_load_errors_name_file_and_line(name: str, line: int, words: str) -> None:
+    path = BAD / name
+    with pytest.raises(PackageLoadError) as info:
+        load(path)
+    err = info.value
+    assert type(err) is PackageLoadError
+    assert err.file == str(path) and err.line == line
+    assert words in str(err) and str(err).startswith(f"{path}:{line}: ")
+
+
+def test_xxe_never_reads_the_file() -> None:
+    with pytest.raises(PackageLoadError) as info:
+        load(BAD / "xxe.dtsx")
+    assert "root:" not in str(info.value)
+
+
+def test_missing_file_is_package_not_found(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.dtsx"
+    with pytest.raises(PackageNotFoundError) as info:
+        load(missing)
+    assert isinstance(info.value, PackageLoadError) and str(missing) in str(info.value)
+
+
+def test_missing_project_dir_is_not_found(tmp_path: Path) -> None:
+    with pytest.raises(PackageNotFoundError):
+        load(BAD / "cycle.dtsx", project_dir=tmp_path / "absent")
+
+
+def test_file_over_the_size_limit_is_refused_before_reading(tmp_path: Path) -> None:
+    big = tmp_path / "huge.dtsx"
+    with open(big, "wb") as handle:  # sparse: costs no disk
+        handle.truncate(MAX_PACKAGE_BYTES + 1)
+    with pytest.raises(PackageLoadError) as info:
+        load(big)
+    assert "64 MiB" in str(info.value)
+
+
+def test_fifty_megabyte_package_is_bounded(tmp_path: Path) -> None:
+    """50 MB in one variable value: libxml2's text-node limit refuses it cleanly and quickly."""
+    path = tmp_path / "fifty.dtsx"
+    head = (
+        b'<?xml version="1.0"?>\n<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" '
+        b'DTS:ObjectName="Big">\n<DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>\n<DTS:Variables>'
+        b'<DTS:Variable DTS:Namespace="User" DTS:ObjectName="Blob"><DTS:VariableValue DTS:DataType="8">'
+    )
+    tail = b"</DTS:VariableValue></DTS:Variable></DTS:Variables></DTS:Executable>\n"
+    with open(path, "wb") as handle:
+        handle.write(head)
+        chunk = b"x" * (1024 * 1024)
+        for _ in range(50):
+            handle.write(chunk)
+        handle.write(tail)
+    assert os.path.getsize(path) > 50 * 1024 * 1024
+    start = time.perf_counter()
+    with pytest.raises(PackageLoadError) as info:
+        load(path)
+    assert time.perf_counter() - start < 60  # the behaviour under test is "no hang"
+    assert info.value.file == str(path) and info.value.line is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "line", "ref_id", "words"),
+    [
+        ("duplicate_dtsid.dtsx", "duplicate-dtsid", 12, "Package\\Second", "Package\\First"),
+        ("constraint_missing.dtsx", "bad-constraint", 12, "Package.PrecedenceConstraints[Constraint]", "Package\\Ghost"),
+        ("cycle.dtsx", "cycle", 8, "Package\\A", "'Package\\A', 'Package\\B'"),
+        ("smtp_missing.dtsx", "invalid-task", 17, "Package\\Send Mail Task", "{BBBBBBBB-0000-0000-0000-000000000002}"),
+        ("foreach_problems.dtsx", "missing-variable", 26, "Package\\Files", "User::NoSuchVariable"),
+        ("foreach_problems.dtsx", "unsupported-enumerator", 29, "Package\\Blobs", "ForEachBlobEnumerator"),
+    ],
+)
+def test_validation_problems_name_file_line_and_refid(name: str, code: str, line: int, ref_id: str, words: str) -> None:
+    path = BAD / name
+    pkg = load(path)
+    with pytest.raises(PackageValidationError) as info:
+        build(pkg)
+    matching = [p for p in info.value.problems if p.code == code]
+    assert len(matching) == 1, info.value.problems
+    problem = matching[0]
+    assert (problem.file, problem.line, problem.ref_id) == (str(path), line, ref_id)
+    assert words in problem.message
+
+
+def test_every_problem_is_reported_not_just_the_first() -> None:
+    with pytest.raises(PackageValidationError) as info:
+        build(load(BAD / "foreach_problems.dtsx"))
+    assert {p.code for p in info.value.problems} == {"missing-variable", "unsupported-enumerator"}
+    assert "2 problems" in str(info.value)
+
+
+def test_bad_expression_is_reported_with_its_location() -> None:
+    pytest.importorskip("dtsx.engine.expressions.compiler")
+    path = BAD / "bad_expression.dtsx"
+    with pytest.raises(PackageValidationError) as info:
+        build(load(path))
+    (problem,) = info.value.problems
+    assert problem.code == "expression" and problem.line == 9
+    assert problem.ref_id == "Package.Variables[User::Broken]" and "1 + + (" in problem.message
