@@ -35,7 +35,16 @@ from .datatypes import (
 )
 from .values import DBNULL, OBJECT, datetime_ticks, time_ticks, to_float32
 
-__all__ = ["Built", "Builder", "Fn", "guard", "numeric_coercer", "date_key", "date_common_type"]
+__all__ = [
+    "Built",
+    "Builder",
+    "Fn",
+    "guard",
+    "null_safe1",
+    "numeric_coercer",
+    "date_key",
+    "date_common_type",
+]
 
 Fn = Callable[[list[Any]], Any]
 
@@ -393,6 +402,9 @@ def _null_safe1(fn: Fn | None, impl: Callable[[Any], Any]) -> Fn:
         return None if value is None else impl(value)
 
     return run
+
+
+null_safe1 = _null_safe1
 
 
 def _null_safe2(left: Fn | None, right: Fn | None, impl: Callable[[Any, Any], Any]) -> Fn:

@@ -419,6 +419,22 @@ def _date_part(c: _Call, index: int = 0) -> str:
     return part
 
 
+def _date_argument(c: _Call, index: int, allowed: frozenset[str], detail: str = "") -> None:
+    """Check a date argument; a string that is not a literal is converted to DT_DBTIMESTAMP.
+
+    expressions-notes B10: these functions take "a valid date or a string in date format", but a
+    date *literal* must be cast explicitly, so only string literals are refused.
+    """
+    from .builder import null_safe1
+
+    arg, node = c.args[index], c.node.args[index]
+    if arg.type in STRINGS and not isinstance(node, Literal):
+        convert = converter(arg.type, TypeSpec("DT_DBTIMESTAMP"))
+        c.args[index] = c.b.fold(null_safe1(arg.fn, convert), "DT_DBTIMESTAMP", [arg], node.offset)
+        return
+    c.need(index, allowed, "a date (cast date literals, e.g. (DT_DBTIMESTAMP)\"2003-08-06\")" + detail)
+
+
 def _add_months(moment: datetime, months: int) -> datetime:
     total = moment.year * 12 + (moment.month - 1) + months
     year, month = divmod(total, 12)
@@ -443,7 +459,7 @@ _STEP = {
 def _dateadd(c: _Call) -> Built:
     part = _date_part(c)
     c.need(1, INTEGERS, "an integer")
-    c.need(2, DATES, "a date (cast date strings, e.g. (DT_DBTIMESTAMP)\"2003-08-06\")")
+    _date_argument(c, 2, DATES)
 
     def impl(_part: str, number: int, value: Any) -> datetime:
         moment = _moment(value)
@@ -523,7 +539,7 @@ def datepart_of(part: str, moment: datetime) -> int:
 
 def _datepart(c: _Call) -> Built:
     part = _date_part(c)
-    c.need(1, DATES, "a date")
+    _date_argument(c, 1, DATES)
     return c.result("DT_I4", lambda _part, value: datepart_of(part, _moment(value)))
 
 
@@ -532,7 +548,7 @@ _NO_YMD = frozenset({"DT_DBTIMESTAMP2", "DT_DBTIMESTAMPOFFSET"}) | TIMES
 
 def _ymd(part: str) -> Callable[[_Call], Built]:
     def build(c: _Call) -> Built:
-        c.need(0, DATES - _NO_YMD, "a date (not DT_DBTIMESTAMP2, DT_DBTIMESTAMPOFFSET or a time)")
+        _date_argument(c, 0, DATES - _NO_YMD, " (not DT_DBTIMESTAMP2, DT_DBTIMESTAMPOFFSET or a time)")
         return c.result("DT_I4", lambda value: datepart_of(part, _moment(value)))
 
     return build

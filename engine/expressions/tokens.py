@@ -6,6 +6,7 @@ fit, which is then a literal-overflow error at this stage.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -192,7 +193,12 @@ class _Lexer:
         end = match.end()
         if end < len(text) and (_is_ident_char(text[end]) or text[end] == "."):
             raise self.fail(f"the numeric literal {text[start:end + 1]!r} is malformed", start)
-        dtype, value = builder(match)
+        try:
+            dtype, value = builder(match)
+        except ValueError:
+            raise self.fail(f"the numeric literal {match.group()} has more than 38 digits", start) from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.fail(f"the literal {match.group()} is too large to fit into type {dtype}", start)
         if dtype in INT_RANGE:
             low, high = INT_RANGE[dtype]
             if not low <= value <= high:
@@ -238,9 +244,4 @@ def _exp(match: re.Match[str]) -> tuple[str, Any]:
 
 def tokenize(text: str) -> list[Token]:
     """Split ``text`` into tokens (the last one is EOF); raises ExpressionError with an offset."""
-    try:
-        return _Lexer(text).run()
-    except ValueError:
-        raise ExpressionError(
-            "a numeric literal has more than 38 digits", text=text, offset=None
-        ) from None
+    return _Lexer(text).run()

@@ -63,6 +63,9 @@ class Value(tuple):  # type: ignore[type-arg]
     def __new__(cls, type: str, value: Any) -> Value:  # noqa: A002 - the SSIS word
         return tuple.__new__(cls, (type, value))
 
+    def __getnewargs__(self) -> tuple[str, Any]:  # type: ignore[override] - pickle and copy
+        return (self[0], self[1])
+
     type = property(itemgetter(0), doc="The DT_ type name.")
     value = property(itemgetter(1), doc="The Python value; None for NULL.")
 

@@ -157,6 +157,29 @@ def test_object_variables() -> None:
         evaluate("@o == 1", {"o": obj})
 
 
+def test_value_copies_and_pickles() -> None:
+    import copy
+    import pickle
+
+    value = Value("DT_WSTR", "x")
+    assert pickle.loads(pickle.dumps(value)) == value
+    assert copy.deepcopy(value) == value and type(copy.copy(value)) is Value
+
+
+def test_date_functions_convert_string_variables_but_not_literals() -> None:
+    assert evaluate("YEAR(@s)", {"s": ("String", "2003-08-06")}).value == 2003
+    assert evaluate('DATEPART("m", @s)', {"s": ("String", "8/6/2003")}).value == 8
+    for text in ['YEAR("2003-08-06")', 'DATEDIFF("d", @s, @s)']:
+        with pytest.raises(ExpressionError):
+            evaluate(text, {"s": ("String", "2003-08-06")})
+
+
+@pytest.mark.parametrize("text", ["1e400", "3e38f * 10", "1e39f", "1" * 39 + ".5", "2147483648", "0x100000000"])
+def test_literal_limits(text: str) -> None:
+    with pytest.raises(ExpressionError):
+        compile(text)
+
+
 def test_value_is_immutable_and_serialises() -> None:
     value = evaluate("CEILING(123.74)")
     with pytest.raises(AttributeError):
