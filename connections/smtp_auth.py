@@ -24,11 +24,11 @@ import spnego.exceptions
 
 from dtsx.connections.smtp_options import AuthMechanism, SmtpOptions
 
-__all__ = ["AuthProblem", "AuthOutcome", "authenticate", "offered_mechanisms"]
+__all__ = ["AuthProblem", "AuthOutcome", "authenticate", "offered_mechanisms", "MAX_INITIAL_RESPONSE_LINE"]
 
 # RFC 4954 allows 12288 octets, but Postfix cuts command lines at 2048; past this the initial
 # response goes on its own line after an empty 334 (AD tickets with a PAC are several KiB).
-_MAX_INITIAL_LINE = 2000
+MAX_INITIAL_RESPONSE_LINE = 2000
 _MAX_ROUNDS = 10
 
 
@@ -165,7 +165,7 @@ def _exchange(conn: smtplib.SMTP, mech: _Mechanism) -> tuple[int, str]:
     args = mech.name
     if initial is not None:
         encoded = _b64(initial) or "="  # RFC 4954: "=" is an empty initial response
-        if len(encoded) + len(args) + 7 <= _MAX_INITIAL_LINE:
+        if len(encoded) + len(args) + 7 <= MAX_INITIAL_RESPONSE_LINE:
             args = f"{args} {encoded}"
         else:
             deferred = initial

@@ -87,6 +87,7 @@ class RecordingHandler:
     ``data_replies``: replies used, in order, for the next end-of-data (then ``250``).
     ``data_delay``: seconds to wait before answering the end of data.
     ``close_after_message``: drop the connection after accepting each message.
+    ``mail_reply``: the reply to every MAIL FROM instead of 250.
     """
 
     def __init__(self) -> None:
@@ -95,8 +96,17 @@ class RecordingHandler:
         self.data_replies: list[str] = []
         self.data_delay = 0.0
         self.close_after_message = False
+        self.mail_reply: str | None = None
         self.connections = 0
         self.auth_attempts: list[str] = []
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, mail_options: list[str]) -> str:
+        if self.mail_reply:
+            return self.mail_reply
+        envelope.mail_from = address  # a custom MAIL hook records the sender itself
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:

@@ -1,0 +1,250 @@
+"""Sending through the SMTP session against real servers on loopback: reuse and the fault matrix."""
+
+from __future__ import annotations
+
+import time
+from email.message import EmailMessage
+from typing import Callable, Iterator
+
+import pytest
+
+from dtsx.connections.base import ConnectionSettings
+from dtsx.connections.smtp import SmtpConnectionManager, SmtpRecipientsRefused, SmtpSession
+from dtsx.engine.errors import ConnectionManagerError
+from tests.smtp_servers import (
+    LoopbackSmtpServer,
+    ScriptedServer,
+    script_drop_mid_data,
+    script_greet_421,
+    script_silent,
+    script_smtp,
+)
+
+
+def message(subject: str = "Load finished", body: str = "All rows loaded.\n") -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = "etl@example.test"
+    msg["To"] = "ops@example.test"
+    msg["Subject"] = subject
+    msg.set_content(body)
+    return msg
+
+
+@pytest.fixture
+def open_session() -> Iterator[Callable[[str], SmtpSession]]:
+    managers: list[SmtpConnectionManager] = []
+
+    def make(connection_string: str) -> SmtpSession:
+        manager = SmtpConnectionManager(ConnectionSettings("SMTP CM", "SMTP", connection_string))
+        managers.append(manager)
+        return manager.acquire()
+
+    yield make
+    for manager in managers:
+        manager.close()
+
+
+def test_messages_reuse_one_connection(smtp_server: LoopbackSmtpServer, open_session: Callable[[str], SmtpSession]) -> None:
+    session = open_session(smtp_server.connection_string(UseWindowsAuthentication="False", EnableSsl="False"))
+    reports = [session.send(message(f"n{i}"), sender="etl@example.test", recipients=["ops@example.test"]) for i in range(5)]
+    assert smtp_server.connections == 1
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["ops@example.test"]] * 5
+    assert [r.reused_connection for r in reports] == [False, True, True, True, True]
+    assert all(r.accepted == ("ops@example.test",) and r.attempts == 1 and r.mechanism is None for r in reports)
+    assert smtp_server.handler.auth_attempts == []  # anonymous: no AUTH at all
+
+
+def test_acquire_returns_the_same_session_until_close(smtp_server: LoopbackSmtpServer) -> None:
+    manager = SmtpConnectionManager(ConnectionSettings("cm", "SMTP", smtp_server.connection_string()))
+    first = manager.acquire()
+    assert manager.acquire() is first
+    first.send(message(), sender="a@example.test", recipients=["b@example.test"])
+    manager.close()
+    second = manager.acquire()
+    assert second is not first
+    second.send(message(), sender="a@example.test", recipients=["b@example.test"])
+    manager.close()
+    assert smtp_server.connections == 2 and len(smtp_server.messages) == 2
+
+
+def test_bcc_is_in_the_envelope_not_the_headers_and_dots_are_stuffed(
+    smtp_server: LoopbackSmtpServer, open_session: Callable[[str], SmtpSession]
+) -> None:
+    msg = message(body="line one\n.\n..two dots\nend\n")
+    msg["Bcc"] = "hidden@example.test"
+    session = open_session(smtp_server.connection_string())
+    session.send(msg, sender="etl@example.test", recipients=["ops@example.test", "hidden@example.test", "OPS@example.test"])
+    [got] = smtp_server.messages
+    assert got.rcpt_tos == ["ops@example.test", "hidden@example.test"]  # duplicates dropped
+    assert b"hidden@example.test" not in got.content and b"Bcc" not in got.content
+    assert b"\r\n.\r\n..two dots\r\nend\r\n" in got.content  # unstuffed by the server: exactly the body
+    assert msg["Bcc"] == "hidden@example.test"  # the caller's message is untouched
+
+
+def test_reconnects_after_the_server_dropped_an_idle_connection(
+    smtp_server: LoopbackSmtpServer, open_session: Callable[[str], SmtpSession]
+) -> None:
+    smtp_server.handler.close_after_message = True
+    session = open_session(smtp_server.connection_string())
+    session.send(message("one"), sender="a@example.test", recipients=["b@example.test"])
+    time.sleep(0.2)  # the server closes 50 ms after accepting
+    report = session.send(message("two"), sender="a@example.test", recipients=["b@example.test"])
+    assert len(smtp_server.messages) == 2 and smtp_server.connections == 2
+    assert report.attempts == 1 and not report.reused_connection
+
+
+def test_one_of_three_recipients_refused_is_partly_delivered(
+    smtp_server: LoopbackSmtpServer, open_session: Callable[[str], SmtpSession]
+) -> None:
+    smtp_server.handler.refuse["bad@example.test"] = "550 5.1.1 <bad@example.test>: Recipient address rejected"
+    session = open_session(smtp_server.connection_string())
+    with pytest.raises(SmtpRecipientsRefused) as info:
+        session.send(message(), sender="a@example.test", recipients=["x@example.test", "bad@example.test", "y@example.test"])
+    err = info.value
+    assert err.report.accepted == ("x@example.test", "y@example.test")
+    assert list(err.report.refused) == ["bad@example.test"] and err.report.partly_delivered
+    assert (err.code, err.host, err.port) == (550, "127.0.0.1", smtp_server.port)
+    text = str(err)
+    assert f"127.0.0.1:{smtp_server.port}" in text and "refused 1 of 3 recipients" in text
+    assert "bad@example.test ('550 5.1.1 <bad@example.test>: Recipient address rejected')" in text
+    assert "partly delivered" in text and "x@example.test, y@example.test" in text
+    assert len(smtp_server.messages) == 1 and smtp_server.messages[0].rcpt_tos == ["x@example.test", "y@example.test"]
+
+
+def test_all_recipients_refused_sends_nothing(smtp_server: LoopbackSmtpServer, open_session: Callable[[str], SmtpSession]) -> None:
+    smtp_server.handler.refuse["bad@example.test"] = "550 5.1.1 no such user"
+    session = open_session(smtp_server.connection_string())
+    with pytest.raises(SmtpRecipientsRefused) as info:
+        session.send(message(), sender="a@example.test", recipients=["bad@example.test"])
+    assert "not delivered to anyone" in str(info.value) and not info.value.report.delivered
+    assert smtp_server.messages == []
+    # The session is still usable afterwards (RSET, same connection).
+    session.send(message(), sender="a@example.test", recipients=["ok@example.test"])
+    assert len(smtp_server.messages) == 1 and smtp_server.connections == 1
+
+
+def test_451_on_data_is_retried_once_and_delivered_once(
+    smtp_server: LoopbackSmtpServer, open_session: Callable[[str], SmtpSession]
+) -> None:
+    smtp_server.handler.data_replies = ["451 4.3.0 Temporary local problem, try again later"]
+    session = open_session(smtp_server.connection_string())
+    report = session.send(message(), sender="a@example.test", recipients=["b@example.test"])
+    assert report.attempts == 2 and report.accepted == ("b@example.test",)
+    assert len(smtp_server.messages) == 1
+
+
+def test_persistent_451_fails_after_three_attempts(smtp_server: LoopbackSmtpServer, open_session: Callable[[str], SmtpSession]) -> None:
+    smtp_server.handler.data_replies = ["451 4.3.0 Try later"] * 5
+    session = open_session(smtp_server.connection_string())
+    with pytest.raises(ConnectionManagerError) as info:
+        session.send(message(), sender="a@example.test", recipients=["b@example.test"])
+    assert info.value.code == 451 and "after 3 attempts" in str(info.value) and "'451 4.3.0 Try later'" in str(info.value)
+    assert smtp_server.handler.data_replies == ["451 4.3.0 Try later"] * 2 and smtp_server.messages == []
+
+
+def test_554_on_data_is_permanent_and_not_retried(smtp_server: LoopbackSmtpServer, open_session: Callable[[str], SmtpSession]) -> None:
+    smtp_server.handler.data_replies = ["554 5.7.1 Message rejected as spam", "250 OK"]
+    session = open_session(smtp_server.connection_string())
+    with pytest.raises(ConnectionManagerError) as info:
+        session.send(message(), sender="a@example.test", recipients=["b@example.test"])
+    assert info.value.code == 554 and "refused the message" in str(info.value)
+    assert smtp_server.handler.data_replies == ["250 OK"]  # exactly one DATA
+
+
+def test_421_greeting_is_retried_then_fails_with_the_reply(
+    scripted_smtp_factory: Callable[..., ScriptedServer], open_session: Callable[[str], SmtpSession]
+) -> None:
+    server = scripted_smtp_factory(script_greet_421)
+    session = open_session(server.connection_string())
+    with pytest.raises(ConnectionManagerError) as info:
+        session.send(message(), sender="a@example.test", recipients=["b@example.test"])
+    err = info.value
+    assert (err.code, err.port) == (421, server.port) and server.connections == 3
+    assert str(err).startswith(f"SMTP server 127.0.0.1:{server.port} refused the session at its greeting: "
+                               "the server replied '421 4.3.2 Service not available, closing transmission channel'")
+    assert "Traceback" not in str(err)
+
+
+def test_421_greeting_then_a_working_server_delivers(
+    scripted_smtp_factory: Callable[..., ScriptedServer], open_session: Callable[[str], SmtpSession]
+) -> None:
+    server = scripted_smtp_factory(script_greet_421, script_smtp)
+    report = open_session(server.connection_string()).send(message(), sender="a@example.test", recipients=["b@example.test"])
+    assert report.attempts == 2 and server.connections == 2 and len(server.messages) == 1
+
+
+def test_drop_mid_data_is_resent_once(scripted_smtp_factory: Callable[..., ScriptedServer],
+                                      open_session: Callable[[str], SmtpSession]) -> None:
+    server = scripted_smtp_factory(script_drop_mid_data, script_smtp)
+    body = ("x" * 70 + "\n") * 3000  # larger than socket buffers, so the reset can hit the send as well
+    report = open_session(server.connection_string()).send(message(body=body), sender="a@example.test",
+                                                           recipients=["b@example.test"])
+    assert report.attempts == 2 and server.connections == 2
+    assert len(server.messages) == 1 and server.messages[0].count(b"x" * 70 + b"\r\n") == 3000
+
+
+def test_drop_mid_data_every_time_fails_naming_the_drop(
+    scripted_smtp_factory: Callable[..., ScriptedServer], open_session: Callable[[str], SmtpSession]
+) -> None:
+    server = scripted_smtp_factory(script_drop_mid_data)
+    with pytest.raises(ConnectionManagerError) as info:
+        open_session(server.connection_string()).send(message(), sender="a@example.test", recipients=["b@example.test"])
+    assert "closed the connection" in str(info.value) and "after 3 attempts" in str(info.value)
+    assert server.connections == 3 and server.messages == []
+
+
+def test_a_silent_server_times_out_within_the_timeout(
+    scripted_smtp_factory: Callable[..., ScriptedServer], open_session: Callable[[str], SmtpSession]
+) -> None:
+    server = scripted_smtp_factory(script_silent)
+    session = open_session(server.connection_string(Timeout=1000))
+    started = time.monotonic()
+    with pytest.raises(ConnectionManagerError) as info:
+        session.send(message(), sender="a@example.test", recipients=["b@example.test"])
+    elapsed = time.monotonic() - started
+    assert 0.8 < elapsed < 6.0  # Timeout=1000 ms bounds the whole send, retries included
+    assert "did not answer within Timeout (1 s)" in str(info.value) and "Security=Tls" in str(info.value)
+    assert server.connections == 1
+
+
+def test_no_reply_after_the_data_is_not_resent(smtp_server: LoopbackSmtpServer, open_session: Callable[[str], SmtpSession]) -> None:
+    smtp_server.handler.data_delay = 30  # the server sits on the message
+    session = open_session(smtp_server.connection_string(Timeout=1000))
+    started = time.monotonic()
+    with pytest.raises(ConnectionManagerError) as info:
+        session.send(message(), sender="a@example.test", recipients=["b@example.test"])
+    assert time.monotonic() - started < 6.0
+    assert "may or may not have been delivered" in str(info.value) and "did not resend" in str(info.value)
+    assert smtp_server.connections == 1  # no second attempt
+
+
+def test_connection_refused_names_host_and_port(open_session: Callable[[str], SmtpSession]) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    session = open_session(f"SmtpServer=127.0.0.1;Port={port};Timeout=3000;")
+    with pytest.raises(ConnectionManagerError) as info:
+        session.send(message(), sender="a@example.test", recipients=["b@example.test"])
+    assert (info.value.host, info.value.port) == ("127.0.0.1", port)
+    assert f"127.0.0.1:{port} refused the connection" in str(info.value)
+
+
+def test_no_recipient_fails_before_connecting(smtp_server: LoopbackSmtpServer, open_session: Callable[[str], SmtpSession]) -> None:
+    session = open_session(smtp_server.connection_string())
+    with pytest.raises(ConnectionManagerError) as info:
+        session.send(message(), sender="a@example.test", recipients=[" "])
+    assert "no recipient" in str(info.value)
+    assert smtp_server.connections == 0
+
+
+def test_sender_refused_is_permanent_with_advice(smtp_server: LoopbackSmtpServer,
+                                                open_session: Callable[[str], SmtpSession]) -> None:
+    smtp_server.handler.mail_reply = "530 5.7.0 Authentication required"
+    session = open_session(smtp_server.connection_string())
+    with pytest.raises(ConnectionManagerError) as info:
+        session.send(message(), sender="a@example.test", recipients=["b@example.test"])
+    text = str(info.value)
+    assert info.value.code == 530 and "refused the sender a@example.test" in text
+    assert "UseWindowsAuthentication=True" in text and smtp_server.connections == 1
