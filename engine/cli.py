@@ -245,7 +245,8 @@ def eval_command(expression: str, variables: tuple[str, ...], assign: bool, as_j
             click.echo(f"  {expression}\n  {' ' * offset}^", err=True)
         _fail(str(exc), EXIT_FAILURE)
     if as_json:
-        click.echo(json.dumps({"value": result.to_json(), "type": result.type}, ensure_ascii=False))
+        # json_text() keeps a decimal's scale (124.00), which json.dumps cannot write.
+        click.echo(f'{{"value": {result.json_text()}, "type": {json.dumps(result.type)}}}')
     else:
         click.echo(f"{result.to_json()!s}  ({result.type})" if not result.is_null else f"NULL  ({result.type})")
 
