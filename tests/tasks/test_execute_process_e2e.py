@@ -1,0 +1,28 @@
+"""Execute Process end to end: a real package, real processes, a property expression and --path-map."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.tasks._e2e import run_api
+
+
+def test_stdout_variable_feeds_the_next_process(tmp_path: Path) -> None:
+    result = run_api("process_chain.dtsx", tmp_path)
+    assert (result.result, result.exit_code) == ("Success", 0)
+    assert result.variables["User::Out"] == "hello world"
+    # Written by the second task, in its WorkingDirectory C:\dtsx-work mapped to tmp_path.
+    assert (tmp_path / "chain.txt").read_text() == "hello world"
+
+
+def test_unmapped_working_directory_fails_the_package(tmp_path: Path) -> None:
+    from dtsx.engine.executor import RunOptions, run  # imported after run_api proved it exists
+    from dtsx.engine.loader import load
+    from dtsx.engine.plan import build
+
+    from tests.tasks._e2e import DATA
+
+    result = run(build(load(str(DATA / "process_chain.dtsx"))), RunOptions())
+    assert result.exit_code == 1
+    errors = result.executable("Package\\Write").errors
+    assert any("WorkingDirectory C:\\dtsx-work" in e and "--path-map" in e for e in errors), errors
