@@ -1,0 +1,171 @@
+"""The planner: graphs per container, type resolution, task validation, reference checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from pydantic import Field
+
+from dtsx.engine.errors import PackageValidationError, Problem
+from dtsx.engine.loader import load, load_bytes
+from dtsx.engine.model import ExecutableKind
+from dtsx.engine.plan import build
+from dtsx.tasks.base import TASKS, Task, TaskContext, TaskProperties, ValidationContext
+from tests._shared import require_shared
+
+
+class _ProbeProperties(TaskProperties):
+    connection: str = Field("", alias="Connection")
+    count: int = Field(0, alias="Count")
+
+
+class ProbeTask(Task):
+    """A test-only task: reports what the planner's ValidationContext told it."""
+
+    Properties: ClassVar[type[TaskProperties]] = _ProbeProperties
+    seen: ClassVar[list[ValidationContext]] = []
+
+    def validate(self, vctx: ValidationContext) -> list[str]:
+        ProbeTask.seen.append(vctx)
+        return ["the probe always objects."] if self.props.count == 13 else []  # type: ignore[attr-defined]
+
+    def execute(self, ctx: TaskContext) -> None:
+        return None
+
+
+if "Tests.PlanProbeTask" not in TASKS:
+    TASKS.add("Tests.PlanProbeTask", ProbeTask, "tests/engine/test_plan.py")
+
+
+def _package(body: str, *, variables: str = "", connections: str = "") -> bytes:
+    return f"""<?xml version="1.0"?>
+<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" DTS:ObjectName="T">
+  <DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>
+  <DTS:ConnectionManagers>{connections}</DTS:ConnectionManagers>
+  <DTS:Variables>{variables}</DTS:Variables>
+  <DTS:Executables>{body}</DTS:Executables>
+</DTS:Executable>
+""".encode()
+
+
+def _probe(name: str, attrs: str, extra: str = "", children: str = "") -> str:
+    return f"""
+    <DTS:Executable DTS:refId="Package\\{name}" DTS:ExecutableType="Tests.PlanProbeTask" DTS:ObjectName="{name}" {extra}>
+      {children}
+      <DTS:ObjectData><Probe {attrs} /></DTS:ObjectData>
+    </DTS:Executable>"""
+
+
+def _problems(data: bytes, **kwargs: str) -> list[Problem]:
+    with pytest.raises(PackageValidationError) as info:
+        build(load_bytes(data, file="t.dtsx"), **kwargs)
+    return info.value.problems
+
+
+def test_probe_task_builds_and_sees_dynamic_properties_and_variables() -> None:
+    ProbeTask.seen.clear()
+    body = _probe("P", 'Count="2"', children='<DTS:PropertyExpression DTS:Name="Connection">@[User::X]</DTS:PropertyExpression>')
+    variables = '<DTS:Variable DTS:Namespace="User" DTS:ObjectName="X"><DTS:VariableValue DTS:DataType="8">a</DTS:VariableValue></DTS:Variable>'
+    plan = build(load_bytes(_package(body, variables=variables), file="t.dtsx"))
+    task = plan.tasks["Package\\P"]
+    assert isinstance(task, ProbeTask) and task.props.count == 2  # type: ignore[attr-defined]
+    vctx = ProbeTask.seen[-1]
+    assert vctx.is_dynamic("connection") and not vctx.is_dynamic("Count")
+    assert vctx.has_variable("User::X") and vctx.has_variable("X") and not vctx.has_variable("User::Y")
+    assert vctx.has_variable("System::PackageName")
+
+
+def test_bad_property_invalid_task_and_missing_connection_are_all_reported() -> None:
+    body = (
+        _probe("Bad", 'Count="many"')
+        + _probe("Objects", 'Count="13"')
+        + _probe("Orphan", 'Connection="{DDDDDDDD-0000-0000-0000-000000000009}"')
+        + _probe("Fine", 'Connection="{AAAAAAAA-0000-0000-0000-000000000001}"')
+    )
+    cm = (
+        '<DTS:ConnectionManager DTS:refId="Package.ConnectionManagers[F]" DTS:CreationName="FILE" '
+        'DTS:DTSID="{aaaaaaaa-0000-0000-0000-000000000001}" DTS:ObjectName="F" />'
+    )
+    problems = _problems(_package(body, connections=cm))
+    by_ref = {p.ref_id: p for p in problems}
+    assert set(by_ref) == {"Package\\Bad", "Package\\Objects", "Package\\Orphan"}
+    assert by_ref["Package\\Bad"].code == "bad-property" and "property Count" in by_ref["Package\\Bad"].message
+    assert by_ref["Package\\Objects"].code == "invalid-task" and "always objects" in by_ref["Package\\Objects"].message
+    assert by_ref["Package\\Orphan"].code == "missing-connection"
+    assert all(p.file == "t.dtsx" and p.line is not None for p in problems)
+
+
+def test_disabled_tasks_are_not_resolved_or_validated() -> None:
+    body = (
+        '<DTS:Executable DTS:refId="Package\\Off" DTS:ExecutableType="Acme.NoSuchTask" DTS:ObjectName="Off" DTS:Disabled="True" />'
+        + _probe("Also off", 'Count="13"', 'DTS:Disabled="True"')
+    )
+    plan = build(load_bytes(_package(body), file="t.dtsx"))
+    assert plan.tasks == {} and set(plan.graphs["Package"].nodes) == {"Package\\Off", "Package\\Also off"}
+
+
+def test_unknown_task_fails_or_is_skipped_with_a_warning() -> None:
+    body = '<DTS:Executable DTS:refId="Package\\X" DTS:ExecutableType="Acme.NoSuchTask, Acme, Version=1.0" DTS:ObjectName="X" />'
+    (problem,) = _problems(_package(body))
+    assert problem.code == "unsupported-task" and "Acme.NoSuchTask" in problem.message and problem.line == 6
+    plan = build(load_bytes(_package(body), file="t.dtsx"), unsupported="skip")
+    assert plan.skipped == {"Package\\X"}
+    assert [w.code for w in plan.warnings] == ["unsupported-task"] and "skip" in plan.warnings[0].message
+
+
+def test_script_task_message_says_it_cannot_run() -> None:
+    body = '<DTS:Executable DTS:refId="Package\\S" DTS:ExecutableType="Microsoft.ScriptTask" DTS:ObjectName="S" />'
+    (problem,) = _problems(_package(body))
+    assert problem.code == "unsupported-task" and "Script Tasks cannot run in dtsx" in problem.message
+
+
+def test_build_rejects_an_unknown_mode() -> None:
+    with pytest.raises(ValueError):
+        build(load_bytes(_package(""), file="t.dtsx"), unsupported="maybe")
+
+
+def _corpus(pattern: str) -> Path:
+    base = require_shared("corpus", "dtsx")
+    found = sorted(base.glob(pattern))
+    if not found:
+        pytest.skip(f"no corpus file matches {pattern}")
+    return found[0]
+
+
+def test_corpus_graphs_executables_and_expressions() -> None:
+    pkg = load(_corpus("avgrishin_Dts2008_LoadExIndexMICEX.dtsx"))
+    plan = build(pkg, unsupported="skip")
+    containers = {e.ref_id for e in pkg.walk() if e.kind is not ExecutableKind.TASK}
+    assert set(plan.graphs) == containers
+    assert set(plan.executables) == {e.ref_id for e in pkg.walk()}
+    loop = plan.graphs["Package\\Load Indexes"]
+    assert set(loop.nodes) == {c.ref_id for c in plan.executables["Package\\Load Indexes"].executables}
+    edge = loop.edges["Package\\Load Indexes\\count rec", "Package\\Load Indexes\\ExchangeIndexInsert"]
+    assert [pc.expression for pc in edge["constraints"]] == ["@c>0"]
+    assert plan.graphs["Package"].number_of_edges() == 2
+    # Both Send Mail tasks (one in the OnError handler) resolve their SMTP manager by GUID.
+    assert {r for r in plan.tasks if "Send Mail" in r} == {
+        "Package\\Load Indexes\\Send Mail Task",
+        "Package.EventHandlers[OnError]\\Send Mail Task",
+    }
+    assert "Package\\Download Ru Data\\Process files" in plan.skipped
+    pytest.importorskip("dtsx.engine.expressions.compiler")
+    assert ("@c>0", False) in plan.expressions and ("@d = @db", True) in plan.expressions
+
+
+def test_project_connection_resolves_send_mail_smtp_server() -> None:
+    path = _corpus("larryloi_*.dtsx")
+    project = require_shared("corpus", "project")
+
+    def send_mail_problems(**kwargs: object) -> list[Problem]:
+        try:
+            build(load(path, **kwargs), unsupported="skip")  # type: ignore[arg-type]
+        except PackageValidationError as exc:
+            return [p for p in exc.problems if "Send Mail" in (p.ref_id or "")]
+        return []
+
+    assert send_mail_problems(project_dir=project) == []
+    missing = send_mail_problems()
+    assert missing and "{88471E4C-F28E-4330-9CD6-AB7C0CD793CB}" in missing[0].message
