@@ -1,0 +1,192 @@
+"""Run events and the log providers that consume them (console, JSON lines).
+
+The executor raises :class:`RunEvent` objects and hands each one to an :class:`EventLog`, which
+counts them and passes them to every sink. Nothing here decides anything about execution, and
+nothing prints: the console provider writes through a callback that only the CLI supplies.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, Callable, Iterable, Protocol
+
+from dtsx.engine.errors import DtsxError
+
+__all__ = [
+    "EVENT_NAMES",
+    "RunEvent",
+    "LogSink",
+    "EventLog",
+    "ConsoleLog",
+    "JsonLinesLog",
+    "parse_reporting",
+    "REPORTING_DEFAULT",
+]
+
+EVENT_NAMES = (
+    "OnPreValidate",
+    "OnPostValidate",
+    "OnPreExecute",
+    "OnPostExecute",
+    "OnError",
+    "OnWarning",
+    "OnInformation",
+    "OnProgress",
+    "OnTaskFailed",
+    "OnVariableValueChanged",
+    "OnQueryCancel",
+    "OnExecStatusChanged",
+)
+
+# dtexec /Reporting letters → the events each shows (V shows everything; N nothing).
+_LEVEL_EVENTS = {
+    "E": {"OnError", "OnTaskFailed"},
+    "W": {"OnWarning"},
+    "I": {"OnInformation"},
+    "C": set(),  # custom events: dtsx tasks raise none
+    "D": set(),  # data-flow events: no data flow in dtsx
+    "P": {"OnProgress"},
+}
+REPORTING_DEFAULT = "EWP"
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """One event: its name, the executable it came from, a message and its details."""
+
+    name: str
+    source_name: str
+    source_ref: str
+    source_id: str = ""
+    message: str = ""
+    code: int = 0
+    time: datetime = field(default_factory=datetime.now)
+    source_description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "event": self.name,
+            "time": self.time.isoformat(timespec="milliseconds"),
+            "source": self.source_name,
+            "ref_id": self.source_ref,
+            "source_id": self.source_id,
+            "message": self.message,
+        }
+        if self.code:
+            data["code"] = self.code
+        if self.extra:
+            data.update({k: v for k, v in self.extra.items() if _json_safe(v)})
+        return data
+
+
+def _json_safe(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool)) or value is None
+
+
+class LogSink(Protocol):
+    def __call__(self, event: RunEvent) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class EventLog:
+    """Counts events by name and fans them out to sinks; thread-safe, never raises from a sink."""
+
+    def __init__(self, sinks: Iterable[LogSink] = ()) -> None:
+        self.sinks = list(sinks)
+        self.counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self.sink_errors: list[str] = []
+
+    def emit(self, event: RunEvent) -> None:
+        with self._lock:
+            self.counts[event.name] = self.counts.get(event.name, 0) + 1
+            for sink in self.sinks:
+                try:
+                    sink(event)
+                except Exception as exc:  # a broken log provider must not break the run
+                    self.sink_errors.append(f"{type(exc).__name__}: {exc}")
+
+    def wants(self) -> bool:
+        return bool(self.sinks)
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as exc:  # closing must go on for the others
+                self.sink_errors.append(f"{type(exc).__name__}: {exc}")
+
+
+def parse_reporting(level: str | None) -> frozenset[str]:
+    """dtexec ``/Reporting`` letters (``EWP``, ``V``, ``N``; ``;event`` filters after) → event names."""
+    text = (level or REPORTING_DEFAULT).split(";", 1)[0].strip().upper()
+    if not text:
+        text = REPORTING_DEFAULT
+    if text == "N":
+        return frozenset()
+    if text == "V":
+        return frozenset(EVENT_NAMES)
+    unknown = sorted(set(text) - set(_LEVEL_EVENTS) - {"V", "N"})
+    if unknown or "V" in text or "N" in text:
+        bad = ", ".join(unknown) or "N/V combined with other letters"
+        raise DtsxError(
+            f"reporting level {level!r} is not valid ({bad}): use letters from N E W I C D P V, with N and V alone."
+        )
+    names: set[str] = set()
+    for letter in text:
+        names |= _LEVEL_EVENTS[letter]
+    return frozenset(names)
+
+
+class ConsoleLog:
+    """dtexec-style console lines, for the events the reporting level selects."""
+
+    def __init__(self, write: Callable[[str], None], level: str | None = None) -> None:
+        self.write = write
+        self.events = parse_reporting(level)
+
+    def __call__(self, event: RunEvent) -> None:
+        if event.name not in self.events:
+            return
+        stamp = event.time.strftime("%y/%m/%d %H:%M:%S")
+        label = _LABELS.get(event.name, event.name)
+        code = f" 0x{event.code & 0xFFFFFFFF:X}" if event.code else ""
+        text = f" {event.message}" if event.message else ""
+        self.write(f"{stamp} {label}{code}: {event.source_name}:{text}")
+
+    def close(self) -> None:
+        return None
+
+
+_LABELS = {
+    "OnError": "Error",
+    "OnWarning": "Warning",
+    "OnInformation": "Information",
+    "OnProgress": "Progress",
+    "OnTaskFailed": "TaskFailed",
+    "OnPreExecute": "PreExecute",
+    "OnPostExecute": "PostExecute",
+}
+
+
+class JsonLinesLog:
+    """One JSON object per event, appended to a file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self._file: IO[str] = self.path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise DtsxError(f"cannot open the log file {self.path}: {exc.strerror}.") from exc
+
+    def __call__(self, event: RunEvent) -> None:
+        self._file.write(json.dumps(event.to_json(), ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        self._file.close()

@@ -1,0 +1,1291 @@
+"""Runs a plan: precedence constraints, concurrency, containers and loops, property expressions,
+event handlers and their propagation, error counting, cancellation.
+
+Shape of a run. Every executable execution gets a :class:`Frame` (its scope, its error count,
+its parent frame). A container walks its DAG in the thread that runs it (:meth:`_Run._walk`):
+ready children start, completions come back through a queue, outgoing constraints decide what
+becomes ready and what can never run. Tasks need one of ``MaxConcurrentExecutables`` slots
+while they execute; containers never hold a slot while they wait on their children, and a task
+gives its slot back while an event handler or a child package runs on its behalf, so nested
+containers, handlers and Execute Package can never deadlock on the limit.
+
+A task's outcome is decided in one ``try/finally`` (:meth:`_Run._execute_task`): an
+ExecutionError is a planned failure; anything else is a bug in the task, reported as an OnError
+naming the exception type. Either way the run goes on and the books stay straight.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import platform
+import queue
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Callable, Iterable, Iterator
+
+from dtsx.connections.base import parse_connection_string
+from dtsx.connections.collection import Connections
+from dtsx.engine.errors import DtsxError, ExecutionError, PackageValidationError, Problem
+from dtsx.engine.events import EventLog, LogSink, RunEvent
+from dtsx.engine.expressions import Value, compile as compile_expression
+from dtsx.engine.enumerators import enumerate_items
+from dtsx.engine.model import ConnectionManagerSpec, Executable, ExecutableKind, Package
+from dtsx.engine.plan import Plan
+from dtsx.engine.variables import Scope, Slot, VariableStore, split_name, typed_value
+from dtsx.tasks.base import Task, TaskContext
+
+__all__ = [
+    "run",
+    "RunOptions",
+    "RunResult",
+    "ExecutableResult",
+    "PropertySet",
+    "parse_set",
+    "EXIT_CODES",
+]
+
+EXIT_CODES = {"Success": 0, "Failure": 1, "Canceled": 3}
+_RESULT_NAMES = {0: "Success", 1: "Failure", 2: "Completion"}
+_MAX_HANDLER_DEPTH = 4
+_MAX_PACKAGE_DEPTH = 16
+_POLL_S = 0.2
+
+# Container/task-host properties that property expressions and --set may change, by lower-case
+# runtime name → (model field, converter).
+_HOST_PROPERTIES: dict[str, tuple[str, Callable[[Any], Any]]] = {}
+
+
+def _to_bool(raw: Any) -> bool:
+    if isinstance(raw, str):
+        return raw.strip().lower() in ("true", "-1", "1", "yes")
+    return bool(raw)
+
+
+def _register_host(names: Iterable[str], field_name: str, conv: Callable[[Any], Any]) -> None:
+    for name in names:
+        _HOST_PROPERTIES[name.lower()] = (field_name, conv)
+
+
+_register_host(["Disable", "Disabled"], "disabled", _to_bool)
+_register_host(["DisableEventHandlers"], "disable_event_handlers", _to_bool)
+_register_host(["FailPackageOnFailure"], "fail_package_on_failure", _to_bool)
+_register_host(["FailParentOnFailure"], "fail_parent_on_failure", _to_bool)
+_register_host(["MaximumErrorCount", "MaxErrorCount"], "max_error_count", int)
+_register_host(["ForceExecutionResult"], "force_execution_result", int)
+_register_host(["Description"], "description", str)
+_register_host(["InitExpression"], "init_expression", str)
+_register_host(["EvalExpression"], "eval_expression", str)
+_register_host(["AssignExpression"], "assign_expression", str)
+
+
+# --------------------------------------------------------------------------------------------
+# Options and results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PropertySet:
+    """One ``--set`` / ``/Set``: a variable, an executable property, or a connection property.
+
+    ``container`` is the ref_id of the executable the path names (``Package``,
+    ``Package\\Seq\\Task``, ``Package.EventHandlers[OnError]``); ``name`` the variable's
+    qualified name or the property name; ``connection`` the connection manager for
+    connection properties.
+    """
+
+    kind: str  # "variable" | "property" | "connection"
+    container: str
+    name: str
+    value: str
+    connection: str | None = None
+    text: str = ""
+
+
+@dataclass
+class RunOptions:
+    """How to run a plan. Everything has a default; the CLI fills what the user gave."""
+
+    max_concurrent: int | None = None
+    sets: list[PropertySet] = field(default_factory=list)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    connections: dict[str, str] = field(default_factory=dict)
+    variables: dict[str, Any] = field(default_factory=dict)
+    path_map: Callable[[str], str] | None = None
+    cancel_event: threading.Event | None = None
+    sinks: list[LogSink] = field(default_factory=list)
+    project_dir: str | None = None
+    unsupported: str = "fail"
+    # Turns a child package path into a plan (Execute Package); default: loader + planner.
+    plan_loader: Callable[[str], Plan] | None = None
+    depth: int = 0
+    # Shared with child packages so one limit holds across the whole run.
+    slots: threading.Semaphore | None = None
+
+
+@dataclass
+class ExecutableResult:
+    ref_id: str
+    result: str = "NotRun"
+    started: datetime | None = None
+    duration_s: float = 0.0
+    iterations: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ref_id": self.ref_id,
+            "result": self.result,
+            "started": self.started.isoformat(timespec="milliseconds") if self.started else None,
+            "duration_s": round(self.duration_s, 6),
+            "iterations": self.iterations,
+            "errors": list(self.errors),
+        }
+
+
+@dataclass
+class RunResult:
+    package: str
+    result: str
+    exit_code: int
+    started: datetime
+    duration_s: float
+    executables: list[ExecutableResult]
+    variables: dict[str, Any]
+    events: dict[str, int]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "package": self.package,
+            "result": self.result,
+            "exit_code": self.exit_code,
+            "started": self.started.isoformat(timespec="milliseconds"),
+            "duration_s": round(self.duration_s, 6),
+            "executables": [e.to_json() for e in self.executables],
+            "variables": dict(self.variables),
+            "events": dict(sorted(self.events.items())),
+        }
+
+    def executable(self, ref_id: str) -> ExecutableResult:
+        for item in self.executables:
+            if item.ref_id == ref_id:
+                return item
+        raise KeyError(ref_id)
+
+
+def json_value(value: Value) -> Any:
+    """A variable's value in JSON terms: numbers, strings, booleans, ISO dates, lists."""
+    return _json_raw(value.value)
+
+
+def _json_raw(raw: Any) -> Any:
+    if raw is None or isinstance(raw, (bool, int, str)):
+        return raw
+    if isinstance(raw, float):
+        return raw if raw == raw and raw not in (float("inf"), float("-inf")) else str(raw)
+    if isinstance(raw, Decimal):
+        return int(raw) if raw == raw.to_integral_value() and abs(raw) < 2**53 else float(raw)
+    if isinstance(raw, (datetime, date)):
+        return raw.isoformat()
+    if isinstance(raw, bytes):
+        return raw.hex()
+    if isinstance(raw, (list, tuple)):
+        return [_json_raw(v) for v in raw]
+    if isinstance(raw, dict):
+        return {str(k): _json_raw(v) for k, v in raw.items()}
+    return str(raw)
+
+
+# --------------------------------------------------------------------------------------------
+# --set parsing
+# --------------------------------------------------------------------------------------------
+
+
+def parse_set(text: str) -> PropertySet:
+    """``User::X=V``, ``$Package::P=V`` or a dtexec property path ``\\Package...;V``."""
+    raw = text.strip()
+    if raw.startswith("\\"):
+        path, sep, value = raw.partition(";")
+        if not sep:
+            raise _usage(f"--set {text!r} has no ';' between the property path and the value")
+        return _parse_path(path.strip(), value, text)
+    name, sep, value = raw.partition("=")
+    if not sep or not name.strip():
+        raise _usage(f"--set {text!r} must be NAME=VALUE (e.g. User::Count=3) or a \\Package... property path")
+    namespace, short = split_name(name)
+    qualified = f"{namespace or 'User'}::{short}"
+    return PropertySet("variable", "Package", qualified, value, text=text)
+
+
+def _usage(message: str) -> PackageValidationError:
+    return PackageValidationError([Problem("override-invalid", message)])
+
+
+def _parse_path(path: str, value: str, text: str) -> PropertySet:
+    import re
+
+    pattern = re.compile(
+        r"^\\(?P<exe>[^.\[]+(?:\.EventHandlers\[[^\]]+\](?:\\[^.\[]+)*)?)"
+        r"(?P<rest>\..*)$",
+        re.IGNORECASE,
+    )
+    match = pattern.match(path)
+    if match is None:
+        raise _usage(f"--set property path {path!r} is not of the form \\Package[\\Child...].Collection[Name].Properties[Prop]")
+    container = match.group("exe")
+    if container.lower().startswith("package"):
+        container = "Package" + container[len("package"):]
+    rest = match.group("rest")
+    var = re.match(r"^\.Variables\[(?P<n>[^\]]+)\](?:\.Properties\[Value\]|\.Value)$", rest, re.IGNORECASE)
+    if var:
+        namespace, short = split_name(var.group("n"))
+        return PropertySet("variable", container, f"{namespace or 'User'}::{short}", value, text=text)
+    conn = re.match(
+        r"^\.Connections\[(?P<c>[^\]]+)\](?:\.Properties\[(?P<p>[^\]]+)\]|\.(?P<q>\w+))$", rest, re.IGNORECASE
+    )
+    if conn:
+        prop = conn.group("p") or conn.group("q")
+        return PropertySet("connection", container, prop, value, connection=conn.group("c"), text=text)
+    prop = re.match(r"^(?:\.Properties\[(?P<p>[^\]]+)\]|\.(?P<q>\w+))$", rest, re.IGNORECASE)
+    if prop:
+        return PropertySet("property", container, prop.group("p") or prop.group("q"), value, text=text)
+    raise _usage(f"--set property path {path!r}: cannot tell what {rest!r} names (Variables[...], Connections[...] or Properties[...])")
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------
+
+
+def run(plan: Plan, options: RunOptions | None = None) -> RunResult:
+    """Run ``plan``. Never raises for a task failure; raises DtsxError only for setup problems
+    (bad overrides, a required parameter without a value) before anything runs."""
+    return _Run(plan, options or RunOptions()).execute()
+
+
+@dataclass
+class _GraphInfo:
+    """A container's DAG, precomputed once per run: start nodes, in/out constraints, AND/OR."""
+
+    nodes: list[str]
+    start: list[str]
+    incoming: dict[str, int]
+    outgoing: dict[str, list[tuple[str, Any]]]
+    is_and: dict[str, bool]
+
+
+class Frame:
+    """One execution of one executable."""
+
+    __slots__ = ("exe", "parent", "scope", "errors", "fatal_child", "handler", "task")
+
+    def __init__(self, exe: Executable, parent: Frame | None, scope: Scope, handler: bool = False) -> None:
+        self.exe = exe
+        self.parent = parent
+        self.scope = scope
+        self.errors = 0
+        self.fatal_child = False
+        self.handler = handler
+        self.task: Task | None = None
+
+
+class _Events:
+    """The EventSink a task sees: raises events at its frame."""
+
+    __slots__ = ("_run", "_frame")
+
+    def __init__(self, run_: _Run, frame: Frame) -> None:
+        self._run = run_
+        self._frame = frame
+
+    def information(self, message: str) -> None:
+        self._run.raise_event(self._frame, "OnInformation", message)
+
+    def warning(self, message: str) -> None:
+        self._run.raise_event(self._frame, "OnWarning", message)
+
+    def error(self, message: str, code: int = 0) -> None:
+        self._run.raise_event(self._frame, "OnError", message, code)
+
+    def progress(self, message: str, percent: int = 0) -> None:
+        self._run.raise_event(self._frame, "OnProgress", message, extra={"percent": percent})
+
+
+class _Run:
+    def __init__(self, plan: Plan, options: RunOptions) -> None:
+        self.plan = plan
+        self.package: Package = plan.package
+        self.options = options
+        self.cancel = options.cancel_event or threading.Event()
+        self.log = EventLog(options.sinks)
+        self.records: dict[str, ExecutableResult] = {
+            ref: ExecutableResult(ref) for ref, exe in plan.executables.items() if exe.kind is not ExecutableKind.PACKAGE
+        }
+        self._lock = threading.Lock()
+        self._tls = threading.local()
+        self._graphs: dict[str, _GraphInfo] = {}
+        self._handlers = self._index_handlers()
+        self._user_slots: dict[str, list[Slot]] = {}
+        self._host_sets: dict[str, dict[str, str]] = {}
+        self._running: set[Frame] = set()
+        self.package_failed = False
+        self.warnings: list[str] = []
+        self.store = VariableStore(self._compile, on_change=self._variable_changed)
+        limit = options.max_concurrent if options.max_concurrent is not None else self.package.max_concurrent_executables
+        if limit is None or limit <= 0:
+            limit = (os.cpu_count() or 1) + 2
+        self.limit = limit
+        self.slots = options.slots or threading.BoundedSemaphore(limit)
+        self.pool: ThreadPoolExecutor | None = None
+        self.connections: Connections | None = None
+        self.started = datetime.now()
+        self.instance_id = str(uuid.uuid4()).upper()
+
+    # -- setup ------------------------------------------------------------------------------
+    def _index_handlers(self) -> dict[str, dict[str, Executable]]:
+        index: dict[str, dict[str, Executable]] = {}
+        for ref, exe in self.plan.executables.items():
+            if exe.event_handlers:
+                index[ref] = {h.event or "": h for h in exe.event_handlers}
+        return index
+
+    def _compile(self, text: str, assignment: bool) -> Any:
+        key = (text, assignment)
+        compiled = self.plan.expressions.get(key)
+        if compiled is None:
+            compiled = compile_expression(text, assignment=assignment)
+            self.plan.expressions[key] = compiled
+        return compiled
+
+    def _setup(self) -> tuple[Scope, list[ConnectionManagerSpec], dict[str, str]]:
+        problems: list[Problem] = []
+        params = self._parameter_overrides(problems)
+        missing = self.store.add_parameters(
+            [*self.package.parameters, *self.package.project_parameters], params
+        )
+        for name in missing:
+            problems.append(Problem("required-parameter", f"parameter {name} is Required and has no value: "
+                                    f"supply it with --param {name}=VALUE", self.package.path or None))
+        root = self._make_scope(self.package, self._outer_scope())
+        specs, overrides = self._connection_overrides(problems)
+        self._apply_sets(root, specs, overrides, problems)
+        if problems:
+            raise PackageValidationError(problems, file=self.package.path or None)
+        return root, specs, overrides
+
+    def _outer_scope(self) -> Scope | None:
+        """A parent package's variables, visible to this (child) package under its own."""
+        if not self.options.variables:
+            return None
+        outer = Scope(self.store, None, "Parent")
+        for name, raw in self.options.variables.items():
+            namespace, short = split_name(name)
+            type_name = _infer_type(raw)
+            value = raw if isinstance(raw, Value) else typed_value(type_name, raw, what=f"variable {name}")
+            outer.add(Slot(namespace or "User", short, type_name, value))
+        return outer
+
+    def _parameter_overrides(self, problems: list[Problem]) -> dict[str, Any]:
+        known = {p.qualified_name for p in [*self.package.parameters, *self.package.project_parameters]}
+        result: dict[str, Any] = {}
+        for name, value in self.options.parameters.items():
+            if name.upper().startswith("CM."):
+                continue  # connection-manager properties, applied with the connections
+            namespace, short = split_name(name)
+            qualified = f"{namespace if namespace else '$Package'}::{short}"
+            if qualified not in known:
+                names = ", ".join(sorted(known)) or "none"
+                problems.append(Problem("override-parameter", f"the package has no parameter {qualified} "
+                                        f"(its parameters: {names})", self.package.path or None))
+                continue
+            result[qualified] = value
+        return result
+
+    def _connection_overrides(self, problems: list[Problem]) -> tuple[list[ConnectionManagerSpec], dict[str, str]]:
+        specs = [s.model_copy(deep=True) for s in self.package.all_connections()]
+        overrides: dict[str, str] = {}
+        for name, conn_string in self.options.connections.items():
+            if _find_spec(specs, name) is None:
+                problems.append(Problem("override-connection", f"--conn names {name!r}, which is not a connection "
+                                        f"manager of the package ({_spec_names(specs)})", self.package.path or None))
+                continue
+            overrides[name] = conn_string
+        for name, value in self.options.parameters.items():
+            if name.upper().startswith("CM."):
+                parts = name.split(".")
+                if len(parts) < 3:
+                    problems.append(Problem("override-parameter", f"{name!r} must be CM.<connection>.<property>"))
+                    continue
+                self._set_connection_property(specs, overrides, ".".join(parts[1:-1]), parts[-1], str(value), problems)
+        return specs, overrides
+
+    def _set_connection_property(
+        self, specs: list[ConnectionManagerSpec], overrides: dict[str, str],
+        conn: str, prop: str, value: str, problems: list[Problem],
+    ) -> None:
+        spec = _find_spec(specs, conn)
+        if spec is None:
+            problems.append(Problem("override-connection", f"no connection manager {conn!r} to set {prop} on "
+                                    f"({_spec_names(specs)})", self.package.path or None))
+            return
+        if prop.lower() == "connectionstring":
+            overrides[spec.name] = value
+            return
+        spec.properties[prop] = value
+        current = overrides.pop(spec.name, None)
+        parsed = parse_connection_string(current if current is not None else spec.connection_string)
+        parsed[prop] = value
+        overrides[spec.name] = parsed.render(hide=frozenset())
+
+    def _apply_sets(self, root: Scope, specs: list[ConnectionManagerSpec], overrides: dict[str, str],
+                    problems: list[Problem]) -> None:
+        for item in self.options.sets:
+            try:
+                self._apply_set(root, specs, overrides, item, problems)
+            except DtsxError as exc:
+                problems.append(Problem("override-invalid", f"--set {item.text!r}: {exc}", self.package.path or None))
+
+    def _apply_set(self, root: Scope, specs: list[ConnectionManagerSpec], overrides: dict[str, str],
+                   item: PropertySet, problems: list[Problem]) -> None:
+        if item.kind == "connection":
+            self._set_connection_property(specs, overrides, item.connection or "", item.name, item.value, problems)
+            return
+        ref = self._resolve_ref(item.container)
+        if ref is None:
+            problems.append(Problem("override-path", f"--set {item.text!r}: the package has no executable "
+                                    f"{item.container!r}", self.package.path or None))
+            return
+        if item.kind == "variable":
+            self._set_variable(root, ref, item, problems)
+            return
+        if ref == "Package" and item.name.lower() in ("maxconcurrentexecutables",):
+            self.limit = int(item.value)
+            if self.options.slots is None:
+                self.slots = threading.BoundedSemaphore(self.limit if self.limit > 0 else (os.cpu_count() or 1) + 2)
+            return
+        self._host_sets.setdefault(ref, {})[item.name] = item.value
+
+    def _set_variable(self, root: Scope, ref: str, item: PropertySet, problems: list[Problem]) -> None:
+        if item.name.startswith("$"):
+            slot = self.store.parameters.get(item.name)
+            if slot is None:
+                problems.append(Problem("override-parameter", f"--set {item.text!r}: no parameter {item.name}"))
+                return
+            scope = Scope(self.store, None, "Package")
+            scope.add(slot)
+            scope.force(item.name, item.value)
+            return
+        if ref == "Package":
+            scope = root
+        else:
+            scope = Scope(self.store, None, ref)
+            for slot in self._slots_for(self.plan.executables[ref]):
+                scope.add(slot)
+        if scope.find(item.name) is None or (ref != "Package" and item.name not in scope.own):
+            problems.append(Problem("override-variable", f"--set {item.text!r}: {ref!r} has no variable {item.name}",
+                                    self.package.path or None))
+            return
+        scope.force(item.name, item.value)
+
+    def _resolve_ref(self, container: str) -> str | None:
+        if container in self.plan.executables:
+            return container
+        lowered = container.lower()
+        for ref in self.plan.executables:
+            if ref.lower() == lowered:
+                return ref
+        return None
+
+    # -- scopes -----------------------------------------------------------------------------
+    def _slots_for(self, exe: Executable) -> list[Slot]:
+        """The executable's own variables; created once per run so values persist across loops."""
+        slots = self._user_slots.get(exe.ref_id)
+        if slots is None:
+            holder = Scope(self.store, None, exe.ref_id)
+            holder.add_variables(exe.variables)
+            slots = list(holder.own.values())
+            self._user_slots[exe.ref_id] = slots
+        return slots
+
+    def _make_scope(self, exe: Executable, parent: Scope | None, frame: Frame | None = None) -> Scope:
+        scope = Scope(self.store, parent, exe.ref_id, frame)
+        if exe.kind is ExecutableKind.PACKAGE:
+            self._package_system(scope)
+        else:
+            self._container_system(scope, exe)
+        if exe.variables:
+            for slot in self._slots_for(exe):
+                scope.add(slot)
+        return scope
+
+    def _package_system(self, scope: Scope) -> None:
+        pkg = self.package
+        add = scope.add_system
+        add("PackageName", "String", pkg.name)
+        add("PackageID", "String", pkg.dtsid or "")
+        add("StartTime", "DateTime", self.started)
+        add("ContainerStartTime", "DateTime", self.started)
+        add("MachineName", "String", platform.node())
+        add("UserName", "String", _user_name())
+        add("ExecutionInstanceGUID", "String", "{" + self.instance_id + "}")
+        add("CreatorName", "String", pkg.creator_name or "")
+        add("CreatorComputerName", "String", pkg.creator_computer_name or "")
+        add("VersionMajor", "Int32", pkg.version_major or 0)
+        add("VersionMinor", "Int32", pkg.version_minor or 0)
+        add("VersionBuild", "Int32", pkg.version_build or 0)
+        add("VersionGUID", "String", pkg.version_guid or "")
+        add("VersionComment", "String", "")
+        add("InteractiveMode", "Boolean", False)
+        add("OfflineMode", "Boolean", False)
+        add("LocaleId", "Int32", pkg.locale_id if pkg.locale_id and pkg.locale_id > 0 else 1033)
+        add("ServerExecutionID", "Int64", 0)
+        add("CancelEvent", "Int32", 0)
+        try:
+            add("CreationDate", "DateTime", pkg.creation_date)
+        except DtsxError:
+            add("CreationDate", "DateTime", None)
+
+    def _container_system(self, scope: Scope, exe: Executable) -> None:
+        add = scope.add_system
+        add("TaskName", "String", exe.name)
+        add("TaskID", "String", exe.dtsid or "")
+        add("CreationName", "String", exe.raw_type or exe.type_key)
+        add("ContainerStartTime", "DateTime", datetime.now())
+        add("LocaleId", "Int32", exe.locale_id if exe.locale_id and exe.locale_id > 0 else 1033)
+        add("TaskTransactionOption", "Int32", exe.transaction_option)
+
+    def _variable_changed(self, scope: Scope, slot: Slot) -> None:
+        frame = scope.owner if isinstance(scope.owner, Frame) else None
+        if frame is not None:
+            self.raise_event(frame, "OnVariableValueChanged", f"variable {slot.qualified} changed",
+                             extra={"variable": slot.qualified})
+
+    # -- the run ----------------------------------------------------------------------------
+    def execute(self) -> RunResult:
+        if self.options.depth > _MAX_PACKAGE_DEPTH:
+            raise PackageValidationError([Problem("package-depth", f"packages call each other more than "
+                                                  f"{_MAX_PACKAGE_DEPTH} levels deep", self.package.path or None)])
+        root, specs, overrides = self._setup()
+        clock = time.perf_counter()
+        self.connections = Connections(
+            specs, overrides=overrides, expressions=lambda spec: self._connection_expressions(spec, root),
+            local_path=self.options.path_map or (lambda p: p),
+        )
+        # Effectively unbounded: slots bound the running tasks; threads waiting on children or
+        # handlers must never starve the work they wait for. Idle threads are reused.
+        self.pool = ThreadPoolExecutor(max_workers=100_000, thread_name_prefix="dtsx")
+        watcher = threading.Thread(target=self._watch_cancel, name="dtsx-cancel", daemon=True)
+        done = threading.Event()
+        self._done = done
+        watcher.start()
+        result = "Failure"
+        try:
+            for problem in self.plan.warnings:
+                self.log.emit(RunEvent("OnWarning", self.package.name, problem.ref_id or "Package", message=problem.message))
+            result = self._run_package(root)
+        finally:
+            done.set()
+            self.pool.shutdown(wait=True)
+            self.connections.close()
+        return self._result(result, root, time.perf_counter() - clock)
+
+    def _run_package(self, root: Scope) -> str:
+        frame = Frame(self.package, None, root)
+        root.owner = frame
+        self.raise_event(frame, "OnPreExecute")
+        try:
+            self._walk(frame)
+        except Exception as exc:  # a bug in the executor itself must still end as a result
+            self.raise_event(frame, "OnError", f"internal error: {type(exc).__name__}: {exc}")
+        result = self._container_result(frame)
+        if self.package_failed and result == "Success":
+            result = "Failure"
+        forced = _RESULT_NAMES.get(self.package.force_execution_result)
+        if forced is not None and result != "Canceled":
+            result = "Success" if forced == "Completion" else forced
+        self.raise_event(frame, "OnPostExecute")
+        return result
+
+    def _result(self, result: str, root: Scope, duration: float) -> RunResult:
+        variables: dict[str, Any] = {}
+        for slot in root.own.values():
+            if slot.namespace != "System":
+                try:
+                    variables[slot.qualified] = json_value(root.read(slot))
+                except DtsxError as exc:
+                    variables[slot.qualified] = f"<error: {exc}>"
+        return RunResult(
+            package=self.package.path or self.package.name,
+            result=result,
+            exit_code=EXIT_CODES[result],
+            started=self.started,
+            duration_s=duration,
+            executables=list(self.records.values()),
+            variables=variables,
+            events=dict(self.log.counts),
+            warnings=[str(w) for w in self.plan.warnings] + self.warnings,
+        )
+
+    def _watch_cancel(self) -> None:
+        while not self._done.is_set():
+            if self.cancel.wait(_POLL_S):
+                with self._lock:
+                    running = [f.task for f in self._running if f.task is not None]
+                for task in running:
+                    try:
+                        task.cancel()
+                    except Exception:  # a task's cancel() must not stop the others being told
+                        pass
+                return
+
+    def _connection_expressions(self, spec: ConnectionManagerSpec, root: Scope) -> dict[str, str]:
+        values: dict[str, str] = {}
+        for pe in spec.property_expressions:
+            value = self._compile(pe.expression, False).evaluate(root.lookup)
+            values[pe.name] = _text_of(value)
+        return values
+
+    # -- walking a container's graph ----------------------------------------------------------
+    def _graph(self, ref: str) -> _GraphInfo:
+        info = self._graphs.get(ref)
+        if info is None:
+            info = self._graphs[ref] = _graph_info(self.plan, ref)
+        return info
+
+    def _walk(self, frame: Frame) -> None:
+        """Run the container's children once, honouring precedence constraints."""
+        info = self._graph(frame.exe.ref_id)
+        if not info.nodes:
+            return
+        pending = dict(info.incoming)
+        started: set[str] = set()
+        results: dict[str, str] = {}
+        ready = list(reversed(info.start))
+        done_q: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        running = 0
+        while True:
+            while ready and not self.cancel.is_set():
+                ref = ready.pop()
+                started.add(ref)
+                if running == 0 and not ready:
+                    results[ref] = self._run_child_inline(ref, frame)
+                    self._settle(ref, results[ref], info, pending, started, ready, frame, results)
+                    continue
+                running += self._start_child(ref, frame, done_q)
+            if running == 0:
+                break
+            ref, result = self._next_done(done_q)
+            running -= 1
+            results[ref] = result
+            self._settle(ref, result, info, pending, started, ready, frame, results)
+        if self.cancel.is_set():
+            for ref in info.nodes:
+                if ref not in results:
+                    results[ref] = "Canceled"
+
+    def _next_done(self, done_q: queue.SimpleQueue[tuple[str, str]]) -> tuple[str, str]:
+        while True:
+            try:
+                return done_q.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+
+    def _settle(self, ref: str, result: str, info: _GraphInfo, pending: dict[str, int], started: set[str],
+                ready: list[str], frame: Frame, results: dict[str, str]) -> None:
+        """Evaluate constraints leaving ``ref``; queue targets that may now run, drop those that never can."""
+        work = [(ref, result)]
+        while work:
+            source, outcome = work.pop()
+            for target, constraint in info.outgoing.get(source, ()):
+                if target in started:
+                    continue
+                ok = outcome != "NotRun" and self._constraint_ok(constraint, outcome, frame)
+                pending[target] -= 1
+                if info.is_and[target]:
+                    if not ok:
+                        started.add(target)
+                        work.append((target, "NotRun"))
+                    elif pending[target] == 0:
+                        started.add(target)
+                        ready.append(target)
+                elif ok:
+                    started.add(target)
+                    ready.append(target)
+                elif pending[target] == 0:
+                    started.add(target)
+                    work.append((target, "NotRun"))
+
+    def _constraint_ok(self, constraint: Any, outcome: str, frame: Frame) -> bool:
+        op = constraint.eval_op
+        if op == 2:
+            return _outcome_matches(constraint.value, outcome)
+        if op == 3 and not _outcome_matches(constraint.value, outcome):
+            return False
+        if op == 4 and _outcome_matches(constraint.value, outcome):
+            return True
+        return self._constraint_expression(constraint, frame)
+
+    def _constraint_expression(self, constraint: Any, frame: Frame) -> bool:
+        text = constraint.expression or ""
+        try:
+            value = self._compile(text, False).evaluate(frame.scope.lookup)
+            if value.type != "DT_BOOL":
+                raise ExecutionError(f"the expression returns {value.type}, not a Boolean")
+            return bool(value.value)
+        except DtsxError as exc:
+            self.raise_event(frame, "OnError", f"precedence constraint {constraint.ref_id!r}: {exc}")
+            return False
+
+    def _start_child(self, ref: str, frame: Frame, done_q: queue.SimpleQueue[tuple[str, str]]) -> int:
+        exe = self.plan.executables[ref]
+        assert self.pool is not None
+        if exe.kind is ExecutableKind.TASK:
+            if not self._acquire_slot():
+                done_q.put((ref, "Canceled"))
+                return 1
+            self.pool.submit(self._task_thread, exe, frame, done_q)
+        else:
+            self.pool.submit(self._container_thread, exe, frame, done_q)
+        return 1
+
+    def _run_child_inline(self, ref: str, frame: Frame) -> str:
+        exe = self.plan.executables[ref]
+        if exe.kind is not ExecutableKind.TASK:
+            return self.run_executable(exe, frame)
+        if not self._acquire_slot():
+            return "Canceled"
+        return self._with_slot(exe, frame)
+
+    def _task_thread(self, exe: Executable, frame: Frame, done_q: queue.SimpleQueue[tuple[str, str]]) -> None:
+        result = "Failure"
+        try:
+            result = self._with_slot(exe, frame)
+        finally:
+            done_q.put((exe.ref_id, result))
+
+    def _container_thread(self, exe: Executable, frame: Frame, done_q: queue.SimpleQueue[tuple[str, str]]) -> None:
+        result = "Failure"
+        try:
+            result = self.run_executable(exe, frame)
+        finally:
+            done_q.put((exe.ref_id, result))
+
+    def _with_slot(self, exe: Executable, frame: Frame) -> str:
+        """Run a task whose slot the caller acquired; give the slot back whatever happens."""
+        tls = self._tls
+        previous = getattr(tls, "holding", False)
+        tls.holding = True
+        try:
+            return self.run_executable(exe, frame)
+        finally:
+            if tls.holding:
+                self.slots.release()
+            tls.holding = previous
+
+    def _acquire_slot(self) -> bool:
+        while not self.slots.acquire(timeout=_POLL_S):
+            if self.cancel.is_set():
+                return False
+        return True
+
+    def released_slot(self) -> _SlotRelease:
+        """Context manager: give this thread's task slot back while it waits on other work."""
+        return _SlotRelease(self)
+
+    # -- one executable -----------------------------------------------------------------------
+    def run_executable(self, exe: Executable, parent: Frame) -> str:
+        """Run one child of ``parent``; returns the result the constraints leaving it see."""
+        if self.cancel.is_set():
+            return "Canceled"
+        if exe.disabled or exe.ref_id in self.plan.skipped:
+            return "Success"  # a disabled executable satisfies Success and Completion constraints
+        scope = self._make_scope(exe, parent.scope)
+        frame = Frame(exe, parent, scope)
+        scope.owner = frame
+        try:
+            exe = self._effective(exe, frame)
+        except DtsxError as exc:
+            self._record(frame.exe, "Failure", datetime.now(), 0.0, [str(exc)])
+            self.raise_event(frame, "OnError", str(exc))
+            return self._after(frame, "Failure")
+        if exe.disabled:
+            return "Success"
+        frame.exe = exe
+        return self._run_frame(frame)
+
+    def _run_frame(self, frame: Frame) -> str:
+        exe = frame.exe
+        started = datetime.now()
+        clock = time.perf_counter()
+        self.raise_event(frame, "OnPreExecute")
+        result = "Failure"
+        iterations = 1
+        try:
+            if exe.kind is ExecutableKind.TASK:
+                result = self._execute_task(frame)
+            else:
+                iterations = self._execute_container(frame)
+                result = self._container_result(frame)
+        except DtsxError as exc:
+            self._task_error(frame, str(exc))
+            result = "Failure"
+        except Exception as exc:  # the executor's own bug: still a result, never a crash
+            self.raise_event(frame, "OnError", f"internal error: {type(exc).__name__}: {exc}")
+            result = "Failure"
+        finally:
+            if self.cancel.is_set() and result != "Failure":
+                result = "Canceled"
+        if result == "Failure" and exe.kind is ExecutableKind.TASK:
+            self.raise_event(frame, "OnTaskFailed")
+        result = self._forced(exe, result)
+        self.raise_event(frame, "OnPostExecute")
+        self._record(exe, result, started, time.perf_counter() - clock, None, iterations)
+        return self._after(frame, result)
+
+    def _forced(self, exe: Executable, result: str) -> str:
+        forced = _RESULT_NAMES.get(exe.force_execution_result)
+        if forced is None or result == "Canceled":
+            return result
+        return forced
+
+    def _after(self, frame: Frame, result: str) -> str:
+        if result == "Failure":
+            if frame.exe.fail_package_on_failure:
+                self.package_failed = True
+            if frame.exe.fail_parent_on_failure and frame.parent is not None:
+                frame.parent.fatal_child = True
+        return result
+
+    def _record(self, exe: Executable, result: str, started: datetime, duration: float,
+                errors: list[str] | None, iterations: int = 1) -> None:
+        record = self.records.get(exe.ref_id)
+        if record is None:
+            return
+        with self._lock:
+            record.result = result
+            if record.started is None:
+                record.started = started
+            record.duration_s += duration
+            record.iterations += iterations
+            if errors:
+                record.errors.extend(errors)
+
+    def _effective(self, exe: Executable, frame: Frame) -> Executable:
+        """The executable with ``--set`` values and property expressions applied to its host settings."""
+        updates: dict[str, Any] = {}
+        for name, raw in self._host_sets.get(exe.ref_id, {}).items():
+            self._host_update(exe, name, raw, updates, from_set=True)
+        for pe in exe.property_expressions:
+            if pe.name.lower() in _HOST_PROPERTIES:
+                value = self._compile(pe.expression, False).evaluate(frame.scope.lookup)
+                self._host_update(exe, pe.name, value.value, updates, from_set=False)
+        return exe.model_copy(update=updates) if updates else exe
+
+    def _host_update(self, exe: Executable, name: str, raw: Any, updates: dict[str, Any], *, from_set: bool) -> None:
+        entry = _HOST_PROPERTIES.get(name.lower())
+        if entry is None:
+            if exe.kind is ExecutableKind.TASK or not from_set:
+                return  # task properties are set on the task itself
+            raise ExecutionError(f"{exe.ref_id!r} has no settable property {name!r}")
+        field_name, conv = entry
+        try:
+            updates[field_name] = conv(raw)
+        except (TypeError, ValueError) as exc:
+            raise ExecutionError(f"property {name} of {exe.ref_id!r} cannot take the value {raw!r}") from exc
+
+    # -- tasks --------------------------------------------------------------------------------
+    def _execute_task(self, frame: Frame) -> str:
+        """Prepare and run one task; every exception becomes a result here."""
+        exe = frame.exe
+        raised = True
+        try:
+            task = self._prepare_task(frame)
+            frame.task = task
+            ctx = self._context(frame)
+            with self._lock:
+                self._running.add(frame)
+            try:
+                if self.cancel.is_set():
+                    return "Canceled"
+                task.execute(ctx)
+                raised = False
+            finally:
+                with self._lock:
+                    self._running.discard(frame)
+        except ExecutionError as exc:
+            self._task_error(frame, str(exc))
+        except DtsxError as exc:
+            self._task_error(frame, str(exc))
+        except Exception as exc:  # a bug in the task: a Failure naming the exception, never a crash
+            self._task_error(frame, f"the task raised {type(exc).__name__}: {exc}")
+        if self.cancel.is_set():
+            return "Canceled"
+        limit = exe.max_error_count
+        # A task that raised failed; one that only reported errors fails at its MaximumErrorCount.
+        failed = raised or (limit > 0 and frame.errors >= limit)
+        return "Failure" if failed else "Success"
+
+    def _task_error(self, frame: Frame, message: str) -> None:
+        with self._lock:
+            record = self.records.get(frame.exe.ref_id)
+            if record is not None:
+                record.errors.append(message)
+        self.raise_event(frame, "OnError", message)
+
+    def _prepare_task(self, frame: Frame) -> Task:
+        exe = frame.exe
+        proto = self.plan.tasks.get(exe.ref_id)
+        if proto is None:
+            raise ExecutionError(f"{exe.ref_id!r} has no runnable task (type {exe.raw_type or exe.type_key!r}).")
+        task = proto.copy()
+        for name, raw in self._host_sets.get(exe.ref_id, {}).items():
+            if name.lower() not in _HOST_PROPERTIES:
+                task.set_property(name, raw)
+        for pe in exe.property_expressions:
+            if pe.name.lower() in _HOST_PROPERTIES:
+                continue
+            value = self._compile(pe.expression, False).evaluate(frame.scope.lookup)
+            task.set_property(pe.name, value.value)
+        return task
+
+    def _context(self, frame: Frame) -> TaskContext:
+        exe = frame.exe
+        scope = frame.scope
+        assert self.connections is not None
+
+        def evaluate(text: str, *, assignment: bool = False) -> Value:
+            return self.evaluate_in(scope, text, assignment=assignment)
+
+        def run_package(path: str, *, parameters: dict[str, object] | None = None,
+                        variables: dict[str, object] | None = None) -> RunResult:
+            return self.run_child_package(path, parameters or {}, variables or {})
+
+        return TaskContext(
+            name=exe.name,
+            ref_id=exe.ref_id,
+            connections=self.connections,
+            variables=scope,
+            events=_Events(self, frame),
+            package_path=self.package.path,
+            cancel_event=self.cancel,
+            local_path=self.options.path_map or _identity,
+            evaluate=evaluate,
+            run_package=run_package,
+        )
+
+    def evaluate_in(self, scope: Scope, text: str, *, assignment: bool = False) -> Value:
+        """Evaluate an expression in ``scope``; an assignment also stores into its target."""
+        compiled = self._compile(text, assignment)
+        value = compiled.evaluate(scope.lookup)
+        if compiled.target is not None:
+            scope.set(compiled.target, value)
+            return scope.value(compiled.target)
+        return value
+
+    def run_child_package(self, path: str, parameters: dict[str, object], variables: dict[str, object]) -> RunResult:
+        """Execute Package: run another package in process, sharing the slot limit and cancellation."""
+        resolved = _child_path(path, self.package.path)
+        loader = self.options.plan_loader or _default_plan_loader(self.options)
+        plan = loader(resolved)
+        options = RunOptions(
+            max_concurrent=self.limit, parameters=dict(parameters), variables=dict(variables),
+            path_map=self.options.path_map, cancel_event=self.cancel, sinks=self.options.sinks,
+            project_dir=self.options.project_dir, unsupported=self.options.unsupported,
+            plan_loader=loader, depth=self.options.depth + 1, slots=self.slots,
+        )
+        with self.released_slot():
+            return _Run(plan, options).execute()
+
+    # -- containers -----------------------------------------------------------------------------
+    def _execute_container(self, frame: Frame) -> int:
+        kind = frame.exe.kind
+        if kind is ExecutableKind.FOR_LOOP:
+            return self._for_loop(frame)
+        if kind is ExecutableKind.FOREACH_LOOP:
+            return self._foreach_loop(frame)
+        self._walk(frame)
+        return 1
+
+    def _container_result(self, frame: Frame) -> str:
+        if self.cancel.is_set():
+            return "Canceled"
+        limit = frame.exe.max_error_count
+        if frame.fatal_child or (limit > 0 and frame.errors >= limit):
+            return "Failure"
+        return "Success"
+
+    def _loop_failed(self, frame: Frame) -> bool:
+        limit = frame.exe.max_error_count
+        return self.cancel.is_set() or frame.fatal_child or (limit > 0 and frame.errors >= limit)
+
+    def _for_loop(self, frame: Frame) -> int:
+        exe = frame.exe
+        scope = frame.scope
+        if exe.init_expression:
+            self.evaluate_in(scope, exe.init_expression, assignment=True)
+        if not exe.eval_expression:
+            raise ExecutionError(f"For Loop {exe.ref_id!r} has no EvalExpression; set one that returns a Boolean.")
+        iterations = 0
+        while True:
+            condition = self.evaluate_in(scope, exe.eval_expression)
+            if condition.type != "DT_BOOL":
+                raise ExecutionError(f"the EvalExpression of For Loop {exe.ref_id!r} returns {condition.type}, not a Boolean.")
+            if not condition.value or self._loop_failed(frame):
+                break
+            self._walk(frame)
+            iterations += 1
+            if self._loop_failed(frame):
+                break
+            if exe.assign_expression:
+                self.evaluate_in(scope, exe.assign_expression, assignment=True)
+        self._set_loop_iterations(exe, iterations)
+        return 0
+
+    def _foreach_loop(self, frame: Frame) -> int:
+        exe = frame.exe
+        enumerator = exe.enumerator
+        if enumerator is None:
+            raise ExecutionError(f"Foreach Loop {exe.ref_id!r} has no enumerator.")
+        settings = dict(enumerator.properties)
+        for pe in enumerator.property_expressions:
+            settings[pe.name] = _text_of(self._compile(pe.expression, False).evaluate(frame.scope.lookup))
+        iterations = 0
+        warn = lambda message: self.raise_event(frame, "OnWarning", message)  # noqa: E731
+        for item in enumerate_items(enumerator, settings, frame.scope, self.options.path_map or _identity, warn):
+            if self._loop_failed(frame):
+                break
+            self._map_item(frame, item)
+            self._walk(frame)
+            iterations += 1
+        self._set_loop_iterations(exe, iterations)
+        return 0
+
+    def _map_item(self, frame: Frame, item: list[Any]) -> None:
+        for mapping in frame.exe.variable_mappings:
+            if mapping.value_index >= len(item):
+                raise ExecutionError(
+                    f"Foreach Loop {frame.exe.ref_id!r} maps value index {mapping.value_index} to "
+                    f"{mapping.variable}, but the item has only {len(item)} value(s)."
+                )
+            frame.scope.set(mapping.variable, item[mapping.value_index])
+
+    def _set_loop_iterations(self, exe: Executable, iterations: int) -> None:
+        record = self.records.get(exe.ref_id)
+        if record is not None:
+            with self._lock:
+                record.iterations += iterations
+
+    # -- events and handlers ----------------------------------------------------------------
+    def raise_event(self, frame: Frame, name: str, message: str = "", code: int = 0,
+                    extra: dict[str, Any] | None = None) -> None:
+        exe = frame.exe
+        event = RunEvent(name, exe.name, exe.ref_id, exe.dtsid or "", message, code,
+                         source_description=exe.description or "", extra=extra or {})
+        self.log.emit(event)
+        if name == "OnError":
+            with self._lock:
+                f: Frame | None = frame
+                while f is not None:
+                    f.errors += 1
+                    f = f.parent
+        if self._handlers:
+            self._bubble(frame, event)
+
+    def _bubble(self, frame: Frame, event: RunEvent) -> None:
+        f: Frame | None = frame
+        while f is not None:
+            handlers = self._handlers.get(f.exe.ref_id)
+            if handlers is not None and not f.exe.disable_event_handlers:
+                handler = handlers.get(event.name)
+                if handler is not None and not handler.disabled and self._may_run_handler(frame, handler):
+                    if not self._run_handler(handler, f, event):
+                        return
+            f = f.parent
+
+    def _may_run_handler(self, frame: Frame, handler: Executable) -> bool:
+        """Not while the same handler is already running in this chain, nor too deeply nested."""
+        depth = 0
+        f: Frame | None = frame
+        while f is not None:
+            if f.handler:
+                depth += 1
+                if f.exe.ref_id == handler.ref_id:
+                    return False
+            f = f.parent
+        return depth < _MAX_HANDLER_DEPTH
+
+    def _run_handler(self, handler: Executable, owner: Frame, event: RunEvent) -> bool:
+        """Run one handler for ``event``; returns System::Propagate after it ran."""
+        scope = Scope(self.store, owner.scope, handler.ref_id)
+        add = scope.add_system
+        add("SourceName", "String", event.source_name)
+        add("SourceID", "String", event.source_id)
+        add("SourceDescription", "String", event.source_description)
+        add("ErrorCode", "Int32", event.code)
+        add("ErrorDescription", "String", event.message)
+        add("Propagate", "Boolean", True, writable=True)
+        add("Cancel", "Boolean", False, writable=True)
+        add("EventHandlerStartTime", "DateTime", datetime.now())
+        add("TaskName", "String", handler.name)
+        for slot in self._slots_for(handler):
+            if slot.namespace == "System" and slot.qualified in scope.own:
+                scope.own[slot.qualified].value = slot.value
+                continue
+            scope.add(slot)
+        frame = Frame(handler, owner, scope, handler=True)
+        scope.owner = frame
+        started = datetime.now()
+        clock = time.perf_counter()
+        with self.released_slot():
+            try:
+                self._walk(frame)
+            except Exception as exc:  # a bug while running the handler is still only a result
+                self.raise_event(frame, "OnError", f"internal error: {type(exc).__name__}: {exc}")
+        result = self._container_result(frame)
+        self._record(handler, result, started, time.perf_counter() - clock, None)
+        if _truthy(scope, "System::Cancel"):
+            self.cancel.set()
+        return _truthy(scope, "System::Propagate")
+
+
+class _SlotRelease:
+    """Gives the current thread's task slot back for the duration of a ``with`` block."""
+
+    __slots__ = ("_run", "_had")
+
+    def __init__(self, run_: _Run) -> None:
+        self._run = run_
+        self._had = False
+
+    def __enter__(self) -> None:
+        tls = self._run._tls
+        self._had = getattr(tls, "holding", False)
+        if self._had:
+            tls.holding = False
+            self._run.slots.release()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._had:
+            # Reacquire even when canceled: the caller's finally releases it once more.
+            self._run.slots.acquire()
+            self._run._tls.holding = True
+
+
+def _infer_type(raw: Any) -> str:
+    if isinstance(raw, Value):
+        return "Object" if raw.type == "Object" else _DT_TO_DOTNET.get(raw.type, "Object")
+    if isinstance(raw, bool):
+        return "Boolean"
+    if isinstance(raw, int):
+        return "Int32" if -(2**31) <= raw < 2**31 else "Int64"
+    if isinstance(raw, float):
+        return "Double"
+    if isinstance(raw, Decimal):
+        return "Decimal"
+    if isinstance(raw, str):
+        return "String"
+    if isinstance(raw, datetime):
+        return "DateTime"
+    return "Object"
+
+
+_DT_TO_DOTNET = {
+    "DT_BOOL": "Boolean", "DT_I1": "SByte", "DT_UI1": "Byte", "DT_I2": "Int16", "DT_I4": "Int32",
+    "DT_I8": "Int64", "DT_UI4": "UInt32", "DT_UI8": "UInt64", "DT_R4": "Single", "DT_R8": "Double",
+    "DT_DECIMAL": "Decimal", "DT_WSTR": "String", "DT_DATE": "DateTime",
+}
+
+
+def _truthy(scope: Scope, name: str) -> bool:
+    try:
+        return bool(scope.get(name))
+    except DtsxError:
+        return False
+
+
+def _outcome_matches(value: int, outcome: str) -> bool:
+    if value == 0:
+        return outcome == "Success"
+    if value == 1:
+        return outcome == "Failure"
+    if value == 2:
+        return outcome in ("Success", "Failure", "Completion")
+    return False
+
+
+def _graph_info(plan: Plan, ref: str) -> _GraphInfo:
+    graph = plan.graphs.get(ref)
+    if graph is None:
+        return _GraphInfo([], [], {}, {}, {})
+    nodes = list(graph.nodes)
+    incoming: dict[str, int] = {n: 0 for n in nodes}
+    outgoing: dict[str, list[tuple[str, Any]]] = {n: [] for n in nodes}
+    all_and: dict[str, bool] = {n: True for n in nodes}
+    for u, v, data in graph.edges(data=True):
+        for constraint in data.get("constraints", ()):
+            outgoing[u].append((v, constraint))
+            incoming[v] += 1
+            if not constraint.logical_and:
+                all_and[v] = False
+    start = [n for n in nodes if incoming[n] == 0]
+    return _GraphInfo(nodes, start, incoming, outgoing, all_and)
+
+
+def _find_spec(specs: list[ConnectionManagerSpec], name: str) -> ConnectionManagerSpec | None:
+    key = name.strip()
+    guid = key.strip("{}").lower()
+    for spec in specs:
+        if spec.name == key or spec.ref_id == key or (spec.dtsid and spec.dtsid.strip("{}").lower() == guid):
+            return spec
+    return next((s for s in specs if s.name.lower() == key.lower()), None)
+
+
+def _spec_names(specs: list[ConnectionManagerSpec]) -> str:
+    return ", ".join(repr(s.name) for s in specs) or "it has none"
+
+
+def _text_of(value: Value) -> str:
+    raw = value.value
+    if raw is None:
+        return ""
+    if isinstance(raw, bool):
+        return "True" if raw else "False"
+    return str(raw)
+
+
+def _identity(path: str) -> str:
+    return path
+
+
+def _user_name() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in some containers; SSIS always has one
+        return ""
+
+
+def _child_path(path: str, parent: str) -> str:
+    if os.path.isabs(path) or not parent or os.path.exists(path):
+        return path
+    candidate = os.path.join(os.path.dirname(parent), path)
+    return candidate if os.path.exists(candidate) else path
+
+
+def _default_plan_loader(options: RunOptions) -> Callable[[str], Plan]:
+    def load_plan(path: str) -> Plan:
+        from dtsx.engine import loader, plan as planner
+
+        package = loader.load(path, project_dir=options.project_dir)
+        return planner.build(package, unsupported=options.unsupported)
+
+    return load_plan
+
+
+def iter_records(result: RunResult) -> Iterator[ExecutableResult]:
+    return iter(result.executables)
