@@ -190,6 +190,9 @@ class ExecuteProcessTask(Task):
         local = ctx.local_path(stored)
         if "/" in local:
             found = local if os.path.isfile(local) else None
+            # A folder mapped by --path-map may hold the native build without the ".exe".
+            if found is None and local != stored.replace("\\", "/") and local.lower().endswith(".exe"):
+                found = local[:-4] if os.path.isfile(local[:-4]) else None
         else:
             # A bare name: the working directory first (as CreateProcess does), then PATH.
             in_cwd = os.path.join(cwd or os.getcwd(), local)

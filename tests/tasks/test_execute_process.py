@@ -269,3 +269,19 @@ def test_validate() -> None:
     assert task().validate(dynamic) == []
     problems = task(Executable="x", StandardOutputVariable="User::Out", StandardErrorVariable="User::Nope").validate(vctx)
     assert problems == ["StandardErrorVariable names the variable 'User::Nope', which does not exist in the task's scope."]
+
+
+def test_mapped_exe_may_name_a_native_build(tmp_path: Path) -> None:
+    tool = tmp_path / "pkzip25"
+    tool.write_text("#!/bin/sh\necho native \"$@\"\n")
+    tool.chmod(0o755)
+    from dtsx.connections.file import PathMap
+
+    pm = PathMap.parse([f"c:\\Arc={tmp_path}"])
+    t = task(Executable=r"c:\Arc\pkzip25.exe", Arguments="-extr=all x.zip", StandardOutputVariable="Out")
+    ctx = make_ctx({"User::Out": ""}, local_path=pm)
+    t.execute(ctx)
+    assert ctx.variables.get("Out") == "native -extr=all x.zip\n"
+    # Without a mapping the .exe is not guessed away.
+    with pytest.raises(TaskFailedError, match="is a Windows program"):
+        task(Executable=r"c:\Arc\pkzip25.exe").execute(make_ctx(local_path=PathMap.parse([])))

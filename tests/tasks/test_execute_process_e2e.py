@@ -26,3 +26,27 @@ def test_unmapped_working_directory_fails_the_package(tmp_path: Path) -> None:
     assert result.exit_code == 1
     errors = result.executable("Package\\Write").errors
     assert any("WorkingDirectory C:\\dtsx-work" in e and "--path-map" in e for e in errors), errors
+
+
+def test_canceling_the_run_leaves_no_process_behind(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from tests.tasks.test_execute_process import _wait_for, pid_gone
+
+    cancel = threading.Event()
+    box: dict[str, object] = {}
+    worker = threading.Thread(target=lambda: box.update(result=run_api("cancel.dtsx", tmp_path, cancel_event=cancel)))
+    worker.start()
+    pids = [int(p) for p in _wait_for(tmp_path / "pids").split()]
+    started = time.monotonic()
+    cancel.set()
+    worker.join(20)
+    assert not worker.is_alive()
+    assert time.monotonic() - started < 15
+    result = box["result"]
+    assert result.result == "Canceled" and result.exit_code == 3  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 5
+    while not all(pid_gone(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(pid_gone(p) for p in pids), pids
