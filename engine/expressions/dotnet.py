@@ -132,7 +132,10 @@ def _parse_datetime(raw: Any) -> datetime:
     text = str(raw).strip()
     if not text:
         return datetime(1899, 12, 30)
-    moment, tick, offset, has_date = parse_datetime_text(text.replace("T", " ", 1))
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + " +00:00"
+    moment, _tick, offset, _has_date = parse_datetime_text(text.replace("T", " ", 1))
+    # An offset in persisted text is dropped: a DateTime variable holds local time (DT_DATE).
     return moment
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import calendar
 import math
 from operator import itemgetter
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 from collections.abc import Callable
@@ -559,7 +559,7 @@ def _now(utc: bool) -> Callable[[_Call], Built]:
 
     def build(c: _Call) -> Built:
         def run(vs: list[Any]) -> datetime:
-            moment = datetime.utcnow() if utc else datetime.now()
+            moment = datetime.now(timezone.utc).replace(tzinfo=None) if utc else datetime.now()
             return moment.replace(microsecond=moment.microsecond - moment.microsecond % 1000)
 
         return Built("DT_DBTIMESTAMP", run, False)

@@ -210,6 +210,8 @@ def test_value_is_immutable_and_serialises() -> None:
         ("DateTime", "11/28/2026 3:04:05 AM", Value("DT_DATE", datetime(2026, 11, 28, 3, 4, 5))),
         ("DateTime", "2026-11-28T15:04:05", Value("DT_DATE", datetime(2026, 11, 28, 15, 4, 5))),
         ("DateTime", "2005-03-04 11:06:18", Value("DT_DATE", datetime(2005, 3, 4, 11, 6, 18))),
+        ("DateTime", "2026-11-28T03:04:05Z", Value("DT_DATE", datetime(2026, 11, 28, 3, 4, 5))),
+        ("DateTime", "1/1/2009", Value("DT_DATE", datetime(2009, 1, 1))),
         ("DBNull", None, Value("DT_NULL", None)),
     ],
 )

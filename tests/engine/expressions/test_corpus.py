@@ -8,7 +8,7 @@ import pytest
 from lxml import etree
 
 from dtsx.engine.errors import ExpressionError
-from dtsx.engine.expressions import compile
+from dtsx.engine.expressions import compile, dotnet_type_of_vartype, value_from_dotnet
 
 from tests._shared import shared_dir
 
@@ -84,3 +84,22 @@ def test_every_corpus_expression_compiles() -> None:
     assert encrypted == 2
     assert len(expressions) > 100
     assert not failures, "\n".join(failures)
+
+
+def test_every_corpus_variable_value_converts() -> None:
+    """Persisted variable values (VARTYPE code + text, ssis-runtime §4.3) all read back."""
+    packages = _packages()
+    if not packages:
+        pytest.skip("the shared corpus (corpus/dtsx) is absent: set DTSX_SHARED")
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+    count = 0
+    for path in packages:
+        root = etree.parse(str(path), parser).getroot()
+        for element in root.iter(_q("VariableValue")):
+            code = element.get(_q("DataType"))
+            if code is None:
+                continue
+            value = value_from_dotnet(dotnet_type_of_vartype(int(code)), element.text or "")
+            assert value.type, path.name
+            count += 1
+    assert count > 100
