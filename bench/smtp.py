@@ -165,6 +165,8 @@ _PACKAGE = """<?xml version="1.0"?>
 
 
 def _dtsx_run(sink: Sink, folder: Path, ca_pem: Path, work: Path) -> float:
+    import dtsx.connections.smtp  # noqa: F401  (imported by the run on first use; keep it out of the timing)
+    import dtsx.tasks.send_mail  # noqa: F401
     from dtsx.engine.executor import run
     from dtsx.engine.loader import load
     from dtsx.engine.plan import build

@@ -26,11 +26,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email import policy
+from functools import lru_cache
 from email.errors import NonASCIILocalPartDefect
-from email.headerregistry import Address
+from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from html.parser import HTMLParser
+from typing import Any
 from ntpath import basename as _win_basename
 from posixpath import basename as _posix_basename
 
@@ -53,6 +55,27 @@ PRIORITY_HEADERS: dict[int, list[tuple[str, str]]] = {
     3: [],
     5: [("X-Priority", "5"), ("Priority", "non-urgent"), ("Importance", "low"), ("X-MSMail-Priority", "Low")],
 }
+
+
+class _CachingHeaderRegistry(HeaderRegistry):
+    """HeaderRegistry builds a new header class on every lookup, which costs more than parsing
+    a short header; the classes are stateless, so one per header name is kept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[str, type] = {}
+
+    def __getitem__(self, name: str) -> type:
+        key = name.lower()
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = super().__getitem__(name)
+        return made
+
+
+_REGISTRY = _CachingHeaderRegistry()
+_POLICY_7BIT = policy.SMTP.clone(header_factory=_REGISTRY)
+_POLICY_UTF8 = policy.SMTPUTF8.clone(header_factory=_REGISTRY)
 
 
 @dataclass(frozen=True)
@@ -121,12 +144,17 @@ def _idna(domain: str, text: str, label: str) -> str:
         raise TaskFailedError(f"the {label} address {text!r} has a domain that is not a valid host name.") from exc
 
 
+@lru_cache(maxsize=1024)
 def parse_address(text: str, label: str) -> Address:
-    """One address (``a@b.c`` or ``Name <a@b.c>``), validated; ``label`` names the line (To, CC...)."""
+    """One address (``a@b.c`` or ``Name <a@b.c>``), validated; ``label`` names the line (To, CC...).
+
+    Cached: a Send Mail task inside a loop sends to the same lines every iteration, and the
+    email package's address parser costs more than the rest of the message (Address is immutable).
+    """
     _refuse_newlines(f"{label} line", text)
     problem = f"the {label} address {text!r} is malformed; write it as name@domain or Display Name <name@domain>."
     try:
-        header = policy.default.header_factory(label, text)
+        header = _REGISTRY(label, text)
         addresses = list(header.addresses)
     except Exception as exc:  # the email parser raises IndexError/HeaderParseError on some garbage
         raise TaskFailedError(problem) from exc
@@ -140,9 +168,19 @@ def parse_address(text: str, label: str) -> Address:
     return Address(display_name=found.display_name, username=found.username, domain=domain)
 
 
-def _addresses(line: str, label: str) -> list[Address]:
+@lru_cache(maxsize=1024)
+def _addresses(line: str, label: str) -> tuple[Address, ...]:
     _refuse_newlines(f"{label} line", line)
-    return [parse_address(item, label) for item in split_addresses(line)]
+    return tuple(parse_address(item, label) for item in split_addresses(line))
+
+
+@lru_cache(maxsize=1024)
+def _header(name: str, line: str, label: str) -> Any:
+    """A ready header object for an address line or a fixed value. A message stores a header
+    object given under its own name as is, so caching it spares the email package re-parsing
+    the same From/To/Cc on every message of a loop (header objects are immutable)."""
+    value: Any = _addresses(line, label) if label else line
+    return _REGISTRY(name, value)
 
 
 def attachment_filename(path: str) -> str:
@@ -250,19 +288,19 @@ def build_message(spec: MailSpec) -> tuple[EmailMessage, str, list[str]]:
     _refuse_newlines("Subject", spec.subject)
     everyone = [senders[0], *to, *cc, *bcc]
     utf8 = any(not a.username.isascii() for a in everyone)
-    msg = EmailMessage(policy=policy.SMTPUTF8 if utf8 else policy.SMTP)
-    msg["From"] = senders[0]
+    msg = EmailMessage(policy=_POLICY_UTF8 if utf8 else _POLICY_7BIT)
+    msg["From"] = _header("From", spec.sender, "From")
     if to:
-        msg["To"] = tuple(to)
+        msg["To"] = _header("To", spec.to, "To")
     if cc:
-        msg["Cc"] = tuple(cc)
+        msg["Cc"] = _header("Cc", spec.cc, "CC")
     if spec.subject:
         msg["Subject"] = spec.subject
     msg["Date"] = format_datetime(spec.date or datetime.now(timezone.utc).astimezone())
     domain = spec.message_id_domain or senders[0].domain or platform.node() or "localhost"
     msg["Message-ID"] = make_msgid(domain=domain)
     for name, value in PRIORITY_HEADERS.get(spec.priority, []):
-        msg[name] = value
+        msg[name] = _header(name, value, "")
     _set_body(msg, spec.body, spec.html_body)
     for item in spec.attachments:
         _attach(msg, item)
