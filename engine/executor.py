@@ -918,6 +918,7 @@ class _Run:
             finally:
                 with self._lock:
                     self._running.discard(frame)
+                self._store_execution_value(frame, task)
         except ExecutionError as exc:
             self._task_error(frame, str(exc))
         except DtsxError as exc:
@@ -930,6 +931,16 @@ class _Run:
         # A task that raised failed; one that only reported errors fails at its MaximumErrorCount.
         failed = raised or (limit > 0 and frame.errors >= limit)
         return "Failure" if failed else "Success"
+
+    def _store_execution_value(self, frame: Frame, task: Task) -> None:
+        """The host's ExecValueVariable receives the task's ``execution_value`` (e.g. an exit code)."""
+        name = (frame.exe.properties.get("ExecValueVariable") or "").strip()
+        value = getattr(task, "execution_value", None)
+        if name and value is not None:
+            try:
+                frame.scope.set(name, value)
+            except DtsxError as exc:
+                self._task_error(frame, f"ExecValueVariable {name}: {exc}")
 
     def _task_error(self, frame: Frame, message: str) -> None:
         with self._lock:

@@ -13,6 +13,9 @@ def test_stdout_variable_feeds_the_next_process(tmp_path: Path) -> None:
     assert result.variables["User::Out"] == "hello world"
     # Written by the second task, in its WorkingDirectory C:\dtsx-work mapped to tmp_path.
     assert (tmp_path / "chain.txt").read_text() == "hello world"
+    # The third task exits 7 (allowed by FailTaskIfReturnCodeIsNotSuccessValue=False); its host's
+    # ExecValueVariable receives the exit code.
+    assert result.variables["User::Code"] == 7
 
 
 def test_unmapped_working_directory_fails_the_package(tmp_path: Path) -> None:
