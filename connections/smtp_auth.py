@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import smtplib
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -246,7 +247,7 @@ def _build(options: SmtpOptions, name: str, tls: bool) -> _Mechanism:
     if name in ("PLAIN", "LOGIN"):
         if not (tls or options.allow_plaintext_auth):
             raise AuthProblem(
-                f"will not send the password with AUTH {name} over an unencrypted connection",
+                f"would receive the password in clear text (AUTH {name} on an unencrypted connection), which dtsx refuses",
                 "set EnableSsl=True (or Security=Tls), or AllowPlainTextAuth=True if the network is trusted",
             )
         user, password = options.principal or "", options.password.reveal() if options.password else ""
@@ -254,9 +255,16 @@ def _build(options: SmtpOptions, name: str, tls: bool) -> _Mechanism:
     return _integrated(options, name)
 
 
+def _short(exc: Exception) -> str:
+    """The telling part of a GSSAPI error: its minor status text, not the whole chain."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    minor = re.search(r"Minor \(\d+\): (.+?)(?:, Context:|$)", text)
+    return minor.group(1).strip() if minor else text
+
+
 def _client_side_problem(name: str, exc: Exception) -> AuthProblem:
     """A failure inside the local security library, before or during the exchange."""
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = _short(exc)
     if isinstance(exc, spnego.exceptions.NoCredentialError) or "credential" in text.lower():
         advice = ("run kinit for a Kerberos ticket, set NTLM_USER_FILE, or give UserName and "
                   "PasswordEnv (or PasswordFile) in the connection string")
@@ -266,13 +274,13 @@ def _client_side_problem(name: str, exc: Exception) -> AuthProblem:
         advice = "install Kerberos support with: pip install 'pyspnego[kerberos]'"
     else:
         advice = "check the credentials and the server's authentication settings"
-    return AuthProblem(f"could not authenticate with {name} ({text})", advice)
+    return AuthProblem(f"was not authenticated to: {name} failed on this machine ({text})", advice)
 
 
 def _reply_problem(name: str, code: int, reply: str, options: SmtpOptions) -> AuthProblem:
     who = options.principal or "the current Windows/Kerberos identity"
     if 400 <= code < 500:
-        return AuthProblem(f"authentication with {name} failed temporarily", "try again later",
+        return AuthProblem(f"deferred authentication with {name}", "try again later",
                            code=code, reply=reply, transient=True)
     if code == 538:
         advice = "set EnableSsl=True (or Security=Tls) so the server allows authentication"
@@ -280,7 +288,7 @@ def _reply_problem(name: str, code: int, reply: str, options: SmtpOptions) -> Au
         advice = f"check the password of {who}, or whether the server knows that account"
     else:
         advice = "check the server's authentication settings"
-    return AuthProblem(f"authentication with {name} as {who} was refused", advice, code=code, reply=reply)
+    return AuthProblem(f"refused authentication with {name} as {who}", advice, code=code, reply=reply)
 
 
 def _try(conn: smtplib.SMTP, options: SmtpOptions, name: str, tls: bool) -> tuple[int, str]:
@@ -310,7 +318,7 @@ def authenticate(conn: smtplib.SMTP, options: SmtpOptions, *, tls: bool) -> Auth
     if len(missing) == len(plan):
         shown = " ".join(offered) or "none"
         raise AuthProblem(
-            f"the server does not offer AUTH {' or '.join(plan)} (it offers: {shown})",
+            f"does not offer AUTH {' or '.join(plan)} (it offers: {shown})",
             "choose another AuthMechanism or enable the mechanism on the server",
         )
     last: AuthProblem | None = None
@@ -335,10 +343,10 @@ def _nothing_usable(options: SmtpOptions, offered: list[str], tls: bool) -> Auth
         ])
     if any(m in offered for m in ("PLAIN", "LOGIN")) and not tls:
         raise AuthProblem(
-            f"the server offers only clear-text authentication ({shown}) on an unencrypted connection",
+            f"offers only clear-text authentication ({shown}) on an unencrypted connection, and dtsx will not send the password in clear",
             "set EnableSsl=True (or Security=Tls), or AllowPlainTextAuth=True if the network is trusted",
         )
     raise AuthProblem(
-        f"the server offers no authentication mechanism dtsx can use (it offers: {shown})",
+        f"offers no authentication mechanism dtsx can use (it offers: {shown})",
         "remove UserName to send anonymously, or enable AUTH (after STARTTLS: set EnableSsl=True) on the server",
     )

@@ -98,7 +98,7 @@ class RecordingHandler:
         self.close_after_message = False
         self.mail_reply: str | None = None
         self.connections = 0
-        self.auth_attempts: list[str] = []
+        self.tried_mechanisms: list[str] = []
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
@@ -143,7 +143,7 @@ class SaslSMTP(SMTP):
     async def smtp_AUTH(self, arg: str) -> None:
         mechanism, _, rest = (arg or "").partition(" ")
         if mechanism:
-            self.event_handler.auth_attempts.append(mechanism.upper())
+            self.event_handler.tried_mechanisms.append(mechanism.upper())
         await super().smtp_AUTH(f"{mechanism.upper()} {rest}".strip() if mechanism else arg)
 
 
@@ -464,6 +464,7 @@ class ScriptedServer:
         self.scripts = scripts
         self.connections = 0
         self.messages: list[bytes] = []
+        self.auth_lines: list[str] = []
         self.host = "127.0.0.1"
         self.thread = ServerThread(self._protocol, self.host, 0)
 
@@ -498,9 +499,17 @@ async def script_silent(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
     await asyncio.sleep(3600)  # never greets; cancelled when the server stops
 
 
+AuthScript = Callable[[asyncio.StreamReader, asyncio.StreamWriter, bytes], Awaitable[bool]]
+
+
 async def script_smtp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, srv: ScriptedServer,
-                      *, drop_in_data: bool = False) -> None:
-    """A minimal correct SMTP server (or, with ``drop_in_data``, one that resets mid-DATA)."""
+                      *, drop_in_data: bool = False, extensions: tuple[bytes, ...] = (b"8BITMIME",),
+                      auth: AuthScript | None = None) -> None:
+    """A minimal correct SMTP server (or, with ``drop_in_data``, one that resets mid-DATA).
+
+    ``extensions`` are the EHLO lines after the host name, sent as given (e.g. ``b"AUTH ntlm"``);
+    ``auth(reader, writer, auth_line)`` runs an AUTH exchange and answers it itself.
+    """
     writer.write(b"220 scripted.test ESMTP\r\n")
     while True:
         line = await reader.readline()
@@ -508,7 +517,12 @@ async def script_smtp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
             return
         verb = line[:4].upper()
         if verb == b"EHLO":
-            writer.write(b"250-scripted.test\r\n250 8BITMIME\r\n")
+            lines = [b"scripted.test", *extensions]
+            writer.write(b"".join(b"250" + (b" " if i == len(lines) - 1 else b"-") + text + b"\r\n"
+                                  for i, text in enumerate(lines)))
+        elif verb == b"AUTH" and auth is not None:
+            srv.auth_lines.append(line.strip().decode("ascii", "replace"))
+            await auth(reader, writer, line.strip())
         elif verb == b"QUIT":
             writer.write(b"221 2.0.0 Bye\r\n")
             await writer.drain()

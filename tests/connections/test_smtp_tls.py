@@ -91,7 +91,7 @@ def test_enable_ssl_without_starttls_never_falls_back(smtp_server: LoopbackSmtpS
     with pytest.raises(ConnectionManagerError) as info:
         send(session)
     assert "does not offer STARTTLS" in str(info.value)
-    assert smtp_server.messages == [] and smtp_server.handler.auth_attempts == []
+    assert smtp_server.messages == [] and smtp_server.handler.tried_mechanisms == []
 
 
 def test_implicit_tls(smtps_server: LoopbackSmtpServer, manager_for: Callable[[str], SmtpConnectionManager]) -> None:
@@ -118,7 +118,7 @@ def test_password_auth_after_starttls(mechanism: str, starttls_server: LoopbackS
                                            PasswordEnv="DTSX_TEST_SMTP_PW", AuthMechanism=mechanism)
     report = manager_for(cs).acquire().send(message(), sender="etl@example.test", recipients=["ops@example.test"])
     expected = "PLAIN" if mechanism == "Auto" else mechanism.upper()
-    assert report.mechanism == expected and starttls_server.handler.auth_attempts == [expected]
+    assert report.mechanism == expected and starttls_server.handler.tried_mechanisms == [expected]
     assert starttls_server.messages[0].auth == "alice"
 
 
@@ -137,11 +137,11 @@ def test_plain_text_password_is_never_sent_without_tls(smtp_server_factory: Call
     with pytest.raises(ConnectionManagerError) as info:
         send(session)
     assert "clear-text" in str(info.value) and "AllowPlainTextAuth=True" in str(info.value)
-    assert server.handler.auth_attempts == [] and server.messages == []
+    assert server.handler.tried_mechanisms == [] and server.messages == []
     allowed = manager_for(server.connection_string(UserName="alice", Password=PASSWORDS["alice"],
                                                    AllowPlainTextAuth="True")).acquire()
     send(allowed)
-    assert server.handler.auth_attempts == ["PLAIN"] and len(server.messages) == 1
+    assert server.handler.tried_mechanisms == ["PLAIN"] and len(server.messages) == 1
 
 
 def test_wrong_password_is_refused_and_never_shown(starttls_server: LoopbackSmtpServer,
@@ -152,7 +152,7 @@ def test_wrong_password_is_refused_and_never_shown(starttls_server: LoopbackSmtp
     with pytest.raises(ConnectionManagerError) as info:
         send(manager.acquire())
     err = info.value
-    assert err.code == 535 and "as alice was refused" in str(err) and "535 5.7.8" in str(err)
+    assert err.code == 535 and "refused authentication with PLAIN as alice" in str(err) and "535 5.7.8" in str(err)
     for shown in (str(err), repr(err), err.reply or "", repr(manager), repr(manager.acquire()), repr(manager.settings)):
         assert wrong not in shown
     assert starttls_server.messages == [] and starttls_server.connections == 1  # a 535 is not retried
