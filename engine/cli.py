@@ -264,6 +264,277 @@ def _fail(message: str, code: int) -> NoReturn:
     raise SystemExit(code)
 
 
+# --- dtsx run / dtsx exec (engine/executor.py) -----------------------------------------------
+
+import re  # noqa: E402 - kept inside this command section
+import signal  # noqa: E402
+import threading  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+
+def _split_pair(spec: str, sep: str, what: str, example: str) -> tuple[str, str]:
+    name, found, value = spec.partition(sep)
+    if not found or not name.strip():
+        raise click.UsageError(f"{what} {spec!r} is not NAME{sep}VALUE; write it like {example}")
+    return name.strip(), value
+
+
+class _RunRequest:
+    """Everything ``run`` and ``exec`` collect from their command lines."""
+
+    def __init__(self) -> None:
+        self.package: str | None = None
+        self.sets: list[str] = []
+        self.params: dict[str, str] = {}
+        self.conns: dict[str, str] = {}
+        self.project_dir: str | None = None
+        self.max_concurrent: int | None = None
+        self.reporting: str | None = None
+        self.unsupported = "fail"
+        self.report_json: str | None = None
+        self.log_jsonl: str | None = None
+        self.path_maps: list[str] = []
+        self.dev_smtp: str | None = None
+        self.validate_only = False
+
+
+def _run_request(req: _RunRequest) -> int:
+    """Load, plan and run one package; every failure is one line and a dtexec exit code."""
+    from dtsx.engine.errors import DtsxError, PackageValidationError
+    from dtsx.engine.events import ConsoleLog, JsonLinesLog
+    from dtsx.engine.executor import RunOptions, parse_set, run
+    from dtsx.engine.plan import build
+
+    try:
+        sets = [parse_set(s) for s in req.sets]
+        console = ConsoleLog(lambda line: click.echo(line), req.reporting)
+        path_map = _path_map(req.path_maps)
+    except DtsxError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    package = _load_or_exit(req.package or "", req.project_dir)
+    try:
+        plan = build(package, unsupported=req.unsupported)
+    except PackageValidationError as exc:
+        _fail(str(exc), EXIT_LOAD_FAILED)
+    for warning in plan.warnings:
+        click.echo(f"dtsx: warning: {warning}", err=True)
+    if req.validate_only:
+        click.echo(f"dtsx: {req.package} is valid.")
+        return EXIT_SUCCESS
+    sinks: list[object] = [console]
+    try:
+        if req.log_jsonl:
+            sinks.append(JsonLinesLog(req.log_jsonl))
+    except DtsxError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    conns = dict(req.conns)
+    sink = _start_dev_smtp(req.dev_smtp, package, conns)
+    cancel = threading.Event()
+    options = RunOptions(
+        max_concurrent=req.max_concurrent, sets=sets, parameters=dict(req.params), connections=conns,
+        path_map=path_map, cancel_event=cancel, sinks=sinks, project_dir=req.project_dir,  # type: ignore[arg-type]
+        unsupported=req.unsupported,
+    )
+    previous = _install_cancel_signals(cancel)
+    try:
+        result = run(plan, options)
+    except PackageValidationError as exc:
+        usage = all(p.code.startswith("override") for p in exc.problems)
+        _fail(str(exc), EXIT_USAGE if usage else EXIT_LOAD_FAILED)
+    except DtsxError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    finally:
+        _restore_signals(previous)
+        for item in sinks[1:]:
+            item.close()  # type: ignore[attr-defined]
+        if sink is not None:
+            sink.stop()
+    _print_run(result, req)
+    if sink is not None:
+        click.echo(f"dtsx: dev SMTP: {len(sink.messages())} message(s) stored in {sink.directory}")
+    return result.exit_code
+
+
+def _path_map(specs: list[str]) -> Callable[[str], str] | None:
+    if not specs:
+        return None
+    from dtsx.connections.file import PathMap
+
+    return PathMap.parse(specs).map
+
+
+def _start_dev_smtp(directory: str | None, package: Package, conns: dict[str, str]) -> Any:
+    """``--dev-smtp DIR``: a loopback sink, and every SMTP connection manager pointed at it."""
+    if directory is None:
+        return None
+    from dtsx.connections.mailsink import MailSink
+
+    sink = MailSink(pathlib.Path(directory))
+    try:
+        sink.start()
+    except OSError as exc:
+        _fail(f"--dev-smtp: cannot start the local SMTP sink: {exc.strerror or exc}", EXIT_USAGE)
+    target = f"SmtpServer=127.0.0.1;Port={sink.port};UseWindowsAuthentication=False;EnableSsl=False;"
+    for spec in package.all_connections():
+        if spec.type_key.upper() == "SMTP":
+            conns[spec.name] = target
+    click.echo(f"dtsx: dev SMTP sink on 127.0.0.1:{sink.port}, storing mail in {sink.directory}", err=True)
+    return sink
+
+
+def _install_cancel_signals(cancel: threading.Event) -> dict[int, Any]:
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is not threading.main_thread():
+        return previous
+
+    def handler(signum: int, _frame: object) -> None:
+        cancel.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, handler)
+    return previous
+
+
+def _restore_signals(previous: dict[int, Any]) -> None:
+    for sig, old in previous.items():
+        signal.signal(sig, old)
+
+
+def _print_run(result: Any, req: _RunRequest) -> None:
+    import json
+
+    for item in result.executables:
+        for error in item.errors:
+            click.echo(f"dtsx: {item.ref_id}: {error}", err=True)
+    if req.report_json:
+        try:
+            pathlib.Path(req.report_json).write_text(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n",
+                                                     encoding="utf-8")
+        except OSError as exc:
+            click.echo(f"dtsx: cannot write the report {req.report_json}: {exc.strerror or exc}", err=True)
+    click.echo(f"dtsx: {result.package}: {result.result} (exit {result.exit_code}) in {result.duration_s:.3f} s")
+
+
+@cli.command("run")
+@click.argument("package")
+@click.option("--set", "sets", multiple=True, metavar="User::X=VALUE",
+              help="Set a variable, or a dtexec property path '\\Package.Variables[User::X].Value;VALUE'.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Parameter value: $Project::X=…, $Package::X=… (bare = Package), CM.<conn>.<prop>=….")
+@click.option("--conn", "conns", multiple=True, metavar="NAME=CONNECTION_STRING",
+              help="Replace a connection manager's connection string (by name or DTSID).")
+@click.option("--project-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder with Project.params and .conmgr files.")
+@click.option("--max-concurrent", type=int, default=None, help="Override MaxConcurrentExecutables (-1 = CPUs + 2).")
+@click.option("--reporting", default=None, metavar="LEVELS", help="dtexec /Reporting letters N E W I C D P V (default EWP).")
+@click.option("--unsupported", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+              help="Refuse packages with unsupported executables, or run them as disabled.")
+@click.option("--report-json", default=None, metavar="FILE", help="Write the run report as JSON.")
+@click.option("--log-jsonl", default=None, metavar="FILE", help="Append every event as a JSON line.")
+@click.option("--path-map", "path_maps", multiple=True, metavar="WINDOWS=LOCAL",
+              help="Map a Windows path prefix to a local folder, e.g. 'C:\\data=/srv/data' (repeatable).")
+@click.option("--dev-smtp", default=None, metavar="DIR",
+              help="Send all mail to a local sink that stores messages in DIR.")
+def run_command(package: str, sets: tuple[str, ...], params: tuple[str, ...], conns: tuple[str, ...],
+                project_dir: str | None, max_concurrent: int | None, reporting: str | None, unsupported: str,
+                report_json: str | None, log_jsonl: str | None, path_maps: tuple[str, ...],
+                dev_smtp: str | None) -> int:
+    """Run a package; exit with dtexec's code (0 success, 1 failure, 3 canceled, 4, 5, 6)."""
+    req = _RunRequest()
+    req.package = package
+    req.sets = list(sets)
+    req.params = dict(_split_pair(p, "=", "--param", "'$Package::Count=3'") for p in params)
+    req.conns = dict(_split_pair(c, "=", "--conn", "'SMTP=SmtpServer=mail;'") for c in conns)
+    req.project_dir, req.max_concurrent, req.reporting = project_dir, max_concurrent, reporting
+    req.unsupported, req.report_json, req.log_jsonl = unsupported, report_json, log_jsonl
+    req.path_maps, req.dev_smtp = list(path_maps), dev_smtp
+    return _run_request(req)
+
+
+# dtexec option → (shortest abbreviation, takes a value).
+_DTEXEC_OPTIONS = {
+    "file": ("f", True), "set": ("set", True), "connection": ("conn", True), "parameter": ("par", True),
+    "maxconcurrent": ("m", True), "reporting": ("rep", True), "validate": ("va", False),
+    "x86": ("x86", False), "sum": ("su", False), "callerinfo": ("ca", True),
+}
+_DTEXEC_UNSUPPORTED = {
+    "sql": "sq", "dts": "d", "isserver": "isserver", "server": "ser", "project": "proj", "package": "pack",
+    "decrypt": "de", "configfile": "conf", "checkfile": "checkf", "checkpointing": "checkp", "restart": "res",
+    "logger": "l", "consolelog": "cons", "vlog": "vlog", "warnaserror": "w", "envreference": "env",
+    "verifybuild": "verifyb", "verifypackageid": "verifyp", "verifyversionid": "verifyv", "verifysigned": "verifys",
+    "commandfile": "com", "dump": "dump", "dumponerror": "dumponerror", "user": "u", "password": "p",
+}
+
+
+def _dtexec_option(token: str) -> str:
+    """The dtexec option a ``/Opt`` or ``-Opt`` token names (case-insensitive abbreviations)."""
+    word = token[1:].lower()
+    for table in (_DTEXEC_OPTIONS, {k: (v, False) for k, v in _DTEXEC_UNSUPPORTED.items()}):
+        matches = [name for name, (short, _) in table.items() if name.startswith(word) and len(word) >= len(short)]
+        if len(matches) == 1:
+            if table is not _DTEXEC_OPTIONS:
+                raise click.UsageError(f"dtexec option {token} is not supported by dtsx exec; use /F[ile] with a .dtsx file.")
+            return matches[0]
+        if matches:
+            exact = [m for m in matches if m == word]
+            if exact:
+                return exact[0]
+    raise click.UsageError(f"{token!r} is not a dtexec option dtsx exec knows (/F /Set /Conn /Par /M /Rep /Va).")
+
+
+def _parse_dtexec(args: list[str]) -> _RunRequest:
+    req = _RunRequest()
+    i = 0
+    while i < len(args):
+        token = args[i]
+        if not token[:1] in ("/", "-") or len(token) < 2:
+            raise click.UsageError(f"{token!r} is not an option; dtexec options start with / or -, e.g. /F pkg.dtsx")
+        name = _dtexec_option(token)
+        value = None
+        if _DTEXEC_OPTIONS[name][1]:
+            if i + 1 >= len(args):
+                raise click.UsageError(f"{token} needs a value.")
+            value = args[i + 1]
+            i += 1
+        _apply_dtexec(req, name, value)
+        i += 1
+    if not req.package:
+        raise click.UsageError("dtsx exec needs /F[ile] <package.dtsx>.")
+    return req
+
+
+def _apply_dtexec(req: _RunRequest, name: str, value: str | None) -> None:
+    if name == "file":
+        req.package = value
+    elif name == "set":
+        req.sets.append(value or "")
+    elif name == "connection":
+        conn, _, string = (value or "").partition(";")
+        req.conns[conn.strip().strip('"')] = string.strip('"')
+    elif name == "parameter":
+        param, _, raw = (value or "").partition(";")
+        param = re.sub(r"\([A-Za-z0-9]+\)$", "", param.strip().strip('"'))
+        req.params[param] = raw.strip('"')
+    elif name == "maxconcurrent":
+        try:
+            req.max_concurrent = int(value or "")
+        except ValueError:
+            raise click.UsageError(f"/MaxConcurrent {value!r} is not an integer (-1 or more).") from None
+    elif name == "reporting":
+        req.reporting = value
+    elif name == "validate":
+        req.validate_only = True
+
+
+@cli.command("exec", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                       "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def exec_command(args: tuple[str, ...]) -> int:
+    """Run a package with dtexec's own syntax: /F pkg.dtsx /Set ... /Conn name;str /Par name;value."""
+    return _run_request(_parse_dtexec(list(args)))
+
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: click's usage errors exit 6, as dtexec's do."""
     try:
