@@ -242,10 +242,24 @@ def _cte(text: str) -> str:
 
 def _set_body(msg: EmailMessage, body: str, html: str) -> None:
     plain = _normalise_newlines(body if body.strip() or not html else html_to_text(html))
-    msg.set_content(plain, charset="utf-8", cte=_cte(plain))
+    cte = _cte(plain)
+    if not html and cte == "7bit":
+        _set_plain_7bit(msg, plain)
+        return
+    msg.set_content(plain, charset="utf-8", cte=cte)
     if html:
         markup = _normalise_newlines(html)
         msg.add_alternative(markup, subtype="html", charset="utf-8", cte=_cte(markup))
+
+
+def _set_plain_7bit(msg: EmailMessage, text: str) -> None:
+    """What ``set_content(text, charset="utf-8", cte="7bit")`` produces, with cached header
+    objects: the common ASCII body of a loop's messages skips re-parsing Content-Type each time."""
+    msg["Content-Type"] = _header("Content-Type", 'text/plain; charset="utf-8"', "")
+    msg["Content-Transfer-Encoding"] = _header("Content-Transfer-Encoding", "7bit", "")
+    msg["MIME-Version"] = _header("MIME-Version", "1.0", "")
+    # As the content manager does: lines joined by LF with a final LF; the generator writes CRLF.
+    msg.set_payload("\n".join(text.splitlines()) + "\n")
 
 
 def _attach(msg: EmailMessage, item: Attachment) -> None:
@@ -296,7 +310,8 @@ def build_message(spec: MailSpec) -> tuple[EmailMessage, str, list[str]]:
         msg["Cc"] = _header("Cc", spec.cc, "CC")
     if spec.subject:
         msg["Subject"] = spec.subject
-    msg["Date"] = format_datetime(spec.date or datetime.now(timezone.utc).astimezone())
+    # Cached: messages sent within the same second share one parsed Date header.
+    msg["Date"] = _header("Date", format_datetime(spec.date or datetime.now(timezone.utc).astimezone()), "")
     domain = spec.message_id_domain or senders[0].domain or platform.node() or "localhost"
     msg["Message-ID"] = make_msgid(domain=domain)
     for name, value in PRIORITY_HEADERS.get(spec.priority, []):

@@ -210,3 +210,14 @@ def test_attachment_filename() -> None:
     assert attachment_filename(r"D:\SSIS Tasks\Out\essential grammar.pdf") == "essential grammar.pdf"
     assert attachment_filename("/srv/out/a.xls") == "a.xls"
     assert attachment_filename(r"\\server\share\b.txt") == "b.txt"
+
+
+@pytest.mark.parametrize("text", ["", "a", "a\n", "a\n\nb\n\n", "x" * 900 + "\nend", "\n\n", "tab\there  \n trailing "])
+def test_plain_fast_path_matches_the_email_package(text: str) -> None:
+    from dtsx.tasks import mail_message
+
+    reference = EmailMessage(policy=policy.SMTP)
+    reference.set_content(text, charset="utf-8", cte="7bit")
+    fast = EmailMessage(policy=policy.SMTP)
+    mail_message._set_plain_7bit(fast, text)
+    assert fast.as_bytes() == reference.as_bytes()
