@@ -446,7 +446,12 @@ def _compare_fn(
     return _null_safe2(lf, rf, lambda a, b: compare(lk(a), rk(b)))
 
 
+_MAX_CONCAT = 50_000_000  # keeps memory bounded; SSIS documents no limit
+
+
 def _concat(a: str, b: str) -> str:
+    if len(a) + len(b) > _MAX_CONCAT:
+        raise ConversionFailure(f"the concatenated string would exceed {_MAX_CONCAT} characters")
     return a + b
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "dotnet_type_of_vartype",
     "dotnet_type_of_typecode",
     "convert_to_type",
+    "as_decimal",
 ]
 
 # spec §2.7 (Char → DT_UI2, Decimal → DT_DECIMAL, DateTime → DT_DATE are inferred there).
@@ -204,7 +205,7 @@ def value_from_dotnet(type_name: str, raw: object) -> Value:
         raise _fail(f"cannot read a {type_name} variable value: {detail}") from None
 
 
-def _as_decimal(source: str, raw: Any) -> Decimal:
+def as_decimal(source: str, raw: Any) -> Decimal:
     """A DT_DECIMAL variable keeps the value's own scale (no fixed scale to cast to)."""
     if isinstance(raw, Decimal):
         return raw
@@ -228,7 +229,7 @@ def convert_to_type(value: Value, dt: str) -> Any:
     if not is_legal_cast(source, dt):
         raise ConversionFailure(f"a {source} value cannot be converted to {DT_TO_DOTNET.get(dt, dt)}")
     if dt == "DT_DECIMAL":
-        return check_exact(_as_decimal(source, raw), "DT_DECIMAL")
+        return check_exact(as_decimal(source, raw), "DT_DECIMAL")
     if isinstance(raw, float) and not math.isfinite(raw):
         raise ConversionFailure(f"{raw} cannot be converted to {dt}")
     return converter(source, TypeSpec(dt, scale=7 if dt.startswith("DT_DBTIME") else None))(raw)

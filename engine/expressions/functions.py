@@ -11,12 +11,12 @@ import calendar
 import math
 from operator import itemgetter
 from datetime import date, datetime, time, timedelta, timezone
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal
 from typing import TYPE_CHECKING, Any
 from collections.abc import Callable
 
 from .ast import Call, Literal, Node, Variable
-from .casts import ConversionFailure, converter, is_legal_cast
+from .casts import ConversionFailure, check_exact, converter, is_legal_cast
 from .datatypes import (
     DATES,
     EXACT,
@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 
 __all__ = ["LIBRARY", "FUNCTION_NAMES", "DATE_PARTS"]
 
-MAX_STRING = 10_000_000  # guard against REPLICATE exhausting memory (no SSIS limit documented)
+# Longest string a function builds: SSIS documents no limit, this only keeps memory bounded.
+MAX_STRING = 50_000_000
+_WIDE = Context(prec=1000, Emax=10**6, Emin=-(10**6))
 TEXTUAL = STRINGS | {"DT_TEXT", "DT_NTEXT"}
 _I4_LOW, _I4_HIGH = INT_RANGE["DT_I4"]
 
@@ -128,7 +130,7 @@ def _rounding(mode: str) -> Callable[[_Call], Built]:
                 return to_float32(result) if kind == "DT_R4" else result
             exponent = v.as_tuple().exponent
             whole = v.to_integral_value(rounding=ROUND_CEILING if mode == "ceil" else ROUND_FLOOR)
-            return whole.quantize(Decimal(1).scaleb(min(exponent, 0)))
+            return whole.quantize(Decimal(1).scaleb(min(exponent, 0)), context=_WIDE)
 
         return c.result(kind, impl)
 
@@ -147,13 +149,14 @@ def _round(c: _Call) -> Built:
         if isinstance(v, float):
             if not math.isfinite(v):
                 return v
-            result = float(Decimal(repr(v)).quantize(Decimal(1).scaleb(-length), ROUND_HALF_UP))
+            quantum = Decimal(1).scaleb(-min(length, 400))
+            result = float(Decimal(repr(v)).quantize(quantum, ROUND_HALF_UP, context=_WIDE))
             return to_float32(result) if kind == "DT_R4" else result
         exponent = v.as_tuple().exponent
         if -exponent <= length:
             return v
-        rounded = v.quantize(Decimal(1).scaleb(-length), ROUND_HALF_UP)
-        return rounded.quantize(Decimal(1).scaleb(exponent))  # the scale of N is kept
+        rounded = v.quantize(Decimal(1).scaleb(-length), ROUND_HALF_UP, context=_WIDE)
+        return rounded.quantize(Decimal(1).scaleb(exponent), context=_WIDE)  # N's scale is kept
 
     return c.result(kind, impl)
 
@@ -283,10 +286,9 @@ def _replace(c: _Call) -> Built:
     def impl(s: str, find: str, repl: str) -> str:
         if not find:
             raise ConversionFailure("the search string of REPLACE must not be empty")
-        result = s.replace(find, repl)
-        if len(result) > MAX_STRING:
-            raise ConversionFailure("the result of REPLACE is too long")
-        return result
+        if len(repl) > len(find) and len(s) + s.count(find) * (len(repl) - len(find)) > MAX_STRING:
+            raise ConversionFailure(f"the result of REPLACE would exceed {MAX_STRING} characters")
+        return s.replace(find, repl)
 
     return c.result("DT_WSTR", impl)
 
@@ -594,7 +596,7 @@ def _replacenull(c: _Call) -> Built:
     if second.type != target and not same_family:
         if not is_legal_cast(second.type, target):
             raise c.fail(f"REPLACENULL cannot convert {second.type} to {target}", 1)
-        convert = converter(second.type, TypeSpec(target, scale=_default_scale(target)))
+        convert = _replacement_converter(second.type, target)
 
     def run(vs: list[Any]) -> Any:
         value = f1(vs)
@@ -607,12 +609,14 @@ def _replacenull(c: _Call) -> Built:
     return Built(target, fn, first.const and second.const)
 
 
-def _default_scale(target: str) -> int | None:
-    if target in ("DT_DBTIME2", "DT_DBTIMESTAMP2", "DT_DBTIMESTAMPOFFSET"):
-        return 7
-    if target in EXACT:
-        return 4 if target == "DT_CY" else 18
-    return None
+def _replacement_converter(source: str, target: str) -> Callable[[Any], Any]:
+    """How REPLACENULL casts its second argument to the first's type (no length/scale given)."""
+    if target in ("DT_DECIMAL", "DT_NUMERIC"):
+        from .dotnet import as_decimal
+
+        return lambda value: check_exact(as_decimal(source, value), target)
+    scale = 7 if target in ("DT_DBTIME2", "DT_DBTIMESTAMP2", "DT_DBTIMESTAMPOFFSET") else None
+    return converter(source, TypeSpec(target, scale=scale))
 
 
 # --- the library -----------------------------------------------------------------------------
