@@ -87,7 +87,8 @@ class RecordingHandler:
     ``data_replies``: replies used, in order, for the next end-of-data (then ``250``).
     ``data_delay``: seconds to wait before answering the end of data.
     ``close_after_message``: drop the connection after accepting each message.
-    ``mail_reply``: the reply to every MAIL FROM instead of 250.
+    ``refuse_once``: like ``refuse``, but each entry is used once (a temporary refusal).
+    ``mail_replies``: replies used, in order, for the next MAIL FROM commands (then ``250``).
     """
 
     def __init__(self) -> None:
@@ -96,21 +97,22 @@ class RecordingHandler:
         self.data_replies: list[str] = []
         self.data_delay = 0.0
         self.close_after_message = False
-        self.mail_reply: str | None = None
+        self.mail_replies: list[str] = []
+        self.refuse_once: dict[str, str] = {}
         self.connections = 0
         self.tried_mechanisms: list[str] = []
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
-        if self.mail_reply:
-            return self.mail_reply
+        if self.mail_replies:
+            return self.mail_replies.pop(0)
         envelope.mail_from = address  # a custom MAIL hook records the sender itself
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
-        reply = self.refuse.get(address.lower())
+        reply = self.refuse_once.pop(address.lower(), None) or self.refuse.get(address.lower())
         if reply:
             return reply
         envelope.rcpt_tos.append(address)  # a custom RCPT hook records accepted ones itself
@@ -504,11 +506,12 @@ AuthScript = Callable[[asyncio.StreamReader, asyncio.StreamWriter, bytes], Await
 
 async def script_smtp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, srv: ScriptedServer,
                       *, drop_in_data: bool = False, extensions: tuple[bytes, ...] = (b"8BITMIME",),
-                      auth: AuthScript | None = None) -> None:
+                      auth: AuthScript | None = None, esmtp: bool = True) -> None:
     """A minimal correct SMTP server (or, with ``drop_in_data``, one that resets mid-DATA).
 
     ``extensions`` are the EHLO lines after the host name, sent as given (e.g. ``b"AUTH ntlm"``);
     ``auth(reader, writer, auth_line)`` runs an AUTH exchange and answers it itself.
+    ``esmtp=False`` answers EHLO with 502, as an RFC 821 server does (HELO works).
     """
     writer.write(b"220 scripted.test ESMTP\r\n")
     while True:
@@ -516,7 +519,9 @@ async def script_smtp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
         if not line:
             return
         verb = line[:4].upper()
-        if verb == b"EHLO":
+        if verb == b"EHLO" and not esmtp:
+            writer.write(b"502 5.5.1 EHLO not implemented\r\n")
+        elif verb == b"EHLO":
             lines = [b"scripted.test", *extensions]
             writer.write(b"".join(b"250" + (b" " if i == len(lines) - 1 else b"-") + text + b"\r\n"
                                   for i, text in enumerate(lines)))

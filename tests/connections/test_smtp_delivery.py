@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
+import functools
+import threading
 import time
 from email.message import EmailMessage
 from typing import Callable, Iterator
@@ -51,7 +55,7 @@ def test_messages_reuse_one_connection(smtp_server: LoopbackSmtpServer, open_ses
     assert [m.rcpt_tos for m in smtp_server.messages] == [["ops@example.test"]] * 5
     assert [r.reused_connection for r in reports] == [False, True, True, True, True]
     assert all(r.accepted == ("ops@example.test",) and r.attempts == 1 and r.mechanism is None for r in reports)
-    assert smtp_server.handler.auth_attempts == []  # anonymous: no AUTH at all
+    assert smtp_server.handler.tried_mechanisms == []  # anonymous: no AUTH at all
 
 
 def test_acquire_returns_the_same_session_until_close(smtp_server: LoopbackSmtpServer) -> None:
@@ -241,10 +245,96 @@ def test_no_recipient_fails_before_connecting(smtp_server: LoopbackSmtpServer, o
 
 def test_sender_refused_is_permanent_with_advice(smtp_server: LoopbackSmtpServer,
                                                 open_session: Callable[[str], SmtpSession]) -> None:
-    smtp_server.handler.mail_reply = "530 5.7.0 Authentication required"
+    smtp_server.handler.mail_replies = ["530 5.7.0 Authentication required"]
     session = open_session(smtp_server.connection_string())
     with pytest.raises(ConnectionManagerError) as info:
         session.send(message(), sender="a@example.test", recipients=["b@example.test"])
     text = str(info.value)
     assert info.value.code == 530 and "refused the sender a@example.test" in text
     assert "UseWindowsAuthentication=True" in text and smtp_server.connections == 1
+
+
+def test_421_on_mail_reconnects_and_sends_once(smtp_server: LoopbackSmtpServer,
+                                               open_session: Callable[[str], SmtpSession]) -> None:
+    smtp_server.handler.mail_replies = ["421 4.3.2 Shutting down"]
+    report = open_session(smtp_server.connection_string()).send(message(), sender="a@example.test",
+                                                                recipients=["b@example.test"])
+    assert report.attempts == 2 and smtp_server.connections == 2 and len(smtp_server.messages) == 1
+
+
+def test_temporarily_refused_recipient_gets_a_later_transaction_and_nobody_gets_two(
+    smtp_server: LoopbackSmtpServer, open_session: Callable[[str], SmtpSession]
+) -> None:
+    smtp_server.handler.refuse_once["later@example.test"] = "452 4.5.3 Too many recipients"
+    report = open_session(smtp_server.connection_string()).send(
+        message(), sender="a@example.test", recipients=["a1@example.test", "later@example.test", "a2@example.test"])
+    assert report.accepted == ("a1@example.test", "a2@example.test", "later@example.test") and report.attempts == 2
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["a1@example.test", "a2@example.test"], ["later@example.test"]]
+
+
+def test_persistently_deferred_recipient_is_reported_refused_and_partly_delivered(
+    smtp_server: LoopbackSmtpServer, open_session: Callable[[str], SmtpSession]
+) -> None:
+    smtp_server.handler.refuse["later@example.test"] = "450 4.2.1 Mailbox busy"
+    with pytest.raises(SmtpRecipientsRefused) as info:
+        open_session(smtp_server.connection_string()).send(
+            message(), sender="a@example.test", recipients=["a1@example.test", "later@example.test"])
+    assert info.value.report.accepted == ("a1@example.test",) and info.value.report.attempts == 3
+    assert "later@example.test ('450 4.2.1 Mailbox busy')" in str(info.value) and "partly delivered" in str(info.value)
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["a1@example.test"]]
+
+
+def test_concurrent_senders_share_one_connection(smtp_server: LoopbackSmtpServer,
+                                                 open_session: Callable[[str], SmtpSession]) -> None:
+    session = open_session(smtp_server.connection_string())
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            for i in range(5):
+                session.send(message(f"t{n}-{i}"), sender="a@example.test", recipients=[f"r{n}@example.test"])
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == [] and len(smtp_server.messages) == 20 and smtp_server.connections == 1
+
+
+def test_non_ascii_address_uses_smtputf8(smtp_server: LoopbackSmtpServer, open_session: Callable[[str], SmtpSession]) -> None:
+    session = open_session(smtp_server.connection_string())
+    session.send(message(), sender="a@example.test", recipients=["jürgen@example.test"])
+    assert smtp_server.messages[0].rcpt_tos == ["jürgen@example.test"]
+
+
+def test_non_ascii_address_without_smtputf8_is_a_clear_error(
+    scripted_smtp_factory: Callable[..., ScriptedServer], open_session: Callable[[str], SmtpSession]
+) -> None:
+    server = scripted_smtp_factory(script_smtp)
+    with pytest.raises(ConnectionManagerError) as info:
+        open_session(server.connection_string()).send(message(), sender="a@example.test", recipients=["jürgen@example.test"])
+    assert "does not support SMTPUTF8" in str(info.value) and "jürgen@example.test" in str(info.value)
+    assert server.messages == []
+
+
+def test_eight_bit_body_is_made_seven_bit_for_an_old_server(
+    scripted_smtp_factory: Callable[..., ScriptedServer], open_session: Callable[[str], SmtpSession]
+) -> None:
+    server = scripted_smtp_factory(functools.partial(script_smtp, esmtp=False))  # EHLO 502: HELO, no 8BITMIME
+    open_session(server.connection_string()).send(message(body="Grüße\n"), sender="a@example.test",
+                                                  recipients=["b@example.test"])
+    [raw] = server.messages
+    assert raw.isascii() and (b"Content-Transfer-Encoding: base64" in raw or b"quoted-printable" in raw)
+    assert "Grüße" in email.message_from_bytes(raw, policy=email.policy.default).get_content()
+
+
+def test_connect_checks_the_server_without_sending(smtp_server: LoopbackSmtpServer,
+                                                   scripted_smtp_factory: Callable[..., ScriptedServer],
+                                                   open_session: Callable[[str], SmtpSession]) -> None:
+    open_session(smtp_server.connection_string()).connect()
+    assert smtp_server.connections == 1 and smtp_server.messages == []
+    with pytest.raises(ConnectionManagerError, match="refused the session at its greeting"):
+        open_session(scripted_smtp_factory(script_greet_421).connection_string()).connect()
