@@ -1,0 +1,182 @@
+"""Executor behaviour that needs a task other than the Expression Task: concurrency limits,
+deadlock freedom, task bugs, cancellation, child packages, parameters, property expressions."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dtsx.engine import executor, plan
+from dtsx.engine.errors import PackageValidationError
+from dtsx.engine.executor import RunOptions, RunResult
+from dtsx.engine.model import ConnectionManagerSpec, ExecutableKind, Parameter, PropertyExpression
+from tests.engine._exec import package_path
+from tests.engine._probe import LEDGER, container, edge, package, probe, var
+
+SEQ = ExecutableKind.SEQUENCE
+HANDLER = ExecutableKind.EVENT_HANDLER
+
+
+@pytest.fixture(autouse=True)
+def _clean_ledger() -> None:
+    LEDGER.reset()
+
+
+def run_bounded(pkg: Any, timeout: float = 30.0, **options: Any) -> RunResult:
+    """Run in a thread; a deadlock shows as a failed test, not a hung suite."""
+    built = plan.build(pkg)
+    box: dict[str, Any] = {}
+    cancel = options.setdefault("cancel_event", threading.Event())
+    thread = threading.Thread(target=lambda: box.setdefault("r", executor.run(built, RunOptions(**options))))
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        cancel.set()
+        thread.join(10)
+        pytest.fail("the run did not finish: deadlock")
+    return box["r"]
+
+
+def test_max_concurrent_bounds_running_tasks() -> None:
+    pkg = package([probe(f"T{i}", seconds=0.05) for i in range(8)])
+    result = run_bounded(pkg, max_concurrent=2)
+    assert result.result == "Success"
+    assert len(LEDGER.ran) == 8
+    assert 1 <= LEDGER.peak <= 2
+
+
+def test_package_max_concurrent_executables_is_used_without_override() -> None:
+    pkg = package([probe(f"T{i}", seconds=0.05) for i in range(6)], max_concurrent_executables=1)
+    result = run_bounded(pkg)
+    assert result.result == "Success" and LEDGER.peak == 1
+
+
+def test_nested_containers_under_a_limit_of_one_do_not_deadlock() -> None:
+    def seq(name: str, parent: str, depth: int) -> Any:
+        ref = f"{parent}\\{name}"
+        children = [probe(f"{name}T{i}", ref) for i in range(3)]
+        if depth:
+            children += [seq(f"{name}S{i}", ref, depth - 1) for i in range(2)]
+        return container(name, SEQ, parent, children)
+
+    pkg = package([seq(f"S{i}", "Package", 2) for i in range(3)])
+    result = run_bounded(pkg, max_concurrent=1)
+    assert result.result == "Success"
+    assert len(LEDGER.ran) == 3 * (3 + 2 * (3 + 2 * 3))
+    assert LEDGER.peak == 1
+
+
+def test_handlers_run_under_a_limit_of_one_without_deadlock() -> None:
+    handler = container("OnError", HANDLER, "Package", [probe("H1", "Package.EventHandlers[OnError]"),
+                                                       probe("H2", "Package.EventHandlers[OnError]")])
+    pkg = package([probe(f"F{i}", mode="fail") for i in range(3)], event_handlers=[handler], max_error_count=0)
+    result = run_bounded(pkg, max_concurrent=1)
+    assert result.result == "Success"
+    assert sorted(LEDGER.ran).count("H1") == 3 and LEDGER.peak == 1
+    assert result.executable("Package.EventHandlers[OnError]").iterations == 3
+
+
+def test_a_python_bug_in_a_task_is_a_failure_naming_the_exception() -> None:
+    pkg = package([probe("Bug", mode="bug"), probe("Other")], max_error_count=0)
+    result = run_bounded(pkg)
+    assert result.executable("Package\\Bug").result == "Failure"
+    (error,) = result.executable("Package\\Bug").errors
+    assert "KeyError" in error
+    assert result.executable("Package\\Other").result == "Success"
+    assert result.events["OnError"] == 1 and result.events["OnTaskFailed"] == 1
+
+
+def test_reported_errors_fail_a_task_at_its_maximum_error_count() -> None:
+    pkg = package([probe("Once", mode="report-error"), probe("Tolerant", mode="report-error", max_error_count=5)],
+                  max_error_count=0)
+    result = run_bounded(pkg)
+    assert result.executable("Package\\Once").result == "Failure"
+    assert result.executable("Package\\Tolerant").result == "Success"
+
+
+def test_cancellation_cancels_running_tasks_and_starts_nothing_new() -> None:
+    pkg = package([probe("Wait", mode="wait-cancel"), probe("Next")], [edge("Package", "Wait", "Next")])
+    cancel = threading.Event()
+    timer = threading.Timer(0.3, cancel.set)
+    timer.start()
+    result = run_bounded(pkg, cancel_event=cancel)
+    timer.cancel()
+    assert result.result == "Canceled" and result.exit_code == 3
+    assert LEDGER.canceled == ["Wait"]
+    assert "Next" not in LEDGER.ran
+    assert result.executable("Package\\Wait").result == "Canceled"
+
+
+def test_child_package_runs_in_process_and_sees_parent_variables() -> None:
+    child = str(package_path("for_loop", "v8"))
+    pkg = package([probe("Child", mode="child", target=child)])
+    result = run_bounded(pkg, max_concurrent=1)
+    assert result.result == "Success"
+    assert LEDGER.values["Child"] == "Success"
+
+
+def test_required_parameter_without_value_refuses_to_run() -> None:
+    param = Parameter(name="Needed", scope="Package", dotnet_type="String", data_type_code=8, required=True)
+    pkg = package([probe("T")], parameters=[param])
+    with pytest.raises(PackageValidationError) as info:
+        executor.run(plan.build(pkg))
+    assert "$Package::Needed" in str(info.value) and "--param" in str(info.value)
+    assert LEDGER.ran == []
+
+
+def test_parameters_take_overrides_and_are_read_only() -> None:
+    params = [Parameter(name="P", scope="Package", dotnet_type="Int32", data_type_code=3, value="1", required=True),
+              Parameter(name="Q", scope="Project", dotnet_type="String", data_type_code=18, value="q")]
+    pkg = package([probe("ReadP", mode="read", target="$Package::P"), probe("ReadQ", mode="read", target="$Project::Q")],
+                  parameters=params[:1], project_parameters=params[1:])
+    result = run_bounded(pkg, parameters={"P": "41"})
+    assert result.result == "Success"
+    assert LEDGER.values == {"ReadP": 41, "ReadQ": "q"}
+    with pytest.raises(PackageValidationError, match="no parameter"):
+        executor.run(plan.build(pkg), RunOptions(parameters={"$Package::Nope": "1"}))
+
+
+def test_property_expressions_on_tasks_and_containers() -> None:
+    gated = container("Gated", SEQ, "Package", [probe("Inside", "Package\\Gated")],
+                      property_expressions=[PropertyExpression(name="Disable", expression="@[User::Skip]")])
+    task = probe("Mode", property_expressions=[PropertyExpression(name="Mode", expression='"re" + "ad"'),
+                                               PropertyExpression(name="Target", expression='"User::Skip"')])
+    pkg = package([gated, task], variables=[var("Skip", 11, "True")])
+    result = run_bounded(pkg)
+    assert result.result == "Success"
+    assert "Inside" not in LEDGER.ran
+    assert LEDGER.values["Mode"] is True
+
+
+def test_connection_property_expressions_and_overrides(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("a")
+    spec = ConnectionManagerSpec(
+        ref_id="Package.ConnectionManagers[Data]", name="Data", creation_name="FILE", type_key="FILE",
+        connection_string="C:\\nowhere.txt",
+        property_expressions=[PropertyExpression(name="ConnectionString", expression='@[User::Dir] + "/a.txt"')],
+    )
+    pkg = package([probe("Get", mode="acquire", target="Data")], connections=[spec],
+                  variables=[var("Dir", 8, str(tmp_path))])
+    result = run_bounded(pkg)
+    assert result.result == "Success", result.executables
+    assert LEDGER.values["Get"] == str(tmp_path / "a.txt")
+
+
+def test_unknown_connection_override_is_refused() -> None:
+    with pytest.raises(PackageValidationError, match="not a connection manager"):
+        executor.run(plan.build(package([probe("T")])), RunOptions(connections={"Nope": "x"}))
+
+
+def test_report_json_shape() -> None:
+    pkg = package([probe("A"), probe("B", mode="fail")], [edge("Package", "A", "B")], variables=[var("N", 3, "5")])
+    data = run_bounded(pkg).to_json()
+    assert set(data) == {"package", "result", "exit_code", "started", "duration_s", "executables", "variables", "events"}
+    assert data["result"] == "Failure" and data["exit_code"] == 1
+    assert data["variables"] == {"User::N": 5}
+    entry = data["executables"][1]
+    assert set(entry) == {"ref_id", "result", "started", "duration_s", "iterations", "errors"}
+    assert entry["ref_id"] == "Package\\B" and entry["errors"] == ["the probe was told to fail."]
+    assert data["events"]["OnError"] == 1
