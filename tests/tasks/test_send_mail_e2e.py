@@ -1,6 +1,7 @@
 """Send Mail end to end: each sample package runs through the real loader, planner and executor,
-the real SMTP connection manager, and a real aiosmtpd server on 127.0.0.1; the message the server
-received is checked (envelope, headers, decoded body, attachment bytes)."""
+the real SMTP connection manager, and a real aiosmtpd server on 127.0.0.1 (the shared fixtures of
+tests/smtp_servers.py); the message the server received is checked (envelope, headers, decoded
+body, attachment bytes)."""
 
 from __future__ import annotations
 
@@ -8,82 +9,28 @@ import email
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from tests._shared import REPO_ROOT
+from tests.smtp_servers import LoopbackSmtpServer, Received
 
 SAMPLES = REPO_ROOT / "samples"
 DATA = SAMPLES / "data"
 
 
-@dataclass
-class Received:
-    mail_from: str
-    rcpt_tos: list[str]
-    data: bytes
-
-    @property
-    def message(self) -> EmailMessage:
-        parsed = email.message_from_bytes(self.data, policy=policy.default)
-        assert isinstance(parsed, EmailMessage)
-        return parsed
-
-
-@dataclass
-class _Handler:
-    """Accepts everything except recipients listed in ``refuse`` (550 at RCPT)."""
-
-    refuse: set[str] = field(default_factory=set)
-    received: list[Received] = field(default_factory=list)
-
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
-                          rcpt_options: list[str]) -> str:
-        if address.lower() in self.refuse:
-            return "550 5.1.1 <%s>: mailbox unavailable" % address
-        envelope.rcpt_tos.append(address)
-        return "250 2.1.5 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), envelope.original_content or b""))
-        return "250 2.0.0 queued"
-
-
-@dataclass
-class Server:
-    handler: _Handler
-    port: int
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[Server]:
-    from dtsx.connections.mailsink import ServerThread
-
-    handler = _Handler()
-    thread = ServerThread(
-        lambda loop: SMTP(handler, hostname="e2e.test", enable_SMTPUTF8=True, decode_data=False, loop=loop)
-    )
-    thread.start()
-    try:
-        yield Server(handler, thread.port)
-    finally:
-        thread.stop()
-
-
-def _run(sample: str, port: int, **options: Any) -> Any:
+def _run(sample: str, server: LoopbackSmtpServer, conn: str | None = None, **options: Any) -> Any:
     executor = pytest.importorskip("dtsx.engine.executor")
     from dtsx.engine.loader import load
     from dtsx.engine.plan import build
 
     package = load(SAMPLES / sample)
     plan = build(package)
-    conn = f"SmtpServer=127.0.0.1;Port={port};UseWindowsAuthentication=False;EnableSsl=False;Timeout=10000;"
+    conn = conn or server.connection_string(UseWindowsAuthentication=False, EnableSsl=False)
     overrides = {spec.name: conn for spec in package.connections if spec.type_key == "SMTP"}
     cwd = os.getcwd()
     os.chdir(REPO_ROOT)  # the samples' file paths are relative to the repository root
@@ -93,42 +40,48 @@ def _run(sample: str, port: int, **options: Any) -> Any:
         os.chdir(cwd)
 
 
-def _one(server: Server, result: Any) -> Received:
+def _one(server: LoopbackSmtpServer, result: Any) -> Received:
     assert result.result == "Success", [(e.ref_id, e.result, e.errors) for e in result.executables]
-    assert len(server.handler.received) == 1
-    return server.handler.received[0]
+    assert len(server.messages) == 1
+    return server.messages[0]
+
+
+def _parsed(got: Received) -> EmailMessage:
+    parsed = email.message_from_bytes(got.content, policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
 
 
 def _text(part: EmailMessage) -> str:
     return part.get_content().replace("\r\n", "\n")
 
 
-def test_hello_mail(smtp_server: Server) -> None:
-    got = _one(smtp_server, _run("hello-mail.dtsx", smtp_server.port))
+def test_hello_mail(smtp_server: LoopbackSmtpServer) -> None:
+    got = _one(smtp_server, _run("hello-mail.dtsx", smtp_server))
     assert (got.mail_from, got.rcpt_tos) == ("dtsx@example.org", ["you@example.com"])
-    msg = got.message
+    msg = _parsed(got)
     assert msg["From"] == "dtsx@example.org" and msg["To"] == "you@example.com"
     assert msg["Subject"] == "Hello from hello-mail"
     assert _text(msg) == "Hello, world!\n\nThis message was sent by the package hello-mail.\n"
     assert msg["Message-ID"].endswith("@example.org>") and msg["Date"]
-    assert b"\r\n" in got.data and b"\n" not in got.data.replace(b"\r\n", b"")
+    assert b"\r\n" in got.content and b"\n" not in got.content.replace(b"\r\n", b"")
 
 
-def test_hello_mail_variable_override_reaches_to_line(smtp_server: Server) -> None:
+def test_hello_mail_variable_override_reaches_to_line(smtp_server: LoopbackSmtpServer) -> None:
     from dtsx.engine.executor import parse_set
 
-    result = _run("hello-mail.dtsx", smtp_server.port, sets=[parse_set("User::Recipient=ops@example.net")])
+    result = _run("hello-mail.dtsx", smtp_server, sets=[parse_set("User::Recipient=ops@example.net")])
     got = _one(smtp_server, result)
-    assert got.rcpt_tos == ["ops@example.net"] and got.message["To"] == "ops@example.net"
+    assert got.rcpt_tos == ["ops@example.net"] and _parsed(got)["To"] == "ops@example.net"
 
 
-def test_direct_input_cyrillic_high_priority_bcc_attachment(smtp_server: Server) -> None:
-    got = _one(smtp_server, _run("mail-direct-input.dtsx", smtp_server.port))
+def test_direct_input_cyrillic_high_priority_bcc_attachment(smtp_server: LoopbackSmtpServer) -> None:
+    got = _one(smtp_server, _run("mail-direct-input.dtsx", smtp_server))
     assert got.mail_from == "etl@example.org"
     assert got.rcpt_tos == ["analysts@example.com", "ivan.petrov@example.com", "dba@example.com", "audit@example.net"]
-    assert b"audit@example.net" not in got.data, "BCC must stay on the envelope"
-    assert got.data.isascii()
-    msg = got.message
+    assert b"audit@example.net" not in got.content, "BCC must stay on the envelope"
+    assert got.content.isascii()
+    msg = _parsed(got)
     assert msg["Subject"] == "Отчёт о загрузке: готово"
     assert msg["From"] == "ETL Robot <etl@example.org>"
     assert msg["To"].addresses[1].display_name == "Иван Петров"
@@ -142,9 +95,9 @@ def test_direct_input_cyrillic_high_priority_bcc_attachment(smtp_server: Server)
     assert attachment.get_payload(decode=True) == (DATA / "load-report.csv").read_bytes()
 
 
-def test_file_connection_body_and_attachments_by_expression(smtp_server: Server) -> None:
-    got = _one(smtp_server, _run("mail-file-body.dtsx", smtp_server.port))
-    msg = got.message
+def test_file_connection_body_and_attachments_by_expression(smtp_server: LoopbackSmtpServer) -> None:
+    got = _one(smtp_server, _run("mail-file-body.dtsx", smtp_server))
+    msg = _parsed(got)
     assert _text(msg.get_body(("plain",))) == (DATA / "mail-body.txt").read_text(encoding="utf-8")
     assert msg["X-Priority"] == "5" and msg["Importance"] == "low"
     parts = {p.get_filename(): p for p in msg.iter_attachments()}
@@ -154,44 +107,51 @@ def test_file_connection_body_and_attachments_by_expression(smtp_server: Server)
         assert part.get_payload(decode=True) == (DATA / name).read_bytes()
 
 
-def test_variable_body_and_expressions(smtp_server: Server) -> None:
-    got = _one(smtp_server, _run("mail-variable-body.dtsx", smtp_server.port))
+def test_variable_body_and_expressions(smtp_server: LoopbackSmtpServer) -> None:
+    got = _one(smtp_server, _run("mail-variable-body.dtsx", smtp_server))
     assert got.rcpt_tos == ["ops@example.com", "analysts@example.com"]
-    msg = got.message
+    msg = _parsed(got)
     assert msg["Subject"] == "[TEST] Загрузка завершена: 1291 строк"
     assert _text(msg) == "Environment: TEST\nRows loaded: 1291\nСтрок загружено: 1291\n"
     assert msg["X-Priority"] is None, "Normal priority writes no priority headers"
 
 
-def test_html_extension(smtp_server: Server) -> None:
-    got = _one(smtp_server, _run("mail-html.dtsx", smtp_server.port))
-    msg = got.message
+def test_html_extension(smtp_server: LoopbackSmtpServer) -> None:
+    got = _one(smtp_server, _run("mail-html.dtsx", smtp_server))
+    msg = _parsed(got)
     assert msg.get_content_type() == "multipart/alternative"
     assert _text(msg.get_body(("plain",))) == "Nightly load finished.\nOrders: 1204 rows\nCustomers: 87 rows\n"
     html = _text(msg.get_body(("html",)))
     assert "<h1>Nightly load finished</h1>" in html and "<td>1204</td>" in html
 
 
-def test_refused_recipient_fails_the_task_and_says_which(smtp_server: Server) -> None:
-    smtp_server.handler.refuse.add("dba@example.com")
-    result = _run("mail-direct-input.dtsx", smtp_server.port)
+def test_starttls_with_certificate_check(starttls_server: LoopbackSmtpServer) -> None:
+    conn = starttls_server.connection_string(EnableSsl=True, CaFile=starttls_server.ca_file)
+    got = _one(starttls_server, _run("mail-direct-input.dtsx", starttls_server, conn))
+    assert got.tls and got.rcpt_tos[-1] == "audit@example.net"
+    assert _parsed(got)["Subject"] == "Отчёт о загрузке: готово"
+
+
+def test_refused_recipient_fails_the_task_and_says_which(smtp_server: LoopbackSmtpServer) -> None:
+    smtp_server.handler.refuse["dba@example.com"] = "550 5.1.1 <dba@example.com>: mailbox unavailable"
+    result = _run("mail-direct-input.dtsx", smtp_server)
     task = result.executable("Package\\Send Load Report")
     assert result.result == "Failure" and task.result == "Failure"
     text = " ".join(task.errors)
     assert "dba@example.com" in text and "550" in text
     # The others got the message: the failure is a partial delivery, reported as such.
-    assert len(smtp_server.handler.received) == 1
-    assert "dba@example.com" not in smtp_server.handler.received[0].rcpt_tos
+    assert len(smtp_server.messages) == 1
+    assert "dba@example.com" not in smtp_server.messages[0].rcpt_tos
 
 
 def test_quick_start_command_writes_to_outbox(tmp_path: Path) -> None:
-    probe = subprocess.run([sys.executable, "-m", "dtsx.engine.cli", "run", "--help"], capture_output=True,
-                           text=True, timeout=60, cwd=REPO_ROOT)
+    cli = [sys.executable, "-c", "from dtsx.engine.cli import main; main()"]
+    probe = subprocess.run([*cli, "run", "--help"], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
     if "--dev-smtp" not in probe.stdout:
         pytest.skip("`dtsx run --dev-smtp` is not available in this checkout yet")
     outbox = tmp_path / "outbox"
     done = subprocess.run(
-        [sys.executable, "-m", "dtsx.engine.cli", "run", "samples/hello-mail.dtsx", "--dev-smtp", str(outbox)],
+        [*cli, "run", "samples/hello-mail.dtsx", "--dev-smtp", str(outbox)],
         capture_output=True, text=True, timeout=120, cwd=REPO_ROOT,
     )
     assert done.returncode == 0, done.stdout + done.stderr
