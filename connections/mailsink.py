@@ -19,13 +19,13 @@ import itertools
 import json
 import os
 import threading
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Callable
+from typing import Any, Self
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
-
 from dtsx.engine.errors import ConnectionManagerError
 
 __all__ = ["MailSink", "ServerThread"]
@@ -72,7 +72,7 @@ class ServerThread:
                 loop.create_server(lambda: self.factory(loop), self.host, self.port, ssl=self.ssl_context)
             )
             self.port = self._server.sockets[0].getsockname()[1]
-        except BaseException as exc:  # reported to start() in the caller's thread
+        except BaseException as exc:  # noqa: BLE001 - handed to start() in the caller's thread
             self._error = exc
             self._ready.set()
             loop.close()
@@ -148,7 +148,7 @@ class MailSink:
             self._thread.stop()
             self._thread = None
 
-    def __enter__(self) -> MailSink:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -167,7 +167,7 @@ class MailSink:
         return dict(json.loads(sidecar.read_text(encoding="utf-8")))
 
     def _store(self, envelope: Envelope, session: Session) -> Path:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         with self._lock:
             number = next(self._counter)
         stem = f"{now:%Y%m%dT%H%M%S%fZ}-{os.getpid()}-{number:06d}"

@@ -25,11 +25,16 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import ClassVar, Mapping, Sequence
+from typing import ClassVar
 
-from dtsx.connections.base import ConnectionManager, ConnectionSettings, register_connection
+from dtsx.connections.base import (
+    ConnectionManager,
+    ConnectionSettings,
+    register_connection,
+)
 from dtsx.connections.smtp_auth import AuthProblem, authenticate
 from dtsx.connections.smtp_options import (
     Security,
@@ -40,11 +45,11 @@ from dtsx.connections.smtp_options import (
 from dtsx.engine.errors import ConnectionManagerError
 
 __all__ = [
-    "SmtpConnectionManager",
-    "SmtpSession",
     "SendReport",
-    "SmtpReply",
+    "SmtpConnectionManager",
     "SmtpRecipientsRefused",
+    "SmtpReply",
+    "SmtpSession",
 ]
 
 log = logging.getLogger("dtsx.connections.smtp")

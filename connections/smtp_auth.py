@@ -22,10 +22,9 @@ from typing import Protocol
 
 import spnego
 import spnego.exceptions
-
 from dtsx.connections.smtp_options import AuthMechanism, SmtpOptions
 
-__all__ = ["AuthProblem", "AuthOutcome", "authenticate", "offered_mechanisms", "MAX_INITIAL_RESPONSE_LINE"]
+__all__ = ["MAX_INITIAL_RESPONSE_LINE", "AuthOutcome", "AuthProblem", "authenticate", "offered_mechanisms"]
 
 # RFC 4954 allows 12288 octets, but Postfix cuts command lines at 2048; past this the initial
 # response goes on its own line after an empty 334 (AD tickets with a PAC are several KiB).
@@ -337,10 +336,9 @@ def _nothing_usable(options: SmtpOptions, offered: list[str], tls: bool) -> Auth
     shown = " ".join(offered) or "none"
     if options.windows_auth and options.mechanism is AuthMechanism.AUTO:
         # .NET goes on unauthenticated when no module fits; the server may still relay.
-        return AuthOutcome(None, [
-            f"UseWindowsAuthentication=True, but the server offers no GSSAPI or NTLM (it offers: {shown}); "
-            "the mail was sent without authentication, as SSIS does."
-        ])
+        warning = (f"UseWindowsAuthentication=True, but the server offers no GSSAPI or NTLM (it offers: {shown}); "
+                   "the mail was sent without authentication, as SSIS does.")
+        return AuthOutcome(None, [warning])
     if any(m in offered for m in ("PLAIN", "LOGIN")) and not tls:
         raise AuthProblem(
             f"offers only clear-text authentication ({shown}) on an unencrypted connection, and dtsx will not send the password in clear",

@@ -14,21 +14,21 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Mapping
 
 from dtsx.connections.base import ConnectionSettings, parse_connection_string
 from dtsx.engine.errors import ConnectionManagerError
 
 __all__ = [
-    "Security",
+    "DEFAULT_TIMEOUT_MS",
+    "SMTP_KEYS",
     "AuthMechanism",
     "Secret",
+    "Security",
     "SmtpOptions",
-    "SMTP_KEYS",
-    "DEFAULT_TIMEOUT_MS",
     "parse_smtp_options",
     "smtp_option_problems",
 ]

@@ -28,40 +28,40 @@ import ssl
 import tempfile
 import warnings
 from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-
 from dtsx.connections.mailsink import MailSink, ServerThread
 
 __all__ = [
+    "NTLM_USERS",
+    "PASSWORDS",
+    "KerberosRealm",
+    "LoopbackSmtpServer",
     "Received",
     "RecordingHandler",
-    "LoopbackSmtpServer",
     "ScriptedServer",
-    "KerberosRealm",
     "TlsMaterial",
-    "PASSWORDS",
-    "NTLM_USERS",
-    "start_smtp_server",
-    "smtp_server_factory",
-    "smtp_server",
-    "tls_material",
-    "starttls_server",
-    "smtps_server",
-    "ntlm_user_file",
-    "ntlm_server",
     "kerberos_realm",
-    "negotiate_server",
-    "scripted_smtp_factory",
     "mail_sink",
+    "negotiate_server",
+    "ntlm_server",
+    "ntlm_user_file",
+    "script_drop_mid_data",
     "script_greet_421",
     "script_silent",
-    "script_drop_mid_data",
     "script_smtp",
+    "scripted_smtp_factory",
+    "smtp_server",
+    "smtp_server_factory",
+    "smtps_server",
+    "start_smtp_server",
+    "starttls_server",
+    "tls_material",
 ]
 
 # PLAIN/LOGIN accounts of the TLS servers; NTLM accounts (domain, user, password) of NTLM_USER_FILE.
@@ -177,7 +177,7 @@ class NtlmAuthHandler(RecordingHandler):
             if not isinstance(token, bytes):
                 return AuthResult(success=False, handled=False)
             ctx.step(token)  # raises on a wrong password
-        except Exception:  # pyspnego raises KeyError etc. on garbage: answer 535, never 500
+        except Exception:  # noqa: BLE001 - pyspnego raises KeyError etc. on garbage: answer 535, never 500
             return AuthResult(success=False, handled=False)
         return AuthResult(success=True, auth_data=ctx.client_principal)
 
@@ -207,7 +207,7 @@ class NegotiateAuthHandler(NtlmAuthHandler):
             layer = ctx.unwrap(reply).data
             if not layer or layer[0] != 0x01:
                 return AuthResult(success=False, handled=False)
-        except Exception:
+        except Exception:  # noqa: BLE001 - any acceptor failure is a 535
             return AuthResult(success=False, handled=False)
         return AuthResult(success=True, auth_data=ctx.client_principal)
 

@@ -12,7 +12,6 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-
 from dtsx.connections.base import ConnectionSettings
 from dtsx.connections.mailsink import MailSink
 from dtsx.connections.smtp import SmtpConnectionManager

@@ -7,14 +7,18 @@ import email.policy
 import functools
 import threading
 import time
+from collections.abc import Callable, Iterator
 from email.message import EmailMessage
-from typing import Callable, Iterator
 
 import pytest
-
 from dtsx.connections.base import ConnectionSettings
-from dtsx.connections.smtp import SmtpConnectionManager, SmtpRecipientsRefused, SmtpSession
+from dtsx.connections.smtp import (
+    SmtpConnectionManager,
+    SmtpRecipientsRefused,
+    SmtpSession,
+)
 from dtsx.engine.errors import ConnectionManagerError
+
 from tests.smtp_servers import (
     LoopbackSmtpServer,
     ScriptedServer,
@@ -293,7 +297,7 @@ def test_concurrent_senders_share_one_connection(smtp_server: LoopbackSmtpServer
         try:
             for i in range(5):
                 session.send(message(f"t{n}-{i}"), sender="a@example.test", recipients=[f"r{n}@example.test"])
-        except BaseException as exc:  # collected and asserted below
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]

@@ -5,10 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from dtsx.connections.base import CONNECTIONS, ConnectionSettings
 from dtsx.connections.smtp import SmtpConnectionManager
-from dtsx.connections.smtp_options import AuthMechanism, Security, parse_smtp_options, smtp_option_problems
+from dtsx.connections.smtp_options import (
+    AuthMechanism,
+    Security,
+    parse_smtp_options,
+    smtp_option_problems,
+)
 from dtsx.engine.errors import ConnectionManagerError
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 
-from tests._shared import REPO_ROOT
+from dtsx.connections import mailsink, smtp
 
-import dtsx.connections.mailsink as mailsink
-import dtsx.connections.smtp as smtp
+from tests._shared import REPO_ROOT
 
 _MAIL_STACK = re.compile(r"^\s*(?:import|from)\s+(smtplib|ssl|spnego)\b", re.MULTILINE)
 

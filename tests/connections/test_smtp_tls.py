@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from email.message import EmailMessage
-from typing import Callable, Iterator
 
 import pytest
-
 from dtsx.connections.base import ConnectionSettings
 from dtsx.connections.smtp import SmtpConnectionManager, SmtpSession
 from dtsx.engine.errors import ConnectionManagerError
+
 from tests.smtp_servers import PASSWORDS, LoopbackSmtpServer, TlsMaterial
 
 

@@ -9,17 +9,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
-
 from dtsx.connections import smtp_auth
 from dtsx.connections.base import ConnectionSettings
 from dtsx.connections.smtp import SmtpConnectionManager, SmtpSession
 from dtsx.engine.errors import ConnectionManagerError
-from tests.smtp_servers import KerberosRealm, LoopbackSmtpServer, ScriptedServer, script_smtp
+
+from tests.smtp_servers import (
+    KerberosRealm,
+    LoopbackSmtpServer,
+    ScriptedServer,
+    script_smtp,
+)
 
 
 def message() -> EmailMessage:
@@ -98,7 +103,7 @@ async def _ntlm_acceptor(reader: asyncio.StreamReader, writer: asyncio.StreamWri
     await writer.drain()
     try:
         ctx.step(base64.b64decode((await reader.readline()).strip()))
-    except Exception:
+    except Exception:  # noqa: BLE001 - any acceptor failure is a 535
         writer.write(b"535 5.7.8 Authentication credentials invalid\r\n")
         return False
     writer.write(b"235 2.7.0 Authentication successful\r\n")
