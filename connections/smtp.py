@@ -206,6 +206,10 @@ class SmtpSession:
         if not wanted:
             raise self._error(_Failure("was given a message with no recipient",
                                        "add at least one address to To, CC or BCC"))
+        bad = next((a for a in [sender, *wanted] if any(c in a for c in "\r\n<>")), None)
+        if bad is not None:  # a line break in an address would inject SMTP commands
+            raise self._error(_Failure(f"was given the malformed address {bad!r}",
+                                       "write a plain address such as name@example.com"))
         with self._lock:
             state = _Delivery(pending=wanted)
             try:
@@ -240,10 +244,10 @@ class SmtpSession:
             failure = self._attempt(message, sender, state, deadline)
             if failure is None:
                 return
+            if failure.drop:  # also on permanent failures: a half-read reply must not meet the next RSET
+                self._drop()
             if not failure.transient:
                 raise failure
-            if failure.drop:
-                self._drop()
             if state.attempts >= MAX_ATTEMPTS or time.monotonic() + delay >= deadline:
                 for rcpt, reply in state.deferred.items():
                     state.refused[rcpt] = reply
@@ -266,6 +270,10 @@ class SmtpSession:
             return failure
         except (smtplib.SMTPException, OSError) as exc:
             return self._classify(exc, "during the mail transaction", deadline)
+        except Exception as exc:  # noqa: BLE001 - a bug must still end as one sentence, not a traceback
+            log.debug("SMTP %s: unexpected failure", self.options.address, exc_info=True)
+            return _Failure(f"could not be used because of an internal error ({type(exc).__name__}: {exc})",
+                            "please report this as a dtsx bug", drop=True)
         if not state.pending:
             return None
         shown = ", ".join(f"{r} ({state.deferred[r]})" for r in state.pending if r in state.deferred)

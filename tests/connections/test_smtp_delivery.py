@@ -342,3 +342,24 @@ def test_connect_checks_the_server_without_sending(smtp_server: LoopbackSmtpServ
     assert smtp_server.connections == 1 and smtp_server.messages == []
     with pytest.raises(ConnectionManagerError, match="refused the session at its greeting"):
         open_session(scripted_smtp_factory(script_greet_421).connection_string()).connect()
+
+
+def test_an_address_with_a_line_break_is_refused_before_sending(
+    smtp_server: LoopbackSmtpServer, open_session: Callable[[str], SmtpSession]
+) -> None:
+    session = open_session(smtp_server.connection_string())
+    with pytest.raises(ConnectionManagerError, match="malformed address"):
+        session.send(message(), sender="a@example.test", recipients=["b@example.test\r\nRCPT TO:<evil@example.test>"])
+    assert smtp_server.connections == 0 and smtp_server.messages == []
+
+
+def test_after_an_unanswered_message_the_next_one_uses_a_fresh_connection(
+    smtp_server: LoopbackSmtpServer, open_session: Callable[[str], SmtpSession]
+) -> None:
+    smtp_server.handler.data_delay = 1.5  # longer than Timeout: the first reply arrives too late
+    session = open_session(smtp_server.connection_string(Timeout=1000))
+    with pytest.raises(ConnectionManagerError, match="may or may not have been delivered"):
+        session.send(message("first"), sender="a@example.test", recipients=["b@example.test"])
+    smtp_server.handler.data_delay = 0
+    report = session.send(message("second"), sender="a@example.test", recipients=["b@example.test"])
+    assert not report.reused_connection and smtp_server.connections == 2
