@@ -28,14 +28,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import trustme
 from aiosmtpd.smtp import SMTP, Envelope, Session
-
 from dtsx.connections.mailsink import ServerThread
 from dtsx.tasks.mail_message import MailSpec, build_message
 
@@ -165,7 +165,7 @@ _PACKAGE = """<?xml version="1.0"?>
 
 
 def _dtsx_run(sink: Sink, folder: Path, ca_pem: Path, work: Path) -> float:
-    import dtsx.connections.smtp  # noqa: F401  (imported by the run on first use; keep it out of the timing)
+    import dtsx.connections.smtp
     import dtsx.tasks.send_mail  # noqa: F401
     from dtsx.engine.executor import run
     from dtsx.engine.loader import load

@@ -24,29 +24,29 @@ import mimetypes
 import platform
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import policy
-from functools import lru_cache
 from email.errors import NonASCIILocalPartDefect
 from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from functools import lru_cache
 from html.parser import HTMLParser
-from typing import Any
 from ntpath import basename as _win_basename
 from posixpath import basename as _posix_basename
+from typing import Any, ClassVar
 
 from dtsx.engine.errors import TaskFailedError
 
 __all__ = [
+    "PRIORITY_HEADERS",
     "Attachment",
     "MailSpec",
-    "PRIORITY_HEADERS",
-    "split_addresses",
-    "parse_address",
     "attachment_filename",
-    "html_to_text",
     "build_message",
+    "html_to_text",
+    "parse_address",
+    "split_addresses",
 ]
 
 # SSIS MailPriority codes (High = 1, Normal = 3, Low = 5) -> headers. Normal writes none (.NET).
@@ -192,7 +192,7 @@ def attachment_filename(path: str) -> str:
 class _TextExtractor(HTMLParser):
     """Plain text from HTML: block elements become line breaks, script/style vanish."""
 
-    _BLOCKS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "hr"}
+    _BLOCKS: ClassVar[frozenset[str]] = frozenset({"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "hr"})
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -311,7 +311,7 @@ def build_message(spec: MailSpec) -> tuple[EmailMessage, str, list[str]]:
     if spec.subject:
         msg["Subject"] = spec.subject
     # Cached: messages sent within the same second share one parsed Date header.
-    msg["Date"] = _header("Date", format_datetime(spec.date or datetime.now(timezone.utc).astimezone()), "")
+    msg["Date"] = _header("Date", format_datetime(spec.date or datetime.now(UTC).astimezone()), "")
     domain = spec.message_id_domain or senders[0].domain or platform.node() or "localhost"
     msg["Message-ID"] = make_msgid(domain=domain)
     for name, value in PRIORITY_HEADERS.get(spec.priority, []):

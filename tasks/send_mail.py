@@ -25,16 +25,26 @@ from email.message import EmailMessage
 from enum import Enum
 from typing import Any
 
-from pydantic import AliasChoices, Field, field_validator
-
 from dtsx.engine.errors import ConnectionManagerError, TaskFailedError
 from dtsx.engine.model import XmlNode
-from dtsx.tasks.base import Task, TaskContext, TaskProperties, ValidationContext, register_task
-from dtsx.tasks.mail_message import Attachment, MailSpec, attachment_filename, build_message
+from dtsx.tasks.base import (
+    Task,
+    TaskContext,
+    TaskProperties,
+    ValidationContext,
+    register_task,
+)
+from dtsx.tasks.mail_message import (
+    Attachment,
+    MailSpec,
+    attachment_filename,
+    build_message,
+)
+from pydantic import AliasChoices, Field, field_validator
 
 __all__ = [
-    "SENDMAIL_NAMESPACE",
     "EXTENSION_NAMESPACE",
+    "SENDMAIL_NAMESPACE",
     "MailPriority",
     "MessageSourceType",
     "SendMailProperties",
@@ -215,10 +225,10 @@ class SendMailTask(Task):
         elif p.message_source_type is MessageSourceType.FILE_CONNECTION:
             kind = vctx.connection_type(source) if source else None
             if kind is None:
-                return [
+                return [(
                     f"the Send Mail task's MessageSource {source!r} names no FILE connection manager "
                     "(with MessageSourceType FileConnection it must name one)."
-                ]
+                )]
             if kind.upper() not in _FILE_TYPES:
                 return [f"the Send Mail task's MessageSource {source!r} is a {kind} connection manager, not a FILE one."]
         return []

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import email
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 
 import pytest
-
 from dtsx.engine.errors import TaskFailedError
 from dtsx.tasks.mail_message import (
     Attachment,
@@ -74,7 +73,7 @@ def test_headers_envelope_and_bcc_only_on_envelope() -> None:
 
 
 def test_fixed_date_is_written_as_given() -> None:
-    when = datetime(2024, 2, 29, 13, 5, 9, tzinfo=timezone.utc)
+    when = datetime(2024, 2, 29, 13, 5, 9, tzinfo=UTC)
     msg, _, _ = build_message(_spec(date=when))
     assert msg["Date"] == "Thu, 29 Feb 2024 13:05:09 +0000"
 
@@ -201,7 +200,7 @@ def test_bcc_only_is_enough_and_has_no_to_header() -> None:
 def test_international_addresses() -> None:
     domain = parse_address("Иван <ivan@пример.рф>", "To")
     assert domain.domain == "xn--e1afmkfd.xn--p1ai"
-    msg, sender, rcpts = build_message(_spec(to="иван@example.ru"))
+    msg, _, rcpts = build_message(_spec(to="иван@example.ru"))
     assert rcpts == ["иван@example.ru"]
     assert msg.policy.utf8, "a non-ASCII local part needs SMTPUTF8"
 
