@@ -187,6 +187,7 @@ class JsonLinesLog:
 
     def __call__(self, event: RunEvent) -> None:
         self._file.write(json.dumps(event.to_json(), ensure_ascii=False) + "\n")
+        self._file.flush()  # so a run can be followed with tail -f
 
     def close(self) -> None:
         self._file.close()
