@@ -199,8 +199,11 @@ def _decode_challenge(resp: bytes) -> bytes:
 
 
 def _spnego_context(options: SmtpOptions, protocol: str) -> spnego.ContextProxy:
-    service, _, host = options.spn.partition("/")
-    if not host:
+    # Accept both "SMTPSVC/host[@REALM]" (Windows) and "SMTPSVC@host" (GSSAPI host-based) forms.
+    service, sep, host = options.spn.partition("/")
+    if not sep:
+        service, sep, host = options.spn.partition("@")
+    if not sep:
         service, host = "SMTPSVC", options.spn
     password = options.password.reveal() if options.password is not None else None
     return spnego.client(

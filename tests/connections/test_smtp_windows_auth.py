@@ -141,8 +141,9 @@ def test_ntlm_not_offered_when_asked_explicitly(smtp_server: LoopbackSmtpServer,
 
 @pytest.mark.parametrize(
     "where",
-    [{"SmtpServer": "localhost"}, {"SmtpServer": "127.0.0.1", "ServicePrincipalName": "SMTPSVC/localhost"}],
-    ids=["default-spn", "explicit-spn"],
+    [{"SmtpServer": "localhost"}, {"SmtpServer": "127.0.0.1", "ServicePrincipalName": "SMTPSVC/localhost"},
+     {"SmtpServer": "127.0.0.1", "ServicePrincipalName": "SMTPSVC@localhost"}],
+    ids=["default-spn", "explicit-spn", "host-based-spn"],
 )
 def test_negotiate_uses_the_kerberos_ticket_cache(
     where: dict[str, str], negotiate_server: LoopbackSmtpServer, kerberos_realm: KerberosRealm,
