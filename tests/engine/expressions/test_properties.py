@@ -62,8 +62,13 @@ _TOKEN = st.one_of(
     st.sampled_from(sorted(FUNCTION_NAMES) + ["NULL", "FOO"]),
     st.sampled_from(_TYPES).map(lambda t: f"({t})"),
 )
+# derandomize: CI sees the same examples every run (a wider random search found nothing more).
 _SETTINGS = settings(
-    max_examples=2000, deadline=2000, suppress_health_check=[HealthCheck.too_slow], database=None
+    max_examples=2000,
+    deadline=2000,
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
+    derandomize=True,
 )
 
 
