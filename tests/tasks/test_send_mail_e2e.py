@@ -23,7 +23,7 @@ SAMPLES = REPO_ROOT / "samples"
 DATA = SAMPLES / "data"
 
 
-def _run(sample: str, server: LoopbackSmtpServer, conn: str | None = None, **options: Any) -> Any:
+def _run(sample: str | Path, server: LoopbackSmtpServer, conn: str | None = None, **options: Any) -> Any:
     executor = pytest.importorskip("dtsx.engine.executor")
     from dtsx.engine.loader import load
     from dtsx.engine.plan import build
@@ -123,6 +123,23 @@ def test_html_extension(smtp_server: LoopbackSmtpServer) -> None:
     assert _text(msg.get_body(("plain",))) == "Nightly load finished.\nOrders: 1204 rows\nCustomers: 87 rows\n"
     html = _text(msg.get_body(("html",)))
     assert "<h1>Nightly load finished</h1>" in html and "<td>1204</td>" in html
+
+
+def test_html_body_set_by_a_property_expression(smtp_server: LoopbackSmtpServer, tmp_path: Path) -> None:
+    text = (SAMPLES / "mail-html.dtsx").read_text(encoding="utf-8")
+    anchor = "<DTS:Variables />\n      <DTS:ObjectData>"  # the task's, not the connection manager's
+    assert text.count(anchor) == 1
+    expression = (
+        '<DTS:Variables />\n      <DTS:PropertyExpression DTS:Name="HtmlMessageSource">'
+        '"&lt;p&gt;Package " + @[System::PackageName] + "&lt;/p&gt;"</DTS:PropertyExpression>\n'
+        "      <DTS:ObjectData>"
+    )
+    package = tmp_path / "html-expression.dtsx"
+    package.write_text(text.replace(anchor, expression), encoding="utf-8")
+    got = _one(smtp_server, _run(package, smtp_server))
+    msg = _parsed(got)
+    assert _text(msg.get_body(("html",))).strip() == "<p>Package mail-html</p>"
+    assert _text(msg.get_body(("plain",))).startswith("Nightly load finished.")
 
 
 def test_starttls_with_certificate_check(starttls_server: LoopbackSmtpServer) -> None:
