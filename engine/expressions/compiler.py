@@ -29,7 +29,12 @@ _CACHE_LIMIT = 64
 
 
 class CompiledExpression:
-    """A parsed, checked expression. ``evaluate(lookup)`` returns a ``Value``."""
+    """A parsed, checked expression. ``evaluate(lookup)`` returns a ``Value``.
+
+    ``variables`` holds every variable name as written (the assignment target included);
+    ``target`` is the assigned variable of the For Loop form, else None. Safe to share between
+    threads: the per-type cache only ever gains complete entries.
+    """
 
     __slots__ = ("text", "variables", "target", "_ast", "_names", "_offsets", "_cache", "_single")
 
@@ -192,6 +197,8 @@ def _static_type(name: str, types: Mapping[str, str]) -> str | None:
             dotnet = types[matches[0]]
     if dotnet is None:
         return None
+    if dotnet.upper().startswith("DT_"):
+        return dotnet.upper()  # an SSIS type name is accepted as well
     short = dotnet.rsplit(".", 1)[-1]
     return DOTNET_TO_DT.get(short)
 

@@ -99,6 +99,11 @@ def test_static_types_report_type_errors_at_compile_time() -> None:
     with pytest.raises(ExpressionError):
         compile("@n && TRUE", types={"User::n": "Int32"})
     assert compile("@n + 1", types={"User::n": "Int32"}).evaluate(lambda _: Value("DT_I4", 1)).value == 2
+    with pytest.raises(ExpressionError):
+        compile("@[User::o] == 1", types={"User::o": "System.Object"})
+    with pytest.raises(ExpressionError):
+        compile("LEN(@d)", types={"d": "DT_DBDATE"})
+    compile("ISNULL(@[User::o])", types={"User::o": "Object"})
 
 
 def test_compile_without_types_still_rejects_what_no_type_can_fix() -> None:
