@@ -14,6 +14,7 @@ This module (with ``smtp_auth``) is the only place in dtsx that imports smtplib,
 from __future__ import annotations
 
 import copy
+import dataclasses
 import email.generator
 import email.message
 import email.policy
@@ -50,6 +51,7 @@ __all__ = [
     "SmtpRecipientsRefused",
     "SmtpReply",
     "SmtpSession",
+    "redirect_to_sink",
 ]
 
 log = logging.getLogger("dtsx.connections.smtp")
@@ -270,7 +272,7 @@ class SmtpSession:
             return failure
         except (smtplib.SMTPException, OSError) as exc:
             return self._classify(exc, "during the mail transaction", deadline)
-        except Exception as exc:  # noqa: BLE001 - a bug must still end as one sentence, not a traceback
+        except Exception as exc:
             log.debug("SMTP %s: unexpected failure", self.options.address, exc_info=True)
             return _Failure(f"could not be used because of an internal error ({type(exc).__name__}: {exc})",
                             "please report this as a dtsx bug", drop=True)
@@ -656,6 +658,15 @@ def _quit(conn: smtplib.SMTP, timeout: float) -> None:
             conn.close()
         except OSError:
             pass
+
+
+def redirect_to_sink(settings: ConnectionSettings, host: str, port: int) -> ConnectionSettings:
+    """Settings that send to a local sink instead (``dtsx run --dev-smtp``).
+
+    Property expressions are dropped too: one that sets ``SmtpServer`` would otherwise win over
+    the redirected connection string and send the mail to the real server.
+    """
+    return dataclasses.replace(settings, connection_string=f"SmtpServer={host};Port={port};", properties={})
 
 
 @register_connection("SMTP")

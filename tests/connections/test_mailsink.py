@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from dtsx.connections.base import ConnectionSettings
 from dtsx.connections.mailsink import MailSink
-from dtsx.connections.smtp import SmtpConnectionManager
+from dtsx.connections.smtp import SmtpConnectionManager, redirect_to_sink
 from dtsx.engine.errors import ConnectionManagerError
 
 
@@ -101,3 +101,15 @@ def test_cli_mailsink_runs_until_ctrl_c(tmp_path: Path) -> None:
             proc.communicate()
     assert proc.returncode == 0, err
     assert "stopped" in out and "Traceback" not in err
+
+
+def test_redirect_to_sink_beats_property_expressions(mail_sink: MailSink) -> None:
+    real = ConnectionSettings("SMTP CM", "SMTP", "SmtpServer=mail.contoso.com;UseWindowsAuthentication=True;EnableSsl=True;",
+                              properties={"SmtpServer": "relay.contoso.com"})
+    manager = SmtpConnectionManager(redirect_to_sink(real, "127.0.0.1", mail_sink.port))
+    try:
+        assert (manager.options.server, manager.options.port) == ("127.0.0.1", mail_sink.port)
+        manager.acquire().send(message("dev"), sender="etl@example.test", recipients=["ops@example.test"])
+    finally:
+        manager.close()
+    assert len(mail_sink.messages()) == 1 and manager.settings.name == "SMTP CM"

@@ -25,7 +25,7 @@ def test_only_the_smtp_modules_import_smtplib_ssl_or_spnego() -> None:
 
 def test_public_names() -> None:
     assert sorted(smtp.__all__) == sorted(
-        ["SmtpConnectionManager", "SmtpSession", "SendReport", "SmtpReply", "SmtpRecipientsRefused"]
+        ["SmtpConnectionManager", "SmtpSession", "SendReport", "SmtpReply", "SmtpRecipientsRefused", "redirect_to_sink"]
     )
     assert sorted(mailsink.__all__) == ["MailSink", "ServerThread"]
     assert all(hasattr(smtp, name) for name in smtp.__all__)
