@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from lxml import etree
 
@@ -94,6 +94,49 @@ def _parser() -> etree.XMLParser:
         remove_comments=True,
         remove_pis=True,
     )
+
+
+class _Maker:
+    """Builds a trusted model instance without validation, like ``model_construct`` but with
+    defaults computed once per class (pydantic's ``model_construct`` inspects every default
+    factory's signature on every call, which dominated load time)."""
+
+    __slots__ = ("cls", "fields")
+
+    def __init__(self, cls: type[Any]) -> None:
+        self.cls = cls
+        self.fields = [(name, info.default, info.default_factory) for name, info in cls.__pydantic_fields__.items()]
+
+    def __call__(self, **values: Any) -> Any:
+        data: dict[str, Any] = {}
+        for name, default, factory in self.fields:
+            if name in values:
+                data[name] = values[name]
+            elif factory is not None:
+                data[name] = factory()  # type: ignore[call-arg]
+            else:
+                data[name] = default
+        obj = self.cls.__new__(self.cls)
+        _setattr(obj, "__dict__", data)
+        _setattr(obj, "__pydantic_fields_set__", set(values))
+        _setattr(obj, "__pydantic_extra__", None)
+        _setattr(obj, "__pydantic_private__", None)
+        return obj
+
+
+_setattr = object.__setattr__
+_make_node = _Maker(XmlNode)
+_make_location = _Maker(SourceLocation)
+_make_expression = _Maker(PropertyExpression)
+_make_executable = _Maker(Executable)
+_make_package = _Maker(Package)
+_make_constraint = _Maker(PrecedenceConstraint)
+_make_variable = _Maker(Variable)
+_make_parameter = _Maker(Parameter)
+_make_connection = _Maker(ConnectionManagerSpec)
+_make_log_provider = _Maker(LogProvider)
+_make_enumerator = _Maker(ForEachEnumerator)
+_make_mapping = _Maker(ForEachVariableMapping)
 
 
 # --------------------------------------------------------------------------- parsing
@@ -222,7 +265,7 @@ def xml_to_node(el: etree._Element, parent_nsmap: dict[str | None, str] | None =
     text = el.text
     if children and text is not None and not text.strip():
         text = None
-    return XmlNode.model_construct(
+    return _make_node(
         tag=el.tag, attrs=dict(el.attrib), text=text, children=children, nsmap=declared, line=el.sourceline
     )
 
@@ -324,7 +367,7 @@ class _Reader:
     # -- small helpers
 
     def loc(self, el: etree._Element) -> SourceLocation:
-        return SourceLocation.model_construct(file=self.file, line=el.sourceline)
+        return _make_location(file=self.file, line=el.sourceline)
 
     def error(self, el: etree._Element, message: str) -> PackageLoadError:
         return PackageLoadError(message, file=self.file, line=el.sourceline)
@@ -362,7 +405,7 @@ class _Reader:
         for el in elements:
             if el.tag == _D + "PropertyExpression":
                 found.append(
-                    PropertyExpression.model_construct(
+                    _make_expression(
                         name=el.get(_NAME) or "", expression=el.text or "", location=self.loc(el)
                     )
                 )
@@ -375,17 +418,19 @@ class _Reader:
         version = self._format_version(root, props)
         fields = self._package_fields(root, props)
         raw_type = props.pop("ExecutableType") or fields["creation_name"] or ""
-        pkg = Package.model_construct(
+        ref = props.pop("refId") or "Package"
+        fields.update(
             kind=ExecutableKind.PACKAGE,
-            ref_id=props.pop("refId") or "Package",
+            ref_id=ref,
             name=props.pop("ObjectName") or "",
             raw_type=raw_type,
             type_key=normalise_type(str(raw_type)),
             format_version=version,
-            **fields,
         )
-        self._fill_executable(pkg, root, props, pkg.ref_id, is_package=True)
-        return pkg
+        children = self._executable_fields(fields, root, props, ref)
+        self._package_parts(fields, children)
+        fields["properties"] = dict(props.values)
+        return _make_package(**fields)  # type: ignore[no-any-return]
 
     def _format_version(self, root: etree._Element, props: _Props) -> int:
         raw = props.pop("PackageFormatVersion")
@@ -447,9 +492,10 @@ class _Reader:
             props.values["CreationName"] = creation
         type_key = normalise_type(raw_type)
         kind = _CONTAINER_KINDS.get(type_key, ExecutableKind.TASK)
-        exe = Executable.model_construct(kind=kind, ref_id=ref, name=name, raw_type=raw_type, type_key=type_key)
-        self._fill_executable(exe, el, props, ref)
-        return exe
+        fields: dict[str, Any] = {"kind": kind, "ref_id": ref, "name": name, "raw_type": raw_type, "type_key": type_key}
+        self._executable_fields(fields, el, props, ref)
+        fields["properties"] = dict(props.values)
+        return _make_executable(**fields)  # type: ignore[no-any-return]
 
     def event_handler(self, el: etree._Element, owner_ref: str) -> Executable:
         props = _Props(el)
@@ -459,65 +505,65 @@ class _Reader:
         if creation is not None and creation != event:
             props.values["CreationName"] = creation
         props.pop("ObjectName")
-        exe = Executable.model_construct(
-            kind=ExecutableKind.EVENT_HANDLER, ref_id=ref, name=event, event=event, raw_type="", type_key=""
-        )
-        self._fill_executable(exe, el, props, ref)
-        return exe
+        fields: dict[str, Any] = {
+            "kind": ExecutableKind.EVENT_HANDLER, "ref_id": ref, "name": event, "event": event, "raw_type": "", "type_key": "",
+        }
+        self._executable_fields(fields, el, props, ref)
+        fields["properties"] = dict(props.values)
+        return _make_executable(**fields)  # type: ignore[no-any-return]
 
-    def _fill_executable(
-        self, exe: Executable, el: etree._Element, props: _Props, ref: str, *, is_package: bool = False
-    ) -> None:
-        self._host_fields(exe, el, props)
-        exe.location = self.loc(el)
+    def _executable_fields(self, fields: dict[str, Any], el: etree._Element, props: _Props, ref: str) -> _Children:
+        """Host settings and contents of any executable, added to ``fields``; the children are
+        returned for the package's own parts. ``props`` keeps only unmapped settings afterwards."""
+        self._host_fields(fields, el, props)
+        fields["location"] = self.loc(el)
         children = _Children(props.rest)
-        exe.property_expressions = self.expressions(children.get("PropertyExpression"))
-        exe.variables = [self.variable(v, ref) for v in children.items("Variables", "Variable")]
-        exe.executables = [self.executable(c, ref) for c in children.items("Executables", "Executable")]
-        exe.precedence_constraints = [
-            self.constraint(c, ref, exe.executables) for c in children.items("PrecedenceConstraints", "PrecedenceConstraint")
+        fields["property_expressions"] = self.expressions(children.get("PropertyExpression"))
+        fields["variables"] = [self.variable(v, ref) for v in children.items("Variables", "Variable")]
+        executables = [self.executable(c, ref) for c in children.items("Executables", "Executable")]
+        fields["executables"] = executables
+        fields["precedence_constraints"] = [
+            self.constraint(c, ref, executables) for c in children.items("PrecedenceConstraints", "PrecedenceConstraint")
         ]
-        exe.event_handlers = [self.event_handler(h, ref) for h in children.items("EventHandlers", "EventHandler")]
+        fields["event_handlers"] = [self.event_handler(h, ref) for h in children.items("EventHandlers", "EventHandler")]
         object_data = children.first("ObjectData")
-        exe.object_data = xml_to_node(object_data) if object_data is not None else None
+        fields["object_data"] = xml_to_node(object_data) if object_data is not None else None
         logging = children.first("LoggingOptions")
-        exe.logging_options = xml_to_node(logging) if logging is not None else None
+        fields["logging_options"] = xml_to_node(logging) if logging is not None else None
         enum = children.first("ForEachEnumerator")
-        exe.enumerator = self.enumerator(enum, ref) if enum is not None else None
-        exe.variable_mappings = [
+        fields["enumerator"] = self.enumerator(enum, ref) if enum is not None else None
+        fields["variable_mappings"] = [
             self.mapping(m, ref) for m in children.items("ForEachVariableMappings", "ForEachVariableMapping")
         ]
-        if is_package:
-            self._package_parts(exe, children)  # type: ignore[arg-type]
-        exe.properties = dict(props.values)
+        return children
 
-    def _host_fields(self, exe: Executable, el: etree._Element, props: _Props) -> None:
-        exe.dtsid = props.pop("DTSID")
-        exe.description = props.pop_text("Description")
-        exe.disabled = self.boolean(el, props, "Disabled", False)
-        exe.disable_event_handlers = self.boolean(el, props, "DisableEventHandlers", False)
-        exe.delay_validation = self.boolean(el, props, "DelayValidation", False)
-        exe.fail_package_on_failure = self.boolean(el, props, "FailPackageOnFailure", False)
-        exe.fail_parent_on_failure = self.boolean(el, props, "FailParentOnFailure", False)
-        exe.max_error_count = self.integer(el, props, "MaxErrorCount", 1)  # type: ignore[assignment]
-        exe.force_execution_result = self.integer(el, props, "ForceExecutionResult", -1)  # type: ignore[assignment]
-        exe.force_execution_value = self.boolean(el, props, "ForceExecutionValue", False, "ForceExecValue")
+    def _host_fields(self, f: dict[str, Any], el: etree._Element, props: _Props) -> None:
+        f["dtsid"] = props.pop("DTSID")
+        f["description"] = props.pop_text("Description")
+        f["disabled"] = self.boolean(el, props, "Disabled", False)
+        f["disable_event_handlers"] = self.boolean(el, props, "DisableEventHandlers", False)
+        f["delay_validation"] = self.boolean(el, props, "DelayValidation", False)
+        f["fail_package_on_failure"] = self.boolean(el, props, "FailPackageOnFailure", False)
+        f["fail_parent_on_failure"] = self.boolean(el, props, "FailParentOnFailure", False)
+        f["max_error_count"] = self.integer(el, props, "MaxErrorCount", 1)
+        f["force_execution_result"] = self.integer(el, props, "ForceExecutionResult", -1)
+        f["force_execution_value"] = self.boolean(el, props, "ForceExecutionValue", False, "ForceExecValue")
         value_type = props.types.get("ExecValue") or props.types.get("ForcedExecutionValue")
-        exe.forced_execution_value = props.pop_text("ForcedExecutionValue", "ExecValue")
-        exe.forced_execution_value_type = int(value_type) if value_type and value_type.lstrip("-").isdigit() else None
-        exe.transaction_option = self.integer(el, props, "TransactionOption", 1)  # type: ignore[assignment]
-        exe.isolation_level = self.integer(el, props, "IsolationLevel", None, "ISOLevel")
-        exe.locale_id = self.integer(el, props, "LocaleID", None)
-        exe.logging_mode = self.integer(el, props, "LoggingMode", None)
-        exe.init_expression = props.pop_text("InitExpression")
-        exe.eval_expression = props.pop_text("EvalExpression")
-        exe.assign_expression = props.pop_text("AssignExpression")
+        f["forced_execution_value"] = props.pop_text("ForcedExecutionValue", "ExecValue")
+        f["forced_execution_value_type"] = int(value_type) if value_type and value_type.lstrip("-").isdigit() else None
+        f["transaction_option"] = self.integer(el, props, "TransactionOption", 1)
+        f["isolation_level"] = self.integer(el, props, "IsolationLevel", None, "ISOLevel")
+        f["locale_id"] = self.integer(el, props, "LocaleID", None)
+        f["logging_mode"] = self.integer(el, props, "LoggingMode", None)
+        f["init_expression"] = props.pop_text("InitExpression")
+        f["eval_expression"] = props.pop_text("EvalExpression")
+        f["assign_expression"] = props.pop_text("AssignExpression")
 
-    def _package_parts(self, pkg: Package, children: _Children) -> None:
-        pkg.connections = [self.connection(c) for c in children.items("ConnectionManagers", "ConnectionManager")]
-        pkg.parameters = [self.parameter(p) for p in children.items("PackageParameters", "PackageParameter")]
-        pkg.log_providers = [self.log_provider(p) for p in children.items("LogProviders", "LogProvider")]
-        pkg.configurations = [xml_to_node(c) for c in children.items("Configurations", "Configuration")]
+    def _package_parts(self, fields: dict[str, Any], children: _Children) -> None:
+        fields["connections"] = [self.connection(c) for c in children.items("ConnectionManagers", "ConnectionManager")]
+        fields["parameters"] = [self.parameter(p) for p in children.items("PackageParameters", "PackageParameter")]
+        fields["log_providers"] = [self.log_provider(p) for p in children.items("LogProviders", "LogProvider")]
+        fields["configurations"] = [xml_to_node(c) for c in children.items("Configurations", "Configuration")]
 
     # -- constraints
 
@@ -529,7 +575,7 @@ class _Reader:
         to_ref = props.pop("To")
         if from_ref is None or to_ref is None:
             from_ref, to_ref = self._idref_ends(el, props, siblings, from_ref, to_ref)
-        return PrecedenceConstraint.model_construct(
+        return _make_constraint(
             ref_id=ref,
             name=name,
             dtsid=props.pop("DTSID"),
@@ -571,7 +617,7 @@ class _Reader:
         name = props.pop("ObjectName") or ""
         ref = props.pop("refId") or f"{scope}.Variables[{namespace}::{name}]"
         props.pop("CreationName")
-        var = Variable.model_construct(
+        var = _make_variable(
             ref_id=ref,
             namespace=namespace,
             name=name,
@@ -620,7 +666,7 @@ class _Reader:
         sensitive = self.boolean(el, props, "Sensitive", False)
         value = props.pop("ParameterValue")
         unavailable = "ParameterValue" in props.sensitive or (sensitive and value is None)
-        return Parameter.model_construct(
+        return _make_parameter(
             name=name,
             scope="Package",
             dtsid=props.pop("DTSID"),
@@ -641,7 +687,7 @@ class _Reader:
         name = props.pop("ObjectName") or ""
         default_ref = f"{'Project' if scope == 'Project' else 'Package'}.ConnectionManagers[{name}]"
         creation = props.pop("CreationName") or ""
-        spec = ConnectionManagerSpec.model_construct(
+        spec = _make_connection(
             ref_id=props.pop("refId") or default_ref,
             name=name,
             dtsid=props.pop("DTSID"),
@@ -690,7 +736,7 @@ class _Reader:
         props = _Props(el)
         name = props.pop("ObjectName") or ""
         object_data = next((c for c in props.rest if c.tag == _D + "ObjectData"), None)
-        return LogProvider.model_construct(
+        return _make_log_provider(
             ref_id=props.pop("refId") or f"Package.LogProviders[{name}]",
             name=name,
             dtsid=props.pop("DTSID"),
@@ -707,7 +753,7 @@ class _Reader:
         props = _Props(el)
         raw = props.pop("CreationName") or ""
         object_data = next((c for c in props.rest if c.tag == _D + "ObjectData"), None)
-        return ForEachEnumerator.model_construct(
+        return _make_enumerator(
             ref_id=props.pop("refId") or f"{container_ref}.ForEachEnumerator",
             name=props.pop("ObjectName"),
             dtsid=props.pop("DTSID"),
@@ -722,7 +768,7 @@ class _Reader:
     def mapping(self, el: etree._Element, container_ref: str) -> ForEachVariableMapping:
         props = _Props(el)
         name = props.pop("ObjectName") or ""
-        return ForEachVariableMapping.model_construct(
+        return _make_mapping(
             ref_id=props.pop("refId") or f"{container_ref}.ForEachVariableMappings[{name}]",
             value_index=self.integer(el, props, "ValueIndex", 0),
             variable=props.pop("VariableName") or "",
@@ -824,7 +870,7 @@ def _project_parameter(el: etree._Element, file: str) -> Parameter:
     code_text = values.get("DataType", "18")
     code = int(code_text) if code_text.strip().lstrip("-").isdigit() else 18
     flag: Callable[[str], bool] = lambda key: values.get(key, "0").strip().lower() in _TRUE
-    return Parameter.model_construct(
+    return _make_parameter(
         name=el.get(_S + "Name") or "",
         scope="Project",
         dtsid=values.get("ID"),
@@ -835,5 +881,5 @@ def _project_parameter(el: etree._Element, file: str) -> Parameter:
         sensitive_unavailable=sensitive_value or (flag("Sensitive") and "Value" not in values),
         required=flag("Required"),
         description=values.get("Description") or None,
-        location=SourceLocation.model_construct(file=file, line=el.sourceline),
+        location=_make_location(file=file, line=el.sourceline),
     )
