@@ -276,12 +276,20 @@ def _float_text(number: float, single: bool) -> str:
 
 
 def _us_datetime(value: datetime) -> str:
+    """en-US text of a DT_DATE (an OLE date), as the OLE conversion writes it.
+
+    As in the persisted DateTime values of real packages (``1/1/2009``), a midnight time is
+    left out, and so is the date of a pure time (day zero, 1899-12-30).
+    """
     hour = value.hour % 12 or 12
     suffix = "AM" if value.hour < 12 else "PM"
-    return (
-        f"{value.month}/{value.day}/{value.year} "
-        f"{hour}:{value.minute:02d}:{value.second:02d} {suffix}"
-    )
+    day = f"{value.month}/{value.day}/{value.year}"
+    clock = f"{hour}:{value.minute:02d}:{value.second:02d} {suffix}"
+    if value.time() == time(0):
+        return day
+    if value.date() == _OLE_EPOCH.date():
+        return clock
+    return f"{day} {clock}"
 
 
 def to_string(value: Any, source: str) -> str:

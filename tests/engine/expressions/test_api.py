@@ -283,6 +283,8 @@ def test_type_code_tables() -> None:
         ('TOKEN("a,,b", ",", 2)', "b"),
         ("ROUND(-2.5, 0)", Decimal("-3.0")),
         ("FALSE && 1/@z == 1", False),
+        ('(DT_WSTR,30)(DT_DATE)"2009-01-01"', "1/1/2009"),
+        ('(DT_WSTR,30)(DT_DATE)"2009-01-01 13:05:00"', "1/1/2009 1:05:00 PM"),
     ],
 )
 def test_choices_where_ssis_is_undocumented(text: str, expected: object) -> None:
