@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from dtsx.engine.errors import ExpressionError
+from dtsx.engine.errors import DtsxError, ExpressionError
 
 from .ast import Assignment, Node, Variable, walk
 from .builder import Builder, Built
@@ -159,6 +159,8 @@ class CompiledExpression:
             raise self._lookup_error(exc.message, lookup) from None
         except KeyError:
             raise self._missing(lookup) from None
+        except DtsxError as exc:  # e.g. a variable's own expression failed inside lookup
+            raise ExpressionError(f"a variable could not be read: {exc}", text=self.text) from exc
         except RecursionError:
             raise ExpressionError("the expression is too deeply nested", text=self.text) from None
         except Exception as exc:  # a bug must still surface as the documented error kind
@@ -176,7 +178,7 @@ class CompiledExpression:
                 )
             except Exception:  # noqa: S112 - only looking for the missing one
                 continue
-        return ExpressionError("a variable was not found", text=self.text)
+        return ExpressionError("internal error while evaluating (KeyError)", text=self.text)
 
     def _lookup_error(self, message: str, lookup: Lookup) -> ExpressionError:
         for name in self._names:

@@ -289,3 +289,19 @@ def test_type_code_tables() -> None:
 )
 def test_choices_where_ssis_is_undocumented(text: str, expected: object) -> None:
     assert evaluate(text, {"z": ("Int32", 0)}).value == expected
+
+
+def test_lookup_failures_become_expression_errors() -> None:
+    from dtsx.engine.errors import TaskFailedError
+
+    def broken(name: str) -> Value:
+        raise TaskFailedError("the variable's own expression failed")
+
+    def inner(name: str) -> Value:
+        raise ExpressionError("bad inner", text="@[User::y] + 1", offset=0)
+
+    with pytest.raises(ExpressionError, match="could not be read"):
+        compile("@x + 1").evaluate(broken)
+    with pytest.raises(ExpressionError) as info:
+        compile("@x + 1").evaluate(inner)
+    assert info.value.text == "@[User::y] + 1"  # the failing inner expression is kept
