@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import etree
@@ -69,7 +70,7 @@ def collect() -> tuple[list[tuple[str, bool, str]], int]:
     return expressions, encrypted
 
 
-def test_every_corpus_expression_compiles() -> None:
+def test_every_corpus_expression_compiles(record_property: Any) -> None:
     if not _packages():
         pytest.skip("the shared corpus (corpus/dtsx) is absent: set DTSX_SHARED")
     expressions, encrypted = collect()
@@ -79,6 +80,8 @@ def test_every_corpus_expression_compiles() -> None:
             compile(text, assignment=assignment)
         except ExpressionError as exc:
             failures.append(f"{where}: {exc}")
+    record_property("corpus_expressions", len(expressions))
+    record_property("corpus_expressions_compiled", len(expressions) - len(failures))
     print(f"\ncorpus: {len(expressions)} expressions, {len(expressions) - len(failures)} compile; "
           f"{encrypted} encrypted packages skipped")
     assert encrypted == 2
