@@ -107,6 +107,8 @@ class ValidationContext:
 
     def is_dynamic(self, *names: str) -> bool:
         """True when a property expression sets any of these runtime property names."""
+        if not self.dynamic_properties:  # the common case; validation calls this per property
+            return False
         return any(n.lower() in self.dynamic_properties for n in names)
 
 
