@@ -137,14 +137,16 @@ class Builder:
             return Built(built.type, _constant(value), True)
         return built
 
-    def fold(self, fn: Fn, type_name: str, parts: list[Built], offset: int) -> Built:
+    def fold(self, fn: Fn, type_name: str, parts: list[Built], offset: int, safe: bool = False) -> Built:
         """Wrap ``fn`` with the node's error offset; constant when every part is constant.
 
+        ``safe`` closures cannot fail, so they skip the guard (one call less per evaluation).
         When a part has no closure (its variables' types are unknown) only the type is kept.
         """
         if any(p.fn is None for p in parts):
             return Built(type_name, None)
-        return Built(type_name, guard(fn, self.error_at(offset)), all(p.const for p in parts))
+        wrapped = fn if safe else guard(fn, self.error_at(offset))
+        return Built(type_name, wrapped, all(p.const for p in parts))
 
     # -- leaves -------------------------------------------------------------------------------
     def build_literal(self, node: Literal) -> Built:
@@ -174,13 +176,14 @@ class Builder:
         if node.op == "!":
             if kind != "DT_BOOL":
                 raise self.error(f"the operator '!' needs a DT_BOOL operand, not {kind}", node.offset)
-            return self.fold(_null_safe1(operand.fn, lambda v: not v), "DT_BOOL", [operand], node.offset)
+            fn = _null_safe1(operand.fn, lambda v: not v)
+            return self.fold(fn, "DT_BOOL", [operand], node.offset, safe=True)
         if node.op == "~":
             if kind not in INTEGERS:
                 raise self.error(f"the operator '~' needs an integer operand, not {kind}", node.offset)
             mask = INT_RANGE[kind][1]
             impl = (lambda v: ~v) if kind in SIGNED else (lambda v: v ^ mask)
-            return self.fold(_null_safe1(operand.fn, impl), kind, [operand], node.offset)
+            return self.fold(_null_safe1(operand.fn, impl), kind, [operand], node.offset, safe=True)
         if kind not in NUMERICS or kind in UNSIGNED:
             raise self.error(
                 f"the unary minus needs a signed numeric operand, not {kind}", node.offset
@@ -206,7 +209,8 @@ class Builder:
         if op in ("&", "|", "^"):
             return self.bitwise(node, left, right)
         if op == "+" and left.type in STRINGS and right.type in STRINGS:
-            return self.fold(_null_safe2(left.fn, right.fn, _concat), "DT_WSTR", [left, right], node.offset)
+            fn = _concat_fn(left, right, self.error_at(node.offset))
+            return self.fold(fn, "DT_WSTR", [left, right], node.offset, safe=True)
         return self.arithmetic(node, left, right)
 
     def partial_binary(self, node: Binary, left: Built, right: Built) -> Built:
@@ -241,9 +245,11 @@ class Builder:
             common = self.promoted(node, lt_, rt)
             lconv = numeric_coercer(lt_, common) if common in REALS else None
             rconv = numeric_coercer(rt, common) if common in REALS else None
-            return self.fold(_compare_fn(left, right, compare, lconv, rconv), "DT_BOOL", parts, node.offset)
+            fn = _compare_fn(left, right, compare, lconv, rconv)
+            return self.fold(fn, "DT_BOOL", parts, node.offset, safe=True)
         if lt_ in STRINGS and rt in STRINGS:
-            return self.fold(_compare_fn(left, right, compare, None, None), "DT_BOOL", parts, node.offset)
+            fn = _compare_fn(left, right, compare, None, None)
+            return self.fold(fn, "DT_BOOL", parts, node.offset, safe=True)
         if lt_ in DATES and rt in DATES:
             if date_common_type(lt_, rt) is None:
                 raise self.error(
@@ -252,9 +258,10 @@ class Builder:
                     node.offset,
                 )
             fn = _compare_fn(left, right, compare, date_key(lt_), date_key(rt))
-            return self.fold(fn, "DT_BOOL", parts, node.offset)
+            return self.fold(fn, "DT_BOOL", parts, node.offset, safe=True)
         if lt_ == rt and lt_ in ("DT_BOOL", "DT_GUID", "DT_BYTES") and not ordered:
-            return self.fold(_compare_fn(left, right, compare, None, None), "DT_BOOL", parts, node.offset)
+            fn = _compare_fn(left, right, compare, None, None)
+            return self.fold(fn, "DT_BOOL", parts, node.offset, safe=True)
         raise self.error(
             f"the data types {lt_} and {rt} are incompatible for the operator '{node.op}'",
             node.offset,
@@ -378,6 +385,9 @@ class Builder:
             return Built(result, None)
         if source == spec.name and spec.name not in STRINGS | EXACT | DATES and spec.name != "DT_BYTES":
             return operand
+        if source in INTEGERS and spec.name in STRINGS:
+            fn = _integer_text(operand.fn, spec.length)  # the common "(DT_WSTR,n)@count" case
+            return self.fold(fn, result, [operand], node.offset, safe=True)
         convert = converter(source, spec)
         return self.fold(_null_safe1(operand.fn, convert), result, [operand], node.offset)
 
@@ -449,10 +459,67 @@ def _compare_fn(
 _MAX_CONCAT = 50_000_000  # keeps memory bounded; SSIS documents no limit
 
 
-def _concat(a: str, b: str) -> str:
-    if len(a) + len(b) > _MAX_CONCAT:
-        raise ConversionFailure(f"the concatenated string would exceed {_MAX_CONCAT} characters")
-    return a + b
+def _concat_fn(left: Built, right: Built, error: Callable[[str], ExpressionError]) -> Fn:
+    """String concatenation; NULL on either side gives NULL. Raises ExpressionError itself."""
+    lf, rf = left.fn, right.fn
+    if lf is None or rf is None:
+        return _constant(None)  # never called: fold() drops closures of unknown parts
+
+    def too_long() -> ExpressionError:
+        return error(f"the concatenated string would exceed {_MAX_CONCAT} characters")
+
+    if right.const:
+        suffix = rf([])
+        if suffix is None:
+            return _constant(None)
+
+        def with_suffix(vs: list[Any]) -> Any:
+            a = lf(vs)
+            if a is None:
+                return None
+            if len(a) > _MAX_CONCAT - len(suffix):
+                raise too_long()
+            return a + suffix
+
+        return with_suffix
+    if left.const:
+        prefix = lf([])
+        if prefix is None:
+            return _constant(None)
+
+        def with_prefix(vs: list[Any]) -> Any:
+            b = rf(vs)
+            if b is None:
+                return None
+            if len(b) > _MAX_CONCAT - len(prefix):
+                raise too_long()
+            return prefix + b
+
+        return with_prefix
+
+    def both(vs: list[Any]) -> Any:
+        a = lf(vs)
+        if a is None:
+            return None
+        b = rf(vs)
+        if b is None:
+            return None
+        if len(a) + len(b) > _MAX_CONCAT:
+            raise too_long()
+        return a + b
+
+    return both
+
+
+def _integer_text(fn: Fn | None, length: int | None) -> Fn:
+    def run(vs: list[Any]) -> Any:
+        value = fn(vs)  # type: ignore[misc]
+        if value is None:
+            return None
+        text = str(value)
+        return text if length is None or len(text) <= length else text[:length]
+
+    return run
 
 
 def _and(lf: Fn, rf: Fn) -> Fn:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import calendar
 import math
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal
 from typing import TYPE_CHECKING, Any
@@ -79,7 +79,9 @@ class _Call:
     def known(self) -> bool:
         return all(a.fn is not None and a.type is not None for a in self.args)
 
-    def result(self, type_name: str | None, impl: Callable[..., Any], nulls: bool = True) -> Built:
+    def result(
+        self, type_name: str | None, impl: Callable[..., Any], nulls: bool = True, safe: bool = False
+    ) -> Built:
         """A closure applying ``impl`` to the argument values; NULL in → NULL out if ``nulls``."""
         from .builder import Built
 
@@ -100,7 +102,7 @@ class _Call:
                     return None
                 return impl(*values)
 
-        return self.b.fold(run, type_name, self.args, self.node.offset)
+        return self.b.fold(run, type_name, self.args, self.node.offset, safe=safe)
 
 
 # --- mathematical ----------------------------------------------------------------------------
@@ -548,9 +550,14 @@ def _datepart(c: _Call) -> Built:
 _NO_YMD = frozenset({"DT_DBTIMESTAMP2", "DT_DBTIMESTAMPOFFSET"}) | TIMES
 
 
+_PLAIN_DATES = frozenset({"DT_DATE", "DT_DBDATE", "DT_DBTIMESTAMP", "DT_FILETIME"})
+
+
 def _ymd(part: str) -> Callable[[_Call], Built]:
     def build(c: _Call) -> Built:
         _date_argument(c, 0, DATES - _NO_YMD, " (not DT_DBTIMESTAMP2, DT_DBTIMESTAMPOFFSET or a time)")
+        if c.args[0].type in _PLAIN_DATES:  # date/datetime values: read the field directly
+            return c.result("DT_I4", attrgetter(part), safe=True)
         return c.result("DT_I4", lambda value: datepart_of(part, _moment(value)))
 
     return build
