@@ -112,8 +112,17 @@ class EventLog:
                 except Exception as exc:  # a broken log provider must not break the run
                     self.sink_errors.append(f"{type(exc).__name__}: {exc}")
 
-    def wants(self) -> bool:
-        return bool(self.sinks)
+    def count(self, name: str) -> None:
+        """Count an event that no sink wants (the executor's fast path)."""
+        with self._lock:
+            self.counts[name] = self.counts.get(name, 0) + 1
+
+    def wanted(self) -> frozenset[str]:
+        """Event names some sink consumes: a sink's ``events`` attribute, or every event."""
+        names: set[str] = set()
+        for sink in self.sinks:
+            names |= set(getattr(sink, "events", EVENT_NAMES))
+        return frozenset(names)
 
     def close(self) -> None:
         for sink in self.sinks:

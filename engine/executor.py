@@ -23,7 +23,6 @@ import queue
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -48,6 +47,8 @@ __all__ = [
     "PropertySet",
     "parse_set",
     "EXIT_CODES",
+    "Slots",
+    "json_value",
 ]
 
 EXIT_CODES = {"Success": 0, "Failure": 1, "Canceled": 3}
@@ -125,7 +126,7 @@ class RunOptions:
     plan_loader: Callable[[str], Plan] | None = None
     depth: int = 0
     # Shared with child packages so one limit holds across the whole run.
-    slots: threading.Semaphore | None = None
+    slots: Slots | None = None
 
 
 @dataclass
@@ -331,6 +332,8 @@ class _Run:
         self._tls = threading.local()
         self._graphs: dict[str, _GraphInfo] = {}
         self._handlers = self._index_handlers()
+        self._handled = frozenset(e for by_event in self._handlers.values() for e in by_event)
+        self._wanted = self.log.wanted()
         self._user_slots: dict[str, list[Slot]] = {}
         self._host_sets: dict[str, dict[str, str]] = {}
         self._running: set[Frame] = set()
@@ -341,8 +344,8 @@ class _Run:
         if limit is None or limit <= 0:
             limit = (os.cpu_count() or 1) + 2
         self.limit = limit
-        self.slots = options.slots or threading.BoundedSemaphore(limit)
-        self.pool: ThreadPoolExecutor | None = None
+        self.slots = options.slots or Slots(limit)
+        self.pool: _Workers | None = None
         self.connections: Connections | None = None
         self.started = datetime.now()
         self.instance_id = str(uuid.uuid4()).upper()
@@ -467,7 +470,7 @@ class _Run:
         if ref == "Package" and item.name.lower() in ("maxconcurrentexecutables",):
             self.limit = int(item.value)
             if self.options.slots is None:
-                self.slots = threading.BoundedSemaphore(self.limit if self.limit > 0 else (os.cpu_count() or 1) + 2)
+                self.slots = Slots(self.limit if self.limit > 0 else (os.cpu_count() or 1) + 2)
             return
         self._host_sets.setdefault(ref, {})[item.name] = item.value
 
@@ -552,13 +555,21 @@ class _Run:
             add("CreationDate", "DateTime", None)
 
     def _container_system(self, scope: Scope, exe: Executable) -> None:
-        add = scope.add_system
-        add("TaskName", "String", exe.name)
-        add("TaskID", "String", exe.dtsid or "")
-        add("CreationName", "String", exe.raw_type or exe.type_key)
-        add("ContainerStartTime", "DateTime", datetime.now())
-        add("LocaleId", "Int32", exe.locale_id if exe.locale_id and exe.locale_id > 0 else 1033)
-        add("TaskTransactionOption", "Int32", exe.transaction_option)
+        """Per-executable System variables, built when first read (see Scope.lazy)."""
+        started = datetime.now()
+
+        def build() -> dict[str, Slot]:
+            holder = Scope(self.store, None, exe.ref_id)
+            add = holder.add_system
+            add("TaskName", "String", exe.name)
+            add("TaskID", "String", exe.dtsid or "")
+            add("CreationName", "String", exe.raw_type or exe.type_key)
+            add("LocaleId", "Int32", exe.locale_id if exe.locale_id and exe.locale_id > 0 else 1033)
+            add("TaskTransactionOption", "Int32", exe.transaction_option)
+            add("ContainerStartTime", "DateTime", started)
+            return holder.own
+
+        scope.lazy = build
 
     def _variable_changed(self, scope: Scope, slot: Slot) -> None:
         frame = scope.owner if isinstance(scope.owner, Frame) else None
@@ -577,9 +588,9 @@ class _Run:
             specs, overrides=overrides, expressions=lambda spec: self._connection_expressions(spec, root),
             local_path=self.options.path_map or (lambda p: p),
         )
-        # Effectively unbounded: slots bound the running tasks; threads waiting on children or
-        # handlers must never starve the work they wait for. Idle threads are reused.
-        self.pool = ThreadPoolExecutor(max_workers=100_000, thread_name_prefix="dtsx")
+        # Elastic: slots bound the running tasks; threads waiting on children or handlers must
+        # never starve the work they wait for. Idle threads are reused.
+        self.pool = _Workers()
         watcher = threading.Thread(target=self._watch_cancel, name="dtsx-cancel", daemon=True)
         done = threading.Event()
         self._done = done
@@ -591,7 +602,7 @@ class _Run:
             result = self._run_package(root)
         finally:
             done.set()
-            self.pool.shutdown(wait=True)
+            self.pool.shutdown()
             self.connections.close()
         return self._result(result, root, time.perf_counter() - clock)
 
@@ -767,6 +778,8 @@ class _Run:
         try:
             result = self._with_slot(exe, frame)
         finally:
+            assert self.pool is not None
+            self.pool.idle()
             done_q.put((exe.ref_id, result))
 
     def _container_thread(self, exe: Executable, frame: Frame, done_q: queue.SimpleQueue[tuple[str, str]]) -> None:
@@ -774,6 +787,8 @@ class _Run:
         try:
             result = self.run_executable(exe, frame)
         finally:
+            assert self.pool is not None
+            self.pool.idle()
             done_q.put((exe.ref_id, result))
 
     def _with_slot(self, exe: Executable, frame: Frame) -> str:
@@ -954,7 +969,7 @@ class _Run:
         proto = self.plan.tasks.get(exe.ref_id)
         if proto is None:
             raise ExecutionError(f"{exe.ref_id!r} has no runnable task (type {exe.raw_type or exe.type_key!r}).")
-        task = proto.copy()
+        task = _fresh(proto, bool(exe.property_expressions) or exe.ref_id in self._host_sets)
         for name, raw in self._host_sets.get(exe.ref_id, {}).items():
             if name.lower() not in _HOST_PROPERTIES:
                 task.set_property(name, raw)
@@ -1095,17 +1110,20 @@ class _Run:
     # -- events and handlers ----------------------------------------------------------------
     def raise_event(self, frame: Frame, name: str, message: str = "", code: int = 0,
                     extra: dict[str, Any] | None = None) -> None:
-        exe = frame.exe
-        event = RunEvent(name, exe.name, exe.ref_id, exe.dtsid or "", message, code,
-                         source_description=exe.description or "", extra=extra or {})
-        self.log.emit(event)
         if name == "OnError":
             with self._lock:
                 f: Frame | None = frame
                 while f is not None:
                     f.errors += 1
                     f = f.parent
-        if self._handlers:
+        if name not in self._wanted and name not in self._handled:
+            self.log.count(name)  # nobody listens: count it without building the event
+            return
+        exe = frame.exe
+        event = RunEvent(name, exe.name, exe.ref_id, exe.dtsid or "", message, code,
+                         source_description=exe.description or "", extra=extra or {})
+        self.log.emit(event)
+        if name in self._handled:
             self._bubble(frame, event)
 
     def _bubble(self, frame: Frame, event: RunEvent) -> None:
@@ -1165,6 +1183,74 @@ class _Run:
         return _truthy(scope, "System::Propagate")
 
 
+class _Workers:
+    """An elastic thread pool: a new thread only when no worker is idle.
+
+    Unlike ThreadPoolExecutor, a worker counts itself idle *before* it reports completion, so the
+    walker's next submission reuses it instead of starting another thread; threads blocked on
+    children, handlers or child packages never starve the work they wait for.
+    """
+
+    def __init__(self, name: str = "dtsx") -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._threads: list[threading.Thread] = []
+        self._name = name
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        with self._lock:
+            spawn = self._idle == 0
+            if not spawn:
+                self._idle -= 1
+        self._jobs.put((fn, args))
+        if spawn:
+            thread = threading.Thread(target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            fn, args = job
+            fn(*args)
+
+    def idle(self) -> None:
+        """Called by a job just before it reports completion: this worker is free again."""
+        with self._lock:
+            self._idle += 1
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+
+class Slots:
+    """The MaxConcurrentExecutables tokens: a C-level queue, cheaper than threading.Semaphore."""
+
+    __slots__ = ("_tokens", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
+        for _ in range(size):
+            self._tokens.put(None)
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        try:
+            self._tokens.get(blocking, timeout)
+        except queue.Empty:
+            return False
+        return True
+
+    def release(self) -> None:
+        self._tokens.put(None)
+
+
 class _SlotRelease:
     """Gives the current thread's task slot back for the duration of a ``with`` block."""
 
@@ -1211,6 +1297,16 @@ _DT_TO_DOTNET = {
     "DT_I8": "Int64", "DT_UI4": "UInt32", "DT_UI8": "UInt64", "DT_R4": "Single", "DT_R8": "Double",
     "DT_DECIMAL": "Decimal", "DT_WSTR": "String", "DT_DATE": "DateTime",
 }
+
+
+def _fresh(proto: Task, will_change: bool) -> Task:
+    """A new task for one execution. Its properties are deep-copied only when something will
+    change them (property expressions, --set); otherwise the new task shares the prototype's
+    read-only properties, which saves most of a no-op task's cost. A task class with its own
+    ``copy`` always gets it called."""
+    if will_change or type(proto).copy is not Task.copy:
+        return proto.copy()
+    return type(proto)(proto.props)
 
 
 def _truthy(scope: Scope, name: str) -> bool:

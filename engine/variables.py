@@ -150,7 +150,7 @@ class VariableStore:
 class Scope:
     """The variables one container sees: its own, then its parents' (implements VariableAccess)."""
 
-    __slots__ = ("store", "parent", "ref_id", "own", "owner")
+    __slots__ = ("store", "parent", "ref_id", "own", "owner", "lazy")
 
     def __init__(self, store: VariableStore, parent: Scope | None, ref_id: str, owner: object = None) -> None:
         self.store = store
@@ -158,6 +158,15 @@ class Scope:
         self.ref_id = ref_id
         self.own: dict[str, Slot] = {}
         self.owner = owner  # the executor's frame for this scope (opaque here)
+        # Builds this scope's System variables on first use: most tasks never read one, and
+        # building them eagerly is most of a no-op task's cost.
+        self.lazy: Callable[[], dict[str, Slot]] | None = None
+
+    def _materialize(self) -> None:
+        build, self.lazy = self.lazy, None
+        if build is not None:
+            for key, slot in build().items():
+                self.own.setdefault(key, slot)
 
     # -- building -------------------------------------------------------------------------
     def add(self, slot: Slot) -> Slot:
@@ -189,7 +198,10 @@ class Scope:
             return self.store.parameters.get(f"{namespace}::{short}")
         qualified = f"{namespace}::{short}" if namespace is not None else None
         scope: Scope | None = self
+        wants_system = namespace is None or namespace == "System"
         while scope is not None:
+            if wants_system and scope.lazy is not None:
+                scope._materialize()
             own = scope.own
             if own:
                 if qualified is not None:
@@ -267,6 +279,7 @@ class Scope:
         return isinstance(name, str) and self.find(name) is not None
 
     def iter_own(self) -> Iterator[Slot]:
+        self._materialize()
         return iter(list(self.own.values()))
 
 
