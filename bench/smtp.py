@@ -267,6 +267,9 @@ def _bench_mode(tls: bool, n: int, reps: int, work: Path, folder: Path, material
     for key, values in rates.items():
         shown = ", ".join(f"{r:,.0f}" for r in values)
         print(f"  {_LABELS[key]:<42} {medians[key]:>9,.0f} msg/s   (runs: {shown})")
+    # Ratios within each repetition (the contenders ran back to back), then their median.
+    medians["dtsx/raw"] = statistics.median(d / r for d, r in zip(rates["dtsx"], rates["raw"]))
+    medians["dtsx/each"] = statistics.median(d / e for d, e in zip(rates["dtsx"], rates["each"]))
     return medians
 
 
@@ -283,11 +286,11 @@ def main(argv: list[str] | None = None) -> int:
             (folder / f"file{i:05d}.txt").write_bytes(b"")
         material = _tls_material(work)
         results = {tls: _bench_mode(tls, args.n, args.reps, work, folder, material) for tls in (False, True)}
-    print("ratios (medians):")
+    print("ratios (median of the per-repetition ratios):")
     for tls, label in ((False, "plain"), (True, "STARTTLS")):
         r = results[tls]
-        print(f"  {label:<9} dtsx / raw one connection = {r['dtsx'] / r['raw']:.2f}  (target >= 0.50)"
-              f"   dtsx / connect per message = {r['dtsx'] / r['each']:.2f}"
+        print(f"  {label:<9} dtsx / raw one connection = {r['dtsx/raw']:.2f}  (target >= 0.50)"
+              f"   dtsx / connect per message = {r['dtsx/each']:.2f}"
               + ("  (target >= 3.00)" if tls else ""))
     return 0
 
