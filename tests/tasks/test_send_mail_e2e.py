@@ -176,3 +176,46 @@ def test_quick_start_command_writes_to_outbox(tmp_path: Path) -> None:
     (eml,) = sorted(outbox.glob("*.eml"))
     msg = email.message_from_bytes(eml.read_bytes(), policy=policy.default)
     assert msg["Subject"] == "Hello from hello-mail" and msg["To"] == "you@example.com"
+
+
+def _task_with_real_connections(server: LoopbackSmtpServer) -> tuple[Any, Any]:
+    """The Send Mail task of mail-direct-input.dtsx with the real Connections collection."""
+    from dtsx.connections.collection import Connections
+    from dtsx.engine.loader import load
+    from dtsx.tasks.send_mail import SendMailTask
+    from tests.tasks._taskkit import make_ctx
+
+    package = load(SAMPLES / "mail-direct-input.dtsx")
+    conns = Connections(package.connections, overrides={"SMTP Connection Manager": server.connection_string()})
+    (exe,) = [e for e in package.walk() if e.type_key == "Microsoft.SendMailTask"]
+    attachment = str(DATA / "load-report.csv")
+    ctx = make_ctx(connections=conns, local_path=lambda p: attachment if p.endswith("load-report.csv") else p)
+    return SendMailTask.from_node(exe.object_data), ctx
+
+
+def test_events_name_message_recipients_and_server(smtp_server: LoopbackSmtpServer) -> None:
+    task, ctx = _task_with_real_connections(smtp_server)
+    try:
+        task.execute(ctx)
+    finally:
+        ctx.connections.close()
+    (info,) = ctx.events.infos
+    message_id = _parsed(smtp_server.messages[0])["Message-ID"]
+    assert info == f"sent message {message_id} to 4 recipients via 127.0.0.1:{smtp_server.port}"
+    assert ctx.events.warnings == []
+
+
+def test_partial_delivery_is_reported_then_fails(smtp_server: LoopbackSmtpServer) -> None:
+    from dtsx.engine.errors import ConnectionManagerError
+
+    smtp_server.handler.refuse["audit@example.net"] = "550 5.1.1 no such user"
+    task, ctx = _task_with_real_connections(smtp_server)
+    try:
+        with pytest.raises(ConnectionManagerError, match="audit@example.net"):
+            task.execute(ctx)
+    finally:
+        ctx.connections.close()
+    assert "to 3 recipients via 127.0.0.1:" in ctx.events.infos[0]
+    (warning,) = ctx.events.warnings
+    assert "refused for audit@example.net: 550 5.1.1 no such user" in warning
+    assert "analysts@example.com" in warning
