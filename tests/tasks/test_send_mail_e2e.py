@@ -183,6 +183,7 @@ def _task_with_real_connections(server: LoopbackSmtpServer) -> tuple[Any, Any]:
     from dtsx.connections.collection import Connections
     from dtsx.engine.loader import load
     from dtsx.tasks.send_mail import SendMailTask
+
     from tests.tasks._taskkit import make_ctx
 
     package = load(SAMPLES / "mail-direct-input.dtsx")
