@@ -84,7 +84,7 @@ def _enum_value(enum: type[Enum], codes: dict[int, str], value: Any) -> Any:
         return value
     if isinstance(value, bool):
         return value  # let pydantic refuse it with its own message
-    if isinstance(value, (int, float)) and int(value) in codes:
+    if isinstance(value, (int, float)) and float(value).is_integer() and int(value) in codes:
         return codes[int(value)]
     text = str(value).strip()
     if text.lstrip("-").isdigit() and int(text) in codes:
