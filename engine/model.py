@@ -47,6 +47,7 @@ VARTYPE_TO_DOTNET: dict[int, str] = {
     6: "Decimal",  # VT_CY, currency; SSIS surfaces it as Decimal
     7: "DateTime",
     8: "String",
+    9: "Object",  # VT_DISPATCH
     11: "Boolean",
     13: "Object",
     14: "Decimal",
@@ -58,10 +59,11 @@ VARTYPE_TO_DOTNET: dict[int, str] = {
     21: "UInt64",
 }
 DOTNET_TO_VARTYPE: dict[str, int] = {
-    name: code for code, name in VARTYPE_TO_DOTNET.items() if code not in (0, 6)
+    name: code for code, name in VARTYPE_TO_DOTNET.items() if code not in (0, 6, 9)
 }
 # Project.params DataType: System.TypeCode codes (spec §5), a different code space.
 TYPECODE_TO_DOTNET: dict[int, str] = {
+    0: "Empty",
     1: "Object",
     2: "DBNull",
     3: "Boolean",

@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from dtsx.engine.errors import ExpressionError
+from dtsx.engine.model import TYPECODE_TO_DOTNET, VARTYPE_TO_DOTNET
 
 from .casts import ConversionFailure, check_exact, converter, is_legal_cast, parse_datetime_text
 from .datatypes import INT_RANGE, STRINGS, TypeSpec
@@ -73,16 +74,9 @@ DT_TO_DOTNET: dict[str, str] = {
     DBNULL: "DBNull",
 }
 
-_VARTYPES = {
-    1: "DBNull", 2: "Int16", 3: "Int32", 4: "Single", 5: "Double", 6: "Decimal", 7: "DateTime",
-    8: "String", 11: "Boolean", 13: "Object", 14: "Decimal", 16: "SByte", 17: "Byte",
-    18: "Char", 19: "UInt32", 20: "Int64", 21: "UInt64", 0: "Empty", 9: "Object",
-}
-_TYPECODES = {
-    1: "Object", 2: "DBNull", 3: "Boolean", 4: "Char", 5: "SByte", 6: "Byte", 7: "Int16",
-    8: "UInt16", 9: "Int32", 10: "UInt32", 11: "Int64", 12: "UInt64", 13: "Single",
-    14: "Double", 15: "Decimal", 16: "DateTime", 18: "String", 0: "Empty",
-}
+# The code tables live with the package model, which the loader fills from them.
+_VARTYPES = VARTYPE_TO_DOTNET
+_TYPECODES = TYPECODE_TO_DOTNET
 
 
 def _fail(message: str) -> ExpressionError:
