@@ -220,3 +220,28 @@ def test_partial_delivery_is_reported_then_fails(smtp_server: LoopbackSmtpServer
     (warning,) = ctx.events.warnings
     assert "refused for audit@example.net: 550 5.1.1 no such user" in warning
     assert "analysts@example.com" in warning
+
+
+def test_international_recipient_goes_out_with_smtputf8(smtp_server: LoopbackSmtpServer) -> None:
+    from dtsx.connections.collection import Connections
+    from dtsx.engine.model import ConnectionManagerSpec, XmlNode
+    from dtsx.tasks.send_mail import SendMailTask
+
+    from tests.tasks._taskkit import make_ctx
+
+    ns = "{www.microsoft.com/sqlserver/dts/tasks/sendmailtask}"
+    attrs = {"SMTPServer": "SMTP", "From": "etl@example.org", "To": "Иван <иван@пример.рф>", "Subject": "Привет"}
+    data = XmlNode(tag=f"{ns}SendMailTaskData", attrs={ns + k: v for k, v in attrs.items()})
+    task = SendMailTask.from_node(XmlNode(tag="{www.microsoft.com/SqlServer/Dts}ObjectData", children=[data]))
+    spec = ConnectionManagerSpec(ref_id="Package.ConnectionManagers[SMTP]", name="SMTP", creation_name="SMTP",
+                                 type_key="SMTP", connection_string=smtp_server.connection_string())
+    ctx = make_ctx(connections=Connections([spec]))
+    try:
+        task.execute(ctx)
+    finally:
+        ctx.connections.close()
+    (got,) = smtp_server.messages
+    assert got.rcpt_tos == ["иван@xn--e1afmkfd.xn--p1ai"]
+    # An SMTPUTF8 message carries raw UTF-8 headers; parse it as text.
+    msg = email.message_from_string(got.content.decode("utf-8"), policy=policy.default)
+    assert msg["To"].addresses[0].username == "иван" and msg["Subject"] == "Привет"

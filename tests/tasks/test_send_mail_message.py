@@ -220,3 +220,15 @@ def test_plain_fast_path_matches_the_email_package(text: str) -> None:
     fast = EmailMessage(policy=policy.SMTP)
     mail_message._set_plain_7bit(fast, text)
     assert fast.as_bytes() == reference.as_bytes()
+
+
+def test_long_lines_and_long_subject_stay_within_smtp_limits() -> None:
+    body = "x" * 2500 + "\nshort\n"
+    subject = "Отчёт " * 40
+    msg, _, _ = build_message(_spec(body=body, subject=subject.strip()))
+    wire = _wire(msg)
+    assert max(len(line) for line in wire.split(b"\r\n")) <= 998
+    assert b"Content-Transfer-Encoding: quoted-printable" in wire
+    parsed = _reparse(msg)
+    assert parsed["Subject"] == subject.strip()
+    assert parsed.get_content().replace("\r\n", "\n") == body
