@@ -102,7 +102,7 @@ class _Maker:
     defaults computed once per class (pydantic's ``model_construct`` inspects every default
     factory's signature on every call, which dominated load time)."""
 
-    __slots__ = ("cls", "template", "factories")
+    __slots__ = ("cls", "template", "factories", "count")
 
     def __init__(self, cls: type[Any]) -> None:
         self.cls = cls
@@ -110,13 +110,17 @@ class _Maker:
         # Field order is kept (the template holds every field), so dumps and reprs look as usual.
         self.template = {name: info.default for name, info in fields.items()}
         self.factories = [(name, info.default_factory) for name, info in fields.items() if info.default_factory]
+        self.count = len(fields)
 
     def __call__(self, **values: Any) -> Any:
-        data = self.template.copy()
-        for name, factory in self.factories:
-            if name not in values:
-                data[name] = factory()  # type: ignore[call-arg]
-        data.update(values)
+        if len(values) == self.count:
+            data = values  # every field given (callers pass them in field order)
+        else:
+            data = self.template.copy()
+            for name, factory in self.factories:
+                if name not in values:
+                    data[name] = factory()  # type: ignore[call-arg]
+            data.update(values)
         obj = self.cls.__new__(self.cls)
         _setattr(obj, "__dict__", data)
         _setattr(obj, "__pydantic_fields_set__", set(values))

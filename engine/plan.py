@@ -305,6 +305,9 @@ class _Planner:
         dynamic = {p.name.lower() for p in exe.property_expressions}
         for node in exe.object_data.iter():
             for key, value in node.attrs.items():
+                low = key.lower()
+                if "connection" not in low and not low.endswith("smtpserver"):
+                    continue  # cheap test on the Clark key first: most attributes are not references
                 local = key.rsplit("}", 1)[-1]
                 low = local.lower()
                 if "connection" not in low and low != "smtpserver":
