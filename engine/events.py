@@ -7,6 +7,7 @@ nothing prints: the console provider writes through a callback that only the CLI
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from dataclasses import dataclass, field
@@ -100,6 +101,8 @@ class EventLog:
     def __init__(self, sinks: Iterable[LogSink] = ()) -> None:
         self.sinks = list(sinks)
         self.counts: dict[str, int] = {}
+        self._fast: dict[str, itertools.count[int]] = {}
+        self._reads: dict[str, int] = {}
         self._lock = threading.Lock()
         self.sink_errors: list[str] = []
 
@@ -113,9 +116,23 @@ class EventLog:
                     self.sink_errors.append(f"{type(exc).__name__}: {exc}")
 
     def count(self, name: str) -> None:
-        """Count an event that no sink wants (the executor's fast path)."""
+        """Count an event that no sink wants (the executor's fast path): ``next()`` on an
+        ``itertools.count`` is atomic in CPython, so no lock is taken."""
+        counter = self._fast.get(name)
+        if counter is None:
+            with self._lock:
+                counter = self._fast.setdefault(name, itertools.count(1))
+        next(counter)
+
+    def totals(self) -> dict[str, int]:
+        """Every event counted so far, by name."""
         with self._lock:
-            self.counts[name] = self.counts.get(name, 0) + 1
+            totals = dict(self.counts)
+            for name, counter in self._fast.items():
+                # next() returns how many were counted plus one; each read also consumes one.
+                self._reads[name] = self._reads.get(name, 0) + 1
+                totals[name] = totals.get(name, 0) + next(counter) - self._reads[name]
+        return totals
 
     def wanted(self) -> frozenset[str]:
         """Event names some sink consumes: a sink's ``events`` attribute, or every event."""

@@ -281,6 +281,31 @@ class _GraphInfo:
     is_and: dict[str, bool]
 
 
+class _Walk:
+    """The shared state of one walk of one container's DAG (guarded by ``lock``)."""
+
+    __slots__ = ("frame", "info", "lock", "pending", "started", "ready", "running", "_wake")
+
+    def __init__(self, frame: Frame, info: _GraphInfo) -> None:
+        self.frame = frame
+        self.info = info
+        self.lock = threading.RLock()
+        self.pending = dict(info.incoming)
+        self.started: set[str] = set(info.start)
+        self.ready = list(reversed(info.start))
+        self.running = 0
+        self._wake: queue.SimpleQueue[None] = queue.SimpleQueue()
+
+    def wake(self) -> None:
+        self._wake.put(None)
+
+    def wait(self) -> None:
+        try:
+            self._wake.get(timeout=_POLL_S)
+        except queue.Empty:
+            pass
+
+
 class Frame:
     """One execution of one executable."""
 
@@ -336,7 +361,9 @@ class _Run:
         self._wanted = self.log.wanted()
         self._user_slots: dict[str, list[Slot]] = {}
         self._host_sets: dict[str, dict[str, str]] = {}
-        self._running: set[Frame] = set()
+        # Frames of running tasks, for cancellation. Plain dict operations are atomic under the
+        # GIL, so the hot path takes no lock for this bookkeeping.
+        self._running: dict[int, Frame] = {}
         self.package_failed = False
         self.warnings: list[str] = []
         self.store = VariableStore(self._compile, on_change=self._variable_changed)
@@ -639,15 +666,14 @@ class _Run:
             duration_s=duration,
             executables=list(self.records.values()),
             variables=variables,
-            events=dict(self.log.counts),
+            events=self.log.totals(),
             warnings=[str(w) for w in self.plan.warnings] + self.warnings,
         )
 
     def _watch_cancel(self) -> None:
         while not self._done.is_set():
             if self.cancel.wait(_POLL_S):
-                with self._lock:
-                    running = [f.task for f in self._running if f.task is not None]
+                running = [f.task for f in list(self._running.values()) if f.task is not None]
                 for task in running:
                     try:
                         task.cancel()
@@ -670,46 +696,92 @@ class _Run:
         return info
 
     def _walk(self, frame: Frame) -> None:
-        """Run the container's children once, honouring precedence constraints."""
+        """Run the container's children once, honouring precedence constraints.
+
+        This thread dispatches; workers run. A worker that finishes a task settles its
+        constraints itself and, when that makes another task ready, runs it next with the same
+        slot, so chains and lattices need no hand-off per task. Anything else ready is left
+        for this thread to start.
+        """
         info = self._graph(frame.exe.ref_id)
         if not info.nodes:
             return
-        pending = dict(info.incoming)
-        started: set[str] = set()
-        results: dict[str, str] = {}
-        ready = list(reversed(info.start))
-        done_q: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
-        running = 0
+        walk = _Walk(frame, info)
         while True:
-            while ready and not self.cancel.is_set():
-                ref = ready.pop()
-                started.add(ref)
-                if running == 0 and not ready:
-                    results[ref] = self._run_child_inline(ref, frame)
-                    self._settle(ref, results[ref], info, pending, started, ready, frame, results)
-                    continue
-                running += self._start_child(ref, frame, done_q)
-            if running == 0:
-                break
-            ref, result = self._next_done(done_q)
-            running -= 1
-            results[ref] = result
-            self._settle(ref, result, info, pending, started, ready, frame, results)
-        if self.cancel.is_set():
-            for ref in info.nodes:
-                if ref not in results:
-                    results[ref] = "Canceled"
+            with walk.lock:
+                batch, walk.ready = walk.ready, []
+                if not batch and walk.running == 0:
+                    return
+                if self.cancel.is_set():
+                    batch = []
+                walk.running += len(batch)
+            for position, ref in enumerate(batch):
+                if not self._start_child(ref, walk):
+                    with walk.lock:  # canceled while waiting for a slot: these never start
+                        walk.running -= len(batch) - position
+                    break
+            if not batch:
+                walk.wait()
 
-    def _next_done(self, done_q: queue.SimpleQueue[tuple[str, str]]) -> tuple[str, str]:
-        while True:
-            try:
-                return done_q.get(timeout=_POLL_S)
-            except queue.Empty:
-                continue
+    def _start_child(self, ref: str, walk: _Walk) -> bool:
+        exe = self.plan.executables[ref]
+        assert self.pool is not None
+        if exe.kind is not ExecutableKind.TASK:
+            self.pool.submit(self._container_job, exe, walk)
+            return True
+        if not self._acquire_slot():
+            return False
+        self.pool.submit(self._task_job, exe, walk)
+        return True
 
-    def _settle(self, ref: str, result: str, info: _GraphInfo, pending: dict[str, int], started: set[str],
-                ready: list[str], frame: Frame, results: dict[str, str]) -> None:
-        """Evaluate constraints leaving ``ref``; queue targets that may now run, drop those that never can."""
+    def _task_job(self, exe: Executable, walk: _Walk) -> None:
+        """Run a task with the slot the dispatcher took, then every task that becomes ready
+        behind it while one does; give the slot back at the end whatever happens."""
+        tls = self._tls
+        tls.holding = True
+        current: Executable | None = exe
+        try:
+            while current is not None:
+                result = "Failure"
+                try:
+                    result = self.run_executable(current, walk.frame)
+                finally:
+                    current = self._finish(current.ref_id, result, walk, continue_with_task=True)
+        finally:
+            if tls.holding:
+                self.slots.release()
+            tls.holding = False
+            assert self.pool is not None
+            self.pool.idle()
+            walk.wake()
+
+    def _container_job(self, exe: Executable, walk: _Walk) -> None:
+        result = "Failure"
+        try:
+            result = self.run_executable(exe, walk.frame)
+        finally:
+            self._finish(exe.ref_id, result, walk, continue_with_task=False)
+            assert self.pool is not None
+            self.pool.idle()
+            walk.wake()
+
+    def _finish(self, ref: str, result: str, walk: _Walk, *, continue_with_task: bool) -> Executable | None:
+        """Record a child's result and settle its constraints; maybe hand back the next task."""
+        with walk.lock:
+            self._settle(ref, result, walk)
+            if continue_with_task and walk.ready and not self.cancel.is_set():
+                for index in range(len(walk.ready) - 1, -1, -1):
+                    candidate = self.plan.executables[walk.ready[index]]
+                    if candidate.kind is ExecutableKind.TASK:
+                        del walk.ready[index]
+                        return candidate
+            walk.running -= 1
+            return None
+
+    def _settle(self, ref: str, result: str, walk: _Walk) -> None:
+        """Evaluate constraints leaving ``ref``; queue targets that may now run, drop those that
+        never can (and, transitively, what is reachable only through them). Caller holds the lock."""
+        info, pending, started, frame = walk.info, walk.pending, walk.started, walk.frame
         work = [(ref, result)]
         while work:
             source, outcome = work.pop()
@@ -724,10 +796,10 @@ class _Run:
                         work.append((target, "NotRun"))
                     elif pending[target] == 0:
                         started.add(target)
-                        ready.append(target)
+                        walk.ready.append(target)
                 elif ok:
                     started.add(target)
-                    ready.append(target)
+                    walk.ready.append(target)
                 elif pending[target] == 0:
                     started.add(target)
                     work.append((target, "NotRun"))
@@ -752,56 +824,6 @@ class _Run:
         except DtsxError as exc:
             self.raise_event(frame, "OnError", f"precedence constraint {constraint.ref_id!r}: {exc}")
             return False
-
-    def _start_child(self, ref: str, frame: Frame, done_q: queue.SimpleQueue[tuple[str, str]]) -> int:
-        exe = self.plan.executables[ref]
-        assert self.pool is not None
-        if exe.kind is ExecutableKind.TASK:
-            if not self._acquire_slot():
-                done_q.put((ref, "Canceled"))
-                return 1
-            self.pool.submit(self._task_thread, exe, frame, done_q)
-        else:
-            self.pool.submit(self._container_thread, exe, frame, done_q)
-        return 1
-
-    def _run_child_inline(self, ref: str, frame: Frame) -> str:
-        exe = self.plan.executables[ref]
-        if exe.kind is not ExecutableKind.TASK:
-            return self.run_executable(exe, frame)
-        if not self._acquire_slot():
-            return "Canceled"
-        return self._with_slot(exe, frame)
-
-    def _task_thread(self, exe: Executable, frame: Frame, done_q: queue.SimpleQueue[tuple[str, str]]) -> None:
-        result = "Failure"
-        try:
-            result = self._with_slot(exe, frame)
-        finally:
-            assert self.pool is not None
-            self.pool.idle()
-            done_q.put((exe.ref_id, result))
-
-    def _container_thread(self, exe: Executable, frame: Frame, done_q: queue.SimpleQueue[tuple[str, str]]) -> None:
-        result = "Failure"
-        try:
-            result = self.run_executable(exe, frame)
-        finally:
-            assert self.pool is not None
-            self.pool.idle()
-            done_q.put((exe.ref_id, result))
-
-    def _with_slot(self, exe: Executable, frame: Frame) -> str:
-        """Run a task whose slot the caller acquired; give the slot back whatever happens."""
-        tls = self._tls
-        previous = getattr(tls, "holding", False)
-        tls.holding = True
-        try:
-            return self.run_executable(exe, frame)
-        finally:
-            if tls.holding:
-                self.slots.release()
-            tls.holding = previous
 
     def _acquire_slot(self) -> bool:
         while not self.slots.acquire(timeout=_POLL_S):
@@ -882,14 +904,11 @@ class _Run:
         record = self.records.get(exe.ref_id)
         if record is None:
             return
-        with self._lock:
-            record.result = result
-            if record.started is None:
-                record.started = started
-            record.duration_s += duration
-            record.iterations += iterations
-            if errors:
-                record.errors.extend(errors)
+        if exe.kind is ExecutableKind.EVENT_HANDLER:
+            with self._lock:  # one handler may run for several sources at once
+                _update(record, result, started, duration, errors, iterations)
+        else:  # an executable runs at most once at a time: only its own thread writes here
+            _update(record, result, started, duration, errors, iterations)
 
     def _effective(self, exe: Executable, frame: Frame) -> Executable:
         """The executable with ``--set`` values and property expressions applied to its host settings."""
@@ -923,16 +942,14 @@ class _Run:
             task = self._prepare_task(frame)
             frame.task = task
             ctx = self._context(frame)
-            with self._lock:
-                self._running.add(frame)
+            self._running[id(frame)] = frame
             try:
                 if self.cancel.is_set():
                     return "Canceled"
                 task.execute(ctx)
                 raised = False
             finally:
-                with self._lock:
-                    self._running.discard(frame)
+                self._running.pop(id(frame), None)
                 self._store_execution_value(frame, task)
         except ExecutionError as exc:
             self._task_error(frame, str(exc))
@@ -1297,6 +1314,17 @@ _DT_TO_DOTNET = {
     "DT_I8": "Int64", "DT_UI4": "UInt32", "DT_UI8": "UInt64", "DT_R4": "Single", "DT_R8": "Double",
     "DT_DECIMAL": "Decimal", "DT_WSTR": "String", "DT_DATE": "DateTime",
 }
+
+
+def _update(record: ExecutableResult, result: str, started: datetime, duration: float,
+            errors: list[str] | None, iterations: int) -> None:
+    record.result = result
+    if record.started is None:
+        record.started = started
+    record.duration_s += duration
+    record.iterations += iterations
+    if errors:
+        record.errors.extend(errors)
 
 
 def _fresh(proto: Task, will_change: bool) -> Task:

@@ -65,3 +65,18 @@ def test_json_lines_log(tmp_path: Path) -> None:
 def test_json_lines_log_unwritable_path_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DtsxError, match="cannot open the log file"):
         JsonLinesLog(tmp_path / "missing-dir" / "log.jsonl")
+
+
+def test_fast_counts_add_up_across_threads_and_reads() -> None:
+    import threading
+
+    log = EventLog()
+    threads = [threading.Thread(target=lambda: [log.count("OnPreExecute") for _ in range(2000)]) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    log.emit(ev("OnPreExecute"))
+    assert log.totals() == {"OnPreExecute": 8001}
+    log.count("OnPreExecute")
+    assert log.totals() == {"OnPreExecute": 8002}
