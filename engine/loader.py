@@ -159,13 +159,7 @@ def parse_xml(data: bytes, file: str) -> etree._Element:
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
-        line = exc.lineno if exc.lineno else None
-        raise PackageLoadError(
-            f"is not well-formed XML ({exc.msg}); the file is truncated or damaged, or not a package: "
-            "restore it from source control or re-save it from the designer",
-            file=file,
-            line=line,
-        ) from None
+        raise _syntax_error(exc, file) from None
     if root is None:
         raise PackageLoadError("is empty: it holds no XML element", file=file, line=1)
     docinfo = root.getroottree().docinfo
@@ -177,6 +171,34 @@ def parse_xml(data: bytes, file: str) -> etree._Element:
             line=1,
         )
     return root
+
+
+def _syntax_error(exc: etree.XMLSyntaxError, file: str) -> PackageLoadError:
+    """libxml2's limits (depth 256, 10 MB per text or attribute value) are reported as limits,
+    not as damage, so the user knows the file was refused on purpose."""
+    line = exc.lineno if exc.lineno else None
+    detail = " ".join(str(exc.msg).split())
+    low = detail.lower()
+    if "depth" in low:
+        return PackageLoadError(
+            f"nests elements deeper than dtsx's limit of 256 levels ({detail}); real packages never do, "
+            "so the file was refused",
+            file=file,
+            line=line,
+        )
+    if "resource limit" in low or "huge" in low:
+        return PackageLoadError(
+            f"holds a single text or attribute value over dtsx's 10 MB limit ({detail}); the file was refused "
+            "rather than loaded without bound",
+            file=file,
+            line=line,
+        )
+    return PackageLoadError(
+        f"is not well-formed XML ({detail}); the file is truncated or damaged, or not a package: "
+        "restore it from source control or re-save it from the designer",
+        file=file,
+        line=line,
+    )
 
 
 def _refuse_dtd(data: bytes, file: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dtsx.engine.errors import PackageLoadError, PackageNotFoundError, PackageValidationError
-from dtsx.engine.loader import MAX_PACKAGE_BYTES, load
+from dtsx.engine.loader import MAX_PACKAGE_BYTES, load, load_bytes
 from dtsx.engine.plan import build
 from tests._shared import REPO_ROOT
 
@@ -86,6 +86,7 @@ def test_fifty_megabyte_package_is_bounded(tmp_path: Path) -> None:
         load(path)
     assert time.perf_counter() - start < 60  # the behaviour under test is "no hang"
     assert info.value.file == str(path) and info.value.line is not None
+    assert "10 MB" in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -126,3 +127,29 @@ def test_bad_expression_is_reported_with_its_location() -> None:
     (problem,) = info.value.problems
     assert problem.code == "expression" and problem.line == 9
     assert problem.ref_id == "Package.Variables[User::Broken]" and "1 + + (" in problem.message
+
+
+def test_nesting_deeper_than_the_limit_is_refused_as_a_limit() -> None:
+    head = (
+        b'<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" DTS:ObjectName="Deep">'
+        b'<DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property><DTS:ObjectData>'
+    )
+    depth = 100_000
+    data = head + b"<a>" * depth + b"</a>" * depth + b"</DTS:ObjectData></DTS:Executable>"
+    with pytest.raises(PackageLoadError) as info:
+        load_bytes(data, file="deep.dtsx")
+    assert "256 levels" in str(info.value) and info.value.line == 1
+
+
+def test_shallow_nesting_in_object_data_loads() -> None:
+    head = (
+        b'<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" DTS:ObjectName="Ok">'
+        b'<DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property><DTS:Executables>'
+        b'<DTS:Executable DTS:refId="Package\\T" DTS:ExecutableType="Acme.Task" DTS:ObjectName="T"><DTS:ObjectData>'
+    )
+    data = head + b"<a>" * 200 + b"</a>" * 200 + b"</DTS:ObjectData></DTS:Executable></DTS:Executables></DTS:Executable>"
+    node = load_bytes(data, file="ok.dtsx").executables[0].object_data
+    depth = 0
+    while node.children:
+        node, depth = node.children[0], depth + 1
+    assert depth == 200
