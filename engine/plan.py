@@ -58,7 +58,8 @@ SYSTEM_VARIABLES = frozenset(
         "SourceID", "SourceName", "SourceParentGUID", "VariableDescription", "VariableID", "VariableName",
     }
 )
-_CONTAINER_TYPES = {"STOCK:SEQUENCE", "STOCK:FORLOOP", "STOCK:FOREACHLOOP"}
+# Enumerator settings that name the variable being enumerated (ADO: VarName; From Variable).
+_ENUMERATOR_VARIABLE_SETTINGS = ("VarName", "VariableName")
 _GUID = re.compile(r"^\{?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}?$")
 _SCRIPT_TYPES = {"microsoft.scripttask"}
 _CONSTRAINT_VALUES = {0, 1, 2}
@@ -338,6 +339,17 @@ class _Planner:
             )
             return self.skip_unsupported
         scope = self.scopes.get(exe.ref_id, frozenset())
+        dynamic = {p.name.lower() for p in enum.property_expressions}
+        for key in _ENUMERATOR_VARIABLE_SETTINGS:
+            source = enum.properties.get(key, "").strip()
+            if source and key.lower() not in dynamic and not _visible(source, scope):
+                self.problem(
+                    "missing-variable",
+                    f"Foreach Loop '{exe.name}' enumerates the variable '{source}' ({key}), "
+                    "which is not a variable in its scope",
+                    enum.location or exe.location,
+                    exe.ref_id,
+                )
         for mapping in exe.variable_mappings:
             if not _visible(mapping.variable, scope):
                 self.problem(

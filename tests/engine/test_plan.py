@@ -169,3 +169,17 @@ def test_project_connection_resolves_send_mail_smtp_server() -> None:
     assert send_mail_problems(project_dir=project) == []
     missing = send_mail_problems()
     assert missing and "{88471E4C-F28E-4330-9CD6-AB7C0CD793CB}" in missing[0].message
+
+
+def test_ado_enumerator_source_variable_must_exist() -> None:
+    loop = """
+    <DTS:Executable DTS:refId="Package\\Rows" DTS:ExecutableType="STOCK:FOREACHLOOP" DTS:ObjectName="Rows">
+      <DTS:ForEachEnumerator DTS:CreationName="Microsoft.SqlServer.Dts.Runtime.Enumerators.ADO.ForEachADOEnumerator, Microsoft.SqlServer.ForEachADOEnumerator, Version=11.0.0.0">
+        <DTS:ObjectData><FEEADO EnumType="EnumerateRowsInFirstTable" VarName="User::{name}" /></DTS:ObjectData>
+      </DTS:ForEachEnumerator>
+    </DTS:Executable>"""
+    variables = '<DTS:Variable DTS:Namespace="User" DTS:ObjectName="Rows"><DTS:VariableValue DTS:DataType="13" /></DTS:Variable>'
+    plan = build(load_bytes(_package(loop.replace("{name}", "Rows"), variables=variables), file="t.dtsx"))
+    assert plan.executables["Package\\Rows"].enumerator.type_key == "Microsoft.ForEachADOEnumerator"
+    (problem,) = _problems(_package(loop.replace("{name}", "Missing"), variables=variables))
+    assert problem.code == "missing-variable" and "User::Missing" in problem.message and problem.line == 8  # the enumerator element
