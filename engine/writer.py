@@ -288,7 +288,7 @@ def _connection(parent: etree._Element, cm: ConnectionManagerSpec) -> None:
     _set(el, "DTSID", cm.dtsid)
     _set(el, "ObjectName", cm.name)
     inner_string, inner_sensitive = _inner_facts(cm.object_data)
-    if cm.connection_string is not None and cm.connection_string != inner_string:
+    if cm.object_data is not None and cm.connection_string is not None and cm.connection_string != inner_string:
         _set(el, "ConnectionString", cm.connection_string)
     for name in cm.sensitive_unavailable:
         if name not in inner_sensitive:
@@ -296,6 +296,25 @@ def _connection(parent: etree._Element, cm: ConnectionManagerSpec) -> None:
     _expressions(el, cm.property_expressions)
     if cm.object_data is not None:
         node_to_xml(cm.object_data, el)
+    elif cm.connection_string is not None or cm.properties:
+        _synthesised_object_data(el, cm)
+
+
+def _synthesised_object_data(el: etree._Element, cm: ConnectionManagerSpec) -> None:
+    """A manager built in code has no stored ObjectData: write the shape SSIS saves, so the
+    designer finds the connection string where it looks (SMTP's element has no namespace)."""
+    data = _sub(el, "ObjectData")
+    if cm.type_key == "SMTP":
+        inner = etree.SubElement(data, "SmtpConnectionManager")
+        for key, value in {"ConnectionString": cm.connection_string, **cm.properties}.items():
+            if value is not None:
+                inner.set(key, value)
+        return
+    inner = _sub(data, "ConnectionManager")
+    _set(inner, "ConnectionString", cm.connection_string)
+    for key, value in cm.properties.items():
+        if _NCNAME.match(key):
+            inner.set(_D + key, value)
 
 
 def _inner_facts(object_data: XmlNode | None) -> tuple[str | None, set[str]]:

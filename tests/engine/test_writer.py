@@ -75,3 +75,25 @@ def test_sensitive_values_are_never_written(tmp_path: Path) -> None:
     written = write(pkg)
     assert b"SECRETBLOB" not in written
     assert load_bytes(written, file="x").variables[0].sensitive_unavailable
+
+
+def test_connection_built_in_code_gets_the_ssis_object_data_shape() -> None:
+    from dtsx.engine.model import ConnectionManagerSpec
+
+    pkg = Package(
+        ref_id="Package",
+        name="Hand",
+        connections=[
+            ConnectionManagerSpec(ref_id="Package.ConnectionManagers[M]", name="M", creation_name="SMTP", type_key="SMTP",
+                                  connection_string="SmtpServer=127.0.0.1;EnableSsl=False;"),
+            ConnectionManagerSpec(ref_id="Package.ConnectionManagers[F]", name="F", creation_name="FILE", type_key="FILE",
+                                  connection_string="/tmp/body.txt", properties={"FileUsageType": "0"}),
+        ],
+    )
+    root = etree.fromstring(write(pkg))
+    smtp = root.find(f"{DTS}ConnectionManagers/{DTS}ConnectionManager/{DTS}ObjectData/SmtpConnectionManager")
+    assert smtp is not None and smtp.get("ConnectionString") == "SmtpServer=127.0.0.1;EnableSsl=False;"
+    again = load_bytes(write(pkg), file="x")
+    smtp_cm, file_cm = again.connections
+    assert smtp_cm.connection_string == "SmtpServer=127.0.0.1;EnableSsl=False;" and smtp_cm.type_key == "SMTP"
+    assert file_cm.connection_string == "/tmp/body.txt" and file_cm.properties == {"FileUsageType": "0"}
