@@ -301,7 +301,7 @@ def xml_to_node(el: etree._Element, parent_nsmap: dict[str | None, str] | None =
     if children and text is not None and not text.strip():
         text = None
     return _make_node(
-        tag=el.tag, attrs=dict(el.attrib), text=text, children=children, nsmap=declared, line=el.sourceline
+        tag=el.tag, attrs=dict(el.items()), text=text, children=children, nsmap=declared, line=el.sourceline
     )
 
 
