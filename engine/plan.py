@@ -124,6 +124,7 @@ class _Planner:
         self.scopes: dict[str, frozenset[str]] = {}
         self.connections = _ConnectionIndex(package.all_connections())
         self.compile: Callable[..., CompiledExpression] | None = _expression_compiler()
+        self.classes: dict[str, type[Task]] = {}
 
     # -- reporting
 
@@ -254,6 +255,15 @@ class _Planner:
         self._executable_expressions(exe)
 
     def _task_class(self, exe: Executable) -> type[Task] | None:
+        """The registered class for the task's type; lookups are cached per type key."""
+        if exe.type_key in self.classes:
+            return self.classes[exe.type_key]
+        cls = self._lookup_task_class(exe)
+        if cls is not None:
+            self.classes[exe.type_key] = cls
+        return cls
+
+    def _lookup_task_class(self, exe: Executable) -> type[Task] | None:
         from dtsx.tasks.base import TASKS
 
         kind = exe.type_key or exe.raw_type or "(no type)"
@@ -377,13 +387,11 @@ class _Planner:
     def _graph(self, container: Executable) -> None:
         graph = nx.DiGraph()
         graph.add_nodes_from(child.ref_id for child in container.executables)
+        edges: dict[tuple[str, str], list[PrecedenceConstraint]] = {}
         for pc in container.precedence_constraints:
             if self._constraint_ok(container, pc, graph):
-                data = graph.get_edge_data(pc.from_ref, pc.to_ref)
-                if data is None:
-                    graph.add_edge(pc.from_ref, pc.to_ref, constraints=[pc])
-                else:
-                    data["constraints"].append(pc)
+                edges.setdefault((pc.from_ref, pc.to_ref), []).append(pc)
+        graph.add_edges_from((u, v, {"constraints": pcs}) for (u, v), pcs in edges.items())
         self.plan.graphs[container.ref_id] = graph
         self._check_cycles(container, graph)
 
@@ -494,6 +502,7 @@ class _ConnectionIndex:
 
     def __init__(self, connections: list[ConnectionManagerSpec]) -> None:
         self.by_key: dict[str, ConnectionManagerSpec] = {}
+        self.types: dict[str, str | None] = {}  # every task asks about the same few references
         for cm in reversed(connections):  # package managers win over project ones
             if cm.dtsid:
                 self.by_key[_guid_key(cm.dtsid)] = cm
@@ -511,8 +520,11 @@ class _ConnectionIndex:
         return self.by_key.get(text)
 
     def type_of(self, ref: str) -> str | None:
+        if ref in self.types:
+            return self.types[ref]
         cm = self.find(ref)
-        return cm.type_key if cm is not None else None
+        found = self.types[ref] = cm.type_key if cm is not None else None
+        return found
 
 
 def _guid_key(text: str) -> str:
