@@ -343,20 +343,14 @@ class _Props:
     __slots__ = ("values", "types", "sensitive", "rest", "lines")
 
     def __init__(self, el: etree._Element) -> None:
-        values: dict[str, str] = {}
-        for key, value in el.attrib.items():
-            if key.startswith(_D):
-                values[key[_DLEN:]] = value
+        values = {key[_DLEN:]: value for key, value in el.items() if key[:_DLEN] == _D}
         self.types: dict[str, str] = {}
         self.sensitive: set[str] = set()
         self.lines: dict[str, int] = {}
-        rest: list[etree._Element] = []
-        for child in el:
-            tag = child.tag
-            if tag == _PROPERTY:
+        rest = [child for child in el if child.tag != _PROPERTY and child.tag.__class__ is str]
+        if len(rest) != len(el):
+            for child in el.iterchildren(_PROPERTY):
                 self._property(child, values)
-            elif tag.__class__ is str:
-                rest.append(child)
         self.values = values
         self.rest = rest
 
