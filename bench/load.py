@@ -13,14 +13,14 @@ import resource
 import sys
 import time
 import tracemalloc
-from typing import Callable
+from collections.abc import Callable
 
 from lxml import etree
 
 from dtsx.engine.loader import load_bytes
 from dtsx.engine.plan import build
 
-__all__ = ["synthetic_package", "main"]
+__all__ = ["main", "synthetic_package"]
 
 _SMTP_ID = "{5A5A5A5A-0000-4000-8000-000000000001}"
 
@@ -29,6 +29,7 @@ def synthetic_package(tasks: int) -> bytes:
     """A format-8 package: one Sequence holding ``tasks`` Send Mail tasks in a chain, plus one
     extra constraint per task beyond the chain so constraints == tasks."""
     parts = [
+        (
         '<?xml version="1.0"?>\n<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" '
         'DTS:CreationName="Microsoft.Package" DTS:ExecutableType="Microsoft.Package" DTS:ObjectName="Bench" '
         'DTS:DTSID="{5A5A5A5A-0000-4000-8000-000000000000}">\n'
@@ -39,6 +40,7 @@ def synthetic_package(tasks: int) -> bytes:
         "    </DTS:ConnectionManager>\n  </DTS:ConnectionManagers>\n"
         '  <DTS:Executables>\n    <DTS:Executable DTS:refId="Package\\Seq" DTS:CreationName="STOCK:SEQUENCE" '
         'DTS:ExecutableType="STOCK:SEQUENCE" DTS:ObjectName="Seq">\n      <DTS:Executables>\n'
+        )
     ]
     for i in range(tasks):
         parts.append(
@@ -86,6 +88,31 @@ def _best(fn: Callable[[], object], repeat: int) -> float:
     return best
 
 
+def _report_times(data: bytes, pkg: object, repeat: int) -> None:
+    t_load = _best(lambda: load_bytes(data, file="bench.dtsx"), repeat)
+    t_plan = _best(lambda: build(pkg), repeat)  # type: ignore[arg-type]
+    t_both = _best(lambda: build(load_bytes(data, file="bench.dtsx")), repeat)
+    t_raw = _best(lambda: raw_parse_and_walk(data), repeat)
+    print(f"load:             {t_load * 1000:8.1f} ms")
+    print(f"plan:             {t_plan * 1000:8.1f} ms")
+    print(f"load+plan:        {t_both * 1000:8.1f} ms")
+    print(f"raw lxml parse+walk: {t_raw * 1000:5.1f} ms")
+    print(f"ratio load+plan / raw: {t_both / t_raw:.2f}  (target <= 3)")
+    print(f"ratio load / raw:      {t_load / t_raw:.2f}")
+
+
+def _report_memory(data: bytes) -> None:
+    gc.collect()
+    tracemalloc.start()
+    kept = build(load_bytes(data, file="bench.dtsx"))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_mb = rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+    print(f"peak memory (tracemalloc, load+plan): {peak / 1e6:.1f} MB; process max RSS: {rss_mb:.1f} MB")
+    del kept
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=10_000)
@@ -97,27 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     plan = build(pkg)
     print(f"package: {args.tasks} tasks, {constraints} constraints, {len(data) / 1e6:.1f} MB; planned {len(plan.tasks)} tasks")
 
-    t_load = _best(lambda: load_bytes(data, file="bench.dtsx"), args.repeat)
-    t_plan = _best(lambda: build(pkg), args.repeat)
-    t_both = _best(lambda: build(load_bytes(data, file="bench.dtsx")), args.repeat)
-    t_raw = _best(lambda: raw_parse_and_walk(data), args.repeat)
-    print(f"load:             {t_load * 1000:8.1f} ms")
-    print(f"plan:             {t_plan * 1000:8.1f} ms")
-    print(f"load+plan:        {t_both * 1000:8.1f} ms")
-    print(f"raw lxml parse+walk: {t_raw * 1000:5.1f} ms")
-    print(f"ratio load+plan / raw: {t_both / t_raw:.2f}  (target <= 3)")
-    print(f"ratio load / raw:      {t_load / t_raw:.2f}")
-
+    _report_times(data, pkg, args.repeat)
     del plan, pkg
-    gc.collect()
-    tracemalloc.start()
-    kept = build(load_bytes(data, file="bench.dtsx"))
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    rss_mb = rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
-    print(f"peak memory (tracemalloc, load+plan): {peak / 1e6:.1f} MB; process max RSS: {rss_mb:.1f} MB")
-    del kept
+    _report_memory(data)
     return 0
 
 

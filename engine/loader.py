@@ -25,7 +25,8 @@ import gc
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 from lxml import etree
 
@@ -51,15 +52,15 @@ from dtsx.engine.model import (
 from dtsx.engine.registry import normalise_type
 
 __all__ = [
+    "DTS_NS",
+    "MAX_PACKAGE_BYTES",
+    "SSIS_NS",
+    "SUPPORTED_FORMATS",
     "load",
     "load_bytes",
     "load_project",
     "parse_xml",
     "xml_to_node",
-    "MAX_PACKAGE_BYTES",
-    "SUPPORTED_FORMATS",
-    "DTS_NS",
-    "SSIS_NS",
 ]
 
 DTS_NS = "www.microsoft.com/SqlServer/Dts"
@@ -102,7 +103,7 @@ class _Maker:
     defaults computed once per class (pydantic's ``model_construct`` inspects every default
     factory's signature on every call, which dominated load time)."""
 
-    __slots__ = ("cls", "template", "factories", "count")
+    __slots__ = ("cls", "count", "factories", "template")
 
     def __init__(self, cls: type[Any]) -> None:
         self.cls = cls
@@ -340,7 +341,7 @@ class _Props:
     ``sensitive`` names values marked Sensitive/Encrypted; ``rest`` is every other child element.
     """
 
-    __slots__ = ("values", "types", "sensitive", "rest", "lines")
+    __slots__ = ("lines", "rest", "sensitive", "types", "values")
 
     def __init__(self, el: etree._Element) -> None:
         values = {key[_DLEN:]: value for key, value in el.items() if key[:_DLEN] == _D}

@@ -13,7 +13,8 @@ from __future__ import annotations
 import gc
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
 
 import networkx as nx
 from pydantic import ValidationError
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from dtsx.engine.expressions import CompiledExpression
     from dtsx.tasks.base import Task
 
-__all__ = ["Plan", "build", "SUPPORTED_ENUMERATORS", "SYSTEM_VARIABLES"]
+__all__ = ["SUPPORTED_ENUMERATORS", "SYSTEM_VARIABLES", "Plan", "build"]
 
 SUPPORTED_ENUMERATORS = frozenset(
     {
@@ -246,7 +247,7 @@ class _Planner:
         except DtsxError as exc:
             self.problem("bad-property", f"task '{exe.name}': {exc}", exe.location, exe.ref_id)
             return
-        except Exception as exc:  # third-party plugin code: report it, never crash the planner
+        except Exception as exc:  # noqa: BLE001 - third-party plugin code: report it, never crash the planner
             self.problem("plugin-error", f"task '{exe.name}': building it raised {type(exc).__name__}: {exc}", exe.location, exe.ref_id)
             return
         self.plan.tasks[exe.ref_id] = task
@@ -303,7 +304,7 @@ class _Planner:
             messages = list(task.validate(vctx))
         except DtsxError as exc:
             messages = [str(exc)]
-        except Exception as exc:  # third-party plugin code: report it, never crash the planner
+        except Exception as exc:  # noqa: BLE001 - third-party plugin code: report it, never crash the planner
             messages = [f"its validation raised {type(exc).__name__}: {exc}"]
         for message in messages:
             self.problem("invalid-task", f"task '{exe.name}': {message}", exe.location, exe.ref_id)
@@ -490,11 +491,8 @@ def _visible(name: str, scope: frozenset[str]) -> bool:
         text = text[2:-1]
     elif text.startswith("@"):
         text = text[1:]
-    if text in scope:
-        return True
-    if text.startswith("System::"):
-        return True  # the planner does not list every system variable of every event
-    return False
+    # System variables are accepted by name: the planner does not list every event's variables.
+    return text in scope or text.startswith("System::")
 
 
 class _ConnectionIndex:

@@ -20,7 +20,7 @@ from dtsx.engine.model import (
     PrecedenceConstraint,
 )
 
-__all__ = ["show_document", "show_text", "graph_dot", "graph_mermaid", "mask_connection_string", "MASK"]
+__all__ = ["MASK", "graph_dot", "graph_mermaid", "mask_connection_string", "show_document", "show_text"]
 
 MASK = "********"
 _SECRET_KEYS = re.compile(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from lxml import etree
 
@@ -31,7 +31,7 @@ from dtsx.engine.model import (
     XmlNode,
 )
 
-__all__ = ["write", "write_file", "node_to_xml", "WRITTEN_FORMAT"]
+__all__ = ["WRITTEN_FORMAT", "node_to_xml", "write", "write_file"]
 
 WRITTEN_FORMAT = 8
 _NS = "www.microsoft.com/SqlServer/Dts"
