@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from types import MappingProxyType
+from typing import ClassVar
 
 from dtsx.connections.base import ConnectionManager, ConnectionSettings, register_connection
 from dtsx.engine.errors import ConnectionManagerError, DtsxError
 
 __all__ = [
+    "FileConnectionManager",
+    "FileUsage",
+    "FlatFileConnectionManager",
     "PathMap",
     "PathMapError",
     "looks_like_windows_path",
-    "FileUsage",
-    "FileConnectionManager",
-    "FlatFileConnectionManager",
 ]
 
 _DRIVE = re.compile(r"^[A-Za-z]:(?:[\\/]|$)")
@@ -135,7 +137,9 @@ class FileUsage:
     CREATE_FILE = 1
     EXISTING_FOLDER = 2
     CREATE_FOLDER = 3
-    NAMES = {0: "existing file", 1: "create file", 2: "existing folder", 3: "create folder"}
+    NAMES: ClassVar[Mapping[int, str]] = MappingProxyType(
+        {0: "existing file", 1: "create file", 2: "existing folder", 3: "create folder"}
+    )
 
 
 def _property(props: Mapping[str, str], name: str) -> str | None:

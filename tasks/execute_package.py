@@ -14,12 +14,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
-
 from dtsx.engine.errors import DtsxError, TaskFailedError
 from dtsx.engine.model import EXEC_RESULTS, XmlNode
 from dtsx.tasks.base import Task, TaskContext, TaskProperties, ValidationContext, register_task
 from dtsx.tasks.execute_process import SsisBool
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 __all__ = ["ExecutePackageTask", "ParameterAssignment", "result_name"]
 

@@ -15,12 +15,11 @@ import signal
 import subprocess
 import threading
 import time
-from typing import Annotated, Any
-
-from pydantic import AliasChoices, BeforeValidator, Field
+from typing import IO, Annotated, Any
 
 from dtsx.engine.errors import TaskFailedError
 from dtsx.tasks.base import Task, TaskContext, TaskProperties, ValidationContext, register_task
+from pydantic import AliasChoices, BeforeValidator, Field
 
 __all__ = ["ExecuteProcessTask", "split_windows_args", "ssis_bool"]
 
@@ -75,19 +74,8 @@ def split_windows_args(text: str) -> list[str]:
             continue
         in_arg = True
         if c == "\\":
-            j = i
-            while j < n and text[j] == "\\":
-                j += 1
-            count = j - i
-            if j < n and text[j] == '"':
-                current.append("\\" * (count // 2))
-                if count % 2:
-                    current.append('"')
-                    j += 1
-                i = j  # an unescaped quote is handled on the next pass
-            else:
-                current.append("\\" * count)
-                i = j
+            chars, i = _backslash_run(text, i)
+            current.append(chars)
             continue
         if c == '"':
             if in_quotes and i + 1 < n and text[i + 1] == '"':
@@ -103,6 +91,23 @@ def split_windows_args(text: str) -> list[str]:
     if in_arg:
         args.append("".join(current))
     return args
+
+
+def _backslash_run(text: str, start: int) -> tuple[str, int]:
+    """Backslashes from ``start``: what they produce, and where parsing resumes.
+
+    Before a quote, each pair gives one backslash and an odd one escapes the quote (consumed
+    here); an even run leaves the quote for the caller, as a delimiter. Elsewhere they are literal.
+    """
+    end = start
+    while end < len(text) and text[end] == "\\":
+        end += 1
+    count = end - start
+    if end < len(text) and text[end] == '"':
+        if count % 2:
+            return "\\" * (count // 2) + '"', end + 1
+        return "\\" * (count // 2), end
+    return "\\" * count, end
 
 
 @register_task("Microsoft.ExecuteProcess")
@@ -250,32 +255,36 @@ class ExecuteProcessTask(Task):
     ) -> tuple[bytes, bytes, bool]:
         """Wait for the process, watching the timeout and cancellation; return (out, err, timed_out)."""
         deadline = time.monotonic() + self.props.timeout if self.props.timeout > 0 else None
+        pipes = _Pipes(process, stdin)
         while True:
             try:
-                out, err = process.communicate(stdin, timeout=_POLL_SECONDS)
-                return out or b"", err or b"", False
+                process.wait(timeout=_POLL_SECONDS)
             except subprocess.TimeoutExpired:
                 pass
+            else:
+                # Exited; its output may still be in flight (or held open by its own children).
+                if pipes.join(_POLL_SECONDS):
+                    return (*pipes.result(), False)
             if ctx.cancelled or self._cancelled.is_set():
                 _end_group(process)
-                out, err = process.communicate()
+                pipes.join(_GRACE_SECONDS)
                 raise TaskFailedError(
                     f"the run was canceled, so the process {process.args[0]} (pid {process.pid}) was stopped."
                 )
             if deadline is not None and time.monotonic() >= deadline:
-                return self._on_timeout(process, ctx)
+                return self._on_timeout(process, pipes, ctx)
 
-    def _on_timeout(self, process: subprocess.Popen[bytes], ctx: TaskContext) -> tuple[bytes, bytes, bool]:
+    def _on_timeout(self, process: subprocess.Popen[bytes], pipes: _Pipes, ctx: TaskContext) -> tuple[bytes, bytes, bool]:
         if self.props.terminate_after_timeout:
             _end_group(process)
-            out, err = process.communicate()
-            return out or b"", err or b"", True
-        # SSIS leaves the process running; we stop reading its output and reap it in the background.
+            pipes.join(_GRACE_SECONDS)
+            return (*pipes.result(), True)
+        # SSIS leaves the process running; its pipes keep draining and it is reaped in the background.
         ctx.events.warning(
             f"the process {process.args[0]} (pid {process.pid}) is still running after the {self.props.timeout}-second "
             "TimeOut and is left running because TerminateAfterTimeout is False."
         )
-        threading.Thread(target=_reap, args=(process,), daemon=True).start()
+        threading.Thread(target=process.wait, daemon=True).start()
         return b"", b"", True
 
     def _store_output(self, ctx: TaskContext, out: bytes, err: bytes) -> None:
@@ -341,14 +350,49 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def _reap(process: subprocess.Popen[bytes]) -> None:
-    for stream in (process.stdout, process.stderr, process.stdin):
-        if stream is not None:
-            try:
-                stream.close()
-            except OSError:
-                pass
-    process.wait()
+class _Pipes:
+    """Feeds stdin and drains stdout/stderr on daemon threads, so no pipe fills up and blocks.
+
+    (``Popen.communicate`` with a timeout cannot resume sending input after the first timeout.)
+    """
+
+    def __init__(self, process: subprocess.Popen[bytes], stdin: bytes | None) -> None:
+        self._out: list[bytes] = []
+        self._err: list[bytes] = []
+        self._threads = [
+            threading.Thread(target=_drain, args=(process.stdout, self._out), daemon=True),
+            threading.Thread(target=_drain, args=(process.stderr, self._err), daemon=True),
+        ]
+        if process.stdin is not None:
+            self._threads.append(threading.Thread(target=_feed, args=(process.stdin, stdin or b""), daemon=True))
+        for thread in self._threads:
+            thread.start()
+
+    def join(self, limit: float) -> bool:
+        """Wait up to ``limit`` seconds in all for the streams to finish; True when they have."""
+        deadline = time.monotonic() + limit
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
+
+    def result(self) -> tuple[bytes, bytes]:
+        return b"".join(self._out), b"".join(self._err)
+
+
+def _drain(stream: IO[bytes] | None, sink: list[bytes]) -> None:
+    if stream is None:
+        return
+    with stream:
+        for chunk in iter(lambda: stream.read1(65536), b""):
+            sink.append(chunk)
+
+
+def _feed(stream: IO[bytes], data: bytes) -> None:
+    try:
+        with stream:
+            stream.write(data)
+    except (BrokenPipeError, OSError):
+        pass  # the program stopped reading; what it did not take is not an error (as in SSIS)
 
 
 def _signal_name(number: int) -> str:

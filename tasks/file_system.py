@@ -12,16 +12,16 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from collections.abc import Callable
 from enum import IntEnum
-from typing import Annotated, Any, Callable
-
-from pydantic import AliasChoices, BeforeValidator, Field
+from typing import Annotated, Any
 
 from dtsx.engine.errors import TaskFailedError
 from dtsx.tasks.base import Task, TaskContext, TaskProperties, ValidationContext, register_task
 from dtsx.tasks.execute_process import SsisBool
+from pydantic import AliasChoices, BeforeValidator, Field
 
-__all__ = ["FileSystemTask", "FileSystemOperation"]
+__all__ = ["FileSystemOperation", "FileSystemTask"]
 
 
 class FileSystemOperation(IntEnum):

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from dtsx.connections.file import PathMap
+
 from tests._shared import REPO_ROOT
 
-__all__ = ["DATA", "WORK", "PKGS", "run_api", "run_cli", "path_maps"]
+__all__ = ["DATA", "PKGS", "WORK", "path_maps", "run_api", "run_cli"]
 
 DATA = REPO_ROOT / "tests" / "data" / "tasks"
 WORK = r"C:\dtsx-work"  # where the test packages read and write, mapped to tmp_path
@@ -42,4 +42,4 @@ def run_cli(name: str, work: Path, *extra: str, timeout: float = 120) -> subproc
     args = [*command, "run", str(DATA / name)]
     for spec in path_maps(work):
         args += ["--path-map", spec]
-    return subprocess.run([*args, *extra], capture_output=True, text=True, timeout=timeout, cwd=work)
+    return subprocess.run([*args, *extra], capture_output=True, text=True, timeout=timeout, cwd=work, check=False)

@@ -7,12 +7,13 @@ as they would the executor's scoped variables and event sink.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from dtsx.engine.errors import ConnectionManagerError
 from dtsx.tasks.base import TaskContext
 
-__all__ = ["Vars", "Events", "PathConnections", "make_ctx"]
+__all__ = ["Events", "PathConnections", "Vars", "make_ctx"]
 
 
 class Vars:

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from dtsx.connections.base import ConnectionSettings
 from dtsx.connections.file import FileConnectionManager
 from dtsx.engine.errors import PackageLoadError, TaskFailedError
 from dtsx.engine.model import XmlNode
 from dtsx.tasks.base import TASKS, ValidationContext
 from dtsx.tasks.execute_package import ExecutePackageTask, result_name
+
 from tests.tasks._taskkit import PathConnections, make_ctx
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from dtsx.engine.errors import PackageValidationError
 from dtsx.engine.loader import load
 from dtsx.engine.plan import build
 from dtsx.tasks.execute_package import ExecutePackageTask
 from dtsx.tasks.execute_process import ExecuteProcessTask
 from dtsx.tasks.file_system import FileSystemOperation, FileSystemTask
+
 from tests._shared import require_shared, shared_dir
 
 MARKERS = ("ExecuteProcessData", "FileSystemData", "<ExecutePackageTask>")

@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 from dtsx.engine.errors import TaskFailedError
 from dtsx.engine.model import XmlNode
 from dtsx.tasks.base import TASKS, ValidationContext
 from dtsx.tasks.execute_process import ExecuteProcessTask, split_windows_args
+
 from tests.tasks._taskkit import make_ctx
 
 PY = sys.executable
@@ -227,7 +227,7 @@ def test_cancel_ends_the_process_and_its_children(tmp_path: Path) -> None:
     def run() -> None:
         try:
             t.execute(ctx)
-        except BaseException as exc:  # collected for the assertion below
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion below
             errors.append(exc)
 
     worker = threading.Thread(target=run)
@@ -285,3 +285,12 @@ def test_mapped_exe_may_name_a_native_build(tmp_path: Path) -> None:
     # Without a mapping the .exe is not guessed away.
     with pytest.raises(TaskFailedError, match="is a Windows program"):
         task(Executable=r"c:\Arc\pkzip25.exe").execute(make_ctx(local_path=PathMap.parse([])))
+
+
+def test_large_stdin_to_a_slow_reader() -> None:
+    # The input outlives the first wait interval, so it must keep flowing across polls.
+    code = "import sys, time; time.sleep(0.5); print(len(sys.stdin.read()))"
+    t = task(Executable=PY, Arguments=f'-c "{code}"', StandardInputVariable="In", StandardOutputVariable="Out")
+    ctx = make_ctx({"User::In": "x" * 1_000_000, "User::Out": ""})
+    t.execute(ctx)
+    assert ctx.variables.get("Out").strip() == "1000000"

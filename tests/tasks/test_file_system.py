@@ -7,13 +7,13 @@ import stat
 from pathlib import Path
 
 import pytest
-
 from dtsx.connections.base import ConnectionSettings
 from dtsx.connections.file import FileConnectionManager
 from dtsx.engine.errors import ConnectionManagerError, TaskFailedError
 from dtsx.engine.model import XmlNode
 from dtsx.tasks.base import TASKS, ValidationContext
 from dtsx.tasks.file_system import FileSystemOperation, FileSystemTask
+
 from tests.tasks._taskkit import PathConnections, make_ctx
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import sys
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from dtsx.engine.errors import PluginError
 from dtsx.engine.model import XmlNode
 from dtsx.engine.registry import Registry
 from dtsx.tasks.base import TASKS, Task, ValidationContext
+
 from tests._shared import REPO_ROOT
 from tests.tasks._taskkit import make_ctx
 
@@ -54,7 +54,7 @@ def fresh_registry() -> Registry[type[Task]]:
 
 def test_entry_point_is_discovered_and_imported_on_demand(plugin_on_path: Path) -> None:
     registry = fresh_registry()
-    assert KEY in registry.keys()
+    assert KEY in registry.keys()  # noqa: SIM118 - keys() lists entry points without importing them
     assert "acme_dtsx.hello" not in sys.modules  # listing keys imports nothing
     cls = registry.get("Acme.HelloTask")
     assert "acme_dtsx.hello" in sys.modules

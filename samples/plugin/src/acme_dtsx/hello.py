@@ -14,10 +14,9 @@ FILE connection manager, and raises an information event. Property expressions m
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
-
 from dtsx.engine.errors import TaskFailedError
 from dtsx.tasks.base import Task, TaskContext, TaskProperties, ValidationContext, register_task
+from pydantic import AliasChoices, Field
 
 __all__ = ["HelloTask"]
 
