@@ -183,3 +183,25 @@ def test_ado_enumerator_source_variable_must_exist() -> None:
     assert plan.executables["Package\\Rows"].enumerator.type_key == "Microsoft.ForEachADOEnumerator"
     (problem,) = _problems(_package(loop.replace("{name}", "Missing"), variables=variables))
     assert problem.code == "missing-variable" and "User::Missing" in problem.message and problem.line == 8  # the enumerator element
+
+
+def test_item_and_from_variable_enumerators_are_supported() -> None:
+    loops = """
+    <DTS:Executable DTS:refId="Package\\Items" DTS:ExecutableType="STOCK:FOREACHLOOP" DTS:ObjectName="Items">
+      <DTS:ForEachEnumerator DTS:CreationName="DTS.ForEachItemEnumerator.3" DTS:ObjectName="{E0000000-0000-0000-0000-000000000001}">
+        <DTS:ObjectData><FEIEItems><FEIEItem><FEIEItemValue Type="8" Value="a" /><FEIEItemValue Type="3" Value="1" /></FEIEItem></FEIEItems></DTS:ObjectData>
+      </DTS:ForEachEnumerator>
+    </DTS:Executable>
+    <DTS:Executable DTS:refId="Package\\FromVar" DTS:ExecutableType="STOCK:FOREACHLOOP" DTS:ObjectName="FromVar">
+      <DTS:ForEachEnumerator DTS:CreationName="Microsoft.SqlServer.Dts.Runtime.Enumerators.FromVar.ForEachFromVarEnumerator, Microsoft.SqlServer.ForEachFromVarEnumerator, Version=13.0.0.0" DTS:ObjectName="{E0000000-0000-0000-0000-000000000002}">
+        <DTS:ObjectData><FEEFVE VariableName="User::List" /></DTS:ObjectData>
+      </DTS:ForEachEnumerator>
+    </DTS:Executable>"""
+    variables = '<DTS:Variable DTS:Namespace="User" DTS:ObjectName="List"><DTS:VariableValue DTS:DataType="13" /></DTS:Variable>'
+    plan = build(load_bytes(_package(loops, variables=variables), file="t.dtsx"))
+    items = plan.executables["Package\\Items"].enumerator
+    from_var = plan.executables["Package\\FromVar"].enumerator
+    assert items.type_key == "Microsoft.ForEachItemEnumerator" and items.object_data.children[0].local_name == "FEIEItems"
+    assert from_var.type_key == "Microsoft.ForEachFromVarEnumerator" and from_var.properties == {"VariableName": "User::List"}
+    (problem,) = _problems(_package(loops, variables=""))
+    assert problem.code == "missing-variable" and "User::List" in problem.message
