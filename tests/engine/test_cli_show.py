@@ -168,3 +168,27 @@ def test_graph_content_dot_and_mermaid(tmp_path: Path) -> None:
     assert mermaid.startswith("flowchart TD") and 'subgraph n0["Seq [STOCK:SEQUENCE]"]' in mermaid
     assert '-. "Failure or 1 < 2" .->' in mermaid and "class " in mermaid and " disabled" in mermaid
     assert dtsx("graph", "--format", "png", package).returncode == 6
+
+
+def test_every_corpus_package_through_validate_show_and_graph() -> None:
+    """In process (click's runner): no corpus package makes any of the three commands crash."""
+    from click.testing import CliRunner
+
+    from dtsx.engine.cli import cli
+
+    base = require_shared("corpus", "dtsx")
+    files = sorted(str(p) for p in base.glob("*.dtsx"))
+    runner = CliRunner()
+    result = runner.invoke(cli, ["validate", "--json", "--unsupported", "skip", *files])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code in (0, 5)
+    entries = json.loads(result.stdout)["packages"]
+    assert [e["path"] for e in entries] == files
+    encrypted = [e for e in entries if any("encrypted" in p["message"] for p in e["problems"])]
+    assert len(encrypted) == 2 and all(p["code"] == "load-error" for e in encrypted for p in e["problems"])
+    for path in files:
+        if any(e["path"] == path for e in encrypted):
+            continue
+        for args in (["show", "--json", path], ["show", path], ["graph", path], ["graph", "--format", "mermaid", path]):
+            outcome = runner.invoke(cli, args)
+            assert outcome.exit_code == 0 and outcome.exception is None, (args, outcome.output)
