@@ -153,3 +153,18 @@ def test_shallow_nesting_in_object_data_loads() -> None:
     while node.children:
         node, depth = node.children[0], depth + 1
     assert depth == 200
+
+
+@pytest.mark.parametrize("pattern", ["avgrishin_Dts2008_LoadExIndexMICEX.dtsx", "*ProSSIS_07EventBubbling.dtsx", "maabcodingschool*Part84*.dtsx"])
+def test_truncating_real_packages_anywhere_gives_a_load_error(pattern: str) -> None:
+    from tests._shared import require_shared
+
+    found = sorted(require_shared("corpus", "dtsx").glob(pattern))
+    if not found:
+        pytest.skip(f"no corpus file matches {pattern}")
+    data = found[0].read_bytes()
+    body_end = data.rstrip().rfind(b">")
+    for cut in range(7, body_end, max(1, body_end // 60)):
+        with pytest.raises(PackageLoadError) as info:
+            load_bytes(data[:cut], file="cut.dtsx")
+        assert info.value.file == "cut.dtsx" and info.value.line is not None
