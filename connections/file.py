@@ -26,6 +26,7 @@ __all__ = [
     "PathMap",
     "PathMapError",
     "looks_like_windows_path",
+    "unmapped_windows_path",
 ]
 
 _DRIVE = re.compile(r"^[A-Za-z]:(?:[\\/]|$)")
@@ -41,6 +42,19 @@ def looks_like_windows_path(path: str) -> bool:
         return True
     # A backslash with no forward slash is a Windows relative path; POSIX names rarely hold one.
     return "\\" in path and "/" not in path
+
+
+def unmapped_windows_path(stored: str, local: str) -> str | None:
+    """A sentence when ``local`` (``stored`` after mapping) is still a Windows path, else None.
+
+    Such a path would otherwise be used literally, creating files named ``C:\\x\\y`` here.
+    """
+    if not looks_like_windows_path(local):
+        return None
+    return (
+        f"{stored} is a Windows path that no --path-map rule maps to a local folder; "
+        "add one, e.g. --path-map 'C:\\folder=/local/folder'"
+    )
 
 
 def _key(path: str) -> str:
@@ -193,6 +207,9 @@ class FileConnectionManager(ConnectionManager):
                 f"(e.g. --conn \"{self.settings.name}=/path/to/file\")."
             )
         local = self.settings.local_path(stored)
+        problem = unmapped_windows_path(stored, local)
+        if problem is not None:
+            raise ConnectionManagerError(f"connection manager {self.settings.name!r} points at {problem}.")
         usage = self.usage_of(self.settings)
         if usage == FileUsage.EXISTING_FILE and not os.path.isfile(local):
             raise ConnectionManagerError(self._missing(stored, local, "file"))

@@ -17,6 +17,7 @@ import threading
 import time
 from typing import IO, Annotated, Any
 
+from dtsx.connections.file import unmapped_windows_path
 from dtsx.engine.errors import TaskFailedError
 from dtsx.tasks.base import Task, TaskContext, TaskProperties, ValidationContext, register_task
 from pydantic import AliasChoices, BeforeValidator, Field
@@ -218,6 +219,9 @@ class ExecuteProcessTask(Task):
         if not stored:
             return None
         local = ctx.local_path(stored)
+        problem = unmapped_windows_path(stored, local)
+        if problem is not None:
+            raise TaskFailedError(f"the WorkingDirectory {problem}.")
         if not os.path.isdir(local):
             where = stored if local == stored else f"{stored} (here {local})"
             raise TaskFailedError(
@@ -383,8 +387,7 @@ def _drain(stream: IO[bytes] | None, sink: list[bytes]) -> None:
     if stream is None:
         return
     with stream:
-        for chunk in iter(lambda: stream.read1(65536), b""):
-            sink.append(chunk)
+        sink.extend(iter(lambda: stream.read1(65536), b""))
 
 
 def _feed(stream: IO[bytes], data: bytes) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from enum import IntEnum
 from typing import Annotated, Any
 
+from dtsx.connections.file import unmapped_windows_path
 from dtsx.engine.errors import TaskFailedError
 from dtsx.tasks.base import Task, TaskContext, TaskProperties, ValidationContext, register_task
 from dtsx.tasks.execute_process import SsisBool
@@ -160,10 +161,10 @@ class FileSystemTask(Task):
             text = "" if value is None else str(value).strip()
             if not text:
                 raise TaskFailedError(f"the {role} variable {ref} is empty; it must hold a file or folder path.")
-            return ctx.local_path(text)
+            return _local(ctx, text, f"the {role} variable {ref} holds")
         finder = getattr(ctx.connections, "find", None)
         if finder is not None and finder(ref) is None and _looks_like_path(ref):
-            return ctx.local_path(ref)  # a path given directly, e.g. by a property expression
+            return _local(ctx, ref, f"the {role}")  # a path given directly, e.g. by a property expression
         path = ctx.connections.acquire(ref)
         if not isinstance(path, str):
             raise TaskFailedError(
@@ -273,6 +274,14 @@ class FileSystemTask(Task):
         if not os.path.isdir(parent):
             raise TaskFailedError(f"the destination folder {parent} does not exist; create it first (CreateDirectory) or map it with --path-map.")
         return target
+
+
+def _local(ctx: TaskContext, path: str, what: str) -> str:
+    local = ctx.local_path(path)
+    problem = unmapped_windows_path(path, local)
+    if problem is not None:
+        raise TaskFailedError(f"{what} {problem}.")
+    return local
 
 
 def _split_attributes(text: str) -> list[str]:

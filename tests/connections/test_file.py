@@ -124,3 +124,10 @@ def test_flat_file(tmp_path: Path) -> None:
     f.write_text("a,b\n")
     s = ConnectionSettings("Rows", "FLATFILE", str(f), properties={"fileusagetype": "0"})
     assert FlatFileConnectionManager(s).acquire() == str(f)
+
+
+@pytest.mark.parametrize("usage", ["0", "1", "2", "3"])
+def test_unmapped_windows_path_is_refused_for_every_usage(usage: str) -> None:
+    for local_path in (PathMap.parse([]), lambda p: p):
+        with pytest.raises(ConnectionManagerError, match=r"'Input' points at C:\\out\\x is a Windows path that no --path-map"):
+            FileConnectionManager(settings(r"C:\out\x", usage, local_path=local_path)).acquire()

@@ -149,10 +149,13 @@ def test_working_directory_is_mapped(tmp_path: Path) -> None:
     assert "marker.txt" in ctx.variables.get("User::Out")
 
 
-def test_missing_working_directory_fails_clearly() -> None:
+def test_missing_working_directory_fails_clearly(tmp_path: Path) -> None:
     t = task(Executable="/bin/true", WorkingDirectory=r"D:\nowhere")
-    with pytest.raises(TaskFailedError, match=r"WorkingDirectory D:\\nowhere .*does not exist.*--path-map"):
+    with pytest.raises(TaskFailedError, match=r"WorkingDirectory D:\\nowhere is a Windows path that no --path-map"):
         t.execute(make_ctx(local_path=lambda p: p.replace("\\", "/")))
+    mapped = {r"D:\nowhere": str(tmp_path / "nowhere")}
+    with pytest.raises(TaskFailedError, match=r"WorkingDirectory D:\\nowhere \(here .*nowhere\) does not exist"):
+        t.execute(make_ctx(local_path=lambda p: mapped.get(p, p)))
 
 
 def test_bare_name_found_on_path() -> None:

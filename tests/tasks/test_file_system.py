@@ -239,3 +239,13 @@ def test_validate() -> None:
     assert "is a OLEDB connection" in fs("DeleteFile", "Db").validate(vctx)[0]
     dynamic = ValidationContext(types.get, lambda n: False, frozenset({"source"}))
     assert fs("DeleteFile", "").validate(dynamic) == []
+
+
+def test_unmapped_windows_paths_are_never_used_literally(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    task = fs("CreateDirectory", "User::D", TaskIsSourceVariable="True")
+    with pytest.raises(TaskFailedError, match=r"variable User::D holds C:\\out\\new is a Windows path that no --path-map"):
+        task.execute(make_ctx({"User::D": r"C:\out\new"}))
+    with pytest.raises(TaskFailedError, match=r"the source C:\\out\\new is a Windows path"):
+        fs("CreateDirectory", r"C:\out\new").execute(make_ctx())
+    assert list(tmp_path.iterdir()) == []
