@@ -168,3 +168,57 @@ def test_truncating_real_packages_anywhere_gives_a_load_error(pattern: str) -> N
         with pytest.raises(PackageLoadError) as info:
             load_bytes(data[:cut], file="cut.dtsx")
         assert info.value.file == "cut.dtsx" and info.value.line is not None
+
+
+@pytest.mark.parametrize(
+    ("attribute", "words"),
+    [('DTS:Disabled="maybe"', "Disabled='maybe' is not a boolean"), ('DTS:MaxErrorCount="lots"', "MaxErrorCount='lots' is not an integer")],
+)
+def test_bad_setting_values_name_the_setting_and_line(attribute: str, words: str) -> None:
+    data = (
+        '<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" DTS:ObjectName="P">\n'
+        '<DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>\n<DTS:Executables>\n'
+        f'<DTS:Executable DTS:refId="Package\\A" DTS:ExecutableType="STOCK:SEQUENCE" DTS:ObjectName="A" {attribute}/>\n'
+        "</DTS:Executables></DTS:Executable>"
+    ).encode()
+    with pytest.raises(PackageLoadError) as info:
+        load_bytes(data, file="v.dtsx")
+    assert info.value.line == 4 and words in str(info.value)
+
+
+def test_old_format_constraint_without_an_end_is_a_load_error() -> None:
+    data = b"""<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:ExecutableType="SSIS.Package.2">
+<DTS:Property DTS:Name="PackageFormatVersion">3</DTS:Property>
+<DTS:Property DTS:Name="ObjectName">Old</DTS:Property>
+<DTS:PrecedenceConstraint>
+<DTS:Property DTS:Name="ObjectName">Constraint</DTS:Property>
+<DTS:Executable IDREF="{00000000-0000-0000-0000-000000000001}" DTS:IsFrom="-1"/>
+</DTS:PrecedenceConstraint>
+</DTS:Executable>"""
+    with pytest.raises(PackageLoadError) as info:
+        load_bytes(data, file="old.dtsx")
+    assert info.value.line == 4 and "no To end" in str(info.value)
+
+
+def test_old_format_constraint_to_an_unknown_guid_is_reported_by_the_planner() -> None:
+    data = b"""<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:ExecutableType="SSIS.Package.2">
+<DTS:Property DTS:Name="PackageFormatVersion">3</DTS:Property>
+<DTS:Property DTS:Name="ObjectName">Old</DTS:Property>
+<DTS:Executable DTS:ExecutableType="STOCK:SEQUENCE">
+<DTS:Property DTS:Name="ObjectName">A</DTS:Property>
+<DTS:Property DTS:Name="DTSID">{aaaaaaaa-0000-0000-0000-000000000001}</DTS:Property>
+</DTS:Executable>
+<DTS:PrecedenceConstraint>
+<DTS:Property DTS:Name="ObjectName">Constraint</DTS:Property>
+<DTS:Executable IDREF="{AAAAAAAA-0000-0000-0000-000000000001}" DTS:IsFrom="-1"/>
+<DTS:Executable IDREF="{BBBBBBBB-0000-0000-0000-000000000002}" DTS:IsFrom="0"/>
+</DTS:PrecedenceConstraint>
+</DTS:Executable>"""
+    pkg = load_bytes(data, file="old.dtsx")
+    pc = pkg.precedence_constraints[0]
+    assert pc.from_ref == "Package\\A" and pc.to_ref == "{BBBBBBBB-0000-0000-0000-000000000002}"
+    assert pc.ref_id == "Package.PrecedenceConstraints[Constraint]"
+    with pytest.raises(PackageValidationError) as info:
+        build(pkg)
+    (problem,) = info.value.problems
+    assert problem.code == "bad-constraint" and problem.line == 8
