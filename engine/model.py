@@ -186,7 +186,7 @@ class ConnectionManagerSpec(_Model):
     creation_name: str
     type_key: str
     description: str | None = None
-    connection_string: str | None = None
+    connection_string: str | None = Field(default=None, repr=False)  # may hold a password
     properties: dict[str, str] = Field(default_factory=dict)
     property_expressions: list[PropertyExpression] = Field(default_factory=list)
     object_data: XmlNode | None = None
@@ -210,7 +210,7 @@ class Variable(_Model):
     description: str | None = None
     data_type: int = 8
     data_subtype: str | None = None
-    value: str | None = None
+    value: str | None = Field(default=None, repr=False)  # may be sensitive
     evaluate_as_expression: bool = False
     expression: str | None = None
     read_only: bool = False
@@ -238,7 +238,7 @@ class Parameter(_Model):
     dtsid: str | None = None
     dotnet_type: str
     data_type_code: int
-    value: str | None = None
+    value: str | None = Field(default=None, repr=False)  # may be a secret: never in reprs
     sensitive: bool = False
     sensitive_unavailable: bool = False
     required: bool = False
