@@ -94,3 +94,26 @@ def test_a_second_class_under_the_same_key_is_refused(plugin_on_path: Path) -> N
 
     with pytest.raises(PluginError, match="registered twice: by entry point acme_dtsx.hello:HelloTask and by"):
         registry.add(KEY, Impostor, "tests.Impostor")
+
+
+def test_dtsx_run_and_list_find_the_installed_plugin(tmp_path: Path) -> None:
+    """The real path: a separate dtsx process discovers the entry point and runs hello.dtsx."""
+    import json
+    import os
+    import subprocess
+
+    site = tmp_path / "site"
+    write_dist_info(site)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(PLUGIN / "src")])}
+    dtsx = [sys.executable, "-c", "from dtsx.engine.cli import main; main()"]
+    report = tmp_path / "report.json"
+    done = subprocess.run(
+        [*dtsx, "run", str(PLUGIN / "hello.dtsx"), "--path-map", f"C:\\acme={tmp_path}", "--report-json", str(report)],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "greetings.txt").read_text() == "Hello, WORLD!\n"
+    assert json.loads(report.read_text())["variables"]["User::Message"] == "Hello, WORLD!"
+    listed = subprocess.run([*dtsx, "list"], capture_output=True, text=True, env=env, timeout=60, check=False)
+    line = next(x for x in listed.stdout.splitlines() if KEY in x)
+    assert "entry point acme_dtsx.hello:HelloTask" in line
