@@ -40,3 +40,29 @@ def test_bad_path_map_is_a_usage_error(tmp_path: Path) -> None:
     assert done.returncode == 6
     assert "--path-map 'no-equals-sign' is not WINDOWS=LOCAL" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_process_chain_through_the_cli(tmp_path: Path) -> None:
+    import json
+
+    report = tmp_path / "report.json"
+    done = run_cli("process_chain.dtsx", tmp_path, "--report-json", str(report))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "chain.txt").read_text() == "hello world"
+    variables = json.loads(report.read_text())["variables"]
+    assert (variables["User::Out"], variables["User::Code"]) == ("hello world", 7)
+
+
+def test_process_chain_without_path_map_fails_before_touching_disk(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.tasks._e2e import DATA
+
+    done = subprocess.run(
+        [sys.executable, "-c", "from dtsx.engine.cli import main; main()", "run", str(DATA / "process_chain.dtsx")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,
+    )
+    assert done.returncode == 1
+    assert "WorkingDirectory C:\\dtsx-work is a Windows path that no --path-map rule maps" in done.stderr
+    assert list(tmp_path.iterdir()) == []
