@@ -244,6 +244,8 @@ class _Parser:
             raise self.fail(_column_message(token.text), token.offset)
         if token.kind == OP and token.text == "=":
             raise self.fail(_SINGLE_EQUALS, token.offset)
+        if token.kind == EOF:
+            raise self.fail("the expression ends where an operand was expected", token.offset)
         raise self.fail(f"unexpected {_describe(token)}", token.offset)
 
     def identifier(self) -> Node:
