@@ -114,6 +114,10 @@ class _Maker:
         self.count = len(fields)
 
     def __call__(self, **values: Any) -> Any:
+        return self.from_dict(values)
+
+    def from_dict(self, values: dict[str, Any]) -> Any:
+        """The instance holding ``values`` (correctly typed already); missing fields get defaults."""
         if len(values) == self.count:
             data = values  # every field given (callers pass them in field order)
         else:
@@ -122,16 +126,20 @@ class _Maker:
                 if name not in values:
                     data[name] = factory()  # type: ignore[call-arg]
             data.update(values)
-        obj = self.cls.__new__(self.cls)
-        _setattr(obj, "__dict__", data)
-        _setattr(obj, "__pydantic_fields_set__", set(values))
-        _setattr(obj, "__pydantic_extra__", None)
-        _setattr(obj, "__pydantic_private__", None)
-        return obj
+        return _construct(self.cls, data, set(values))
+
+
+def _construct(cls: type[Any], data: dict[str, Any], fields_set: set[str]) -> Any:
+    """What ``model_construct`` leaves behind, without its per-call inspection of the class."""
+    obj = cls.__new__(cls)
+    _setattr(obj, "__dict__", data)
+    _setattr(obj, "__pydantic_fields_set__", fields_set)
+    _setattr(obj, "__pydantic_extra__", None)
+    _setattr(obj, "__pydantic_private__", None)
+    return obj
 
 
 _setattr = object.__setattr__
-_make_node = _Maker(XmlNode)
 _make_location = _Maker(SourceLocation)
 _make_expression = _Maker(PropertyExpression)
 _make_executable = _Maker(Executable)
@@ -296,14 +304,24 @@ def load_project(folder: str | os.PathLike[str]) -> tuple[list[ConnectionManager
 def xml_to_node(el: etree._Element, parent_nsmap: dict[str | None, str] | None = None) -> XmlNode:
     """An lxml element as an XmlNode (Clark tags, prefixes declared here, no comments)."""
     nsmap = el.nsmap
-    declared = {(k or ""): v for k, v in nsmap.items() if parent_nsmap is None or parent_nsmap.get(k) != v}
-    children = [xml_to_node(c, nsmap) for c in el if c.tag.__class__ is str]
+    if parent_nsmap is None:
+        declared = {(k or ""): v for k, v in nsmap.items()}
+    elif nsmap == parent_nsmap:
+        declared = {}  # the common case: nothing declared here
+    else:
+        declared = {(k or ""): v for k, v in nsmap.items() if parent_nsmap.get(k) != v}
     text = el.text
-    if children and text is not None and not text.strip():
-        text = None
-    return _make_node(
-        tag=el.tag, attrs=dict(el.items()), text=text, children=children, nsmap=declared, line=el.sourceline
-    )
+    if len(el):
+        children = [xml_to_node(c, nsmap) for c in el if c.tag.__class__ is str]
+        if children and text is not None and not text.strip():
+            text = None
+    else:
+        children = []
+    data = {
+        "tag": el.tag, "attrs": dict(el.items()), "text": text, "children": children, "nsmap": declared,
+        "line": el.sourceline,
+    }
+    return _construct(XmlNode, data, {"tag", "attrs", "text", "children", "nsmap", "line"})  # type: ignore[no-any-return]
 
 
 # --------------------------------------------------------------------------- root checks
@@ -393,11 +411,13 @@ class _Reader:
 
     def __init__(self, file: str) -> None:
         self.file = file
+        # A package repeats a few task types many times; normalising each spelling once is enough.
+        self.type_keys: dict[str, str] = {}
 
     # -- small helpers
 
     def loc(self, el: etree._Element) -> SourceLocation:
-        return _make_location(file=self.file, line=el.sourceline)
+        return _construct(SourceLocation, {"file": self.file, "line": el.sourceline}, {"file", "line"})  # type: ignore[no-any-return]
 
     def error(self, el: etree._Element, message: str) -> PackageLoadError:
         return PackageLoadError(message, file=self.file, line=el.sourceline)
@@ -460,7 +480,7 @@ class _Reader:
         children = self._executable_fields(fields, root, props, ref)
         self._package_parts(fields, children)
         fields["properties"] = dict(props.values)
-        return _make_package(**fields)  # type: ignore[no-any-return]
+        return _make_package.from_dict(fields)  # type: ignore[no-any-return]
 
     def _format_version(self, root: etree._Element, props: _Props) -> int:
         raw = props.pop("PackageFormatVersion")
@@ -520,12 +540,14 @@ class _Reader:
             raw_type = creation or ""
         elif creation is not None and creation != raw_type:
             props.values["CreationName"] = creation
-        type_key = normalise_type(raw_type)
+        type_key = self.type_keys.get(raw_type)
+        if type_key is None:
+            type_key = self.type_keys[raw_type] = normalise_type(raw_type)
         kind = _CONTAINER_KINDS.get(type_key, ExecutableKind.TASK)
         fields: dict[str, Any] = {"kind": kind, "ref_id": ref, "name": name, "raw_type": raw_type, "type_key": type_key}
         self._executable_fields(fields, el, props, ref)
         fields["properties"] = dict(props.values)
-        return _make_executable(**fields)  # type: ignore[no-any-return]
+        return _make_executable.from_dict(fields)  # type: ignore[no-any-return]
 
     def event_handler(self, el: etree._Element, owner_ref: str) -> Executable:
         props = _Props(el)
@@ -540,7 +562,7 @@ class _Reader:
         }
         self._executable_fields(fields, el, props, ref)
         fields["properties"] = dict(props.values)
-        return _make_executable(**fields)  # type: ignore[no-any-return]
+        return _make_executable.from_dict(fields)  # type: ignore[no-any-return]
 
     def _executable_fields(self, fields: dict[str, Any], el: etree._Element, props: _Props, ref: str) -> _Children:
         """Host settings and contents of any executable, added to ``fields``; the children are
@@ -895,9 +917,12 @@ class _Children:
 
     def items(self, wrapper: str, item: str) -> list[etree._Element]:
         """Items inside ``<DTS:wrapper>`` (2012+) and bare ``<DTS:item>`` children (2005/2008)."""
+        by_name = self.by_name
+        if wrapper not in by_name and item not in by_name:
+            return []  # most executables hold only a few of the possible collections
         tag = _D + item
         found: list[etree._Element] = []
-        for wrap in self.by_name.get(wrapper, ()):
+        for wrap in by_name.get(wrapper, ()):
             found.extend(c for c in wrap if c.tag == tag)
         found.extend(self.by_name.get(item, ()))
         return found

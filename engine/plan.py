@@ -14,7 +14,7 @@ import gc
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import networkx as nx
 from pydantic import ValidationError
@@ -33,7 +33,7 @@ from dtsx.engine.registry import UnknownKeyError
 
 if TYPE_CHECKING:
     from dtsx.engine.expressions import CompiledExpression
-    from dtsx.tasks.base import Task
+    from dtsx.tasks.base import Task, ValidationContext
 
 __all__ = ["SUPPORTED_ENUMERATORS", "SYSTEM_VARIABLES", "Plan", "build"]
 
@@ -126,6 +126,11 @@ class _Planner:
         self.connections = _ConnectionIndex(package.all_connections())
         self.compile: Callable[..., CompiledExpression] | None = _expression_compiler()
         self.classes: dict[str, type[Task]] = {}
+        # Validation contexts by scope, for tasks without property expressions (the common case):
+        # siblings share one scope object, so they can share one context.
+        self.contexts: dict[int, tuple[frozenset[str], ValidationContext]] = {}
+        # Attribute key (Clark notation) -> its local name if it can name a connection, else None.
+        self.ref_attrs: dict[str, str | None] = {}
 
     # -- reporting
 
@@ -164,17 +169,21 @@ class _Planner:
             )
         self.plan.executables[exe.ref_id] = exe
         self.parents[exe.ref_id] = parent
-        own = {v.qualified_name for v in exe.variables}
-        own.update(v.name for v in exe.variables if v.namespace == "User")
-        scope = outer | own if own else outer
+        scope = outer
+        if exe.variables:  # most executables declare none, and then share their parent's scope object
+            own = {v.qualified_name for v in exe.variables}
+            own.update(v.name for v in exe.variables if v.namespace == "User")
+            scope = outer | own
         self.scopes[exe.ref_id] = scope
-        for child in (*exe.event_handlers, *exe.executables):
+        for child in exe.event_handlers:
+            self._index(child, exe.ref_id, scope)
+        for child in exe.executables:
             self._index(child, exe.ref_id, scope)
 
     def _check_dtsids(self) -> None:
         seen: dict[str, tuple[str, SourceLocation | None]] = {}
         for ref, dtsid, location in self._identified():
-            key = dtsid.strip().strip("{}").upper()
+            key = dtsid.strip().strip("{}").upper()  # every format spells GUIDs in upper case with braces
             if not key:
                 continue
             if key in seen:
@@ -189,19 +198,18 @@ class _Planner:
             else:
                 seen[key] = (ref, location)
 
-    def _identified(self) -> Iterator[tuple[str, str, SourceLocation | None]]:
+    def _identified(self) -> list[tuple[str, str, SourceLocation | None]]:
+        # A list, not a generator: this visits every object of the package once.
+        found: list[tuple[str, str, SourceLocation | None]] = []
         for exe in self.plan.executables.values():
             if exe.dtsid:
-                yield exe.ref_id, exe.dtsid, exe.location
-            for var in exe.variables:
-                if var.dtsid:
-                    yield var.ref_id, var.dtsid, var.location
-            for pc in exe.precedence_constraints:
-                if pc.dtsid:
-                    yield pc.ref_id, pc.dtsid, pc.location
-        for cm in self.package.connections:
-            if cm.dtsid:
-                yield cm.ref_id, cm.dtsid, cm.location
+                found.append((exe.ref_id, exe.dtsid, exe.location))
+            if exe.variables:
+                found.extend((v.ref_id, v.dtsid, v.location) for v in exe.variables if v.dtsid)
+            if exe.precedence_constraints:
+                found.extend((pc.ref_id, pc.dtsid, pc.location) for pc in exe.precedence_constraints if pc.dtsid)
+        found.extend((cm.ref_id, cm.dtsid, cm.location) for cm in self.package.connections if cm.dtsid)
+        return found
 
     # -- the tree
 
@@ -253,7 +261,8 @@ class _Planner:
         self.plan.tasks[exe.ref_id] = task
         messages = self._validate_task(exe, task)
         self._check_connection_refs(exe, messages)
-        self._executable_expressions(exe)
+        if exe.property_expressions or exe.variables:
+            self._executable_expressions(exe)
 
     def _task_class(self, exe: Executable) -> type[Task] | None:
         """The registered class for the task's type; lookups are cached per type key."""
@@ -292,14 +301,14 @@ class _Planner:
         return None
 
     def _validate_task(self, exe: Executable, task: Task) -> list[str]:
-        from dtsx.tasks.base import ValidationContext
-
         scope = self.scopes.get(exe.ref_id, frozenset())
-        vctx = ValidationContext(
-            connection_type=self.connections.type_of,
-            has_variable=lambda name: _visible(name, scope),
-            dynamic_properties=frozenset(p.name.lower() for p in exe.property_expressions),
-        )
+        if exe.property_expressions:
+            vctx = self._context(scope, frozenset(p.name.lower() for p in exe.property_expressions))
+        else:
+            cached = self.contexts.get(id(scope))
+            if cached is None or cached[0] is not scope:
+                cached = self.contexts[id(scope)] = (scope, self._context(scope, frozenset()))
+            vctx = cached[1]
         try:
             messages = list(task.validate(vctx))
         except DtsxError as exc:
@@ -310,20 +319,33 @@ class _Planner:
             self.problem("invalid-task", f"task '{exe.name}': {message}", exe.location, exe.ref_id)
         return messages
 
+    def _context(self, scope: frozenset[str], dynamic: frozenset[str]) -> ValidationContext:
+        from dtsx.tasks.base import ValidationContext
+
+        return ValidationContext(
+            connection_type=self.connections.type_of,
+            has_variable=lambda name: _visible(name, scope),
+            dynamic_properties=dynamic,
+        )
+
     def _check_connection_refs(self, exe: Executable, already: list[str]) -> None:
         """Any GUID in a *Connection*/SMTPServer attribute of the task's data must name a CM."""
         if exe.object_data is None:
             return
-        dynamic = {p.name.lower() for p in exe.property_expressions}
-        for node in exe.object_data.iter():
+        dynamic = {p.name.lower() for p in exe.property_expressions} if exe.property_expressions else ()
+        kinds = self.ref_attrs
+        stack = [exe.object_data]
+        while stack:
+            node = stack.pop()
+            if node.children:
+                stack.extend(reversed(node.children))  # depth first, in document order
             for key, value in node.attrs.items():
-                low = key.lower()
-                if "connection" not in low and not low.endswith("smtpserver"):
-                    continue  # cheap test on the Clark key first: most attributes are not references
-                local = key.rsplit("}", 1)[-1]
-                low = local.lower()
-                if "connection" not in low and low != "smtpserver":
+                local = kinds.get(key, "")
+                if local == "":
+                    local = kinds[key] = _reference_attribute(key)
+                if local is None:
                     continue
+                low = local.lower()
                 if low in dynamic or not _GUID.match(value.strip()) or self.connections.type_of(value) is not None:
                     continue
                 if any(value in message for message in already):
@@ -387,19 +409,31 @@ class _Planner:
 
     def _graph(self, container: Executable) -> None:
         graph = nx.DiGraph()
-        graph.add_nodes_from(child.ref_id for child in container.executables)
+        nodes = [child.ref_id for child in container.executables]
+        graph.add_nodes_from(nodes)
+        known = set(nodes)
         edges: dict[tuple[str, str], list[PrecedenceConstraint]] = {}
         for pc in container.precedence_constraints:
-            if self._constraint_ok(container, pc, graph):
-                edges.setdefault((pc.from_ref, pc.to_ref), []).append(pc)
-        graph.add_edges_from((u, v, {"constraints": pcs}) for (u, v), pcs in edges.items())
+            if self._constraint_ok(container, pc, known):
+                key = (pc.from_ref, pc.to_ref)
+                if key in edges:
+                    edges[key].append(pc)
+                else:
+                    edges[key] = [pc]
+        graph.add_edges_from([(u, v, {"constraints": pcs}) for (u, v), pcs in edges.items()])
         self.plan.graphs[container.ref_id] = graph
-        self._check_cycles(container, graph)
+        if edges and not _acyclic(known, edges):
+            self._report_cycles(container, graph)
 
-    def _constraint_ok(self, container: Executable, pc: PrecedenceConstraint, graph: nx.DiGraph) -> bool:
+    def _constraint_ok(self, container: Executable, pc: PrecedenceConstraint, known: set[str]) -> bool:
+        if (
+            pc.from_ref in known and pc.to_ref in known and pc.eval_op == 2
+            and pc.value in _CONSTRAINT_VALUES
+        ):
+            return True  # the common case: a plain constraint between two siblings
         ok = True
         for end, ref in (("from", pc.from_ref), ("to", pc.to_ref)):
-            if ref not in graph:
+            if ref not in known:
                 ok = False
                 self.problem(
                     "bad-constraint",
@@ -430,9 +464,7 @@ class _Planner:
             self._compile(pc.expression, False, pc.location, pc.ref_id)
         return ok
 
-    def _check_cycles(self, container: Executable, graph: nx.DiGraph) -> None:
-        if graph.number_of_edges() == 0 or nx.is_directed_acyclic_graph(graph):
-            return
+    def _report_cycles(self, container: Executable, graph: nx.DiGraph) -> None:
         for component in nx.strongly_connected_components(graph):
             if len(component) == 1:
                 (node,) = component
@@ -485,6 +517,30 @@ def _expression_compiler() -> Callable[..., CompiledExpression] | None:
     return compile_expression
 
 
+def _acyclic(nodes: set[str], edges: dict[tuple[str, str], list[PrecedenceConstraint]]) -> bool:
+    """Kahn's algorithm over the edge keys: True when no cycle. Cheaper than asking networkx,
+    whose generic version costs as much as building the graph; cycles are then reported by
+    networkx's strongly connected components."""
+    indegree = dict.fromkeys(nodes, 0)
+    after: dict[str, list[str]] = {}
+    for u, v in edges:
+        indegree[v] += 1
+        if u in after:
+            after[u].append(v)
+        else:
+            after[u] = [v]
+    ready = [n for n, d in indegree.items() if d == 0]
+    seen = 0
+    while ready:
+        node = ready.pop()
+        seen += 1
+        for nxt in after.get(node, ()):
+            indegree[nxt] -= 1
+            if indegree[nxt] == 0:
+                ready.append(nxt)
+    return seen == len(indegree)
+
+
 def _visible(name: str, scope: frozenset[str]) -> bool:
     text = name.strip()
     if text.startswith("@[") and text.endswith("]"):
@@ -523,6 +579,14 @@ class _ConnectionIndex:
         cm = self.find(ref)
         found = self.types[ref] = cm.type_key if cm is not None else None
         return found
+
+
+def _reference_attribute(key: str) -> str | None:
+    """The local name of an attribute that may name a connection manager (``*Connection*``,
+    ``SMTPServer``), else None; ``key`` is in Clark notation."""
+    local = key.rsplit("}", 1)[-1]
+    low = local.lower()
+    return local if "connection" in low or low == "smtpserver" else None
 
 
 def _guid_key(text: str) -> str:
