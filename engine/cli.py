@@ -316,9 +316,9 @@ def _run_request(req: _RunRequest) -> int:
         plan = build(package, unsupported=req.unsupported)
     except PackageValidationError as exc:
         _fail(str(exc), EXIT_LOAD_FAILED)
-    for warning in plan.warnings:
-        click.echo(f"dtsx: warning: {warning}", err=True)
     if req.validate_only:
+        for warning in plan.warnings:
+            click.echo(f"dtsx: warning: {warning}", err=True)
         click.echo(f"dtsx: {req.package} is valid.")
         return EXIT_SUCCESS
     sinks: list[object] = [console]

@@ -34,7 +34,7 @@ from dtsx.engine.errors import DtsxError, ExecutionError, PackageValidationError
 from dtsx.engine.events import EventLog, LogSink, RunEvent
 from dtsx.engine.expressions import Value, compile as compile_expression
 from dtsx.engine.enumerators import enumerate_items
-from dtsx.engine.model import ConnectionManagerSpec, Executable, ExecutableKind, Package
+from dtsx.engine.model import VARTYPE_TO_DOTNET, ConnectionManagerSpec, Executable, ExecutableKind, Package
 from dtsx.engine.plan import Plan
 from dtsx.engine.variables import Scope, Slot, VariableStore, split_name, typed_value
 from dtsx.tasks.base import Task, TaskContext
@@ -959,6 +959,8 @@ class _Run:
             self._task_error(frame, f"the task raised {type(exc).__name__}: {exc}")
         if self.cancel.is_set():
             return "Canceled"
+        if frame.task is not None and not self._store_execution_value(frame, frame.task):
+            raised = True
         limit = exe.max_error_count
         # A task that raised failed; one that only reported errors fails at its MaximumErrorCount.
         failed = raised or (limit > 0 and frame.errors >= limit)
@@ -973,6 +975,26 @@ class _Run:
                 frame.scope.set(name, value)
             except DtsxError as exc:
                 self._task_error(frame, f"ExecValueVariable {name}: {exc}")
+
+    def _store_execution_value(self, frame: Frame, task: Task) -> bool:
+        """ExecValueVariable gets the task's execution value, or ForcedExecutionValue when
+        ForceExecutionValue is set. False (after an OnError) if the variable refuses it."""
+        exe = frame.exe
+        target = exe.properties.get("ExecValueVariable")
+        if not target:
+            return True
+        value: Any = getattr(task, "execution_value", None)
+        if exe.force_execution_value:
+            type_name = VARTYPE_TO_DOTNET.get(exe.forced_execution_value_type or 3, "Int32")
+            value = typed_value(type_name, exe.forced_execution_value or "0", what="ForcedExecutionValue")
+        if value is None:
+            return True
+        try:
+            frame.scope.set(target, value)
+        except DtsxError as exc:
+            self._task_error(frame, f"ExecValueVariable {target}: {exc}")
+            return False
+        return True
 
     def _task_error(self, frame: Frame, message: str) -> None:
         with self._lock:

@@ -71,6 +71,7 @@ class ProbeTask(Task):
 
     def _act(self, ctx: TaskContext) -> None:
         mode = self.props.mode
+        self.execution_value = len(ctx.name)  # what the executor writes to ExecValueVariable
         if self.props.seconds:
             time.sleep(self.props.seconds)
         if mode == "bug":
@@ -92,6 +93,8 @@ class ProbeTask(Task):
         if mode == "acquire":
             with LEDGER.lock:
                 LEDGER.values[ctx.name] = ctx.connections.acquire(self.props.target)
+        if mode == "write":
+            ctx.variables.set(self.props.target, 3)
         if mode == "read":
             with LEDGER.lock:
                 LEDGER.values[ctx.name] = ctx.variables.get(self.props.target)

@@ -180,3 +180,26 @@ def test_report_json_shape() -> None:
     assert set(entry) == {"ref_id", "result", "started", "duration_s", "iterations", "errors"}
     assert entry["ref_id"] == "Package\\B" and entry["errors"] == ["the probe was told to fail."]
     assert data["events"]["OnError"] == 1
+
+
+def test_exec_value_variable_gets_the_execution_value_or_the_forced_one() -> None:
+    natural = probe("Seven", properties={"ExecValueVariable": "User::Natural"})
+    forced = probe("Other", properties={"ExecValueVariable": "User::Forced"}, force_execution_value=True,
+                   forced_execution_value="42", forced_execution_value_type=3)
+    pkg = package([natural, forced], variables=[var("Natural"), var("Forced")])
+    result = run_bounded(pkg)
+    assert result.variables == {"User::Natural": 5, "User::Forced": 42}
+
+
+def test_variable_value_changed_event_reaches_its_handler() -> None:
+    handler = container("OnVariableValueChanged", HANDLER, "Package",
+                        [probe("Saw", "Package.EventHandlers[OnVariableValueChanged]", mode="read",
+                               target="System::SourceName")])
+    pkg = package([probe("Writer", mode="write", target="User::Watched"),
+                   probe("Quiet", mode="write", target="User::Unwatched")],
+                  event_handlers=[handler],
+                  variables=[var("Watched", raise_changed_event=True), var("Unwatched")])
+    result = run_bounded(pkg, max_concurrent=1)
+    assert result.variables == {"User::Watched": 3, "User::Unwatched": 3}
+    assert result.events["OnVariableValueChanged"] == 1
+    assert LEDGER.values["Saw"] == "Writer"
