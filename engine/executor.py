@@ -625,7 +625,8 @@ class _Run:
         result = "Failure"
         try:
             for problem in self.plan.warnings:
-                self.log.emit(RunEvent("OnWarning", self.package.name, problem.ref_id or "Package", message=problem.message))
+                ref = problem.ref_id or "Package"
+                self.log.emit(RunEvent("OnWarning", ref.rsplit("\\", 1)[-1], ref, message=problem.message))
             result = self._run_package(root)
         finally:
             done.set()

@@ -93,6 +93,8 @@ class ProbeTask(Task):
         if mode == "acquire":
             with LEDGER.lock:
                 LEDGER.values[ctx.name] = ctx.connections.acquire(self.props.target)
+        if mode == "rows":
+            ctx.variables.set(self.props.target, [("a", 1), ["b", 20], {"name": "c", "n": 300}])
         if mode == "write":
             ctx.variables.set(self.props.target, 3)
         if mode == "read":

@@ -166,3 +166,17 @@ def test_dev_smtp_catches_mail(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert len(list((tmp_path / "mail").glob("*.eml"))) == 1
     assert "1 message(s) stored" in proc.stdout
+
+
+@pytest.mark.parametrize("style", ["v8", "v3"])
+def test_unsupported_executables_refuse_or_skip(style: str, tmp_path: Path) -> None:
+    pkg = str(package_path("unsupported", style))
+    refused = dtsx("run", pkg)
+    assert refused.returncode == 5 and "Script" in refused.stderr
+    out = tmp_path / "r.json"
+    skipped = dtsx("run", pkg, "--unsupported", "skip", "--report-json", str(out))
+    assert skipped.returncode == 0, skipped.stderr
+    assert "Warning" in skipped.stdout and "Script" in skipped.stdout
+    data = report(out)
+    assert data["variables"]["User::R_After"] == 1
+    assert {e["ref_id"]: e["result"] for e in data["executables"]}["Package\\Script"] == "NotRun"

@@ -203,3 +203,49 @@ def test_variable_value_changed_event_reaches_its_handler() -> None:
     assert result.variables == {"User::Watched": 3, "User::Unwatched": 3}
     assert result.events["OnVariableValueChanged"] == 1
     assert LEDGER.values["Saw"] == "Writer"
+
+
+def _foreach(kind: str, settings: dict[str, str], mappings: list[tuple[int, str]], body: list[Any]) -> Any:
+    from dtsx.engine.model import ForEachEnumerator, ForEachVariableMapping
+
+    loop = container("Loop", ExecutableKind.FOREACH_LOOP, "Package", body)
+    loop.enumerator = ForEachEnumerator(ref_id="Package\\Loop.ForEachEnumerator", raw_type=kind, type_key=kind,
+                                        properties=settings)
+    loop.variable_mappings = [ForEachVariableMapping(value_index=i, variable=v) for i, v in mappings]
+    return loop
+
+
+def test_foreach_ado_enumerator_over_rows_in_an_object_variable() -> None:
+    from dtsx.engine.model import PropertyExpression as PE
+
+    body = [probe("Add", "Package\\Loop", mode="read", target="User::Name",
+                  property_expressions=[PE(name="Mode", expression='"read"')])]
+    loop = _foreach("Microsoft.ForEachADOEnumerator", {"EnumType": "EnumerateRowsInFirstTable", "VarName": "User::Rows"},
+                    [(0, "User::Name"), (1, "User::N")], body)
+    pkg = package([probe("Fill", mode="rows", target="User::Rows"), loop], [edge("Package", "Fill", "Loop")],
+                  variables=[var("Rows", 13, None), var("Name", 8, ""), var("N")])
+    result = run_bounded(pkg)
+    assert result.result == "Success", [e.errors for e in result.executables]
+    assert result.executable("Package\\Loop").iterations == 3
+    assert result.variables["User::Name"] == "c" and result.variables["User::N"] == 300
+
+
+def test_foreach_from_variable_enumerator() -> None:
+    loop = _foreach("Microsoft.ForEachFromVarEnumerator", {"VariableName": "User::Rows"}, [(0, "User::Row")],
+                    [probe("Body", "Package\\Loop")])
+    pkg = package([probe("Fill", mode="rows", target="User::Rows"), loop], [edge("Package", "Fill", "Loop")],
+                  variables=[var("Rows", 13, None), var("Row", 13, None)])
+    result = run_bounded(pkg)
+    assert result.executable("Package\\Loop").iterations == 3
+    assert result.variables["User::Row"] == {"name": "c", "n": 300}
+
+
+def test_foreach_mapping_past_the_item_fails_the_loop_clearly() -> None:
+    loop = _foreach("Microsoft.ForEachADOEnumerator", {"VarName": "User::Rows"}, [(5, "User::N")],
+                    [probe("Body", "Package\\Loop")])
+    pkg = package([probe("Fill", mode="rows", target="User::Rows"), loop], [edge("Package", "Fill", "Loop")],
+                  variables=[var("Rows", 13, None), var("N")])
+    result = run_bounded(pkg)
+    assert result.result == "Failure"
+    (error,) = result.executable("Package\\Loop").errors
+    assert "value index 5" in error and "User::N" in error

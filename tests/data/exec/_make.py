@@ -65,10 +65,12 @@ def guid(ref: str) -> str:
 
 
 _V8_TYPES = {"task": "Microsoft.ExpressionTask", "seq": "STOCK:SEQUENCE", "for": "STOCK:FORLOOP",
-             "foreach": "STOCK:FOREACHLOOP", "execproc": "Microsoft.ExecuteProcess"}
+             "foreach": "STOCK:FOREACHLOOP", "execproc": "Microsoft.ExecuteProcess", "script": "Microsoft.ScriptTask"}
 _V3_TYPES = dict(_V8_TYPES, task=EXPR_V3,
                  execproc="Microsoft.SqlServer.Dts.Tasks.ExecuteProcess.ExecuteProcess, Microsoft.SqlServer.ExecProcTask, "
-                          "Version=10.0.0.0, Culture=neutral, PublicKeyToken=89845dcd8080cc91")
+                          "Version=10.0.0.0, Culture=neutral, PublicKeyToken=89845dcd8080cc91",
+                 script="Microsoft.SqlServer.Dts.Tasks.ScriptTask.ScriptTask, Microsoft.SqlServer.ScriptTask, "
+                        "Version=10.0.0.0, Culture=neutral, PublicKeyToken=89845dcd8080cc91")
 
 
 BOOLS = {"Disabled", "FailParentOnFailure", "FailPackageOnFailure", "DisableEventHandlers"}

@@ -232,6 +232,11 @@ def concurrency() -> Exe:
                    MaxConcurrentExecutables="2")
 
 
+def unsupported() -> Exe:
+    children = [Exe("Script", "script"), task("After", counter("R_After"))]
+    return package("unsupported", children, [Con("Script", "After")], [Var("R_After")])
+
+
 def RULES() -> Iterator[tuple[Exe, bool]]:  # noqa: N802 - a table
     yield constraint_matrix(), True
     yield and_or(), True
@@ -259,3 +264,4 @@ def RULES() -> Iterator[tuple[Exe, bool]]:  # noqa: N802 - a table
     yield set_override(), True
     yield system_vars(), True
     yield concurrency(), True
+    yield unsupported(), True
