@@ -26,7 +26,8 @@ import os
 import re
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Set as AbstractSet
+from types import MappingProxyType
 
 from lxml import etree
 
@@ -103,7 +104,7 @@ class _Maker:
     defaults computed once per class (pydantic's ``model_construct`` inspects every default
     factory's signature on every call, which dominated load time)."""
 
-    __slots__ = ("cls", "count", "factories", "template")
+    __slots__ = ("all_fields", "cls", "count", "factories", "template")
 
     def __init__(self, cls: type[Any]) -> None:
         self.cls = cls
@@ -112,6 +113,7 @@ class _Maker:
         self.template = {name: info.default for name, info in fields.items()}
         self.factories = [(name, info.default_factory) for name, info in fields.items() if info.default_factory]
         self.count = len(fields)
+        self.all_fields = _all_fields(cls)
 
     def __call__(self, **values: Any) -> Any:
         return self.from_dict(values)
@@ -119,14 +121,23 @@ class _Maker:
     def from_dict(self, values: dict[str, Any]) -> Any:
         """The instance holding ``values`` (correctly typed already); missing fields get defaults."""
         if len(values) == self.count:
-            data = values  # every field given (callers pass them in field order)
-        else:
-            data = self.template.copy()
-            for name, factory in self.factories:
-                if name not in values:
-                    data[name] = factory()  # type: ignore[call-arg]
-            data.update(values)
+            # Every field given (callers pass them in field order).
+            return _construct(self.cls, values, self.all_fields)
+        data = self.template.copy()
+        for name, factory in self.factories:
+            if name not in values:
+                data[name] = factory()  # type: ignore[call-arg]
+        data.update(values)
         return _construct(self.cls, data, set(values))
+
+
+def _all_fields(cls: type[Any]) -> set[str]:
+    """One "fields set" naming every field, shared by all instances built with every field given.
+
+    Sharing is safe because it already holds every field: pydantic only ever adds to it (on
+    assignment, a no-op here; extra fields are forbidden) and copies it before changing a
+    copy's set. It saves one gc-tracked set per object (tens of thousands per large package)."""
+    return set(cls.__pydantic_fields__)
 
 
 def _construct(cls: type[Any], data: dict[str, Any], fields_set: set[str]) -> Any:
@@ -140,6 +151,8 @@ def _construct(cls: type[Any], data: dict[str, Any], fields_set: set[str]) -> An
 
 
 _setattr = object.__setattr__
+_NODE_FIELDS = _all_fields(XmlNode)
+_LOCATION_FIELDS = _all_fields(SourceLocation)
 _make_location = _Maker(SourceLocation)
 _make_expression = _Maker(PropertyExpression)
 _make_executable = _Maker(Executable)
@@ -321,7 +334,7 @@ def xml_to_node(el: etree._Element, parent_nsmap: dict[str | None, str] | None =
         "tag": el.tag, "attrs": dict(el.items()), "text": text, "children": children, "nsmap": declared,
         "line": el.sourceline,
     }
-    return _construct(XmlNode, data, {"tag", "attrs", "text", "children", "nsmap", "line"})  # type: ignore[no-any-return]
+    return _construct(XmlNode, data, _NODE_FIELDS)  # type: ignore[no-any-return]
 
 
 # --------------------------------------------------------------------------- root checks
@@ -352,6 +365,21 @@ def _check_root(root: etree._Element, file: str) -> None:
 # --------------------------------------------------------------------------- property reading
 
 
+class _LocalNames(dict):  # type: ignore[type-arg]
+    """Attribute key (Clark notation) → its local name if in the DTS namespace, else None.
+
+    One per file: a package repeats a few dozen attribute names, so each is sliced once."""
+
+    def __missing__(self, key: str) -> str | None:
+        local = key[_DLEN:] if key[:_DLEN] == _D else None
+        self[key] = local
+        return local
+
+
+_EMPTY_MAP: Mapping[str, Any] = MappingProxyType({})
+_EMPTY_SET: AbstractSet[str] = frozenset()
+
+
 class _Props:
     """The settings of one DTS element: attributes and ``<DTS:Property>`` children, merged.
 
@@ -361,16 +389,29 @@ class _Props:
 
     __slots__ = ("lines", "rest", "sensitive", "types", "values")
 
-    def __init__(self, el: etree._Element) -> None:
-        values = {key[_DLEN:]: value for key, value in el.items() if key[:_DLEN] == _D}
-        self.types: dict[str, str] = {}
-        self.sensitive: set[str] = set()
-        self.lines: dict[str, int] = {}
-        rest = [child for child in el if child.tag != _PROPERTY and child.tag.__class__ is str]
-        if len(rest) != len(el):
-            for child in el.iterchildren(_PROPERTY):
-                self._property(child, values)
-        self.values = values
+    def __init__(self, el: etree._Element, names: _LocalNames | None = None) -> None:
+        names = _LocalNames() if names is None else names
+        values = {names[key]: value for key, value in el.items()}
+        values.pop(None, None)  # type: ignore[call-overload]  # attributes outside the DTS namespace
+        # Shared empty (read-only) collections until a <DTS:Property> child needs real ones:
+        # 2012+ elements have none, and these are built for every element.
+        self.types: Mapping[str, str] = _EMPTY_MAP
+        self.sensitive: AbstractSet[str] = _EMPTY_SET
+        self.lines: Mapping[str, int] = _EMPTY_MAP
+        rest: list[etree._Element] = []
+        if len(el):
+            properties = []
+            for child in el:
+                tag = child.tag
+                if tag == _PROPERTY:
+                    properties.append(child)
+                elif tag.__class__ is str:
+                    rest.append(child)
+            if properties:
+                self.types, self.sensitive, self.lines = {}, set(), {}
+                for child in properties:
+                    self._property(child, values)
+        self.values: dict[str, str] = values  # type: ignore[assignment]
         self.rest = rest
 
     def _property(self, child: etree._Element, values: dict[str, str]) -> None:
@@ -378,13 +419,13 @@ class _Props:
         if name is None:
             return
         if _is_sensitive(child):
-            self.sensitive.add(name)
+            self.sensitive.add(name)  # type: ignore[attr-defined]  # a real set once properties exist
             return
         values[name] = child.text or ""
-        self.lines[name] = child.sourceline
+        self.lines[name] = child.sourceline  # type: ignore[index]
         dtype = child.get(_D + "DataType")
         if dtype is not None:
-            self.types[name] = dtype
+            self.types[name] = dtype  # type: ignore[index]
 
     def pop(self, name: str, default: str | None = None) -> str | None:
         return self.values.pop(name, default)
@@ -413,18 +454,19 @@ class _Reader:
         self.file = file
         # A package repeats a few task types many times; normalising each spelling once is enough.
         self.type_keys: dict[str, str] = {}
+        self.names = _LocalNames()
 
     # -- small helpers
 
     def loc(self, el: etree._Element) -> SourceLocation:
-        return _construct(SourceLocation, {"file": self.file, "line": el.sourceline}, {"file", "line"})  # type: ignore[no-any-return]
+        return _construct(SourceLocation, {"file": self.file, "line": el.sourceline}, _LOCATION_FIELDS)  # type: ignore[no-any-return]
 
     def error(self, el: etree._Element, message: str) -> PackageLoadError:
         return PackageLoadError(message, file=self.file, line=el.sourceline)
 
     def boolean(self, el: etree._Element, props: _Props, name: str, default: bool, *aliases: str) -> bool:
-        raw = None
-        for key in (name, *aliases):
+        raw = props.values.pop(name, None)
+        for key in aliases:
             value = props.values.pop(key, None)
             if raw is None and value is not None:
                 raw = value
@@ -438,8 +480,8 @@ class _Reader:
         raise self.error(el, f"{name}={raw!r} is not a boolean (expected True/False or -1/0): fix the value")
 
     def integer(self, el: etree._Element, props: _Props, name: str, default: int | None, *aliases: str) -> int | None:
-        raw = None
-        for key in (name, *aliases):
+        raw = props.values.pop(name, None)
+        for key in aliases:
             value = props.values.pop(key, None)
             if raw is None and value is not None:
                 raw = value
@@ -464,7 +506,7 @@ class _Reader:
     # -- the package
 
     def package(self, root: etree._Element) -> Package:
-        props = _Props(root)
+        props = _Props(root, self.names)
         version = self._format_version(root, props)
         fields = self._package_fields(root, props)
         raw_type = props.pop("ExecutableType") or fields["creation_name"] or ""
@@ -531,7 +573,7 @@ class _Reader:
     # -- executables of every kind
 
     def executable(self, el: etree._Element, parent_ref: str) -> Executable:
-        props = _Props(el)
+        props = _Props(el, self.names)
         name = props.pop("ObjectName") or ""
         ref = props.pop("refId") or f"{parent_ref}\\{name}"
         raw_type = props.pop("ExecutableType") or ""
@@ -550,7 +592,7 @@ class _Reader:
         return _make_executable.from_dict(fields)  # type: ignore[no-any-return]
 
     def event_handler(self, el: etree._Element, owner_ref: str) -> Executable:
-        props = _Props(el)
+        props = _Props(el, self.names)
         event = props.pop("EventName") or props.values.get("CreationName") or ""
         ref = props.pop("refId") or f"{owner_ref}.EventHandlers[{event}]"
         creation = props.pop("CreationName")
@@ -599,14 +641,14 @@ class _Reader:
         for name in [n for n in values if n in _HOST_FIELDS]:
             field, kind = _HOST_FIELDS[name]
             raw = values.pop(name)
-            if kind == "bool":
-                f[field] = self._as_bool(el, name, raw)
+            if kind == "str":
+                f[field] = raw
             elif kind == "int":
                 f[field] = self._as_int(el, name, raw, _MODEL_DEFAULTS[field])
-            elif kind == "text":
-                f[field] = raw or None
+            elif kind == "bool":
+                f[field] = self._as_bool(el, name, raw)
             else:
-                f[field] = raw
+                f[field] = raw or None
         value_type = props.types.get("ExecValue") or props.types.get("ForcedExecutionValue")
         if value_type:
             f["forced_execution_value_type"] = int(value_type) if value_type.lstrip("-").isdigit() else None
@@ -620,11 +662,11 @@ class _Reader:
         raise self.error(el, f"{name}={raw!r} is not a boolean (expected True/False or -1/0): fix the value")
 
     def _as_int(self, el: etree._Element, name: str, raw: str, default: int | None) -> int | None:
-        if not raw.strip():
-            return default
         try:
-            return int(raw)
+            return int(raw)  # int() accepts surrounding whitespace, as SSIS does
         except ValueError:
+            if not raw.strip():
+                return default
             raise self.error(el, f"{name}={raw!r} is not an integer: fix the value") from None
 
     def _package_parts(self, fields: dict[str, Any], children: _Children) -> None:
@@ -636,24 +678,27 @@ class _Reader:
     # -- constraints
 
     def constraint(self, el: etree._Element, container_ref: str, siblings: list[Executable]) -> PrecedenceConstraint:
-        props = _Props(el)
-        name = props.pop("ObjectName")
-        ref = props.pop("refId") or f"{container_ref}.PrecedenceConstraints[{name or ''}]"
-        from_ref = props.pop("From")
-        to_ref = props.pop("To")
+        props = _Props(el, self.names)
+        pop = props.values.pop  # a package can hold tens of thousands of constraints
+        name = pop("ObjectName", None)
+        ref = pop("refId", None) or f"{container_ref}.PrecedenceConstraints[{name or ''}]"
+        from_ref = pop("From", None)
+        to_ref = pop("To", None)
         if from_ref is None or to_ref is None:
             from_ref, to_ref = self._idref_ends(el, props, siblings, from_ref, to_ref)
-        return _make_constraint(
-            ref_id=ref,
-            name=name,
-            dtsid=props.pop("DTSID"),
-            from_ref=from_ref,
-            to_ref=to_ref,
-            value=self.integer(el, props, "Value", 0),
-            eval_op=self.integer(el, props, "EvalOp", 2),
-            expression=props.pop_text("Expression"),
-            logical_and=self.boolean(el, props, "LogicalAnd", True),
-            location=self.loc(el),
+        return _make_constraint.from_dict(  # type: ignore[no-any-return]
+            {
+                "ref_id": ref,
+                "name": name,
+                "dtsid": pop("DTSID", None),
+                "from_ref": from_ref,
+                "to_ref": to_ref,
+                "value": self.integer(el, props, "Value", 0),
+                "eval_op": self.integer(el, props, "EvalOp", 2),
+                "expression": pop("Expression", None) or None,
+                "logical_and": self.boolean(el, props, "LogicalAnd", True),
+                "location": self.loc(el),
+            }
         )
 
     def _idref_ends(
@@ -680,7 +725,7 @@ class _Reader:
     # -- variables and parameters
 
     def variable(self, el: etree._Element, scope: str) -> Variable:
-        props = _Props(el)
+        props = _Props(el, self.names)
         namespace = props.pop("Namespace") or "User"
         name = props.pop("ObjectName") or ""
         ref = props.pop("refId") or f"{scope}.Variables[{namespace}::{name}]"
@@ -728,7 +773,7 @@ class _Reader:
             var.value = value_el.text or ""
 
     def parameter(self, el: etree._Element) -> Parameter:
-        props = _Props(el)
+        props = _Props(el, self.names)
         name = props.pop("ObjectName") or ""
         code = self.integer(el, props, "DataType", 8) or 0
         sensitive = self.boolean(el, props, "Sensitive", False)
@@ -751,7 +796,7 @@ class _Reader:
     # -- connection managers, log providers
 
     def connection(self, el: etree._Element, scope: str = "Package") -> ConnectionManagerSpec:
-        props = _Props(el)
+        props = _Props(el, self.names)
         name = props.pop("ObjectName") or ""
         default_ref = f"{'Project' if scope == 'Project' else 'Package'}.ConnectionManagers[{name}]"
         creation = props.pop("CreationName") or ""
@@ -801,7 +846,7 @@ class _Reader:
         spec.sensitive_unavailable = sorted(sensitive)
 
     def log_provider(self, el: etree._Element) -> LogProvider:
-        props = _Props(el)
+        props = _Props(el, self.names)
         name = props.pop("ObjectName") or ""
         object_data = next((c for c in props.rest if c.tag == _D + "ObjectData"), None)
         return _make_log_provider(
@@ -818,7 +863,7 @@ class _Reader:
     # -- Foreach Loop parts
 
     def enumerator(self, el: etree._Element, container_ref: str) -> ForEachEnumerator:
-        props = _Props(el)
+        props = _Props(el, self.names)
         raw = props.pop("CreationName") or ""
         object_data = next((c for c in props.rest if c.tag == _D + "ObjectData"), None)
         return _make_enumerator(
@@ -834,7 +879,7 @@ class _Reader:
         )
 
     def mapping(self, el: etree._Element, container_ref: str) -> ForEachVariableMapping:
-        props = _Props(el)
+        props = _Props(el, self.names)
         name = props.pop("ObjectName") or ""
         return _make_mapping(
             ref_id=props.pop("refId") or f"{container_ref}.ForEachVariableMappings[{name}]",
@@ -904,8 +949,11 @@ class _Children:
         by_name: dict[str, list[etree._Element]] = {}
         for el in elements:
             tag = el.tag
-            local = tag[_DLEN:] if tag.startswith(_D) else etree.QName(tag).localname
-            by_name.setdefault(local, []).append(el)
+            local = tag[_DLEN:] if tag[:_DLEN] == _D else etree.QName(tag).localname
+            if local in by_name:
+                by_name[local].append(el)
+            else:
+                by_name[local] = [el]
         self.by_name = by_name
 
     def get(self, local: str) -> list[etree._Element]:

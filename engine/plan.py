@@ -94,12 +94,12 @@ def build(package: Package, *, unsupported: str = "fail") -> Plan:
     """Check ``package`` and build its plan; ``unsupported`` is ``"fail"`` or ``"skip"``."""
     if unsupported not in ("fail", "skip"):
         raise ValueError(f"unsupported must be 'fail' or 'skip', not {unsupported!r}")
-    planner = _Planner(package, skip_unsupported=unsupported == "skip")
     # The plan holds no reference cycles; pausing the cyclic collector while thousands of task
     # objects are built avoids repeated full collections (as the loader does).
     paused = gc.isenabled()
     gc.disable()
     try:
+        planner = _Planner(package, skip_unsupported=unsupported == "skip")
         planner.run()
     finally:
         if paused:
