@@ -26,15 +26,15 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
-from dtsx.connections.base import parse_connection_string
 from dtsx.connections.collection import Connections
 from dtsx.engine.errors import DtsxError, ExecutionError, PackageValidationError, Problem
 from dtsx.engine.events import EventLog, LogSink, RunEvent
 from dtsx.engine.expressions import Value, compile as compile_expression
 from dtsx.engine.enumerators import enumerate_items
 from dtsx.engine.model import VARTYPE_TO_DOTNET, ConnectionManagerSpec, Executable, ExecutableKind, Package
+from dtsx.engine.overrides import Overrides, PropertySet, parse_set
 from dtsx.engine.plan import Plan
 from dtsx.engine.variables import Scope, Slot, VariableStore, split_name, typed_value
 from dtsx.tasks.base import Task, TaskContext
@@ -88,24 +88,6 @@ _register_host(["AssignExpression"], "assign_expression", str)
 # --------------------------------------------------------------------------------------------
 # Options and results
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PropertySet:
-    """One ``--set`` / ``/Set``: a variable, an executable property, or a connection property.
-
-    ``container`` is the ref_id of the executable the path names (``Package``,
-    ``Package\\Seq\\Task``, ``Package.EventHandlers[OnError]``); ``name`` the variable's
-    qualified name or the property name; ``connection`` the connection manager for
-    connection properties.
-    """
-
-    kind: str  # "variable" | "property" | "connection"
-    container: str
-    name: str
-    value: str
-    connection: str | None = None
-    text: str = ""
 
 
 @dataclass
@@ -201,62 +183,6 @@ def _json_raw(raw: Any) -> Any:
     if isinstance(raw, dict):
         return {str(k): _json_raw(v) for k, v in raw.items()}
     return str(raw)
-
-
-# --------------------------------------------------------------------------------------------
-# --set parsing
-# --------------------------------------------------------------------------------------------
-
-
-def parse_set(text: str) -> PropertySet:
-    """``User::X=V``, ``$Package::P=V`` or a dtexec property path ``\\Package...;V``."""
-    raw = text.strip()
-    if raw.startswith("\\"):
-        path, sep, value = raw.partition(";")
-        if not sep:
-            raise _usage(f"--set {text!r} has no ';' between the property path and the value")
-        return _parse_path(path.strip(), value, text)
-    name, sep, value = raw.partition("=")
-    if not sep or not name.strip():
-        raise _usage(f"--set {text!r} must be NAME=VALUE (e.g. User::Count=3) or a \\Package... property path")
-    namespace, short = split_name(name)
-    qualified = f"{namespace or 'User'}::{short}"
-    return PropertySet("variable", "Package", qualified, value, text=text)
-
-
-def _usage(message: str) -> PackageValidationError:
-    return PackageValidationError([Problem("override-invalid", message)])
-
-
-def _parse_path(path: str, value: str, text: str) -> PropertySet:
-    import re
-
-    pattern = re.compile(
-        r"^\\(?P<exe>[^.\[]+(?:\.EventHandlers\[[^\]]+\](?:\\[^.\[]+)*)?)"
-        r"(?P<rest>\..*)$",
-        re.IGNORECASE,
-    )
-    match = pattern.match(path)
-    if match is None:
-        raise _usage(f"--set property path {path!r} is not of the form \\Package[\\Child...].Collection[Name].Properties[Prop]")
-    container = match.group("exe")
-    if container.lower().startswith("package"):
-        container = "Package" + container[len("package"):]
-    rest = match.group("rest")
-    var = re.match(r"^\.Variables\[(?P<n>[^\]]+)\](?:\.Properties\[Value\]|\.Value)$", rest, re.IGNORECASE)
-    if var:
-        namespace, short = split_name(var.group("n"))
-        return PropertySet("variable", container, f"{namespace or 'User'}::{short}", value, text=text)
-    conn = re.match(
-        r"^\.Connections\[(?P<c>[^\]]+)\](?:\.Properties\[(?P<p>[^\]]+)\]|\.(?P<q>\w+))$", rest, re.IGNORECASE
-    )
-    if conn:
-        prop = conn.group("p") or conn.group("q")
-        return PropertySet("connection", container, prop, value, connection=conn.group("c"), text=text)
-    prop = re.match(r"^(?:\.Properties\[(?P<p>[^\]]+)\]|\.(?P<q>\w+))$", rest, re.IGNORECASE)
-    if prop:
-        return PropertySet("property", container, prop.group("p") or prop.group("q"), value, text=text)
-    raise _usage(f"--set property path {path!r}: cannot tell what {rest!r} names (Variables[...], Connections[...] or Properties[...])")
 
 
 # --------------------------------------------------------------------------------------------
@@ -394,20 +320,27 @@ class _Run:
         return compiled
 
     def _setup(self) -> tuple[Scope, list[ConnectionManagerSpec], dict[str, str]]:
-        problems: list[Problem] = []
-        params = self._parameter_overrides(problems)
+        """Parameters, variables and connections with every override applied; raises
+        PackageValidationError listing every override that cannot be applied."""
+        overrides = Overrides(self.plan, self.store, self._slots_for)
+        params = overrides.parameters(self.options.parameters)
         missing = self.store.add_parameters(
             [*self.package.parameters, *self.package.project_parameters], params
         )
         for name in missing:
-            problems.append(Problem("required-parameter", f"parameter {name} is Required and has no value: "
-                                    f"supply it with --param {name}=VALUE", self.package.path or None))
+            overrides.problem("required-parameter", f"parameter {name} is Required and has no value: "
+                              f"supply it with --param {name}=VALUE")
         root = self._make_scope(self.package, self._outer_scope())
-        specs, overrides = self._connection_overrides(problems)
-        self._apply_sets(root, specs, overrides, problems)
-        if problems:
-            raise PackageValidationError(problems, file=self.package.path or None)
-        return root, specs, overrides
+        overrides.connections(self.options.connections)
+        overrides.sets(self.options.sets, root)
+        if overrides.problems:
+            raise PackageValidationError(overrides.problems, file=self.package.path or None)
+        if overrides.max_concurrent is not None:
+            self.limit = overrides.max_concurrent if overrides.max_concurrent > 0 else (os.cpu_count() or 1) + 2
+            if self.options.slots is None:
+                self.slots = Slots(self.limit)
+        self._host_sets = overrides.host_sets
+        return root, overrides.specs, overrides.connection_strings
 
     def _outer_scope(self) -> Scope | None:
         """A parent package's variables, visible to this (child) package under its own."""
@@ -420,117 +353,6 @@ class _Run:
             value = raw if isinstance(raw, Value) else typed_value(type_name, raw, what=f"variable {name}")
             outer.add(Slot(namespace or "User", short, type_name, value))
         return outer
-
-    def _parameter_overrides(self, problems: list[Problem]) -> dict[str, Any]:
-        known = {p.qualified_name for p in [*self.package.parameters, *self.package.project_parameters]}
-        result: dict[str, Any] = {}
-        for name, value in self.options.parameters.items():
-            if name.upper().startswith("CM."):
-                continue  # connection-manager properties, applied with the connections
-            namespace, short = split_name(name)
-            qualified = f"{namespace if namespace else '$Package'}::{short}"
-            if qualified not in known:
-                names = ", ".join(sorted(known)) or "none"
-                problems.append(Problem("override-parameter", f"the package has no parameter {qualified} "
-                                        f"(its parameters: {names})", self.package.path or None))
-                continue
-            result[qualified] = value
-        return result
-
-    def _connection_overrides(self, problems: list[Problem]) -> tuple[list[ConnectionManagerSpec], dict[str, str]]:
-        specs = [s.model_copy(deep=True) for s in self.package.all_connections()]
-        overrides: dict[str, str] = {}
-        for name, conn_string in self.options.connections.items():
-            if _find_spec(specs, name) is None:
-                problems.append(Problem("override-connection", f"--conn names {name!r}, which is not a connection "
-                                        f"manager of the package ({_spec_names(specs)})", self.package.path or None))
-                continue
-            overrides[name] = conn_string
-        for name, value in self.options.parameters.items():
-            if name.upper().startswith("CM."):
-                parts = name.split(".")
-                if len(parts) < 3:
-                    problems.append(Problem("override-parameter", f"{name!r} must be CM.<connection>.<property>"))
-                    continue
-                self._set_connection_property(specs, overrides, ".".join(parts[1:-1]), parts[-1], str(value), problems)
-        return specs, overrides
-
-    def _set_connection_property(
-        self, specs: list[ConnectionManagerSpec], overrides: dict[str, str],
-        conn: str, prop: str, value: str, problems: list[Problem],
-    ) -> None:
-        spec = _find_spec(specs, conn)
-        if spec is None:
-            problems.append(Problem("override-connection", f"no connection manager {conn!r} to set {prop} on "
-                                    f"({_spec_names(specs)})", self.package.path or None))
-            return
-        if prop.lower() == "connectionstring":
-            overrides[spec.name] = value
-            return
-        spec.properties[prop] = value
-        current = overrides.pop(spec.name, None)
-        parsed = parse_connection_string(current if current is not None else spec.connection_string)
-        parsed[prop] = value
-        overrides[spec.name] = parsed.render(hide=frozenset())
-
-    def _apply_sets(self, root: Scope, specs: list[ConnectionManagerSpec], overrides: dict[str, str],
-                    problems: list[Problem]) -> None:
-        for item in self.options.sets:
-            try:
-                self._apply_set(root, specs, overrides, item, problems)
-            except DtsxError as exc:
-                problems.append(Problem("override-invalid", f"--set {item.text!r}: {exc}", self.package.path or None))
-
-    def _apply_set(self, root: Scope, specs: list[ConnectionManagerSpec], overrides: dict[str, str],
-                   item: PropertySet, problems: list[Problem]) -> None:
-        if item.kind == "connection":
-            self._set_connection_property(specs, overrides, item.connection or "", item.name, item.value, problems)
-            return
-        ref = self._resolve_ref(item.container)
-        if ref is None:
-            problems.append(Problem("override-path", f"--set {item.text!r}: the package has no executable "
-                                    f"{item.container!r}", self.package.path or None))
-            return
-        if item.kind == "variable":
-            self._set_variable(root, ref, item, problems)
-            return
-        if ref == "Package" and item.name.lower() in ("maxconcurrentexecutables",):
-            self.limit = int(item.value)
-            if self.options.slots is None:
-                self.slots = Slots(self.limit if self.limit > 0 else (os.cpu_count() or 1) + 2)
-            return
-        self._host_sets.setdefault(ref, {})[item.name] = item.value
-
-    def _set_variable(self, root: Scope, ref: str, item: PropertySet, problems: list[Problem]) -> None:
-        if item.name.startswith("$"):
-            slot = self.store.parameters.get(item.name)
-            if slot is None:
-                problems.append(Problem("override-parameter", f"--set {item.text!r}: no parameter {item.name}"))
-                return
-            scope = Scope(self.store, None, "Package")
-            scope.add(slot)
-            scope.force(item.name, item.value)
-            return
-        if ref == "Package":
-            scope = root
-        else:
-            scope = Scope(self.store, None, ref)
-            for slot in self._slots_for(self.plan.executables[ref]):
-                scope.add(slot)
-        if scope.find(item.name) is None or (ref != "Package" and item.name not in scope.own):
-            problems.append(Problem("override-variable", f"--set {item.text!r}: {ref!r} has no variable {item.name}",
-                                    self.package.path or None))
-            return
-        scope.force(item.name, item.value)
-
-    def _resolve_ref(self, container: str) -> str | None:
-        if container in self.plan.executables:
-            return container
-        lowered = container.lower()
-        for ref in self.plan.executables:
-            if ref.lower() == lowered:
-                return ref
-        return None
 
     # -- scopes -----------------------------------------------------------------------------
     def _slots_for(self, exe: Executable) -> list[Slot]:
@@ -1395,19 +1217,6 @@ def _graph_info(plan: Plan, ref: str) -> _GraphInfo:
     return _GraphInfo(nodes, start, incoming, outgoing, all_and)
 
 
-def _find_spec(specs: list[ConnectionManagerSpec], name: str) -> ConnectionManagerSpec | None:
-    key = name.strip()
-    guid = key.strip("{}").lower()
-    for spec in specs:
-        if spec.name == key or spec.ref_id == key or (spec.dtsid and spec.dtsid.strip("{}").lower() == guid):
-            return spec
-    return next((s for s in specs if s.name.lower() == key.lower()), None)
-
-
-def _spec_names(specs: list[ConnectionManagerSpec]) -> str:
-    return ", ".join(repr(s.name) for s in specs) or "it has none"
-
-
 def _text_of(value: Value) -> str:
     raw = value.value
     if raw is None:
@@ -1444,6 +1253,3 @@ def _default_plan_loader(options: RunOptions) -> Callable[[str], Plan]:
 
     return load_plan
 
-
-def iter_records(result: RunResult) -> Iterator[ExecutableResult]:
-    return iter(result.executables)

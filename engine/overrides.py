@@ -1,0 +1,221 @@
+"""Run-time overrides: ``--set`` (dtexec property paths), ``--param``, ``--conn`` and
+``CM.<connection>.<property>`` parameters, applied before anything runs.
+
+:func:`parse_set` turns one ``--set`` / ``/Set`` argument into a :class:`PropertySet`;
+:class:`Overrides` applies them to a run's variables, connection specs and executable
+properties and collects *every* problem (unknown variable, path, parameter or connection,
+a value the type refuses), which the executor raises together as one PackageValidationError.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from dtsx.connections.base import parse_connection_string
+from dtsx.engine.errors import DtsxError, PackageValidationError, Problem
+from dtsx.engine.model import ConnectionManagerSpec, Executable
+from dtsx.engine.plan import Plan
+from dtsx.engine.variables import Scope, Slot, VariableStore, split_name
+
+__all__ = ["PropertySet", "parse_set", "Overrides"]
+
+_PATH = re.compile(r"^\\(?P<exe>[^.\[]+(?:\.EventHandlers\[[^\]]+\](?:\\[^.\[]+)*)?)(?P<rest>\..*)$", re.IGNORECASE)
+_VARIABLE = re.compile(r"^\.Variables\[(?P<n>[^\]]+)\](?:\.Properties\[Value\]|\.Value)?$", re.IGNORECASE)
+_CONNECTION = re.compile(r"^\.Connections\[(?P<c>[^\]]+)\](?:\.Properties\[(?P<p>[^\]]+)\]|\.(?P<q>\w+))$", re.IGNORECASE)
+_PROPERTY = re.compile(r"^(?:\.Properties\[(?P<p>[^\]]+)\]|\.(?P<q>\w+))$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class PropertySet:
+    """One ``--set`` / ``/Set``: a variable, an executable property, or a connection property.
+
+    ``container`` is the ref_id of the executable the path names (``Package``,
+    ``Package\\Seq\\Task``, ``Package.EventHandlers[OnError]``); ``name`` the variable's
+    qualified name or the property name; ``connection`` the connection manager for
+    connection properties.
+    """
+
+    kind: str  # "variable" | "property" | "connection"
+    container: str
+    name: str
+    value: str
+    connection: str | None = None
+    text: str = ""
+
+
+def parse_set(text: str) -> PropertySet:
+    """``User::X=V``, ``$Package::P=V`` or a dtexec property path ``\\Package...;V``
+    (the value is everything after the first ``;``)."""
+    raw = text.strip()
+    if raw.startswith("\\"):
+        path, sep, value = raw.partition(";")
+        if not sep:
+            raise _usage(f"--set {text!r} has no ';' between the property path and the value")
+        return _parse_path(path.strip(), value, text)
+    name, sep, value = raw.partition("=")
+    if not sep or not name.strip():
+        raise _usage(f"--set {text!r} must be NAME=VALUE (e.g. User::Count=3) or a \\Package... property path")
+    namespace, short = split_name(name)
+    return PropertySet("variable", "Package", f"{namespace or 'User'}::{short}", value, text=text)
+
+
+def _usage(message: str) -> PackageValidationError:
+    return PackageValidationError([Problem("override-invalid", message)])
+
+
+def _parse_path(path: str, value: str, text: str) -> PropertySet:
+    match = _PATH.match(path)
+    if match is None:
+        raise _usage(f"--set property path {path!r} is not of the form \\Package[\\Child...].Collection[Name].Properties[Prop]")
+    container = match.group("exe")
+    if container.lower().startswith("package"):
+        container = "Package" + container[len("package"):]
+    rest = match.group("rest")
+    var = _VARIABLE.match(rest)
+    if var:
+        namespace, short = split_name(var.group("n"))
+        return PropertySet("variable", container, f"{namespace or 'User'}::{short}", value, text=text)
+    conn = _CONNECTION.match(rest)
+    if conn:
+        prop = conn.group("p") or conn.group("q")
+        return PropertySet("connection", container, prop, value, connection=conn.group("c"), text=text)
+    prop = _PROPERTY.match(rest)
+    if prop:
+        return PropertySet("property", container, prop.group("p") or prop.group("q"), value, text=text)
+    raise _usage(f"--set property path {path!r}: cannot tell what {rest!r} names "
+                 "(Variables[...], Connections[...] or Properties[...])")
+
+
+class Overrides:
+    """Applies one run's overrides; ``problems`` collects everything that could not be applied.
+
+    Results: ``specs`` (copies of the connection specs, CM properties applied),
+    ``connection_strings`` (name → connection string for the Connections collection),
+    ``host_sets`` (ref_id → {property: raw value} for executables), ``max_concurrent``.
+    """
+
+    def __init__(self, plan: Plan, store: VariableStore, slots_for: Callable[[Executable], list[Slot]]) -> None:
+        self.plan = plan
+        self.package = plan.package
+        self.store = store
+        self._slots_for = slots_for
+        self.problems: list[Problem] = []
+        self.specs = [s.model_copy(deep=True) for s in self.package.all_connections()]
+        self.connection_strings: dict[str, str] = {}
+        self.host_sets: dict[str, dict[str, str]] = {}
+        self.max_concurrent: int | None = None
+
+    def problem(self, code: str, message: str) -> None:
+        self.problems.append(Problem(code, message, self.package.path or None))
+
+    # -- parameters and connections ------------------------------------------------------------
+    def parameters(self, given: dict[str, Any]) -> dict[str, Any]:
+        """``--param`` values by qualified name (bare = ``$Package::``); ``CM.*`` go to connections."""
+        known = {p.qualified_name for p in [*self.package.parameters, *self.package.project_parameters]}
+        result: dict[str, Any] = {}
+        for name, value in given.items():
+            if name.upper().startswith("CM."):
+                self._cm_parameter(name, str(value))
+                continue
+            namespace, short = split_name(name)
+            qualified = f"{namespace if namespace else '$Package'}::{short}"
+            if qualified not in known:
+                names = ", ".join(sorted(known)) or "none"
+                self.problem("override-parameter", f"the package has no parameter {qualified} (its parameters: {names})")
+                continue
+            result[qualified] = value
+        return result
+
+    def _cm_parameter(self, name: str, value: str) -> None:
+        parts = name.split(".")
+        if len(parts) < 3:
+            self.problem("override-parameter", f"{name!r} must be CM.<connection>.<property>")
+            return
+        self.connection_property(".".join(parts[1:-1]), parts[-1], value)
+
+    def connections(self, given: dict[str, str]) -> None:
+        """``--conn NAME=STRING`` (by name or DTSID); applied after CM parameters, so they win."""
+        for name, conn_string in given.items():
+            spec = self._find_spec(name)
+            if spec is None:
+                self.problem("override-connection", f"--conn names {name!r}, which is not a connection manager of "
+                             f"the package ({self._spec_names()})")
+                continue
+            self.connection_strings[spec.name] = conn_string
+
+    def connection_property(self, conn: str, prop: str, value: str) -> None:
+        """Set one property: ConnectionString replaces the string; any other becomes a key in it."""
+        spec = self._find_spec(conn)
+        if spec is None:
+            self.problem("override-connection", f"no connection manager {conn!r} to set {prop} on ({self._spec_names()})")
+            return
+        if prop.lower() == "connectionstring":
+            self.connection_strings[spec.name] = value
+            return
+        spec.properties[prop] = value
+        current = self.connection_strings.pop(spec.name, None)
+        parsed = parse_connection_string(current if current is not None else spec.connection_string)
+        parsed[prop] = value
+        self.connection_strings[spec.name] = parsed.render(hide=frozenset())
+
+    def _find_spec(self, name: str) -> ConnectionManagerSpec | None:
+        key = name.strip()
+        guid = key.strip("{}").lower()
+        for spec in self.specs:
+            if spec.name == key or spec.ref_id == key or (spec.dtsid and spec.dtsid.strip("{}").lower() == guid):
+                return spec
+        return next((s for s in self.specs if s.name.lower() == key.lower()), None)
+
+    def _spec_names(self) -> str:
+        return ", ".join(repr(s.name) for s in self.specs) or "it has none"
+
+    # -- --set ----------------------------------------------------------------------------------
+    def sets(self, items: list[PropertySet], root: Scope) -> None:
+        for item in items:
+            try:
+                self._apply(item, root)
+            except DtsxError as exc:
+                self.problem("override-invalid", f"--set {item.text!r}: {exc}")
+
+    def _apply(self, item: PropertySet, root: Scope) -> None:
+        if item.kind == "connection":
+            self.connection_property(item.connection or "", item.name, item.value)
+            return
+        ref = self._resolve_ref(item.container)
+        if ref is None:
+            self.problem("override-path", f"--set {item.text!r}: the package has no executable {item.container!r}")
+        elif item.kind == "variable":
+            self._set_variable(root, ref, item)
+        elif ref == "Package" and item.name.lower() == "maxconcurrentexecutables":
+            self.max_concurrent = int(item.value)
+        else:
+            self.host_sets.setdefault(ref, {})[item.name] = item.value
+
+    def _set_variable(self, root: Scope, ref: str, item: PropertySet) -> None:
+        if item.name.startswith("$"):
+            slot = self.store.parameters.get(item.name)
+            if slot is None:
+                self.problem("override-parameter", f"--set {item.text!r}: no parameter {item.name}")
+                return
+            holder = Scope(self.store, None, "Package")
+            holder.add(slot)
+            holder.force(item.name, item.value)
+            return
+        if ref == "Package":
+            scope = root
+        else:
+            scope = Scope(self.store, None, ref)
+            for slot in self._slots_for(self.plan.executables[ref]):
+                scope.add(slot)
+        if item.name not in scope.own:
+            self.problem("override-variable", f"--set {item.text!r}: {ref!r} has no variable {item.name}")
+            return
+        scope.force(item.name, item.value)
+
+    def _resolve_ref(self, container: str) -> str | None:
+        if container in self.plan.executables:
+            return container
+        lowered = container.lower()
+        return next((ref for ref in self.plan.executables if ref.lower() == lowered), None)
