@@ -459,6 +459,9 @@ class _Run:
     def _run_package(self, root: Scope) -> str:
         frame = Frame(self.package, None, root)
         root.owner = frame
+        # dtsx validates while planning; the package's validation events mark that it passed.
+        self.raise_event(frame, "OnPreValidate")
+        self.raise_event(frame, "OnPostValidate")
         self.raise_event(frame, "OnPreExecute")
         try:
             self._walk(frame)
@@ -780,6 +783,8 @@ class _Run:
             self._task_error(frame, str(exc))
         except Exception as exc:  # a bug in the task: a Failure naming the exception, never a crash
             self._task_error(frame, f"the task raised {type(exc).__name__}: {exc}")
+        except SystemExit as exc:  # a task calling sys.exit() must not end the whole run
+            self._task_error(frame, f"the task tried to exit the process (SystemExit {exc.code!r}).")
         if self.cancel.is_set():
             return "Canceled"
         if frame.task is not None and not self._store_execution_value(frame, frame.task):

@@ -49,6 +49,8 @@ def parse_set(text: str) -> PropertySet:
     """``User::X=V``, ``$Package::P=V`` or a dtexec property path ``\\Package...;V``
     (the value is everything after the first ``;``)."""
     raw = text.strip()
+    if raw[:12].lower() == "$sensitive::":  # dtexec marks values to keep out of logs; dtsx logs none
+        raw = raw[12:]
     if raw.startswith("\\"):
         path, sep, value = raw.partition(";")
         if not sep:

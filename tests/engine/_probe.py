@@ -74,6 +74,8 @@ class ProbeTask(Task):
         self.execution_value = len(ctx.name)  # what the executor writes to ExecValueVariable
         if self.props.seconds:
             time.sleep(self.props.seconds)
+        if mode == "exit":
+            raise SystemExit(2)
         if mode == "bug":
             raise KeyError("a Python bug inside the task")
         if mode == "fail":

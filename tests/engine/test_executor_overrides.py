@@ -101,3 +101,8 @@ def test_set_a_parameter_through_the_variables_path() -> None:
     pkg = package([probe("Read", mode="read", target="$Package::P")], parameters=[param])
     executor.run(plan.build(pkg), RunOptions(sets=[parse_set("\\Package.Variables[$Package::P];9")]))
     assert LEDGER.values["Read"] == 9
+
+
+def test_sensitive_prefix_is_accepted() -> None:
+    item = parse_set("$Sensitive::\\Package.Variables[User::Secret].Value;s3cret")
+    assert (item.name, item.value) == ("User::Secret", "s3cret")

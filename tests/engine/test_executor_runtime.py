@@ -89,6 +89,13 @@ def test_a_python_bug_in_a_task_is_a_failure_naming_the_exception() -> None:
     assert result.events["OnError"] == 1 and result.events["OnTaskFailed"] == 1
 
 
+def test_a_task_calling_sys_exit_fails_without_ending_the_run() -> None:
+    result = run_bounded(package([probe("Exit", mode="exit"), probe("Other")], max_error_count=0))
+    assert result.executable("Package\\Exit").result == "Failure"
+    assert "SystemExit" in result.executable("Package\\Exit").errors[0]
+    assert result.executable("Package\\Other").result == "Success"
+
+
 def test_reported_errors_fail_a_task_at_its_maximum_error_count() -> None:
     pkg = package([probe("Once", mode="report-error"), probe("Tolerant", mode="report-error", max_error_count=5)],
                   max_error_count=0)
