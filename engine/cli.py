@@ -455,7 +455,7 @@ def run_command(package: str, sets: tuple[str, ...], params: tuple[str, ...], co
 _DTEXEC_OPTIONS = {
     "file": ("f", True), "set": ("set", True), "connection": ("conn", True), "parameter": ("par", True),
     "maxconcurrent": ("m", True), "reporting": ("rep", True), "validate": ("va", False),
-    "x86": ("x86", False), "sum": ("su", False), "callerinfo": ("ca", True),
+    "x86": ("x86", False), "sum": ("su", False), "callerinfo": ("ca", True), "help": ("h", False),
 }
 _DTEXEC_UNSUPPORTED = {
     "sql": "sq", "dts": "d", "isserver": "isserver", "server": "ser", "project": "proj", "package": "pack",
@@ -469,6 +469,8 @@ _DTEXEC_UNSUPPORTED = {
 def _dtexec_option(token: str) -> str:
     """The dtexec option a ``/Opt`` or ``-Opt`` token names (case-insensitive abbreviations)."""
     word = token[1:].lower()
+    if word == "?":
+        return "help"
     for table in (_DTEXEC_OPTIONS, {k: (v, False) for k, v in _DTEXEC_UNSUPPORTED.items()}):
         matches = [name for name, (short, _) in table.items() if name.startswith(word) and len(word) >= len(short)]
         if len(matches) == 1:
@@ -524,6 +526,10 @@ def _apply_dtexec(req: _RunRequest, name: str, value: str | None) -> None:
         req.reporting = value
     elif name == "validate":
         req.validate_only = True
+    elif name == "help":
+        click.echo("Usage: dtsx exec /F[ile] package.dtsx [/Set path;value]... [/Conn[ection] name;string]... "
+                   "[/Par[ameter] name[(type)];value]... [/M[axConcurrent] n] [/Rep[orting] levels] [/Va[lidate]]")
+        raise SystemExit(EXIT_SUCCESS)
 
 
 @cli.command("exec", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,

@@ -180,3 +180,18 @@ def test_unsupported_executables_refuse_or_skip(style: str, tmp_path: Path) -> N
     data = report(out)
     assert data["variables"]["User::R_After"] == 1
     assert {e["ref_id"]: e["result"] for e in data["executables"]}["Package\\Script"] == "NotRun"
+
+
+@pytest.mark.parametrize("option", ["/?", "-H", "/help"])
+def test_exec_help(option: str) -> None:
+    proc = dtsx("exec", option)
+    assert proc.returncode == 0 and "/F[ile]" in proc.stdout
+
+
+def test_exec_parameter_and_connection_syntax(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    proc = dtsx("exec", "/F", str(package_path("set_override", "v8")), "/Par", "$Package::Nope(Int32);1")
+    assert proc.returncode == 6 and "$Package::Nope" in proc.stderr
+    proc = dtsx("exec", "/F", str(package_path("set_override", "v8")), "/Conn", "Mail;SmtpServer=x;")
+    assert proc.returncode == 6 and "'Mail'" in proc.stderr
+    assert not out.exists()
