@@ -324,12 +324,13 @@ def xml_to_node(el: etree._Element, parent_nsmap: dict[str | None, str] | None =
     else:
         declared = {(k or ""): v for k, v in nsmap.items() if parent_nsmap.get(k) != v}
     text = el.text
+    children: list[XmlNode] = []
     if len(el):
-        children = [xml_to_node(c, nsmap) for c in el if c.tag.__class__ is str]
+        for child in el:  # a loop, not a comprehension: most nodes have one child or none
+            if child.tag.__class__ is str:
+                children.append(xml_to_node(child, nsmap))
         if children and text is not None and not text.strip():
             text = None
-    else:
-        children = []
     data = {
         "tag": el.tag, "attrs": dict(el.items()), "text": text, "children": children, "nsmap": declared,
         "line": el.sourceline,
@@ -612,23 +613,28 @@ class _Reader:
         self._host_fields(fields, el, props)
         fields["location"] = self.loc(el)
         children = _Children(props.rest)
-        fields["property_expressions"] = self.expressions(children.get("PropertyExpression"))
-        fields["variables"] = [self.variable(v, ref) for v in children.items("Variables", "Variable")]
-        executables = [self.executable(c, ref) for c in children.items("Executables", "Executable")]
+        items, first = children.items, children.first
+        # Each collection is read only when present: a task holds two or three of the ten kinds,
+        # and this runs once per executable.
+        found = children.get("PropertyExpression")
+        fields["property_expressions"] = self.expressions(found) if found else []
+        found = items("Variables", "Variable")
+        fields["variables"] = [self.variable(v, ref) for v in found] if found else []
+        found = items("Executables", "Executable")
+        executables = [self.executable(c, ref) for c in found] if found else []
         fields["executables"] = executables
-        fields["precedence_constraints"] = [
-            self.constraint(c, ref, executables) for c in children.items("PrecedenceConstraints", "PrecedenceConstraint")
-        ]
-        fields["event_handlers"] = [self.event_handler(h, ref) for h in children.items("EventHandlers", "EventHandler")]
-        object_data = children.first("ObjectData")
+        found = items("PrecedenceConstraints", "PrecedenceConstraint")
+        fields["precedence_constraints"] = [self.constraint(c, ref, executables) for c in found] if found else []
+        found = items("EventHandlers", "EventHandler")
+        fields["event_handlers"] = [self.event_handler(h, ref) for h in found] if found else []
+        object_data = first("ObjectData")
         fields["object_data"] = xml_to_node(object_data) if object_data is not None else None
-        logging = children.first("LoggingOptions")
+        logging = first("LoggingOptions")
         fields["logging_options"] = xml_to_node(logging) if logging is not None else None
-        enum = children.first("ForEachEnumerator")
+        enum = first("ForEachEnumerator")
         fields["enumerator"] = self.enumerator(enum, ref) if enum is not None else None
-        fields["variable_mappings"] = [
-            self.mapping(m, ref) for m in children.items("ForEachVariableMappings", "ForEachVariableMapping")
-        ]
+        found = items("ForEachVariableMappings", "ForEachVariableMapping")
+        fields["variable_mappings"] = [self.mapping(m, ref) for m in found] if found else []
         return children
 
     def _host_fields(self, f: dict[str, Any], el: etree._Element, props: _Props) -> None:

@@ -131,6 +131,7 @@ class _Planner:
         self.contexts: dict[int, tuple[frozenset[str], ValidationContext]] = {}
         # Attribute key (Clark notation) -> its local name if it can name a connection, else None.
         self.ref_attrs: dict[str, str | None] = {}
+        self.resolved: dict[str, bool] = {}
 
     # -- reporting
 
@@ -181,9 +182,13 @@ class _Planner:
             self._index(child, exe.ref_id, scope)
 
     def _check_dtsids(self) -> None:
+        identified = self._identified()
+        keys = [dtsid.strip().strip("{}").upper() for _, dtsid, _ in identified]
+        if len(set(keys)) == len(keys):
+            return  # no GUID (and at most one blank) repeats: nothing to report
         seen: dict[str, tuple[str, SourceLocation | None]] = {}
-        for ref, dtsid, location in self._identified():
-            key = dtsid.strip().strip("{}").upper()  # every format spells GUIDs in upper case with braces
+        for ref, dtsid, location in identified:
+            key = dtsid.strip().strip("{}").upper()  # GUIDs compare in any case, braces optional
             if not key:
                 continue
             if key in seen:
@@ -242,7 +247,7 @@ class _Planner:
     # -- tasks
 
     def _check_task(self, exe: Executable) -> None:
-        cls = self._task_class(exe)
+        cls = self.classes.get(exe.type_key) or self._task_class(exe)
         if cls is None:
             return
         try:
@@ -319,6 +324,13 @@ class _Planner:
             self.problem("invalid-task", f"task '{exe.name}': {message}", exe.location, exe.ref_id)
         return messages
 
+    def _resolves(self, value: str) -> bool:
+        """True unless ``value`` is a GUID naming no connection manager (cached: tasks repeat them)."""
+        known = self.resolved.get(value)
+        if known is None:
+            known = self.resolved[value] = not _GUID.match(value.strip()) or self.connections.type_of(value) is not None
+        return known
+
     def _context(self, scope: frozenset[str], dynamic: frozenset[str]) -> ValidationContext:
         from dtsx.tasks.base import ValidationContext
 
@@ -345,8 +357,7 @@ class _Planner:
                     local = kinds[key] = _reference_attribute(key)
                 if local is None:
                     continue
-                low = local.lower()
-                if low in dynamic or not _GUID.match(value.strip()) or self.connections.type_of(value) is not None:
+                if local.lower() in dynamic or self._resolves(value):
                     continue
                 if any(value in message for message in already):
                     continue

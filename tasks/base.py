@@ -131,8 +131,14 @@ class Task(ABC):
         inner = node.children[0] if node is not None and node.children else None
         if inner is None:
             return data
+        names = _LOCAL_NAMES  # planning calls this once per task: split each attribute key once
         for key, value in inner.attrs.items():
-            data[key.rsplit("}", 1)[-1]] = value
+            local = names.get(key)
+            if local is None:
+                local = key.rsplit("}", 1)[-1]
+                if len(names) < 4096:  # bounded: keys come from package files
+                    names[key] = local
+            data[local] = value
         for child in inner.children:
             if not child.children and child.text is not None:
                 data.setdefault(child.local_name, child.text)
@@ -184,6 +190,9 @@ class Task(ABC):
 
     def cancel(self) -> None:
         """Called from another thread when the run is canceled; stop as soon as possible."""
+
+
+_LOCAL_NAMES: dict[str, str] = {}  # attribute key in Clark notation -> local name
 
 
 def _names_of(field_name: str, info: Any) -> list[str]:
