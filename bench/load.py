@@ -3,6 +3,11 @@
 Prints, from one run: load time, plan time, load+plan, the raw lxml parse-and-walk time of the
 same bytes, their ratio (target <= 3), and peak memory (tracemalloc over a separate load+plan,
 and the process's max RSS). Run: ``python bench/load.py [--tasks N] [--repeat R]``.
+
+The loader and the planner pause Python's cyclic collector while they allocate, so the
+young-generation pass over the objects they made runs at the first allocation after they
+return, outside their clock. The line "load+plan incl. pending GC" runs that pass inside the
+clock (``gc.collect(0)``), so the cost is shown rather than hidden.
 """
 
 from __future__ import annotations
@@ -67,8 +72,12 @@ def synthetic_package(tasks: int) -> bytes:
 
 def raw_parse_and_walk(data: bytes) -> int:
     """The floor: parse with lxml, read every element's tag, attribute items and text once, and
-    drop the tree, exactly as the loader drops its tree (neither frees its result in the clock)."""
-    root = etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True))
+    drop the tree, exactly as the loader drops its tree (neither frees its result in the clock).
+    The parser has the loader's settings, so both parse the same way."""
+    parser = etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_comments=True, remove_pis=True
+    )
+    root = etree.fromstring(data, parser)
     count = 0
     for el in root.iter():
         el.tag, el.text, el.items()
@@ -88,10 +97,17 @@ def _best(fn: Callable[[], object], repeat: int) -> float:
     return best
 
 
+def _with_pending_gc(result: object) -> object:
+    """Run now the young-generation collection that the collector's pause left pending."""
+    gc.collect(0)
+    return result
+
+
 def _report_times(data: bytes, pkg: object, repeat: int) -> None:
     t_load = _best(lambda: load_bytes(data, file="bench.dtsx"), repeat)
     t_plan = _best(lambda: build(pkg), repeat)  # type: ignore[arg-type]
     t_both = _best(lambda: build(load_bytes(data, file="bench.dtsx")), repeat)
+    t_both_gc = _best(lambda: _with_pending_gc(build(load_bytes(data, file="bench.dtsx"))), repeat)
     t_raw = _best(lambda: raw_parse_and_walk(data), repeat)
     print(f"load:             {t_load * 1000:8.1f} ms")
     print(f"plan:             {t_plan * 1000:8.1f} ms")
@@ -99,6 +115,7 @@ def _report_times(data: bytes, pkg: object, repeat: int) -> None:
     print(f"raw lxml parse+walk: {t_raw * 1000:5.1f} ms")
     print(f"ratio load+plan / raw: {t_both / t_raw:.2f}  (target <= 3)")
     print(f"ratio load / raw:      {t_load / t_raw:.2f}")
+    print(f"load+plan incl. pending GC: {t_both_gc * 1000:8.1f} ms; ratio {t_both_gc / t_raw:.2f}")
 
 
 def _report_memory(data: bytes) -> None:
