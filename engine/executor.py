@@ -107,6 +107,9 @@ class RunOptions:
     # Turns a child package path into a plan (Execute Package); default: loader + planner.
     plan_loader: Callable[[str], Plan] | None = None
     depth: int = 0
+    # Set by a parent package's run: where this (child) package's events continue.
+    forward: Callable[[RunEvent], None] | None = None
+    forward_names: frozenset[str] = frozenset()
     # Shared with child packages so one limit holds across the whole run.
     slots: Slots | None = None
 
@@ -283,7 +286,9 @@ class _Run:
         self._tls = threading.local()
         self._graphs: dict[str, _GraphInfo] = {}
         self._handlers = self._index_handlers()
-        self._handled = frozenset(e for by_event in self._handlers.values() for e in by_event)
+        self._local_handled = frozenset(e for by_event in self._handlers.values() for e in by_event)
+        # Events a parent package (Execute Package) wants too must be built even with no local use.
+        self._handled = self._local_handled | options.forward_names
         self._wanted = self.log.wanted()
         self._user_slots: dict[str, list[Slot]] = {}
         self._host_sets: dict[str, dict[str, str]] = {}
@@ -857,7 +862,7 @@ class _Run:
 
         def run_package(path: str, *, parameters: dict[str, object] | None = None,
                         variables: dict[str, object] | None = None) -> RunResult:
-            return self.run_child_package(path, parameters or {}, variables or {})
+            return self.run_child_package(path, parameters or {}, variables or {}, frame)
 
         return TaskContext(
             name=exe.name,
@@ -881,8 +886,11 @@ class _Run:
             return scope.value(compiled.target)
         return value
 
-    def run_child_package(self, path: str, parameters: dict[str, object], variables: dict[str, object]) -> RunResult:
-        """Execute Package: run another package in process, sharing the slot limit and cancellation."""
+    def run_child_package(self, path: str, parameters: dict[str, object], variables: dict[str, object],
+                          caller: Frame | None = None) -> RunResult:
+        """Execute Package: run another package in process, sharing the slot limit and cancellation.
+        The child's events continue into this package at ``caller`` (the Execute Package task),
+        as SSIS's do: its errors count here and reach this package's handlers."""
         resolved = _child_path(path, self.package.path)
         loader = self.options.plan_loader or _default_plan_loader(self.options)
         plan = loader(resolved)
@@ -892,6 +900,9 @@ class _Run:
             project_dir=self.options.project_dir, unsupported=self.options.unsupported,
             plan_loader=loader, depth=self.options.depth + 1, slots=self.slots,
         )
+        if caller is not None:
+            options.forward = lambda event: self._receive(caller, event)
+            options.forward_names = self._handled | {"OnError"}
         with self.released_slot():
             return _Run(plan, options).execute()
 
@@ -990,8 +1001,25 @@ class _Run:
         event = RunEvent(name, exe.name, exe.ref_id, exe.dtsid or "", message, code,
                          source_description=exe.description or "", extra=extra or {})
         self.log.emit(event)
-        if name in self._handled:
+        if name in self._local_handled:
             self._bubble(frame, event)
+        forward = self.options.forward
+        if forward is not None and name in self.options.forward_names:
+            forward(event)  # Propagate=False in a child package does not stop this (SSIS)
+
+    def _receive(self, frame: Frame, event: RunEvent) -> None:
+        """An event from a child package, arriving at the Execute Package task's frame."""
+        if event.name == "OnError":
+            with self._lock:
+                f: Frame | None = frame
+                while f is not None:
+                    f.errors += 1
+                    f = f.parent
+        if event.name in self._local_handled:
+            self._bubble(frame, event)
+        forward = self.options.forward
+        if forward is not None and event.name in self.options.forward_names:
+            forward(event)
 
     def _bubble(self, frame: Frame, event: RunEvent) -> None:
         f: Frame | None = frame

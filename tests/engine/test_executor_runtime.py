@@ -256,3 +256,15 @@ def test_foreach_mapping_past_the_item_fails_the_loop_clearly() -> None:
     assert result.result == "Failure"
     (error,) = result.executable("Package\\Loop").errors
     assert "value index 5" in error and "User::N" in error
+
+
+def test_child_package_errors_count_in_the_parent_and_reach_its_handlers() -> None:
+    child = str(package_path("max_errors_default", "v8"))  # its task A fails
+    handler = container("OnError", HANDLER, "Package",
+                        [probe("Saw", "Package.EventHandlers[OnError]", mode="read", target="System::SourceName")])
+    pkg = package([probe("Child", mode="child", target=child)], event_handlers=[handler])
+    result = run_bounded(pkg)
+    assert LEDGER.values["Child"] == "Failure"
+    assert LEDGER.values["Saw"] == "A"  # the child's failing task, seen by the parent's handler
+    assert result.executable("Package.EventHandlers[OnError]").iterations == 1
+    assert result.result == "Failure"  # the child's error counts against the parent's MaxErrorCount
