@@ -107,7 +107,9 @@ class RunOptions:
     # Turns a child package path into a plan (Execute Package); default: loader + planner.
     plan_loader: Callable[[str], Plan] | None = None
     depth: int = 0
-    # Set by a parent package's run: where this (child) package's events continue.
+    # Set by a parent package's run: its Execute Package task's scope, and where this (child)
+    # package's events continue.
+    parent_scope: Scope | None = None
     forward: Callable[[RunEvent], None] | None = None
     forward_names: frozenset[str] = frozenset()
     # Shared with child packages so one limit holds across the whole run.
@@ -348,7 +350,11 @@ class _Run:
         return root, overrides.specs, overrides.connection_strings
 
     def _outer_scope(self) -> Scope | None:
-        """A parent package's variables, visible to this (child) package under its own."""
+        """A parent package's variables, visible to this (child) package under its own: the
+        Execute Package task's live scope (reads and writes reach the parent, as in SSIS), or
+        copies of the values a caller passed."""
+        if self.options.parent_scope is not None:
+            return self.options.parent_scope
         if not self.options.variables:
             return None
         outer = Scope(self.store, None, "Parent")
@@ -901,6 +907,7 @@ class _Run:
             plan_loader=loader, depth=self.options.depth + 1, slots=self.slots,
         )
         if caller is not None:
+            options.parent_scope = caller.scope
             options.forward = lambda event: self._receive(caller, event)
             options.forward_names = self._handled | {"OnError"}
         with self.released_slot():

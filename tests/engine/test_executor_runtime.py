@@ -268,3 +268,14 @@ def test_child_package_errors_count_in_the_parent_and_reach_its_handlers() -> No
     assert LEDGER.values["Saw"] == "A"  # the child's failing task, seen by the parent's handler
     assert result.executable("Package.EventHandlers[OnError]").iterations == 1
     assert result.result == "Failure"  # the child's error counts against the parent's MaxErrorCount
+
+
+def test_child_package_reads_and_writes_the_parent_variables_live() -> None:
+    child = plan.build(package([probe("Write", mode="write", target="User::Shared"),
+                                probe("Read", mode="read", target="User::Shared")],
+                               [edge("Package", "Write", "Read")]))
+    pkg = package([probe("Child", mode="child", target="child.dtsx")], variables=[var("Shared", value="1")])
+    result = run_bounded(pkg, plan_loader=lambda path: child)
+    assert LEDGER.values["Child"] == "Success"
+    assert LEDGER.values["Read"] == 3
+    assert result.variables["User::Shared"] == 3
