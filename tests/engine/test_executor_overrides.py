@@ -7,7 +7,10 @@ import pytest
 from dtsx.engine import executor, plan
 from dtsx.engine.errors import PackageValidationError
 from dtsx.engine.executor import RunOptions, parse_set
+from dtsx.engine.expressions import compile as compile_expression
 from dtsx.engine.model import ConnectionManagerSpec, ExecutableKind, Parameter
+from dtsx.engine.overrides import Overrides
+from dtsx.engine.variables import Scope, VariableStore
 from tests.engine._probe import LEDGER, container, package, probe, var
 
 
@@ -52,8 +55,17 @@ def _smtp() -> ConnectionManagerSpec:
 
 
 def _overrides(options: RunOptions) -> tuple[object, list[ConnectionManagerSpec], dict[str, str]]:
-    run_ = executor._Run(plan.build(package([probe("T")], connections=[_smtp()])), options)
-    return run_._setup()
+    """Apply the options' overrides as a run does, without running."""
+    built = plan.build(package([probe("T")], connections=[_smtp()]))
+    store = VariableStore(lambda text, assign: compile_expression(text, assignment=assign))
+    overrides = Overrides(built, store, lambda exe: [])
+    overrides.parameters(options.parameters)
+    overrides.connections(options.connections)
+    root = Scope(store, None, "Package")
+    overrides.sets(options.sets, root)
+    if overrides.problems:
+        raise PackageValidationError(overrides.problems)
+    return root, overrides.specs, overrides.connection_strings
 
 
 def test_cm_parameter_sets_one_key_of_the_connection_string() -> None:
