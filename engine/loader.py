@@ -575,10 +575,11 @@ class _Reader:
 
     def executable(self, el: etree._Element, parent_ref: str) -> Executable:
         props = _Props(el, self.names)
-        name = props.pop("ObjectName") or ""
-        ref = props.pop("refId") or f"{parent_ref}\\{name}"
-        raw_type = props.pop("ExecutableType") or ""
-        creation = props.pop("CreationName")
+        pop = props.values.pop
+        name = pop("ObjectName", None) or ""
+        ref = pop("refId", None) or f"{parent_ref}\\{name}"
+        raw_type = pop("ExecutableType", None) or ""
+        creation = pop("CreationName", None)
         if not raw_type:
             raw_type = creation or ""
         elif creation is not None and creation != raw_type:
@@ -589,7 +590,7 @@ class _Reader:
         kind = _CONTAINER_KINDS.get(type_key, ExecutableKind.TASK)
         fields: dict[str, Any] = {"kind": kind, "ref_id": ref, "name": name, "raw_type": raw_type, "type_key": type_key}
         self._executable_fields(fields, el, props, ref)
-        fields["properties"] = dict(props.values)
+        fields["properties"] = props.values  # what no field took; props is not used again
         return _make_executable.from_dict(fields)  # type: ignore[no-any-return]
 
     def event_handler(self, el: etree._Element, owner_ref: str) -> Executable:

@@ -315,7 +315,9 @@ class _Planner:
                 cached = self.contexts[id(scope)] = (scope, self._context(scope, frozenset()))
             vctx = cached[1]
         try:
-            messages = list(task.validate(vctx))
+            messages = task.validate(vctx)
+            if messages.__class__ is not list:
+                messages = list(messages)
         except DtsxError as exc:
             messages = [str(exc)]
         except Exception as exc:  # noqa: BLE001 - third-party plugin code: report it, never crash the planner
