@@ -163,10 +163,15 @@ class Scope:
         self.lazy: Callable[[], dict[str, Slot]] | None = None
 
     def _materialize(self) -> None:
-        build, self.lazy = self.lazy, None
-        if build is not None:
+        # Under the lock, and ``lazy`` cleared only once the slots are in: a concurrent reader
+        # that sees ``lazy is None`` always finds them.
+        with self.store.lock:
+            build = self.lazy
+            if build is None:
+                return
             for key, slot in build().items():
                 self.own.setdefault(key, slot)
+            self.lazy = None
 
     # -- building -------------------------------------------------------------------------
     def add(self, slot: Slot) -> Slot:
