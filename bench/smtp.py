@@ -115,8 +115,11 @@ def _start_sink(cert_chain: str | None) -> Sink:
 
 
 def _message(i: int) -> EmailMessage:
-    body = f"Message {i} of the benchmark.\nSecond line.\n"
-    return build_message(MailSpec(sender=SENDER, to=RECIPIENT, subject=f"Message file{i:05d}.txt", body=body))[0]
+    # Byte for byte what the package's property expressions make for file<i>.txt (Subject and
+    # MessageSource), so that every contender sends the same messages.
+    name = f"file{i:05d}.txt"
+    body = f"Message {name} of the benchmark.\nSecond line.\n"
+    return build_message(MailSpec(sender=SENDER, to=RECIPIENT, subject=f"Message {name}", body=body))[0]
 
 
 def _raw_one_connection(sink: Sink, messages: list[EmailMessage], client_ctx: ssl.SSLContext) -> float:
