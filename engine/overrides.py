@@ -10,7 +10,7 @@ a value the type refuses), which the executor raises together as one PackageVali
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from dtsx.connections.base import parse_connection_string
@@ -43,24 +43,38 @@ class PropertySet:
     value: str
     connection: str | None = None
     text: str = ""
+    sensitive: bool = False  # dtexec's $Sensitive:: prefix: the value is never shown
+
+    @property
+    def shown(self) -> str:
+        """The argument as errors may show it: a sensitive value is masked."""
+        if not self.sensitive:
+            return self.text
+        body = self.text.strip()[12:]  # after "$Sensitive::"
+        if body.startswith("\\"):
+            return f"$Sensitive::{body.split(';', 1)[0]};********"
+        return f"$Sensitive::{body.split('=', 1)[0]}=********"
 
 
 def parse_set(text: str) -> PropertySet:
     """``User::X=V``, ``$Package::P=V`` or a dtexec property path ``\\Package...;V``
     (the value is everything after the first ``;``)."""
     raw = text.strip()
-    if raw[:12].lower() == "$sensitive::":  # dtexec marks values to keep out of logs; dtsx logs none
+    sensitive = raw[:12].lower() == "$sensitive::"  # dtexec's mark for values kept out of logs
+    if sensitive:
         raw = raw[12:]
     if raw.startswith("\\"):
         path, sep, value = raw.partition(";")
         if not sep:
-            raise _usage(f"--set {text!r} has no ';' between the property path and the value")
-        return _parse_path(path.strip(), value, text)
+            raise _usage(f"--set {path.strip()!r} has no ';' between the property path and the value")
+        item = _parse_path(path.strip(), value, text)
+        return replace(item, sensitive=sensitive) if sensitive else item
     name, sep, value = raw.partition("=")
     if not sep or not name.strip():
-        raise _usage(f"--set {text!r} must be NAME=VALUE (e.g. User::Count=3) or a \\Package... property path")
+        shown = name.strip() if sensitive else text
+        raise _usage(f"--set {shown!r} must be NAME=VALUE (e.g. User::Count=3) or a \\Package... property path")
     namespace, short = split_name(name)
-    return PropertySet("variable", "Package", f"{namespace or 'User'}::{short}", value, text=text)
+    return PropertySet("variable", "Package", f"{namespace or 'User'}::{short}", value, text=text, sensitive=sensitive)
 
 
 def _usage(message: str) -> PackageValidationError:
@@ -179,7 +193,8 @@ class Overrides:
             try:
                 self._apply(item, root)
             except DtsxError as exc:
-                self.problem("override-invalid", f"--set {item.text!r}: {exc}")
+                detail = "the value is not valid for it (not shown: sensitive)" if item.sensitive else str(exc)
+                self.problem("override-invalid", f"--set {item.shown!r}: {detail}")
 
     def _apply(self, item: PropertySet, root: Scope) -> None:
         if item.kind == "connection":
@@ -187,7 +202,7 @@ class Overrides:
             return
         ref = self._resolve_ref(item.container)
         if ref is None:
-            self.problem("override-path", f"--set {item.text!r}: the package has no executable {item.container!r}")
+            self.problem("override-path", f"--set {item.shown!r}: the package has no executable {item.container!r}")
         elif item.kind == "variable":
             self._set_variable(root, ref, item)
         elif ref == "Package" and item.name.lower() == "maxconcurrentexecutables":
@@ -199,7 +214,7 @@ class Overrides:
         if item.name.startswith("$"):
             slot = self.store.parameters.get(item.name)
             if slot is None:
-                self.problem("override-parameter", f"--set {item.text!r}: no parameter {item.name}")
+                self.problem("override-parameter", f"--set {item.shown!r}: no parameter {item.name}")
                 return
             holder = Scope(self.store, None, "Package")
             holder.add(slot)
@@ -212,7 +227,7 @@ class Overrides:
             for slot in self._slots_for(self.plan.executables[ref]):
                 scope.add(slot)
         if item.name not in scope.own:
-            self.problem("override-variable", f"--set {item.text!r}: {ref!r} has no variable {item.name}")
+            self.problem("override-variable", f"--set {item.shown!r}: {ref!r} has no variable {item.name}")
             return
         scope.force(item.name, item.value)
 

@@ -118,3 +118,12 @@ def test_set_a_parameter_through_the_variables_path() -> None:
 def test_sensitive_prefix_is_accepted() -> None:
     item = parse_set("$Sensitive::\\Package.Variables[User::Secret].Value;s3cret")
     assert (item.name, item.value) == ("User::Secret", "s3cret")
+
+
+def test_sensitive_values_never_appear_in_errors() -> None:
+    sets = [parse_set("$Sensitive::User::X=hunter2"), parse_set("$Sensitive::\\Package.Variables[User::Nope].Value;hunter2")]
+    pkg = package([probe("T")], variables=[var("X")])
+    with pytest.raises(PackageValidationError) as info:
+        executor.run(plan.build(pkg), RunOptions(sets=sets))
+    assert "hunter2" not in str(info.value)
+    assert "User::X" in str(info.value) and "User::Nope" in str(info.value)
