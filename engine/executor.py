@@ -331,9 +331,12 @@ class _Run:
         PackageValidationError listing every override that cannot be applied."""
         overrides = Overrides(self.plan, self.store, self._slots_for)
         params = overrides.parameters(self.options.parameters)
+        errors: list[str] = []
         missing = self.store.add_parameters(
-            [*self.package.parameters, *self.package.project_parameters], params
+            [*self.package.parameters, *self.package.project_parameters], params, errors
         )
+        for message in errors:
+            overrides.problem("override-parameter", message)
         for name in missing:
             overrides.problem("required-parameter", f"parameter {name} is Required and has no value: "
                               f"supply it with --param {name}=VALUE")

@@ -120,10 +120,12 @@ class VariableStore:
         self.parameters: dict[str, Slot] = {}
         self._evaluating = threading.local()
 
-    def add_parameters(self, params: Iterable[Parameter], overrides: dict[str, Any]) -> list[str]:
+    def add_parameters(self, params: Iterable[Parameter], overrides: dict[str, Any],
+                       errors: list[str] | None = None) -> list[str]:
         """Load parameters, applying overrides (keys ``$Package::X``/``$Project::X``).
 
-        Returns the qualified names of Required parameters left without any value.
+        Returns the qualified names of Required parameters left without any value. A value the
+        parameter's type refuses is appended to ``errors`` (or raised when it is None).
         """
         missing: list[str] = []
         for param in params:
@@ -133,7 +135,16 @@ class VariableStore:
             if not given and param.required and (raw is None or raw == "" or param.sensitive_unavailable):
                 missing.append(qualified)
                 raw = None
-            value = typed_value(param.dotnet_type, raw, what=f"parameter {qualified}")
+            try:
+                value = typed_value(param.dotnet_type, raw, what=f"parameter {qualified}")
+            except ExecutionError as exc:
+                message = str(exc) if not param.sensitive else (
+                    f"sensitive parameter {qualified} of type {param.dotnet_type} cannot take the value given (not shown)."
+                )
+                if errors is None:
+                    raise ExecutionError(message) from None
+                errors.append(message)
+                value = typed_value(param.dotnet_type, None, what=f"parameter {qualified}")
             slot = Slot(f"${param.scope}", param.name, param.dotnet_type, value, read_only=True,
                         sensitive=param.sensitive)
             self.parameters[qualified] = slot

@@ -279,3 +279,15 @@ def test_child_package_reads_and_writes_the_parent_variables_live() -> None:
     assert LEDGER.values["Child"] == "Success"
     assert LEDGER.values["Read"] == 3
     assert result.variables["User::Shared"] == 3
+
+
+def test_bad_parameter_values_are_refused_and_sensitive_ones_not_shown() -> None:
+    params = [Parameter(name="N", scope="Package", dotnet_type="Int32", data_type_code=3, value="1"),
+              Parameter(name="Key", scope="Project", dotnet_type="Int32", data_type_code=9, value="1", sensitive=True)]
+    pkg = package([probe("T")], parameters=params[:1], project_parameters=params[1:])
+    with pytest.raises(PackageValidationError) as info:
+        executor.run(plan.build(pkg), RunOptions(parameters={"N": "abc", "$Project::Key": "s3cret-value"}))
+    text = str(info.value)
+    assert "$Package::N" in text and "'abc'" in text
+    assert "$Project::Key" in text and "s3cret-value" not in text
+    assert LEDGER.ran == []
