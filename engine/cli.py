@@ -266,7 +266,8 @@ def _fail(message: str, code: int) -> NoReturn:
 
 # --- dtsx run / dtsx exec (engine/executor.py) -----------------------------------------------
 
-import re  # noqa: E402 - kept inside this command section
+import os  # noqa: E402 - kept inside this command section
+import re  # noqa: E402
 import signal  # noqa: E402
 import threading  # noqa: E402
 from typing import Any, Callable  # noqa: E402
@@ -388,6 +389,9 @@ def _install_cancel_signals(cancel: threading.Event) -> dict[int, Any]:
         return previous
 
     def handler(signum: int, _frame: object) -> None:
+        if cancel.is_set():  # a second signal: a task is not stopping; leave at once
+            sys.stderr.write("dtsx: interrupted again; exiting without waiting for running tasks.\n")
+            os._exit(EXIT_CANCELED)
         cancel.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM):

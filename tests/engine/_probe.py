@@ -82,6 +82,8 @@ class ProbeTask(Task):
             raise TaskFailedError("the probe was told to fail.")
         if mode == "report-error":
             ctx.events.error("reported, not raised")
+        if mode == "ignore-cancel":
+            time.sleep(30)
         if mode == "wait-cancel":
             if not self._cancel.wait(30):
                 raise TaskFailedError("never canceled")

@@ -195,3 +195,43 @@ def test_exec_parameter_and_connection_syntax(tmp_path: Path) -> None:
     proc = dtsx("exec", "/F", str(package_path("set_override", "v8")), "/Conn", "Mail;SmtpServer=x;")
     assert proc.returncode == 6 and "'Mail'" in proc.stderr
     assert not out.exists()
+
+
+PROBE_PACKAGE = """<?xml version="1.0"?>
+<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" DTS:CreationName="Microsoft.Package"
+  DTS:ExecutableType="Microsoft.Package" DTS:ObjectName="stubborn" DTS:ProtectionLevel="0">
+  <DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>
+  <DTS:Executables>
+    <DTS:Executable DTS:refId="Package\\Stubborn" DTS:CreationName="Tests.ExecutorProbe"
+      DTS:ExecutableType="Tests.ExecutorProbe" DTS:ObjectName="Stubborn">
+      <DTS:ObjectData><Probe Mode="ignore-cancel" /></DTS:ObjectData>
+    </DTS:Executable>
+  </DTS:Executables>
+</DTS:Executable>
+"""
+
+
+def test_a_second_signal_exits_even_when_a_task_ignores_cancellation(tmp_path: Path) -> None:
+    pkg = tmp_path / "stubborn.dtsx"
+    pkg.write_text(PROBE_PACKAGE, encoding="utf-8")
+    log = tmp_path / "events.jsonl"
+    root = str(Path(__file__).resolve().parents[2])
+    code = f"import sys; sys.path.insert(0, {root!r}); import tests.engine._probe; from dtsx.engine.cli import main; main()"
+    proc = subprocess.Popen([sys.executable, "-c", code, "run", str(pkg), "--log-jsonl", str(log)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not (log.exists() and log.stat().st_size) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        assert proc.poll() is None  # the first signal asks; the task ignores it
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=15)
+        assert time.monotonic() - started < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 3 and "interrupted again" in err
