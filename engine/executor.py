@@ -2,9 +2,11 @@
 event handlers and their propagation, error counting, cancellation.
 
 Shape of a run. Every executable execution gets a :class:`Frame` (its scope, its error count,
-its parent frame). A container walks its DAG in the thread that runs it (:meth:`_Run._walk`):
-ready children start, completions come back through a queue, outgoing constraints decide what
-becomes ready and what can never run. Tasks need one of ``MaxConcurrentExecutables`` slots
+its parent frame). A container's DAG is walked by the thread that runs the container
+(:meth:`_Run._walk`), which starts ready children on an elastic worker pool; a worker that
+finishes a child settles the constraints leaving it (what becomes ready, what can never run)
+and runs the next ready task itself, so a chain costs no thread hand-off per task. Tasks need
+one of ``MaxConcurrentExecutables`` slots
 while they execute; containers never hold a slot while they wait on their children, and a task
 gives its slot back while an event handler or a child package runs on its behalf, so nested
 containers, handlers and Execute Package can never deadlock on the limit.
