@@ -222,7 +222,9 @@ class _Walk:
     def __init__(self, frame: Frame, info: _GraphInfo) -> None:
         self.frame = frame
         self.info = info
-        self.lock = threading.RLock()
+        # Not re-entrant on purpose: nothing that runs under it (constraint expressions, the
+        # handlers an expression error triggers) touches this walk again.
+        self.lock = threading.Lock()
         self.pending = dict(info.incoming)
         self.started: set[str] = set(info.start)
         self.ready = list(reversed(info.start))
