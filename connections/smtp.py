@@ -16,9 +16,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import email.generator
-import functools
 import email.message
 import email.policy
+import functools
 import io
 import logging
 import re
@@ -685,7 +685,7 @@ def _unique(addresses: Sequence[str]) -> list[str]:
 
 def _flatten(message: email.message.Message, *, utf8: bool, eight_bit: bool) -> bytes:
     """The message as it goes on the wire, CRLF line ends, without its Bcc headers."""
-    if any(h.lower() in ("bcc", "resent-bcc") for h in message.keys()):
+    if any(h.lower() in ("bcc", "resent-bcc") for h in message):
         message = copy.deepcopy(message)
         del message["Bcc"]
         del message["Resent-Bcc"]
