@@ -353,15 +353,15 @@ class SmtpSession:
         """Write RSET now and read its reply before the next message (or at close).
 
         One command in flight, never pipelined: the next command is only written after this
-        reply is read. A failure here never touches the message just accepted; the connection
-        is simply not reused.
+        reply is read. A failure here never touches the message just accepted: smtplib has
+        closed the connection, so the next message's RSET fails and a new connection is opened.
         """
         try:
             link.conn.command_encoding = "ascii"  # what smtplib's rset() does: SMTPUTF8 ends with the transaction
             link.conn.putcmd("rset")
             link.rset_pending = True
         except (smtplib.SMTPException, OSError):
-            self._drop()
+            link.rset_pending = False
 
     def _recipients(self, conn: smtplib.SMTP, state: _Delivery, deadline: float) -> list[str]:
         """RCPT each pending recipient; permanent refusals are final, 4xx ones wait for a retry."""
