@@ -182,12 +182,10 @@ class _Planner:
             self._index(child, exe.ref_id, scope)
 
     def _check_dtsids(self) -> None:
-        identified = self._identified()
-        keys = [dtsid.strip().strip("{}").upper() for _, dtsid, _ in identified]
-        if len(set(keys)) == len(keys):
-            return  # no GUID (and at most one blank) repeats: nothing to report
+        if self._dtsids_unique():
+            return
         seen: dict[str, tuple[str, SourceLocation | None]] = {}
-        for ref, dtsid, location in identified:
+        for ref, dtsid, location in self._identified():
             key = dtsid.strip().strip("{}").upper()  # GUIDs compare in any case, braces optional
             if not key:
                 continue
@@ -202,6 +200,19 @@ class _Planner:
                 )
             else:
                 seen[key] = (ref, location)
+
+    def _dtsids_unique(self) -> bool:
+        """True when no GUID (and at most one blank) repeats: the common case, checked without
+        building the (ref, GUID, location) rows that reporting needs."""
+        executables = self.plan.executables.values()
+        raw = [exe.dtsid for exe in executables if exe.dtsid]
+        for exe in executables:
+            if exe.variables:
+                raw.extend(v.dtsid for v in exe.variables if v.dtsid)
+            if exe.precedence_constraints:
+                raw.extend(pc.dtsid for pc in exe.precedence_constraints if pc.dtsid)
+        raw.extend(cm.dtsid for cm in self.package.connections if cm.dtsid)
+        return len({dtsid.strip().strip("{}").upper() for dtsid in raw}) == len(raw)
 
     def _identified(self) -> list[tuple[str, str, SourceLocation | None]]:
         # A list, not a generator: this visits every object of the package once.
