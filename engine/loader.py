@@ -685,8 +685,40 @@ class _Reader:
     # -- constraints
 
     def constraint(self, el: etree._Element, container_ref: str, siblings: list[Executable]) -> PrecedenceConstraint:
+        if len(el):
+            return self._old_constraint(el, container_ref, siblings)
+        # 2012+: every setting is an attribute. A package can hold tens of thousands of these,
+        # so they are read straight from the attributes, without the _Props bookkeeping.
+        names = self.names
+        values = {names[key]: value for key, value in el.items()}
+        pop = values.pop
+        name = pop("ObjectName", None)
+        ref = pop("refId", None) or f"{container_ref}.PrecedenceConstraints[{name or ''}]"
+        from_ref = pop("From", None)
+        to_ref = pop("To", None)
+        if from_ref is None or to_ref is None:
+            missing = "From" if from_ref is None else "To"
+            raise self.error(el, f"the precedence constraint has no {missing} end: fix or delete the constraint")
+        raw_value, raw_op, raw_and = pop("Value", None), pop("EvalOp", None), pop("LogicalAnd", None)
+        return _make_constraint.from_dict(  # type: ignore[no-any-return]
+            {
+                "ref_id": ref,
+                "name": name,
+                "dtsid": pop("DTSID", None),
+                "from_ref": from_ref,
+                "to_ref": to_ref,
+                "value": 0 if raw_value is None else self._as_int(el, "Value", raw_value, 0),
+                "eval_op": 2 if raw_op is None else self._as_int(el, "EvalOp", raw_op, 2),
+                "expression": pop("Expression", None) or None,
+                "logical_and": True if raw_and is None else self._as_bool(el, "LogicalAnd", raw_and),
+                "location": _construct(SourceLocation, {"file": self.file, "line": el.sourceline}, _LOCATION_FIELDS),
+            }
+        )
+
+    def _old_constraint(self, el: etree._Element, container_ref: str, siblings: list[Executable]) -> PrecedenceConstraint:
+        """A constraint with child elements: 2005/2008 Property children and IDREF ends."""
         props = _Props(el, self.names)
-        pop = props.values.pop  # a package can hold tens of thousands of constraints
+        pop = props.values.pop
         name = pop("ObjectName", None)
         ref = pop("refId", None) or f"{container_ref}.PrecedenceConstraints[{name or ''}]"
         from_ref = pop("From", None)

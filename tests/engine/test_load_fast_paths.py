@@ -128,3 +128,49 @@ def test_executables_keep_every_model_field() -> None:
     task = pkg.executables[0].executables[0]
     assert list(task.__dict__) == list(Executable.model_fields)
     assert task.locale_id == -1 and task.dtsid == "{00000000-0000-4000-8000-000000000000}"
+
+
+def _one_constraint(attributes: str, children: str = "") -> bytes:
+    close = f">{children}</DTS:PrecedenceConstraint>" if children else "/>"
+    return (
+        '<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" xmlns:x="urn:other" DTS:refId="Package" '
+        'DTS:ObjectName="P">\n<DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>\n<DTS:Executables>\n'
+        '<DTS:Executable DTS:refId="Package\\A" DTS:ExecutableType="STOCK:SEQUENCE" DTS:ObjectName="A"/>\n'
+        '<DTS:Executable DTS:refId="Package\\B" DTS:ExecutableType="STOCK:SEQUENCE" DTS:ObjectName="B"/>\n'
+        "</DTS:Executables>\n<DTS:PrecedenceConstraints>\n"
+        f'<DTS:PrecedenceConstraint DTS:refId="Package.PrecedenceConstraints[C]" {attributes}{close}\n'
+        "</DTS:PrecedenceConstraints></DTS:Executable>"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        'DTS:From="Package\\A" DTS:To="Package\\B" DTS:Value=" 1 " DTS:EvalOp="3" DTS:Expression="@x > 1" '
+        'DTS:LogicalAnd="False" DTS:ObjectName="C" DTS:DTSID="{1}" x:Other="ignored"',
+        'DTS:From="Package\\A" DTS:To="Package\\B" DTS:Value="" DTS:Expression="" DTS:LogicalAnd="-1"',
+        'DTS:From="Package\\A" DTS:To="Package\\B"',
+    ],
+    ids=["every-setting", "blank-values-default", "defaults"],
+)
+def test_attribute_only_constraints_read_as_the_general_path_reads_them(attributes: str) -> None:
+    """A <DTS:Property> child sends the same constraint down the general (2005/2008) path."""
+    fast = load_bytes(_one_constraint(attributes), file="f.dtsx").precedence_constraints[0]
+    child = '<DTS:Property DTS:Name="Unused">0</DTS:Property>'
+    general = load_bytes(_one_constraint(attributes, child), file="f.dtsx").precedence_constraints[0]
+    assert fast.model_dump(exclude={"location"}) == general.model_dump(exclude={"location"})
+    assert fast.location == SourceLocation(file="f.dtsx", line=8)
+
+
+@pytest.mark.parametrize(
+    ("attributes", "words"),
+    [
+        ('DTS:From="Package\\A" DTS:To="Package\\B" DTS:Value="high"', "Value='high' is not an integer"),
+        ('DTS:From="Package\\A" DTS:To="Package\\B" DTS:LogicalAnd="maybe"', "LogicalAnd='maybe' is not a boolean"),
+        ('DTS:From="Package\\A"', "has no To end"),
+    ],
+)
+def test_attribute_only_constraint_errors_name_the_setting_and_line(attributes: str, words: str) -> None:
+    with pytest.raises(DtsxError) as info:
+        load_bytes(_one_constraint(attributes), file="e.dtsx")
+    assert "e.dtsx:8" in str(info.value) and words in str(info.value)
