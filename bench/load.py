@@ -20,10 +20,9 @@ import time
 import tracemalloc
 from collections.abc import Callable
 
-from lxml import etree
-
 from dtsx.engine.loader import load_bytes
 from dtsx.engine.plan import build
+from lxml import etree
 
 __all__ = ["main", "synthetic_package"]
 

@@ -24,12 +24,11 @@ from __future__ import annotations
 import gc
 import os
 import re
+from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
-from typing import Any
-from collections.abc import Callable, Iterable, Mapping, Set as AbstractSet
 from types import MappingProxyType
-
-from lxml import etree
+from typing import Any
 
 from dtsx.engine.errors import PackageLoadError, PackageNotFoundError
 from dtsx.engine.model import (
@@ -51,6 +50,7 @@ from dtsx.engine.model import (
     XmlNode,
 )
 from dtsx.engine.registry import normalise_type
+from lxml import etree
 
 __all__ = [
     "DTS_NS",

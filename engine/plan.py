@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import gc
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from collections.abc import Callable
 
 import networkx as nx
-from pydantic import ValidationError
-
-from dtsx.engine.errors import DtsxError, ExpressionError, PackageValidationError, PluginError, Problem
+from dtsx.engine.errors import (
+    DtsxError,
+    ExpressionError,
+    PackageValidationError,
+    PluginError,
+    Problem,
+)
 from dtsx.engine.model import (
     ConnectionManagerSpec,
     Executable,
@@ -30,6 +34,7 @@ from dtsx.engine.model import (
     SourceLocation,
 )
 from dtsx.engine.registry import UnknownKeyError
+from pydantic import ValidationError
 
 if TYPE_CHECKING:
     from dtsx.engine.expressions import CompiledExpression

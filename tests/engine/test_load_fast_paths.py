@@ -8,11 +8,17 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-
 from dtsx.engine.errors import DtsxError, PackageValidationError
 from dtsx.engine.loader import load, load_bytes
-from dtsx.engine.model import Executable, Package, PrecedenceConstraint, SourceLocation, XmlNode
+from dtsx.engine.model import (
+    Executable,
+    Package,
+    PrecedenceConstraint,
+    SourceLocation,
+    XmlNode,
+)
 from dtsx.engine.plan import build
+
 from tests._shared import REPO_ROOT, shared_dir
 
 
@@ -146,8 +152,10 @@ def _one_constraint(attributes: str, children: str = "") -> bytes:
 @pytest.mark.parametrize(
     "attributes",
     [
-        'DTS:From="Package\\A" DTS:To="Package\\B" DTS:Value=" 1 " DTS:EvalOp="3" DTS:Expression="@x > 1" '
-        'DTS:LogicalAnd="False" DTS:ObjectName="C" DTS:DTSID="{1}" x:Other="ignored"',
+        (
+            'DTS:From="Package\\A" DTS:To="Package\\B" DTS:Value=" 1 " DTS:EvalOp="3" DTS:Expression="@x > 1" '
+            'DTS:LogicalAnd="False" DTS:ObjectName="C" DTS:DTSID="{1}" x:Other="ignored"'
+        ),
         'DTS:From="Package\\A" DTS:To="Package\\B" DTS:Value="" DTS:Expression="" DTS:LogicalAnd="-1"',
         'DTS:From="Package\\A" DTS:To="Package\\B"',
     ],
