@@ -167,11 +167,8 @@ class Task(ABC):
 
     @classmethod
     def field_for(cls, name: str) -> str | None:
-        wanted = name.lower()
-        for field_name, info in cls.Properties.model_fields.items():
-            if wanted in {n.lower() for n in _names_of(field_name, info)}:
-                return field_name
-        return None
+        """The field a runtime, XML or field name (any case) refers to, or None."""
+        return _field_index(cls.Properties).get(name.lower())
 
     @classmethod
     def property_names(cls) -> set[str]:
@@ -193,6 +190,20 @@ class Task(ABC):
 
 
 _LOCAL_NAMES: dict[str, str] = {}  # attribute key in Clark notation -> local name
+# Properties class -> {lower-cased name or alias: field name}. Property expressions set fields on
+# every loop iteration, so the alias scan is done once per class, not once per assignment.
+_FIELD_INDEX: dict[type[TaskProperties], dict[str, str]] = {}
+
+
+def _field_index(props_cls: type[TaskProperties]) -> dict[str, str]:
+    index = _FIELD_INDEX.get(props_cls)
+    if index is None:
+        index = {}
+        for field_name, info in props_cls.model_fields.items():
+            for alias in _names_of(field_name, info):
+                index.setdefault(alias.lower(), field_name)
+        _FIELD_INDEX[props_cls] = index
+    return index
 
 
 def _names_of(field_name: str, info: Any) -> list[str]:
