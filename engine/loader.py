@@ -74,6 +74,8 @@ _D = "{" + DTS_NS + "}"
 _DLEN = len(_D)
 _S = "{" + SSIS_NS + "}"
 _PROPERTY = _D + "Property"
+_OBJECT_DATA = _D + "ObjectData"
+_VARIABLES = _D + "Variables"
 _NAME = _D + "Name"
 _CONTAINER_KINDS = {
     "STOCK:SEQUENCE": ExecutableKind.SEQUENCE,
@@ -589,7 +591,8 @@ class _Reader:
             type_key = self.type_keys[raw_type] = normalise_type(raw_type)
         kind = _CONTAINER_KINDS.get(type_key, ExecutableKind.TASK)
         fields: dict[str, Any] = {"kind": kind, "ref_id": ref, "name": name, "raw_type": raw_type, "type_key": type_key}
-        self._executable_fields(fields, el, props, ref)
+        if kind is not ExecutableKind.TASK or not self._plain_task(fields, el, props):
+            self._executable_fields(fields, el, props, ref)
         fields["properties"] = props.values  # what no field took; props is not used again
         return _make_executable.from_dict(fields)  # type: ignore[no-any-return]
 
@@ -637,6 +640,29 @@ class _Reader:
         found = items("ForEachVariableMappings", "ForEachVariableMapping")
         fields["variable_mappings"] = [self.mapping(m, ref) for m in found] if found else []
         return children
+
+    def _plain_task(self, fields: dict[str, Any], el: etree._Element, props: _Props) -> bool:
+        """``_executable_fields`` for the usual task, which holds only its ObjectData and an empty
+        Variables wrapper; False (nothing done) for anything else, which takes the general path."""
+        object_data = None
+        for child in props.rest:
+            tag = child.tag
+            if tag == _OBJECT_DATA and object_data is None:
+                object_data = child
+            elif tag != _VARIABLES or len(child):
+                return False
+        self._host_fields(fields, el, props)
+        fields["location"] = _construct(SourceLocation, {"file": self.file, "line": el.sourceline}, _LOCATION_FIELDS)
+        fields["property_expressions"] = []
+        fields["variables"] = []
+        fields["executables"] = []
+        fields["precedence_constraints"] = []
+        fields["event_handlers"] = []
+        fields["object_data"] = xml_to_node(object_data) if object_data is not None else None
+        fields["logging_options"] = None
+        fields["enumerator"] = None
+        fields["variable_mappings"] = []
+        return True
 
     def _host_fields(self, f: dict[str, Any], el: etree._Element, props: _Props) -> None:
         """Host settings by one pass over what the element holds (defaults are the model's).

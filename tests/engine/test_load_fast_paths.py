@@ -182,3 +182,26 @@ def test_attribute_only_constraint_errors_name_the_setting_and_line(attributes: 
     with pytest.raises(DtsxError) as info:
         load_bytes(_one_constraint(attributes), file="e.dtsx")
     assert "e.dtsx:8" in str(info.value) and words in str(info.value)
+
+
+def _one_task(children: str) -> bytes:
+    return (
+        '<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" DTS:ObjectName="P">\n'
+        '<DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>\n<DTS:Executables>\n'
+        '<DTS:Executable DTS:refId="Package\\T" DTS:ExecutableType="Microsoft.SendMailTask" DTS:ObjectName="T" '
+        'DTS:DTSID="{2}" DTS:LocaleID="1033" DTS:Disabled="True" DTS:Description="" DTS:Extra="kept">\n'
+        f'{children}<DTS:ObjectData><M:Data xmlns:M="urn:m" M:To="a@b"><M:Row n="1">x</M:Row></M:Data></DTS:ObjectData>'
+        "</DTS:Executable>\n</DTS:Executables></DTS:Executable>"
+    ).encode()
+
+
+@pytest.mark.parametrize("variables", ["", "<DTS:Variables />", "<DTS:Variables></DTS:Variables><DTS:Variables/>"])
+def test_plain_tasks_read_as_the_general_path_reads_them(variables: str) -> None:
+    """An element the loader does not read sends the same task down the general path."""
+    fast = load_bytes(_one_task(variables), file="t.dtsx").executables[0]
+    general = load_bytes(_one_task(variables + "<DTS:Unread/>"), file="t.dtsx").executables[0]
+    assert fast.model_dump() == general.model_dump()
+    assert fast.model_fields_set == general.model_fields_set
+    assert list(fast.__dict__) == list(general.__dict__)
+    assert fast.object_data is not None and fast.object_data.children[0].nsmap == {"M": "urn:m"}
+    assert (fast.locale_id, fast.disabled, fast.description, fast.properties) == (1033, True, None, {"Extra": "kept"})
