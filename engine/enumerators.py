@@ -58,13 +58,14 @@ def file_items(settings: dict[str, str], local_path: Callable[[str], str], warn:
     recurse = _flag(settings.get("Recurse"))
     folder = local_path(directory) if directory else ""
     if not folder or not os.path.isdir(folder):
-        warn(f"The For Each File enumerator is empty: the folder {directory!r} does not exist.")
+        hint = " (a Windows path: map it with --path-map 'C:\\dir=/local/dir')" if folder == directory and "\\" in directory else ""
+        warn(f"The For Each File enumerator is empty: the folder {directory} does not exist{hint}.")
         return []
     pattern = "*" if spec.strip() in ("*.*", "*") else spec.strip().lower()
     found = sorted(_walk_files(folder, recurse), key=lambda p: p.lower())
     paths = [p for p in found if fnmatch.fnmatchcase(os.path.basename(p).lower(), pattern)]
     if not paths:
-        warn(f"The For Each File enumerator is empty: no file in {directory!r} matches {spec!r}.")
+        warn(f"The For Each File enumerator is empty: no file in {directory} matches {spec}.")
     return [[_file_name(p, mode)] for p in paths]
 
 

@@ -183,8 +183,8 @@ class ConsoleLog:
         stamp = event.time.strftime("%y/%m/%d %H:%M:%S")
         label = _LABELS.get(event.name, event.name)
         code = f" 0x{event.code & 0xFFFFFFFF:X}" if event.code else ""
-        text = f" {event.message}" if event.message else ""
-        self.write(f"{stamp} {label}{code}: {event.source_name}:{text}")
+        text = f": {event.message}" if event.message else ""
+        self.write(f"{stamp} {label}{code}: {event.source_name}{text}")
 
     def close(self) -> None:
         return None
