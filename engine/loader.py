@@ -153,6 +153,7 @@ def _construct(cls: type[Any], data: dict[str, Any], fields_set: set[str]) -> An
 
 
 _setattr = object.__setattr__
+_new = object.__new__
 _NODE_FIELDS = _all_fields(XmlNode)
 _LOCATION_FIELDS = _all_fields(SourceLocation)
 _make_location = _Maker(SourceLocation)
@@ -318,9 +319,9 @@ def load_project(folder: str | os.PathLike[str]) -> tuple[list[ConnectionManager
 
 def xml_to_node(el: etree._Element, parent_nsmap: dict[str | None, str] | None = None) -> XmlNode:
     """An lxml element as an XmlNode (Clark tags, prefixes declared here, no comments)."""
-    nsmap = el.nsmap
+    nsmap = el.nsmap  # a new dict on every call, so it may be kept
     if parent_nsmap is None:
-        declared = {(k or ""): v for k, v in nsmap.items()}
+        declared = nsmap if None not in nsmap else {(k or ""): v for k, v in nsmap.items()}
     elif nsmap == parent_nsmap:
         declared = {}  # the common case: nothing declared here
     else:
@@ -333,11 +334,17 @@ def xml_to_node(el: etree._Element, parent_nsmap: dict[str | None, str] | None =
                 children.append(xml_to_node(child, nsmap))
         if children and text is not None and not text.strip():
             text = None
-    data = {
-        "tag": el.tag, "attrs": dict(el.items()), "text": text, "children": children, "nsmap": declared,
-        "line": el.sourceline,
-    }
-    return _construct(XmlNode, data, _NODE_FIELDS)  # type: ignore[no-any-return]
+    # _construct, inlined: this runs for every element of every task's ObjectData.
+    node = _new(XmlNode)
+    _setattr(
+        node,
+        "__dict__",
+        {"tag": el.tag, "attrs": dict(el.items()), "text": text, "children": children, "nsmap": declared, "line": el.sourceline},
+    )
+    _setattr(node, "__pydantic_fields_set__", _NODE_FIELDS)
+    _setattr(node, "__pydantic_extra__", None)
+    _setattr(node, "__pydantic_private__", None)
+    return node  # type: ignore[no-any-return]
 
 
 # --------------------------------------------------------------------------- root checks
