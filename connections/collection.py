@@ -18,10 +18,12 @@ from dtsx.engine.errors import ConnectionManagerError, PluginError
 from dtsx.engine.model import ConnectionManagerSpec
 from dtsx.engine.registry import Registry
 
-__all__ = ["Connections", "ExpressionHook"]
+__all__ = ["Connections", "ExpressionHook", "Redirect"]
 
 # Evaluates a connection manager's property expressions: spec -> {runtime property: value}.
 ExpressionHook = Callable[[ConnectionManagerSpec], Mapping[str, str]]
+# Rewrites final settings, after expressions and overrides (``--dev-smtp`` points SMTP at a sink).
+Redirect = Callable[[ConnectionSettings], ConnectionSettings]
 
 _REF_ID = re.compile(r"^(?:Package|Project)\.ConnectionManagers\[(?P<name>.*)\]$", re.IGNORECASE)
 
@@ -47,12 +49,14 @@ class Connections:
         expressions: ExpressionHook | None = None,
         local_path: Callable[[str], str] = lambda p: p,
         registry: Registry[type[ConnectionManager]] = CONNECTIONS,
+        redirect: Redirect | None = None,
     ) -> None:
         self.specs = list(specs)
         self._overrides = {k.lower(): v for k, v in (overrides or {}).items()}
         self._expressions = expressions
         self._local_path = local_path
         self._registry = registry
+        self._redirect = redirect
         self._live: dict[str, _Live] = {}
         self._lock = threading.Lock()
 
@@ -83,7 +87,7 @@ class Connections:
         return spec
 
     def settings_for(self, spec: ConnectionManagerSpec) -> ConnectionSettings:
-        """Stored settings, then property expressions, then ``--conn`` overrides (last wins)."""
+        """Stored settings, then property expressions, then ``--conn`` overrides, then the redirect."""
         properties = dict(spec.properties)
         connection_string = spec.connection_string or ""
         if self._expressions is not None and spec.property_expressions:
@@ -96,7 +100,7 @@ class Connections:
             if key and key.lower() in self._overrides:
                 connection_string = self._overrides[key.lower()]
                 break
-        return ConnectionSettings(
+        settings = ConnectionSettings(
             name=spec.name,
             creation_name=spec.type_key,
             connection_string=connection_string,
@@ -104,17 +108,22 @@ class Connections:
             properties=properties,
             local_path=self._local_path,
         )
+        # Last, so that nothing in the package (an expression on SmtpServer) can undo a redirect.
+        return settings if self._redirect is None else self._redirect(settings)
+
+    def _redirected(self, settings: ConnectionSettings) -> bool:
+        return self._redirect is not None and self._redirect(settings) is not settings
 
     def manager(self, ref: str) -> ConnectionManager:
         """The live manager for a reference, built (or rebuilt after a settings change) on demand."""
         spec = self.require(ref)
-        if spec.sensitive_unavailable and not self._has_override(spec):
+        settings = self.settings_for(spec)
+        if spec.sensitive_unavailable and not self._has_override(spec) and not self._redirected(settings):
             hidden = ", ".join(spec.sensitive_unavailable)
             raise ConnectionManagerError(
                 f"connection manager {spec.name!r} needs {hidden}, which the package stores encrypted or "
                 "not at all; supply its connection string with --conn."
             )
-        settings = self.settings_for(spec)
         with self._lock:
             live = self._live.get(spec.ref_id)
             if live is not None and _same(live.settings, settings):

@@ -328,13 +328,12 @@ def _run_request(req: _RunRequest) -> int:
             sinks.append(JsonLinesLog(req.log_jsonl))
     except DtsxError as exc:
         _fail(str(exc), EXIT_USAGE)
-    conns = dict(req.conns)
-    sink = _start_dev_smtp(req.dev_smtp, package, conns)
+    sink, redirect = _start_dev_smtp(req.dev_smtp)
     cancel = threading.Event()
     options = RunOptions(
-        max_concurrent=req.max_concurrent, sets=sets, parameters=dict(req.params), connections=conns,
+        max_concurrent=req.max_concurrent, sets=sets, parameters=dict(req.params), connections=dict(req.conns),
         path_map=path_map, cancel_event=cancel, sinks=sinks, project_dir=req.project_dir,  # type: ignore[arg-type]
-        unsupported=req.unsupported,
+        unsupported=req.unsupported, connection_redirect=redirect,
     )
     previous = _install_cancel_signals(cancel)
     try:
@@ -364,23 +363,31 @@ def _path_map(specs: list[str]) -> Callable[[str], str] | None:
     return PathMap.parse(specs).map
 
 
-def _start_dev_smtp(directory: str | None, package: Package, conns: dict[str, str]) -> Any:
-    """``--dev-smtp DIR``: a loopback sink, and every SMTP connection manager pointed at it."""
+def _start_dev_smtp(directory: str | None) -> tuple[Any, Any]:
+    """``--dev-smtp DIR``: a loopback sink, and a redirect of every SMTP connection to it.
+
+    The redirect applies after property expressions and ``--conn``, and to child packages, so no
+    message of a dev run can reach a real server.
+    """
     if directory is None:
-        return None
+        return None, None
+    from dtsx.connections.base import ConnectionSettings
     from dtsx.connections.mailsink import MailSink
+    from dtsx.connections.smtp import redirect_to_sink
 
     sink = MailSink(pathlib.Path(directory))
     try:
         sink.start()
     except OSError as exc:
         _fail(f"--dev-smtp: cannot start the local SMTP sink: {exc.strerror or exc}", EXIT_USAGE)
-    target = f"SmtpServer=127.0.0.1;Port={sink.port};UseWindowsAuthentication=False;EnableSsl=False;"
-    for spec in package.all_connections():
-        if spec.type_key.upper() == "SMTP":
-            conns[spec.name] = target
+
+    def redirect(settings: ConnectionSettings) -> ConnectionSettings:
+        if settings.creation_name.upper() != "SMTP":
+            return settings
+        return redirect_to_sink(settings, "127.0.0.1", sink.port)
+
     click.echo(f"dtsx: dev SMTP sink on 127.0.0.1:{sink.port}, storing mail in {sink.directory}", err=True)
-    return sink
+    return sink, redirect
 
 
 def _install_cancel_signals(cancel: threading.Event) -> dict[int, Any]:

@@ -30,7 +30,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Callable, Iterable
 
-from dtsx.connections.collection import Connections
+from dtsx.connections.collection import Connections, Redirect
 from dtsx.engine.errors import DtsxError, ExecutionError, PackageValidationError, Problem
 from dtsx.engine.events import EventLog, LogSink, RunEvent
 from dtsx.engine.expressions import Value, compile as compile_expression
@@ -106,6 +106,8 @@ class RunOptions:
     sinks: list[LogSink] = field(default_factory=list)
     project_dir: str | None = None
     unsupported: str = "fail"
+    # Rewrites every connection's final settings (``--dev-smtp``); child packages inherit it.
+    connection_redirect: Redirect | None = None
     # Turns a child package path into a plan (Execute Package); default: loader + planner.
     plan_loader: Callable[[str], Plan] | None = None
     depth: int = 0
@@ -453,7 +455,7 @@ class _Run:
         clock = time.perf_counter()
         self.connections = Connections(
             specs, overrides=overrides, expressions=lambda spec: self._connection_expressions(spec, root),
-            local_path=self.options.path_map or (lambda p: p),
+            local_path=self.options.path_map or (lambda p: p), redirect=self.options.connection_redirect,
         )
         # Elastic: slots bound the running tasks; threads waiting on children or handlers must
         # never starve the work they wait for. Idle threads are reused.
@@ -912,6 +914,7 @@ class _Run:
             path_map=self.options.path_map, cancel_event=self.cancel, sinks=self.options.sinks,
             project_dir=self.options.project_dir, unsupported=self.options.unsupported,
             plan_loader=loader, depth=self.options.depth + 1, slots=self.slots,
+            connection_redirect=self.options.connection_redirect,
         )
         if caller is not None:
             options.parent_scope = caller.scope
