@@ -12,9 +12,9 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Callable, ClassVar, Protocol
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, ValidationError
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from dtsx.engine.errors import TaskFailedError
 from dtsx.engine.model import XmlNode
@@ -33,6 +33,9 @@ __all__ = [
     "EventSink",
     "TASKS",
     "register_task",
+    "SsisBool",
+    "SsisInt",
+    "ssis_bool",
 ]
 
 
@@ -204,6 +207,29 @@ def _field_index(props_cls: type[TaskProperties]) -> dict[str, str]:
                 index.setdefault(alias.lower(), field_name)
         _FIELD_INDEX[props_cls] = index
     return index
+
+
+def ssis_bool(value: Any) -> Any:
+    """SSIS booleans: ``True``/``False`` (2012+) and ``-1``/``0`` (2005/2008)."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("-1", "true", "1"):
+            return True
+        if text in ("0", "false", ""):
+            return False
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value != 0
+    return value
+
+
+SsisBool = Annotated[bool, BeforeValidator(ssis_bool)]
+
+
+def _int_or_zero(value: Any) -> Any:
+    return 0 if isinstance(value, str) and not value.strip() else value
+
+
+SsisInt = Annotated[int, BeforeValidator(_int_or_zero)]
 
 
 def _names_of(field_name: str, info: Any) -> list[str]:

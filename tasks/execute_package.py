@@ -17,7 +17,7 @@ from typing import Any
 from dtsx.engine.errors import DtsxError, TaskFailedError
 from dtsx.engine.model import EXEC_RESULTS, XmlNode
 from dtsx.tasks.base import Task, TaskContext, TaskProperties, ValidationContext, register_task
-from dtsx.tasks.execute_process import SsisBool
+from dtsx.tasks.base import SsisBool
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 __all__ = ["ExecutePackageTask", "ParameterAssignment", "result_name"]

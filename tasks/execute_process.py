@@ -15,42 +15,19 @@ import signal
 import subprocess
 import threading
 import time
-from typing import IO, Annotated, Any
+from typing import IO
 
 from dtsx.connections.file import unmapped_windows_path
 from dtsx.engine.errors import TaskFailedError
-from dtsx.tasks.base import Task, TaskContext, TaskProperties, ValidationContext, register_task
-from pydantic import AliasChoices, BeforeValidator, Field
+from dtsx.tasks.base import SsisBool, SsisInt, Task, TaskContext, TaskProperties, ValidationContext, register_task
+from pydantic import AliasChoices, Field
 
-__all__ = ["ExecuteProcessTask", "split_windows_args", "ssis_bool"]
+__all__ = ["ExecuteProcessTask", "split_windows_args"]
 
 _GRACE_SECONDS = 2.0
 _POLL_SECONDS = 0.05
 _WINDOWS_SUFFIXES = (".exe", ".com", ".bat", ".cmd", ".ps1", ".vbs")
 _SCRIPT_SUFFIXES = (".bat", ".cmd", ".ps1", ".vbs")
-
-
-def ssis_bool(value: Any) -> Any:
-    """SSIS booleans: ``True``/``False`` (2012+) and ``-1``/``0`` (2005/2008)."""
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("-1", "true", "1"):
-            return True
-        if text in ("0", "false", ""):
-            return False
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value != 0
-    return value
-
-
-SsisBool = Annotated[bool, BeforeValidator(ssis_bool)]
-
-
-def _int_or_zero(value: Any) -> Any:
-    return 0 if isinstance(value, str) and not value.strip() else value
-
-
-SsisInt = Annotated[int, BeforeValidator(_int_or_zero)]
 
 
 def split_windows_args(text: str) -> list[str]:

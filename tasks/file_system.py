@@ -19,7 +19,7 @@ from typing import Annotated, Any
 from dtsx.connections.file import unmapped_windows_path
 from dtsx.engine.errors import TaskFailedError
 from dtsx.tasks.base import Task, TaskContext, TaskProperties, ValidationContext, register_task
-from dtsx.tasks.execute_process import SsisBool
+from dtsx.tasks.base import SsisBool
 from pydantic import AliasChoices, BeforeValidator, Field
 
 __all__ = ["FileSystemOperation", "FileSystemTask"]
