@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -87,12 +87,62 @@ class Plan:
     """
 
     package: Package
-    graphs: dict[str, nx.DiGraph] = field(default_factory=dict)
+    graphs: Mapping[str, nx.DiGraph] = field(default_factory=lambda: _LazyGraphs())
     tasks: dict[str, Task] = field(default_factory=dict)
     executables: dict[str, Executable] = field(default_factory=dict)
     expressions: dict[tuple[str, bool], CompiledExpression] = field(default_factory=dict)
     skipped: set[str] = field(default_factory=set)
     warnings: list[Problem] = field(default_factory=list)
+
+
+class _LazyGraphs(Mapping[str, "nx.DiGraph"]):
+    """Container ref_id -> DiGraph, each graph built from its checked nodes and constraints the
+    first time it is read (and then kept), so planning a package never pays for graphs the
+    run does not reach. Keys, order, ``len`` and ``in`` are known up front, as with a dict."""
+
+    def __init__(self) -> None:
+        self._parts: dict[str, tuple[list[str], list[PrecedenceConstraint]]] = {}
+        self._built: dict[str, nx.DiGraph] = {}
+
+    def define(self, ref: str, nodes: list[str], constraints: list[PrecedenceConstraint]) -> None:
+        """The graph of ``ref``: ``nodes`` in order, one edge per (from, to) pair of ``constraints``."""
+        self._parts[ref] = (nodes, constraints)
+        self._built.pop(ref, None)
+
+    def __getitem__(self, ref: str) -> nx.DiGraph:
+        graph = self._built.get(ref)
+        if graph is None:
+            nodes, constraints = self._parts[ref]
+            # setdefault is atomic: threads reading the same graph at once all get one object.
+            graph = self._built.setdefault(ref, _digraph(nodes, constraints))
+        return graph
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parts)
+
+    def __len__(self) -> int:
+        return len(self._parts)
+
+    def __contains__(self, ref: object) -> bool:
+        return ref in self._parts
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self._parts)!r})"
+
+
+def _digraph(nodes: list[str], constraints: list[PrecedenceConstraint]) -> nx.DiGraph:
+    """Nodes in order; each edge (u, v) holds ``constraints``: the PrecedenceConstraints u -> v."""
+    edges: dict[tuple[str, str], list[PrecedenceConstraint]] = {}
+    for pc in constraints:
+        key = (pc.from_ref, pc.to_ref)
+        if key in edges:
+            edges[key].append(pc)
+        else:
+            edges[key] = [pc]
+    graph = nx.DiGraph()
+    graph.add_nodes_from(nodes)
+    graph.add_edges_from([(u, v, {"constraints": pcs}) for (u, v), pcs in edges.items()])
+    return graph
 
 
 def build(package: Package, *, unsupported: str = "fail") -> Plan:
@@ -124,7 +174,8 @@ class _Planner:
     def __init__(self, package: Package, *, skip_unsupported: bool) -> None:
         self.package = package
         self.skip_unsupported = skip_unsupported
-        self.plan = Plan(package=package)
+        self.graphs = _LazyGraphs()
+        self.plan = Plan(package=package, graphs=self.graphs)
         self.problems: list[Problem] = []
         self.parents: dict[str, str | None] = {}
         self.scopes: dict[str, frozenset[str]] = {}
@@ -134,8 +185,10 @@ class _Planner:
         # Validation contexts by scope, for tasks without property expressions (the common case):
         # siblings share one scope object, so they can share one context.
         self.contexts: dict[int, tuple[frozenset[str], ValidationContext]] = {}
-        # Attribute key (Clark notation) -> its local name if it can name a connection, else None.
+        # Attribute key (Clark notation) -> its local name if it can name a connection, else None;
+        # ``plain_attrs`` holds the keys already known to be None, to skip them with one set difference.
         self.ref_attrs: dict[str, str | None] = {}
+        self.plain_attrs: set[str] = set()
         self.resolved: dict[str, bool] = {}
 
     # -- reporting
@@ -363,29 +416,49 @@ class _Planner:
         if exe.object_data is None:
             return
         dynamic = {p.name.lower() for p in exe.property_expressions} if exe.property_expressions else ()
-        kinds = self.ref_attrs
+        plain = self.plain_attrs
         stack = [exe.object_data]
         while stack:
             node = stack.pop()
             if node.children:
                 stack.extend(reversed(node.children))  # depth first, in document order
-            for key, value in node.attrs.items():
-                local = kinds.get(key, "")
-                if local == "":
-                    local = kinds[key] = _reference_attribute(key)
+            # Most keys are known not to name a connection: only the rest are looked at.
+            rest = node.attrs.keys() - plain if node.attrs else None
+            if rest:
+                # One key left (the usual SMTPServer or Connection): no need to walk them all.
+                keys = rest if len(rest) == 1 else [key for key in node.attrs if key in rest]
+                self._check_node_refs(exe, node.attrs, keys, dynamic, already)
+
+    def _check_node_refs(
+        self,
+        exe: Executable,
+        attrs: dict[str, str],
+        keys: Iterable[str],
+        dynamic: set[str] | tuple[()],
+        already: list[str],
+    ) -> None:
+        """``keys`` (in document order) of ``attrs`` that may name a connection manager."""
+        kinds = self.ref_attrs
+        for key in keys:
+            value = attrs[key]
+            local = kinds.get(key, "")
+            if local == "":
+                local = kinds[key] = _reference_attribute(key)
                 if local is None:
-                    continue
-                if local.lower() in dynamic or self._resolves(value):
-                    continue
-                if any(value in message for message in already):
-                    continue
-                self.problem(
-                    "missing-connection",
-                    f"task '{exe.name}': {local}={value} matches no connection manager in the package or project; "
-                    "add the connection manager or pass --project-dir",
-                    exe.location,
-                    exe.ref_id,
-                )
+                    self.plain_attrs.add(key)
+            if local is None:
+                continue
+            if local.lower() in dynamic or self._resolves(value):
+                continue
+            if any(value in message for message in already):
+                continue
+            self.problem(
+                "missing-connection",
+                f"task '{exe.name}': {local}={value} matches no connection manager in the package or project; "
+                "add the connection manager or pass --project-dir",
+                exe.location,
+                exe.ref_id,
+            )
 
     # -- containers
 
@@ -437,22 +510,13 @@ class _Planner:
                 self._compile(text, assignment, exe.location, exe.ref_id)
 
     def _graph(self, container: Executable) -> None:
-        graph = nx.DiGraph()
+        """Check the container's constraints now; its DiGraph is built when first read."""
         nodes = [child.ref_id for child in container.executables]
-        graph.add_nodes_from(nodes)
         known = set(nodes)
-        edges: dict[tuple[str, str], list[PrecedenceConstraint]] = {}
-        for pc in container.precedence_constraints:
-            if self._constraint_ok(container, pc, known):
-                key = (pc.from_ref, pc.to_ref)
-                if key in edges:
-                    edges[key].append(pc)
-                else:
-                    edges[key] = [pc]
-        graph.add_edges_from([(u, v, {"constraints": pcs}) for (u, v), pcs in edges.items()])
-        self.plan.graphs[container.ref_id] = graph
-        if edges and not _acyclic(known, edges):
-            self._report_cycles(container, graph)
+        constraints = [pc for pc in container.precedence_constraints if self._constraint_ok(container, pc, known)]
+        self.graphs.define(container.ref_id, nodes, constraints)
+        if constraints and not _acyclic(known, {(pc.from_ref, pc.to_ref) for pc in constraints}):
+            self._report_cycles(container, self.graphs[container.ref_id])
 
     def _constraint_ok(self, container: Executable, pc: PrecedenceConstraint, known: set[str]) -> bool:
         if (
@@ -546,8 +610,8 @@ def _expression_compiler() -> Callable[..., CompiledExpression] | None:
     return compile_expression
 
 
-def _acyclic(nodes: set[str], edges: dict[tuple[str, str], list[PrecedenceConstraint]]) -> bool:
-    """Kahn's algorithm over the edge keys: True when no cycle. Cheaper than asking networkx,
+def _acyclic(nodes: set[str], edges: set[tuple[str, str]]) -> bool:
+    """Kahn's algorithm over the (from, to) pairs: True when no cycle. Cheaper than asking networkx,
     whose generic version costs as much as building the graph; cycles are then reported by
     networkx's strongly connected components."""
     indegree = dict.fromkeys(nodes, 0)

@@ -165,6 +165,27 @@ def _split_pipes(text: str) -> list[str]:
     return [p.strip() for p in text.split("|") if p.strip()]
 
 
+_LOCAL_NAMES: dict[str, str] = {}  # attribute key in Clark notation -> local name (bounded below)
+
+
+def _local_attributes(attrs: dict[str, str]) -> dict[str, Any]:
+    """``attrs`` keyed by local name; a later key wins on a clash, as in the generic reader."""
+    names = _LOCAL_NAMES
+    try:
+        return {names[key]: value for key, value in attrs.items()}
+    except KeyError:
+        pass
+    data: dict[str, Any] = {}
+    for key, value in attrs.items():
+        local = names.get(key)
+        if local is None:
+            local = key.rsplit("}", 1)[-1]
+            if len(names) < 4096:  # keys come from package files: keep the cache bounded
+                names[key] = local
+        data[local] = value
+    return data
+
+
 @register_task("Microsoft.SendMailTask")
 class SendMailTask(Task):
     """Sends one message through an SMTP connection manager."""
@@ -175,12 +196,20 @@ class SendMailTask(Task):
     @classmethod
     def properties_from_node(cls, node: XmlNode | None) -> dict[str, Any]:
         """Attributes by local name, plus ``<SendMailTask:Attachments FileName=…/>`` children."""
-        data = super().properties_from_node(node)
         inner = node.children[0] if node is not None and node.children else None
         if inner is None:
-            return data
-        data.pop("Attachments", None)
-        names = [c.get("FileName") or "" for c in inner.findall("Attachments")]
+            return {}
+        if inner.children:
+            data = super().properties_from_node(node)
+            data.pop("Attachments", None)
+            names = [c.get("FileName") or "" for c in inner.findall("Attachments")]
+        else:
+            # The common case (no child elements): one pass over the attributes, with each
+            # Clark key's local name cached, instead of the generic walk and a findall.
+            data = _local_attributes(inner.attrs)
+            if "FileAttachments" not in data:
+                return data
+            names = []
         paths = _split_pipes(str(data.get("FileAttachments", ""))) + [n for n in names if n.strip()]
         if paths:
             data["FileAttachments"] = "|".join(paths)
