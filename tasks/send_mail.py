@@ -23,7 +23,7 @@ import os
 import re
 from email.message import EmailMessage
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
 from dtsx.engine.errors import ConnectionManagerError, TaskFailedError
 from dtsx.engine.model import XmlNode
@@ -40,7 +40,7 @@ from dtsx.tasks.mail_message import (
     attachment_filename,
     build_message,
 )
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, BeforeValidator, Field, Strict, field_validator
 
 __all__ = [
     "EXTENSION_NAMESPACE",
@@ -95,35 +95,40 @@ def _enum_value(enum: type[Enum], codes: dict[int, str], value: Any) -> Any:
     return value
 
 
+def _as_text(value: Any) -> Any:
+    # Expressions may yield numbers or NULL; SSIS converts them to strings for these properties.
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return value if isinstance(value, str) else str(value)
+
+
+# A text property: a str is taken as is (checked in pydantic's core, no Python call: planning
+# validates every task's properties), anything else goes through _as_text first. Strict, so
+# bytes are not decoded by the first branch but shown by _as_text as before.
+_Text = Annotated[
+    Annotated[str, Strict()] | Annotated[str, BeforeValidator(_as_text)],
+    Field(union_mode="left_to_right"),
+]
+
+
 class SendMailProperties(TaskProperties):
     """Send Mail settings; each field answers to its XML attribute and its runtime name."""
 
-    smtp_connection: str = Field("", validation_alias=AliasChoices("SMTPServer", "SmtpConnection"))
-    from_line: str = Field("", validation_alias=AliasChoices("From", "FromLine"))
-    to_line: str = Field("", validation_alias=AliasChoices("To", "ToLine"))
-    cc_line: str = Field("", validation_alias=AliasChoices("CC", "CCLine"))
-    bcc_line: str = Field("", validation_alias=AliasChoices("BCC", "BCCLine"))
-    subject: str = Field("", validation_alias=AliasChoices("Subject"))
+    smtp_connection: _Text = Field("", validation_alias=AliasChoices("SMTPServer", "SmtpConnection"))
+    from_line: _Text = Field("", validation_alias=AliasChoices("From", "FromLine"))
+    to_line: _Text = Field("", validation_alias=AliasChoices("To", "ToLine"))
+    cc_line: _Text = Field("", validation_alias=AliasChoices("CC", "CCLine"))
+    bcc_line: _Text = Field("", validation_alias=AliasChoices("BCC", "BCCLine"))
+    subject: _Text = Field("", validation_alias=AliasChoices("Subject"))
     priority: MailPriority = Field(MailPriority.NORMAL, validation_alias=AliasChoices("Priority"))
     message_source_type: MessageSourceType = Field(
         MessageSourceType.DIRECT_INPUT, validation_alias=AliasChoices("MessageSourceType")
     )
-    message_source: str = Field("", validation_alias=AliasChoices("MessageSource"))
-    file_attachments: str = Field("", validation_alias=AliasChoices("FileAttachments"))
-    html_message_source: str = Field("", validation_alias=AliasChoices("HtmlMessageSource"))
-
-    @field_validator(
-        "smtp_connection", "from_line", "to_line", "cc_line", "bcc_line", "subject",
-        "message_source", "file_attachments", "html_message_source", mode="before",
-    )
-    @classmethod
-    def _as_text(cls, value: Any) -> Any:
-        # Expressions may yield numbers or NULL; SSIS converts them to strings for these properties.
-        if value is None:
-            return ""
-        if isinstance(value, bool):
-            return "True" if value else "False"
-        return value if isinstance(value, str) else str(value)
+    message_source: _Text = Field("", validation_alias=AliasChoices("MessageSource"))
+    file_attachments: _Text = Field("", validation_alias=AliasChoices("FileAttachments"))
+    html_message_source: _Text = Field("", validation_alias=AliasChoices("HtmlMessageSource"))
 
     @field_validator("priority", mode="before")
     @classmethod
