@@ -270,7 +270,7 @@ class _Planner:
             if exe.precedence_constraints:
                 raw.extend(pc.dtsid for pc in exe.precedence_constraints if pc.dtsid)
         raw.extend(cm.dtsid for cm in self.package.connections if cm.dtsid)
-        return len({dtsid.strip().strip("{}").upper() for dtsid in raw}) == len(raw)
+        return _no_repeat(raw) or len({dtsid.strip().strip("{}").upper() for dtsid in raw}) == len(raw)
 
     def _identified(self) -> list[tuple[str, str, SourceLocation | None]]:
         # A list, not a generator: this visits every object of the package once.
@@ -632,6 +632,16 @@ def _acyclic(nodes: set[str], edges: set[tuple[str, str]]) -> bool:
             if indegree[nxt] == 0:
                 ready.append(nxt)
     return seen == len(indegree)
+
+
+def _no_repeat(dtsids: list[str]) -> bool:
+    """True when the GUIDs surely have no repeat, found with a few passes over all of them at
+    once: uppercased, without braces or whitespace anywhere. GUIDs that are equal under the
+    exact key (strip, strip braces, uppercase) are equal here too, so False only means
+    "ask the exact key" (a NUL inside a GUID also lands there)."""
+    joined = "\x00".join(dtsids).upper().replace("{", "").replace("}", "")
+    keys = "".join(joined.split()).split("\x00")
+    return len(keys) == len(dtsids) and len(set(keys)) == len(dtsids)
 
 
 def _visible(name: str, scope: frozenset[str]) -> bool:
