@@ -448,7 +448,7 @@ class _Planner:
                     self.plain_attrs.add(key)
             if local is None:
                 continue
-            if local.lower() in dynamic or self._resolves(value):
+            if (dynamic and local.lower() in dynamic) or self.resolved.get(value) or self._resolves(value):
                 continue
             if any(value in message for message in already):
                 continue
@@ -515,7 +515,7 @@ class _Planner:
         known = set(nodes)
         constraints = [pc for pc in container.precedence_constraints if self._constraint_ok(container, pc, known)]
         self.graphs.define(container.ref_id, nodes, constraints)
-        if constraints and not _acyclic(known, {(pc.from_ref, pc.to_ref) for pc in constraints}):
+        if constraints and not _forward(nodes, constraints) and not _acyclic(known, constraints):
             self._report_cycles(container, self.graphs[container.ref_id])
 
     def _constraint_ok(self, container: Executable, pc: PrecedenceConstraint, known: set[str]) -> bool:
@@ -610,13 +610,20 @@ def _expression_compiler() -> Callable[..., CompiledExpression] | None:
     return compile_expression
 
 
-def _acyclic(nodes: set[str], edges: set[tuple[str, str]]) -> bool:
+def _forward(nodes: list[str], constraints: list[PrecedenceConstraint]) -> bool:
+    """True when every constraint goes to a later sibling in document order, the usual layout:
+    such a graph has no cycle. False proves nothing (Kahn's algorithm decides then)."""
+    position = {ref: i for i, ref in enumerate(nodes)}
+    return all(position[pc.from_ref] < position[pc.to_ref] for pc in constraints)
+
+
+def _acyclic(nodes: set[str], constraints: list[PrecedenceConstraint]) -> bool:
     """Kahn's algorithm over the (from, to) pairs: True when no cycle. Cheaper than asking networkx,
     whose generic version costs as much as building the graph; cycles are then reported by
     networkx's strongly connected components."""
     indegree = dict.fromkeys(nodes, 0)
     after: dict[str, list[str]] = {}
-    for u, v in edges:
+    for u, v in {(pc.from_ref, pc.to_ref) for pc in constraints}:
         indegree[v] += 1
         if u in after:
             after[u].append(v)
