@@ -236,8 +236,21 @@ class _Planner:
         self.scopes[exe.ref_id] = scope
         for child in exe.event_handlers:
             self._index(child, exe.ref_id, scope)
-        for child in exe.executables:
-            self._index(child, exe.ref_id, scope)
+        if exe.executables:
+            self._index_children(exe.executables, exe.ref_id, scope)
+
+    def _index_children(self, children: list[Executable], parent: str, scope: frozenset[str]) -> None:
+        """``_index`` for each child; a leaf (no variables, handlers or children, a new refId: the
+        usual task) is recorded here, without a call per child."""
+        executables, parents, scopes = self.plan.executables, self.parents, self.scopes
+        for child in children:
+            ref = child.ref_id
+            if child.variables or child.event_handlers or child.executables or ref in executables:
+                self._index(child, parent, scope)
+            else:
+                executables[ref] = child
+                parents[ref] = parent
+                scopes[ref] = scope
 
     def _check_dtsids(self) -> None:
         if self._dtsids_unique():
@@ -303,8 +316,16 @@ class _Planner:
         self._graph(exe)
         if not off and not skipped:
             self._executable_expressions(exe)
-        for child in (*exe.event_handlers, *exe.executables):
+        for child in exe.event_handlers:
             self._check_tree(child, disabled=off or skipped)
+        task = ExecutableKind.TASK
+        for child in exe.executables:
+            if child.kind is task and not child.event_handlers:
+                # _check_tree for a task without handlers, inlined: containers hold thousands.
+                if not (off or skipped or child.disabled):
+                    self._check_task(child)
+            else:
+                self._check_tree(child, disabled=off or skipped)
 
     def _unsupported(self, exe: Executable, code: str, message: str) -> None:
         if self.skip_unsupported:
