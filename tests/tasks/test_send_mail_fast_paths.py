@@ -95,3 +95,25 @@ def test_text_properties_convert_every_kind_of_value(value: Any, expected: str) 
     task = SendMailTask(SendMailProperties())
     task.set_property("Subject", value)
     assert task.props.subject == expected and type(task.props.subject) is str
+
+
+def test_bad_value_is_a_bad_property_problem_at_file_and_line() -> None:
+    from dtsx.engine.errors import PackageValidationError
+    from dtsx.engine.loader import load_bytes
+    from dtsx.engine.plan import build
+
+    data = f"""<?xml version="1.0"?>
+<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" DTS:ObjectName="P">
+  <DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>
+  <DTS:Executables>
+    <DTS:Executable DTS:refId="Package\\Mail" DTS:ExecutableType="Microsoft.SendMailTask" DTS:ObjectName="Mail">
+      <DTS:ObjectData><SendMailTask:SendMailTaskData xmlns:SendMailTask="{NS[1:-1]}"
+        SendMailTask:To="a@example.com" SendMailTask:Priority="Urgent" /></DTS:ObjectData>
+    </DTS:Executable>
+  </DTS:Executables>
+</DTS:Executable>""".encode()
+    with pytest.raises(PackageValidationError) as info:
+        build(load_bytes(data, file="bad.dtsx"))
+    bad = [p for p in info.value.problems if p.code == "bad-property"]
+    assert len(bad) == 1 and "property Priority:" in bad[0].message
+    assert (bad[0].file, bad[0].line) == ("bad.dtsx", 5)
