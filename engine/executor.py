@@ -18,6 +18,7 @@ naming the exception type. Either way the run goes on and the books stay straigh
 
 from __future__ import annotations
 
+import copy
 import getpass
 import os
 import platform
@@ -28,6 +29,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from enum import Enum
+from functools import partial
 from typing import Any, Callable, Iterable
 
 from dtsx.connections.collection import Connections, Redirect
@@ -207,40 +210,48 @@ def run(plan: Plan, options: RunOptions | None = None) -> RunResult:
 
 @dataclass
 class _GraphInfo:
-    """A container's DAG, precomputed once per run: start nodes, in/out constraints, AND/OR."""
+    """A container's DAG, precomputed once per run: start nodes, constraints into each node,
+    the nodes whose constraints combine with OR, the nodes that are containers, and the plan
+    graph's own adjacency (``succ[u][v]["constraints"]``). Few, flat objects on purpose: built
+    for every run, they live as long as it does, and thousands of small ones would push the
+    cyclic collector into full passes over the whole plan."""
 
-    nodes: list[str]
+    size: int
     start: list[str]
     incoming: dict[str, int]
-    outgoing: dict[str, list[tuple[str, Any]]]
-    is_and: dict[str, bool]
+    succ: dict[str, dict[str, dict[str, Any]]]
+    or_nodes: frozenset[str]
+    containers: frozenset[str]  # nodes that are not tasks (they need no slot)
 
 
 class _Walk:
-    """The shared state of one walk of one container's DAG (guarded by ``lock``)."""
+    """One walk of one container's DAG. Only the walking thread reads or writes these fields;
+    workers talk to it through two C-level queues (no Python lock to contend for):
+    ``queue`` carries ready tasks to the walk's workers, ``done`` brings back
+    ``(ref_id, result)`` for each finished child, or None when a task worker leaves."""
 
-    __slots__ = ("frame", "info", "lock", "pending", "started", "ready", "running", "_wake")
+    __slots__ = ("frame", "info", "pending", "started", "ready", "containers", "running", "workers",
+                 "queue", "done")
 
     def __init__(self, frame: Frame, info: _GraphInfo) -> None:
         self.frame = frame
         self.info = info
-        # Not re-entrant on purpose: nothing that runs under it (constraint expressions, the
-        # handlers an expression error triggers) touches this walk again.
-        self.lock = threading.Lock()
         self.pending = dict(info.incoming)
         self.started: set[str] = set(info.start)
-        self.ready = list(reversed(info.start))
-        self.running = 0
-        self._wake: queue.SimpleQueue[None] = queue.SimpleQueue()
+        # Ready children not yet handed out, in the order they became ready (package order first).
+        self.ready = [ref for ref in info.start if ref not in info.containers]
+        self.containers = [ref for ref in info.start if ref in info.containers]
+        self.running = 0  # children handed out (queued or running) and not yet reported done
+        self.workers = 0  # task workers of this walk, each holding a slot, not yet reported gone
+        # Made on first use: a walk whose children all run on the walking thread (a loop body,
+        # a chain) never needs them.
+        self.queue: queue.SimpleQueue[str] | None = None
+        self.done: queue.SimpleQueue[tuple[str, str] | None] | None = None
 
-    def wake(self) -> None:
-        self._wake.put(None)
-
-    def wait(self) -> None:
-        try:
-            self._wake.get(timeout=_POLL_S)
-        except queue.Empty:
-            pass
+    def queues(self) -> tuple[queue.SimpleQueue[str], queue.SimpleQueue[tuple[str, str] | None]]:
+        if self.queue is None or self.done is None:
+            self.queue, self.done = queue.SimpleQueue(), queue.SimpleQueue()
+        return self.queue, self.done
 
 
 class Frame:
@@ -298,6 +309,7 @@ class _Run:
         # Events a parent package (Execute Package) wants too must be built even with no local use.
         self._handled = self._local_handled | options.forward_names
         self._wanted = self.log.wanted()
+        self._listened = self._wanted | self._handled
         self._user_slots: dict[str, list[Slot]] = {}
         self._host_sets: dict[str, dict[str, str]] = {}
         # Frames of running tasks, for cancellation. Plain dict operations are atomic under the
@@ -385,12 +397,13 @@ class _Run:
             self._user_slots[exe.ref_id] = slots
         return slots
 
-    def _make_scope(self, exe: Executable, parent: Scope | None, frame: Frame | None = None) -> Scope:
-        scope = Scope(self.store, parent, exe.ref_id, frame)
+    def _make_scope(self, exe: Executable, parent: Scope | None, *, started: datetime | None = None) -> Scope:
+        scope = Scope(self.store, parent, exe.ref_id)
         if exe.kind is ExecutableKind.PACKAGE:
             self._package_system(scope)
         else:
-            self._container_system(scope, exe)
+            # System variables are built on first read (see Scope.lazy): most tasks read none.
+            scope.lazy = partial(_Run._container_system, self, exe, started or datetime.now())
         if exe.variables:
             for slot in self._slots_for(exe):
                 scope.add(slot)
@@ -423,22 +436,17 @@ class _Run:
         except DtsxError:
             add("CreationDate", "DateTime", None)
 
-    def _container_system(self, scope: Scope, exe: Executable) -> None:
-        """Per-executable System variables, built when first read (see Scope.lazy)."""
-        started = datetime.now()
-
-        def build() -> dict[str, Slot]:
-            holder = Scope(self.store, None, exe.ref_id)
-            add = holder.add_system
-            add("TaskName", "String", exe.name)
-            add("TaskID", "String", exe.dtsid or "")
-            add("CreationName", "String", exe.raw_type or exe.type_key)
-            add("LocaleId", "Int32", exe.locale_id if exe.locale_id and exe.locale_id > 0 else 1033)
-            add("TaskTransactionOption", "Int32", exe.transaction_option)
-            add("ContainerStartTime", "DateTime", started)
-            return holder.own
-
-        scope.lazy = build
+    def _container_system(self, exe: Executable, started: datetime) -> dict[str, Slot]:
+        """Per-executable System variables; ``started`` is the ContainerStartTime."""
+        holder = Scope(self.store, None, exe.ref_id)
+        add = holder.add_system
+        add("TaskName", "String", exe.name)
+        add("TaskID", "String", exe.dtsid or "")
+        add("CreationName", "String", exe.raw_type or exe.type_key)
+        add("LocaleId", "Int32", exe.locale_id if exe.locale_id and exe.locale_id > 0 else 1033)
+        add("TaskTransactionOption", "Int32", exe.transaction_option)
+        add("ContainerStartTime", "DateTime", started)
+        return holder.own
 
     def _variable_changed(self, scope: Scope, slot: Slot) -> None:
         frame = scope.owner if isinstance(scope.owner, Frame) else None
@@ -544,111 +552,163 @@ class _Run:
     def _walk(self, frame: Frame) -> None:
         """Run the container's children once, honouring precedence constraints.
 
-        This thread dispatches; workers run. A worker that finishes a task settles its
-        constraints itself and, when that makes another task ready, runs it next with the same
-        slot, so chains and lattices need no hand-off per task. Anything else ready is left
-        for this thread to start.
+        The walking thread alone settles constraints and decides what is ready (see
+        :class:`_Walk`). When exactly one child can run and none is running, it runs that child
+        itself: there is nothing to dispatch meanwhile, so a loop body or a chain costs no
+        hand-off to a worker and back. Otherwise ready containers go to workers, ready tasks go
+        on the walk's queue, and task workers (one per slot taken) run queued tasks one after
+        another, as the plain thread-pool walk does.
         """
         info = self._graph(frame.exe.ref_id)
-        if not info.nodes:
+        if not info.size:
             return
         walk = _Walk(frame, info)
         while True:
-            with walk.lock:
-                batch, walk.ready = walk.ready, []
-                if not batch and walk.running == 0:
+            if self.cancel.is_set():
+                self._drop_ready(walk)
+            if walk.running == 0:
+                waiting = len(walk.ready) + len(walk.containers)
+                if waiting == 0:
                     return
-                if self.cancel.is_set():
-                    batch = []
-                walk.running += len(batch)
-            for position, ref in enumerate(batch):
-                if not self._start_child(ref, walk):
-                    with walk.lock:  # canceled while waiting for a slot: these never start
-                        walk.running -= len(batch) - position
-                    break
-            if not batch:
-                walk.wait()
+                if waiting == 1:
+                    self._run_inline(walk)
+                    continue
+            self._dispatch(walk)
+            self._collect(walk)
 
-    def _start_child(self, ref: str, walk: _Walk) -> bool:
+    def _run_inline(self, walk: _Walk) -> None:
+        """Run the walk's only runnable child on the walking thread, with a slot if it is a task
+        (the walking thread holds none of its own: containers never do)."""
+        ref = (walk.ready or walk.containers).pop()
         exe = self.plan.executables[ref]
-        assert self.pool is not None
         if exe.kind is not ExecutableKind.TASK:
-            self.pool.submit(self._container_job, exe, walk)
-            return True
+            self._settle(ref, self._run_child(exe, walk.frame), walk)
+            return
         if not self._acquire_slot():
-            return False
-        self.pool.submit(self._task_job, exe, walk)
-        return True
-
-    def _task_job(self, exe: Executable, walk: _Walk) -> None:
-        """Run a task with the slot the dispatcher took, then every task that becomes ready
-        behind it while one does; give the slot back at the end whatever happens."""
+            return  # canceled while waiting for a slot: it never starts
         tls = self._tls
         tls.holding = True
-        current: Executable | None = exe
         try:
-            while current is not None:
-                result = "Failure"
+            result = self._run_child(exe, walk.frame)
+        finally:
+            if tls.holding:
+                self.slots.release()
+            tls.holding = False
+        self._settle(ref, result, walk)
+
+    def _dispatch(self, walk: _Walk) -> None:
+        """Hand every ready child out: containers to workers of their own, tasks to the queue;
+        then make sure queued tasks have workers."""
+        assert self.pool is not None
+        tasks, done = walk.queues()
+        for ref in walk.containers:
+            walk.running += 1
+            self.pool.submit(self._container_job, self.plan.executables[ref], walk, done)
+        walk.containers.clear()
+        for ref in walk.ready:
+            walk.running += 1
+            tasks.put(ref)
+        walk.ready.clear()
+        backlog = tasks.qsize()
+        while backlog > 0:
+            # A worker per queued task, as far as free slots go. Without a worker of its own the
+            # walk waits for a slot (cancellation permitting); with one, it takes only a free
+            # slot: that worker gets to the queue anyway, and a finishing one reports back.
+            if walk.workers:
+                if not self.slots.acquire(blocking=False):
+                    return
+            elif not self._acquire_slot():
+                return  # canceled: the next round drops what is queued
+            walk.workers += 1
+            backlog -= 1
+            self.pool.submit(self._task_worker, walk, tasks, done)
+
+    def _collect(self, walk: _Walk) -> None:
+        """Wait (one poll at most) for children to finish; settle every finish reported."""
+        done = walk.done
+        if done is None or (walk.running == 0 and walk.workers == 0):
+            return
+        try:
+            item = done.get(timeout=_POLL_S)
+        except queue.Empty:
+            return
+        while True:
+            if item is None:
+                walk.workers -= 1
+            else:
+                walk.running -= 1
+                self._settle(item[0], item[1], walk)
+            try:
+                item = done.get_nowait()
+            except queue.Empty:
+                return
+
+    def _drop_ready(self, walk: _Walk) -> None:
+        """Canceled: what is ready or queued never starts."""
+        walk.ready.clear()
+        walk.containers.clear()
+        if walk.queue is not None:
+            while True:
                 try:
-                    result = self.run_executable(current, walk.frame)
-                finally:
-                    current = self._finish(current.ref_id, result, walk, continue_with_task=True)
+                    walk.queue.get_nowait()
+                except queue.Empty:
+                    return
+                walk.running -= 1
+
+    def _task_worker(self, walk: _Walk, tasks: queue.SimpleQueue[str],
+                     done: queue.SimpleQueue[tuple[str, str] | None]) -> None:
+        """Run queued tasks of one walk with the slot the walking thread took, until the queue
+        is empty (or the run is canceled); then give the slot back and say so."""
+        tls = self._tls
+        tls.holding = True
+        try:
+            while not self.cancel.is_set():
+                try:
+                    ref = tasks.get_nowait()
+                except queue.Empty:
+                    break
+                done.put((ref, self._run_child(self.plan.executables[ref], walk.frame)))
         finally:
             if tls.holding:
                 self.slots.release()
             tls.holding = False
             assert self.pool is not None
             self.pool.idle()
-            walk.wake()
+            done.put(None)
 
-    def _container_job(self, exe: Executable, walk: _Walk) -> None:
-        result = "Failure"
-        try:
-            result = self.run_executable(exe, walk.frame)
-        finally:
-            self._finish(exe.ref_id, result, walk, continue_with_task=False)
-            assert self.pool is not None
-            self.pool.idle()
-            walk.wake()
-
-    def _finish(self, ref: str, result: str, walk: _Walk, *, continue_with_task: bool) -> Executable | None:
-        """Record a child's result and settle its constraints; maybe hand back the next task."""
-        with walk.lock:
-            self._settle(ref, result, walk)
-            if continue_with_task and walk.ready and not self.cancel.is_set():
-                for index in range(len(walk.ready) - 1, -1, -1):
-                    candidate = self.plan.executables[walk.ready[index]]
-                    if candidate.kind is ExecutableKind.TASK:
-                        del walk.ready[index]
-                        return candidate
-            walk.running -= 1
-            return None
+    def _container_job(self, exe: Executable, walk: _Walk, done: queue.SimpleQueue[tuple[str, str] | None]) -> None:
+        result = self._run_child(exe, walk.frame)
+        assert self.pool is not None
+        self.pool.idle()
+        done.put((exe.ref_id, result))
 
     def _settle(self, ref: str, result: str, walk: _Walk) -> None:
-        """Evaluate constraints leaving ``ref``; queue targets that may now run, drop those that
-        never can (and, transitively, what is reachable only through them). Caller holds the lock."""
+        """Evaluate constraints leaving ``ref``; mark targets that may now run as ready, drop
+        those that never can (and, transitively, what is reachable only through them)."""
         info, pending, started, frame = walk.info, walk.pending, walk.started, walk.frame
+        succ, or_nodes, containers = info.succ, info.or_nodes, info.containers
         work = [(ref, result)]
         while work:
             source, outcome = work.pop()
-            for target, constraint in info.outgoing.get(source, ()):
-                if target in started:
-                    continue
-                ok = outcome != "NotRun" and self._constraint_ok(constraint, outcome, frame)
-                pending[target] -= 1
-                if info.is_and[target]:
-                    if not ok:
+            for target, data in succ.get(source, _NO_EDGES).items():
+                for constraint in data.get("constraints", ()):
+                    if target in started:
+                        break
+                    ok = outcome != "NotRun" and self._constraint_ok(constraint, outcome, frame)
+                    pending[target] -= 1
+                    if target not in or_nodes:
+                        if not ok:
+                            started.add(target)
+                            work.append((target, "NotRun"))
+                        elif pending[target] == 0:
+                            started.add(target)
+                            (walk.containers if target in containers else walk.ready).append(target)
+                    elif ok:
                         started.add(target)
-                        work.append((target, "NotRun"))
+                        (walk.containers if target in containers else walk.ready).append(target)
                     elif pending[target] == 0:
                         started.add(target)
-                        walk.ready.append(target)
-                elif ok:
-                    started.add(target)
-                    walk.ready.append(target)
-                elif pending[target] == 0:
-                    started.add(target)
-                    work.append((target, "NotRun"))
+                        work.append((target, "NotRun"))
 
     def _constraint_ok(self, constraint: Any, outcome: str, frame: Frame) -> bool:
         op = constraint.eval_op
@@ -682,29 +742,42 @@ class _Run:
         return _SlotRelease(self)
 
     # -- one executable -----------------------------------------------------------------------
+    def _run_child(self, exe: Executable, parent: Frame) -> str:
+        """run_executable for a walk: a bug in the executor itself fails this child (an OnError
+        naming it) instead of killing the thread that the walk waits on."""
+        try:
+            return self.run_executable(exe, parent)
+        except Exception as exc:
+            self.raise_event(parent, "OnError", f"internal error running {exe.ref_id}: {type(exc).__name__}: {exc}")
+            return "Failure"
+
     def run_executable(self, exe: Executable, parent: Frame) -> str:
         """Run one child of ``parent``; returns the result the constraints leaving it see."""
         if self.cancel.is_set():
             return "Canceled"
         if exe.disabled or exe.ref_id in self.plan.skipped:
             return "Success"  # a disabled executable satisfies Success and Completion constraints
-        scope = self._make_scope(exe, parent.scope)
+        started = datetime.now()
+        scope = self._make_scope(exe, parent.scope, started=started)
         frame = Frame(exe, parent, scope)
         scope.owner = frame
         try:
-            exe = self._effective(exe, frame)
-        except DtsxError as exc:
-            self._record(frame.exe, "Failure", datetime.now(), 0.0, [str(exc)])
-            self.raise_event(frame, "OnError", str(exc))
-            return self._after(frame, "Failure")
-        if exe.disabled:
-            return "Success"
-        frame.exe = exe
-        return self._run_frame(frame)
+            try:
+                if exe.property_expressions or self._host_sets:
+                    exe = self._effective(exe, frame)
+            except DtsxError as exc:
+                self._record(frame.exe, "Failure", datetime.now(), 0.0, [str(exc)])
+                self.raise_event(frame, "OnError", str(exc))
+                return self._after(frame, "Failure")
+            if exe.disabled:
+                return "Success"
+            frame.exe = exe
+            return self._run_frame(frame, started)
+        finally:
+            _unlink(frame)
 
-    def _run_frame(self, frame: Frame) -> str:
+    def _run_frame(self, frame: Frame, started: datetime) -> str:
         exe = frame.exe
-        started = datetime.now()
         clock = time.perf_counter()
         self.raise_event(frame, "OnPreExecute")
         result = "Failure"
@@ -784,6 +857,7 @@ class _Run:
         """Prepare and run one task; every exception becomes a result here."""
         exe = frame.exe
         raised = True
+        stored = True
         try:
             task = self._prepare_task(frame)
             frame.task = task
@@ -796,7 +870,8 @@ class _Run:
                 raised = False
             finally:
                 self._running.pop(id(frame), None)
-                self._store_execution_value(frame, task)
+                # Once, whatever happened (a refusal is one OnError, not one per attempt).
+                stored = self._store_execution_value(frame, task)
         except ExecutionError as exc:
             self._task_error(frame, str(exc))
         except DtsxError as exc:
@@ -807,22 +882,12 @@ class _Run:
             self._task_error(frame, f"the task tried to exit the process (SystemExit {exc.code!r}).")
         if self.cancel.is_set():
             return "Canceled"
-        if frame.task is not None and not self._store_execution_value(frame, frame.task):
+        if not stored:
             raised = True
         limit = exe.max_error_count
         # A task that raised failed; one that only reported errors fails at its MaximumErrorCount.
         failed = raised or (limit > 0 and frame.errors >= limit)
         return "Failure" if failed else "Success"
-
-    def _store_execution_value(self, frame: Frame, task: Task) -> None:
-        """The host's ExecValueVariable receives the task's ``execution_value`` (e.g. an exit code)."""
-        name = (frame.exe.properties.get("ExecValueVariable") or "").strip()
-        value = getattr(task, "execution_value", None)
-        if name and value is not None:
-            try:
-                frame.scope.set(name, value)
-            except DtsxError as exc:
-                self._task_error(frame, f"ExecValueVariable {name}: {exc}")
 
     def _store_execution_value(self, frame: Frame, task: Task) -> bool:
         """ExecValueVariable gets the task's execution value, or ForcedExecutionValue when
@@ -1011,7 +1076,7 @@ class _Run:
                 while f is not None:
                     f.errors += 1
                     f = f.parent
-        if name not in self._wanted and name not in self._handled:
+        if name not in self._listened:
             self.log.count(name)  # nobody listens: count it without building the event
             return
         exe = frame.exe
@@ -1090,6 +1155,7 @@ class _Run:
                 self.raise_event(frame, "OnError", f"internal error: {type(exc).__name__}: {exc}")
         result = self._container_result(frame)
         self._record(handler, result, started, time.perf_counter() - clock, None)
+        _unlink(frame)
         if _truthy(scope, "System::Cancel"):
             self.cancel.set()
         return _truthy(scope, "System::Propagate")
@@ -1223,13 +1289,41 @@ def _update(record: ExecutableResult, result: str, started: datetime, duration: 
 
 
 def _fresh(proto: Task, will_change: bool) -> Task:
-    """A new task for one execution. Its properties are deep-copied only when something will
-    change them (property expressions, --set); otherwise the new task shares the prototype's
-    read-only properties, which saves most of a no-op task's cost. A task class with its own
-    ``copy`` always gets it called."""
-    if will_change or type(proto).copy is not Task.copy:
+    """A new task for one execution. A task class with its own ``copy`` always gets it called.
+    Otherwise the new task shares the prototype's properties when nothing will change them,
+    and gets its own copy when property expressions or --set will (:func:`_props_copy`)."""
+    if type(proto).copy is not Task.copy:
         return proto.copy()
+    if will_change:
+        return type(proto)(_props_copy(proto.props))
     return type(proto)(proto.props)
+
+
+# Values a copy may share with the prototype: nothing can change them in place.
+_IMMUTABLE = frozenset({str, int, float, bool, type(None), bytes, Decimal, datetime, date, frozenset})
+
+
+def _props_copy(props: Any) -> Any:
+    """What ``model_copy(deep=True)`` gives, for a fraction of its cost in a loop body: the
+    model is copied shallowly (``set_property`` replaces whole field values, so the prototype
+    never sees a change), and only values that could be changed in place (lists, dicts,
+    nested models...) are deep-copied."""
+    if getattr(props, "__pydantic_private__", None):
+        return props.model_copy(deep=True)  # private attributes: keep it simple and exact
+    copied = props.model_copy()
+    values = copied.__dict__
+    for name, value in values.items():
+        if type(value) not in _IMMUTABLE and not isinstance(value, Enum):
+            values[name] = copy.deepcopy(value)
+    return copied
+
+
+def _unlink(frame: Frame) -> None:
+    """Break the frame <-> scope (and frame -> task) links of a finished execution, so that
+    reference counting frees them at once: left to the cyclic collector, thousands of them
+    trigger full collections, each a pass over every object of the plan."""
+    frame.scope.owner = None
+    frame.task = None
 
 
 def _truthy(scope: Scope, name: str) -> bool:
@@ -1249,22 +1343,27 @@ def _outcome_matches(value: int, outcome: str) -> bool:
     return False
 
 
+_NO_EDGES: dict[str, dict[str, Any]] = {}
+
+
 def _graph_info(plan: Plan, ref: str) -> _GraphInfo:
     graph = plan.graphs.get(ref)
     if graph is None:
-        return _GraphInfo([], [], {}, {}, {})
-    nodes = list(graph.nodes)
-    incoming: dict[str, int] = {n: 0 for n in nodes}
-    outgoing: dict[str, list[tuple[str, Any]]] = {n: [] for n in nodes}
-    all_and: dict[str, bool] = {n: True for n in nodes}
-    for u, v, data in graph.edges(data=True):
-        for constraint in data.get("constraints", ()):
-            outgoing[u].append((v, constraint))
-            incoming[v] += 1
-            if not constraint.logical_and:
-                all_and[v] = False
-    start = [n for n in nodes if incoming[n] == 0]
-    return _GraphInfo(nodes, start, incoming, outgoing, all_and)
+        return _GraphInfo(0, [], {}, {}, frozenset(), frozenset())
+    # adjacency() yields the graph's own neighbour dicts (no copies), in node order.
+    succ: dict[str, dict[str, dict[str, Any]]] = dict(graph.adjacency())
+    incoming: dict[str, int] = dict.fromkeys(succ, 0)
+    or_nodes: set[str] = set()
+    for targets in succ.values():
+        for target, data in targets.items():
+            for constraint in data.get("constraints", ()):
+                incoming[target] += 1
+                if not constraint.logical_and:
+                    or_nodes.add(target)
+    start = [n for n, count in incoming.items() if count == 0]
+    executables = plan.executables
+    containers = frozenset(n for n in succ if executables[n].kind is not ExecutableKind.TASK)
+    return _GraphInfo(len(succ), start, incoming, succ, frozenset(or_nodes), containers)
 
 
 def _text_of(value: Value) -> str:
