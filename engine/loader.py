@@ -106,7 +106,7 @@ class _Maker:
     defaults computed once per class (pydantic's ``model_construct`` inspects every default
     factory's signature on every call, which dominated load time)."""
 
-    __slots__ = ("all_fields", "cls", "count", "factories", "template")
+    __slots__ = ("all_fields", "cls", "count", "factories", "factory_names", "template")
 
     def __init__(self, cls: type[Any]) -> None:
         self.cls = cls
@@ -114,6 +114,7 @@ class _Maker:
         # Field order is kept (the template holds every field), so dumps and reprs look as usual.
         self.template = {name: info.default for name, info in fields.items()}
         self.factories = [(name, info.default_factory) for name, info in fields.items() if info.default_factory]
+        self.factory_names = frozenset(name for name, _ in self.factories)
         self.count = len(fields)
         self.all_fields = _all_fields(cls)
 
@@ -126,9 +127,10 @@ class _Maker:
             # Every field given (callers pass them in field order).
             return _construct(self.cls, values, self.all_fields)
         data = self.template.copy()
-        for name, factory in self.factories:
-            if name not in values:
-                data[name] = factory()  # type: ignore[call-arg]
+        if not values.keys() >= self.factory_names:  # executables give every collection: no loop
+            for name, factory in self.factories:
+                if name not in values:
+                    data[name] = factory()  # type: ignore[call-arg]
         data.update(values)
         return _construct(self.cls, data, set(values))
 
