@@ -754,7 +754,8 @@ class _Reader:
                 "value": 0 if raw_value is None else self._as_int(el, "Value", raw_value, 0),
                 "eval_op": 2 if raw_op is None else self._as_int(el, "EvalOp", raw_op, 2),
                 "expression": pop("Expression", None) or None,
-                "logical_and": True if raw_and is None else self._as_bool(el, "LogicalAnd", raw_and),
+                # "True" is what SSDT writes; anything else goes through the full parse.
+                "logical_and": True if raw_and is None or raw_and == "True" else self._as_bool(el, "LogicalAnd", raw_and),
                 "location": _construct(SourceLocation, {"file": self.file, "line": el.sourceline}, _LOCATION_FIELDS),
             }
         )

@@ -235,10 +235,15 @@ class SendMailTask(Task):
         p = self.props
         if not p.from_line.strip() and not vctx.is_dynamic("FromLine", "From"):
             problems.append("the Send Mail task has no sender: set From (FromLine) to an address.")
-        dynamic_rcpt = vctx.is_dynamic("ToLine", "CCLine", "BCCLine", "To", "CC", "BCC")
-        if not (p.to_line.strip() or p.cc_line.strip() or p.bcc_line.strip()) and not dynamic_rcpt:
+        # Each check looks at the values first: is_dynamic is asked only when a value is missing.
+        if not (p.to_line.strip() or p.cc_line.strip() or p.bcc_line.strip()) and not vctx.is_dynamic(
+            "ToLine", "CCLine", "BCCLine", "To", "CC", "BCC"
+        ):
             problems.append("the Send Mail task has no recipient: set To, CC or BCC (ToLine, CCLine, BCCLine).")
-        if not vctx.is_dynamic("MessageSource", "MessageSourceType"):
+        # A direct-input body has nothing to check (_source_problems finds nothing for it).
+        if p.message_source_type is not MessageSourceType.DIRECT_INPUT and not vctx.is_dynamic(
+            "MessageSource", "MessageSourceType"
+        ):
             problems.extend(self._source_problems(vctx))
         return problems
 
