@@ -20,9 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import networkx as nx
-
 from dtsx.engine import executor, plan
-from dtsx.engine.model import Executable, ExecutableKind, Package, PrecedenceConstraint, XmlNode
+from dtsx.engine.model import (
+    Executable,
+    ExecutableKind,
+    Package,
+    PrecedenceConstraint,
+    XmlNode,
+)
 from dtsx.tasks.base import Task, TaskContext, register_task
 
 NOOP = "Bench.NoOp"

@@ -3,13 +3,15 @@ event handlers and their propagation, error counting, cancellation.
 
 Shape of a run. Every executable execution gets a :class:`Frame` (its scope, its error count,
 its parent frame). A container's DAG is walked by the thread that runs the container
-(:meth:`_Run._walk`), which starts ready children on an elastic worker pool; a worker that
-finishes a child settles the constraints leaving it (what becomes ready, what can never run)
-and runs the next ready task itself, so a chain costs no thread hand-off per task. Tasks need
-one of ``MaxConcurrentExecutables`` slots
-while they execute; containers never hold a slot while they wait on their children, and a task
-gives its slot back while an event handler or a child package runs on its behalf, so nested
-containers, handlers and Execute Package can never deadlock on the limit.
+(:meth:`_Run._walk`); that thread alone settles constraints. When exactly one child can run and
+none is running (a loop body, a chain), it runs that child itself, with no hand-off. Otherwise
+ready containers go to an elastic worker pool, ready tasks go on the walk's queue, and task
+workers (one per slot taken) run queued tasks back to back, reporting finishes through a
+C-level queue: no Python lock is shared between workers, so they never convoy on one. Tasks
+need one of ``MaxConcurrentExecutables`` slots while they execute; containers never hold a slot
+while they wait on their children, and a task gives its slot back while an event handler or a
+child package runs on its behalf, so nested containers, handlers and Execute Package can never
+deadlock on the limit.
 
 A task's outcome is decided in one ``try/finally`` (:meth:`_Run._execute_task`): an
 ExecutionError is a planned failure; anything else is a bug in the task, reported as an OnError
@@ -34,11 +36,23 @@ from functools import partial
 from typing import Any, Callable, Iterable
 
 from dtsx.connections.collection import Connections, Redirect
-from dtsx.engine.errors import DtsxError, ExecutionError, PackageValidationError, Problem
-from dtsx.engine.events import EventLog, LogSink, RunEvent
-from dtsx.engine.expressions import Value, compile as compile_expression
 from dtsx.engine.enumerators import enumerate_items
-from dtsx.engine.model import VARTYPE_TO_DOTNET, ConnectionManagerSpec, Executable, ExecutableKind, Package
+from dtsx.engine.errors import (
+    DtsxError,
+    ExecutionError,
+    PackageValidationError,
+    Problem,
+)
+from dtsx.engine.events import EventLog, LogSink, RunEvent
+from dtsx.engine.expressions import Value
+from dtsx.engine.expressions import compile as compile_expression
+from dtsx.engine.model import (
+    VARTYPE_TO_DOTNET,
+    ConnectionManagerSpec,
+    Executable,
+    ExecutableKind,
+    Package,
+)
 from dtsx.engine.overrides import Overrides, PropertySet, parse_set
 from dtsx.engine.plan import Plan
 from dtsx.engine.variables import Scope, Slot, VariableStore, split_name, typed_value
@@ -502,6 +516,7 @@ class _Run:
         if forced is not None and result != "Canceled":
             result = "Success" if forced == "Completion" else forced
         self.raise_event(frame, "OnPostExecute")
+        _unlink(frame)
         return result
 
     def _result(self, result: str, root: Scope, duration: float) -> RunResult:
@@ -1395,7 +1410,8 @@ def _child_path(path: str, parent: str) -> str:
 
 def _default_plan_loader(options: RunOptions) -> Callable[[str], Plan]:
     def load_plan(path: str) -> Plan:
-        from dtsx.engine import loader, plan as planner
+        from dtsx.engine import loader
+        from dtsx.engine import plan as planner
 
         package = loader.load(path, project_dir=options.project_dir)
         return planner.build(package, unsupported=options.unsupported)
