@@ -78,6 +78,10 @@ _PROPERTY = _D + "Property"
 _OBJECT_DATA = _D + "ObjectData"
 _VARIABLES = _D + "Variables"
 _NAME = _D + "Name"
+# The attributes of a 2012+ precedence constraint that the model keeps.
+_PC_OBJECT_NAME, _PC_REF_ID, _PC_FROM, _PC_TO = (_D + n for n in ("ObjectName", "refId", "From", "To"))
+_PC_VALUE, _PC_EVAL_OP, _PC_LOGICAL_AND = (_D + n for n in ("Value", "EvalOp", "LogicalAnd"))
+_PC_DTSID, _PC_EXPRESSION = _D + "DTSID", _D + "Expression"
 _CONTAINER_KINDS = {
     "STOCK:SEQUENCE": ExecutableKind.SEQUENCE,
     "STOCK:FORLOOP": ExecutableKind.FOR_LOOP,
@@ -731,29 +735,28 @@ class _Reader:
     def constraint(self, el: etree._Element, container_ref: str, siblings: list[Executable]) -> PrecedenceConstraint:
         if len(el):
             return self._old_constraint(el, container_ref, siblings)
-        # 2012+: every setting is an attribute. A package can hold tens of thousands of these,
-        # so they are read straight from the attributes, without the _Props bookkeeping.
-        names = self.names
-        values = {names[key]: value for key, value in el.items()}
-        pop = values.pop
-        name = pop("ObjectName", None)
-        ref = pop("refId", None) or f"{container_ref}.PrecedenceConstraints[{name or ''}]"
-        from_ref = pop("From", None)
-        to_ref = pop("To", None)
+        # 2012+: every setting is a DTS attribute. A package can hold tens of thousands of these,
+        # so each setting is asked for by name, without the _Props bookkeeping or a dict of all
+        # attributes (the others are not used: the same values come out).
+        get = el.get
+        name = get(_PC_OBJECT_NAME)
+        ref = get(_PC_REF_ID) or f"{container_ref}.PrecedenceConstraints[{name or ''}]"
+        from_ref = get(_PC_FROM)
+        to_ref = get(_PC_TO)
         if from_ref is None or to_ref is None:
             missing = "From" if from_ref is None else "To"
             raise self.error(el, f"the precedence constraint has no {missing} end: fix or delete the constraint")
-        raw_value, raw_op, raw_and = pop("Value", None), pop("EvalOp", None), pop("LogicalAnd", None)
+        raw_value, raw_op, raw_and = get(_PC_VALUE), get(_PC_EVAL_OP), get(_PC_LOGICAL_AND)
         return _make_constraint.from_dict(  # type: ignore[no-any-return]
             {
                 "ref_id": ref,
                 "name": name,
-                "dtsid": pop("DTSID", None),
+                "dtsid": get(_PC_DTSID),
                 "from_ref": from_ref,
                 "to_ref": to_ref,
                 "value": 0 if raw_value is None else self._as_int(el, "Value", raw_value, 0),
                 "eval_op": 2 if raw_op is None else self._as_int(el, "EvalOp", raw_op, 2),
-                "expression": pop("Expression", None) or None,
+                "expression": get(_PC_EXPRESSION) or None,
                 # "True" is what SSDT writes; anything else goes through the full parse.
                 "logical_and": True if raw_and is None or raw_and == "True" else self._as_bool(el, "LogicalAnd", raw_and),
                 "location": _construct(SourceLocation, {"file": self.file, "line": el.sourceline}, _LOCATION_FIELDS),
