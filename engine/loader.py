@@ -1066,30 +1066,27 @@ class _Children:
 # --------------------------------------------------------------------------- project files
 
 
-def _load_conmgr(path: Path) -> ConnectionManagerSpec:
+def _project_root(path: Path, what: str, tag: str, shown: str, kind: str) -> etree._Element:
+    """The parsed root of a project file, refused unless it is the element this file must hold."""
     file = str(path)
-    root = parse_xml(_read_file(path, "connection manager"), file)
-    if root.tag != _D + "ConnectionManager":
+    root = parse_xml(_read_file(path, what), file)
+    if root.tag != tag:
         raise PackageLoadError(
-            f"the root element is <{etree.QName(root).localname}>, not <DTS:ConnectionManager>: "
-            "this is not a .conmgr file",
+            f"the root element is <{etree.QName(root).localname}>, not <{shown}>: this is not a {kind} file",
             file=file,
             line=root.sourceline,
         )
-    return _Reader(file).connection(root, scope="Project")
+    return root
+
+
+def _load_conmgr(path: Path) -> ConnectionManagerSpec:
+    root = _project_root(path, "connection manager", _D + "ConnectionManager", "DTS:ConnectionManager", ".conmgr")
+    return _Reader(str(path)).connection(root, scope="Project")
 
 
 def _load_params(path: Path) -> list[Parameter]:
-    file = str(path)
-    root = parse_xml(_read_file(path, "project parameters"), file)
-    if root.tag != _S + "Parameters":
-        raise PackageLoadError(
-            f"the root element is <{etree.QName(root).localname}>, not <SSIS:Parameters>: "
-            "this is not a Project.params file",
-            file=file,
-            line=root.sourceline,
-        )
-    return [_project_parameter(p, file) for p in root if p.tag == _S + "Parameter"]
+    root = _project_root(path, "project parameters", _S + "Parameters", "SSIS:Parameters", "Project.params")
+    return [_project_parameter(p, str(path)) for p in root if p.tag == _S + "Parameter"]
 
 
 def _project_parameter(el: etree._Element, file: str) -> Parameter:

@@ -9,6 +9,7 @@ from tests.smtp_servers import (  # noqa: F401
     negotiate_server,
     ntlm_server,
     ntlm_user_file,
+    open_session,
     scripted_smtp_factory,
     smtp_server,
     smtp_server_factory,

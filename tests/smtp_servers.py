@@ -35,7 +35,9 @@ from typing import Any
 
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from dtsx.connections.base import ConnectionSettings
 from dtsx.connections.mailsink import MailSink, ServerThread
+from dtsx.connections.smtp import SmtpConnectionManager, SmtpSession
 
 __all__ = [
     "NTLM_USERS",
@@ -51,6 +53,7 @@ __all__ = [
     "negotiate_server",
     "ntlm_server",
     "ntlm_user_file",
+    "open_session",
     "script_drop_mid_data",
     "script_greet_421",
     "script_silent",
@@ -579,3 +582,18 @@ def scripted_smtp_factory() -> Iterator[Callable[..., ScriptedServer]]:
 def mail_sink(tmp_path: Path) -> Iterator[MailSink]:
     with MailSink(tmp_path / "mail") as sink:
         yield sink
+
+
+@pytest.fixture
+def open_session() -> Iterator[Callable[[str], SmtpSession]]:
+    """A function that opens an SMTP session from a connection string; every one is closed after."""
+    managers: list[SmtpConnectionManager] = []
+
+    def make(connection_string: str) -> SmtpSession:
+        manager = SmtpConnectionManager(ConnectionSettings("SMTP CM", "SMTP", connection_string))
+        managers.append(manager)
+        return manager.acquire()
+
+    yield make
+    for manager in managers:
+        manager.close()

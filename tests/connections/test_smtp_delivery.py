@@ -7,7 +7,7 @@ import email.policy
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 
 import pytest
@@ -36,20 +36,6 @@ def message(subject: str = "Load finished", body: str = "All rows loaded.\n") ->
     msg["Subject"] = subject
     msg.set_content(body)
     return msg
-
-
-@pytest.fixture
-def open_session() -> Iterator[Callable[[str], SmtpSession]]:
-    managers: list[SmtpConnectionManager] = []
-
-    def make(connection_string: str) -> SmtpSession:
-        manager = SmtpConnectionManager(ConnectionSettings("SMTP CM", "SMTP", connection_string))
-        managers.append(manager)
-        return manager.acquire()
-
-    yield make
-    for manager in managers:
-        manager.close()
 
 
 def test_messages_reuse_one_connection(smtp_server: LoopbackSmtpServer, open_session: Callable[[str], SmtpSession]) -> None:

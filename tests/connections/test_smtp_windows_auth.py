@@ -9,14 +9,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 from dtsx.connections import smtp_auth
-from dtsx.connections.base import ConnectionSettings
-from dtsx.connections.smtp import SmtpConnectionManager, SmtpSession
+from dtsx.connections.smtp import SmtpSession
 from dtsx.engine.errors import ConnectionManagerError
 
 from tests.smtp_servers import (
@@ -32,20 +31,6 @@ def message() -> EmailMessage:
     msg["From"], msg["To"], msg["Subject"] = "etl@example.test", "ops@example.test", "Windows auth"
     msg.set_content("hello\n")
     return msg
-
-
-@pytest.fixture
-def open_session() -> Iterator[Callable[[str], SmtpSession]]:
-    managers: list[SmtpConnectionManager] = []
-
-    def make(connection_string: str) -> SmtpSession:
-        manager = SmtpConnectionManager(ConnectionSettings("SMTP CM", "SMTP", connection_string))
-        managers.append(manager)
-        return manager.acquire()
-
-    yield make
-    for manager in managers:
-        manager.close()
 
 
 def send(session: SmtpSession) -> str | None:
