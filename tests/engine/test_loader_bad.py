@@ -222,3 +222,14 @@ def test_old_format_constraint_to_an_unknown_guid_is_reported_by_the_planner() -
         build(pkg)
     (problem,) = info.value.problems
     assert problem.code == "bad-constraint" and problem.line == 8
+
+
+@pytest.mark.parametrize(("name", "kind"), [("Mail.conmgr", ".conmgr"), ("Project.params", "Project.params")])
+def test_a_project_file_with_the_wrong_root_names_itself(tmp_path: Path, name: str, kind: str) -> None:
+    package = tmp_path / "p.dtsx"
+    package.write_bytes((REPO_ROOT / "samples" / "hello-mail.dtsx").read_bytes())
+    (tmp_path / name).write_text('<?xml version="1.0"?>\n<Whatever/>\n', encoding="utf-8")
+    with pytest.raises(PackageLoadError) as info:
+        load(package)
+    assert info.value.file == str(tmp_path / name) and info.value.line == 2
+    assert f"this is not a {kind} file" in str(info.value)
