@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Sequence
 
 import pytest
 
-__all__ = ["shared_dir", "require_shared", "REPO_ROOT"]
+__all__ = ["shared_dir", "require_shared", "shared_params", "REPO_ROOT", "ABSENT"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,11 +20,21 @@ def shared_dir() -> Path | None:
     return candidate if candidate.is_dir() else None
 
 
+ABSENT = "the shared folder (corpus, vectors) is absent: set DTSX_SHARED or place it at ../shared"
+
+
+def shared_params(paths: Sequence[Path]) -> list[Any]:
+    """Parameters for a test over shared files: one per file, or one skipped with the reason."""
+    if paths:
+        return [pytest.param(p, id=p.name[:60]) for p in paths]
+    return [pytest.param(None, id="shared-absent", marks=pytest.mark.skip(reason=ABSENT))]
+
+
 def require_shared(*parts: str) -> Path:
     """The path below the shared folder, or skip the test with a reason."""
     base = shared_dir()
     if base is None:
-        pytest.skip("the shared folder (corpus, vectors) is absent: set DTSX_SHARED or place it at ../shared")
+        pytest.skip(ABSENT)
     path = base.joinpath(*parts)
     if not path.exists():
         pytest.skip(f"{path} is absent from the shared folder")

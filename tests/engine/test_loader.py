@@ -6,12 +6,12 @@ import time
 from pathlib import Path
 
 import pytest
-from lxml import etree
-
 from dtsx.engine.errors import PackageLoadError
 from dtsx.engine.loader import load
 from dtsx.engine.model import ExecutableKind, Package
-from tests._shared import require_shared, shared_dir
+from lxml import etree
+
+from tests._shared import require_shared, shared_dir, shared_params
 
 NS = {"DTS": "www.microsoft.com/SqlServer/Dts"}
 ENCRYPTED = {
@@ -71,14 +71,14 @@ def test_corpus_is_present_and_has_both_styles() -> None:
     assert versions == {2, 3, 6, 8}
 
 
-@pytest.mark.parametrize("path", LOADABLE, ids=_ids(LOADABLE))
+@pytest.mark.parametrize("path", shared_params(LOADABLE))
 def test_corpus_package_counts_match_xpath(path: Path) -> None:
     pkg = load(path)
     root = etree.parse(str(path)).getroot()
     assert model_counts(pkg) == xpath_counts(root)
 
 
-@pytest.mark.parametrize("path", LOADABLE, ids=_ids(LOADABLE))
+@pytest.mark.parametrize("path", shared_params(LOADABLE))
 def test_corpus_refids_and_constraint_ends_resolve(path: Path) -> None:
     pkg = load(path)
     for exe in pkg.walk():

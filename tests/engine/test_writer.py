@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lxml import etree
-
 from dtsx.engine.loader import load, load_bytes
 from dtsx.engine.model import Package
 from dtsx.engine.writer import write, write_file
-from tests._shared import REPO_ROOT
-from tests.engine.test_loader import LOADABLE, _ids, model_counts, xpath_counts
+from lxml import etree
+
+from tests._shared import REPO_ROOT, shared_params
+from tests.engine.test_loader import LOADABLE, model_counts, xpath_counts
 
 DTS = "{www.microsoft.com/SqlServer/Dts}"
 OLD_FORMAT = [p for p in LOADABLE if p.name.startswith("avgrishin_")][:6]
@@ -24,7 +24,7 @@ def _without_version(pkg: Package) -> dict[str, Any]:
     return data
 
 
-@pytest.mark.parametrize("path", LOADABLE, ids=_ids(LOADABLE))
+@pytest.mark.parametrize("path", shared_params(LOADABLE))
 def test_corpus_round_trip(path: Path) -> None:
     original = load(path)
     written = write(original)
@@ -39,7 +39,7 @@ def test_corpus_round_trip(path: Path) -> None:
     assert xpath_counts(root) == model_counts(original)
 
 
-@pytest.mark.parametrize("path", OLD_FORMAT, ids=_ids(OLD_FORMAT))
+@pytest.mark.parametrize("path", shared_params(OLD_FORMAT))
 def test_old_format_written_twice_is_byte_stable(path: Path) -> None:
     once = write(load(path))
     twice = write(load_bytes(once, file="x"))

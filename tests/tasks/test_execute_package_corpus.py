@@ -13,7 +13,7 @@ from dtsx.tasks.execute_package import ExecutePackageTask
 from dtsx.tasks.execute_process import ExecuteProcessTask
 from dtsx.tasks.file_system import FileSystemOperation, FileSystemTask
 
-from tests._shared import require_shared, shared_dir
+from tests._shared import require_shared, shared_dir, shared_params
 
 MARKERS = ("ExecuteProcessData", "FileSystemData", "<ExecutePackageTask>")
 MINE = (ExecuteProcessTask, FileSystemTask, ExecutePackageTask)
@@ -79,7 +79,7 @@ def _collected() -> list[Path]:
     return corpus_files(folder) if folder and folder.is_dir() else []
 
 
-@pytest.mark.parametrize("path", _collected(), ids=lambda p: p.name[:50])
+@pytest.mark.parametrize("path", shared_params(_collected()))
 def test_every_such_package_plans(path: Path) -> None:
     # Tasks inside disabled containers are not built; the plan itself must succeed.
     assert isinstance(my_tasks(path), list)
