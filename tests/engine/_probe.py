@@ -11,6 +11,8 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from pydantic import AliasChoices, Field
 
 from dtsx.engine.errors import TaskFailedError
@@ -25,9 +27,11 @@ from dtsx.engine.model import (
     Variable,
     XmlNode,
 )
+from dtsx.engine.executor import RunOptions, RunResult, run
+from dtsx.engine.plan import Plan, build
 from dtsx.tasks.base import TASKS, Task, TaskContext, TaskProperties
 
-__all__ = ["Ledger", "LEDGER", "ProbeTask", "probe", "container", "package", "edge", "var"]
+__all__ = ["Ledger", "LEDGER", "ProbeTask", "probe", "container", "package", "edge", "var", "run_bounded"]
 
 PROBE = "Tests.ExecutorProbe"
 
@@ -147,3 +151,18 @@ def package(children: list[Executable], constraints: list[PrecedenceConstraint] 
 
 
 __all__ += ["ConnectionManagerSpec", "Parameter", "PropertyExpression"]
+
+
+def run_bounded(target: Package | Plan, timeout: float = 30.0, **options: Any) -> RunResult:
+    """Run a package (or a built plan) in a thread; a deadlock shows as a failed test, not a hung suite."""
+    built = target if isinstance(target, Plan) else build(target)
+    box: dict[str, Any] = {}
+    cancel = options.setdefault("cancel_event", threading.Event())
+    thread = threading.Thread(target=lambda: box.setdefault("r", run(built, RunOptions(**options))))
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        cancel.set()
+        thread.join(10)
+        pytest.fail("the run did not finish: deadlock")
+    return box["r"]

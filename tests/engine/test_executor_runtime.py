@@ -11,10 +11,10 @@ import pytest
 
 from dtsx.engine import executor, plan
 from dtsx.engine.errors import PackageValidationError
-from dtsx.engine.executor import RunOptions, RunResult
+from dtsx.engine.executor import RunOptions
 from dtsx.engine.model import ConnectionManagerSpec, ExecutableKind, Parameter, PropertyExpression
 from tests.engine._exec import package_path
-from tests.engine._probe import LEDGER, container, edge, package, probe, var
+from tests.engine._probe import LEDGER, container, edge, package, probe, run_bounded, var
 
 SEQ = ExecutableKind.SEQUENCE
 HANDLER = ExecutableKind.EVENT_HANDLER
@@ -23,21 +23,6 @@ HANDLER = ExecutableKind.EVENT_HANDLER
 @pytest.fixture(autouse=True)
 def _clean_ledger() -> None:
     LEDGER.reset()
-
-
-def run_bounded(pkg: Any, timeout: float = 30.0, **options: Any) -> RunResult:
-    """Run in a thread; a deadlock shows as a failed test, not a hung suite."""
-    built = plan.build(pkg)
-    box: dict[str, Any] = {}
-    cancel = options.setdefault("cancel_event", threading.Event())
-    thread = threading.Thread(target=lambda: box.setdefault("r", executor.run(built, RunOptions(**options))))
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        cancel.set()
-        thread.join(10)
-        pytest.fail("the run did not finish: deadlock")
-    return box["r"]
 
 
 def test_max_concurrent_bounds_running_tasks() -> None:

@@ -9,12 +9,11 @@ from typing import Any
 
 import pytest
 from dtsx.engine import executor, plan
-from dtsx.engine.executor import RunOptions, RunResult
 from dtsx.engine.model import Executable, ExecutableKind, PropertyExpression, XmlNode
 from dtsx.tasks.base import TASKS, Task, TaskContext, TaskProperties
 from pydantic import AliasChoices, Field
 
-from tests.engine._probe import LEDGER, container, edge, package, probe, var
+from tests.engine._probe import LEDGER, container, edge, package, probe, run_bounded, var
 
 FOR_LOOP = ExecutableKind.FOR_LOOP
 COLLECTOR = "Tests.WalkCollector"
@@ -41,20 +40,6 @@ if COLLECTOR not in TASKS:
 @pytest.fixture(autouse=True)
 def _clean_ledger() -> None:
     LEDGER.reset()
-
-
-def run_bounded(built: plan.Plan, timeout: float = 30.0, **options: Any) -> RunResult:
-    """Run in a thread; a deadlock shows as a failed test, not a hung suite."""
-    box: dict[str, Any] = {}
-    cancel = options.setdefault("cancel_event", threading.Event())
-    thread = threading.Thread(target=lambda: box.setdefault("r", executor.run(built, RunOptions(**options))))
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        cancel.set()
-        thread.join(10)
-        pytest.fail("the run did not finish: deadlock")
-    return box["r"]
 
 
 class ThreadSink:
