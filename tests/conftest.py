@@ -12,6 +12,7 @@ from tests.smtp_servers import (  # noqa: F401
     open_session,
     scripted_smtp_factory,
     smtp_server,
+    smtp_manager,
     smtp_server_factory,
     smtps_server,
     starttls_server,

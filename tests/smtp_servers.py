@@ -54,6 +54,7 @@ __all__ = [
     "ntlm_server",
     "ntlm_user_file",
     "open_session",
+    "smtp_manager",
     "script_drop_mid_data",
     "script_greet_421",
     "script_silent",
@@ -585,15 +586,21 @@ def mail_sink(tmp_path: Path) -> Iterator[MailSink]:
 
 
 @pytest.fixture
-def open_session() -> Iterator[Callable[[str], SmtpSession]]:
-    """A function that opens an SMTP session from a connection string; every one is closed after."""
+def smtp_manager() -> Iterator[Callable[[str], SmtpConnectionManager]]:
+    """A function that builds an SMTP connection manager from a connection string; all are closed after."""
     managers: list[SmtpConnectionManager] = []
 
-    def make(connection_string: str) -> SmtpSession:
+    def make(connection_string: str) -> SmtpConnectionManager:
         manager = SmtpConnectionManager(ConnectionSettings("SMTP CM", "SMTP", connection_string))
         managers.append(manager)
-        return manager.acquire()
+        return manager
 
     yield make
     for manager in managers:
         manager.close()
+
+
+@pytest.fixture
+def open_session(smtp_manager: Callable[[str], SmtpConnectionManager]) -> Callable[[str], SmtpSession]:
+    """A function that opens an SMTP session from a connection string (closed with its manager)."""
+    return lambda connection_string: smtp_manager(connection_string).acquire()

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 
 import pytest
-from dtsx.connections.base import ConnectionSettings
 from dtsx.connections.smtp import SmtpConnectionManager, SmtpSession, _stuff
 
 from tests.smtp_servers import LoopbackSmtpServer, ScriptedServer
@@ -100,20 +99,6 @@ async def _read_data(reader: asyncio.StreamReader) -> bytes:
         lines.append(line[1:] if line.startswith(b".") else line)
 
 
-@pytest.fixture
-def managers() -> Iterator[Callable[[str], SmtpConnectionManager]]:
-    made: list[SmtpConnectionManager] = []
-
-    def make(connection_string: str) -> SmtpConnectionManager:
-        manager = SmtpConnectionManager(ConnectionSettings("SMTP CM", "SMTP", connection_string))
-        made.append(manager)
-        return manager
-
-    yield make
-    for manager in made:
-        manager.close()
-
-
 def _send(session: SmtpSession, subject: str) -> bool:
     report = session.send(message(subject), sender="etl@example.test", recipients=["ops@example.test"])
     assert report.accepted == ("ops@example.test",) and report.attempts == 1
@@ -121,11 +106,11 @@ def _send(session: SmtpSession, subject: str) -> bool:
 
 
 def test_rset_between_messages_one_command_at_a_time_and_quit_at_close(
-    scripted_smtp_factory: Callable[..., ScriptedServer], managers: Callable[[str], SmtpConnectionManager]
+    scripted_smtp_factory: Callable[..., ScriptedServer], smtp_manager: Callable[[str], SmtpConnectionManager]
 ) -> None:
     transcript: Transcript = []
     server = scripted_smtp_factory(recording_script(transcript))
-    manager = managers(server.connection_string())
+    manager = smtp_manager(server.connection_string())
     session = manager.acquire()
     assert [_send(session, f"m{i}") for i in range(3)] == [False, True, True]
     manager.close()
@@ -137,14 +122,14 @@ def test_rset_between_messages_one_command_at_a_time_and_quit_at_close(
 @pytest.mark.parametrize("fault", ["rset-then-close", "rset-421", "close-after-accept", "mail-421"])
 def test_a_reused_connection_that_went_away_is_replaced_without_a_retry(
     fault: str, scripted_smtp_factory: Callable[..., ScriptedServer],
-    managers: Callable[[str], SmtpConnectionManager],
+    smtp_manager: Callable[[str], SmtpConnectionManager],
 ) -> None:
     transcript: Transcript = []
     faulty = recording_script(transcript, after_rset={"rset-then-close": "close", "rset-421": "421"}.get(fault, ""),
                               mail_421_on_reuse=fault == "mail-421",
                               close_after_accept=fault == "close-after-accept")
     server = scripted_smtp_factory(faulty, faulty, faulty)
-    session = managers(server.connection_string()).acquire()
+    session = smtp_manager(server.connection_string()).acquire()
     assert _send(session, "first") is False  # accepted, whatever happens to the connection afterwards
     assert _send(session, "second") is False  # a fresh connection, first attempt, no backoff
     assert len(server.messages) == 2 and server.connections == 2  # each message exactly once
@@ -152,8 +137,8 @@ def test_a_reused_connection_that_went_away_is_replaced_without_a_retry(
 
 
 def test_smtputf8_ends_with_its_transaction(smtp_server: LoopbackSmtpServer,
-                                            managers: Callable[[str], SmtpConnectionManager]) -> None:
-    session = managers(smtp_server.connection_string()).acquire()
+                                            smtp_manager: Callable[[str], SmtpConnectionManager]) -> None:
+    session = smtp_manager(smtp_server.connection_string()).acquire()
     session.send(message("utf8"), sender="etl@example.test", recipients=["jürgen@example.test"])
     report = session.send(message("ascii"), sender="etl@example.test", recipients=["ops@example.test"])
     assert report.reused_connection and smtp_server.connections == 1

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 
 import pytest
-from dtsx.connections.base import ConnectionSettings
 from dtsx.connections.smtp import SmtpConnectionManager, SmtpSession
 from dtsx.engine.errors import ConnectionManagerError
 
@@ -21,35 +20,21 @@ def message() -> EmailMessage:
     return msg
 
 
-@pytest.fixture
-def manager_for() -> Iterator[Callable[[str], SmtpConnectionManager]]:
-    managers: list[SmtpConnectionManager] = []
-
-    def make(connection_string: str) -> SmtpConnectionManager:
-        manager = SmtpConnectionManager(ConnectionSettings("SMTP CM", "SMTP", connection_string))
-        managers.append(manager)
-        return manager
-
-    yield make
-    for manager in managers:
-        manager.close()
-
-
 def send(session: SmtpSession) -> None:
     session.send(message(), sender="etl@example.test", recipients=["ops@example.test"])
 
 
 def test_starttls_with_a_trusted_ca(starttls_server: LoopbackSmtpServer,
-                                    manager_for: Callable[[str], SmtpConnectionManager]) -> None:
-    session = manager_for(starttls_server.connection_string(EnableSsl="True", CaFile=starttls_server.ca_file)).acquire()
+                                    smtp_manager: Callable[[str], SmtpConnectionManager]) -> None:
+    session = smtp_manager(starttls_server.connection_string(EnableSsl="True", CaFile=starttls_server.ca_file)).acquire()
     report = session.send(message(), sender="etl@example.test", recipients=["ops@example.test"])
     assert report.tls is not None and report.tls.startswith("TLS")
     assert [m.tls for m in starttls_server.messages] == [True]
 
 
 def test_untrusted_certificate_is_refused(starttls_server: LoopbackSmtpServer, tls_material: TlsMaterial,
-                                          manager_for: Callable[[str], SmtpConnectionManager]) -> None:
-    session = manager_for(starttls_server.connection_string(EnableSsl="True", CaFile=tls_material.other_ca_file)).acquire()
+                                          smtp_manager: Callable[[str], SmtpConnectionManager]) -> None:
+    session = smtp_manager(starttls_server.connection_string(EnableSsl="True", CaFile=tls_material.other_ca_file)).acquire()
     with pytest.raises(ConnectionManagerError) as info:
         send(session)
     text = str(info.value)
@@ -58,15 +43,15 @@ def test_untrusted_certificate_is_refused(starttls_server: LoopbackSmtpServer, t
 
 
 def test_system_trust_alone_refuses_a_private_ca(starttls_server: LoopbackSmtpServer,
-                                                 manager_for: Callable[[str], SmtpConnectionManager]) -> None:
+                                                 smtp_manager: Callable[[str], SmtpConnectionManager]) -> None:
     with pytest.raises(ConnectionManagerError, match="cannot be trusted"):
-        send(manager_for(starttls_server.connection_string(EnableSsl="True")).acquire())
+        send(smtp_manager(starttls_server.connection_string(EnableSsl="True")).acquire())
 
 
 def test_wrong_host_name_is_refused(smtp_server_factory: Callable[..., LoopbackSmtpServer], tls_material: TlsMaterial,
-                                    manager_for: Callable[[str], SmtpConnectionManager]) -> None:
+                                    smtp_manager: Callable[[str], SmtpConnectionManager]) -> None:
     server = smtp_server_factory(implicit_tls=tls_material.wrong_name_context)
-    session = manager_for(server.connection_string(Security="Tls", CaFile=tls_material.ca_file)).acquire()
+    session = smtp_manager(server.connection_string(Security="Tls", CaFile=tls_material.ca_file)).acquire()
     with pytest.raises(ConnectionManagerError) as info:
         send(session)
     assert "cannot be trusted" in str(info.value) and "127.0.0.1" in str(info.value)
@@ -74,10 +59,10 @@ def test_wrong_host_name_is_refused(smtp_server_factory: Callable[..., LoopbackS
 
 
 def test_trust_server_certificate_skips_checks_and_warns(
-    starttls_server: LoopbackSmtpServer, manager_for: Callable[[str], SmtpConnectionManager],
+    starttls_server: LoopbackSmtpServer, smtp_manager: Callable[[str], SmtpConnectionManager],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    manager = manager_for(starttls_server.connection_string(EnableSsl="True", TrustServerCertificate="True"))
+    manager = smtp_manager(starttls_server.connection_string(EnableSsl="True", TrustServerCertificate="True"))
     with caplog.at_level(logging.WARNING, logger="dtsx.connections.smtp"):
         report = manager.acquire().send(message(), sender="etl@example.test", recipients=["ops@example.test"])
     assert any("NOT checked" in w for w in report.warnings) and any("NOT checked" in w for w in manager.warnings)
@@ -86,24 +71,24 @@ def test_trust_server_certificate_skips_checks_and_warns(
 
 
 def test_enable_ssl_without_starttls_never_falls_back(smtp_server: LoopbackSmtpServer,
-                                                      manager_for: Callable[[str], SmtpConnectionManager]) -> None:
-    session = manager_for(smtp_server.connection_string(EnableSsl="True", UserName="alice", Password="Alice-Secret-1")).acquire()
+                                                      smtp_manager: Callable[[str], SmtpConnectionManager]) -> None:
+    session = smtp_manager(smtp_server.connection_string(EnableSsl="True", UserName="alice", Password="Alice-Secret-1")).acquire()
     with pytest.raises(ConnectionManagerError) as info:
         send(session)
     assert "does not offer STARTTLS" in str(info.value)
     assert smtp_server.messages == [] and smtp_server.handler.tried_mechanisms == []
 
 
-def test_implicit_tls(smtps_server: LoopbackSmtpServer, manager_for: Callable[[str], SmtpConnectionManager]) -> None:
-    session = manager_for(smtps_server.connection_string(Security="Tls", CaFile=smtps_server.ca_file)).acquire()
+def test_implicit_tls(smtps_server: LoopbackSmtpServer, smtp_manager: Callable[[str], SmtpConnectionManager]) -> None:
+    session = smtp_manager(smtps_server.connection_string(Security="Tls", CaFile=smtps_server.ca_file)).acquire()
     send(session)
     send(session)
     assert [m.tls for m in smtps_server.messages] == [True, True] and smtps_server.connections == 1
 
 
 def test_implicit_tls_against_a_plain_server_fails_clearly(smtp_server: LoopbackSmtpServer, tls_material: TlsMaterial,
-                                                           manager_for: Callable[[str], SmtpConnectionManager]) -> None:
-    session = manager_for(smtp_server.connection_string(Security="Tls", CaFile=tls_material.ca_file)).acquire()
+                                                           smtp_manager: Callable[[str], SmtpConnectionManager]) -> None:
+    session = smtp_manager(smtp_server.connection_string(Security="Tls", CaFile=tls_material.ca_file)).acquire()
     with pytest.raises(ConnectionManagerError) as info:
         send(session)
     assert "TLS handshake" in str(info.value) and "Security=Tls" in str(info.value)
@@ -111,43 +96,43 @@ def test_implicit_tls_against_a_plain_server_fails_clearly(smtp_server: Loopback
 
 @pytest.mark.parametrize("mechanism", ["Plain", "Login", "Auto"])
 def test_password_auth_after_starttls(mechanism: str, starttls_server: LoopbackSmtpServer,
-                                      manager_for: Callable[[str], SmtpConnectionManager],
+                                      smtp_manager: Callable[[str], SmtpConnectionManager],
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DTSX_TEST_SMTP_PW", PASSWORDS["alice"])
     cs = starttls_server.connection_string(EnableSsl="True", CaFile=starttls_server.ca_file, UserName="alice",
                                            PasswordEnv="DTSX_TEST_SMTP_PW", AuthMechanism=mechanism)
-    report = manager_for(cs).acquire().send(message(), sender="etl@example.test", recipients=["ops@example.test"])
+    report = smtp_manager(cs).acquire().send(message(), sender="etl@example.test", recipients=["ops@example.test"])
     expected = "PLAIN" if mechanism == "Auto" else mechanism.upper()
     assert report.mechanism == expected and starttls_server.handler.tried_mechanisms == [expected]
     assert starttls_server.messages[0].auth == "alice"
 
 
 def test_password_auth_over_implicit_tls(smtps_server: LoopbackSmtpServer,
-                                         manager_for: Callable[[str], SmtpConnectionManager]) -> None:
+                                         smtp_manager: Callable[[str], SmtpConnectionManager]) -> None:
     cs = smtps_server.connection_string(Security="Tls", CaFile=smtps_server.ca_file, UserName="bob",
                                         Password=PASSWORDS["bob"])
-    report = manager_for(cs).acquire().send(message(), sender="etl@example.test", recipients=["ops@example.test"])
+    report = smtp_manager(cs).acquire().send(message(), sender="etl@example.test", recipients=["ops@example.test"])
     assert report.mechanism == "PLAIN" and smtps_server.messages[0].auth == "bob"
 
 
 def test_plain_text_password_is_never_sent_without_tls(smtp_server_factory: Callable[..., LoopbackSmtpServer],
-                                                       manager_for: Callable[[str], SmtpConnectionManager]) -> None:
+                                                       smtp_manager: Callable[[str], SmtpConnectionManager]) -> None:
     server = smtp_server_factory(password_auth=True, auth_required=True)  # offers PLAIN LOGIN in clear
-    session = manager_for(server.connection_string(UserName="alice", Password=PASSWORDS["alice"])).acquire()
+    session = smtp_manager(server.connection_string(UserName="alice", Password=PASSWORDS["alice"])).acquire()
     with pytest.raises(ConnectionManagerError) as info:
         send(session)
     assert "clear-text" in str(info.value) and "AllowPlainTextAuth=True" in str(info.value)
     assert server.handler.tried_mechanisms == [] and server.messages == []
-    allowed = manager_for(server.connection_string(UserName="alice", Password=PASSWORDS["alice"],
+    allowed = smtp_manager(server.connection_string(UserName="alice", Password=PASSWORDS["alice"],
                                                    AllowPlainTextAuth="True")).acquire()
     send(allowed)
     assert server.handler.tried_mechanisms == ["PLAIN"] and len(server.messages) == 1
 
 
 def test_wrong_password_is_refused_and_never_shown(starttls_server: LoopbackSmtpServer,
-                                                   manager_for: Callable[[str], SmtpConnectionManager]) -> None:
+                                                   smtp_manager: Callable[[str], SmtpConnectionManager]) -> None:
     wrong = "Wr0ng-Pa55word-xyz"
-    manager = manager_for(starttls_server.connection_string(EnableSsl="True", CaFile=starttls_server.ca_file,
+    manager = smtp_manager(starttls_server.connection_string(EnableSsl="True", CaFile=starttls_server.ca_file,
                                                             UserName="alice", Password=wrong))
     with pytest.raises(ConnectionManagerError) as info:
         send(manager.acquire())
