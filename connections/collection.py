@@ -88,6 +88,10 @@ class Connections:
 
     def settings_for(self, spec: ConnectionManagerSpec) -> ConnectionSettings:
         """Stored settings, then property expressions, then ``--conn`` overrides, then the redirect."""
+        return self._resolve(spec)[1]
+
+    def _resolve(self, spec: ConnectionManagerSpec) -> tuple[ConnectionSettings, ConnectionSettings]:
+        """The settings before the redirect, and the final ones (the same object if not redirected)."""
         properties = dict(spec.properties)
         connection_string = spec.connection_string or ""
         if self._expressions is not None and spec.property_expressions:
@@ -96,29 +100,24 @@ class Connections:
                     connection_string = value
                 else:
                     properties[name] = value
-        for key in (spec.name, spec.dtsid or "", spec.ref_id):
-            if key and key.lower() in self._overrides:
-                connection_string = self._overrides[key.lower()]
-                break
-        settings = ConnectionSettings(
+        override = self._override_for(spec)
+        stored = ConnectionSettings(
             name=spec.name,
             creation_name=spec.type_key,
-            connection_string=connection_string,
+            connection_string=connection_string if override is None else override,
             dtsid=spec.dtsid,
             properties=properties,
             local_path=self._local_path,
         )
         # Last, so that nothing in the package (an expression on SmtpServer) can undo a redirect.
-        return settings if self._redirect is None else self._redirect(settings)
-
-    def _redirected(self, settings: ConnectionSettings) -> bool:
-        return self._redirect is not None and self._redirect(settings) is not settings
+        return stored, (stored if self._redirect is None else self._redirect(stored))
 
     def manager(self, ref: str) -> ConnectionManager:
         """The live manager for a reference, built (or rebuilt after a settings change) on demand."""
         spec = self.require(ref)
-        settings = self.settings_for(spec)
-        if spec.sensitive_unavailable and not self._has_override(spec) and not self._redirected(settings):
+        stored, settings = self._resolve(spec)
+        replaced = settings is not stored or self._override_for(spec) is not None
+        if spec.sensitive_unavailable and not replaced:
             hidden = ", ".join(spec.sensitive_unavailable)
             raise ConnectionManagerError(
                 f"connection manager {spec.name!r} needs {hidden}, which the package stores encrypted or "
@@ -147,8 +146,12 @@ class Connections:
             except Exception:  # close() must not raise; a broken plugin must not hide the others
                 pass
 
-    def _has_override(self, spec: ConnectionManagerSpec) -> bool:
-        return any(k and k.lower() in self._overrides for k in (spec.name, spec.dtsid or "", spec.ref_id))
+    def _override_for(self, spec: ConnectionManagerSpec) -> str | None:
+        """The ``--conn`` connection string for this manager (by name, DTSID or refId), if any."""
+        for key in (spec.name, spec.dtsid or "", spec.ref_id):
+            if key and key.lower() in self._overrides:
+                return self._overrides[key.lower()]
+        return None
 
     def _build(self, spec: ConnectionManagerSpec, settings: ConnectionSettings) -> ConnectionManager:
         try:
