@@ -27,6 +27,12 @@ def cli() -> None:
     """Run SQL Server Integration Services (.dtsx) packages."""
 
 
+def _fail(message: str, code: int) -> NoReturn:
+    """Print one ``dtsx: ...`` line on stderr and exit with a dtexec code."""
+    click.echo(f"dtsx: {message}", err=True)
+    raise SystemExit(code)
+
+
 # Commands are registered below, one section per command, each owned by one module's author.
 
 
@@ -58,8 +64,7 @@ def mailsink_command(port: int, directory: pathlib.Path, host: str) -> None:
     try:
         sink.start()
     except DtsxError as exc:
-        click.echo(f"dtsx: {exc}", err=True)
-        raise SystemExit(EXIT_FAILURE) from None
+        _fail(str(exc), EXIT_FAILURE)
     click.echo(f"dtsx mailsink: listening on {host}:{sink.port}; messages are stored in "
                f"{directory.resolve()} (Ctrl-C to stop)")
     if host not in ("127.0.0.1", "::1", "localhost"):
@@ -94,14 +99,9 @@ def _load_or_exit(path: str, project_dir: str | None) -> Package:
     try:
         return load(path, project_dir=project_dir)
     except PackageNotFoundError as exc:
-        _exit_with(str(exc), EXIT_NOT_FOUND)
+        _fail(str(exc), EXIT_NOT_FOUND)
     except PackageLoadError as exc:
-        _exit_with(str(exc), EXIT_LOAD_FAILED)
-
-
-def _exit_with(message: str, code: int) -> NoReturn:
-    click.echo(f"dtsx: {message}", err=True)
-    raise SystemExit(code)
+        _fail(str(exc), EXIT_LOAD_FAILED)
 
 
 def _validate_one(path: str, project_dir: str | None, unsupported: str) -> tuple[int, dict[str, object]]:
@@ -257,11 +257,6 @@ def _parse_var(spec: str) -> tuple[str, tuple[str, str]]:
     if not sep or not colon or not name.strip():
         raise click.UsageError(f"--var {spec!r} is not NS::NAME=TYPE:VALUE, e.g. User::Count=Int32:5")
     return name.strip(), (type_name.strip(), raw)
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"dtsx: {message}", err=True)
-    raise SystemExit(code)
 
 
 # --- dtsx run / dtsx exec (engine/executor.py) -----------------------------------------------
