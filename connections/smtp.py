@@ -745,11 +745,14 @@ def _quit(link: _Link | smtplib.SMTP, timeout: float) -> None:
 
 
 def redirect_to_sink(settings: ConnectionSettings, host: str, port: int) -> ConnectionSettings:
-    """Settings that send to a local sink instead (``dtsx run --dev-smtp``).
+    """Settings that send to a local sink instead (``dtsx run --dev-smtp``); other kinds unchanged.
 
     Property expressions are dropped too: one that sets ``SmtpServer`` would otherwise win over
-    the redirected connection string and send the mail to the real server.
+    the redirected connection string and send the mail to the real server. Connections that are
+    not SMTP come back as the same object, so a Connections redirect can tell nothing changed.
     """
+    if settings.creation_name.upper() != "SMTP":
+        return settings
     return dataclasses.replace(settings, connection_string=f"SmtpServer={host};Port={port};", properties={})
 
 

@@ -6,6 +6,7 @@ Exit codes are dtexec's: 0 success, 1 failure, 3 canceled, 4 package not found,
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import NoReturn
 
@@ -366,7 +367,6 @@ def _start_dev_smtp(directory: str | None) -> tuple[Any, Any]:
     """
     if directory is None:
         return None, None
-    from dtsx.connections.base import ConnectionSettings
     from dtsx.connections.mailsink import MailSink
     from dtsx.connections.smtp import redirect_to_sink
 
@@ -375,14 +375,8 @@ def _start_dev_smtp(directory: str | None) -> tuple[Any, Any]:
         sink.start()
     except OSError as exc:
         _fail(f"--dev-smtp: cannot start the local SMTP sink: {exc.strerror or exc}", EXIT_USAGE)
-
-    def redirect(settings: ConnectionSettings) -> ConnectionSettings:
-        if settings.creation_name.upper() != "SMTP":
-            return settings
-        return redirect_to_sink(settings, "127.0.0.1", sink.port)
-
     click.echo(f"dtsx: dev SMTP sink on 127.0.0.1:{sink.port}, storing mail in {sink.directory}", err=True)
-    return sink, redirect
+    return sink, functools.partial(redirect_to_sink, host="127.0.0.1", port=sink.port)
 
 
 def _install_cancel_signals(cancel: threading.Event) -> dict[int, Any]:

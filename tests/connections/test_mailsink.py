@@ -113,3 +113,8 @@ def test_redirect_to_sink_beats_property_expressions(mail_sink: MailSink) -> Non
     finally:
         manager.close()
     assert len(mail_sink.messages()) == 1 and manager.settings.name == "SMTP CM"
+
+
+def test_redirect_to_sink_leaves_other_connection_kinds_alone() -> None:
+    settings = ConnectionSettings("Input", "FILE", r"C:\data\in.csv")
+    assert redirect_to_sink(settings, "127.0.0.1", 2525) is settings

@@ -9,6 +9,7 @@ every problem listed, each naming its file and line.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -29,13 +30,8 @@ RESULTS = {"Success", "Failure", "Completion", "Canceled", "NotRun"}
 REFUSALS = {"unsupported-task", "unsupported-enumerator", "invalid-task", "missing-connection"}
 
 
-def _redirect(sink: MailSink):  # type: ignore[no-untyped-def]
-    def redirect(settings: ConnectionSettings) -> ConnectionSettings:
-        if settings.creation_name.upper() != "SMTP":
-            return settings
-        return redirect_to_sink(settings, "127.0.0.1", sink.port)
-
-    return redirect
+def _redirect(sink: MailSink) -> functools.partial[ConnectionSettings]:
+    return functools.partial(redirect_to_sink, host="127.0.0.1", port=sink.port)
 
 
 @pytest.mark.skipif(not PACKAGES, reason="the shared corpus is absent: set DTSX_SHARED or place it at ../shared")
