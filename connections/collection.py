@@ -88,10 +88,10 @@ class Connections:
 
     def settings_for(self, spec: ConnectionManagerSpec) -> ConnectionSettings:
         """Stored settings, then property expressions, then ``--conn`` overrides, then the redirect."""
-        return self._resolve(spec)[1]
+        return self._resolve(spec)[0]
 
-    def _resolve(self, spec: ConnectionManagerSpec) -> tuple[ConnectionSettings, ConnectionSettings]:
-        """The settings before the redirect, and the final ones (the same object if not redirected)."""
+    def _resolve(self, spec: ConnectionManagerSpec) -> tuple[ConnectionSettings, bool]:
+        """The final settings, and whether ``--conn`` or the redirect replaced the stored connection."""
         properties = dict(spec.properties)
         connection_string = spec.connection_string or ""
         if self._expressions is not None and spec.property_expressions:
@@ -110,13 +110,13 @@ class Connections:
             local_path=self._local_path,
         )
         # Last, so that nothing in the package (an expression on SmtpServer) can undo a redirect.
-        return stored, (stored if self._redirect is None else self._redirect(stored))
+        final = stored if self._redirect is None else self._redirect(stored)
+        return final, override is not None or final is not stored
 
     def manager(self, ref: str) -> ConnectionManager:
         """The live manager for a reference, built (or rebuilt after a settings change) on demand."""
         spec = self.require(ref)
-        stored, settings = self._resolve(spec)
-        replaced = settings is not stored or self._override_for(spec) is not None
+        settings, replaced = self._resolve(spec)
         if spec.sensitive_unavailable and not replaced:
             hidden = ", ".join(spec.sensitive_unavailable)
             raise ConnectionManagerError(
