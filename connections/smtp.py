@@ -691,7 +691,9 @@ def _flatten(message: email.message.Message, *, utf8: bool, eight_bit: bool) -> 
         del message["Resent-Bcc"]
     policy = _wire_policy(message.policy, utf8=utf8, eight_bit=eight_bit)
     buffer = io.BytesIO()
-    email.generator.BytesGenerator(buffer, policy=policy).flatten(message, linesep="\r\n")
+    # No linesep argument: flatten() would clone the policy for every message, and the policy
+    # already says CRLF (header objects keep their folded text per policy object).
+    email.generator.BytesGenerator(buffer, policy=policy).flatten(message)
     return buffer.getvalue()
 
 
