@@ -110,6 +110,15 @@ class _SinkHandler:
     def __init__(self, sink: MailSink) -> None:
         self.sink = sink
 
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+                          responses: list[str]) -> list[str]:
+        # Production servers (Exchange, Postfix) offer PIPELINING, so a dev run should exercise
+        # the same client path; aiosmtpd reads commands in order from its stream, which is all
+        # RFC 2920 asks of the server.
+        session.host_name = hostname  # this hook replaces aiosmtpd's own bookkeeping
+        responses.insert(1, "250-PIPELINING")
+        return responses
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         try:
             path = self.sink._store(envelope, session)

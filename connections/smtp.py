@@ -2,7 +2,8 @@
 
 ``SmtpConnectionManager.acquire()`` returns one :class:`SmtpSession` per run. The session keeps
 one SMTP connection open for consecutive messages (``RSET`` between them, a new connection when
-the server said 421 or dropped it), protects it with STARTTLS or implicit TLS with certificate
+the server said 421 or dropped it; MAIL, RCPT and DATA written together where the server offers
+PIPELINING), protects it with STARTTLS or implicit TLS with certificate
 checks, authenticates as SSIS does (anonymous, or Windows: GSSAPI/SPNEGO then NTLM) or with an
 explicit user name, retries transient failures with bounded backoff, and never sends a message
 twice once the server has accepted its data. Every failure becomes a ConnectionManagerError
@@ -58,6 +59,9 @@ __all__ = [
 log = logging.getLogger("dtsx.connections.smtp")
 
 MAX_ATTEMPTS = 3
+# Commands written before their replies are read, when pipelining: small enough that the
+# replies (about 30 bytes each) can never fill the server's socket buffer while it waits on us.
+PIPELINE_WINDOW = 64
 FIRST_RETRY_DELAY = 0.5  # seconds; doubles each retry, and no retry starts past the Timeout
 
 
@@ -140,8 +144,8 @@ _UNSAFE = re.compile(r"[\r\n<>]")
 _quoted = functools.lru_cache(maxsize=1024)(smtplib.quoteaddr)  # pure; parseaddr is costly per command
 
 
-def _command(conn: smtplib.SMTP, verb: str, key: str, address: str, options: Sequence[str]) -> tuple[int, bytes]:
-    """MAIL FROM / RCPT TO with exactly the bytes smtplib's mail() and rcpt() send, minus their
+def _command_line(conn: smtplib.SMTP, verb: str, key: str, address: str, options: Sequence[str]) -> str:
+    """MAIL FROM / RCPT TO as smtplib's mail() and rcpt() write them (without CRLF), minus their
     per-call address parsing. SMTPUTF8 switches the command encoding as smtplib does; send()
     has already checked that the server offers it."""
     optionlist = ""
@@ -149,7 +153,12 @@ def _command(conn: smtplib.SMTP, verb: str, key: str, address: str, options: Seq
         if verb == "mail" and any(o.lower() == "smtputf8" for o in options):
             conn.command_encoding = "utf-8"
         optionlist = " " + " ".join(options)
-    conn.putcmd(verb, f"{key}:{_quoted(address)}{optionlist}")
+    return f"{verb} {key}:{_quoted(address)}{optionlist}"
+
+
+def _command(conn: smtplib.SMTP, verb: str, key: str, address: str, options: Sequence[str]) -> tuple[int, bytes]:
+    """One MAIL FROM / RCPT TO and its reply."""
+    conn.send(_command_line(conn, verb, key, address, options) + "\r\n")
     return conn.getreply()
 
 
@@ -177,6 +186,8 @@ class _Link:
     mechanism: str | None
     warnings: list[str]
     used: bool = False
+    # The server offers PIPELINING (RFC 2920): MAIL, RCPT and DATA go out together.
+    pipelining: bool = False
     # RSET was written after the last transaction and its reply not read yet: the round trip
     # overlaps whatever the caller does before its next message (see _rset_later).
     rset_pending: bool = False
@@ -321,18 +332,92 @@ class SmtpSession:
         link.used = True
         payload, options = self._payload(link, message, sender, state.pending)
         self._arm(conn, deadline)
-        code, resp = self._mail(conn, sender, options, stale_check=reused)
-        if code != 250:
-            raise self._refusal("refused the sender", sender, _reply(code, resp), "MAIL")
-        accepted = self._recipients(conn, state, deadline)
+        if link.pipelining:
+            accepted = self._pipelined_envelope(conn, sender, options, state, deadline, stale_check=reused)
+        else:
+            accepted = self._envelope(conn, sender, options, state, deadline, stale_check=reused)
         if not accepted:
             self._rset_later(link)
             return
-        self._data(conn, payload, deadline)
+        self._send_data(conn, payload, deadline)
         state.delivered.extend(accepted)
         state.pending = [r for r in state.pending if r not in accepted]
         self.messages_sent += 1
         self._rset_later(link)
+
+    def _envelope(self, conn: smtplib.SMTP, sender: str, options: list[str], state: _Delivery,
+                  deadline: float, *, stale_check: bool) -> list[str]:
+        """MAIL, each RCPT, then DATA, one command in flight. Returns the accepted recipients;
+        when there are any, DATA has been answered 354."""
+        code, resp = self._mail(conn, sender, options, stale_check=stale_check)
+        if code != 250:
+            raise self._refusal("refused the sender", sender, _reply(code, resp), "MAIL")
+        accepted = self._recipients(conn, state, deadline)
+        if accepted:
+            self._arm(conn, deadline)
+            code, resp = conn.docmd("DATA")
+            if code != 354:
+                raise self._refusal("refused DATA", None, _reply(code, resp), "DATA")
+        return accepted
+
+    def _pipelined_envelope(self, conn: smtplib.SMTP, sender: str, options: list[str], state: _Delivery,
+                            deadline: float, *, stale_check: bool) -> list[str]:
+        """MAIL, every RCPT and DATA written together (RFC 2920), their replies read in order.
+        What the replies mean is decided exactly as in :meth:`_envelope`."""
+        rcpts = list(state.pending)
+        lines = [_command_line(conn, "mail", "FROM", sender, options),
+                 *(_command_line(conn, "rcpt", "TO", rcpt, ()) for rcpt in rcpts), "DATA"]
+        replies = self._exchange(conn, lines, deadline, stale_check=stale_check)
+        data_open = len(replies) == len(lines) and replies[-1][0] == 354
+        code, resp = replies[0]
+        if code != 250:
+            if data_open:  # a server that refused MAIL yet opened DATA: end the empty message
+                self._end_empty_data(conn, deadline)
+            raise self._refusal("refused the sender", sender, _reply(code, resp), "MAIL")
+        accepted: list[str] = []
+        state.deferred.clear()
+        for rcpt, (code, resp) in zip(rcpts, replies[1:]):
+            self._note_recipient(state, rcpt, code, resp, accepted)
+        if not accepted:
+            if data_open:  # RFC 2920 §3.1: DATA opened with no recipient is ended with a lone dot
+                self._end_empty_data(conn, deadline)
+            return accepted
+        if not data_open:
+            code, resp = replies[-1]
+            raise self._refusal("refused DATA", None, _reply(code, resp), "DATA")
+        return accepted
+
+    def _exchange(self, conn: smtplib.SMTP, lines: list[str], deadline: float, *,
+                  stale_check: bool) -> list[tuple[int, bytes]]:
+        """Write ``lines`` in windows of PIPELINE_WINDOW commands, reading each window's replies
+        before the next is written, so neither side can block on a full socket buffer (RFC 2920
+        §3.1). Stops early after a refused MAIL or a 421 (the server is closing)."""
+        replies: list[tuple[int, bytes]] = []
+        for start in range(0, len(lines), PIPELINE_WINDOW):
+            window = lines[start:start + PIPELINE_WINDOW]
+            try:
+                conn.send("".join(f"{line}\r\n" for line in window))
+                for _ in window:
+                    self._arm(conn, deadline)
+                    replies.append(conn.getreply())
+                    if replies[-1][0] == 421:
+                        break
+            except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+                if stale_check and not replies and not _timed_out(exc):
+                    raise _StaleLink() from None  # as in _mail: it went stale while idle
+                raise
+            if replies[-1][0] == 421 and stale_check and len(replies) == 1:
+                raise _StaleLink()
+            if replies[0][0] != 250 or replies[-1][0] == 421:
+                break
+        return replies
+
+    def _end_empty_data(self, conn: smtplib.SMTP, deadline: float) -> None:
+        """End a DATA the server opened although no recipient was accepted: a lone dot, whose
+        reply (normally a refusal) does not matter, because nobody can receive the message."""
+        conn.send(b".\r\n")
+        self._arm(conn, deadline)
+        conn.getreply()
 
     @staticmethod
     def _mail(conn: smtplib.SMTP, sender: str, options: list[str], *, stale_check: bool) -> tuple[int, bytes]:
@@ -352,8 +437,8 @@ class SmtpSession:
     def _rset_later(self, link: _Link) -> None:
         """Write RSET now and read its reply before the next message (or at close).
 
-        One command in flight, never pipelined: the next command is only written after this
-        reply is read. A failure here never touches the message just accepted: smtplib has
+        RSET is never pipelined with what follows: the next command is only written after this
+        reply is read, so a connection that went stale is found before a new message starts. A failure here never touches the message just accepted: smtplib has
         closed the connection, so the next message's RSET fails and a new connection is opened.
         """
         try:
@@ -370,25 +455,27 @@ class SmtpSession:
         for rcpt in list(state.pending):
             self._arm(conn, deadline)
             code, resp = _command(conn, "rcpt", "TO", rcpt, ())
-            if code in (250, 251):
-                accepted.append(rcpt)
-                continue
-            reply = _reply(code, resp)
-            if code == 421:
-                raise _Failure("closed the session", "try again later", reply=reply, transient=True)
-            elif 400 <= code < 500:
-                state.deferred[rcpt] = reply
-            else:
-                state.refused[rcpt] = reply
-                state.pending.remove(rcpt)
+            self._note_recipient(state, rcpt, code, resp, accepted)
         return accepted
 
-    def _data(self, conn: smtplib.SMTP, payload: bytes, deadline: float) -> None:
-        """DATA, the message, the final dot. A retry is safe until the server's final reply."""
-        self._arm(conn, deadline)
-        code, resp = conn.docmd("DATA")
-        if code != 354:
-            raise self._refusal("refused DATA", None, _reply(code, resp), "DATA")
+    @staticmethod
+    def _note_recipient(state: _Delivery, rcpt: str, code: int, resp: bytes, accepted: list[str]) -> None:
+        """One RCPT reply: accepted, deferred (4xx: retried) or refused (5xx: final)."""
+        if code in (250, 251):
+            accepted.append(rcpt)
+            return
+        reply = _reply(code, resp)
+        if code == 421:
+            raise _Failure("closed the session", "try again later", reply=reply, transient=True)
+        if 400 <= code < 500:
+            state.deferred[rcpt] = reply
+        else:
+            state.refused[rcpt] = reply
+            state.pending.remove(rcpt)
+
+    def _send_data(self, conn: smtplib.SMTP, payload: bytes, deadline: float) -> None:
+        """The message and its final dot, after DATA was answered 354. A retry is safe until the
+        server's final reply."""
         try:
             conn.send(payload)
         except (smtplib.SMTPException, OSError) as exc:
@@ -492,7 +579,7 @@ class SmtpSession:
         warnings = list(opts.warnings) + outcome.warnings
         for text in outcome.warnings:
             log.warning("SMTP %s: %s", opts.address, text)
-        return _Link(conn, tls, outcome.mechanism, warnings)
+        return _Link(conn, tls, outcome.mechanism, warnings, pipelining=conn.has_extn("pipelining"))
 
     def _hello(self, conn: smtplib.SMTP, deadline: float) -> None:
         self._arm(conn, deadline)

@@ -93,6 +93,8 @@ class RecordingHandler:
     ``close_after_message``: drop the connection after accepting each message.
     ``refuse_once``: like ``refuse``, but each entry is used once (a temporary refusal).
     ``mail_replies``: replies used, in order, for the next MAIL FROM commands (then ``250``).
+    ``pipelining``: advertise PIPELINING (RFC 2920), as Exchange and Postfix do; aiosmtpd
+    reads commands from a stream one after another, so it serves pipelined clients correctly.
     """
 
     def __init__(self) -> None:
@@ -105,6 +107,14 @@ class RecordingHandler:
         self.refuse_once: dict[str, str] = {}
         self.connections = 0
         self.tried_mechanisms: list[str] = []
+        self.pipelining = False
+
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+                          responses: list[str]) -> list[str]:
+        session.host_name = hostname  # this hook replaces aiosmtpd's own bookkeeping
+        if self.pipelining:
+            responses.insert(1, "250-PIPELINING")
+        return responses
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import smtplib
 import subprocess
 import sys
 import time
@@ -49,6 +50,19 @@ def test_messages_are_stored_in_order_with_their_envelope(mail_sink: MailSink) -
     assert envelope["rcpt_tos"] == ["ops@example.test", "audit@example.test"]  # Bcc only lives here
     assert envelope["size"] == len(raw) and envelope["peer"].startswith("127.0.0.1:")
     assert not list(mail_sink.directory.glob(".*.tmp"))
+
+
+def test_the_sink_offers_pipelining_as_production_servers_do(mail_sink: MailSink) -> None:
+    with smtplib.SMTP(mail_sink.host, mail_sink.port, local_hostname="client.test", timeout=5) as client:
+        code, _ = client.ehlo()
+        assert code == 250 and client.has_extn("pipelining") and client.has_extn("8bitmime")
+        # Commands written together are answered in order.
+        client.send(b"MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n")
+        assert [client.getreply()[0] for _ in range(3)] == [250, 250, 354]
+        client.send(b"Subject: together\r\n\r\nbody\r\n.\r\n")
+        assert client.getreply()[0] == 250
+    [stored] = mail_sink.messages()
+    assert b"Subject: together" in stored.read_bytes()
 
 
 def test_callback_and_restart(tmp_path: Path) -> None:

@@ -1,4 +1,9 @@
-"""Sending through the SMTP session against real servers on loopback: reuse and the fault matrix."""
+"""Sending through the SMTP session against real servers on loopback: reuse and the fault matrix.
+
+Every test on the ``smtp_server`` fixture runs twice: against a server that takes one command
+at a time, and against one that offers PIPELINING, where MAIL, RCPT and DATA go out together
+and the same outcomes must follow from replies read in a batch.
+"""
 
 from __future__ import annotations
 
@@ -21,12 +26,21 @@ from dtsx.engine.errors import ConnectionManagerError
 
 from tests.smtp_servers import (
     LoopbackSmtpServer,
+    RecordingHandler,
     ScriptedServer,
     script_drop_mid_data,
     script_greet_421,
     script_silent,
     script_smtp,
 )
+
+
+@pytest.fixture(params=["one-at-a-time", "pipelining"])
+def smtp_server(request: pytest.FixtureRequest,
+                smtp_server_factory: Callable[..., LoopbackSmtpServer]) -> LoopbackSmtpServer:
+    handler = RecordingHandler()
+    handler.pipelining = request.param == "pipelining"
+    return smtp_server_factory(handler)
 
 
 def message(subject: str = "Load finished", body: str = "All rows loaded.\n") -> EmailMessage:
