@@ -54,12 +54,13 @@ __all__ = [
     "ntlm_server",
     "ntlm_user_file",
     "open_session",
-    "smtp_manager",
+    "read_data",
     "script_drop_mid_data",
     "script_greet_421",
     "script_silent",
     "script_smtp",
     "scripted_smtp_factory",
+    "smtp_manager",
     "smtp_server",
     "smtp_server_factory",
     "smtps_server",
@@ -553,14 +554,15 @@ async def script_smtp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
                 await reader.read(10)
                 writer.transport.abort()  # RST: the message was never complete
                 return
-            srv.messages.append(await _read_data(reader))
+            srv.messages.append(await read_data(reader))
             writer.write(b"250 2.0.0 OK queued\r\n")
         else:
             writer.write(b"250 2.0.0 OK\r\n")
         await writer.drain()
 
 
-async def _read_data(reader: asyncio.StreamReader) -> bytes:
+async def read_data(reader: asyncio.StreamReader) -> bytes:
+    """The message after a 354, up to its final dot, with dot-stuffing undone."""
     lines = []
     while True:
         line = await reader.readline()

@@ -11,10 +11,21 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 
 import pytest
-from dtsx.connections.smtp import PIPELINE_WINDOW, SmtpConnectionManager, SmtpRecipientsRefused, SmtpSession
+from dtsx.connections.smtp import (
+    PIPELINE_WINDOW,
+    SmtpConnectionManager,
+    SmtpRecipientsRefused,
+    SmtpSession,
+)
 from dtsx.engine.errors import ConnectionManagerError
 
-from tests.smtp_servers import LoopbackSmtpServer, RecordingHandler, ScriptedServer, TlsMaterial
+from tests.smtp_servers import (
+    LoopbackSmtpServer,
+    RecordingHandler,
+    ScriptedServer,
+    TlsMaterial,
+    read_data,
+)
 
 SENDER = "etl@example.test"
 
@@ -60,7 +71,7 @@ def _script(how: Behaviour) -> Callable[..., object]:
                 elif verb == b"DATA" and (rcpts or (mail_ok and how.data_despite_no_rcpt)):
                     writer.write(b"354 go ahead\r\n")
                     await writer.drain()
-                    how.contents.append(await _read_data(reader))
+                    how.contents.append(await read_data(reader))
                     writer.write(b"250 2.0.0 queued\r\n" if rcpts else b"554 5.5.1 no valid recipients\r\n")
                 elif verb == b"DATA":
                     writer.write(b"554 5.5.1 no valid recipients\r\n" if mail_ok else b"503 5.5.1 MAIL first\r\n")
@@ -94,15 +105,6 @@ async def _waiting(reader: asyncio.StreamReader) -> list[bytes]:
             break
         more.append(line)
     return more
-
-
-async def _read_data(reader: asyncio.StreamReader) -> bytes:
-    lines = []
-    while True:
-        line = await reader.readline()
-        if not line or line == b".\r\n":
-            return b"".join(lines)
-        lines.append(line)
 
 
 def message(subject: str = "pipelined") -> EmailMessage:

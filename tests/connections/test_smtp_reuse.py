@@ -14,7 +14,7 @@ from email.message import EmailMessage
 import pytest
 from dtsx.connections.smtp import SmtpConnectionManager, SmtpSession, _stuff
 
-from tests.smtp_servers import LoopbackSmtpServer, ScriptedServer
+from tests.smtp_servers import LoopbackSmtpServer, ScriptedServer, read_data
 
 # What the server did with every command, per connection: "MAIL", "RSET", ... and "PIPELINED"
 # when a command arrived while RSET was still unanswered.
@@ -58,7 +58,7 @@ def recording_script(transcript: Transcript, *, after_rset: str = "", mail_421_o
             elif verb == "DATA":
                 writer.write(b"354 go ahead\r\n")
                 await writer.drain()
-                srv.messages.append(await _read_data(reader))
+                srv.messages.append(await read_data(reader))
                 writer.write(b"250 2.0.0 OK queued\r\n")
                 if close_after_accept:
                     await writer.drain()
@@ -88,15 +88,6 @@ def recording_script(transcript: Transcript, *, after_rset: str = "", mail_421_o
             await writer.drain()
 
     return script
-
-
-async def _read_data(reader: asyncio.StreamReader) -> bytes:
-    lines = []
-    while True:
-        line = await reader.readline()
-        if not line or line == b".\r\n":
-            return b"".join(lines)
-        lines.append(line[1:] if line.startswith(b".") else line)
 
 
 def _send(session: SmtpSession, subject: str) -> bool:

@@ -23,9 +23,9 @@ SPECS = [
 ]
 # The wire policies a session may pick: 7-bit or 8BITMIME, with or without SMTPUTF8.
 WIRE = [
-    dict(linesep="\r\n", cte_type="7bit"),
-    dict(linesep="\r\n", cte_type="8bit"),
-    dict(linesep="\r\n", cte_type="8bit", utf8=True),
+    {"linesep": "\r\n", "cte_type": "7bit"},
+    {"linesep": "\r\n", "cte_type": "8bit"},
+    {"linesep": "\r\n", "cte_type": "8bit", "utf8": True},
 ]
 
 
