@@ -8,6 +8,7 @@ of the run. Register one with ``@register_connection("SMTP")`` or an entry point
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Iterator, Mapping
@@ -22,6 +23,8 @@ __all__ = [
     "parse_connection_string",
     "CONNECTIONS",
     "register_connection",
+    "looks_like_windows_path",
+    "unmapped_windows_path",
 ]
 
 
@@ -113,6 +116,31 @@ def _read_value(text: str, start: int) -> tuple[str, int]:
 
 def _identity(path: str) -> str:
     return path
+
+
+_DRIVE = re.compile(r"^[A-Za-z]:(?:[\\/]|$)")
+
+
+def looks_like_windows_path(path: str) -> bool:
+    """True for ``C:\\...``, ``C:``, UNC ``\\\\server\\share`` and relative ``a\\b`` paths."""
+    if _DRIVE.match(path) or path.startswith("\\\\"):
+        return True
+    # A backslash with no forward slash is a Windows relative path; POSIX names rarely hold one.
+    return "\\" in path and "/" not in path
+
+
+def unmapped_windows_path(stored: str, local: str) -> str | None:
+    """A sentence when ``local`` (``stored`` after ``--path-map``) is still a Windows path, else None.
+
+    Such a path would otherwise be used literally, creating files named ``C:\\x\\y`` here. Tasks
+    and connection managers refuse it with this sentence rather than guess.
+    """
+    if not looks_like_windows_path(local):
+        return None
+    return (
+        f"{stored} is a Windows path that no --path-map rule maps to a local folder; "
+        "add one, e.g. --path-map 'C:\\folder=/local/folder'"
+    )
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import ClassVar
 
-from dtsx.connections.base import ConnectionManager, ConnectionSettings, register_connection
+from dtsx.connections.base import (
+    ConnectionManager,
+    ConnectionSettings,
+    looks_like_windows_path,
+    register_connection,
+    unmapped_windows_path,
+)
 from dtsx.engine.errors import ConnectionManagerError, DtsxError
 
 __all__ = [
@@ -25,36 +31,11 @@ __all__ = [
     "FlatFileConnectionManager",
     "PathMap",
     "PathMapError",
-    "looks_like_windows_path",
-    "unmapped_windows_path",
 ]
-
-_DRIVE = re.compile(r"^[A-Za-z]:(?:[\\/]|$)")
 
 
 class PathMapError(DtsxError, ValueError):
     """A ``--path-map`` specification that cannot be parsed."""
-
-
-def looks_like_windows_path(path: str) -> bool:
-    """True for ``C:\\...``, ``C:``, UNC ``\\\\server\\share`` and relative ``a\\b`` paths."""
-    if _DRIVE.match(path) or path.startswith("\\\\"):
-        return True
-    # A backslash with no forward slash is a Windows relative path; POSIX names rarely hold one.
-    return "\\" in path and "/" not in path
-
-
-def unmapped_windows_path(stored: str, local: str) -> str | None:
-    """A sentence when ``local`` (``stored`` after mapping) is still a Windows path, else None.
-
-    Such a path would otherwise be used literally, creating files named ``C:\\x\\y`` here.
-    """
-    if not looks_like_windows_path(local):
-        return None
-    return (
-        f"{stored} is a Windows path that no --path-map rule maps to a local folder; "
-        "add one, e.g. --path-map 'C:\\folder=/local/folder'"
-    )
 
 
 def _key(path: str) -> str:

@@ -17,7 +17,7 @@ import threading
 import time
 from typing import IO
 
-from dtsx.connections.file import unmapped_windows_path
+from dtsx.connections.base import unmapped_windows_path
 from dtsx.engine.errors import TaskFailedError
 from dtsx.tasks.base import SsisBool, SsisInt, Task, TaskContext, TaskProperties, ValidationContext, register_task
 from pydantic import AliasChoices, Field

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from enum import IntEnum
 from typing import Annotated, Any
 
-from dtsx.connections.file import unmapped_windows_path
+from dtsx.connections.base import unmapped_windows_path
 from dtsx.engine.errors import TaskFailedError
 from dtsx.tasks.base import Task, TaskContext, TaskProperties, ValidationContext, register_task
 from dtsx.tasks.base import SsisBool

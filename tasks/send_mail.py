@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import codecs
 import os
-import re
 from email.message import EmailMessage
 from enum import Enum
 from typing import Annotated, Any, Self
 
+from dtsx.connections.base import unmapped_windows_path
 from dtsx.engine.errors import ConnectionManagerError, TaskFailedError
 from dtsx.engine.model import XmlNode
 from dtsx.tasks.base import (
@@ -55,7 +55,6 @@ __all__ = [
 SENDMAIL_NAMESPACE = "www.microsoft.com/sqlserver/dts/tasks/sendmailtask"
 EXTENSION_NAMESPACE = "urn:dtsx:extensions"
 _FILE_TYPES = frozenset({"FILE", "FLATFILE"})
-_WINDOWS_PATH = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)|\\")
 
 
 class MailPriority(str, Enum):
@@ -328,6 +327,9 @@ class SendMailTask(Task):
         found: list[Attachment] = []
         for original in _split_pipes(self.props.file_attachments):
             local = ctx.local_path(original)
+            problem = unmapped_windows_path(original, local)
+            if problem is not None:
+                raise TaskFailedError(f"the attachment {problem}.")
             data = self._read(local, f"the attachment {original}", original=original)
             found.append(Attachment(attachment_filename(original), data))
         return found
@@ -338,11 +340,9 @@ class SendMailTask(Task):
             with open(path, "rb") as handle:
                 return handle.read()
         except FileNotFoundError as exc:
-            hint = ""
-            if original is not None and _WINDOWS_PATH.search(original):
-                hint = " it is a Windows path: map its folder to a local one with --path-map 'C:\\dir=/local/dir'."
             where = f" (looked for {path})" if original is not None and path != original else ""
-            raise TaskFailedError(f"{what} does not exist{where};{hint or ' check the path.'}") from exc
+            hint = "check the --path-map rule that maps it" if where else "check the path"
+            raise TaskFailedError(f"{what} does not exist{where}; {hint}.") from exc
         except OSError as exc:
             raise TaskFailedError(f"{what} cannot be read ({path}): {exc.strerror or exc}.") from exc
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dtsx.connections.base import CONNECTIONS, ConnectionSettings
+from dtsx.connections.base import CONNECTIONS, ConnectionSettings, looks_like_windows_path
 from dtsx.connections.file import (
     FileConnectionManager,
     FlatFileConnectionManager,
     PathMap,
     PathMapError,
-    looks_like_windows_path,
 )
 from dtsx.engine.errors import ConnectionManagerError, DtsxError
 
