@@ -21,6 +21,7 @@ from pathlib import Path
 
 from dtsx.connections.base import ConnectionSettings, parse_connection_string
 from dtsx.engine.errors import ConnectionManagerError
+from dtsx.engine.model import ssis_flag
 
 __all__ = [
     "DEFAULT_TIMEOUT_MS",
@@ -106,8 +107,8 @@ _GENERIC_PROPERTIES = frozenset(
     {"connectbyproxy", "description", "name", "objectname", "delayvalidation", "protectionlevel",
      "connectionstring", "supportsdtctransactions", "creationname", "dtsid"}
 )
-_TRUE = frozenset({"true", "-1", "1", "yes"})
-_FALSE = frozenset({"false", "0", "no", ""})
+# Connection strings also take the yes/no that .NET's connection-string builder accepts.
+_YES_NO = {"yes": True, "no": False}
 
 
 @dataclass(frozen=True)
@@ -201,12 +202,13 @@ def _bool(values: dict[str, str], key: str, out: _Collector, default: bool = Fal
     raw = values.get(key)
     if raw is None:
         return default
-    if raw.lower() in _TRUE:
-        return True
-    if raw.lower() in _FALSE:
-        return False
-    out.add(f"{key}={raw!r} is not a boolean; write True or False.")
-    return default
+    flag = ssis_flag(raw)
+    if flag is None:
+        flag = _YES_NO.get(raw.strip().lower())
+    if flag is None:
+        out.add(f"{key}={raw!r} is not a boolean; write True or False.")
+        return default
+    return flag
 
 
 def _enum(values: dict[str, str], key: str, kind: type[Enum], out: _Collector) -> Enum | None:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator
 
 from dtsx.engine.errors import ExecutionError
 from dtsx.engine.expressions import Value, value_from_dotnet
-from dtsx.engine.model import VARTYPE_TO_DOTNET, ForEachEnumerator, XmlNode
+from dtsx.engine.model import VARTYPE_TO_DOTNET, ForEachEnumerator, XmlNode, ssis_flag
 from dtsx.engine.variables import Scope
 
 __all__ = ["enumerate_items", "file_items", "item_rows", "rows_of"]
@@ -48,7 +48,7 @@ def enumerate_items(
 
 
 def _flag(text: str | None) -> bool:
-    return (text or "").strip().lower() in ("1", "-1", "true")
+    return ssis_flag(text or "") is True
 
 
 def file_items(settings: dict[str, str], local_path: Callable[[str], str], warn: Warn) -> list[list[Any]]:

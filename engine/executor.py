@@ -52,6 +52,7 @@ from dtsx.engine.model import (
     Executable,
     ExecutableKind,
     Package,
+    ssis_flag,
 )
 from dtsx.engine.overrides import Overrides, PropertySet, parse_set
 from dtsx.engine.plan import Plan
@@ -83,7 +84,10 @@ _HOST_PROPERTIES: dict[str, tuple[str, Callable[[Any], Any]]] = {}
 
 def _to_bool(raw: Any) -> bool:
     if isinstance(raw, str):
-        return raw.strip().lower() in ("true", "-1", "1", "yes")
+        flag = ssis_flag(raw)
+        if flag is None:  # reported by _host_update as a value the property cannot take
+            raise ValueError(f"{raw!r} is not a boolean")
+        return flag
     return bool(raw)
 
 

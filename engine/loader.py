@@ -48,6 +48,7 @@ from dtsx.engine.model import (
     SourceLocation,
     Variable,
     XmlNode,
+    ssis_flag,
 )
 from dtsx.engine.registry import normalise_type
 from lxml import etree
@@ -87,8 +88,6 @@ _CONTAINER_KINDS = {
     "STOCK:FORLOOP": ExecutableKind.FOR_LOOP,
     "STOCK:FOREACHLOOP": ExecutableKind.FOREACH_LOOP,
 }
-_TRUE = frozenset({"true", "-1", "1"})
-_FALSE = frozenset({"false", "0", ""})
 _PROLOGUE_DTD = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 _FIRST_ELEMENT = re.compile(rb"<[A-Za-z_]")
 
@@ -495,14 +494,7 @@ class _Reader:
             value = props.values.pop(key, None)
             if raw is None and value is not None:
                 raw = value
-        if raw is None:
-            return default
-        low = raw.strip().lower()
-        if low in _TRUE:
-            return True
-        if low in _FALSE:
-            return False
-        raise self.error(el, f"{name}={raw!r} is not a boolean (expected True/False or -1/0): fix the value")
+        return default if raw is None else self._as_bool(el, name, raw)
 
     def integer(self, el: etree._Element, props: _Props, name: str, default: int | None, *aliases: str) -> int | None:
         raw = props.values.pop(name, None)
@@ -709,12 +701,10 @@ class _Reader:
             f["forced_execution_value_type"] = int(value_type) if value_type.lstrip("-").isdigit() else None
 
     def _as_bool(self, el: etree._Element, name: str, raw: str) -> bool:
-        low = raw.strip().lower()
-        if low in _TRUE:
-            return True
-        if low in _FALSE:
-            return False
-        raise self.error(el, f"{name}={raw!r} is not a boolean (expected True/False or -1/0): fix the value")
+        flag = ssis_flag(raw)
+        if flag is None:
+            raise self.error(el, f"{name}={raw!r} is not a boolean (expected True/False or -1/0): fix the value")
+        return flag
 
     def _as_int(self, el: etree._Element, name: str, raw: str, default: int | None) -> int | None:
         try:
@@ -799,7 +789,7 @@ class _Reader:
             idref = end.get("IDREF") or end.get(_D + "IDREF") or ""
             # An unresolved GUID is kept as written, so the planner can report it with its line.
             ref = by_id.get(idref.strip().upper(), idref)
-            is_from = (end.get(_D + "IsFrom") or end.get("IsFrom") or "0").strip().lower() in _TRUE
+            is_from = ssis_flag(end.get(_D + "IsFrom") or end.get("IsFrom") or "0") is True
             if is_from:
                 from_ref = from_ref or ref
             else:
@@ -1100,7 +1090,7 @@ def _project_parameter(el: etree._Element, file: str) -> Parameter:
         values[name] = prop.text or ""
     code_text = values.get("DataType", "18")
     code = int(code_text) if code_text.strip().lstrip("-").isdigit() else 18
-    flag: Callable[[str], bool] = lambda key: values.get(key, "0").strip().lower() in _TRUE
+    flag: Callable[[str], bool] = lambda key: ssis_flag(values.get(key, "0")) is True
     return _make_parameter(
         name=el.get(_S + "Name") or "",
         scope="Project",

@@ -34,7 +34,24 @@ __all__ = [
     "EXEC_RESULTS",
     "EVAL_OPS",
     "PROTECTION_LEVELS",
+    "ssis_flag",
 ]
+
+
+def ssis_flag(text: str) -> bool | None:
+    """SSIS's boolean text: ``True``/``False`` (2012+), ``-1``/``0`` (2005/2008) and ``1``, in any
+    case, surrounding spaces ignored; an empty value is False. None for anything else, so that
+    each reader decides how to refuse it (a load error, a validation problem, a failed cast)."""
+    low = text.strip().lower()
+    if low in _SSIS_TRUE:
+        return True
+    if low in _SSIS_FALSE:
+        return False
+    return None
+
+
+_SSIS_TRUE = frozenset({"true", "-1", "1"})
+_SSIS_FALSE = frozenset({"false", "0", ""})
 
 # DTS:DataType on variables and package parameters: COM VARTYPE codes (spec §4.3).
 VARTYPE_TO_DOTNET: dict[int, str] = {

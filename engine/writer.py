@@ -29,6 +29,7 @@ from dtsx.engine.model import (
     PropertyExpression,
     Variable,
     XmlNode,
+    ssis_flag,
 )
 
 __all__ = ["WRITTEN_FORMAT", "node_to_xml", "write", "write_file"]
@@ -336,10 +337,8 @@ def _inner_facts(object_data: XmlNode | None) -> tuple[str | None, set[str]]:
 
 
 def _flagged(node: XmlNode) -> bool:
-    for key in ("Sensitive", _D + "Sensitive", "Encrypted", _D + "Encrypted"):
-        if node.attrs.get(key) in ("1", "-1", "True", "true"):
-            return True
-    return False
+    keys = ("Sensitive", _D + "Sensitive", "Encrypted", _D + "Encrypted")
+    return any(ssis_flag(node.attrs.get(key) or "") for key in keys)
 
 
 def _log_provider(parent: etree._Element, lp: LogProvider) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, ClassVar, Protocol
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from dtsx.engine.errors import TaskFailedError
-from dtsx.engine.model import XmlNode
+from dtsx.engine.model import XmlNode, ssis_flag
 from dtsx.engine.registry import Registry
 
 if TYPE_CHECKING:
@@ -212,11 +212,9 @@ def _field_index(props_cls: type[TaskProperties]) -> dict[str, str]:
 def ssis_bool(value: Any) -> Any:
     """SSIS booleans: ``True``/``False`` (2012+) and ``-1``/``0`` (2005/2008)."""
     if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("-1", "true", "1"):
-            return True
-        if text in ("0", "false", ""):
-            return False
+        flag = ssis_flag(value)
+        if flag is not None:
+            return flag
     if isinstance(value, int) and not isinstance(value, bool):
         return value != 0
     return value

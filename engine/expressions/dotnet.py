@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from dtsx.engine.errors import ExpressionError
-from dtsx.engine.model import TYPECODE_TO_DOTNET, VARTYPE_TO_DOTNET
+from dtsx.engine.model import TYPECODE_TO_DOTNET, VARTYPE_TO_DOTNET, ssis_flag
 
 from .casts import ConversionFailure, check_exact, converter, is_legal_cast, parse_datetime_text
 from .datatypes import INT_RANGE, STRINGS, TypeSpec
@@ -111,12 +111,10 @@ def _parse_bool(raw: Any) -> bool:
         return raw
     if isinstance(raw, (int, float, Decimal)):
         return raw != 0
-    text = str(raw).strip().lower()
-    if text in ("true", "-1", "1"):
-        return True
-    if text in ("false", "0", ""):
-        return False
-    raise ConversionFailure(f"{raw!r} is not a Boolean (True/False/-1/0)")
+    flag = ssis_flag(str(raw))
+    if flag is None:
+        raise ConversionFailure(f"{raw!r} is not a Boolean (True/False/-1/0)")
+    return flag
 
 
 def _parse_datetime(raw: Any) -> datetime:

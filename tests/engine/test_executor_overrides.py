@@ -127,3 +127,13 @@ def test_sensitive_values_never_appear_in_errors() -> None:
         executor.run(plan.build(pkg), RunOptions(sets=sets))
     assert "hunter2" not in str(info.value)
     assert "User::X" in str(info.value) and "User::Nope" in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["treu", "yes", "2"])
+def test_a_boolean_property_refuses_what_ssis_would_not_read_as_one(text: str) -> None:
+    seq = container("Seq", ExecutableKind.SEQUENCE, "Package", [probe("Inner", "Package\\Seq")])
+    sets = [parse_set(f"\\Package\\Seq.Properties[Disable];{text}")]
+    result = executor.run(plan.build(package([seq])), RunOptions(sets=sets))
+    record = result.executable("Package\\Seq")
+    assert record.result == "Failure" and "Inner" not in LEDGER.ran
+    assert record.errors == [f"property Disable of 'Package\\\\Seq' cannot take the value {text!r}"]
