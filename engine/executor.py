@@ -141,6 +141,12 @@ class RunOptions:
     slots: Slots | None = None
 
 
+def _stamp(moment: datetime) -> str:
+    """ISO 8601 with the UTC offset: the run keeps local wall-clock times (System::StartTime is
+    local, as in SSIS), but a report read elsewhere must say which local time it was."""
+    return moment.astimezone().isoformat(timespec="milliseconds")
+
+
 @dataclass
 class ExecutableResult:
     ref_id: str
@@ -154,7 +160,7 @@ class ExecutableResult:
         return {
             "ref_id": self.ref_id,
             "result": self.result,
-            "started": self.started.isoformat(timespec="milliseconds") if self.started else None,
+            "started": _stamp(self.started) if self.started else None,
             "duration_s": round(self.duration_s, 6),
             "iterations": self.iterations,
             "errors": list(self.errors),
@@ -178,7 +184,7 @@ class RunResult:
             "package": self.package,
             "result": self.result,
             "exit_code": self.exit_code,
-            "started": self.started.isoformat(timespec="milliseconds"),
+            "started": _stamp(self.started),
             "duration_s": round(self.duration_s, 6),
             "executables": [e.to_json() for e in self.executables],
             "variables": dict(self.variables),

@@ -4,6 +4,7 @@ deadlock freedom, task bugs, cancellation, child packages, parameters, property 
 from __future__ import annotations
 
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,10 @@ def test_report_json_shape() -> None:
     assert set(entry) == {"ref_id", "result", "started", "duration_s", "iterations", "errors"}
     assert entry["ref_id"] == "Package\\B" and entry["errors"] == ["the probe was told to fail."]
     assert data["events"]["OnError"] == 1
+    # Timestamps carry their UTC offset, so a report read in another time zone is unambiguous.
+    for stamp in (data["started"], entry["started"]):
+        moment = datetime.fromisoformat(stamp)
+        assert moment.utcoffset() is not None and abs(moment - datetime.now(timezone.utc)).total_seconds() < 600
 
 
 def test_exec_value_variable_gets_the_execution_value_or_the_forced_one() -> None:
