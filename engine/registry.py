@@ -178,15 +178,22 @@ class Registry(Generic[T]):
 
     def _load_entry_point(self, canonical: str) -> None:
         ep = self._discover().get(canonical.lower())
-        if ep is None or canonical.lower() in self._items:
+        if ep is None:
             return
+        origin = f"entry point {ep.value}"
+        existing = self._items.get(canonical.lower())
+        if existing is not None and existing.origin == origin:
+            return
+        # Also when a decorator registered the key first (importing the module of another entry
+        # point, say FILE's, registers FLATFILE too): the entry point names the origin either way,
+        # so `dtsx list` does not depend on import order. Importing it again costs nothing.
         try:
             obj = ep.load()
         except Exception as exc:  # any import failure of third-party code becomes a PluginError
             raise PluginError(
                 f"the {self.kind} plugin {ep.name!r} ({ep.value}) failed to import: {type(exc).__name__}: {exc}"
             ) from exc
-        self.add(ep.name, obj, f"entry point {ep.value}")
+        self.add(ep.name, obj, origin)
 
 
 def _origin_of(obj: object) -> str:
