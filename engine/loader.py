@@ -32,6 +32,7 @@ from typing import Any
 
 from dtsx.engine.errors import PackageLoadError, PackageNotFoundError
 from dtsx.engine.model import (
+    DTS_NS,
     PROTECTION_LEVELS,
     TYPECODE_TO_DOTNET,
     VARTYPE_TO_DOTNET,
@@ -48,6 +49,7 @@ from dtsx.engine.model import (
     SourceLocation,
     Variable,
     XmlNode,
+    marked_sensitive,
     ssis_flag,
 )
 from dtsx.engine.registry import normalise_type
@@ -66,7 +68,6 @@ __all__ = [
     "xml_to_node",
 ]
 
-DTS_NS = "www.microsoft.com/SqlServer/Dts"
 SSIS_NS = "www.microsoft.com/SqlServer/SSIS"
 XMLENC_NS = "http://www.w3.org/2001/04/xmlenc#"
 MAX_PACKAGE_BYTES = 64 * 1024 * 1024
@@ -442,7 +443,7 @@ class _Props:
         name = child.get(_NAME)
         if name is None:
             return
-        if _is_sensitive(child):
+        if marked_sensitive(child.get):
             self.sensitive.add(name)  # type: ignore[attr-defined]  # a real set once properties exist
             return
         values[name] = child.text or ""
@@ -462,13 +463,6 @@ class _Props:
             if found is None and value is not None:
                 found = value
         return found or None
-
-
-def _is_sensitive(el: etree._Element) -> bool:
-    for key in ("Sensitive", _D + "Sensitive", "Encrypted", _D + "Encrypted"):
-        if el.get(key) in ("1", "-1", "True", "true"):
-            return True
-    return False
 
 
 class _Reader:
@@ -839,7 +833,7 @@ class _Reader:
                 raise self.error(value_el, f"DataType {dtype!r} is not a type code: fix the value") from None
         var.data_subtype = value_el.get(_D + "DataSubType")
         encrypted = any(etree.QName(c).localname == "EncryptedData" for c in value_el if c.tag.__class__ is str)
-        if _is_sensitive(value_el) or encrypted:
+        if marked_sensitive(value_el.get) or encrypted:
             var.sensitive_unavailable = True
             return
         kids = [c for c in value_el if c.tag.__class__ is str]
@@ -910,7 +904,7 @@ class _Reader:
             name = child.get(_NAME)
             if local == "EncryptedData":
                 sensitive.add("Password")
-            elif name is not None and (_is_sensitive(child) or local == "Password"):
+            elif name is not None and (marked_sensitive(child.get) or local == "Password"):
                 sensitive.add(name)
             elif local == "Property" and name is not None and len(child) == 0:
                 values[name] = child.text or ""

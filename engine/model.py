@@ -10,7 +10,7 @@ values is the variables module's job. This module does no I/O.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,8 +34,14 @@ __all__ = [
     "EXEC_RESULTS",
     "EVAL_OPS",
     "PROTECTION_LEVELS",
+    "DTS_NS",
+    "marked_sensitive",
     "ssis_flag",
 ]
+
+# The namespace of every DTS: element and attribute in a package file.
+DTS_NS = "www.microsoft.com/SqlServer/Dts"
+_SENSITIVE_KEYS = ("Sensitive", f"{{{DTS_NS}}}Sensitive", "Encrypted", f"{{{DTS_NS}}}Encrypted")
 
 
 def ssis_flag(text: str) -> bool | None:
@@ -52,6 +58,16 @@ def ssis_flag(text: str) -> bool | None:
 
 _SSIS_TRUE = frozenset({"true", "-1", "1"})
 _SSIS_FALSE = frozenset({"false", "0", ""})
+
+
+def marked_sensitive(attribute: Callable[[str], str | None]) -> bool:
+    """Whether an element's ``Sensitive`` or ``Encrypted`` attribute (plain or ``DTS:``) is set;
+    ``attribute`` reads one by its Clark name (an lxml element's ``get``, an XmlNode's ``attrs.get``)."""
+    for key in _SENSITIVE_KEYS:
+        value = attribute(key)
+        if value is not None and ssis_flag(value):
+            return True
+    return False
 
 # DTS:DataType on variables and package parameters: COM VARTYPE codes (spec §4.3).
 VARTYPE_TO_DOTNET: dict[int, str] = {

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from lxml import etree
 
 from dtsx.engine.model import (
+    DTS_NS,
     ConnectionManagerSpec,
     Executable,
     ExecutableKind,
@@ -29,14 +30,13 @@ from dtsx.engine.model import (
     PropertyExpression,
     Variable,
     XmlNode,
-    ssis_flag,
+    marked_sensitive,
 )
 
 __all__ = ["WRITTEN_FORMAT", "node_to_xml", "write", "write_file"]
 
 WRITTEN_FORMAT = 8
-_NS = "www.microsoft.com/SqlServer/Dts"
-_D = "{" + _NS + "}"
+_D = "{" + DTS_NS + "}"
 _NCNAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 # Subtrees whose whitespace is data, not layout: never re-indented.
 _NO_INDENT = {_D + "VariableValue", _D + "ObjectData", _D + "PropertyExpression", _D + "Property"}
@@ -44,7 +44,7 @@ _NO_INDENT = {_D + "VariableValue", _D + "ObjectData", _D + "PropertyExpression"
 
 def write(package: Package) -> bytes:
     """The package as a format-8 ``.dtsx`` document (UTF-8 bytes)."""
-    root = etree.Element(_D + "Executable", nsmap={"DTS": _NS})
+    root = etree.Element(_D + "Executable", nsmap={"DTS": DTS_NS})
     _package(root, package)
     _indent(root, 0)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
@@ -329,16 +329,11 @@ def _inner_facts(object_data: XmlNode | None) -> tuple[str | None, set[str]]:
         name = child.attrs.get(_D + "Name")
         if child.local_name == "EncryptedData":
             sensitive.add("Password")
-        elif name is not None and (child.local_name == "Password" or _flagged(child)):
+        elif name is not None and (child.local_name == "Password" or marked_sensitive(child.attrs.get)):
             sensitive.add(name)
         elif child.local_name == "Property" and name == "ConnectionString" and not child.children:
             found = child.text or ""
     return found, sensitive
-
-
-def _flagged(node: XmlNode) -> bool:
-    keys = ("Sensitive", _D + "Sensitive", "Encrypted", _D + "Encrypted")
-    return any(ssis_flag(node.attrs.get(key) or "") for key in keys)
 
 
 def _log_provider(parent: etree._Element, lp: LogProvider) -> None:
