@@ -227,3 +227,16 @@ def test_starttls_server_offering_pipelining_gets_every_message_once(
         session.send(message("m5"), sender=SENDER, recipients=["nobody@example.test", RCPTS[0]])
     assert [m.rcpt_tos for m in handler.messages] == [RCPTS] * 5 + [[RCPTS[0]]]
     assert all(m.tls for m in handler.messages) and server.connections == 1
+
+
+def test_a_pipelined_batch_with_a_non_ascii_recipient_is_sent_as_utf8(
+    smtp_server_factory: Callable[..., LoopbackSmtpServer], smtp_manager: Callable[[str], SmtpConnectionManager],
+) -> None:
+    handler = RecordingHandler()
+    handler.pipelining = True
+    server = smtp_server_factory(handler)
+    session = smtp_manager(server.connection_string()).acquire()
+    session.send(message("utf8"), sender=SENDER, recipients=["jürgen@example.test", "ops@example.test"])
+    session.send(message("ascii"), sender=SENDER, recipients=["ops@example.test"])
+    assert [m.rcpt_tos for m in handler.messages] == [["jürgen@example.test", "ops@example.test"], ["ops@example.test"]]
+    assert server.connections == 1
