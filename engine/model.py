@@ -48,6 +48,9 @@ def ssis_flag(text: str) -> bool | None:
     """SSIS's boolean text: ``True``/``False`` (2012+), ``-1``/``0`` (2005/2008) and ``1``, in any
     case, surrounding spaces ignored; an empty value is False. None for anything else, so that
     each reader decides how to refuse it (a load error, a validation problem, a failed cast)."""
+    exact = _AS_WRITTEN.get(text)
+    if exact is not None:
+        return exact
     low = text.strip().lower()
     if low in _SSIS_TRUE:
         return True
@@ -58,6 +61,8 @@ def ssis_flag(text: str) -> bool | None:
 
 _SSIS_TRUE = frozenset({"true", "-1", "1"})
 _SSIS_FALSE = frozenset({"false", "0", ""})
+# The spellings files actually hold, looked up as they are: the loader reads tens of thousands.
+_AS_WRITTEN = {"True": True, "False": False, "-1": True, "0": False, "1": True, "": False}
 
 
 def marked_sensitive(attribute: Callable[[str], str | None]) -> bool:
