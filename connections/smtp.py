@@ -3,8 +3,7 @@
 ``SmtpConnectionManager.acquire()`` returns one :class:`SmtpSession` per run. The session keeps
 one SMTP connection open for consecutive messages (``RSET`` between them, a new connection when
 the server said 421 or dropped it; MAIL, RCPT and DATA written together where the server offers
-PIPELINING), protects it with STARTTLS or implicit TLS with certificate
-checks, authenticates as SSIS does (anonymous, or Windows: GSSAPI/SPNEGO then NTLM) or with an
+PIPELINING), protects it with STARTTLS or implicit TLS with certificate checks, authenticates as SSIS does (anonymous, or Windows: GSSAPI/SPNEGO then NTLM) or with an
 explicit user name, retries transient failures with bounded backoff, and never sends a message
 twice once the server has accepted its data. Every failure becomes a ConnectionManagerError
 whose text is one sentence: host:port, the server's reply, and what to do.
@@ -438,8 +437,9 @@ class SmtpSession:
         """Write RSET now and read its reply before the next message (or at close).
 
         RSET is never pipelined with what follows: the next command is only written after this
-        reply is read, so a connection that went stale is found before a new message starts. A failure here never touches the message just accepted: smtplib has
-        closed the connection, so the next message's RSET fails and a new connection is opened.
+        reply is read, so a connection that went stale is found before a new message starts.
+        A failure here never touches the message just accepted: smtplib has closed the
+        connection, so the next message's RSET fails and a new connection is opened.
         """
         try:
             link.conn.command_encoding = "ascii"  # what smtplib's rset() does: SMTPUTF8 ends with the transaction
