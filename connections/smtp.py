@@ -3,9 +3,10 @@
 ``SmtpConnectionManager.acquire()`` returns one :class:`SmtpSession` per run. The session keeps
 one SMTP connection open for consecutive messages (``RSET`` between them, a new connection when
 the server said 421 or dropped it; MAIL, RCPT and DATA written together where the server offers
-PIPELINING), protects it with STARTTLS or implicit TLS with certificate checks, authenticates as SSIS does (anonymous, or Windows: GSSAPI/SPNEGO then NTLM) or with an
-explicit user name, retries transient failures with bounded backoff, and never sends a message
-twice once the server has accepted its data. Every failure becomes a ConnectionManagerError
+PIPELINING), protects it with STARTTLS or implicit TLS with certificate checks, authenticates
+as SSIS does (anonymous, or Windows: GSSAPI/SPNEGO then NTLM) or with an explicit user name,
+retries transient failures with bounded backoff, and never sends a message twice once the
+server has accepted its data. Every failure becomes a ConnectionManagerError
 whose text is one sentence: host:port, the server's reply, and what to do.
 
 This module (with ``smtp_auth``) is the only place in dtsx that imports smtplib, ssl or spnego.
