@@ -92,20 +92,51 @@ if TYPE_CHECKING:
     from dtsx.engine.model import Package
 
 
-def _load_or_exit(path: str, project_dir: str | None) -> Package:
+_DECRYPT_HELP_ENV = "Environment variable holding the password of an EncryptAllWithPassword or " \
+    "EncryptSensitiveWithPassword package (dtexec /Decrypt)."
+_DECRYPT_HELP_FILE = "File holding that password (one trailing newline is ignored)."
+
+
+def _decrypt_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--decrypt-env / --decrypt-file: the package password, never on the command line itself."""
+    command = click.option("--decrypt-file", default=None, metavar="FILE", help=_DECRYPT_HELP_FILE)(command)
+    return click.option("--decrypt-env", default=None, metavar="VARIABLE", help=_DECRYPT_HELP_ENV)(command)
+
+
+def _package_password(env: str | None, file: str | None) -> str | None:
+    """The password --decrypt-env or --decrypt-file names; a missing one is a usage error (exit 6)."""
+    if env is not None and file is not None:
+        _fail("give the package password once: --decrypt-env or --decrypt-file, not both.", EXIT_USAGE)
+    if env is not None:
+        value = os.environ.get(env)
+        if value is None:
+            _fail(f"--decrypt-env {env}: that environment variable is not set; export it with the package password.",
+                  EXIT_USAGE)
+        return value
+    if file is not None:
+        try:
+            text = pathlib.Path(file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            _fail(f"--decrypt-file {file}: cannot read it ({getattr(exc, 'strerror', None) or exc}).", EXIT_USAGE)
+        return text[:-1] if text.endswith("\n") else text
+    return None
+
+
+def _load_or_exit(path: str, project_dir: str | None, password: str | None = None) -> Package:
     """Load one package; a load error is one line on stderr and exit 4 (missing) or 5."""
     from dtsx.engine.errors import PackageLoadError, PackageNotFoundError
     from dtsx.engine.loader import load
 
     try:
-        return load(path, project_dir=project_dir)
+        return load(path, project_dir=project_dir, password=password)
     except PackageNotFoundError as exc:
         _fail(str(exc), EXIT_NOT_FOUND)
     except PackageLoadError as exc:
         _fail(str(exc), EXIT_LOAD_FAILED)
 
 
-def _validate_one(path: str, project_dir: str | None, unsupported: str) -> tuple[int, dict[str, object]]:
+def _validate_one(path: str, project_dir: str | None, unsupported: str,
+                  password: str | None = None) -> tuple[int, dict[str, object]]:
     """(exit code, JSON entry) for one package: 0 valid, 4 missing, 5 invalid."""
     from dtsx.engine.errors import PackageLoadError, PackageNotFoundError, PackageValidationError, Problem
     from dtsx.engine.loader import load
@@ -113,7 +144,7 @@ def _validate_one(path: str, project_dir: str | None, unsupported: str) -> tuple
 
     warnings: list[Problem] = []
     try:
-        plan = build(load(path, project_dir=project_dir), unsupported=unsupported)
+        plan = build(load(path, project_dir=project_dir, password=password), unsupported=unsupported)
         warnings = plan.warnings
         code, problems = EXIT_SUCCESS, []
     except PackageNotFoundError as exc:
@@ -138,11 +169,14 @@ def _validate_one(path: str, project_dir: str | None, unsupported: str) -> tuple
               help="Folder with the project's .conmgr files and Project.params (default: the package's folder).")
 @click.option("--unsupported", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
               help="Whether tasks dtsx cannot run make the package invalid, or are skipped with a warning.")
-def validate_command(packages: tuple[str, ...], as_json: bool, project_dir: str | None, unsupported: str) -> None:
+@_decrypt_options
+def validate_command(packages: tuple[str, ...], as_json: bool, project_dir: str | None, unsupported: str,
+                     decrypt_env: str | None, decrypt_file: str | None) -> None:
     """Load and check packages without running them; list every problem with file:line and refId."""
     import json
 
-    results = [_validate_one(p, project_dir, unsupported) for p in packages]
+    password = _package_password(decrypt_env, decrypt_file)
+    results = [_validate_one(p, project_dir, unsupported, password) for p in packages]
     codes = {code for code, _ in results}
     if as_json:
         click.echo(json.dumps({"packages": [entry for _, entry in results]}, ensure_ascii=False, indent=2))
@@ -175,13 +209,15 @@ def _print_validation(entry: dict[str, object]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the package as the stable JSON document.")
 @click.option("--project-dir", type=click.Path(file_okay=False), default=None,
               help="Folder with the project's .conmgr files and Project.params (default: the package's folder).")
-def show_command(package: str, as_json: bool, project_dir: str | None) -> None:
+@_decrypt_options
+def show_command(package: str, as_json: bool, project_dir: str | None, decrypt_env: str | None,
+                 decrypt_file: str | None) -> None:
     """Print a package's structure: executables, constraints, handlers, connections, variables."""
     import json
 
     from dtsx.engine.render import show_document, show_text
 
-    model = _load_or_exit(package, project_dir)
+    model = _load_or_exit(package, project_dir, _package_password(decrypt_env, decrypt_file))
     if as_json:
         click.echo(json.dumps(show_document(model), ensure_ascii=False, indent=2))
     else:
@@ -194,11 +230,13 @@ def show_command(package: str, as_json: bool, project_dir: str | None) -> None:
               help="Graphviz DOT or a Mermaid flowchart.")
 @click.option("--project-dir", type=click.Path(file_okay=False), default=None,
               help="Folder with the project's .conmgr files and Project.params (default: the package's folder).")
-def graph_command(package: str, fmt: str, project_dir: str | None) -> None:
+@_decrypt_options
+def graph_command(package: str, fmt: str, project_dir: str | None, decrypt_env: str | None,
+                  decrypt_file: str | None) -> None:
     """Draw the control flow: containers as clusters, constraints as labelled edges."""
     from dtsx.engine.render import graph_dot, graph_mermaid
 
-    model = _load_or_exit(package, project_dir)
+    model = _load_or_exit(package, project_dir, _package_password(decrypt_env, decrypt_file))
     click.echo(graph_dot(model) if fmt == "dot" else graph_mermaid(model), nl=False)
 
 
@@ -293,6 +331,7 @@ class _RunRequest:
         self.path_maps: list[str] = []
         self.dev_smtp: str | None = None
         self.validate_only = False
+        self.password: str | None = None  # the package password (dtexec /Decrypt); never printed
 
 
 def _run_request(req: _RunRequest) -> int:
@@ -308,7 +347,7 @@ def _run_request(req: _RunRequest) -> int:
         path_map = _path_map(req.path_maps)
     except DtsxError as exc:
         _fail(str(exc), EXIT_USAGE)
-    package = _load_or_exit(req.package or "", req.project_dir)
+    package = _load_or_exit(req.package or "", req.project_dir, req.password)
     try:
         plan = build(package, unsupported=req.unsupported)
     except PackageValidationError as exc:
@@ -435,10 +474,11 @@ def _print_run(result: Any, req: _RunRequest) -> None:
               help="Map a Windows path prefix to a local folder, e.g. 'C:\\data=/srv/data' (repeatable).")
 @click.option("--dev-smtp", default=None, metavar="DIR",
               help="Send all mail to a local sink that stores messages in DIR.")
+@_decrypt_options
 def run_command(package: str, sets: tuple[str, ...], params: tuple[str, ...], conns: tuple[str, ...],
                 project_dir: str | None, max_concurrent: int | None, reporting: str | None, unsupported: str,
                 report_json: str | None, log_jsonl: str | None, path_maps: tuple[str, ...],
-                dev_smtp: str | None) -> int:
+                dev_smtp: str | None, decrypt_env: str | None, decrypt_file: str | None) -> int:
     """Run a package; exit with dtexec's code (0 success, 1 failure, 3 canceled, 4, 5, 6)."""
     req = _RunRequest()
     req.package = package
@@ -448,6 +488,7 @@ def run_command(package: str, sets: tuple[str, ...], params: tuple[str, ...], co
     req.project_dir, req.max_concurrent, req.reporting = project_dir, max_concurrent, reporting
     req.unsupported, req.report_json, req.log_jsonl = unsupported, report_json, log_jsonl
     req.path_maps, req.dev_smtp = list(path_maps), dev_smtp
+    req.password = _package_password(decrypt_env, decrypt_file)
     return _run_request(req)
 
 
@@ -456,10 +497,11 @@ _DTEXEC_OPTIONS = {
     "file": ("f", True), "set": ("set", True), "connection": ("conn", True), "parameter": ("par", True),
     "maxconcurrent": ("m", True), "reporting": ("rep", True), "validate": ("va", False),
     "x86": ("x86", False), "sum": ("su", False), "callerinfo": ("ca", True), "help": ("h", False),
+    "decrypt": ("de", True),
 }
 _DTEXEC_UNSUPPORTED = {
     "sql": "sq", "dts": "d", "isserver": "isserver", "server": "ser", "project": "proj", "package": "pack",
-    "decrypt": "de", "configfile": "conf", "checkfile": "checkf", "checkpointing": "checkp", "restart": "res",
+    "configfile": "conf", "checkfile": "checkf", "checkpointing": "checkp", "restart": "res",
     "logger": "l", "consolelog": "cons", "vlog": "vlog", "warnaserror": "w", "envreference": "env",
     "verifybuild": "verifyb", "verifypackageid": "verifyp", "verifyversionid": "verifyv", "verifysigned": "verifys",
     "commandfile": "com", "dump": "dump", "dumponerror": "dumponerror", "user": "u", "password": "p",
@@ -481,7 +523,7 @@ def _dtexec_option(token: str) -> str:
             exact = [m for m in matches if m == word]
             if exact:
                 return exact[0]
-    raise click.UsageError(f"{token!r} is not a dtexec option dtsx exec knows (/F /Set /Conn /Par /M /Rep /Va).")
+    raise click.UsageError(f"{token!r} is not a dtexec option dtsx exec knows (/F /Set /Conn /Par /M /Rep /Va /De).")
 
 
 def _parse_dtexec(args: list[str]) -> _RunRequest:
@@ -526,9 +568,14 @@ def _apply_dtexec(req: _RunRequest, name: str, value: str | None) -> None:
         req.reporting = value
     elif name == "validate":
         req.validate_only = True
+    elif name == "decrypt":
+        req.password = value
+        click.echo("dtsx: warning: a password given with /Decrypt is visible in process listings; "
+                   "prefer 'dtsx run --decrypt-env VARIABLE'.", err=True)
     elif name == "help":
         click.echo("Usage: dtsx exec /F[ile] package.dtsx [/Set path;value]... [/Conn[ection] name;string]... "
-                   "[/Par[ameter] name[(type)];value]... [/M[axConcurrent] n] [/Rep[orting] levels] [/Va[lidate]]")
+                   "[/Par[ameter] name[(type)];value]... [/M[axConcurrent] n] [/Rep[orting] levels] [/Va[lidate]] "
+                   "[/De[crypt] password]")
         raise SystemExit(EXIT_SUCCESS)
 
 

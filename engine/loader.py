@@ -29,6 +29,7 @@ from collections.abc import Set as AbstractSet
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from xml.sax.saxutils import quoteattr
 
 from dtsx.engine.errors import PackageLoadError, PackageNotFoundError
 from dtsx.engine.model import (
@@ -52,6 +53,7 @@ from dtsx.engine.model import (
     marked_sensitive,
     ssis_flag,
 )
+from dtsx.engine.protection import XMLENC_NS, decrypt_payload, is_password_encrypted
 from dtsx.engine.registry import normalise_type
 from lxml import etree
 from pydantic import BaseModel
@@ -69,7 +71,6 @@ __all__ = [
 ]
 
 SSIS_NS = "www.microsoft.com/SqlServer/SSIS"
-XMLENC_NS = "http://www.w3.org/2001/04/xmlenc#"
 MAX_PACKAGE_BYTES = 64 * 1024 * 1024
 SUPPORTED_FORMATS = frozenset({2, 3, 6, 8})
 
@@ -282,25 +283,32 @@ def _read_file(path: Path, what: str = "package") -> bytes:
 # --------------------------------------------------------------------------- public API
 
 
-def load(path: str | os.PathLike[str], *, project_dir: str | os.PathLike[str] | None = None) -> Package:
+def load(
+    path: str | os.PathLike[str], *, project_dir: str | os.PathLike[str] | None = None,
+    password: str | None = None,
+) -> Package:
     """Load a ``.dtsx`` file (format 2, 3, 6 or 8) into the model.
 
     Project connection managers (``*.conmgr``) and parameters (``*Project.params``) are read from
-    ``project_dir`` if given, else from the package's own folder.
+    ``project_dir`` if given, else from the package's own folder. ``password`` decrypts a package
+    saved with EncryptAllWithPassword or EncryptSensitiveWithPassword (``dtexec /Decrypt``).
     """
     file_path = Path(path)
     data = _read_file(file_path)
     folder = Path(project_dir) if project_dir is not None else file_path.parent
     if project_dir is not None and not folder.is_dir():
         raise PackageNotFoundError("no such project folder; check --project-dir", file=str(folder))
-    return load_bytes(data, file=str(path), project_dir=folder)
+    return load_bytes(data, file=str(path), project_dir=folder, password=password)
 
 
 def load_bytes(
-    data: bytes, *, file: str = "<bytes>", project_dir: str | os.PathLike[str] | None = None
+    data: bytes, *, file: str = "<bytes>", project_dir: str | os.PathLike[str] | None = None,
+    password: str | None = None,
 ) -> Package:
     """Load a package from bytes; ``file`` is the name used in locations and errors."""
     root = parse_xml(data, file)
+    if password is not None:
+        root = _decrypted(root, password, file)
     _check_root(root, file)
     # The model is a tree without reference cycles; pausing the cyclic collector while tens of
     # thousands of objects are created avoids repeated full collections (it halved load time).
@@ -362,21 +370,63 @@ def xml_to_node(el: etree._Element, parent_nsmap: dict[str | None, str] | None =
     return node  # type: ignore[no-any-return]
 
 
+# --------------------------------------------------------------------------- decryption
+
+
+_ENCRYPTED_DATA = "{" + XMLENC_NS + "}EncryptedData"
+_CIPHER_VALUE = "{" + XMLENC_NS + "}CipherValue"
+
+
+def _decrypted(root: etree._Element, password: str, file: str) -> etree._Element:
+    """``root`` with every password-encrypted element replaced by what it stands for: the whole
+    package under EncryptAllWithPassword, sensitive parts under EncryptSensitiveWithPassword.
+    Elements encrypted with a Windows user key are left alone (they load as unavailable)."""
+    if root.tag == _ENCRYPTED_DATA and is_password_encrypted(dict(root.attrib)):
+        root = parse_xml(_plain_text(root, password, file).encode("utf-8"), file)
+    for el in list(root.iter(_ENCRYPTED_DATA)):
+        parent = el.getparent()
+        if parent is None or not is_password_encrypted(dict(el.attrib)):
+            continue
+        replacement = _fragment(_plain_text(el, password, file), parent, file)
+        for node in replacement.iter():  # lines of the decrypted text, counted from the element's
+            node.sourceline = (el.sourceline or 1) + (node.sourceline or 1) - 1
+        replacement.tail = el.tail
+        parent.replace(el, replacement)
+    return root
+
+
+def _plain_text(el: etree._Element, password: str, file: str) -> str:
+    cipher = el.find(".//" + _CIPHER_VALUE)
+    return decrypt_payload(dict(el.attrib), cipher.text or "" if cipher is not None else "", password,
+                           file=file, line=el.sourceline)
+
+
+def _fragment(text: str, parent: etree._Element, file: str) -> etree._Element:
+    """Parse a decrypted element in the namespaces in scope where it was (it uses their prefixes)."""
+    declarations = " ".join(f"xmlns:{prefix}={quoteattr(uri)}" if prefix else f"xmlns={quoteattr(uri)}"
+                            for prefix, uri in parent.nsmap.items())
+    wrapper = parse_xml(f"<dtsx-decrypted {declarations}>{text}</dtsx-decrypted>".encode("utf-8"), file)
+    children = [child for child in wrapper if child.tag.__class__ is str]
+    if len(children) != 1:
+        raise PackageLoadError("a decrypted element does not hold exactly one XML element; the package is damaged",
+                               file=file, line=parent.sourceline)
+    return children[0]
+
+
 # --------------------------------------------------------------------------- root checks
 
 
 def _check_root(root: etree._Element, file: str) -> None:
     if root.tag == "{" + XMLENC_NS + "}EncryptedData" or etree.QName(root).localname == "EncryptedData":
         # Password-encrypted packages carry the key-derivation Salt; user-key (DPAPI) ones do not.
-        level = 3 if root.get("Salt") is not None else 4
-        raise PackageLoadError(
-            f"the whole package is encrypted (ProtectionLevel {PROTECTION_LEVELS[level]}); "
-            "it needs the password (or the Windows user key) that it was saved with, and dtsx cannot "
-            "decrypt packages yet: re-save it with ProtectionLevel DontSaveSensitive or "
-            "EncryptSensitiveWithUserKey",
-            file=file,
-            line=root.sourceline,
-        )
+        if root.get("Salt") is not None:
+            what = ("the whole package is encrypted with a password (ProtectionLevel EncryptAllWithPassword); "
+                    "give it with --decrypt-env VARIABLE or --decrypt-file FILE")
+        else:
+            what = (f"the whole package is encrypted with a Windows user key (ProtectionLevel "
+                    f"{PROTECTION_LEVELS[4]}), which only that user on that machine can decrypt; re-save it "
+                    "with ProtectionLevel EncryptAllWithPassword or DontSaveSensitive")
+        raise PackageLoadError(what, file=file, line=root.sourceline)
     if root.tag != _D + "Executable":
         raise PackageLoadError(
             f"the root element is <{etree.QName(root).localname}> in namespace "
