@@ -320,6 +320,7 @@ class _RunRequest:
     def __init__(self) -> None:
         self.package: str | None = None
         self.sets: list[str] = []
+        self.config_files: list[str] = []
         self.params: dict[str, str] = {}
         self.conns: dict[str, str] = {}
         self.project_dir: str | None = None
@@ -366,7 +367,8 @@ def _run_request(req: _RunRequest) -> int:
     sink, redirect = _start_dev_smtp(req.dev_smtp)
     cancel = threading.Event()
     options = RunOptions(
-        max_concurrent=req.max_concurrent, sets=sets, parameters=dict(req.params), connections=dict(req.conns),
+        max_concurrent=req.max_concurrent, sets=sets, config_files=list(req.config_files),
+        parameters=dict(req.params), connections=dict(req.conns),
         path_map=path_map, cancel_event=cancel, sinks=sinks, project_dir=req.project_dir,  # type: ignore[arg-type]
         unsupported=req.unsupported, connection_redirect=redirect,
     )
@@ -462,6 +464,8 @@ def _print_run(result: Any, req: _RunRequest) -> None:
               help="Parameter value: $Project::X=…, $Package::X=… (bare = Package), CM.<conn>.<prop>=….")
 @click.option("--conn", "conns", multiple=True, metavar="NAME=CONNECTION_STRING",
               help="Replace a connection manager's connection string (by name or DTSID).")
+@click.option("--config-file", "config_files", multiple=True, metavar="FILE",
+              help="Apply a .dtsConfig package configuration file (dtexec /ConfigFile; repeatable).")
 @click.option("--project-dir", type=click.Path(file_okay=False), default=None,
               help="Folder with Project.params and .conmgr files.")
 @click.option("--max-concurrent", type=int, default=None, help="Override MaxConcurrentExecutables (-1 = CPUs + 2).")
@@ -476,13 +480,14 @@ def _print_run(result: Any, req: _RunRequest) -> None:
               help="Send all mail to a local sink that stores messages in DIR.")
 @_decrypt_options
 def run_command(package: str, sets: tuple[str, ...], params: tuple[str, ...], conns: tuple[str, ...],
-                project_dir: str | None, max_concurrent: int | None, reporting: str | None, unsupported: str,
+                config_files: tuple[str, ...], project_dir: str | None, max_concurrent: int | None, reporting: str | None, unsupported: str,
                 report_json: str | None, log_jsonl: str | None, path_maps: tuple[str, ...],
                 dev_smtp: str | None, decrypt_env: str | None, decrypt_file: str | None) -> int:
     """Run a package; exit with dtexec's code (0 success, 1 failure, 3 canceled, 4, 5, 6)."""
     req = _RunRequest()
     req.package = package
     req.sets = list(sets)
+    req.config_files = list(config_files)
     req.params = dict(_split_pair(p, "=", "--param", "'$Package::Count=3'") for p in params)
     req.conns = dict(_split_pair(c, "=", "--conn", "'SMTP=SmtpServer=mail;'") for c in conns)
     req.project_dir, req.max_concurrent, req.reporting = project_dir, max_concurrent, reporting
@@ -497,11 +502,11 @@ _DTEXEC_OPTIONS = {
     "file": ("f", True), "set": ("set", True), "connection": ("conn", True), "parameter": ("par", True),
     "maxconcurrent": ("m", True), "reporting": ("rep", True), "validate": ("va", False),
     "x86": ("x86", False), "sum": ("su", False), "callerinfo": ("ca", True), "help": ("h", False),
-    "decrypt": ("de", True),
+    "decrypt": ("de", True), "configfile": ("conf", True),
 }
 _DTEXEC_UNSUPPORTED = {
     "sql": "sq", "dts": "d", "isserver": "isserver", "server": "ser", "project": "proj", "package": "pack",
-    "configfile": "conf", "checkfile": "checkf", "checkpointing": "checkp", "restart": "res",
+    "checkfile": "checkf", "checkpointing": "checkp", "restart": "res",
     "logger": "l", "consolelog": "cons", "vlog": "vlog", "warnaserror": "w", "envreference": "env",
     "verifybuild": "verifyb", "verifypackageid": "verifyp", "verifyversionid": "verifyv", "verifysigned": "verifys",
     "commandfile": "com", "dump": "dump", "dumponerror": "dumponerror", "user": "u", "password": "p",
@@ -523,7 +528,7 @@ def _dtexec_option(token: str) -> str:
             exact = [m for m in matches if m == word]
             if exact:
                 return exact[0]
-    raise click.UsageError(f"{token!r} is not a dtexec option dtsx exec knows (/F /Set /Conn /Par /M /Rep /Va /De).")
+    raise click.UsageError(f"{token!r} is not a dtexec option dtsx exec knows (/F /Set /Conn /Par /M /Rep /Va /De /Conf).")
 
 
 def _parse_dtexec(args: list[str]) -> _RunRequest:
@@ -568,6 +573,8 @@ def _apply_dtexec(req: _RunRequest, name: str, value: str | None) -> None:
         req.reporting = value
     elif name == "validate":
         req.validate_only = True
+    elif name == "configfile":
+        req.config_files.append(value or "")
     elif name == "decrypt":
         req.password = value
         click.echo("dtsx: warning: a password given with /Decrypt is visible in process listings; "
@@ -575,7 +582,7 @@ def _apply_dtexec(req: _RunRequest, name: str, value: str | None) -> None:
     elif name == "help":
         click.echo("Usage: dtsx exec /F[ile] package.dtsx [/Set path;value]... [/Conn[ection] name;string]... "
                    "[/Par[ameter] name[(type)];value]... [/M[axConcurrent] n] [/Rep[orting] levels] [/Va[lidate]] "
-                   "[/De[crypt] password]")
+                   "[/De[crypt] password] [/Conf[igFile] file.dtsConfig]...")
         raise SystemExit(EXIT_SUCCESS)
 
 

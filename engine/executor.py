@@ -46,6 +46,7 @@ from dtsx.engine.errors import (
 from dtsx.engine.events import EventLog, LogSink, RunEvent
 from dtsx.engine.expressions import Value
 from dtsx.engine.expressions import compile as compile_expression
+from dtsx.engine.loader import load_configuration_file
 from dtsx.engine.model import (
     VARTYPE_TO_DOTNET,
     ConnectionManagerSpec,
@@ -54,7 +55,13 @@ from dtsx.engine.model import (
     Package,
     ssis_flag,
 )
-from dtsx.engine.overrides import Overrides, PropertySet, parse_set
+from dtsx.engine.overrides import (
+    Overrides,
+    PropertySet,
+    configuration_sets,
+    design_configurations,
+    parse_set,
+)
 from dtsx.engine.plan import Plan
 from dtsx.engine.variables import Scope, Slot, VariableStore, split_name, typed_value
 from dtsx.tasks.base import Task, TaskContext
@@ -119,6 +126,8 @@ class RunOptions:
 
     max_concurrent: int | None = None
     sets: list[PropertySet] = field(default_factory=list)
+    # dtexec /ConfigFile: .dtsConfig files applied after the package's own configurations.
+    config_files: list[str] = field(default_factory=list)
     parameters: dict[str, Any] = field(default_factory=dict)
     connections: dict[str, str] = field(default_factory=dict)
     variables: dict[str, Any] = field(default_factory=dict)
@@ -382,9 +391,15 @@ class _Run:
         for name in missing:
             overrides.problem("required-parameter", f"parameter {name} is Required and has no value: "
                               f"supply it with --param {name}=VALUE")
-        root = self._make_scope(self.package, self._outer_scope())
+        outer = self._outer_scope()
+        root = self._make_scope(self.package, outer)
+        design = self._configurations(overrides, root, outer)
         overrides.connections(self.options.connections)
         overrides.sets(self.options.sets, root)
+        # As SSIS 2008+ documents for dtexec: the package's own configurations are applied before
+        # the command line and again after it, so a --set cannot replace a configured value.
+        overrides.configured(design, root)
+        self.warnings.extend(overrides.warnings)
         if overrides.problems:
             raise PackageValidationError(overrides.problems, file=self.package.path or None)
         if overrides.max_concurrent is not None:
@@ -393,6 +408,26 @@ class _Run:
                 self.slots = Slots(self.limit)
         self._host_sets = overrides.host_sets
         return root, overrides.specs, overrides.connection_strings
+
+    def _configurations(self, overrides: Overrides, root: Scope, outer: Scope | None) -> list[PropertySet]:
+        """Apply the package's configurations, then --config-file; returns the former, which
+        are applied once more after the command line. A --config-file that cannot be read is
+        an error (it was asked for); the package's own are warnings, as in SSIS."""
+        parent = (lambda name: outer.get(name) if name in outer else None) if outer is not None else None
+        design, notes = design_configurations(self.package, self.options.path_map or _identity,
+                                              dict(os.environ), parent)
+        overrides.warnings.extend(notes)
+        overrides.configured(design, root)
+        for path in self.options.config_files:
+            try:
+                values = load_configuration_file(path)
+            except DtsxError as exc:
+                overrides.problem("override-config", f"--config-file {path}: {exc}")
+                continue
+            items, notes = configuration_sets(values, f"--config-file {path}")
+            overrides.warnings.extend(notes)
+            overrides.configured(items, root)
+        return design
 
     def _outer_scope(self) -> Scope | None:
         """A parent package's variables, visible to this (child) package under its own: the
@@ -501,6 +536,8 @@ class _Run:
             for problem in self.plan.warnings:
                 ref = problem.ref_id or "Package"
                 self.log.emit(RunEvent("OnWarning", ref.rsplit("\\", 1)[-1], ref, message=problem.message))
+            for message in self.warnings:  # configurations that could not be applied
+                self.log.emit(RunEvent("OnWarning", self.package.name, "Package", message=message))
             result = self._run_package(root)
         finally:
             done.set()

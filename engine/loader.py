@@ -34,6 +34,7 @@ from xml.sax.saxutils import quoteattr
 from dtsx.engine.errors import PackageLoadError, PackageNotFoundError
 from dtsx.engine.model import (
     DTS_NS,
+    ConfiguredValue,
     PROTECTION_LEVELS,
     TYPECODE_TO_DOTNET,
     VARTYPE_TO_DOTNET,
@@ -65,6 +66,7 @@ __all__ = [
     "SUPPORTED_FORMATS",
     "load",
     "load_bytes",
+    "load_configuration_file",
     "load_project",
     "parse_xml",
     "xml_to_node",
@@ -325,6 +327,34 @@ def load_bytes(
         package.project_connections = conns
         package.project_parameters = params
     return package
+
+
+def load_configuration_file(path: str | os.PathLike[str]) -> list[ConfiguredValue]:
+    """The values of a ``.dtsConfig`` file: an XML package configuration, or ``--config-file``.
+
+    Each ``<Configuration ConfiguredType="Property" Path="\\Package...">`` gives the property
+    path and its ``<ConfiguredValue>``; anything else in the file is a load error at its line.
+    """
+    file = str(path)
+    root = parse_xml(_read_file(Path(path), "configuration"), file)
+    if etree.QName(root).localname != "DTSConfiguration":
+        raise PackageLoadError(f"the root element is <{etree.QName(root).localname}>, not <DTSConfiguration>: "
+                               "this is not a package configuration file", file=file, line=root.sourceline)
+    return [_configured_value(el, file) for el in root
+            if el.tag.__class__ is str and etree.QName(el).localname == "Configuration"]
+
+
+def _configured_value(el: etree._Element, file: str) -> ConfiguredValue:
+    kind = el.get("ConfiguredType") or "Property"
+    target = (el.get("Path") or "").strip()
+    if kind.lower() != "property" or not target.startswith("\\"):
+        raise PackageLoadError(f"a <Configuration> needs ConfiguredType=\"Property\" and a Path such as "
+                               f"\\Package.Variables[User::X].Properties[Value] (found {kind!r}, {target!r})",
+                               file=file, line=el.sourceline)
+    value_el = next((c for c in el if c.tag.__class__ is str and etree.QName(c).localname == "ConfiguredValue"), None)
+    return ConfiguredValue(path=target, value=(value_el.text or "") if value_el is not None else "",
+                           value_type=el.get("ValueType") or "String",
+                           location=SourceLocation(file=file, line=el.sourceline))
 
 
 def load_project(folder: str | os.PathLike[str]) -> tuple[list[ConnectionManagerSpec], list[Parameter]]:

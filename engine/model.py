@@ -37,6 +37,9 @@ __all__ = [
     "DTS_NS",
     "marked_sensitive",
     "ssis_flag",
+    "ConfiguredValue",
+    "PackageConfiguration",
+    "package_configurations",
 ]
 
 # The namespace of every DTS: element and attribute in a package file.
@@ -463,6 +466,54 @@ def _strip_locations(data: Any) -> Any:
     if isinstance(data, list):
         return [_strip_locations(v) for v in data]
     return data
+
+
+class PackageConfiguration(_Model):
+    """One ``DTS:Configuration`` of a package (the 2005-2008 package configurations).
+
+    ``type`` is SSIS's DTSConfigurationType: 0 parent package variable, 1 XML file, 2
+    environment variable, 3 registry entry, 5 XML file named by an environment variable, 7 SQL
+    Server table; 4, 6, 9 and 10 name their source through an environment variable, 8 is an INI
+    file. ``string`` is the file, variable or table it names; ``target`` the property path a
+    single value goes to (types 0, 2 and 3).
+    """
+
+    name: str = ""
+    type: int = 0
+    string: str = ""
+    target: str = ""
+    location: SourceLocation | None = None
+
+
+class ConfiguredValue(_Model):
+    """One ``<Configuration>`` of a ``.dtsConfig`` file: a property path and the value it gets."""
+
+    path: str
+    value: str = Field(default="", repr=False)  # may be a password
+    value_type: str = "String"
+    location: SourceLocation | None = None
+
+
+def package_configurations(package: Package) -> list[PackageConfiguration]:
+    """The package's configurations in order, read from the kept ``DTS:Configuration`` nodes
+    (attributes in 2012+ files, ``DTS:Property`` children before)."""
+    found = []
+    for node in package.configurations:
+        values = {(_local(k)): v for k, v in node.attrs.items()}
+        for child in node.findall("Property"):
+            name = child.get("Name")
+            if name:
+                values[name] = child.text or ""
+        # 2012+ files omit default values, and the type's default is 0 (parent package variable).
+        raw_type = (values.get("ConfigurationType") or "0").strip()
+        found.append(PackageConfiguration(
+            name=values.get("ObjectName", ""),
+            type=int(raw_type) if raw_type.lstrip("-").isdigit() else -1,
+            string=values.get("ConfigurationString", "").strip(),
+            target=values.get("ConfigurationVariable", "").strip(),
+            location=SourceLocation(file=package.path, line=node.line) if package.path else None,
+        ))
+    return found
 
 
 XmlNode.model_rebuild()

@@ -1,5 +1,7 @@
-"""Run-time overrides: ``--set`` (dtexec property paths), ``--param``, ``--conn`` and
-``CM.<connection>.<property>`` parameters, applied before anything runs.
+"""Run-time overrides: ``--set`` (dtexec property paths), ``--param``, ``--conn``,
+``CM.<connection>.<property>`` parameters and package configurations (the 2005-2008
+``.dtsConfig`` files, environment variables and parent package variables), applied before
+anything runs.
 
 :func:`parse_set` turns one ``--set`` / ``/Set`` argument into a :class:`PropertySet`;
 :class:`Overrides` applies them to a run's variables, connection specs and executable
@@ -13,13 +15,21 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
-from dtsx.connections.base import parse_connection_string
+from dtsx.connections.base import parse_connection_string, unmapped_windows_path
 from dtsx.engine.errors import DtsxError, PackageValidationError, Problem
-from dtsx.engine.model import ConnectionManagerSpec, Executable
+from dtsx.engine.loader import load_configuration_file
+from dtsx.engine.model import (
+    ConfiguredValue,
+    ConnectionManagerSpec,
+    Executable,
+    Package,
+    PackageConfiguration,
+    package_configurations,
+)
 from dtsx.engine.plan import Plan
 from dtsx.engine.variables import Scope, Slot, VariableStore, split_name
 
-__all__ = ["PropertySet", "parse_set", "Overrides"]
+__all__ = ["PropertySet", "parse_set", "Overrides", "configuration_sets", "design_configurations"]
 
 _PATH = re.compile(r"^\\(?P<exe>[^.\[]+(?:\.EventHandlers\[[^\]]+\](?:\\[^.\[]+)*)?)(?P<rest>\..*)$", re.IGNORECASE)
 _VARIABLE = re.compile(r"^\.Variables\[(?P<n>[^\]]+)\](?:\.Properties\[Value\]|\.Value)?$", re.IGNORECASE)
@@ -44,11 +54,17 @@ class PropertySet:
     connection: str | None = None
     text: str = ""
     sensitive: bool = False  # dtexec's $Sensitive:: prefix: the value is never shown
+    origin: str = "--set"  # what messages name: --set, or the configuration it came from
+
+    @property
+    def label(self) -> str:
+        """How messages name this override: ``--set '<argument>'``, or the configuration and path."""
+        return f"{self.origin} {self.shown!r}" if self.origin == "--set" else f"{self.origin}: {self.shown}"
 
     @property
     def shown(self) -> str:
         """The argument as errors may show it: a sensitive value is masked."""
-        if not self.sensitive:
+        if not self.sensitive or self.text.strip()[:12].lower() != "$sensitive::":
             return self.text
         body = self.text.strip()[12:]  # after "$Sensitive::"
         if body.startswith("\\"):
@@ -122,6 +138,7 @@ class Overrides:
         self.connection_strings: dict[str, str] = {}
         self.host_sets: dict[str, dict[str, str]] = {}
         self.max_concurrent: int | None = None
+        self.warnings: list[str] = []
 
     def problem(self, code: str, message: str) -> None:
         self.problems.append(Problem(code, message, self.package.path or None))
@@ -194,7 +211,17 @@ class Overrides:
                 self._apply(item, root)
             except DtsxError as exc:
                 detail = "the value is not valid for it (not shown: sensitive)" if item.sensitive else str(exc)
-                self.problem("override-invalid", f"--set {item.shown!r}: {detail}")
+                self.problem("override-invalid", f"{item.label}: {detail}")
+
+    def configured(self, items: list[PropertySet], root: Scope) -> None:
+        """Package configurations: as in SSIS, a value that cannot be applied (no such variable,
+        path or connection, or a value the type refuses) is a warning and the run goes on."""
+        before = len(self.problems)
+        self.sets(items, root)
+        for problem in self.problems[before:]:
+            if problem.message not in self.warnings:  # design-time configurations apply twice
+                self.warnings.append(problem.message)
+        del self.problems[before:]
 
     def _apply(self, item: PropertySet, root: Scope) -> None:
         if item.kind == "connection":
@@ -202,7 +229,7 @@ class Overrides:
             return
         ref = self._resolve_ref(item.container)
         if ref is None:
-            self.problem("override-path", f"--set {item.shown!r}: the package has no executable {item.container!r}")
+            self.problem("override-path", f"{item.label}: the package has no executable {item.container!r}")
         elif item.kind == "variable":
             self._set_variable(root, ref, item)
         elif ref == "Package" and item.name.lower() == "maxconcurrentexecutables":
@@ -214,7 +241,7 @@ class Overrides:
         if item.name.startswith("$"):
             slot = self.store.parameters.get(item.name)
             if slot is None:
-                self.problem("override-parameter", f"--set {item.shown!r}: no parameter {item.name}")
+                self.problem("override-parameter", f"{item.label}: no parameter {item.name}")
                 return
             holder = Scope(self.store, None, "Package")
             holder.add(slot)
@@ -227,7 +254,7 @@ class Overrides:
             for slot in self._slots_for(self.plan.executables[ref]):
                 scope.add(slot)
         if item.name not in scope.own:
-            self.problem("override-variable", f"--set {item.shown!r}: {ref!r} has no variable {item.name}")
+            self.problem("override-variable", f"{item.label}: {ref!r} has no variable {item.name}")
             return
         scope.force(item.name, item.value)
 
@@ -236,3 +263,95 @@ class Overrides:
             return container
         lowered = container.lower()
         return next((ref for ref in self.plan.executables if ref.lower() == lowered), None)
+
+
+# -- package configurations ------------------------------------------------------------------------
+
+def configuration_sets(values: list[ConfiguredValue], origin: str) -> tuple[list[PropertySet], list[str]]:
+    """The values of one configuration file as property sets, and a warning for each path that
+    is not a property path. Values are treated as secrets in messages: files hold passwords."""
+    items: list[PropertySet] = []
+    warnings: list[str] = []
+    for value in values:
+        where = f"{origin}, from {value.location}" if value.location is not None else origin
+        try:
+            item = _parse_path(value.path, value.value, value.path)
+        except PackageValidationError as exc:
+            warnings.append(f"{where}: {exc.problems[0].message}")
+            continue
+        items.append(replace(item, origin=where, sensitive=True))
+    return items, warnings
+
+
+# What dtsx reads of each DTSConfigurationType; the others are reported and skipped.
+_UNSUPPORTED_TYPES = {3: "a registry entry", 4: "a parent variable named by an environment variable",
+                      6: "a registry entry named by an environment variable", 7: "a SQL Server table",
+                      8: "an INI file", 9: "a SQL Server table named by an environment variable",
+                      10: "an INI file named by an environment variable"}
+
+
+def design_configurations(
+    package: Package, local_path: Callable[[str], str], environ: dict[str, str],
+    parent_value: Callable[[str], Any] | None,
+) -> tuple[list[PropertySet], list[str]]:
+    """The property sets a package's own configurations give, in their order, with a warning
+    for each one that cannot be read (SSIS warns and runs on): XML files (type 1, or 5 through
+    an environment variable), environment variables (2) and parent package variables (0)."""
+    items: list[PropertySet] = []
+    warnings: list[str] = []
+    for config in package_configurations(package):
+        found, notes = _one_configuration(config, local_path, environ, parent_value)
+        items.extend(found)
+        warnings.extend(notes)
+    return items, warnings
+
+
+def _one_configuration(
+    config: PackageConfiguration, local_path: Callable[[str], str], environ: dict[str, str],
+    parent_value: Callable[[str], Any] | None,
+) -> tuple[list[PropertySet], list[str]]:
+    where = f"configuration {config.name or config.string!r}"
+    if config.location is not None:
+        where += f" ({config.location})"
+    if config.type in (1, 5):
+        path = config.string if config.type == 1 else environ.get(config.string)
+        if path is None:
+            return [], [f"{where}: the environment variable {config.string} that names its file is not set; "
+                        "its values are not applied"]
+        return _file_configuration(where, path, local_path)
+    if config.type == 2:
+        value = environ.get(config.string)
+        if value is None:
+            return [], [f"{where}: the environment variable {config.string} is not set; {config.target} keeps its value"]
+        return _single(where, config.target, value)
+    if config.type == 0:
+        if parent_value is None:
+            return [], [f"{where}: the parent package variable {config.string} is only there when an Execute "
+                        f"Package task runs this package; {config.target} keeps its value"]
+        value = parent_value(config.string)
+        if value is None:
+            return [], [f"{where}: the parent package has no variable {config.string}; {config.target} keeps its value"]
+        return _single(where, config.target, str(value))
+    kind = _UNSUPPORTED_TYPES.get(config.type, f"an unknown kind ({config.type})")
+    return [], [f"{where}: configurations from {kind} are not supported by dtsx; its values are not applied "
+                "(give them with --set or --config-file)"]
+
+
+def _file_configuration(where: str, path: str, local_path: Callable[[str], str]) -> tuple[list[PropertySet], list[str]]:
+    local = local_path(path)
+    problem = unmapped_windows_path(path, local)
+    if problem is not None:
+        return [], [f"{where}: its file {problem}; its values are not applied"]
+    try:
+        values = load_configuration_file(local)
+    except DtsxError as exc:
+        return [], [f"{where}: {exc}; its values are not applied"]
+    return configuration_sets(values, where)
+
+
+def _single(where: str, target: str, value: str) -> tuple[list[PropertySet], list[str]]:
+    try:
+        item = _parse_path(target.strip(), value, target.strip())
+    except PackageValidationError as exc:
+        return [], [f"{where}: {exc.problems[0].message}"]
+    return [replace(item, origin=where, sensitive=True)], []

@@ -13,7 +13,7 @@ PUBLIC = {
                               "WRITABLE_SYSTEM"},
     "dtsx.engine.events": {"EVENT_NAMES", "RunEvent", "LogSink", "EventLog", "ConsoleLog", "JsonLinesLog",
                            "parse_reporting", "REPORTING_DEFAULT"},
-    "dtsx.engine.overrides": {"PropertySet", "parse_set", "Overrides"},
+    "dtsx.engine.overrides": {"PropertySet", "parse_set", "Overrides", "configuration_sets", "design_configurations"},
     "dtsx.engine.enumerators": {"enumerate_items", "file_items", "item_rows", "rows_of"},
     "dtsx.tasks.expression_task": {"ExpressionTask"},
 }

@@ -50,7 +50,7 @@ def test_show_document_hides_sensitive_parameters_and_variables() -> None:
 
 def test_public_surface_is_pinned() -> None:
     assert set(loader.__all__) == {
-        "load", "load_bytes", "load_project", "parse_xml", "xml_to_node",
+        "load", "load_bytes", "load_configuration_file", "load_project", "parse_xml", "xml_to_node",
         "MAX_PACKAGE_BYTES", "SUPPORTED_FORMATS", "DTS_NS", "SSIS_NS",
     }
     assert set(writer.__all__) == {"write", "write_file", "node_to_xml", "WRITTEN_FORMAT"}
