@@ -186,3 +186,12 @@ def test_cli_run_and_dtexec_take_configuration_files(tmp_path: Path) -> None:
                               cwd=REPO_ROOT, check=False)
         assert done.returncode == 0, done.stderr
     assert '"User::Doubled": 8' in (tmp_path / "r.json").read_text()
+
+
+def test_show_lists_the_configurations_in_their_order(tmp_path: Path) -> None:
+    from dtsx.engine.render import show_text
+
+    text = show_text(load(package(tmp_path, (1, r"D:\cfg\a.dtsConfig", ""), (2, "ETL_COUNT", COUNT))))
+    assert "Configurations (applied in this order at run time):\n" in text
+    assert "  c0: XML configuration file D:\\cfg\\a.dtsConfig\n" in text
+    assert f"  c1: environment variable ETL_COUNT -> {COUNT}\n" in text
