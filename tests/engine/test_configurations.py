@@ -195,3 +195,34 @@ def test_show_lists_the_configurations_in_their_order(tmp_path: Path) -> None:
     assert "Configurations (applied in this order at run time):\n" in text
     assert "  c0: XML configuration file D:\\cfg\\a.dtsConfig\n" in text
     assert f"  c1: environment variable ETL_COUNT -> {COUNT}\n" in text
+
+
+PARENT = """<?xml version="1.0"?>
+<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" DTS:CreationName="Microsoft.Package"
+  DTS:DTSID="{7A1C2B3D-0000-4000-8000-0000000000C0}" DTS:ExecutableType="Microsoft.Package" DTS:ObjectName="Parent">
+  <DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>
+  <DTS:Variables>
+    <DTS:Variable DTS:CreationName="" DTS:DTSID="{7A1C2B3D-0000-4000-8000-0000000000C1}" DTS:Namespace="User"
+      DTS:ObjectName="ParentCount"><DTS:VariableValue DTS:DataType="3">7</DTS:VariableValue></DTS:Variable>
+  </DTS:Variables>
+  <DTS:Executables>
+    <DTS:Executable DTS:refId="Package\\Run child" DTS:CreationName="Microsoft.ExecutePackageTask"
+      DTS:DTSID="{7A1C2B3D-0000-4000-8000-0000000000C2}" DTS:ExecutableType="Microsoft.ExecutePackageTask"
+      DTS:ObjectName="Run child">
+      <DTS:ObjectData><ExecutePackageTask><UseProjectReference>True</UseProjectReference>
+        <PackageName>configured.dtsx</PackageName></ExecutePackageTask></DTS:ObjectData>
+    </DTS:Executable>
+  </DTS:Executables>
+</DTS:Executable>
+"""
+
+
+def test_a_child_run_by_execute_package_reads_its_parent_variable_configuration(tmp_path: Path) -> None:
+    child = package(tmp_path, (0, "User::ParentCount", COUNT))
+    child.write_text(child.read_text().replace('"@[User::Doubled] = @[User::Count] * 2"',
+                                               '"@[User::ParentCount] = @[User::Count] * 2"'))
+    parent = tmp_path / "parent.dtsx"
+    parent.write_text(PARENT)
+    result = run(parent)
+    assert result.result == "Success", [e.errors for e in result.executables]
+    assert result.variables["User::ParentCount"] == 14  # the child got 7 from its configuration, doubled it
