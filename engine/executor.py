@@ -393,12 +393,14 @@ class _Run:
                               f"supply it with --param {name}=VALUE")
         outer = self._outer_scope()
         root = self._make_scope(self.package, outer)
-        design = self._configurations(overrides, root, outer)
+        design, parent = self._configurations(overrides, root, outer)
         overrides.connections(self.options.connections)
         overrides.sets(self.options.sets, root)
-        # As SSIS 2008+ documents for dtexec: the package's own configurations are applied before
-        # the command line and again after it, so a --set cannot replace a configured value.
+        # As SSIS 2008+ does under dtexec: the package's own configurations are applied before
+        # the command line and again after it, so a --set cannot replace a configured value;
+        # parent package variable configurations come last of all.
         overrides.configured(design, root)
+        overrides.configured(parent, root)
         self.warnings.extend(overrides.warnings)
         if overrides.problems:
             raise PackageValidationError(overrides.problems, file=self.package.path or None)
@@ -409,13 +411,15 @@ class _Run:
         self._host_sets = overrides.host_sets
         return root, overrides.specs, overrides.connection_strings
 
-    def _configurations(self, overrides: Overrides, root: Scope, outer: Scope | None) -> list[PropertySet]:
-        """Apply the package's configurations, then --config-file; returns the former, which
-        are applied once more after the command line. A --config-file that cannot be read is
-        an error (it was asked for); the package's own are warnings, as in SSIS."""
+    def _configurations(self, overrides: Overrides, root: Scope,
+                        outer: Scope | None) -> tuple[list[PropertySet], list[PropertySet]]:
+        """Apply the package's configurations (but parent package variables), then --config-file.
+        Returns what the command line is followed by: the same configurations again, and the
+        parent variable ones. A --config-file that cannot be read is an error (it was asked
+        for); the package's own configurations only warn, as in SSIS."""
         parent = (lambda name: outer.get(name) if name in outer else None) if outer is not None else None
-        design, notes = design_configurations(self.package, self.options.path_map or _identity,
-                                              dict(os.environ), parent)
+        design, parent_items, notes = design_configurations(self.package, self.options.path_map or _identity,
+                                                            dict(os.environ), parent)
         overrides.warnings.extend(notes)
         overrides.configured(design, root)
         for path in self.options.config_files:
@@ -427,7 +431,7 @@ class _Run:
             items, notes = configuration_sets(values, f"--config-file {path}")
             overrides.warnings.extend(notes)
             overrides.configured(items, root)
-        return design
+        return design, parent_items
 
     def _outer_scope(self) -> Scope | None:
         """A parent package's variables, visible to this (child) package under its own: the

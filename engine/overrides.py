@@ -293,17 +293,19 @@ _UNSUPPORTED_TYPES = {3: "a registry entry", 4: "a parent variable named by an e
 def design_configurations(
     package: Package, local_path: Callable[[str], str], environ: dict[str, str],
     parent_value: Callable[[str], Any] | None,
-) -> tuple[list[PropertySet], list[str]]:
-    """The property sets a package's own configurations give, in their order, with a warning
-    for each one that cannot be read (SSIS warns and runs on): XML files (type 1, or 5 through
-    an environment variable), environment variables (2) and parent package variables (0)."""
+) -> tuple[list[PropertySet], list[PropertySet], list[str]]:
+    """The property sets a package's own configurations give, in their order: those of XML
+    files (type 1, or 5 through an environment variable) and environment variables (2), then
+    separately those of parent package variables (0), which SSIS applies last of all; and a
+    warning for each configuration that cannot be read (SSIS warns and runs on)."""
     items: list[PropertySet] = []
+    parent_items: list[PropertySet] = []
     warnings: list[str] = []
     for config in package_configurations(package):
         found, notes = _one_configuration(config, local_path, environ, parent_value)
-        items.extend(found)
+        (parent_items if config.type == 0 else items).extend(found)
         warnings.extend(notes)
-    return items, warnings
+    return items, parent_items, warnings
 
 
 def _one_configuration(

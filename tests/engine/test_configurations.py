@@ -119,7 +119,8 @@ def test_environment_variable_configurations(tmp_path: Path, monkeypatch: pytest
 
 def test_a_parent_package_variable_configuration(tmp_path: Path) -> None:
     path = package(tmp_path, (0, "User::ParentCount", COUNT))
-    as_child = run(path, variables={"User::ParentCount": 8})
+    # Applied after everything else, the command line included, as SSIS applies them.
+    as_child = run(path, variables={"User::ParentCount": 8}, sets=[parse_set("User::Count=50")])
     assert as_child.variables["User::Doubled"] == 16 and as_child.warnings == []
     alone = run(path)
     assert alone.variables["User::Doubled"] == 2 and "Execute Package" in alone.warnings[0]
