@@ -323,7 +323,7 @@ def load_bytes(
             gc.enable()
     package.path = file
     if project_dir is not None:
-        conns, params = load_project(project_dir)
+        conns, params = load_project(project_dir, password=password)
         package.project_connections = conns
         package.project_parameters = params
     return package
@@ -357,17 +357,20 @@ def _configured_value(el: etree._Element, file: str) -> ConfiguredValue:
                            location=SourceLocation(file=file, line=el.sourceline))
 
 
-def load_project(folder: str | os.PathLike[str]) -> tuple[list[ConnectionManagerSpec], list[Parameter]]:
-    """The project connection managers (``*.conmgr``) and parameters (``*.params``) in ``folder``."""
+def load_project(
+    folder: str | os.PathLike[str], *, password: str | None = None,
+) -> tuple[list[ConnectionManagerSpec], list[Parameter]]:
+    """The project connection managers (``*.conmgr``) and parameters (``*.params``) in ``folder``;
+    ``password`` decrypts their sensitive values (a project saved with EncryptSensitiveWithPassword)."""
     base = Path(folder)
     conns: list[ConnectionManagerSpec] = []
     params: list[Parameter] = []
     if not base.is_dir():
         return conns, params
     for item in sorted(base.glob("*.conmgr")):
-        conns.append(_load_conmgr(item))
+        conns.append(_load_conmgr(item, password))
     for item in sorted(base.glob("*.params")):
-        params.extend(_load_params(item))
+        params.extend(_load_params(item, password))
     return conns, params
 
 
@@ -407,25 +410,36 @@ _ENCRYPTED_DATA = "{" + XMLENC_NS + "}EncryptedData"
 _CIPHER_VALUE = "{" + XMLENC_NS + "}CipherValue"
 
 
-def _decrypted(root: etree._Element, password: str, file: str) -> etree._Element:
+def _decrypted(root: etree._Element, password: str, file: str,
+               produced: set[etree._Element] | None = None) -> etree._Element:
     """``root`` with every password-encrypted element replaced by what it stands for: the whole
-    package under EncryptAllWithPassword, sensitive parts under EncryptSensitiveWithPassword.
-    Elements encrypted with a Windows user key are left alone (they load as unavailable)."""
+    package under EncryptAllWithPassword, sensitive parts under EncryptSensitiveWithPassword
+    (an ``EncryptedData`` element, or an element whose ``Salt`` and ``IV`` attributes say that
+    its text is the cipher of the element it stands for, as project files hold them).
+    Elements encrypted with a Windows user key are left alone (they load as unavailable).
+    ``produced`` collects the elements decryption made (holding them keeps their identity), so
+    that a reader can keep a sensitive value that came out of decryption."""
     if root.tag == _ENCRYPTED_DATA and is_password_encrypted(dict(root.attrib)):
         root = parse_xml(_plain_text(root, password, file).encode("utf-8"), file)
-    for el in list(root.iter(_ENCRYPTED_DATA)):
+    for el in list(root.iter()):
         parent = el.getparent()
-        if parent is None or not is_password_encrypted(dict(el.attrib)):
+        if parent is None or el.tag.__class__ is not str or not is_password_encrypted(dict(el.attrib)):
             continue
+        if el.tag != _ENCRYPTED_DATA and (len(el) or not (el.text or "").strip()):
+            continue  # a Salt attribute on something that holds no cipher text
         replacement = _fragment(_plain_text(el, password, file), parent, file)
         for node in replacement.iter():  # lines of the decrypted text, counted from the element's
             node.sourceline = (el.sourceline or 1) + (node.sourceline or 1) - 1
+        if produced is not None:
+            produced.add(replacement)
         replacement.tail = el.tail
         parent.replace(el, replacement)
     return root
 
 
 def _plain_text(el: etree._Element, password: str, file: str) -> str:
+    if el.tag != _ENCRYPTED_DATA:
+        return decrypt_payload(dict(el.attrib), el.text or "", password, file=file, line=el.sourceline)
     cipher = el.find(".//" + _CIPHER_VALUE)
     return decrypt_payload(dict(el.attrib), cipher.text or "" if cipher is not None else "", password,
                            file=file, line=el.sourceline)
@@ -1130,10 +1144,13 @@ class _Children:
 # --------------------------------------------------------------------------- project files
 
 
-def _project_root(path: Path, what: str, tag: str, shown: str, kind: str) -> etree._Element:
+def _project_root(path: Path, what: str, tag: str, shown: str, kind: str, password: str | None,
+                  produced: set[etree._Element] | None = None) -> etree._Element:
     """The parsed root of a project file, refused unless it is the element this file must hold."""
     file = str(path)
     root = parse_xml(_read_file(path, what), file)
+    if password is not None:
+        root = _decrypted(root, password, file, produced)
     if root.tag != tag:
         raise PackageLoadError(
             f"the root element is <{etree.QName(root).localname}>, not <{shown}>: this is not a {kind} file",
@@ -1143,22 +1160,27 @@ def _project_root(path: Path, what: str, tag: str, shown: str, kind: str) -> etr
     return root
 
 
-def _load_conmgr(path: Path) -> ConnectionManagerSpec:
-    root = _project_root(path, "connection manager", _D + "ConnectionManager", "DTS:ConnectionManager", ".conmgr")
+def _load_conmgr(path: Path, password: str | None) -> ConnectionManagerSpec:
+    root = _project_root(path, "connection manager", _D + "ConnectionManager", "DTS:ConnectionManager", ".conmgr",
+                         password)
     return _Reader(str(path)).connection(root, scope="Project")
 
 
-def _load_params(path: Path) -> list[Parameter]:
-    root = _project_root(path, "project parameters", _S + "Parameters", "SSIS:Parameters", "Project.params")
-    return [_project_parameter(p, str(path)) for p in root if p.tag == _S + "Parameter"]
+def _load_params(path: Path, password: str | None) -> list[Parameter]:
+    decrypted: set[etree._Element] = set()
+    root = _project_root(path, "project parameters", _S + "Parameters", "SSIS:Parameters", "Project.params",
+                         password, decrypted)
+    return [_project_parameter(p, str(path), decrypted) for p in root if p.tag == _S + "Parameter"]
 
 
-def _project_parameter(el: etree._Element, file: str) -> Parameter:
+def _project_parameter(el: etree._Element, file: str, decrypted: AbstractSet[etree._Element] = frozenset()) -> Parameter:
+    """One project parameter. A sensitive value is unavailable unless the project's password
+    decrypted it; then it is kept, and the parameter stays sensitive (masked when shown)."""
     values: dict[str, str] = {}
     sensitive_value = False
     for prop in el.iter(_S + "Property"):
         name = prop.get(_S + "Name") or ""
-        if name == "Value" and (prop.get(_S + "Sensitive") == "1" or len(prop)):
+        if name == "Value" and (prop.get(_S + "Sensitive") == "1" or len(prop)) and prop not in decrypted:
             sensitive_value = True
             continue
         values[name] = prop.text or ""

@@ -154,3 +154,48 @@ def test_dtexec_decrypt_works_and_warns_that_argv_is_visible(tmp_path: Path) -> 
     done = _dtsx("exec", "/F", str(package), "/De", PASSWORD, "/Va")
     assert done.returncode == 0, done.stderr
     assert "visible in process listings" in done.stderr and PASSWORD not in done.stdout + done.stderr
+
+
+PARAMS = """<?xml version="1.0"?>
+<SSIS:Parameters xmlns:SSIS="www.microsoft.com/SqlServer/SSIS">
+  <SSIS:Parameter SSIS:Name="SmtpPassword">
+    <SSIS:Properties>
+      <SSIS:Property SSIS:Name="ID">{{6D3B7E0A-1C2B-4E57-9B1A-2F9E3C4D5A10}}</SSIS:Property>
+      <SSIS:Property SSIS:Name="Sensitive">1</SSIS:Property>
+      <SSIS:Property SSIS:Name="Required">0</SSIS:Property>
+      {value}
+      <SSIS:Property SSIS:Name="DataType">18</SSIS:Property>
+    </SSIS:Properties>
+  </SSIS:Parameter>
+</SSIS:Parameters>
+"""
+SSIS_NS = "www.microsoft.com/SqlServer/SSIS"
+
+
+def _attribute_form(plain: str, password: str) -> str:
+    """A sensitive value as a project saved with EncryptSensitiveWithPassword holds it: the
+    element keeps its name and Sensitive flag, gains Salt and IV, and its text is the cipher
+    of the whole original element (the form of the PasswordVerifier in a real .dtproj)."""
+    data = _encrypted_data(plain, password)
+    salt = data.split('Salt="')[1].split('"')[0]
+    iv = data.split('IV="')[1].split('"')[0]
+    cipher = data.split("<CipherValue>")[1].split("</CipherValue>")[0]
+    return (f'<SSIS:Property SSIS:Name="Value" SSIS:Sensitive="1" SSIS:Salt="{salt}" SSIS:IV="{iv}">'
+            f"{cipher}</SSIS:Property>")
+
+
+def test_a_sensitive_project_parameter_is_decrypted_and_stays_masked(tmp_path: Path) -> None:
+    from dtsx.engine.render import show_document, show_text
+
+    secret = "Mail-Relay-Pass-42"
+    original = f'<SSIS:Property SSIS:Name="Value" SSIS:Sensitive="1" xmlns:SSIS="{SSIS_NS}">{secret}</SSIS:Property>'
+    (tmp_path / "Project.params").write_text(PARAMS.format(value=_attribute_form(original, PASSWORD)))
+    (tmp_path / "p.dtsx").write_text(PLAIN)
+    locked = load(tmp_path / "p.dtsx")
+    [param] = locked.project_parameters
+    assert param.sensitive_unavailable and param.value is None
+    package = load(tmp_path / "p.dtsx", password=PASSWORD)
+    [param] = package.project_parameters
+    assert (param.value, param.sensitive, param.sensitive_unavailable) == (secret, True, False)
+    assert secret not in show_text(package) and secret not in repr(show_document(package))
+    assert secret not in repr(param)
