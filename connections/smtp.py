@@ -580,7 +580,8 @@ class SmtpSession:
         warnings = list(opts.warnings) + outcome.warnings
         for text in outcome.warnings:
             log.warning("SMTP %s: %s", opts.address, text)
-        return _Link(conn, tls, outcome.mechanism, warnings, pipelining=conn.has_extn("pipelining"))
+        return _Link(conn, tls, outcome.mechanism, warnings,
+                     pipelining=opts.pipelining and conn.has_extn("pipelining"))
 
     def _hello(self, conn: smtplib.SMTP, deadline: float) -> None:
         self._arm(conn, deadline)

@@ -100,6 +100,7 @@ SMTP_KEYS: tuple[str, ...] = (
     "CaFile",
     "TrustServerCertificate",
     "AllowPlainTextAuth",
+    "Pipelining",
 )
 _CANONICAL = {k.lower(): k for k in SMTP_KEYS}
 # Generic connection-manager properties a property expression may set; they do not shape SMTP.
@@ -128,6 +129,7 @@ class SmtpOptions:
     ca_file: str | None = None
     trust_server_certificate: bool = False
     allow_plaintext_auth: bool = False
+    pipelining: bool = True  # use PIPELINING when the server offers it (RFC 2920)
     warnings: tuple[str, ...] = ()
 
     @property
@@ -350,6 +352,7 @@ def _build(settings: ConnectionSettings, out: _Collector, environ: Mapping[str, 
         ca_file=str(Path(ca_file).expanduser()) if ca_file else None,
         trust_server_certificate=trust,
         allow_plaintext_auth=_bool(values, "AllowPlainTextAuth", out),
+        pipelining=_bool(values, "Pipelining", out, default=True),
         warnings=tuple(warnings),
     )
 

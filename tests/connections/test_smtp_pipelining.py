@@ -148,6 +148,17 @@ def test_without_the_offer_each_command_waits_for_its_reply(pipe: Callable[..., 
     assert how.batches == [["EHLO"], ["MAIL"], ["RCPT"], ["RCPT"], ["DATA"], ["RSET"], ["QUIT"]]
 
 
+def test_pipelining_false_keeps_one_command_in_flight_although_offered(
+    scripted_smtp_factory: Callable[..., ScriptedServer], smtp_manager: Callable[[str], SmtpConnectionManager],
+) -> None:
+    how = Behaviour()
+    server = scripted_smtp_factory(_script(how))
+    session = smtp_manager(server.connection_string(Pipelining="False")).acquire()
+    session.send(message(), sender=SENDER, recipients=RCPTS[:2])
+    session.close()
+    assert how.batches == [["EHLO"], ["MAIL"], ["RCPT"], ["RCPT"], ["DATA"], ["RSET"], ["QUIT"]]
+
+
 def test_many_recipients_go_in_windows_whose_replies_are_read_in_between(
     pipe: Callable[..., tuple[ScriptedServer, SmtpSession]]
 ) -> None:
