@@ -325,7 +325,7 @@ def _one_configuration(
         value = environ.get(config.string)
         if value is None:
             return [], [f"{where}: the environment variable {config.string} is not set; {config.target} keeps its value"]
-        return _single(where, config.target, value)
+        return configuration_sets([ConfiguredValue(path=config.target, value=value)], where)
     if config.type == 0:
         if parent_value is None:
             return [], [f"{where}: the parent package variable {config.string} is only there when an Execute "
@@ -333,7 +333,7 @@ def _one_configuration(
         value = parent_value(config.string)
         if value is None:
             return [], [f"{where}: the parent package has no variable {config.string}; {config.target} keeps its value"]
-        return _single(where, config.target, str(value))
+        return configuration_sets([ConfiguredValue(path=config.target, value=str(value))], where)
     kind = _UNSUPPORTED_TYPES.get(config.type, f"an unknown kind ({config.type})")
     return [], [f"{where}: configurations from {kind} are not supported by dtsx; its values are not applied "
                 "(give them with --set or --config-file)"]
@@ -350,10 +350,3 @@ def _file_configuration(where: str, path: str, local_path: Callable[[str], str])
         return [], [f"{where}: {exc}; its values are not applied"]
     return configuration_sets(values, where)
 
-
-def _single(where: str, target: str, value: str) -> tuple[list[PropertySet], list[str]]:
-    try:
-        item = _parse_path(target.strip(), value, target.strip())
-    except PackageValidationError as exc:
-        return [], [f"{where}: {exc.problems[0].message}"]
-    return [replace(item, origin=where, sensitive=True)], []
