@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, ClassVar, Iterator, Mapping
 
 from dtsx.engine.errors import ConnectionManagerError
@@ -24,6 +25,7 @@ __all__ = [
     "CONNECTIONS",
     "register_connection",
     "looks_like_windows_path",
+    "read_secret_file",
     "unmapped_windows_path",
 ]
 
@@ -127,6 +129,14 @@ def looks_like_windows_path(path: str) -> bool:
         return True
     # A backslash with no forward slash is a Windows relative path; POSIX names rarely hold one.
     return "\\" in path and "/" not in path
+
+
+def read_secret_file(path: str) -> str:
+    """A password kept in a file (``PasswordFile``, ``--decrypt-file``): its text without the line
+    break an editor adds at the end; spaces may belong to the password. Raises what reading
+    raises (OSError, or UnicodeDecodeError for a file that is not UTF-8)."""
+    text = Path(path).expanduser().read_text(encoding="utf-8")
+    return text[:-2] if text.endswith("\r\n") else text.rstrip("\n")
 
 
 def unmapped_windows_path(stored: str, local: str) -> str | None:

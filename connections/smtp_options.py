@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from dtsx.connections.base import ConnectionSettings, parse_connection_string
+from dtsx.connections.base import ConnectionSettings, parse_connection_string, read_secret_file
 from dtsx.engine.errors import ConnectionManagerError
 from dtsx.engine.model import ssis_flag
 
@@ -287,12 +287,11 @@ def _password(values: dict[str, str], out: _Collector, environ: Mapping[str, str
 
 def _password_file(path: str, out: _Collector) -> Secret | None:
     try:
-        text = Path(path).expanduser().read_text(encoding="utf-8")
-    except OSError as exc:
-        out.add(f"PasswordFile={path} cannot be read ({exc.strerror or exc}); check the path and its permissions.")
+        return Secret(read_secret_file(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        detail = getattr(exc, "strerror", None) or exc
+        out.add(f"PasswordFile={path} cannot be read ({detail}); check the path and its permissions.")
         return None
-    # Only the line break an editor adds is dropped; spaces may belong to the password.
-    return Secret(text[:-2] if text.endswith("\r\n") else text.rstrip("\n") if text.endswith("\n") else text)
 
 
 def _server(values: dict[str, str], out: _Collector) -> str:

@@ -94,7 +94,7 @@ if TYPE_CHECKING:
 
 _DECRYPT_HELP_ENV = "Environment variable holding the password of an EncryptAllWithPassword or " \
     "EncryptSensitiveWithPassword package (dtexec /Decrypt)."
-_DECRYPT_HELP_FILE = "File holding that password (one trailing newline is ignored)."
+_DECRYPT_HELP_FILE = "File holding that password (the line break at its end is ignored)."
 
 
 def _decrypt_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -114,11 +114,12 @@ def _package_password(env: str | None, file: str | None) -> str | None:
                   EXIT_USAGE)
         return value
     if file is not None:
+        from dtsx.connections.base import read_secret_file
+
         try:
-            text = pathlib.Path(file).read_text(encoding="utf-8")
+            return read_secret_file(file)
         except (OSError, UnicodeDecodeError) as exc:
             _fail(f"--decrypt-file {file}: cannot read it ({getattr(exc, 'strerror', None) or exc}).", EXIT_USAGE)
-        return text[:-1] if text.endswith("\n") else text
     return None
 
 

@@ -100,6 +100,10 @@ def test_password_from_environment_and_file(tmp_path: Path) -> None:
     assert opts.password is not None and opts.password.reveal() == "from file 2"
     problems = smtp_option_problems(settings("SmtpServer=h;UserName=u;PasswordEnv=NOT_SET_ANYWHERE"), env)
     assert any("NOT_SET_ANYWHERE" in p and "not set" in p for p in problems)
+    latin = tmp_path / "latin1.txt"  # not UTF-8: a problem naming the file, not a traceback
+    latin.write_bytes(b"caf\xe9\n")
+    problems = smtp_option_problems(settings(f"SmtpServer=h;UserName=u;PasswordFile={latin}"), env)
+    assert any(f"PasswordFile={latin} cannot be read" in p for p in problems)
 
 
 def test_password_never_shown() -> None:

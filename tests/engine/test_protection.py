@@ -142,6 +142,9 @@ def test_cli_takes_the_password_from_the_environment_or_a_file_never_the_command
     assert _dtsx("validate", "--decrypt-env", "PKG_PW", str(package), env={"PKG_PW": PASSWORD}).returncode == 0
     ran = _dtsx("run", "--decrypt-file", str(secret), str(package))
     assert ran.returncode == 0, ran.stderr
+    windows = tmp_path / "password-crlf.txt"  # saved by a Windows editor: the CRLF is not part of it
+    windows.write_bytes(PASSWORD.encode() + b"\r\n")
+    assert _dtsx("validate", "--decrypt-file", str(windows), str(package)).returncode == 0
     unset = _dtsx("show", "--decrypt-env", "NO_SUCH_VARIABLE_HERE", str(package))
     assert unset.returncode == 6 and "NO_SUCH_VARIABLE_HERE" in unset.stderr
     wrong = _dtsx("validate", "--decrypt-env", "PKG_PW", str(package), env={"PKG_PW": "Nightly-Job-8"})
