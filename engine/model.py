@@ -484,6 +484,19 @@ class PackageConfiguration(_Model):
     target: str = ""
     location: SourceLocation | None = None
 
+    @property
+    def kind(self) -> str:
+        """The type in words, as the package configuration wizard names it."""
+        return _CONFIGURATION_KINDS.get(self.type, f"type {self.type}")
+
+
+_CONFIGURATION_KINDS = {
+    0: "parent package variable", 1: "XML configuration file", 2: "environment variable", 3: "registry entry",
+    4: "parent variable named by environment variable", 5: "XML file named by environment variable",
+    6: "registry entry named by environment variable", 7: "SQL Server table", 8: "INI file",
+    9: "SQL Server table named by environment variable", 10: "INI file named by environment variable",
+}
+
 
 class ConfiguredValue(_Model):
     """One ``<Configuration>`` of a ``.dtsConfig`` file: a property path and the value it gets."""

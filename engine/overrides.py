@@ -283,13 +283,6 @@ def configuration_sets(values: list[ConfiguredValue], origin: str) -> tuple[list
     return items, warnings
 
 
-# What dtsx reads of each DTSConfigurationType; the others are reported and skipped.
-_UNSUPPORTED_TYPES = {3: "a registry entry", 4: "a parent variable named by an environment variable",
-                      6: "a registry entry named by an environment variable", 7: "a SQL Server table",
-                      8: "an INI file", 9: "a SQL Server table named by an environment variable",
-                      10: "an INI file named by an environment variable"}
-
-
 def design_configurations(
     package: Package, local_path: Callable[[str], str], environ: dict[str, str],
     parent_value: Callable[[str], Any] | None,
@@ -334,9 +327,9 @@ def _one_configuration(
         if value is None:
             return [], [f"{where}: the parent package has no variable {config.string}; {config.target} keeps its value"]
         return configuration_sets([ConfiguredValue(path=config.target, value=str(value))], where)
-    kind = _UNSUPPORTED_TYPES.get(config.type, f"an unknown kind ({config.type})")
-    return [], [f"{where}: configurations from {kind} are not supported by dtsx; its values are not applied "
-                "(give them with --set or --config-file)"]
+    # Types 1, 2, 5 and 0 are read above; the others (registry, SQL Server, INI...) are not.
+    return [], [f"{where}: configurations of the kind '{config.kind}' are not supported by dtsx; its values "
+                "are not applied (give them with --set or --config-file)"]
 
 
 def _file_configuration(where: str, path: str, local_path: Callable[[str], str]) -> tuple[list[PropertySet], list[str]]:

@@ -139,20 +139,11 @@ def show_text(package: Package) -> str:
     configurations = package_configurations(package)
     if configurations:
         lines.append("Configurations (applied in this order at run time):")
-        lines.extend(f"  {c.name or '(unnamed)'}: {_CONFIGURATION_KINDS.get(c.type, f'type {c.type}')} {c.string}"
+        lines.extend(f"  {c.name or '(unnamed)'}: {c.kind} {c.string}"
                      + (f" -> {c.target}" if c.target else "") for c in configurations)
     lines.append("Control flow:")
     _tree(package, lines, "  ")
     return "\n".join(lines) + "\n"
-
-
-# DTSConfigurationType names as the package configuration wizard words them.
-_CONFIGURATION_KINDS = {
-    0: "parent package variable", 1: "XML configuration file", 2: "environment variable", 3: "registry entry",
-    4: "parent variable named by environment variable", 5: "XML file named by environment variable",
-    6: "registry entry named by environment variable", 7: "SQL Server table", 8: "INI file",
-    9: "SQL Server table named by environment variable", 10: "INI file named by environment variable",
-}
 
 
 def _variables_text(variables: list[Any], indent: str) -> list[str]:
