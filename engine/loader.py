@@ -463,7 +463,7 @@ def _fragment(text: str, parent: etree._Element, file: str) -> etree._Element:
 def _check_root(root: etree._Element, file: str) -> None:
     if root.tag == "{" + XMLENC_NS + "}EncryptedData" or etree.QName(root).localname == "EncryptedData":
         # Password-encrypted packages carry the key-derivation Salt; user-key (DPAPI) ones do not.
-        if root.get("Salt") is not None:
+        if is_password_encrypted(dict(root.attrib)):
             what = ("the whole package is encrypted with a password (ProtectionLevel EncryptAllWithPassword); "
                     "give it with --decrypt-env VARIABLE or --decrypt-file FILE")
         else:
