@@ -349,7 +349,8 @@ class SmtpSession:
                   deadline: float, *, stale_check: bool) -> list[str]:
         """MAIL, each RCPT, then DATA, one command in flight. Returns the accepted recipients;
         when there are any, DATA has been answered 354."""
-        code, resp = self._mail(conn, sender, options, stale_check=stale_check)
+        mail = _command_line(conn, "mail", "FROM", sender, options)
+        code, resp = self._exchange(conn, [mail], deadline, stale_check=stale_check)[0]
         if code != 250:
             raise self._refusal("refused the sender", sender, _reply(code, resp), "MAIL")
         accepted = self._recipients(conn, state, deadline)
@@ -391,7 +392,9 @@ class SmtpSession:
                   stale_check: bool) -> list[tuple[int, bytes]]:
         """Write ``lines`` in windows of PIPELINE_WINDOW commands, reading each window's replies
         before the next is written, so neither side can block on a full socket buffer (RFC 2920
-        §3.1). Stops early after a refused MAIL or a 421 (the server is closing)."""
+        §3.1). Stops early after a refused MAIL or a 421 (the server is closing). With
+        ``stale_check`` (a reused connection), a drop or a 421 at the first command means the
+        connection went stale while idle: _StaleLink. One line is the one-command-at-a-time MAIL."""
         replies: list[tuple[int, bytes]] = []
         for start in range(0, len(lines), PIPELINE_WINDOW):
             window = lines[start:start + PIPELINE_WINDOW]
@@ -403,8 +406,8 @@ class SmtpSession:
                     if replies[-1][0] == 421:
                         break
             except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
-                if stale_check and not replies and not _timed_out(exc):
-                    raise _StaleLink() from None  # as in _mail: it went stale while idle
+                if stale_check and not replies and not _timed_out(exc):  # a timeout is a slow server
+                    raise _StaleLink() from None
                 raise
             if replies[-1][0] == 421 and stale_check and len(replies) == 1:
                 raise _StaleLink()
@@ -418,21 +421,6 @@ class SmtpSession:
         conn.send(b".\r\n")
         self._arm(conn, deadline)
         conn.getreply()
-
-    @staticmethod
-    def _mail(conn: smtplib.SMTP, sender: str, options: list[str], *, stale_check: bool) -> tuple[int, bytes]:
-        """MAIL FROM. On a reused connection, a drop or 421 here means it went stale while idle."""
-        if not stale_check:
-            return _command(conn, "mail", "FROM", sender, options)
-        try:
-            code, resp = _command(conn, "mail", "FROM", sender, options)
-        except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
-            if _timed_out(exc):  # a slow server, not a closed one: the normal retry rules apply
-                raise
-            raise _StaleLink() from None
-        if code == 421:
-            raise _StaleLink()
-        return code, resp
 
     def _rset_later(self, link: _Link) -> None:
         """Write RSET now and read its reply before the next message (or at close).
