@@ -9,10 +9,14 @@ destination is replaced only when ``OverwriteDestination`` is true.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
 import stat
+import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Annotated, Any
 
@@ -176,22 +180,22 @@ class FileSystemTask(Task):
     # -- operations -------------------------------------------------------------------------
 
     def _CopyFile(self, ctx: TaskContext, source: str, destination: str) -> None:
-        _require_file(source)
+        _require_file(source, regular=True)
         target = self._file_target(source, destination)
-        shutil.copy2(source, target)
+        _copy_file(ctx, source, target, follow=True)
         ctx.events.information(f"copied {source} to {target}.")
 
     def _MoveFile(self, ctx: TaskContext, source: str, destination: str) -> None:
         _require_file(source)
         target = self._file_target(source, destination)
-        _replace_move(source, target)
+        _replace_move(ctx, source, target)
         ctx.events.information(f"moved {source} to {target}.")
 
     def _RenameFile(self, ctx: TaskContext, source: str, destination: str) -> None:
         _require_file(source)
         # The destination is the new full name; an existing folder there means "into that folder".
         target = self._file_target(source, destination)
-        _replace_move(source, target)
+        _replace_move(ctx, source, target)
         ctx.events.information(f"renamed {source} to {target}.")
 
     def _DeleteFile(self, ctx: TaskContext, source: str) -> None:
@@ -216,35 +220,46 @@ class FileSystemTask(Task):
 
     def _DeleteDirectory(self, ctx: TaskContext, source: str) -> None:
         _require_dir(source)
-        shutil.rmtree(source)
+        if os.path.islink(source):
+            # The task names the link: remove it, never what it points to.
+            os.remove(source)
+            ctx.events.information(f"removed the link {source}; the directory it points to was not touched.")
+            return
+        _delete_tree(ctx, source, keep_root=False)
         ctx.events.information(f"deleted the directory {source}.")
 
     def _DeleteDirectoryContent(self, ctx: TaskContext, source: str) -> None:
         _require_dir(source)
-        for entry in os.scandir(source):
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path)
-            else:
-                os.remove(entry.path)
+        _delete_tree(ctx, source, keep_root=True)
         ctx.events.information(f"deleted the content of {source}.")
 
     def _CopyDirectory(self, ctx: TaskContext, source: str, destination: str) -> None:
         _require_dir(source)
-        if os.path.exists(destination) and not self.props.overwrite:
+        _refuse_inside(source, destination, "copy")
+        if os.path.lexists(destination) and not self.props.overwrite:
             raise _exists(destination)
-        if os.path.isfile(destination):
+        if os.path.lexists(destination) and not os.path.isdir(destination):
             os.remove(destination)
         # The destination becomes a copy of the source folder (its content, recursively).
-        shutil.copytree(source, destination, dirs_exist_ok=True)
+        _copy_tree(ctx, source, destination)
         ctx.events.information(f"copied the directory {source} to {destination}.")
 
     def _MoveDirectory(self, ctx: TaskContext, source: str, destination: str) -> None:
         _require_dir(source)
-        if os.path.exists(destination):
+        _refuse_inside(source, destination, "move")
+        if os.path.lexists(destination):
             if not self.props.overwrite:
                 raise _exists(destination)
-            _remove(destination)
-        shutil.move(source, destination)
+            _refuse_inside(destination, source, "replace")
+            _remove(ctx, destination)
+        try:
+            os.rename(source, destination)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            # Another file system: copy, then remove the source only once the copy is whole.
+            _copy_tree(ctx, source, destination)
+            _delete_tree(ctx, source, keep_root=False, cancellable=False)
         ctx.events.information(f"moved the directory {source} to {destination}.")
 
     def _SetAttributes(self, ctx: TaskContext, source: str) -> None:
@@ -266,9 +281,10 @@ class FileSystemTask(Task):
     def _file_target(self, source: str, destination: str) -> str:
         """The destination file: inside ``destination`` if it is a folder; refuses to overwrite."""
         target = os.path.join(destination, os.path.basename(source)) if os.path.isdir(destination) else destination
-        if os.path.isdir(target):
+        if os.path.isdir(target) and not os.path.islink(target):
             raise TaskFailedError(f"the destination {target} is a directory, so the file cannot be written there.")
-        if os.path.exists(target) and not self.props.overwrite:
+        # lexists: a link there (even a dangling one) is an existing destination, replaced, never written through.
+        if os.path.lexists(target) and not self.props.overwrite:
             raise _exists(target)
         parent = os.path.dirname(target) or "."
         if not os.path.isdir(parent):
@@ -292,16 +308,53 @@ def _looks_like_path(text: str) -> bool:
     return any(ch in text for ch in "/\\") or (len(text) > 1 and text[1] == ":")
 
 
-def _require_file(path: str) -> None:
+def _require_file(path: str, *, regular: bool = False) -> None:
     if os.path.isdir(path):
         raise TaskFailedError(f"the source {path} is a directory; use a directory operation for it.")
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise TaskFailedError(f"the source file {path} does not exist; check the path or map it with --path-map.")
+    if regular:
+        _require_regular(path, os.stat(path).st_mode)
+
+
+def _require_regular(path: str, mode: int) -> None:
+    """Copying reads the source to its end: a FIFO would block and a device may never end."""
+    if stat.S_ISREG(mode):
+        return
+    raise TaskFailedError(
+        f"the source {path} is {_kind(mode)}, not a regular file, so it cannot be copied; "
+        "point the task at a regular file (or remove it from the folder being copied)."
+    )
+
+
+def _kind(mode: int) -> str:
+    kinds = {stat.S_ISFIFO: "a named pipe (FIFO)", stat.S_ISCHR: "a character device",
+             stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket", stat.S_ISDIR: "a directory"}
+    return next((name for test, name in kinds.items() if test(mode)), "a special file")
 
 
 def _require_dir(path: str) -> None:
     if not os.path.isdir(path):
         raise TaskFailedError(f"the source directory {path} does not exist; check the path or map it with --path-map.")
+
+
+def _refuse_inside(outer: str, inner: str, verb: str) -> None:
+    """Refuse when ``inner`` is ``outer`` or lies inside it (a copy into itself never ends)."""
+    real_outer, real_inner = os.path.realpath(outer), os.path.realpath(inner)
+    if _within(real_inner, real_outer):
+        if verb == "replace":
+            raise TaskFailedError(
+                f"cannot replace the destination {outer}: it holds the source {inner}, which would be deleted "
+                "with it; choose another destination."
+            )
+        raise TaskFailedError(
+            f"cannot {verb} {outer} to {inner}: the destination is the source or inside it; "
+            "choose a destination outside the source folder."
+        )
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _exists(path: str) -> TaskFailedError:
@@ -310,16 +363,225 @@ def _exists(path: str) -> TaskFailedError:
     )
 
 
-def _remove(path: str) -> None:
+def _remove(ctx: TaskContext, path: str) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
+        _delete_tree(ctx, path, keep_root=False)
     else:
         os.remove(path)
 
 
-def _replace_move(source: str, target: str) -> None:
-    # os.replace is atomic on one file system; shutil.move handles crossing file systems.
+def _replace_move(ctx: TaskContext, source: str, target: str) -> None:
+    # os.replace is atomic on one file system and replaces a link at the target rather than its target.
     try:
         os.replace(source, target)
-    except OSError:
-        shutil.move(source, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        _copy_file(ctx, source, target, follow=False)
+        os.remove(source)
+
+
+def _check_cancel(ctx: TaskContext, doing: str) -> None:
+    if ctx.cancelled:
+        raise _Canceled(f"the run was canceled while {doing}.")
+
+
+class _Canceled(TaskFailedError):
+    """Cancellation seen between files or chunks; the caller adds what was left behind."""
+
+
+# -- copying files and trees ------------------------------------------------------------------
+
+_CHUNK = 1 << 20  # bytes read between two looks at the cancel event
+
+
+def _copy_file(ctx: TaskContext, source: str, target: str, *, follow: bool) -> None:
+    """Copy one regular file in chunks into a temporary sibling of ``target``, then rename it over.
+
+    A canceled or failed copy leaves ``target`` as it was, and the rename replaces a link at
+    ``target`` instead of writing through it. ``follow`` False refuses a source that is a link.
+    """
+    try:
+        _copy_file_chunks(ctx, source, target, follow)
+    except _Canceled as exc:
+        raise _Canceled(f"{exc.args[0].rstrip('.')}; {target} was left as it was.") from None
+
+
+def _copy_file_chunks(ctx: TaskContext, source: str, target: str, follow: bool) -> None:
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0) | (0 if follow else os.O_NOFOLLOW)
+    fd = os.open(source, flags)  # O_NONBLOCK: opening a FIFO must not wait for a writer
+    with open(fd, "rb", closefd=True) as reader:
+        _require_regular(source, os.fstat(fd).st_mode)
+        out_fd, partial = tempfile.mkstemp(dir=os.path.dirname(target) or ".", prefix=".dtsx-", suffix=".partial")
+        try:
+            with open(out_fd, "wb", closefd=True) as writer:
+                while chunk := reader.read(_CHUNK):
+                    _check_cancel(ctx, f"copying {source}")
+                    writer.write(chunk)
+            shutil.copystat(source, partial)
+            os.replace(partial, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(partial)
+            raise
+
+
+@dataclass
+class _TreeEntry:
+    rel: str  # path inside the tree
+    kind: str  # "dir", "file" or "link"
+    link: str = ""  # a link's target, as the copy must hold it
+
+
+@dataclass
+class _Tally:
+    files: int = 0
+    dirs: int = 0
+    links: int = 0
+
+    def add(self, kind: str) -> None:
+        if kind == "file":
+            self.files += 1
+        elif kind == "dir":
+            self.dirs += 1
+        else:
+            self.links += 1
+
+    def __bool__(self) -> bool:
+        return bool(self.files or self.dirs or self.links)
+
+    def __str__(self) -> str:
+        return f"{self.files} file(s), {self.dirs} folder(s) and {self.links} link(s)"
+
+
+def _plan_tree(ctx: TaskContext, root: str) -> list[_TreeEntry]:
+    """Every entry below ``root``, parents first, without following a link or recursing.
+
+    Links are copied as links; a directory seen twice (a bind-mount loop) and special files
+    are refused before anything is written.
+    """
+    real_root = os.path.realpath(root)
+    top = os.stat(root)
+    seen = {(top.st_dev, top.st_ino)}
+    entries: list[_TreeEntry] = []
+    pending = [""]
+    while pending:
+        rel_dir = pending.pop()
+        _check_cancel(ctx, f"listing {root}")
+        with os.scandir(os.path.join(root, rel_dir)) as listing:
+            for item in listing:
+                rel = os.path.join(rel_dir, item.name)
+                if item.is_symlink():
+                    entries.append(_TreeEntry(rel, "link", _link_target(real_root, item.path)))
+                elif item.is_dir(follow_symlinks=False):
+                    info = item.stat(follow_symlinks=False)
+                    if (info.st_dev, info.st_ino) in seen:
+                        raise TaskFailedError(
+                            f"the folder {item.path} is a folder already met in {root} (a loop, e.g. a bind mount); "
+                            "remove the loop from the source"
+                        )
+                    seen.add((info.st_dev, info.st_ino))
+                    entries.append(_TreeEntry(rel, "dir"))
+                    pending.append(rel)
+                else:
+                    _require_regular(item.path, item.stat(follow_symlinks=False).st_mode)
+                    entries.append(_TreeEntry(rel, "file"))
+    return entries
+
+
+def _link_target(real_root: str, link: str) -> str:
+    """The target a copied link gets: the same relative text when it stays in the tree, else where it leads."""
+    text = os.readlink(link)
+    link_dir = os.path.dirname(link)
+    resolved = os.path.realpath(os.path.join(link_dir, text))
+    if not _within(resolved, real_root):
+        return resolved  # outside the tree: point at the same place, absolutely
+    rel_dir = os.path.relpath(os.path.realpath(link_dir), real_root)
+    lexical = os.path.normpath(os.path.join(rel_dir, text))
+    if not os.path.isabs(text) and lexical != os.pardir and not lexical.startswith(os.pardir + os.sep):
+        return text  # relative and inside: kept as written, so it points inside the copy
+    return os.path.relpath(resolved, os.path.realpath(link_dir))
+
+
+def _copy_tree(ctx: TaskContext, source: str, destination: str) -> None:
+    """Copy the tree under ``source`` into ``destination``; a failure says what is left there."""
+    done = _Tally()
+    try:
+        entries = _plan_tree(ctx, source)
+        os.makedirs(destination, exist_ok=True)
+        for entry in entries:
+            _check_cancel(ctx, f"copying {source}")
+            _copy_entry(ctx, os.path.join(source, entry.rel), os.path.join(destination, entry.rel), entry)
+            done.add(entry.kind)
+        for entry in reversed(entries):  # folder times last: copying into a folder changes them
+            if entry.kind == "dir":
+                shutil.copystat(os.path.join(source, entry.rel), os.path.join(destination, entry.rel))
+    except (OSError, TaskFailedError) as exc:
+        reason = str(exc) if isinstance(exc, TaskFailedError) else f"{exc.strerror or exc} ({exc.filename})"
+        left = (
+            f"{done} were already copied to {destination} and were left there; remove them or run the task "
+            "again with OverwriteDestination True" if done else "nothing was copied"
+        )
+        raise TaskFailedError(f"copying {source} to {destination} stopped: {reason.rstrip('.')}; {left}.") from exc
+    outside = [e.rel for e in entries if e.kind == "link" and os.path.isabs(e.link)]
+    if outside:
+        shown = ", ".join(outside[:5]) + (", ..." if len(outside) > 5 else "")
+        ctx.events.warning(
+            f"{len(outside)} link(s) in {source} point outside it ({shown}); they were copied as links to the same places, not followed."
+        )
+
+
+def _copy_entry(ctx: TaskContext, source: str, target: str, entry: _TreeEntry) -> None:
+    existing = os.lstat(target) if os.path.lexists(target) else None
+    if existing is not None and stat.S_ISDIR(existing.st_mode):
+        if entry.kind == "dir":
+            return  # merge into the folder already there
+        raise TaskFailedError(f"the destination {target} is a folder, so {source} cannot be written there")
+    if entry.kind == "file":
+        _copy_file(ctx, source, target, follow=False)  # replaces a file or link already there
+        return
+    if existing is not None:
+        os.remove(target)  # a file or link where a folder or link goes: never write through it
+    if entry.kind == "dir":
+        os.mkdir(target)
+    else:
+        os.symlink(entry.link, target)
+
+
+# -- deleting trees ------------------------------------------------------------------------------
+
+
+def _delete_tree(ctx: TaskContext, root: str, *, keep_root: bool, cancellable: bool = True) -> None:
+    """Delete what is under ``root`` (and ``root`` unless ``keep_root``) without following a link.
+
+    Iterative, so depth is no limit; each folder is opened without following a link and its
+    entries removed through that handle, so a folder swapped for a link is never descended.
+    """
+    folders: list[str] = []
+    pending = [root]
+    removed = 0
+    try:
+        while pending:
+            folder = pending.pop()
+            folders.append(folder)
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | (os.O_NOFOLLOW if folder != root else 0))
+            try:
+                with os.scandir(fd) as listing:
+                    for item in listing:
+                        if cancellable:
+                            _check_cancel(ctx, f"deleting {root}")
+                        if item.is_dir(follow_symlinks=False):
+                            pending.append(os.path.join(folder, item.name))
+                        else:
+                            os.unlink(item.name, dir_fd=fd)
+                            removed += 1
+            finally:
+                os.close(fd)
+        for folder in reversed(folders[1:] if keep_root else folders):
+            os.rmdir(folder)
+            removed += 1
+    except (OSError, TaskFailedError) as exc:
+        reason = str(exc) if isinstance(exc, TaskFailedError) else f"{exc.strerror or exc} ({exc.filename or folder})"
+        raise TaskFailedError(
+            f"deleting under {root} stopped: {reason.rstrip('.')}; {removed} entries were removed and the rest is still there."
+        ) from exc
