@@ -463,8 +463,9 @@ class SmtpSession:
             state.pending.remove(rcpt)
 
     def _send_data(self, conn: smtplib.SMTP, payload: bytes, deadline: float) -> None:
-        """The message and its final dot, after DATA was answered 354. A retry is safe until the
-        server's final reply."""
+        """The message and its final dot, after DATA was answered 354. Until the dot is out the
+        server holds no complete message, so a failure may be retried; once it is out, the
+        outcome is unknown and the message is never sent again (RFC 1047)."""
         try:
             conn.send(payload)
         except (smtplib.SMTPException, OSError) as exc:
@@ -472,21 +473,21 @@ class SmtpSession:
         try:
             self._arm(conn, deadline)
             code, resp = conn.getreply()
-        except (smtplib.SMTPException, OSError) as exc:
-            if _timed_out(exc):
-                # The data is all out; the server may have queued it. Resending could deliver it
-                # twice (RFC 1047), so this is reported as uncertain and not retried.
-                raise _Failure(
-                    f"did not confirm the message within {self.options.timeout:g} s after it was sent, "
-                    "so it may or may not have been delivered and dtsx did not resend it",
-                    "check the recipients' mailboxes before running again, or raise Timeout",
-                    drop=True,
-                ) from None
-            # Reset or closed before any reply: the server never took responsibility (RFC 5321
-            # §6.1), so sending again cannot duplicate an accepted message.
-            raise self._classify(exc, "before confirming the message", deadline) from None
+        except (_Failure, smtplib.SMTPException, OSError) as exc:
+            raise self._unconfirmed(exc) from None
         if code != 250:
             raise self._refusal("refused the message", None, _reply(code, resp), "DATA")
+
+    def _unconfirmed(self, exc: BaseException) -> _Failure:
+        """No final reply came after the whole message was sent: the server may have queued it
+        (a server that crashes after queuing, or whose reply is lost, looks the same), so this
+        is final, never transient: resending could deliver it twice."""
+        if isinstance(exc, _Failure) or _timed_out(exc):
+            what = f"did not confirm the message within Timeout ({self.options.timeout:g} s) after receiving it"
+        else:
+            what = "closed the connection after receiving the message"
+        return _Failure(f"{what}; it may have been delivered — not resent",
+                        "check the recipients' mailboxes before running again", drop=True)
 
     def _refusal(self, what: str, subject: str | None, reply: SmtpReply, stage: str) -> _Failure:
         shown = f"{what} {subject}" if subject else what

@@ -55,6 +55,7 @@ __all__ = [
     "ntlm_user_file",
     "open_session",
     "read_data",
+    "script_drop_after_data",
     "script_drop_mid_data",
     "script_greet_421",
     "script_silent",
@@ -521,15 +522,24 @@ AuthScript = Callable[[asyncio.StreamReader, asyncio.StreamWriter, bytes], Await
 
 async def script_smtp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, srv: ScriptedServer,
                       *, drop_in_data: bool = False, extensions: tuple[bytes, ...] = (b"8BITMIME",),
-                      auth: AuthScript | None = None, esmtp: bool = True) -> None:
-    """A minimal correct SMTP server (or, with ``drop_in_data``, one that resets mid-DATA).
+                      auth: AuthScript | None = None, esmtp: bool = True,
+                      drop_after_data: bool = False, reply_delay: float = 0.0) -> None:
+    """A minimal correct SMTP server (or, with ``drop_in_data``, one that stops reading after the
+    354 and resets the connection 0.3 s later: mid-DATA for any message the buffers cannot hold).
 
+    ``drop_after_data``: read the whole message up to its final dot (it counts in ``srv.messages``)
+    and close without replying, as a server that crashed after queuing it would.
+    ``reply_delay``: seconds to wait before each reply line (a slow, drip-feeding server); the
+    greeting and each line of a multi-line EHLO reply are delayed one by one.
     ``extensions`` are the EHLO lines after the host name, sent as given (e.g. ``b"AUTH ntlm"``);
     ``auth(reader, writer, auth_line)`` runs an AUTH exchange and answers it itself.
     ``esmtp=False`` answers EHLO with 502, as an RFC 821 server does (HELO works).
     """
+    if reply_delay:
+        writer = _DripWriter(writer, reply_delay)  # type: ignore[assignment]
     writer.write(b"220 scripted.test ESMTP\r\n")
     while True:
+        await writer.drain()
         line = await reader.readline()
         if not line:
             return
@@ -551,14 +561,43 @@ async def script_smtp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
             writer.write(b"354 End data with <CR><LF>.<CR><LF>\r\n")
             await writer.drain()
             if drop_in_data:
-                await reader.read(10)
-                writer.transport.abort()  # RST: the message was never complete
+                # Stop reading, so that a message larger than the socket buffers blocks the
+                # client's send before its final dot; then reset: the message was never complete.
+                writer.transport.pause_reading()
+                await asyncio.sleep(0.3)
+                writer.transport.abort()
                 return
             srv.messages.append(await read_data(reader))
+            if drop_after_data:
+                writer.transport.abort()  # the whole message arrived; no reply ever will
+                return
             writer.write(b"250 2.0.0 OK queued\r\n")
         else:
             writer.write(b"250 2.0.0 OK\r\n")
         await writer.drain()
+
+
+class _DripWriter:
+    """A stream writer that sends each line only after ``delay`` seconds (at ``drain()``)."""
+
+    def __init__(self, writer: asyncio.StreamWriter, delay: float) -> None:
+        self._writer = writer
+        self._delay = delay
+        self._lines: list[bytes] = []
+        self.transport = writer.transport
+
+    def write(self, data: bytes) -> None:
+        self._lines.extend(data.splitlines(keepends=True))
+
+    async def drain(self) -> None:
+        lines, self._lines = self._lines, []
+        for line in lines:
+            await asyncio.sleep(self._delay)
+            self._writer.write(line)
+            await self._writer.drain()
+
+    def close(self) -> None:
+        self._writer.close()
 
 
 async def read_data(reader: asyncio.StreamReader) -> bytes:
@@ -569,6 +608,11 @@ async def read_data(reader: asyncio.StreamReader) -> bytes:
         if not line or line == b".\r\n":
             return b"".join(lines)
         lines.append(line[1:] if line.startswith(b".") else line)
+
+
+async def script_drop_after_data(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                                 srv: ScriptedServer) -> None:
+    await script_smtp(reader, writer, srv, drop_after_data=True)
 
 
 async def script_drop_mid_data(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
