@@ -33,9 +33,10 @@ __all__ = [
 class ConnectionString(Mapping[str, str]):
     """``key=value;`` pairs with case-insensitive keys; remembers the spelling it was given.
 
-    Values may be quoted with ``"`` or ``'`` (a doubled quote inside is one quote) so they can
-    hold ``;``. A string with no ``=`` at all is kept whole under the key ``""`` (SSIS samples
-    set an SMTP connection string to a bare host name).
+    The syntax is .NET's (``DbConnectionStringBuilder``): a value that holds ``;``, starts with a
+    quote or has spaces at either end is enclosed in ``"`` or ``'``, a doubled quote inside being
+    one quote; ``==`` in a key is one ``=``. A string with no ``=`` at all is kept whole under the
+    key ``""`` (SSIS samples set an SMTP connection string to a bare host name).
     """
 
     def __init__(self, pairs: Mapping[str, str] | None = None) -> None:
@@ -60,60 +61,115 @@ class ConnectionString(Mapping[str, str]):
         return f"ConnectionString(keys={list(self)!r})"
 
     def render(self, *, hide: frozenset[str] = frozenset({"password"})) -> str:
-        """The string back in ``k=v;`` form, with secret values replaced by ``********``."""
+        """The string back in ``k=v;`` form, quoted where needed so that it parses back to the same
+        pairs, with the values of ``hide`` keys replaced by ``********``."""
         parts = []
         for spelled, value in self._items.values():
-            shown = "********" if spelled.lower() in hide else value
-            parts.append(f"{spelled}={shown}" if spelled else shown)
+            shown = "********" if spelled.lower() in hide else _quote(value)
+            parts.append(f"{spelled.replace('=', '==')}={shown}" if spelled else shown)
         return "".join(f"{p};" for p in parts)
 
 
+def _quote(value: str) -> str:
+    """``value`` as a connection-string value: bare when that reads back the same, else quoted."""
+    if not value or not (";" in value or value[0] in "\"'" or value != value.strip()
+                         or any(ord(c) < 32 for c in value)):
+        return value
+    if '"' in value and "'" not in value:
+        return f"'{value}'"
+    return '"' + value.replace('"', '""') + '"'
+
+
+class _Reader:
+    """Walks a connection string. Its errors name keys and character positions, never a value:
+    a value that was cut short at a stray ``;`` is most likely the tail of a password."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+        self.previous: str | None = None  # the last key read, to say where a problem is
+
+    def problem(self, what: str, at: int) -> ConnectionManagerError:
+        return ConnectionManagerError(
+            f"the connection string has {what} (character {at + 1}); write it as key=value; pairs, "
+            "and enclose a value that holds ';' in quotes, e.g. Password=\"a;b\"."
+        )
+
+    def skip(self, chars: str) -> None:
+        while self.pos < len(self.text) and (self.text[self.pos] in chars or self.text[self.pos].isspace()):
+            self.pos += 1
+
+    def key(self) -> str:
+        """The key up to its single ``=`` (``==`` is a literal ``=``); the position moves past it."""
+        text, start, out = self.text, self.pos, []
+        where = f"after the value of {self.previous}" if self.previous else "at its start"
+        while self.pos < len(text):
+            char = text[self.pos]
+            if char == "=" and text[self.pos + 1 : self.pos + 2] == "=":
+                out.append("=")
+                self.pos += 2
+            elif char == "=":
+                self.pos += 1
+                key = "".join(out).strip()
+                if not key:
+                    raise self.problem(f"a value without a key {where}", start)
+                return key
+            elif char == ";":
+                break
+            else:
+                out.append(char)
+                self.pos += 1
+        raise self.problem(f"text without '=' {where}", start)
+
+    def value(self, key: str) -> str:
+        """The value after ``key=``, quoted or bare; the position moves past its ``;``."""
+        self.skip("")
+        text = self.text
+        if self.pos < len(text) and text[self.pos] in "\"'":
+            return self._quoted(key)
+        end = text.find(";", self.pos)
+        end = len(text) if end < 0 else end
+        value, self.pos = text[self.pos : end].strip(), end + 1
+        return value
+
+    def _quoted(self, key: str) -> str:
+        text, start, quote, out = self.text, self.pos, self.text[self.pos], []
+        self.pos += 1
+        while True:
+            close = text.find(quote, self.pos)
+            if close < 0:
+                raise self.problem(f"no closing {quote} for the quoted value of {key}", start)
+            out.append(text[self.pos : close])
+            self.pos = close + 1
+            if text[self.pos : self.pos + 1] != quote:
+                break
+            out.append(quote)  # a doubled quote is one quote
+            self.pos += 1
+        self.skip("")
+        if self.pos < len(text) and text[self.pos] != ";":
+            raise self.problem(f"more text after the closing {quote} of the value of {key}", self.pos)
+        self.pos += 1
+        return "".join(out)
+
+
 def parse_connection_string(text: str | None) -> ConnectionString:
-    """Parse an SSIS/OLE DB style connection string; see :class:`ConnectionString`."""
+    """Parse an SSIS/OLE DB style connection string; see :class:`ConnectionString`.
+
+    Raises ConnectionManagerError, naming the key and position but never a value."""
     result = ConnectionString()
     if not text or not text.strip():
         return result
     if "=" not in text:
         result[""] = text.strip().rstrip(";").strip()
         return result
-    i = 0
-    while i < len(text):
-        key_end = text.find("=", i)
-        if key_end < 0:
-            rest = text[i:].strip().strip(";").strip()
-            if rest:
-                raise ConnectionManagerError(f"connection string segment {rest!r} has no '=': write it as key=value;")
-            break
-        key = text[i:key_end].strip().lstrip(";").strip()
-        value, i = _read_value(text, key_end + 1)
-        if key:
-            result[key] = value
-    return result
-
-
-def _read_value(text: str, start: int) -> tuple[str, int]:
-    """Read one value starting at ``start``; return it and the index after its ``;``."""
-    j = start
-    while j < len(text) and text[j] == " ":
-        j += 1
-    if j < len(text) and text[j] in "\"'":
-        quote, out, j = text[j], [], j + 1
-        while j < len(text):
-            if text[j] == quote and text[j + 1 : j + 2] == quote:
-                out.append(quote)
-                j += 2
-            elif text[j] == quote:
-                j += 1
-                break
-            else:
-                out.append(text[j])
-                j += 1
-        end = text.find(";", j)
-        return "".join(out), (len(text) if end < 0 else end + 1)
-    end = text.find(";", j)
-    if end < 0:
-        return text[j:].strip(), len(text)
-    return text[j:end].strip(), end + 1
+    reader = _Reader(text)
+    while True:
+        reader.skip(";")
+        if reader.pos >= len(text):
+            return result
+        key = reader.key()
+        result[key] = reader.value(key)
+        reader.previous = key
 
 
 def _identity(path: str) -> str:

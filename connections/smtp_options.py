@@ -108,6 +108,8 @@ _GENERIC_PROPERTIES = frozenset(
     {"connectbyproxy", "description", "name", "objectname", "delayvalidation", "protectionlevel",
      "connectionstring", "supportsdtctransactions", "creationname", "dtsid"}
 )
+# Keys whose values are secrets: never stripped, never echoed (nor is what follows them).
+_SECRET_KEYS = frozenset({"password"})
 # Connection strings also take the yes/no that .NET's connection-string builder accepts.
 _YES_NO = {"yes": True, "no": False}
 
@@ -178,8 +180,15 @@ def _merged(settings: ConnectionSettings, out: _Collector) -> dict[str, str]:
         out.add(str(exc))
         return {}
     values: dict[str, str] = {}
+    previous = ""
     for key in parsed:
-        _put(values, key, parsed[key], out, "connection string key")
+        if previous.lower() in _SECRET_KEYS and key.strip().lower() not in _CANONICAL:
+            # Most likely the tail of a password that holds ';' and '=': never echo it.
+            out.add(f"the connection string key after {previous} is not an SMTP key; if the password "
+                    "holds ';', enclose it in quotes, e.g. Password=\"a;b\".")
+        else:
+            _put(values, key, parsed[key], out, "connection string key")
+        previous = key
     for key, value in settings.properties.items():
         if key.strip().lower() in _GENERIC_PROPERTIES:
             continue
@@ -197,7 +206,8 @@ def _put(values: dict[str, str], key: str, value: str, out: _Collector, what: st
         hint = f"did you mean {' or '.join(_CANONICAL[n] for n in near)}? " if near else ""
         out.add(f"unknown {what} {key!r}; {hint}valid keys are {', '.join(SMTP_KEYS)}.")
         return
-    values[canonical] = value.strip()
+    # Spaces may belong to a password (quoted in the string, or set by an expression).
+    values[canonical] = value if canonical.lower() in _SECRET_KEYS else value.strip()
 
 
 def _bool(values: dict[str, str], key: str, out: _Collector, default: bool = False) -> bool:

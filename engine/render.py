@@ -24,8 +24,13 @@ from dtsx.engine.model import (
 __all__ = ["MASK", "graph_dot", "graph_mermaid", "mask_connection_string", "show_document", "show_text"]
 
 MASK = "********"
+# A secret value, read as .NET reads it, but never shorter: a quoted value runs to its closing
+# quote (or to the end, when there is none) and on to the next ';'; a bare value takes in every
+# following segment that has no '=', because in ``Password=Sem;iS3cr3t`` the tail belongs to the
+# password (.NET would refuse it; dtsx refuses it too, but a view must not show it either).
 _SECRET_KEYS = re.compile(
-    r"""(?P<key>(?:^|;)\s*(?:password|pwd|proxypassword|serverpassword)\s*=\s*)(?P<value>"(?:[^"]|"")*"|'(?:[^']|'')*'|[^;]*)""",
+    r"""(?P<key>(?:^|;)\s*(?:password|pwd|proxypassword|serverpassword)\s*=\s*)"""
+    r"""(?P<value>(?:"(?:[^"]|"")*(?:"|$)|'(?:[^']|'')*(?:'|$))[^;]*|[^;]*(?:;\s*[^\s;=][^;=]*(?=;|$))*)""",
     re.IGNORECASE,
 )
 
