@@ -421,20 +421,55 @@ def _start_dev_smtp(directory: str | None) -> tuple[Any, Any]:
     return sink, functools.partial(redirect_to_sink, host="127.0.0.1", port=sink.port)
 
 
+# After a second interrupt, how long the run may take to wind down and write its report.
+_SECOND_SIGNAL_LIMIT_S = 5.0
+
+
 def _install_cancel_signals(cancel: threading.Event) -> dict[int, Any]:
+    """SIGINT/SIGTERM: the first cancels the run (tasks are asked to stop, processes get SIGTERM
+    and a grace period); the second kills every running process group at once and leaves the
+    run a bounded time to finish and write its report; a third exits at once."""
     previous: dict[int, Any] = {}
     if threading.current_thread() is not threading.main_thread():
         return previous
+    signals_seen = [0]
 
     def handler(signum: int, _frame: object) -> None:
-        if cancel.is_set():  # a second signal: a task is not stopping; leave at once
-            sys.stderr.write("dtsx: interrupted again; exiting without waiting for running tasks.\n")
+        signals_seen[0] += 1
+        if signals_seen[0] == 1:
+            cancel.set()
+            _say("dtsx: interrupted; stopping the running tasks (interrupt again to kill their processes).")
+        elif signals_seen[0] == 2:
+            from dtsx.tasks.execute_process import stop_every_process
+
+            cancel.set()
+            killed = stop_every_process()
+            _say(f"dtsx: interrupted again; killed {killed} running process group(s); the report follows "
+                 f"within {_SECOND_SIGNAL_LIMIT_S:g} s.")
+            timer = threading.Timer(_SECOND_SIGNAL_LIMIT_S, _give_up)
+            timer.daemon = True
+            timer.start()
+        else:
+            _say("dtsx: interrupted a third time; exiting without waiting for running tasks or writing the report.")
             os._exit(EXIT_CANCELED)
-        cancel.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         previous[sig] = signal.signal(sig, handler)
     return previous
+
+
+def _give_up() -> None:
+    _say(f"dtsx: the run did not stop within {_SECOND_SIGNAL_LIMIT_S:g} s of the second interrupt; "
+         "exiting without a report.")
+    os._exit(EXIT_CANCELED)
+
+
+def _say(line: str) -> None:
+    """One line on stderr from a signal handler: os.write, as the handler may interrupt a print."""
+    try:
+        os.write(2, (line + "\n").encode("utf-8", "replace"))
+    except OSError:
+        pass
 
 
 def _restore_signals(previous: dict[int, Any]) -> None:

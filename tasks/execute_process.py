@@ -3,8 +3,10 @@
 Arguments are one string, split as a Windows program's C runtime would split it
 (:func:`split_windows_args`), so a package written for Windows passes the same argv here.
 The process runs in its own process group; a timeout or a canceled run ends the whole group
-(SIGTERM, then SIGKILL after a grace period), so nothing is left running. Windows-only
-programs (``cmd.exe``, ``.bat`` files) are not emulated: the task fails and says so.
+(SIGTERM, then SIGKILL after a grace period), so nothing is left running. If dtsx itself dies
+(SIGKILL, a crash), a watchdog process ends the groups that were still running (see
+:class:`_ProcessGuard`). Windows-only programs (``cmd.exe``, ``.bat`` files) are not emulated:
+the task fails and says so.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from typing import IO
@@ -22,7 +25,7 @@ from dtsx.engine.errors import TaskFailedError
 from dtsx.tasks.base import SsisBool, SsisInt, Task, TaskContext, TaskProperties, ValidationContext, register_task
 from pydantic import AliasChoices, Field
 
-__all__ = ["ExecuteProcessTask", "split_windows_args"]
+__all__ = ["ExecuteProcessTask", "split_windows_args", "stop_every_process"]
 
 _GRACE_SECONDS = 2.0
 _POLL_SECONDS = 0.05
@@ -150,21 +153,27 @@ class ExecuteProcessTask(Task):
         cwd = self._working_directory(ctx)
         argv = [self._resolve_executable(ctx, cwd), *split_windows_args(self.props.arguments)]
         stdin = self._stdin_bytes(ctx)
-        process = self._start(argv, cwd, stdin is not None)
+        process = self._start(argv, cwd, stdin is not None, ctx)
         try:
             out, err, timed_out = self._wait(process, stdin, ctx)
         finally:
             with self._lock:
                 self._process = None
+            # Guarded while the task runs; one left running after its TimeOut is the package's wish.
+            _GUARD.discard(process.pid)
         self._store_output(ctx, out, err)
         self._judge(process, argv[0], timed_out, ctx)
 
     def cancel(self) -> None:
+        """Ask the process group to stop; the task's own thread gives the grace period and kills."""
         self._cancelled.set()
         with self._lock:
             process = self._process
         if process is not None:
-            _end_group(process)
+            _signal_group(process.pid, signal.SIGTERM)
+
+    def _stop_requested(self, ctx: TaskContext) -> bool:
+        return ctx.cancelled or self._cancelled.is_set()
 
     def _resolve_executable(self, ctx: TaskContext, cwd: str | None) -> str:
         stored = self.props.executable.strip().strip('"')
@@ -213,7 +222,11 @@ class ExecuteProcessTask(Task):
         value = ctx.variables.get(name)
         return b"" if value is None else str(value).encode("utf-8")
 
-    def _start(self, argv: list[str], cwd: str | None, feed: bool) -> subprocess.Popen[bytes]:
+    def _start(self, argv: list[str], cwd: str | None, feed: bool, ctx: TaskContext) -> subprocess.Popen[bytes]:
+        # The watchdog first, so that the new group is registered the moment it exists.
+        problem = _GUARD.ready()
+        if problem is not None:
+            ctx.events.warning(problem)
         with self._lock:
             if self._cancelled.is_set():
                 raise TaskFailedError("the run was canceled before the process started.")
@@ -228,6 +241,7 @@ class ExecuteProcessTask(Task):
                 )
             except OSError as exc:
                 raise TaskFailedError(f"could not start {argv[0]}: {exc.strerror or exc}; check the Executable and its permissions.") from exc
+            _GUARD.add(process.pid)
             self._process = process
         return process
 
@@ -240,18 +254,20 @@ class ExecuteProcessTask(Task):
         while True:
             try:
                 process.wait(timeout=_POLL_SECONDS)
+                exited = True
             except subprocess.TimeoutExpired:
-                pass
-            else:
-                # Exited; its output may still be in flight (or held open by its own children).
-                if pipes.join(_POLL_SECONDS):
-                    return (*pipes.result(), False)
-            if ctx.cancelled or self._cancelled.is_set():
+                exited = False
+            if self._stop_requested(ctx):
+                # Checked before the exit is judged: a process that cancel() signalled has exited
+                # by dtsx's hand, whatever its exit status says.
                 _end_group(process)
                 pipes.join(_GRACE_SECONDS)
                 raise TaskFailedError(
-                    f"the run was canceled, so the process {process.args[0]} (pid {process.pid}) was stopped."
+                    f"the run was canceled, so dtsx stopped the process {process.args[0]} (pid {process.pid})."
                 )
+            # Exited; its output may still be in flight (or held open by its own children).
+            if exited and pipes.join(_POLL_SECONDS):
+                return (*pipes.result(), False)
             if deadline is not None and time.monotonic() >= deadline:
                 return self._on_timeout(process, pipes, ctx)
 
@@ -308,27 +324,127 @@ def _not_found_message(stored: str, local: str) -> str:
 
 def _end_group(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM the process group, then SIGKILL it if it is still there after a grace period."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
+    if not _signal_group(process.pid, signal.SIGTERM):
         return
     deadline = time.monotonic() + _GRACE_SECONDS
     while time.monotonic() < deadline:
-        if process.poll() is not None and not _group_alive(process.pid):
+        if process.poll() is not None and not _signal_group(process.pid, 0):
             return
         time.sleep(_POLL_SECONDS)
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    _signal_group(process.pid, signal.SIGKILL)
 
 
-def _group_alive(pgid: int) -> bool:
+def _signal_group(pgid: int, number: int) -> bool:
+    """Send a signal (0: none, only a check) to a process group; False when the group is gone."""
     try:
-        os.killpg(pgid, 0)
+        os.killpg(pgid, number)
     except (ProcessLookupError, PermissionError):
         return False
     return True
+
+
+def stop_every_process() -> int:
+    """SIGKILL every process group a running Execute Process task started; how many there were.
+
+    For a second interrupt: the first asked politely and something is not stopping.
+    """
+    return _GUARD.kill_all()
+
+
+# The watchdog's program: stdlib only, so it starts in milliseconds (``python -I -S``). It reads
+# "+PGID" / "-PGID" lines; end of file means dtsx has ended, however it ended, and the groups
+# still registered get what a cancel gives them: SIGTERM, then SIGKILL after the grace period.
+_WATCHDOG = f"""# dtsx-watchdog
+import os, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+groups = set()
+for line in sys.stdin.buffer:
+    (groups.add if line[:1] == b"+" else groups.discard)(int(line[1:]))
+def send(number):
+    for pgid in list(groups):
+        try:
+            os.killpg(pgid, number)
+        except OSError:
+            groups.discard(pgid)
+send(signal.SIGTERM)
+deadline = time.monotonic() + {_GRACE_SECONDS}
+while groups and time.monotonic() < deadline:
+    time.sleep({_POLL_SECONDS})
+    send(0)
+send(signal.SIGKILL)
+"""
+
+
+class _ProcessGuard:
+    """The process groups running tasks have started, and a watchdog that ends them if dtsx dies.
+
+    Each child runs in a session of its own (so a terminal's Ctrl-C reaches dtsx, which decides,
+    and not the child), so nothing the kernel does to dtsx's group reaches it. PR_SET_PDEATHSIG
+    would not do: it reaches only the direct child, not its own children in the group, and fires
+    when the *thread* that forked exits (tasks run on worker threads). Instead one watchdog
+    process holds the read end of a pipe whose write end only dtsx holds; when dtsx dies in any
+    way, the kernel closes it and the watchdog ends the groups still registered.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._groups: set[int] = set()
+        self._pipe: int | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
+        self._failed = False
+
+    def ready(self) -> str | None:
+        """Start the watchdog if it is not running; a warning (once) when it cannot be started."""
+        with self._lock:
+            if self._pipe is not None or self._failed:
+                return None
+            problem = self._start_watchdog()
+            self._failed = problem is not None
+            return problem
+
+    def add(self, pgid: int) -> None:
+        with self._lock:
+            self._groups.add(pgid)
+            self._tell(f"+{pgid}\n")
+
+    def discard(self, pgid: int) -> None:
+        with self._lock:
+            if pgid in self._groups:
+                self._groups.discard(pgid)
+                self._tell(f"-{pgid}\n")
+
+    def kill_all(self) -> int:
+        with self._lock:
+            groups = list(self._groups)
+        return sum(_signal_group(pgid, signal.SIGKILL) for pgid in groups)
+
+    def _start_watchdog(self) -> str | None:
+        read_end, write_end = os.pipe()  # neither end is inherited by other children (O_CLOEXEC)
+        try:
+            self._watchdog = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _WATCHDOG, f"--for={os.getpid()}"],
+                stdin=read_end, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True,  # out of reach of the terminal's Ctrl-C meant for dtsx
+            )
+        except OSError as exc:
+            os.close(write_end)
+            return (f"dtsx could not start its process watchdog ({exc.strerror or exc}), so if dtsx is killed, "
+                    "processes started by Execute Process tasks may keep running.")
+        finally:
+            os.close(read_end)
+        self._pipe = write_end
+        return None
+
+    def _tell(self, line: str) -> None:
+        if self._pipe is None:
+            return
+        try:
+            os.write(self._pipe, line.encode("ascii"))
+        except OSError:  # the watchdog has gone; the run itself is not affected
+            pass
+
+
+_GUARD = _ProcessGuard()
 
 
 class _Pipes:
