@@ -27,6 +27,7 @@ from .values import (
 
 __all__ = [
     "ConversionFailure",
+    "number_from_text",
     "is_legal_cast",
     "converter",
     "to_string",
@@ -113,6 +114,8 @@ _WIDE = Context(prec=80)
 def round_half_away(number: float | Decimal) -> int:
     """Round to the nearest integer, ties away from zero (expressions-notes C1: SSIS rounds)."""
     if isinstance(number, Decimal):
+        if number.adjusted() < -1:  # under 0.1: zero, and no context need reach its exponent
+            return 0
         return int(number.quantize(Decimal(1), rounding=ROUND_HALF_UP, context=_WIDE))
     if not math.isfinite(number):
         raise ConversionFailure(f"the value {number} cannot be converted to an integer")
@@ -134,19 +137,38 @@ def ole_to_datetime(days: float) -> datetime:
         raise ConversionFailure(f"the number {days} is outside the range of dates") from None
 
 
-def _number_from_text(text: str) -> int | Decimal:
-    stripped = text.strip()
-    try:
-        return int(stripped)
-    except ValueError:
-        pass
-    try:
-        number = Decimal(stripped)
-    except InvalidOperation:
-        number = None
-    if number is None or not number.is_finite():
-        raise ConversionFailure(f"the string {text!r} is not a number")
-    return number
+# The number text a cast reads, as .NET parses it: ASCII digits only, an optional sign, point
+# and exponent, and only .NET's white space (U+0009-U+000D, U+0020) around it. No NaN, Infinity,
+# Python's 1_000 or other scripts' digits.
+_NUMBER_TEXT = re.compile(r"[\t\n\v\f\r ]*([+-]?(?=\.?[0-9])([0-9]*)(\.[0-9]*)?([eE][+-]?[0-9]+)?)[\t\n\v\f\r ]*")
+_SHORT_INTEGER = 18  # digits int() reads exactly and fast; longer text goes through Decimal
+# Beyond 10**39 no integer or exact type can hold a value, and no arithmetic context need reach.
+_MAX_EXPONENT = 39
+_EXPONENT_DIGITS = 15
+
+
+def number_from_text(text: str) -> int | Decimal:
+    """The exact number in cast text; ConversionFailure names the text when it is not one."""
+    if len(text) <= _SHORT_INTEGER and text.isascii() and text.isdigit():
+        return int(text)  # the common case, without the pattern
+    match = _NUMBER_TEXT.fullmatch(text)
+    if match is None:
+        raise ConversionFailure(f"the string {_show(text)} is not a number")
+    number, whole, fraction, exponent = match.groups()
+    if fraction is None and exponent is None and len(whole) <= _SHORT_INTEGER:
+        return int(number)
+    if exponent is not None and len(exponent.lstrip("eE+-0")) > _EXPONENT_DIGITS:
+        # Decimal refuses such exponents; any of them over- or underflows every type alike.
+        sign = "-" if "-" in exponent else ""
+        number = f"{number[: len(number) - len(exponent)]}e{sign}{'9' * _EXPONENT_DIGITS}"
+    return Decimal(number)  # exact whatever its length; callers bound it before rounding
+
+
+def _bounded(number: int | float | Decimal, value: Any, target: str) -> None:
+    """Refuse a number too large for ``target`` before any rounding context sees it."""
+    if isinstance(number, Decimal) and number and number.adjusted() >= _MAX_EXPONENT:
+        raise ConversionFailure(f"the value {_show(value)} does not fit into {target}")
+
 
 
 def _as_number(value: Any, source: str) -> int | float | Decimal:
@@ -156,7 +178,7 @@ def _as_number(value: Any, source: str) -> int | float | Decimal:
     if isinstance(value, (int, float, Decimal)):
         return value
     if isinstance(value, str):
-        return _number_from_text(value)
+        return number_from_text(value)
     if isinstance(value, datetime) and source == "DT_FILETIME":
         return (datetime_ticks_since_1601(value))
     if isinstance(value, datetime):
@@ -178,6 +200,7 @@ def _to_integer(target: str, source: str) -> Converter:
 
     def convert(value: Any) -> int:
         number = _as_number(value, source)
+        _bounded(number, value, target)
         result = number if isinstance(number, int) else round_half_away(number)
         if not low <= result <= high:
             raise ConversionFailure(f"the value {_show(value)} does not fit into {target}")
@@ -232,6 +255,9 @@ def _to_exact(spec: TypeSpec, source: str) -> Converter:
             if not math.isfinite(number):
                 raise ConversionFailure(f"the value {number} does not fit into {target}")
             number = Decimal(repr(number))
+        _bounded(number, value, target)
+        if isinstance(number, Decimal) and number.adjusted() < -scale - 1:
+            number = Decimal(0)  # under half the last digit: rounds to zero at any exponent, however small
         exact = Decimal(number).quantize(quantum, rounding=ROUND_HALF_UP, context=_WIDE)
         return check_exact(exact, target, precision)
 
@@ -245,10 +271,10 @@ def _to_bool(source: str) -> Converter:
             if word in ("true", "false"):
                 return word == "true"
             try:
-                return _number_from_text(value) != 0
+                return number_from_text(value) != 0
             except ConversionFailure:
                 raise ConversionFailure(
-                    f"the string {value!r} is not a Boolean (True, False or a number)"
+                    f"the string {_show(value)} is not a Boolean (True, False or a number)"
                 ) from None
         return _as_number(value, source) != 0
 
@@ -388,7 +414,7 @@ def parse_datetime_text(text: str) -> tuple[datetime, int, int | None, bool]:
             return value, tick, None, False
     except ValueError:
         pass
-    raise ConversionFailure(f"the string {text!r} is not a valid date/time")
+    raise ConversionFailure(f"the string {_show(text)} is not a valid date/time")
 
 
 def _truncate(value: datetime, tick: int, scale: int) -> tuple[datetime, int]:
@@ -498,8 +524,12 @@ def _to_bytes(spec: TypeSpec, source: str) -> Converter:
     return convert
 
 
+_SHOWN = 60  # characters of a value an error message quotes
+
+
 def _show(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= _SHOWN else f"{text[:_SHOWN - 10]}...{text[-7:]} ({len(text)} characters)"
 
 
 def converter(source: str, spec: TypeSpec) -> Converter:
