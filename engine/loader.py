@@ -33,6 +33,9 @@ from xml.sax.saxutils import quoteattr
 
 from dtsx.engine.errors import PackageLoadError, PackageNotFoundError
 from dtsx.engine.model import (
+    MAX_PACKAGE_BYTES,
+    MAX_XML_DEPTH,
+    MAX_XML_VALUE_BYTES,
     DTS_NS,
     ConfiguredValue,
     PROTECTION_LEVELS,
@@ -73,7 +76,6 @@ __all__ = [
 ]
 
 SSIS_NS = "www.microsoft.com/SqlServer/SSIS"
-MAX_PACKAGE_BYTES = 64 * 1024 * 1024
 SUPPORTED_FORMATS = frozenset({2, 3, 6, 8})
 
 _D = "{" + DTS_NS + "}"
@@ -225,14 +227,14 @@ def _syntax_error(exc: etree.XMLSyntaxError, file: str) -> PackageLoadError:
     low = detail.lower()
     if "depth" in low:
         return PackageLoadError(
-            f"nests elements deeper than dtsx's limit of 256 levels ({detail}); real packages never do, "
+            f"nests elements deeper than dtsx's limit of {MAX_XML_DEPTH} levels ({detail}); real packages never do, "
             "so the file was refused",
             file=file,
             line=line,
         )
     if "resource limit" in low or "huge" in low:
         return PackageLoadError(
-            f"holds a single text or attribute value over dtsx's 10 MB limit ({detail}); the file was refused "
+            f"holds a single text or attribute value over dtsx's {MAX_XML_VALUE_BYTES // 1_000_000} MB limit ({detail}); the file was refused "
             "rather than loaded without bound",
             file=file,
             line=line,

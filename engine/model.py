@@ -35,6 +35,9 @@ __all__ = [
     "EVAL_OPS",
     "PROTECTION_LEVELS",
     "DTS_NS",
+    "MAX_PACKAGE_BYTES",
+    "MAX_XML_DEPTH",
+    "MAX_XML_VALUE_BYTES",
     "marked_sensitive",
     "ssis_flag",
     "ConfiguredValue",
@@ -44,6 +47,12 @@ __all__ = [
 
 # The namespace of every DTS: element and attribute in a package file.
 DTS_NS = "www.microsoft.com/SqlServer/Dts"
+# The limits of a package file, one definition for the loader (which refuses more) and the writer
+# (which refuses to write more). The XML ones are libxml2's own without XML_PARSE_HUGE, which the
+# loader's parser keeps: changing them here does not change what libxml2 accepts.
+MAX_PACKAGE_BYTES = 64 * 1024 * 1024  # a whole file
+MAX_XML_DEPTH = 256  # elements nested in one another
+MAX_XML_VALUE_BYTES = 10_000_000  # one text (UTF-8, entities expanded), or one start tag as written
 _SENSITIVE_KEYS = ("Sensitive", f"{{{DTS_NS}}}Sensitive", "Encrypted", f"{{{DTS_NS}}}Encrypted")
 
 
