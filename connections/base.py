@@ -8,10 +8,12 @@ of the run. Register one with ``@register_connection("SMTP")`` or an entry point
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, ClassVar, Iterator, Mapping
 
 from dtsx.engine.errors import ConnectionManagerError
@@ -26,6 +28,9 @@ __all__ = [
     "register_connection",
     "looks_like_windows_path",
     "read_secret_file",
+    "ALLOW_SHARED_SECRET_FILES_ENV",
+    "SECRET_FILE_LIMIT",
+    "SecretFileError",
     "unmapped_windows_path",
 ]
 
@@ -187,12 +192,71 @@ def looks_like_windows_path(path: str) -> bool:
     return "\\" in path and "/" not in path
 
 
-def read_secret_file(path: str) -> str:
-    """A password kept in a file (``PasswordFile``, ``--decrypt-file``): its text without the line
-    break an editor adds at the end; spaces may belong to the password. Raises what reading
-    raises (OSError, or UnicodeDecodeError for a file that is not UTF-8)."""
-    text = Path(path).expanduser().read_text(encoding="utf-8")
-    return text[:-2] if text.endswith("\r\n") else text.rstrip("\n")
+# The switch that lets a secret file be shared with other users (as a group-readable file on a
+# server where a service group shares one account). Off: such a file is refused, as ssh refuses
+# a private key that others can read.
+ALLOW_SHARED_SECRET_FILES_ENV = "DTSX_ALLOW_SHARED_SECRET_FILES"
+SECRET_FILE_LIMIT = 64 * 1024  # bytes read at most: a password is one short line
+
+
+class SecretFileError(PermissionError):
+    """A password file that dtsx refuses to read; ``strerror`` is one clause saying why and what to do."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(errno.EACCES, reason, path)
+
+
+def read_secret_file(path: str, *, allow_shared: bool | None = None) -> str:
+    """A password kept in a file (``PasswordFile``, ``--decrypt-file``): its first line, without
+    the line break (LF or CRLF); spaces may belong to the password. The file must be a regular
+    file (or a pipe, as ``<(command)`` gives) that other users can neither read nor write, unless
+    ``allow_shared`` or the environment variable ``DTSX_ALLOW_SHARED_SECRET_FILES=1`` says otherwise.
+
+    Raises OSError (SecretFileError for a refused file, whose ``strerror`` says why), or
+    UnicodeDecodeError for a file that is not UTF-8.
+    """
+    if allow_shared is None:
+        allow_shared = os.environ.get(ALLOW_SHARED_SECRET_FILES_ENV, "").strip().lower() in ("1", "true", "yes")
+    full = os.path.expanduser(path)
+    # O_NONBLOCK: opening a FIFO that nobody writes to must not hang; reads block again below.
+    fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)  # of what was opened, so the file cannot be swapped after the check
+        _check_secret_file(path, info.st_mode, allow_shared)
+        os.set_blocking(fd, True)
+        data = _first_line(fd, path)
+    finally:
+        os.close(fd)
+    text = data.decode("utf-8").removeprefix("\ufeff")  # Notepad's UTF-8 byte-order mark
+    if not text:
+        raise SecretFileError(path, "its first line is empty; write the password on the first line")
+    return text
+
+
+def _check_secret_file(path: str, mode: int, allow_shared: bool) -> None:
+    if stat.S_ISFIFO(mode):
+        return
+    if not stat.S_ISREG(mode):
+        raise SecretFileError(path, "it is not a regular file; keep the password in a plain file")
+    if mode & 0o077 and not allow_shared:
+        raise SecretFileError(
+            path, f"its mode {stat.S_IMODE(mode):04o} lets other users read or change it; run chmod 600 on it, "
+                  f"or set {ALLOW_SHARED_SECRET_FILES_ENV}=1 to accept that")
+
+
+def _first_line(fd: int, path: str) -> bytes:
+    """The bytes before the first line break, reading no more than SECRET_FILE_LIMIT."""
+    data = b""
+    while b"\n" not in data:
+        chunk = os.read(fd, SECRET_FILE_LIMIT + 1 - len(data))
+        if not chunk:
+            break
+        data += chunk
+        if len(data) > SECRET_FILE_LIMIT and b"\n" not in data:
+            raise SecretFileError(path, f"its first line is longer than {SECRET_FILE_LIMIT} bytes; "
+                                        "write the password alone on the first line")
+    line = data.split(b"\n", 1)[0]
+    return line[:-1] if line.endswith(b"\r") else line
 
 
 def unmapped_windows_path(stored: str, local: str) -> str | None:

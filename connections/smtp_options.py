@@ -19,7 +19,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from dtsx.connections.base import ConnectionSettings, parse_connection_string, read_secret_file
+from dtsx.connections.base import (
+    ConnectionSettings,
+    SecretFileError,
+    parse_connection_string,
+    read_secret_file,
+)
 from dtsx.engine.errors import ConnectionManagerError
 from dtsx.engine.model import ssis_flag
 
@@ -298,6 +303,9 @@ def _password(values: dict[str, str], out: _Collector, environ: Mapping[str, str
 def _password_file(path: str, out: _Collector) -> Secret | None:
     try:
         return Secret(read_secret_file(path))
+    except SecretFileError as exc:
+        out.add(f"PasswordFile={path} is refused: {exc.strerror}.")
+        return None
     except (OSError, UnicodeDecodeError) as exc:
         detail = getattr(exc, "strerror", None) or exc
         out.add(f"PasswordFile={path} cannot be read ({detail}); check the path and its permissions.")

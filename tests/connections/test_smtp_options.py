@@ -96,12 +96,14 @@ def test_password_from_environment_and_file(tmp_path: Path) -> None:
     assert parse_smtp_options(settings("SmtpServer=h;UserName=u;PasswordEnv=SMTP_PW"), env).password.reveal() == "from-env-1"
     secret = tmp_path / "pw.txt"
     secret.write_text("from file 2\n", encoding="utf-8")
+    secret.chmod(0o600)  # other users must not be able to read it (see test_smtp_hardening_password_file)
     opts = parse_smtp_options(settings(f"SmtpServer=h;UserName=u;PasswordFile={secret}"), env)
     assert opts.password is not None and opts.password.reveal() == "from file 2"
     problems = smtp_option_problems(settings("SmtpServer=h;UserName=u;PasswordEnv=NOT_SET_ANYWHERE"), env)
     assert any("NOT_SET_ANYWHERE" in p and "not set" in p for p in problems)
     latin = tmp_path / "latin1.txt"  # not UTF-8: a problem naming the file, not a traceback
     latin.write_bytes(b"caf\xe9\n")
+    latin.chmod(0o600)
     problems = smtp_option_problems(settings(f"SmtpServer=h;UserName=u;PasswordFile={latin}"), env)
     assert any(f"PasswordFile={latin} cannot be read" in p for p in problems)
 
