@@ -33,6 +33,12 @@ __all__ = [
     "DOTNET_TO_VARTYPE",
     "EXEC_RESULTS",
     "EVAL_OPS",
+    "HOST_PROPERTIES",
+    "FOR_LOOP_PROPERTIES",
+    "IGNORED_HOST_PROPERTIES",
+    "ENUMERATOR_PROPERTIES",
+    "ENUMERATOR_DATA",
+    "CONNECTION_PROPERTIES",
     "PROTECTION_LEVELS",
     "DTS_NS",
     "MAX_PACKAGE_BYTES",
@@ -132,6 +138,61 @@ TYPECODE_TO_DOTNET: dict[int, str] = {
     16: "DateTime",
     18: "String",
 }
+# Runtime properties of every task host and container that a property expression (or --set)
+# may change: name -> the Executable field it sets. The executor applies them; the planner accepts
+# them on any executable. A task's own properties come from its plugin's Properties model.
+HOST_PROPERTIES: dict[str, str] = {
+    "Disable": "disabled",
+    "Disabled": "disabled",
+    "DisableEventHandlers": "disable_event_handlers",
+    "FailPackageOnFailure": "fail_package_on_failure",
+    "FailParentOnFailure": "fail_parent_on_failure",
+    "MaximumErrorCount": "max_error_count",
+    "MaxErrorCount": "max_error_count",
+    "ForceExecutionResult": "force_execution_result",
+    "Description": "description",
+}
+# The For Loop's own runtime properties.
+FOR_LOOP_PROPERTIES: dict[str, str] = {
+    "InitExpression": "init_expression",
+    "EvalExpression": "eval_expression",
+    "AssignExpression": "assign_expression",
+}
+# SSIS container settings that dtsx reads from the file but does not change at run time: a
+# property expression on one of them is legal SSIS, and has no effect here.
+IGNORED_HOST_PROPERTIES = frozenset(
+    {"TransactionOption", "IsolationLevel", "LoggingMode", "LocaleID", "DelayValidation",
+     "ForceExecutionValue", "ForcedExecutionValue", "SuspendRequired", "Name"}
+)
+# The settings each built-in Foreach enumerator reads (by runtime name), which are also the
+# properties a property expression on the enumerator may set.
+ENUMERATOR_PROPERTIES: dict[str, frozenset[str]] = {
+    "Microsoft.ForEachFileEnumerator": frozenset({"Directory", "Folder", "FileSpec", "FileNameRetrievalType", "Recurse"}),
+    "Microsoft.ForEachItemEnumerator": frozenset(),
+    "Microsoft.ForEachFromVarEnumerator": frozenset({"VariableName", "VarName", "Variable", "SourceVariable"}),
+    "Microsoft.ForEachADOEnumerator": frozenset({"VarName", "VariableName", "SourceVariable", "Type", "EnumType"}),
+}
+# The XML each built-in enumerator keeps in its ObjectData: element names, and the attribute names
+# those elements may carry (settings, or the Item enumerator's typed values).
+ENUMERATOR_DATA: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "Microsoft.ForEachFileEnumerator": (
+        frozenset({"ForEachFileEnumeratorProperties", "FEFEProperty"}),
+        frozenset({"Folder", "FileSpec", "FileNameRetrievalType", "Recurse"}),
+    ),
+    "Microsoft.ForEachItemEnumerator": (
+        frozenset({"FEIEItems", "FEIEItem", "FEIEItemValue"}), frozenset({"Type", "DataType", "Value"}),
+    ),
+    "Microsoft.ForEachFromVarEnumerator": (
+        frozenset({"FEEFVE", "FEFVE"}), ENUMERATOR_PROPERTIES["Microsoft.ForEachFromVarEnumerator"],
+    ),
+    "Microsoft.ForEachADOEnumerator": (frozenset({"FEEADO"}), ENUMERATOR_PROPERTIES["Microsoft.ForEachADOEnumerator"]),
+}
+# Properties every connection manager has; a connection-manager plugin adds its own through
+# its ``runtime_properties`` class attribute (connections.base).
+CONNECTION_PROPERTIES = frozenset(
+    {"ConnectionString", "Description", "Name", "DelayValidation", "ProtectionLevel",
+     "SupportsDTCTransactions", "ConnectByProxy"}
+)
 EXEC_RESULTS = {0: "Success", 1: "Failure", 2: "Completion", 3: "Canceled"}
 EVAL_OPS = {1: "Expression", 2: "Constraint", 3: "ExpressionAndConstraint", 4: "ExpressionOrConstraint"}
 PROTECTION_LEVELS = {

@@ -10,6 +10,7 @@ as SSIS does not validate them either; they still appear in ``executables`` and 
 
 from __future__ import annotations
 
+import difflib
 import gc
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -24,32 +25,38 @@ from dtsx.engine.errors import (
     PluginError,
     Problem,
 )
+from dtsx.engine.events import EVENT_NAMES
 from dtsx.engine.model import (
+    CONNECTION_PROPERTIES,
+    ENUMERATOR_DATA,
+    ENUMERATOR_PROPERTIES,
+    FOR_LOOP_PROPERTIES,
+    HOST_PROPERTIES,
+    IGNORED_HOST_PROPERTIES,
+    TYPECODE_TO_DOTNET,
+    VARTYPE_TO_DOTNET,
     ConnectionManagerSpec,
     Executable,
     ExecutableKind,
     Package,
+    Parameter,
     PrecedenceConstraint,
     PropertyExpression,
     SourceLocation,
+    Variable,
+    XmlNode,
 )
 from dtsx.engine.registry import UnknownKeyError
 from pydantic import ValidationError
 
 if TYPE_CHECKING:
+    from dtsx.connections.base import ConnectionManager, ConnectionSettings
     from dtsx.engine.expressions import CompiledExpression
     from dtsx.tasks.base import Task, ValidationContext
 
 __all__ = ["SUPPORTED_ENUMERATORS", "SYSTEM_VARIABLES", "Plan", "build"]
 
-SUPPORTED_ENUMERATORS = frozenset(
-    {
-        "Microsoft.ForEachFileEnumerator",
-        "Microsoft.ForEachItemEnumerator",
-        "Microsoft.ForEachFromVarEnumerator",
-        "Microsoft.ForEachADOEnumerator",
-    }
-)
+SUPPORTED_ENUMERATORS = frozenset(ENUMERATOR_PROPERTIES)
 # System variables every scope sees (spec §4.4); handler-only ones are accepted everywhere,
 # since a task inside a handler sees them and the planner does not track event payloads.
 SYSTEM_VARIABLES = frozenset(
@@ -69,6 +76,12 @@ _ENUMERATOR_VARIABLE_SETTINGS = ("VarName", "VariableName")
 _GUID = re.compile(r"^\{?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}?$")
 _SCRIPT_TYPES = {"microsoft.scripttask"}
 _CONSTRAINT_VALUES = {0, 1, 2}
+# Property names as the executor compares them (any case).
+_HOST_NAMES = frozenset(name.lower() for name in HOST_PROPERTIES)
+_FOR_LOOP_NAMES = frozenset(name.lower() for name in FOR_LOOP_PROPERTIES)
+_IGNORED_NAMES = frozenset(name.lower() for name in IGNORED_HOST_PROPERTIES)
+_TYPE_CODES = ", ".join(f"{code} ({name})" for code, name in VARTYPE_TO_DOTNET.items())
+_PROJECT_TYPE_CODES = ", ".join(f"{code} ({name})" for code, name in TYPECODE_TO_DOTNET.items())
 _EVAL_OPS = {1, 2, 3, 4}
 
 
@@ -145,8 +158,20 @@ def _digraph(nodes: list[str], constraints: list[PrecedenceConstraint]) -> nx.Di
     return graph
 
 
-def build(package: Package, *, unsupported: str = "fail") -> Plan:
-    """Check ``package`` and build its plan; ``unsupported`` is ``"fail"`` or ``"skip"``."""
+def build(
+    package: Package,
+    *,
+    unsupported: str = "fail",
+    path_map: Callable[[str], str] | None = None,
+    connections: Mapping[str, str] | None = None,
+) -> Plan:
+    """Check ``package`` and build its plan; ``unsupported`` is ``"fail"`` or ``"skip"``.
+
+    ``path_map`` is the run's ``--path-map`` (Windows path -> local path): a stored Windows path
+    it leaves unmapped is a problem. ``connections`` holds the run's ``--conn`` overrides (a
+    connection manager's name, DTSID or refId -> connection string), checked instead of the
+    stored strings they replace.
+    """
     if unsupported not in ("fail", "skip"):
         raise ValueError(f"unsupported must be 'fail' or 'skip', not {unsupported!r}")
     # The plan holds no reference cycles; pausing the cyclic collector while thousands of task
@@ -154,7 +179,8 @@ def build(package: Package, *, unsupported: str = "fail") -> Plan:
     paused = gc.isenabled()
     gc.disable()
     try:
-        planner = _Planner(package, skip_unsupported=unsupported == "skip")
+        planner = _Planner(package, skip_unsupported=unsupported == "skip", path_map=path_map,
+                           overrides=connections)
         planner.run()
     finally:
         if paused:
@@ -171,9 +197,18 @@ def _where(location: SourceLocation | None) -> tuple[str | None, int | None]:
 
 
 class _Planner:
-    def __init__(self, package: Package, *, skip_unsupported: bool) -> None:
+    def __init__(
+        self,
+        package: Package,
+        *,
+        skip_unsupported: bool,
+        path_map: Callable[[str], str] | None = None,
+        overrides: Mapping[str, str] | None = None,
+    ) -> None:
         self.package = package
         self.skip_unsupported = skip_unsupported
+        self.path_map = path_map
+        self.overrides = {k.strip().lower(): v for k, v in (overrides or {}).items()}
         self.graphs = _LazyGraphs()
         self.plan = Plan(package=package, graphs=self.graphs)
         self.problems: list[Problem] = []
@@ -190,6 +225,8 @@ class _Planner:
         self.ref_attrs: dict[str, str | None] = {}
         self.plain_attrs: set[str] = set()
         self.resolved: dict[str, bool] = {}
+        # (task class, attribute keys of its data element) -> the keys no property takes.
+        self.unknown_keys: dict[tuple[type[Task], tuple[str, ...]], list[str]] = {}
 
     # -- reporting
 
@@ -206,11 +243,14 @@ class _Planner:
     def run(self) -> None:
         self._index(self.package, None, self._package_scope())
         self._check_dtsids()
+        self._check_values()
         self._check_tree(self.package, disabled=False)
         self._package_expressions()
+        self._check_connections()
 
     def _package_scope(self) -> frozenset[str]:
         names = {f"System::{n}" for n in SYSTEM_VARIABLES}
+        names.update(SYSTEM_VARIABLES)  # an unqualified name finds a System variable last
         names.update(f"$Package::{p.name}" for p in self.package.parameters)
         names.update(f"$Project::{p.name}" for p in self.package.project_parameters)
         return frozenset(names)
@@ -231,10 +271,11 @@ class _Planner:
         scope = outer
         if exe.variables:  # most executables declare none, and then share their parent's scope object
             own = {v.qualified_name for v in exe.variables}
-            own.update(v.name for v in exe.variables if v.namespace == "User")
+            own.update(v.name for v in exe.variables)  # an unqualified name finds any namespace
             scope = outer | own
         self.scopes[exe.ref_id] = scope
         for child in exe.event_handlers:
+            self._check_event(child)
             self._index(child, exe.ref_id, scope)
         if exe.executables:
             self._index_children(exe.executables, exe.ref_id, scope)
@@ -298,6 +339,165 @@ class _Planner:
         found.extend((cm.ref_id, cm.dtsid, cm.location) for cm in self.package.connections if cm.dtsid)
         return found
 
+    # -- events, variables and parameters
+
+    def _check_event(self, handler: Executable) -> None:
+        event = handler.event or ""
+        if event in EVENT_NAMES:
+            return
+        self.problem(
+            "unknown-event",
+            f"event handler '{handler.ref_id}' is for the event '{event}', which is never raised, so the handler "
+            f"never runs{_nearest(event, EVENT_NAMES)}; the events are {', '.join(EVENT_NAMES)}",
+            handler.location,
+            handler.ref_id,
+        )
+
+    def _check_values(self) -> None:
+        """Type codes and stored values of every variable and parameter: the run refuses a bad
+        one before anything executes, so it is a problem here, with its line."""
+        for exe in self.plan.executables.values():
+            if exe.variables:
+                for var in exe.variables:
+                    self._check_variable(var)
+        for param in (*self.package.parameters, *self.package.project_parameters):
+            self._check_parameter(param)
+
+    def _check_variable(self, var: Variable) -> None:
+        if var.data_type not in VARTYPE_TO_DOTNET:
+            self.problem(
+                "bad-datatype",
+                f"variable {var.qualified_name} has DataType {var.data_type}, which is not a type code; "
+                f"use one of {_TYPE_CODES}",
+                var.location,
+                var.ref_id,
+            )
+        elif var.value is not None and not var.sensitive_unavailable:
+            self._check_value(var.dotnet_type, var.value, f"variable {var.qualified_name}", var.location, var.ref_id)
+
+    def _check_parameter(self, param: Parameter) -> None:
+        codes = TYPECODE_TO_DOTNET if param.scope == "Project" else VARTYPE_TO_DOTNET
+        if param.data_type_code not in codes:
+            listed = _PROJECT_TYPE_CODES if param.scope == "Project" else _TYPE_CODES
+            self.problem(
+                "bad-datatype",
+                f"parameter {param.qualified_name} has DataType {param.data_type_code}, which is not a type code; "
+                f"use one of {listed}",
+                param.location,
+                param.qualified_name,
+            )
+        elif param.value is not None and not param.sensitive_unavailable:
+            self._check_value(param.dotnet_type, param.value, f"parameter {param.qualified_name}", param.location,
+                              param.qualified_name, secret=param.sensitive)
+
+    def _check_value(self, type_name: str, raw: str, what: str, location: SourceLocation | None, ref_id: str,
+                     *, secret: bool = False) -> None:
+        if type_name == "Object":
+            return
+        from dtsx.engine.expressions import value_from_dotnet
+
+        try:
+            value_from_dotnet(type_name, raw)
+        except ExpressionError as exc:
+            shown = "its value" if secret else f"the value {_short(raw)}"
+            self.problem("bad-value", f"{what} is a {type_name}, and {shown} is not one ({exc.message}); "
+                         "correct the value or the DataType", location, ref_id)
+
+    # -- connection managers
+
+    def _check_connections(self) -> None:
+        """Each connection manager's settings, as its plugin checks them (``check``), and the
+        names its property expressions set: what would otherwise fail only when a task first
+        uses it, or be hidden by ``--dev-smtp``."""
+        for cm in self.package.all_connections():
+            cls = self._connection_class(cm)
+            if cls is None:
+                continue
+            self._check_connection_names(cm, cls)
+            override = self._override_for(cm)
+            dynamic = {pe.name.strip().lower() for pe in cm.property_expressions}
+            if override is None and "connectionstring" in dynamic:
+                continue  # the string exists only at run time
+            settings = self._settings(cm, override)
+            # Warn only when the run may never open it (no checked task names it), when another
+            # expression or a configuration may still change what is checked, or when the string
+            # is empty, one the run is meant to supply (--conn, a configuration).
+            may_change = cm.ref_id not in self.connections.used or override is None and (
+                bool(dynamic) or cm.delay_validation or self._configurable() or not (cm.connection_string or "").strip()
+            )
+            report = self.warn if may_change else self.problem
+            for message in self._connection_problems(cm, cls, settings):
+                report("bad-connection", message, cm.location, cm.ref_id)
+            text = settings.connection_string.strip().strip('"')
+            if text and "=" not in text:
+                self._check_path(text, f"connection manager '{cm.name}' points at", cm.location, cm.ref_id,
+                                 may_change=may_change)
+
+    def _connection_class(self, cm: ConnectionManagerSpec) -> type[ConnectionManager] | None:
+        from dtsx.connections.base import CONNECTIONS
+
+        try:
+            return CONNECTIONS.get(cm.type_key) if cm.type_key else None
+        except PluginError:  # an unknown or broken type fails when a task uses it, with its own sentence
+            return None
+
+    def _check_connection_names(self, cm: ConnectionManagerSpec, cls: type[ConnectionManager]) -> None:
+        # A plugin that does not declare its runtime properties is not second-guessed.
+        own = getattr(cls, "runtime_properties", None)
+        if own is None or not cm.property_expressions:
+            return
+        known = {n.lower() for n in (*CONNECTION_PROPERTIES, *own)}
+        for pe in cm.property_expressions:
+            name = pe.name.strip()
+            if name.lower() not in known:
+                self._unknown_property(f"connection manager '{cm.name}'", name, {*CONNECTION_PROPERTIES, *own},
+                                       pe.location or cm.location, cm.ref_id)
+
+    def _override_for(self, cm: ConnectionManagerSpec) -> str | None:
+        for key in (cm.name, cm.dtsid or "", cm.ref_id):
+            if key and key.lower() in self.overrides:
+                return self.overrides[key.lower()]
+        return None
+
+    def _settings(self, cm: ConnectionManagerSpec, override: str | None) -> ConnectionSettings:
+        from dtsx.connections.base import ConnectionSettings
+
+        return ConnectionSettings(
+            name=cm.name,
+            creation_name=cm.type_key,
+            connection_string=cm.connection_string or "" if override is None else override,
+            dtsid=cm.dtsid,
+            properties=dict(cm.properties),
+            local_path=self.path_map or _identity,
+        )
+
+    @staticmethod
+    def _connection_problems(cm: ConnectionManagerSpec, cls: type[ConnectionManager],
+                             settings: ConnectionSettings) -> list[str]:
+        try:
+            return list(cls.check(settings))
+        except DtsxError as exc:
+            return [str(exc)]
+        except Exception as exc:  # noqa: BLE001 - third-party plugin code: report it, never crash the planner
+            return [f"connection manager '{cm.name}': its check raised {type(exc).__name__}: {exc}"]
+
+    def _check_path(self, stored: str, what: str, location: SourceLocation | None, ref_id: str, *,
+                    may_change: bool) -> None:
+        """A Windows path that ``--path-map`` leaves unmapped cannot be opened here; a warning
+        only when something may set the path at run time. Not checked when the caller gave no
+        path map (``build`` without ``path_map``): it then maps paths in its own way."""
+        from dtsx.connections.base import unmapped_windows_path
+
+        if self.path_map is None:
+            return
+        sentence = unmapped_windows_path(stored, self.path_map(stored))
+        if sentence is not None:
+            (self.warn if may_change else self.problem)("unmapped-path", f"{what} {sentence}", location, ref_id)
+
+    def _configurable(self) -> bool:
+        """Whether package configurations may set properties at run time."""
+        return bool(self.package.configurations)
+
     # -- the tree
 
     def _check_tree(self, exe: Executable, *, disabled: bool) -> None:
@@ -356,8 +556,111 @@ class _Planner:
         self.plan.tasks[exe.ref_id] = task
         messages = self._validate_task(exe, task)
         self._check_connection_refs(exe, messages)
+        self._check_task_data(exe, cls)
         if exe.property_expressions or exe.variables:
+            self._check_property_names(exe, cls)
             self._executable_expressions(exe)
+        self._task_expressions(exe, task)
+        if exe.properties:
+            self._check_exec_value_variable(exe)
+
+    def _task_expressions(self, exe: Executable, task: Task) -> None:
+        """The expressions the task itself evaluates (an Expression Task's), compiled and checked
+        in the task's scope like every other expression."""
+        try:
+            found = task.expressions()
+        except Exception as exc:  # noqa: BLE001 - third-party plugin code: report it, never crash the planner
+            self.problem("plugin-error", f"task '{exe.name}': listing its expressions raised {type(exc).__name__}: {exc}",
+                         exe.location, exe.ref_id)
+            return
+        for text, assignment in found:
+            if text.strip():
+                self._compile(text, assignment, exe.location, exe.ref_id, exe.ref_id)
+
+    def _check_exec_value_variable(self, exe: Executable) -> None:
+        target = exe.properties.get("ExecValueVariable", "").strip()
+        if target and not _visible(target, self.scopes.get(exe.ref_id, frozenset())):
+            self._missing_variable(target, f"task '{exe.name}' stores its execution value (ExecValueVariable) in",
+                                   exe.location, exe.ref_id, exe.ref_id)
+
+    def _check_task_data(self, exe: Executable, cls: type[Task]) -> None:
+        """A warning for each attribute or child element of a built-in task's data that none of
+        its properties reads: a misspelt setting is otherwise dropped without a word."""
+        node = exe.object_data
+        inner = node.children[0] if node is not None and node.children else None
+        if inner is None or not cls.__module__.startswith("dtsx.tasks."):
+            return
+        key = (cls, tuple(inner.attrs))
+        names = self.unknown_keys.get(key)
+        if names is None:  # siblings of one type write the same attributes: look them up once
+            names = self.unknown_keys[key] = [
+                local for local in (_local(k) for k in inner.attrs) if cls.field_for(local) is None
+            ]
+        if inner.children:
+            names = names + self._unknown_children(inner, cls)
+        for name in names:
+            known = sorted(cls.property_names())
+            self.warn(
+                "unknown-data",
+                f"task '{exe.name}': its data has '{name}', which no property of the task reads, so it is ignored"
+                f"{_nearest(name, known)}",
+                _line(exe, inner),
+                exe.ref_id,
+            )
+
+    @staticmethod
+    def _unknown_children(inner: XmlNode, cls: type[Task]) -> list[str]:
+        """Child elements no property takes: text-only ones always (the default reading takes
+        them as properties); others only when the task reads its data the default way, since a
+        task with its own reading consumes such elements itself."""
+        from dtsx.tasks.base import Task as TaskBase
+
+        default = TaskBase.properties_from_node.__func__  # type: ignore[attr-defined]
+        own_reader = getattr(cls.properties_from_node, "__func__", None) is not default
+        names = []
+        for child in inner.children:
+            if child.children:
+                if not own_reader and cls.field_for(child.local_name) is None:
+                    names.append(child.local_name)
+            elif child.text is not None and child.text.strip() and cls.field_for(child.local_name) is None:
+                names.append(child.local_name)
+        return names
+
+    def _check_property_names(self, exe: Executable, cls: type[Task] | None = None) -> None:
+        """Each property expression must name a property the executable has; otherwise the
+        run either fails at the task or silently sets nothing."""
+        for pe in exe.property_expressions:
+            name = pe.name.strip()
+            low = name.lower()
+            if low in _HOST_NAMES or (cls is not None and cls.field_for(name) is not None):
+                continue
+            if exe.kind is ExecutableKind.FOR_LOOP and low in _FOR_LOOP_NAMES:
+                continue
+            if cls is None and low in _IGNORED_NAMES:
+                self.warn("ignored-property", f"the property expression on {name} of '{exe.name}' has no effect in dtsx, "
+                          "which does not change that setting at run time", pe.location, exe.ref_id)
+                continue
+            known = set(HOST_PROPERTIES)
+            if cls is not None:
+                known |= cls.property_names()
+                what = f"task '{exe.name}'"
+            else:
+                known |= IGNORED_HOST_PROPERTIES
+                if exe.kind is ExecutableKind.FOR_LOOP:
+                    known |= set(FOR_LOOP_PROPERTIES)
+                what = f"{exe.kind.value} '{exe.name}'"
+            self._unknown_property(what, name, known, pe.location, exe.ref_id)
+
+    def _unknown_property(self, what: str, name: str, known: Iterable[str], location: SourceLocation | None,
+                          ref_id: str) -> None:
+        names = sorted(set(known), key=str.lower)
+        self.problem(
+            "unknown-property",
+            f"{what} has a property expression for '{name}', which is not one of its properties"
+            f"{_nearest(name, names)}; its properties are {', '.join(names) or 'none'}",
+            location,
+            ref_id,
+        )
 
     def _task_class(self, exe: Executable) -> type[Task] | None:
         """The registered class for the task's type; lookups are cached per type key."""
@@ -420,7 +723,9 @@ class _Planner:
         """True unless ``value`` is a GUID naming no connection manager (cached: tasks repeat them)."""
         known = self.resolved.get(value)
         if known is None:
-            known = self.resolved[value] = not _GUID.match(value.strip()) or self.connections.type_of(value) is not None
+            # Looked up even when not a GUID: the lookup records the manager as used.
+            found = self.connections.type_of(value) is not None
+            known = self.resolved[value] = found or not _GUID.match(value.strip())
         return known
 
     def _context(self, scope: frozenset[str], dynamic: frozenset[str]) -> ValidationContext:
@@ -515,8 +820,61 @@ class _Planner:
                     mapping.location or exe.location,
                     exe.ref_id,
                 )
-        self._compile_all(enum.property_expressions, enum.ref_id)
+        allowed = ENUMERATOR_PROPERTIES.get(enum.type_key, frozenset())
+        for pe in enum.property_expressions:
+            if pe.name.strip() not in allowed:
+                what = f"the enumerator of Foreach Loop '{exe.name}'"
+                self._unknown_property(what, pe.name.strip(), allowed, pe.location or enum.location, enum.ref_id)
+        self._compile_all(enum.property_expressions, enum.ref_id, exe.ref_id)
+        self._check_enumerator_data(exe)
+        directory = enum.properties.get("Directory", "").strip()
+        if directory and "directory" not in dynamic:
+            self._check_path(directory, f"Foreach Loop '{exe.name}' enumerates the folder",
+                             enum.location or exe.location, exe.ref_id, may_change=self._configurable())
         return False
+
+    def _check_enumerator_data(self, exe: Executable) -> None:
+        """Elements and attributes of a built-in enumerator's data that it does not read (a
+        warning each), and an Item enumerator whose data holds no items it can read (an error:
+        the loop would run zero times without a word)."""
+        enum = exe.enumerator
+        known = ENUMERATOR_DATA.get(enum.type_key) if enum is not None else None
+        if enum is None or known is None or enum.object_data is None:
+            return
+        elements, attributes = known
+        where = enum.location or exe.location
+        nodes = list(enum.object_data.iter())[1:]
+        for node in nodes:
+            if node.local_name not in elements:
+                self.warn("unknown-data", f"the enumerator of Foreach Loop '{exe.name}' has an element '{node.local_name}', "
+                          f"which it does not read{_nearest(node.local_name, elements)}", _line(exe, node, where), enum.ref_id)
+            for key in node.attrs:
+                local = _local(key)
+                if local not in attributes:
+                    self.warn("unknown-data", f"the enumerator of Foreach Loop '{exe.name}' has an attribute '{local}' on "
+                              f"'{node.local_name}', which it does not read{_nearest(local, attributes)}",
+                              _line(exe, node, where), enum.ref_id)
+        if enum.type_key == "Microsoft.ForEachItemEnumerator":
+            self._check_items(exe, nodes, where)
+
+    def _check_items(self, exe: Executable, nodes: list[XmlNode], where: SourceLocation | None) -> None:
+        items = [node for node in nodes if node.local_name.lower() == "feieitem"]
+        if nodes and not items:
+            self.problem("empty-enumerator", f"the Item enumerator of Foreach Loop '{exe.name}' holds no "
+                         "<FEIEItems><FEIEItem><FEIEItemValue Type=\"8\" Value=\"...\"/> rows, so the loop would run "
+                         "zero times; write its items in that form", where, exe.ref_id)
+        for item in items:
+            for value in item.children:
+                code = (value.get("Type") or value.get("DataType") or "8").strip()
+                type_name = VARTYPE_TO_DOTNET.get(int(code)) if code.lstrip("-").isdigit() else None
+                location = _line(exe, value, where)
+                if type_name is None:
+                    self.problem("bad-datatype", f"an item of Foreach Loop '{exe.name}' has Type {code!r}, which is "
+                                 f"not a type code; use one of {_TYPE_CODES}", location, exe.ref_id)
+                    continue
+                raw = value.get("Value")
+                self._check_value(type_name, value.text or "" if raw is None else raw,
+                                  f"an item of Foreach Loop '{exe.name}'", location, exe.ref_id)
 
     def _check_for_loop(self, exe: Executable) -> None:
         if not exe.eval_expression:
@@ -528,7 +886,7 @@ class _Planner:
             )
         for text, assignment in ((exe.init_expression, True), (exe.eval_expression, False), (exe.assign_expression, True)):
             if text:
-                self._compile(text, assignment, exe.location, exe.ref_id)
+                self._compile(text, assignment, exe.location, exe.ref_id, exe.ref_id)
 
     def _graph(self, container: Executable) -> None:
         """Check the container's constraints now; its DiGraph is built when first read."""
@@ -546,16 +904,10 @@ class _Planner:
         ):
             return True  # the common case: a plain constraint between two siblings
         ok = True
-        for end, ref in (("from", pc.from_ref), ("to", pc.to_ref)):
+        for end, ref in (("From", pc.from_ref), ("To", pc.to_ref)):
             if ref not in known:
                 ok = False
-                self.problem(
-                    "bad-constraint",
-                    f"precedence constraint '{pc.name or pc.ref_id}' goes {end} '{ref}', which is not an executable "
-                    f"directly inside '{container.ref_id}'; constraints only link siblings",
-                    pc.location,
-                    pc.ref_id,
-                )
+                self.problem("bad-constraint", self._bad_end(container, pc, end, ref), pc.location, pc.ref_id)
         if pc.value not in _CONSTRAINT_VALUES or pc.eval_op not in _EVAL_OPS:
             ok = False
             self.problem(
@@ -575,8 +927,23 @@ class _Planner:
                 pc.ref_id,
             )
         elif pc.eval_op != 2 and pc.expression:
-            self._compile(pc.expression, False, pc.location, pc.ref_id)
+            self._compile(pc.expression, False, pc.location, pc.ref_id, container.ref_id)
         return ok
+
+    def _bad_end(self, container: Executable, pc: PrecedenceConstraint, end: str, ref: str) -> str:
+        """Why a constraint's From or To names no sibling, and the form it expects."""
+        head = f"precedence constraint '{pc.name or pc.ref_id}' has {end}='{ref}'"
+        siblings = {child.name: child.ref_id for child in container.executables}
+        short = ref.replace("/", "\\").rsplit("\\", 1)[-1]
+        if ref in siblings or (short in siblings and siblings[short] != ref):
+            return (f"{head}, a name where the refId of an executable is expected; write {end}='{siblings[short if ref not in siblings else ref]}'")
+        if ref in self.plan.executables:
+            return (f"{head}, which is not directly inside '{container.ref_id}'; constraints only link executables "
+                    "of the same container")
+        refs = list(siblings.values())
+        example = refs[0] if refs else f"{container.ref_id}\\Name"
+        return (f"{head}, which is no executable's refId; {end} takes the refId of an executable directly inside "
+                f"'{container.ref_id}', such as '{example}'{_nearest(ref, refs)}")
 
     def _report_cycles(self, container: Executable, graph: nx.DiGraph) -> None:
         for component in nx.strongly_connected_components(graph):
@@ -598,28 +965,59 @@ class _Planner:
     # -- expressions
 
     def _executable_expressions(self, exe: Executable) -> None:
-        self._compile_all(exe.property_expressions, exe.ref_id)
+        if exe.kind is not ExecutableKind.TASK and exe.property_expressions:
+            self._check_property_names(exe)
+        self._compile_all(exe.property_expressions, exe.ref_id, exe.ref_id)
         for var in exe.variables:
             if var.evaluate_as_expression and var.expression:
-                self._compile(var.expression, False, var.location, var.ref_id)
-            self._compile_all(var.property_expressions, var.ref_id)
+                self._compile(var.expression, False, var.location, var.ref_id, exe.ref_id)
+            self._compile_all(var.property_expressions, var.ref_id, exe.ref_id)
 
     def _package_expressions(self) -> None:
         for cm in self.package.all_connections():
-            self._compile_all(cm.property_expressions, cm.ref_id)
+            self._compile_all(cm.property_expressions, cm.ref_id, self.package.ref_id)
 
-    def _compile_all(self, expressions: list[PropertyExpression], ref_id: str) -> None:
+    def _compile_all(self, expressions: list[PropertyExpression], ref_id: str, owner: str) -> None:
         for expr in expressions:
             if expr.expression.strip():
-                self._compile(expr.expression, False, expr.location, ref_id)
+                self._compile(expr.expression, False, expr.location, ref_id, owner)
 
-    def _compile(self, text: str, assignment: bool, location: SourceLocation | None, ref_id: str) -> None:
-        if self.compile is None or (text, assignment) in self.plan.expressions:
+    def _compile(self, text: str, assignment: bool, location: SourceLocation | None, ref_id: str,
+                 owner: str | None = None) -> None:
+        """Compile once per text; then check its variables in ``owner``'s scope (each place an
+        expression appears has its own scope, so this runs for every use)."""
+        if self.compile is None:
             return
-        try:
-            self.plan.expressions[(text, assignment)] = self.compile(text, assignment=assignment)
-        except ExpressionError as exc:
-            self.problem("expression", f"{exc}", location, ref_id)
+        compiled = self.plan.expressions.get((text, assignment))
+        if compiled is None:
+            try:
+                compiled = self.plan.expressions[(text, assignment)] = self.compile(text, assignment=assignment)
+            except ExpressionError as exc:
+                self.problem("expression", f"{exc}", location, ref_id)
+                return
+        if owner is None or not compiled.variables:
+            return
+        scope = self.scopes.get(owner, frozenset())
+        for name in compiled.variables_in_order():
+            if not _visible(name, scope):
+                self._missing_variable(name, f"the expression {_short(text)} reads", location, ref_id, owner)
+
+    def _missing_variable(self, name: str, what: str, location: SourceLocation | None, ref_id: str, owner: str) -> None:
+        if name.strip().lstrip("@[").startswith("$Project::") and not self.package.project_parameters:
+            # The project was not loaded, so its parameters are unknown here, not wrong.
+            self.warn("missing-variable", f"{what} @[{name}], a project parameter, but no Project.params was found "
+                      "beside the package; pass --project-dir with the project's folder", location, ref_id)
+            return
+        scope = self.scopes.get(owner, frozenset())
+        qualified = "::" in name
+        candidates = sorted(n for n in scope if ("::" in n) == qualified and not n.startswith("System::"))
+        self.problem(
+            "missing-variable",
+            f"{what} @[{name}], which is not a variable in the scope of '{owner}'{_nearest(name, candidates)}; "
+            "declare it or correct the name",
+            location,
+            ref_id,
+        )
 
 
 def _expression_compiler() -> Callable[..., CompiledExpression] | None:
@@ -672,6 +1070,36 @@ def _no_repeat(dtsids: list[str]) -> bool:
     return len(keys) == len(dtsids) and len(set(keys)) == len(dtsids)
 
 
+def _nearest(name: str, candidates: Iterable[str]) -> str:
+    """``; did you mean 'X'?`` for the closest candidate (compared in any case), else ``""``."""
+    by_lower: dict[str, str] = {}
+    for candidate in candidates:
+        by_lower.setdefault(candidate.lower(), candidate)
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f"; did you mean '{by_lower[close[0]]}'?" if close else ""
+
+
+def _short(text: str, limit: int = 80) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
+
+
+def _local(clark: str) -> str:
+    return clark.rsplit("}", 1)[-1]
+
+
+def _line(exe: Executable, node: XmlNode, default: SourceLocation | None = None) -> SourceLocation | None:
+    """The location of an element of ``exe``'s data: its own line when known."""
+    base = default or exe.location
+    if base is None or node.line is None:
+        return base
+    return SourceLocation(file=base.file, line=node.line)
+
+
+def _identity(path: str) -> str:
+    return path
+
+
 def _visible(name: str, scope: frozenset[str]) -> bool:
     text = name.strip()
     if text.startswith("@[") and text.endswith("]"):
@@ -688,6 +1116,8 @@ class _ConnectionIndex:
     def __init__(self, connections: list[ConnectionManagerSpec]) -> None:
         self.by_key: dict[str, ConnectionManagerSpec] = {}
         self.types: dict[str, str | None] = {}  # every task asks about the same few references
+        # refIds of the managers that a checked task names: the ones the run may open.
+        self.used: set[str] = set()
         for cm in reversed(connections):  # package managers win over project ones
             if cm.dtsid:
                 self.by_key[_guid_key(cm.dtsid)] = cm
@@ -697,12 +1127,14 @@ class _ConnectionIndex:
                 self.by_key[f"Project.ConnectionManagers[{cm.name}]"] = cm
 
     def find(self, ref: str) -> ConnectionManagerSpec | None:
+        """The manager ``ref`` names; a found one is recorded in ``used``."""
         text = ref.strip()
         if text.lower().endswith(":external"):
             text = text[: -len(":external")]
-        if _GUID.match(text):
-            return self.by_key.get(_guid_key(text))
-        return self.by_key.get(text)
+        found = self.by_key.get(_guid_key(text) if _GUID.match(text) else text)
+        if found is not None:
+            self.used.add(found.ref_id)
+        return found
 
     def type_of(self, ref: str) -> str | None:
         if ref in self.types:

@@ -184,6 +184,11 @@ class Task(ABC):
         """Problems visible before the run, one sentence each. Default: none."""
         return []
 
+    def expressions(self) -> list[tuple[str, bool]]:
+        """The SSIS expressions the task evaluates itself, as ``(text, assignment)`` pairs, so
+        the planner compiles them and checks their variables before the run. Default: none."""
+        return []
+
     @abstractmethod
     def execute(self, ctx: TaskContext) -> None:
         """Do the work. Raise TaskFailedError (or any ExecutionError) to fail; return to succeed."""

@@ -58,6 +58,10 @@ class CompiledExpression:
     def __repr__(self) -> str:
         return f"CompiledExpression({self.text!r})"
 
+    def variables_in_order(self) -> tuple[str, ...]:
+        """The variable names as written, each once, in the order they first appear."""
+        return tuple(self._names)
+
     # -- building -----------------------------------------------------------------------------
     def _builder(self, env: Mapping[str, str | None]) -> Builder:
         return Builder(self.text, self._names, dict(env), LIBRARY)
