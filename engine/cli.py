@@ -311,8 +311,80 @@ from typing import Any, Callable  # noqa: E402
 def _split_pair(spec: str, sep: str, what: str, example: str) -> tuple[str, str]:
     name, found, value = spec.partition(sep)
     if not found or not name.strip():
-        raise click.UsageError(f"{what} {spec!r} is not NAME{sep}VALUE; write it like {example}")
+        raise click.UsageError(f"{what} {spec!r} is not NAME{sep}VALUE; write it like {example}, "
+                               "or NAME@env:VARIABLE / NAME@file:PATH to keep the value off the command line")
     return name.strip(), value
+
+
+# NAME@env:VARIABLE / NAME@file:PATH: the one way to give --set, --param, --conn (and dtexec's
+# /Set, /Par, /Conn) a value that is not on the command line, where every user's `ps` shows it.
+# The name may hold neither '=' nor ';', so NAME=VALUE and PATH;VALUE forms always stay literal.
+_REFERENCE = re.compile(r"(?P<name>[^=;]+?)@(?P<kind>env|file):(?P<source>.+)", re.IGNORECASE | re.DOTALL)
+
+
+def _reference(spec: str, option: str) -> tuple[str, str] | None:
+    """(NAME, value) for ``NAME@env:VARIABLE`` or ``NAME@file:PATH``; None for a literal value.
+
+    A file gives its first line without the line break, and must be private (as --decrypt-file).
+    """
+    match = _REFERENCE.fullmatch(spec.strip())
+    if match is None:
+        return None
+    name, kind, source = match["name"].strip(), match["kind"].lower(), match["source"]
+    if kind == "env":
+        value = os.environ.get(source)
+        if value is None:
+            _fail(f"{option} {name}@env:{source}: the environment variable {source} is not set; export it with the value.",
+                  EXIT_USAGE)
+        return name, value
+    from dtsx.connections.base import read_secret_file
+
+    try:
+        return name, read_secret_file(source)
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"{option} {name}@file:{source}: cannot read it ({getattr(exc, 'strerror', None) or exc}).", EXIT_USAGE)
+
+
+def _set_argument(spec: str, option: str, req: _RunRequest) -> None:
+    """One --set / /Set; a referenced value is marked $Sensitive:: so no message shows it."""
+    found = _reference(spec, option)
+    if found is None:
+        req.sets.append(spec)
+        req.on_command_line.append((option, spec))
+        return
+    name, value = found
+    body = name[12:] if name[:12].lower() == "$sensitive::" else name
+    req.sets.append(f"$Sensitive::{body};{value}" if body.startswith("\\") else f"$Sensitive::{body}={value}")
+
+
+def _param_argument(spec: str, option: str, req: _RunRequest) -> None:
+    """One --param NAME=VALUE, or dtexec's /Par NAME[(type)];VALUE."""
+    found = _reference(spec, option)
+    literal = found is None
+    if found is None and option == "--param":
+        found = _split_pair(spec, "=", "--param", "'$Package::Count=3'")
+    elif found is None:
+        param, _, raw = spec.partition(";")
+        found = param.strip(), raw.strip('"')
+    name, value = found
+    if option == "/Par":  # dtexec may name the type: "$Package::Count(Int32)";3
+        name = re.sub(r"\([A-Za-z0-9]+\)$", "", name.strip('"'))
+    req.params[name] = value
+    if literal:
+        req.on_command_line.append((option, name))
+
+
+def _conn_argument(spec: str, option: str, req: _RunRequest) -> None:
+    """One --conn NAME=STRING, or dtexec's /Conn NAME;STRING."""
+    found = _reference(spec, option)
+    if found is None:
+        if option == "--conn":
+            found = _split_pair(spec, "=", "--conn", "'SMTP=SmtpServer=mail;'")
+        else:
+            conn, _, string = spec.partition(";")
+            found = conn.strip().strip('"'), string.strip('"')
+        req.on_command_line.append((option, found[0]))
+    req.conns[found[0]] = found[1]
 
 
 class _RunRequest:
@@ -334,6 +406,8 @@ class _RunRequest:
         self.dev_smtp: str | None = None
         self.validate_only = False
         self.password: str | None = None  # the package password (dtexec /Decrypt); never printed
+        # (option, argument or name) of every value given literally, to warn about secrets in argv.
+        self.on_command_line: list[tuple[str, str]] = []
 
 
 def _run_request(req: _RunRequest) -> int:
@@ -350,6 +424,7 @@ def _run_request(req: _RunRequest) -> int:
     except DtsxError as exc:
         _fail(str(exc), EXIT_USAGE)
     package = _load_or_exit(req.package or "", req.project_dir, req.password)
+    _warn_visible_secrets(req, package)
     try:
         plan = build(package, unsupported=req.unsupported)
     except PackageValidationError as exc:
@@ -391,6 +466,60 @@ def _run_request(req: _RunRequest) -> int:
     if sink is not None:
         click.echo(f"dtsx: dev SMTP: {len(sink.messages())} message(s) stored in {sink.directory}")
     return result.exit_code
+
+
+_PASSWORD_KEYS = frozenset({"password", "pwd"})
+
+
+def _warn_visible_secrets(req: _RunRequest, package: Package) -> None:
+    """One warning naming every secret given literally: the command line is world-readable (ps)."""
+    secrets = _visible_secrets(req, package)
+    if secrets:
+        them = "it" if len(secrets) == 1 else "them"
+        verb = "is" if len(secrets) == 1 else "are"
+        click.echo(f"dtsx: warning: {' and '.join(secrets)} {verb} on the command line, where any user's process "
+                   f"listing (ps) shows {them}; give {them} as NAME@env:VARIABLE or NAME@file:PATH instead.", err=True)
+
+
+def _visible_secrets(req: _RunRequest, package: Package) -> list[str]:
+    """Passwords in connection strings, values of sensitive parameters and $Sensitive:: values."""
+    from dtsx.engine.executor import parse_set
+    from dtsx.engine.variables import split_name
+
+    sensitive = {p.qualified_name for p in [*package.parameters, *package.project_parameters] if p.sensitive}
+    found: list[str] = []
+    for option, given in req.on_command_line:
+        if option in ("--conn", "/Conn"):
+            if _has_password(req.conns.get(given, "")):
+                found.append(f"the password in {option} {given}")
+        elif option in ("--param", "/Par"):
+            if given.upper().startswith("CM."):
+                prop = given.rsplit(".", 1)[-1].lower()
+                if prop in _PASSWORD_KEYS or (prop == "connectionstring" and _has_password(req.params[given])):
+                    found.append(f"the password in {option} {given}")
+                continue
+            namespace, short = split_name(given)
+            if f"{namespace or '$Package'}::{short}" in sensitive:
+                found.append(f"the sensitive parameter {given} ({option})")
+        else:
+            item = parse_set(given)
+            target = f"{item.connection}.{item.name}" if item.kind == "connection" else item.name
+            password = item.kind == "connection" and (
+                item.name.lower() in _PASSWORD_KEYS or (item.name.lower() == "connectionstring" and _has_password(item.value)))
+            if item.sensitive or password or (item.kind == "variable" and item.name in sensitive):
+                found.append(f"the value of {option} {target}")
+    return found
+
+
+def _has_password(connection_string: str) -> bool:
+    from dtsx.connections.base import parse_connection_string
+    from dtsx.engine.errors import DtsxError
+
+    try:
+        keys = {key.strip().lower() for key in parse_connection_string(connection_string)}
+    except DtsxError:  # unparsable: the run will say so; a password in it is still on show
+        return re.search(r"(?:^|;)\s*(?:password|pwd)\s*=", connection_string, re.IGNORECASE) is not None
+    return bool(keys & _PASSWORD_KEYS)
 
 
 def _path_map(specs: list[str]) -> Callable[[str], str] | None:
@@ -522,10 +651,13 @@ def run_command(package: str, sets: tuple[str, ...], params: tuple[str, ...], co
     """Run a package; exit with dtexec's code (0 success, 1 failure, 3 canceled, 4, 5, 6)."""
     req = _RunRequest()
     req.package = package
-    req.sets = list(sets)
+    for spec in sets:
+        _set_argument(spec, "--set", req)
     req.config_files = list(config_files)
-    req.params = dict(_split_pair(p, "=", "--param", "'$Package::Count=3'") for p in params)
-    req.conns = dict(_split_pair(c, "=", "--conn", "'SMTP=SmtpServer=mail;'") for c in conns)
+    for spec in params:
+        _param_argument(spec, "--param", req)
+    for spec in conns:
+        _conn_argument(spec, "--conn", req)
     req.project_dir, req.max_concurrent, req.reporting = project_dir, max_concurrent, reporting
     req.unsupported, req.report_json, req.log_jsonl = unsupported, report_json, log_jsonl
     req.path_maps, req.dev_smtp = list(path_maps), dev_smtp
@@ -592,14 +724,11 @@ def _apply_dtexec(req: _RunRequest, name: str, value: str | None) -> None:
     if name == "file":
         req.package = value
     elif name == "set":
-        req.sets.append(value or "")
+        _set_argument(value or "", "/Set", req)
     elif name == "connection":
-        conn, _, string = (value or "").partition(";")
-        req.conns[conn.strip().strip('"')] = string.strip('"')
+        _conn_argument(value or "", "/Conn", req)
     elif name == "parameter":
-        param, _, raw = (value or "").partition(";")
-        param = re.sub(r"\([A-Za-z0-9]+\)$", "", param.strip().strip('"'))
-        req.params[param] = raw.strip('"')
+        _param_argument(value or "", "/Par", req)
     elif name == "maxconcurrent":
         try:
             req.max_concurrent = int(value or "")
