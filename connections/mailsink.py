@@ -18,6 +18,7 @@ import asyncio
 import itertools
 import json
 import os
+import tempfile
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -29,6 +30,10 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from dtsx.engine.errors import ConnectionManagerError
 
 __all__ = ["MailSink", "ServerThread"]
+
+# Larger than any common server's limit (Exchange Online 150 MB is the exception), so that a dev
+# run refuses only what production would refuse too; aiosmtpd's own default is 32 MiB.
+DEFAULT_MAX_MESSAGE_SIZE = 100 * 1024 * 1024
 
 ProtocolFactory = Callable[[asyncio.AbstractEventLoop], asyncio.BaseProtocol]
 
@@ -131,11 +136,13 @@ class MailSink:
     """An SMTP server on loopback that stores messages in ``directory``. See the module doc."""
 
     def __init__(self, directory: Path, host: str = "127.0.0.1", port: int = 0,
-                 on_message: Callable[[Path], None] | None = None) -> None:
+                 on_message: Callable[[Path], None] | None = None,
+                 max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         self.directory = Path(directory)
         self.host = host
         self.port = port
         self.on_message = on_message
+        self.max_message_size = max_message_size  # bytes, advertised as SIZE; 0 means no limit
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
         self._thread: ServerThread | None = None
@@ -143,14 +150,36 @@ class MailSink:
     def _protocol(self, loop: asyncio.AbstractEventLoop) -> SMTP:
         # hostname is given so aiosmtpd does not call getfqdn(), which can stall on DNS.
         return SMTP(_SinkHandler(self), hostname="dtsx-mailsink", ident="dtsx mailsink",
-                    enable_SMTPUTF8=True, decode_data=False, loop=loop)
+                    enable_SMTPUTF8=True, decode_data=False, data_size_limit=self.max_message_size,
+                    loop=loop)
 
     def start(self) -> None:
-        """Listen; afterwards ``port`` is the real port (useful with ``port=0``)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        """Listen; afterwards ``port`` is the real port (useful with ``port=0``).
+
+        Raises ConnectionManagerError, naming the folder and why, when messages could not be
+        stored there (so that this shows at start, not as a refusal of every message)."""
+        self._check_directory()
         self._thread = ServerThread(self._protocol, self.host, self.port)
         self._thread.start()
         self.port = self._thread.port
+
+    def _check_directory(self) -> None:
+        folder = self.directory
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):  # can this user create files there?
+                pass
+        except FileExistsError:
+            raise ConnectionManagerError(
+                f"the mail sink folder {folder} cannot be used: it exists and is not a folder; "
+                "give the path of a folder (it is created if missing).") from None
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            reason = reason[:1].lower() + reason[1:]  # "Not a directory" inside a sentence
+            raise ConnectionManagerError(
+                f"the mail sink folder {folder} cannot be used: {reason}"
+                f"{f' ({exc.filename})' if exc.filename and str(exc.filename) != str(folder) else ''}; "
+                "give a folder this user can create and write to.") from None
 
     def stop(self) -> None:
         if self._thread is not None:

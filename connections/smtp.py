@@ -207,6 +207,7 @@ class _Delivery:
     deferred: dict[str, SmtpReply] = field(default_factory=dict)
     attempts: int = 0
     reused: bool = False
+    size: int = 0  # bytes of the message as sent (before dot-stuffing), for SIZE and 552
 
 
 def _local_name() -> str:
@@ -330,7 +331,7 @@ class SmtpSession:
         conn = link.conn
         reused = link.used
         link.used = True
-        payload, options = self._payload(link, message, sender, state.pending)
+        payload, options = self._payload(link, message, sender, state)
         self._arm(conn, deadline)
         if link.pipelining:
             accepted = self._pipelined_envelope(conn, sender, options, state, deadline, stale_check=reused)
@@ -339,7 +340,7 @@ class SmtpSession:
         if not accepted:
             self._rset_later(link)
             return
-        self._send_data(conn, payload, deadline)
+        self._send_data(conn, payload, deadline, state)
         state.delivered.extend(accepted)
         state.pending = [r for r in state.pending if r not in accepted]
         self.messages_sent += 1
@@ -352,13 +353,13 @@ class SmtpSession:
         mail = _command_line(conn, "mail", "FROM", sender, options)
         code, resp = self._exchange(conn, [mail], deadline, stale_check=stale_check)[0]
         if code != 250:
-            raise self._refusal("refused the sender", sender, _reply(code, resp), "MAIL")
+            raise self._refusal("refused the sender", sender, _reply(code, resp), "MAIL", size=_sizes(conn, state))
         accepted = self._recipients(conn, state, deadline)
         if accepted:
             self._arm(conn, deadline)
             code, resp = conn.docmd("DATA")
             if code != 354:
-                raise self._refusal("refused DATA", None, _reply(code, resp), "DATA")
+                raise self._refusal("refused DATA", None, _reply(code, resp), "DATA", size=_sizes(conn, state))
         return accepted
 
     def _pipelined_envelope(self, conn: smtplib.SMTP, sender: str, options: list[str], state: _Delivery,
@@ -374,7 +375,7 @@ class SmtpSession:
         if code != 250:
             if data_open:  # a server that refused MAIL yet opened DATA: end the empty message
                 self._end_empty_data(conn, deadline)
-            raise self._refusal("refused the sender", sender, _reply(code, resp), "MAIL")
+            raise self._refusal("refused the sender", sender, _reply(code, resp), "MAIL", size=_sizes(conn, state))
         accepted: list[str] = []
         state.deferred.clear()
         for rcpt, (code, resp) in zip(rcpts, replies[1:]):
@@ -385,7 +386,7 @@ class SmtpSession:
             return accepted
         if not data_open:
             code, resp = replies[-1]
-            raise self._refusal("refused DATA", None, _reply(code, resp), "DATA")
+            raise self._refusal("refused DATA", None, _reply(code, resp), "DATA", size=_sizes(conn, state))
         return accepted
 
     def _exchange(self, conn: smtplib.SMTP, lines: list[str], deadline: float, *,
@@ -462,7 +463,7 @@ class SmtpSession:
             state.refused[rcpt] = reply
             state.pending.remove(rcpt)
 
-    def _send_data(self, conn: smtplib.SMTP, payload: bytes, deadline: float) -> None:
+    def _send_data(self, conn: smtplib.SMTP, payload: bytes, deadline: float, state: _Delivery) -> None:
         """The message and its final dot, after DATA was answered 354. Until the dot is out the
         server holds no complete message, so a failure may be retried; once it is out, the
         outcome is unknown and the message is never sent again (RFC 1047)."""
@@ -476,7 +477,7 @@ class SmtpSession:
         except (_Failure, smtplib.SMTPException, OSError) as exc:
             raise self._unconfirmed(exc) from None
         if code != 250:
-            raise self._refusal("refused the message", None, _reply(code, resp), "DATA")
+            raise self._refusal("refused the message", None, _reply(code, resp), "DATA", size=_sizes(conn, state))
 
     def _unconfirmed(self, exc: BaseException) -> _Failure:
         """No final reply came after the whole message was sent: the server may have queued it
@@ -489,7 +490,10 @@ class SmtpSession:
         return _Failure(f"{what}; it may have been delivered — not resent",
                         "check the recipients' mailboxes before running again", drop=True)
 
-    def _refusal(self, what: str, subject: str | None, reply: SmtpReply, stage: str) -> _Failure:
+    def _refusal(self, what: str, subject: str | None, reply: SmtpReply, stage: str, *,
+                 size: tuple[int, int | None] | None = None) -> _Failure:
+        if reply.code == 552 and size is not None:  # RFC 1870 §6.2: at MAIL or DATA, 552 is the size
+            return _Failure(f"cannot take this message: {_too_large(*size)}", _TOO_LARGE_ADVICE, reply=reply)
         shown = f"{what} {subject}" if subject else what
         if 400 <= reply.code < 500:
             return _Failure(shown, "try again later", reply=reply, transient=True, drop=reply.code == 421)
@@ -497,8 +501,6 @@ class SmtpSession:
         if reply.code == 530 or (reply.code == 550 and "auth" in reply.text.lower()):
             advice = ("the server wants authentication: set UseWindowsAuthentication=True, or UserName "
                       "with PasswordEnv (and EnableSsl=True)")
-        elif stage == "DATA" and reply.code == 552:
-            advice = "the message is too large for the server; send smaller attachments"
         elif stage == "DATA":
             advice = "the server rejected the content; check its reply and the message"
         return _Failure(shown, advice, reply=reply)
@@ -634,9 +636,10 @@ class SmtpSession:
     # -- message bytes ------------------------------------------------------------------------
 
     def _payload(
-        self, link: _Link, message: email.message.Message, sender: str, recipients: list[str]
+        self, link: _Link, message: email.message.Message, sender: str, state: _Delivery
     ) -> tuple[bytes, list[str]]:
         conn = link.conn
+        recipients = state.pending
         options: list[str] = []
         needs_utf8 = not all(a.isascii() for a in [sender, *recipients])
         if needs_utf8:
@@ -649,8 +652,12 @@ class SmtpSession:
         data = _flatten(message, utf8=needs_utf8, eight_bit=eight_bit or needs_utf8)
         if eight_bit and not data.isascii():
             options.append("BODY=8BITMIME")
+        state.size = len(data)
         if conn.has_extn("size"):
-            options.append(f"SIZE={len(data)}")
+            limit = _size_limit(conn)
+            if limit is not None and state.size > limit:  # refused before MAIL: nothing is sent
+                raise _Failure(f"cannot take this message: {_too_large(state.size, limit)}", _TOO_LARGE_ADVICE)
+            options.append(f"SIZE={state.size}")
         return _stuff(data), options
 
     # -- errors -------------------------------------------------------------------------------
@@ -737,6 +744,25 @@ class SmtpSession:
         """Belt and braces: no error text may carry the password, whatever a server echoes."""
         secret = self.options.password.reveal() if self.options.password else ""
         return text.replace(secret, "********") if len(secret) >= 3 else text
+
+
+_TOO_LARGE_ADVICE = "send smaller or fewer attachments, or ask for the server's limit to be raised"
+
+
+def _size_limit(conn: smtplib.SMTP) -> int | None:
+    """The largest message the server takes, from its EHLO ``SIZE n`` (RFC 1870); None when it
+    gave no number or 0 (no fixed limit)."""
+    raw = (conn.esmtp_features.get("size") or "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else None
+
+
+def _sizes(conn: smtplib.SMTP, state: _Delivery) -> tuple[int, int | None]:
+    return state.size, _size_limit(conn) if conn.has_extn("size") else None
+
+
+def _too_large(size: int, limit: int | None) -> str:
+    shown = f"{size} bytes, limit {limit}" if limit is not None else f"{size} bytes"
+    return f"the message is larger than the server accepts ({shown})"
 
 
 def _detail(exc: BaseException) -> str:
