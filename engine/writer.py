@@ -16,8 +16,12 @@ from collections.abc import Iterable
 
 from lxml import etree
 
+from dtsx.engine.errors import DtsxError
 from dtsx.engine.model import (
     DTS_NS,
+    MAX_PACKAGE_BYTES,
+    MAX_XML_DEPTH,
+    MAX_XML_VALUE_BYTES,
     ConnectionManagerSpec,
     Executable,
     ExecutableKind,
@@ -33,7 +37,7 @@ from dtsx.engine.model import (
     marked_sensitive,
 )
 
-__all__ = ["WRITTEN_FORMAT", "node_to_xml", "write", "write_file"]
+__all__ = ["PackageWriteError", "WRITTEN_FORMAT", "node_to_xml", "write", "write_file"]
 
 WRITTEN_FORMAT = 8
 _D = "{" + DTS_NS + "}"
@@ -42,12 +46,37 @@ _NCNAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _NO_INDENT = {_D + "VariableValue", _D + "ObjectData", _D + "PropertyExpression", _D + "Property"}
 
 
+# libxml2 reads a start tag whole within its 10,000,000-byte look-ahead, which may still hold a
+# little of what came before the tag: a tag is kept this far below the limit.
+_TAG_SLACK = 4096
+_SEP = "\\"  # between the parts of a refId
+
+
+class PackageWriteError(DtsxError):
+    """The package cannot be written as a file the loader reads back; the message names the element and the limit."""
+
+
 def write(package: Package) -> bytes:
-    """The package as a format-8 ``.dtsx`` document (UTF-8 bytes)."""
+    """The package as a format-8 ``.dtsx`` document (UTF-8 bytes).
+
+    Raises PackageWriteError rather than write what the loader would refuse: elements nested
+    over MAX_XML_DEPTH, a text or start tag over MAX_XML_VALUE_BYTES, a file over MAX_PACKAGE_BYTES.
+    """
+    _check_nesting(package)
     root = etree.Element(_D + "Executable", nsmap={"DTS": DTS_NS})
     _package(root, package)
+    if _TOO_DEEP(root):
+        _find_too_deep(root)
     _indent(root, 0)
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    data = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    if len(data) > MAX_XML_VALUE_BYTES - _TAG_SLACK:  # smaller files cannot hold a value too large
+        _check_values(root)
+    if len(data) > MAX_PACKAGE_BYTES:
+        raise PackageWriteError(
+            f"the package {package.name!r} would be written as {len(data):,} bytes, over the loader's limit of "
+            f"{MAX_PACKAGE_BYTES // (1024 * 1024)} MiB for a file; split it into packages run by Execute Package tasks."
+        )
+    return data
 
 
 def write_file(package: Package, path: str | os.PathLike[str]) -> None:
@@ -69,6 +98,98 @@ def node_to_xml(node: XmlNode, parent: etree._Element | None = None) -> etree._E
     for child in node.children:
         node_to_xml(child, el)
     return el
+
+
+# --------------------------------------------------------------------------- limits
+# Format 8 puts each child executable two levels below its parent (Executables, Executable),
+# where 2005/2008 packages used one, so a package that loaded can nest too deep once written.
+
+
+def _check_nesting(package: Package) -> None:
+    """Refuse executables nested too deep before the recursive build would meet them."""
+    pending: list[tuple[Executable, int]] = [(child, 3) for child in _children(package)]
+    while pending:
+        exe, depth = pending.pop()
+        if depth > MAX_XML_DEPTH:
+            raise _too_deep(exe.ref_id, depth)
+        pending.extend((child, depth + 2) for child in _children(exe))
+
+
+def _children(exe: Executable) -> list[Executable]:
+    return [*exe.executables, *exe.event_handlers]
+
+
+# True when some element lies one level below the deepest the loader reads (evaluated in C).
+_TOO_DEEP = etree.XPath("boolean(" + "/*" * (MAX_XML_DEPTH + 1) + ")")
+
+
+def _find_too_deep(root: etree._Element) -> None:
+    """Raise for the first element nested deeper than MAX_XML_DEPTH (e.g. inside ObjectData)."""
+    depth = 0
+    for event, el in etree.iterwalk(root, events=("start", "end")):
+        depth += 1 if event == "start" else -1
+        if depth > MAX_XML_DEPTH:
+            raise _too_deep(_owner(el), depth, el)
+
+
+def _check_values(root: etree._Element) -> None:
+    """Every text and start tag within MAX_XML_VALUE_BYTES (the start tags less _TAG_SLACK)."""
+    for el in root.iter():
+        for text in (el.text, el.tail):
+            # A character is at most four UTF-8 bytes: only long texts need encoding to measure.
+            if text and len(text) * 4 > MAX_XML_VALUE_BYTES and len(text.encode()) > MAX_XML_VALUE_BYTES:
+                raise PackageWriteError(
+                    f"the text of {_describe(el)} is {len(text.encode()):,} bytes, over the loader's limit of "
+                    f"{MAX_XML_VALUE_BYTES:,} bytes for one value; shorten it or keep the data in a file."
+                )
+        _check_tag(el)
+
+
+def _check_tag(el: etree._Element) -> None:
+    # An escaped character is at most six bytes (&quot;): only large attribute sets need writing out.
+    if sum(len(v) for v in el.attrib.values()) * 6 <= MAX_XML_VALUE_BYTES - _TAG_SLACK:
+        return
+    bare = etree.Element(el.tag, el.attrib, nsmap=el.nsmap)
+    size = len(etree.tostring(bare, encoding="UTF-8"))
+    if size > MAX_XML_VALUE_BYTES - _TAG_SLACK:
+        largest = max(el.attrib.items(), key=lambda item: len(item[1]))[0]
+        raise PackageWriteError(
+            f"the attributes of {_describe(el)} would take {size:,} bytes (most in {_local(largest)}), over the "
+            f"loader's limit of {MAX_XML_VALUE_BYTES - _TAG_SLACK:,} bytes for one element's attributes; "
+            "shorten the value or keep the data in a file."
+        )
+
+
+def _too_deep(ref_id: str, depth: int, el: etree._Element | None = None) -> PackageWriteError:
+    where = f"{_describe(el)}" if el is not None else f"the executable {_short(ref_id)}"
+    return PackageWriteError(
+        f"{where} would be nested {depth} elements deep in format 8, over the loader's limit of "
+        f"{MAX_XML_DEPTH} levels; flatten the containers above it or move part of it into a child package."
+    )
+
+
+def _owner(el: etree._Element) -> str:
+    for node in (el, *el.iterancestors()):
+        ref = node.get(_D + "refId")
+        if ref:
+            return ref
+    return "Package"
+
+
+def _describe(el: etree._Element) -> str:
+    ref = _owner(el)
+    return f"the element {_local(el.tag)} of {_short(ref)}"
+
+
+def _local(name: str) -> str:
+    return "DTS:" + name[len(_D):] if name.startswith(_D) else name.rsplit("}", 1)[-1]
+
+
+def _short(ref_id: str) -> str:
+    """A refId for a message: deep ones keep their start and end."""
+    if len(ref_id) <= 120:
+        return ref_id
+    return f"{ref_id[:50].rstrip(_SEP)}{_SEP}...{_SEP}{ref_id[-60:].lstrip(_SEP)}"
 
 
 # --------------------------------------------------------------------------- helpers
