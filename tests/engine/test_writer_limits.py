@@ -13,7 +13,7 @@ import uuid
 import pytest
 from dtsx.engine.errors import PackageLoadError
 from dtsx.engine.loader import load_bytes
-from dtsx.engine.model import DTS_NS, MAX_PACKAGE_BYTES, MAX_XML_DEPTH, MAX_XML_VALUE_BYTES, Package, XmlNode
+from dtsx.engine.model import DTS_NS, MAX_PACKAGE_BYTES, MAX_XML_DEPTH, MAX_XML_VALUE_BYTES, Package, Variable, XmlNode
 from dtsx.engine.writer import PackageWriteError, write
 
 
@@ -37,6 +37,18 @@ def v3_package(levels: int, description: str = "") -> bytes:
         '<DTS:Property DTS:Name="ObjectName">deep</DTS:Property>'
         f"{sequence(1) if levels else ''}</DTS:Executable>"
     ).encode()
+
+
+def string_variable() -> Variable:
+    """A String variable User::V, as the loader reads it from a format-8 package."""
+    return load_bytes(
+        b'<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" '
+        b'DTS:ExecutableType="Microsoft.Package" DTS:ObjectName="v"><DTS:Property DTS:Name="PackageFormatVersion">8'
+        b'</DTS:Property><DTS:Variables><DTS:Variable DTS:Namespace="User" DTS:ObjectName="V" '
+        b'DTS:DTSID="{00000000-0000-0000-0000-00000000000C}"><DTS:VariableValue DTS:DataType="8">x'
+        b"</DTS:VariableValue></DTS:Variable></DTS:Variables></DTS:Executable>",
+        file="one-variable.dtsx",
+    ).variables[0]
 
 
 def written_or_refused(package: Package) -> Package | PackageWriteError:
@@ -109,14 +121,7 @@ def test_a_long_description_loaded_as_text_is_written_or_refused_as_an_attribute
 @pytest.mark.slow
 def test_variable_values_up_to_the_limit_round_trip_and_one_byte_more_is_refused() -> None:
     package = load_bytes(v3_package(0), file="vars.dtsx")
-    variable = load_bytes(
-        b'<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" '
-        b'DTS:ExecutableType="Microsoft.Package" DTS:ObjectName="v"><DTS:Property DTS:Name="PackageFormatVersion">8'
-        b'</DTS:Property><DTS:Variables><DTS:Variable DTS:Namespace="User" DTS:ObjectName="Big" '
-        b'DTS:DTSID="{00000000-0000-0000-0000-00000000000B}"><DTS:VariableValue DTS:DataType="8">x'
-        b"</DTS:VariableValue></DTS:Variable></DTS:Variables></DTS:Executable>",
-        file="one-variable.dtsx",
-    ).variables[0]
+    variable = string_variable()
     two_byte = "\u00e9" * (MAX_XML_VALUE_BYTES // 2)  # the limit is in UTF-8 bytes, not characters
     package.variables = [variable.model_copy(update={"value": two_byte})]
     again = written_or_refused(package)
@@ -133,14 +138,7 @@ def test_variable_values_up_to_the_limit_round_trip_and_one_byte_more_is_refused
 @pytest.mark.slow
 def test_a_package_over_the_file_limit_is_refused_rather_than_written() -> None:
     package = load_bytes(v3_package(0), file="vars.dtsx")
-    base = load_bytes(
-        b'<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" '
-        b'DTS:ExecutableType="Microsoft.Package" DTS:ObjectName="v"><DTS:Property DTS:Name="PackageFormatVersion">8'
-        b'</DTS:Property><DTS:Variables><DTS:Variable DTS:Namespace="User" DTS:ObjectName="V" '
-        b'DTS:DTSID="{00000000-0000-0000-0000-00000000000C}"><DTS:VariableValue DTS:DataType="8">x'
-        b"</DTS:VariableValue></DTS:Variable></DTS:Variables></DTS:Executable>",
-        file="one-variable.dtsx",
-    ).variables[0]
+    base = string_variable()
     chunk = "v" * (MAX_XML_VALUE_BYTES - 10)  # each value fits; together they are over the file limit
     count = MAX_PACKAGE_BYTES // len(chunk) + 1
     package.variables = [
