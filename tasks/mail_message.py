@@ -13,9 +13,15 @@ Choices, each matching what SSIS (through .NET ``System.Net.Mail``) sends where 
 * priority High/Low writes ``X-Priority`` (1/5), ``Priority`` (urgent/non-urgent) and
   ``Importance`` (high/low) as .NET does, plus Outlook's ``X-MSMail-Priority``; Normal writes
   none of them, as .NET does;
-* a CR or LF in any header value is refused (no header injection), as .NET refuses it;
+* a line break in any header value is refused (no header injection), as .NET refuses it, and
+  so is every header whose serialised form would start a line the value's author did not write
+  (an RFC 2047 encoded word such as ``=?utf-8?q?=0D=0A?=`` decodes before it is written) or hold
+  a line over RFC 5322's 998 octets: the check runs on the folded text, for every MIME part;
+* one header value (Subject, an address line, an attachment name) is at most
+  :data:`MAX_HEADER_VALUE_BYTES` in UTF-8: folding costs more than linear time in its length;
 * non-ASCII local parts switch the message to the SMTPUTF8 policy; non-ASCII domains are
-  written in IDNA (punycode) form so the message stays 7-bit clean otherwise.
+  written in IDNA2008 (UTS #46) A-label form, so ``straße.de`` stays itself (Python's own
+  ``idna`` codec is IDNA2003, which maps it to ``strasse.de``, another host).
 """
 
 from __future__ import annotations
@@ -36,9 +42,11 @@ from ntpath import basename as _win_basename
 from posixpath import basename as _posix_basename
 from typing import Any, ClassVar
 
+import idna
 from dtsx.engine.errors import TaskFailedError
 
 __all__ = [
+    "MAX_HEADER_VALUE_BYTES",
     "PRIORITY_HEADERS",
     "Attachment",
     "MailSpec",
@@ -57,19 +65,68 @@ PRIORITY_HEADERS: dict[int, list[tuple[str, str]]] = {
 }
 
 
+# Every character str.splitlines() breaks on. CR and LF end a header line on the wire; the
+# others do so for parsers that split as Python does, and the email package refuses them raw.
+_LINE_BREAK = re.compile("[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+MAX_HEADER_VALUE_BYTES = 64 * 1024  # UTF-8 octets of one header value; see the module docstring
+_MAX_LINE_OCTETS = 998  # RFC 5322 section 2.1.1, without the CRLF
+
+
+def _fold_problem(decoded: str, folded: str, linesep: str) -> tuple[str, str] | None:
+    """Why a header is unsafe to write and what to do, or None; ``folded`` is its serialised form (``Name:
+    value`` and line ends), ``decoded`` its value with RFC 2047 encoded words decoded.
+
+    The value may hold no line break at all, decoded or not. Each folded line after the first
+    must be a continuation (start with a space or tab and hold more than white space, which
+    some servers read as the end of the headers), and none may pass 998 octets.
+    """
+    breaks = ("start a header line its author did not write, through a line break",
+              "remove the line break from the value that fills it")
+    if _LINE_BREAK.search(decoded):
+        return breaks
+    lines = folded[: -len(linesep)].split(linesep) if folded.endswith(linesep) else folded.split(linesep)
+    for number, line in enumerate(lines):
+        if _LINE_BREAK.search(line) or (number and (line[:1] not in (" ", "\t") or not line.strip())):
+            return breaks
+        if len(line) > _MAX_LINE_OCTETS // 4 and len(line.encode("utf-8", "surrogateescape")) > _MAX_LINE_OCTETS:
+            return (f"be written with a line longer than the {_MAX_LINE_OCTETS} octets RFC 5322 allows",
+                    "shorten the value that fills it, or put spaces in it where it may be folded")
+    return None
+
+
+def _unsafe_header(name: str, value: str, problem: tuple[str, str]) -> str:
+    """The sentence for a header that :func:`_fold_problem` refuses."""
+    shown = value if len(value) <= 120 else value[:120] + "..."
+    what, fix = problem
+    return (
+        f"the {name} header would {what} ({shown!r}, with RFC 2047 encoded words such as "
+        f"=?utf-8?q?...?= decoded); {fix}."
+    )
+
+
 class _FoldOnceHeader(BaseHeader):
-    """A header that folds itself once per policy.
+    """A header that folds itself once per way of folding, and refuses to fold unsafely.
 
     Header objects are immutable, and the From, To, Date and MIME headers of a loop's messages
     are shared objects (see ``_header``), so each message would otherwise refold the same
-    parse trees: that was half the cost of writing a message to the wire.
+    parse trees: that was half the cost of writing a message to the wire. Folding reads only a
+    policy's line end, ``utf8`` and ``max_line_length`` (not ``cte_type``), so the fold that
+    :func:`build_message` checks is the one the wire policy (a clone) writes.
+
+    The check runs here, on the serialised text, because the email package decodes encoded
+    words before it folds: a value may be free of CR/LF and still write a ``Bcc:`` line.
     """
 
     def fold(self, *, policy: Any) -> str:
+        key = (policy.linesep, getattr(policy, "utf8", False), policy.max_line_length)
         folds: dict[Any, str] = self.__dict__.setdefault("_folds", {})
-        folded = folds.get(policy)
+        folded = folds.get(key)
         if folded is None:
-            folded = folds[policy] = super().fold(policy=policy)
+            folded = super().fold(policy=policy)
+            problem = _fold_problem(str(self), folded, policy.linesep)
+            if problem is not None:
+                raise TaskFailedError(_unsafe_header(self.name, str(self), problem))
+            folds[key] = folded
         return folded
 
 
@@ -144,20 +201,50 @@ def split_addresses(line: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def _refuse_newlines(label: str, value: str) -> None:
-    if "\r" in value or "\n" in value:
+def _check_value(label: str, value: str) -> None:
+    """Refuse a header value that holds a line break or is too long to fold in bounded time."""
+    if len(value) > MAX_HEADER_VALUE_BYTES // 4 and len(value.encode("utf-8", "surrogatepass")) > MAX_HEADER_VALUE_BYTES:
         raise TaskFailedError(
-            f"the {label} contains a line break, which would inject mail headers; remove CR/LF from {value!r}."
+            f"the {label} is {len(value.encode('utf-8', 'surrogatepass')):,} bytes long (UTF-8), over the "
+            f"limit of {MAX_HEADER_VALUE_BYTES:,} bytes for one mail header value; shorten it "
+            f"(it begins {value[:40]!r})."
+        )
+    found = _LINE_BREAK.search(value)
+    if found is not None:
+        raise TaskFailedError(
+            f"the {label} contains a line break ({found.group()!r}), which would inject mail headers; "
+            f"remove it from {value!r}."
         )
 
 
-def _idna(domain: str, text: str, label: str) -> str:
-    if domain.isascii():
-        return domain
-    try:
-        return domain.encode("idna").decode("ascii")
-    except UnicodeError as exc:
-        raise TaskFailedError(f"the {label} address {text!r} has a domain that is not a valid host name.") from exc
+_MAX_LABEL, _MAX_DOMAIN = 63, 253  # octets of one DNS label and of a whole name (RFC 1035)
+
+
+def _ascii_domain(domain: str, text: str, label: str) -> str:
+    """``domain`` in the ASCII form that goes into headers and the envelope.
+
+    Non-ASCII names go through IDNA2008 with the UTS #46 mapping that browsers and mail
+    clients use (case folded, ``ß`` kept); ASCII names are kept as written, underscores and all.
+    """
+    too_long = TaskFailedError(
+        f"the {label} address {text!r} has a domain longer than DNS allows ({_MAX_LABEL} octets a label, "
+        f"{_MAX_DOMAIN} in all, in ASCII form); check its spelling."
+    )
+    ascii_form = domain
+    if not domain.isascii():
+        try:
+            ascii_form = idna.encode(domain, uts46=True).decode("ascii")
+        except idna.IDNAError as exc:
+            if "too long" in str(exc):
+                raise too_long from exc
+            raise TaskFailedError(
+                f"the {label} address {text!r} has a domain that is not a valid international host name "
+                f"({exc}); check its spelling."
+            ) from exc
+    name = ascii_form.rstrip(".")
+    if len(name) > _MAX_DOMAIN or max(len(part) for part in name.split(".")) > _MAX_LABEL:
+        raise too_long
+    return ascii_form
 
 
 @lru_cache(maxsize=1024)
@@ -167,7 +254,7 @@ def parse_address(text: str, label: str) -> Address:
     Cached: a Send Mail task inside a loop sends to the same lines every iteration, and the
     email package's address parser costs more than the rest of the message (Address is immutable).
     """
-    _refuse_newlines(f"{label} line", text)
+    _check_value(f"{label} line", text)
     problem = f"the {label} address {text!r} is malformed; write it as name@domain or Display Name <name@domain>."
     try:
         header = _REGISTRY(label, text)
@@ -180,13 +267,13 @@ def parse_address(text: str, label: str) -> Address:
     found = addresses[0]
     if not found.username or not found.domain or not re.fullmatch(r"[^\s@<>()\[\]\\,;:\"]+", found.domain):
         raise TaskFailedError(problem)
-    domain = _idna(found.domain, text, label)
+    domain = _ascii_domain(found.domain, text, label)
     return Address(display_name=found.display_name, username=found.username, domain=domain)
 
 
 @lru_cache(maxsize=1024)
 def _addresses(line: str, label: str) -> tuple[Address, ...]:
-    _refuse_newlines(f"{label} line", line)
+    _check_value(f"{label} line", line)
     return tuple(parse_address(item, label) for item in split_addresses(line))
 
 
@@ -279,12 +366,21 @@ def _set_plain_7bit(msg: EmailMessage, text: str) -> None:
 
 
 def _attach(msg: EmailMessage, item: Attachment) -> None:
+    _check_value("attachment file name", item.filename)
     content_type = item.content_type or mimetypes.guess_type(item.filename, strict=False)[0]
     if not content_type or "/" not in content_type:
         content_type = "application/octet-stream"
     maintype, subtype = content_type.split("/", 1)
     # Bytes for every type, text included, so attachments arrive byte for byte as on disk.
     msg.add_attachment(item.data, maintype=maintype, subtype=subtype, filename=item.filename)
+
+
+def _check_serialised(msg: EmailMessage) -> None:
+    """Fold every header of every part now, so that one the folder would write unsafely fails
+    the build, not the SMTP transaction (the fold is kept and the wire reuses it)."""
+    for part in msg.walk():
+        for name, value in part.items():
+            part.policy.fold(name, value)
 
 
 def _tidy_parts(msg: EmailMessage) -> None:
@@ -315,7 +411,7 @@ def build_message(spec: MailSpec) -> tuple[EmailMessage, str, list[str]]:
     to, cc, bcc = _addresses(spec.to, "To"), _addresses(spec.cc, "CC"), _addresses(spec.bcc, "BCC")
     if not (to or cc or bcc):
         raise TaskFailedError("the Send Mail task has no recipient: set To, CC or BCC (ToLine, CCLine, BCCLine).")
-    _refuse_newlines("Subject", spec.subject)
+    _check_value("Subject", spec.subject)
     everyone = [senders[0], *to, *cc, *bcc]
     utf8 = any(not a.username.isascii() for a in everyone)
     msg = EmailMessage(policy=_POLICY_UTF8 if utf8 else _POLICY_7BIT)
@@ -336,5 +432,6 @@ def build_message(spec: MailSpec) -> tuple[EmailMessage, str, list[str]]:
     for item in spec.attachments:
         _attach(msg, item)
     _tidy_parts(msg)
+    _check_serialised(msg)
     sender, rcpts = _envelope(senders[0], [*to, *cc, *bcc])
     return msg, sender, rcpts
