@@ -13,6 +13,14 @@ The message becomes multipart/alternative: the SSIS body (MessageSource, whateve
 the text/plain part, or, when that is empty, a plain-text rendering of the HTML. Under SSIS the
 same package sends the plain-text body alone.
 
+Extension: ``dtsx:MaxFileBytes`` (or a ``MaxFileBytes`` property expression) bounds the bytes one
+message reads from files, its body file and attachments together; the default,
+:data:`DEFAULT_MAX_FILE_BYTES`, is the 25 MB attachment limit of Gmail and Exchange Online. Only
+regular files are read: a device (``/dev/zero``), a FIFO, a socket or a directory is refused
+before it is read, a FIFO without waiting for a writer. Reading checks the cancel event
+between chunks. It is a task setting, not an SMTP one, because it guards what the task reads
+before any connection is made; the server's own size limit (SIZE) is the session's business.
+
 This module imports neither smtplib nor socket: sending is the connection manager's job.
 """
 
@@ -20,6 +28,8 @@ from __future__ import annotations
 
 import codecs
 import os
+import stat
+import threading
 from email.message import EmailMessage
 from enum import Enum
 from typing import Annotated, Any, Self
@@ -43,6 +53,7 @@ from dtsx.tasks.mail_message import (
 from pydantic import AliasChoices, BeforeValidator, Field, Strict, field_validator
 
 __all__ = [
+    "DEFAULT_MAX_FILE_BYTES",
     "EXTENSION_NAMESPACE",
     "SENDMAIL_NAMESPACE",
     "MailPriority",
@@ -55,6 +66,10 @@ __all__ = [
 SENDMAIL_NAMESPACE = "www.microsoft.com/sqlserver/dts/tasks/sendmailtask"
 EXTENSION_NAMESPACE = "urn:dtsx:extensions"
 _FILE_TYPES = frozenset({"FILE", "FLATFILE"})
+DEFAULT_MAX_FILE_BYTES = 25 * 1024 * 1024  # body file plus attachments of one message
+_CHUNK = 1 << 20  # bytes read between two looks at the cancel event
+# O_NONBLOCK: opening a FIFO must not wait for a writer (the fstat check then refuses it).
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
 
 
 class MailPriority(str, Enum):
@@ -128,6 +143,7 @@ class SendMailProperties(TaskProperties):
     message_source: _Text = Field("", validation_alias=AliasChoices("MessageSource"))
     file_attachments: _Text = Field("", validation_alias=AliasChoices("FileAttachments"))
     html_message_source: _Text = Field("", validation_alias=AliasChoices("HtmlMessageSource"))
+    max_file_bytes: int = Field(DEFAULT_MAX_FILE_BYTES, gt=0, validation_alias=AliasChoices("MaxFileBytes"))
 
     @field_validator("priority", mode="before")
     @classmethod
@@ -188,6 +204,80 @@ def _local_attributes(attrs: dict[str, str]) -> dict[str, Any]:
                 names[key] = local
         data[local] = value
     return data
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "a special file"
+
+
+class _FileBudget:
+    """Reads the files of one message: regular files only, all of them together within
+    ``limit`` bytes, in chunks that look at the run's cancel event."""
+
+    def __init__(self, limit: int, cancel: threading.Event) -> None:
+        self.limit = limit
+        self.used = 0
+        self.cancel = cancel
+
+    def read(self, path: str, what: str, *, original: str | None = None) -> bytes:
+        try:
+            self._require_regular(os.stat(path).st_mode, path, what)  # before open: no device is opened
+            fd = os.open(path, _OPEN_FLAGS)
+        except FileNotFoundError as exc:
+            where = f" (looked for {path})" if original is not None and path != original else ""
+            hint = "check the --path-map rule that maps it" if where else "check the path"
+            raise TaskFailedError(f"{what} does not exist{where}; {hint}.") from exc
+        except OSError as exc:
+            raise TaskFailedError(f"{what} cannot be read ({path}): {exc.strerror or exc}.") from exc
+        try:
+            status = os.fstat(fd)
+            self._require_regular(status.st_mode, path, what)  # the path may have changed since stat
+            if status.st_size > self.limit - self.used:
+                raise self._too_big(what, f"{status.st_size:,}")
+            return self._chunks(fd, path, what)
+        finally:
+            os.close(fd)
+
+    def _chunks(self, fd: int, path: str, what: str) -> bytes:
+        room = self.limit - self.used
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            if self.cancel.is_set():
+                raise TaskFailedError(f"the Send Mail task was canceled while reading {what}.")
+            try:
+                chunk = os.read(fd, min(_CHUNK, room - size + 1))  # one byte more shows a file that grew
+            except OSError as exc:
+                raise TaskFailedError(f"{what} cannot be read ({path}): {exc.strerror or exc}.") from exc
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > room:
+                raise self._too_big(what, f"more than {room:,}")
+            parts.append(chunk)
+        self.used += size
+        return b"".join(parts)
+
+    @staticmethod
+    def _require_regular(mode: int, path: str, what: str) -> None:
+        if not stat.S_ISREG(mode):
+            raise TaskFailedError(
+                f"{what} is {_kind(mode)} ({path}), not a regular file; Send Mail reads only regular files, "
+                "so write the content to a file and name that file."
+            )
+
+    def _too_big(self, what: str, size: str) -> TaskFailedError:
+        already = f" and {self.used:,} bytes of this message's other files were already read" if self.used else ""
+        return TaskFailedError(
+            f"{what} is {size} bytes{already}, over the Send Mail limit of {self.limit:,} bytes for the files "
+            "of one message (body file and attachments); send smaller files, or raise the limit with the "
+            "dtsx:MaxFileBytes attribute of the task (or a MaxFileBytes property expression)."
+        )
 
 
 @register_task("Microsoft.SendMailTask")
@@ -283,26 +373,27 @@ class SendMailTask(Task):
     def build_message(self, ctx: TaskContext) -> tuple[EmailMessage, str, list[str]]:
         """Dry run: the message, envelope sender and envelope recipients, without sending."""
         p = self.props
+        files = _FileBudget(p.max_file_bytes, ctx.cancel_event)
         spec = MailSpec(
             sender=p.from_line,
             to=p.to_line,
             cc=p.cc_line,
             bcc=p.bcc_line,
             subject=p.subject,
-            body=self._body(ctx),
+            body=self._body(ctx, files),
             html_body=p.html_message_source,
             priority=p.priority.code,
-            attachments=self._attachments(ctx),
+            attachments=self._attachments(ctx, files),
         )
         return build_message(spec)
 
-    def _body(self, ctx: TaskContext) -> str:
+    def _body(self, ctx: TaskContext, files: _FileBudget) -> str:
         p = self.props
         if p.message_source_type is MessageSourceType.DIRECT_INPUT:
             return p.message_source
         if p.message_source_type is MessageSourceType.VARIABLE:
             return self._variable_body(ctx, p.message_source.strip())
-        return self._file_body(ctx, p.message_source.strip())
+        return self._file_body(ctx, p.message_source.strip(), files)
 
     def _variable_body(self, ctx: TaskContext, name: str) -> str:
         if not name:
@@ -311,7 +402,7 @@ class SendMailTask(Task):
             raise TaskFailedError(f"the Send Mail task's MessageSource names the variable {name!r}, which is not in scope.")
         return _to_text(ctx.variables.get(name))
 
-    def _file_body(self, ctx: TaskContext, name: str) -> str:
+    def _file_body(self, ctx: TaskContext, name: str, files: _FileBudget) -> str:
         if not name:
             raise TaskFailedError("the Send Mail task's MessageSourceType is FileConnection but MessageSource is empty.")
         try:
@@ -320,31 +411,19 @@ class SendMailTask(Task):
             raise TaskFailedError(f"the Send Mail task cannot open its message file connection {name!r}: {exc}") from exc
         if not isinstance(path, (str, os.PathLike)):
             raise TaskFailedError(f"the Send Mail task's MessageSource {name!r} is not a FILE connection manager.")
-        data = self._read(str(path), f"the message file {path} (connection {name!r})")
+        data = files.read(str(path), f"the message file {path} (connection {name!r})")
         return decode_text_file(data, f"the message file {path}", ctx.events.warning)
 
-    def _attachments(self, ctx: TaskContext) -> list[Attachment]:
+    def _attachments(self, ctx: TaskContext, files: _FileBudget) -> list[Attachment]:
         found: list[Attachment] = []
         for original in _split_pipes(self.props.file_attachments):
             local = ctx.local_path(original)
             problem = unmapped_windows_path(original, local)
             if problem is not None:
                 raise TaskFailedError(f"the attachment {problem}.")
-            data = self._read(local, f"the attachment {original}", original=original)
+            data = files.read(local, f"the attachment {original}", original=original)
             found.append(Attachment(attachment_filename(original), data))
         return found
-
-    @staticmethod
-    def _read(path: str, what: str, *, original: str | None = None) -> bytes:
-        try:
-            with open(path, "rb") as handle:
-                return handle.read()
-        except FileNotFoundError as exc:
-            where = f" (looked for {path})" if original is not None and path != original else ""
-            hint = "check the --path-map rule that maps it" if where else "check the path"
-            raise TaskFailedError(f"{what} does not exist{where}; {hint}.") from exc
-        except OSError as exc:
-            raise TaskFailedError(f"{what} cannot be read ({path}): {exc.strerror or exc}.") from exc
 
     # ---- execution ----------------------------------------------------------------------
 
