@@ -229,9 +229,9 @@ def _to_real(target: str, source: str) -> Converter:
 
 def check_exact(number: Decimal, target: str, precision: int = 38) -> Decimal:
     """Check that an exact value fits its type (CY range, DECIMAL 29 digits, NUMERIC precision)."""
-    digits = len(number.as_tuple().digits)
     scale = max(0, -number.as_tuple().exponent)  # type: ignore[operator]
-    integer_digits = max(0, digits - scale) if number else 0
+    # adjusted() is the exponent of the leading digit: 1E+400 has 401 integer digits, not one.
+    integer_digits = max(0, number.adjusted() + 1) if number else 0
     if target == "DT_CY":
         if abs(number) > Decimal("922337203685477.5807"):
             raise ConversionFailure(f"the value {number} does not fit into DT_CY")

@@ -97,3 +97,11 @@ def test_dtsx_eval_reports_an_overflowing_string_in_one_sentence() -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert "the value '1E400' does not fit into DT_NUMERIC at offset 0" in done.stderr.replace("DT_NUMERIC(10)", "DT_NUMERIC")
+
+
+@pytest.mark.parametrize("text", ["1E400", "-1e99999999999", "1" + "0" * 29])
+def test_an_exact_value_counts_the_integer_digits_its_exponent_gives(text: str) -> None:
+    # A Decimal variable's text is checked by the same rule as a cast: 1E+400 has 401 integer digits.
+    with pytest.raises(ExpressionError, match="does not fit into DT_DECIMAL"):
+        evaluate("@[User::x]", variables={"User::x": ("Decimal", text)})
+    assert evaluate("@[User::x]", variables={"User::x": ("Decimal", "1E+28")}).value == Decimal("1E+28")
