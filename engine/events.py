@@ -7,6 +7,7 @@ nothing prints: the console provider writes through a callback that only the CLI
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import threading
@@ -96,24 +97,43 @@ class LogSink(Protocol):
 
 
 class EventLog:
-    """Counts events by name and fans them out to sinks; thread-safe, never raises from a sink."""
+    """Counts events by name and fans them out to sinks; thread-safe, never raises from a sink.
 
-    def __init__(self, sinks: Iterable[LogSink] = ()) -> None:
+    ``mask`` rewrites every message before any sink sees it (the run masks its sensitive values
+    with it). A sink that raises is a broken log: it is told nothing more, its error is kept in
+    ``sink_errors``, and ``on_broken`` gets one sentence about it (the executor raises it as an
+    OnWarning to the other sinks), outside the log's lock.
+    """
+
+    def __init__(self, sinks: Iterable[LogSink] = (), *, mask: Callable[[str], str] | None = None,
+                 on_broken: Callable[[str], None] | None = None) -> None:
         self.sinks = list(sinks)
         self.counts: dict[str, int] = {}
         self._fast: dict[str, itertools.count[int]] = {}
         self._reads: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._mask = mask
+        self._on_broken = on_broken
         self.sink_errors: list[str] = []
 
     def emit(self, event: RunEvent) -> None:
+        if self._mask is not None and event.message:
+            masked = self._mask(event.message)
+            if masked != event.message:
+                event = dataclasses.replace(event, message=masked)
+        broken: list[str] = []
         with self._lock:
             self.counts[event.name] = self.counts.get(event.name, 0) + 1
-            for sink in self.sinks:
+            for sink in list(self.sinks):
                 try:
                     sink(event)
                 except Exception as exc:  # a broken log provider must not break the run
+                    self.sinks.remove(sink)
                     self.sink_errors.append(f"{type(exc).__name__}: {exc}")
+                    broken.append(_broken_sentence(sink, exc))
+        if self._on_broken is not None:
+            for message in broken:
+                self._on_broken(message)
 
     def count(self, name: str) -> None:
         """Count an event that no sink wants (the executor's fast path): ``next()`` on an
@@ -142,11 +162,19 @@ class EventLog:
         return frozenset(names)
 
     def close(self) -> None:
-        for sink in self.sinks:
+        for sink in list(self.sinks):
             try:
                 sink.close()
             except Exception as exc:  # closing must go on for the others
                 self.sink_errors.append(f"{type(exc).__name__}: {exc}")
+
+
+def _broken_sentence(sink: object, exc: Exception) -> str:
+    if isinstance(exc, DtsxError):  # the sink's own sentence
+        return f"{exc}; the run goes on without this log."
+    described = getattr(sink, "describe", None)
+    name = described() if callable(described) else type(sink).__name__
+    return f"the log {name} raised {type(exc).__name__}: {exc}; the run goes on without it."
 
 
 def parse_reporting(level: str | None) -> frozenset[str]:
@@ -202,18 +230,35 @@ _LABELS = {
 
 
 class JsonLinesLog:
-    """One JSON object per event, appended to a file."""
+    """One JSON object per event, appended to a file.
+
+    A write that fails (a full disk, /dev/full) raises one DtsxError naming the file; after that
+    the log writes nothing more, so that every run sharing it (child packages) warns only once.
+    Closing never raises: every event was flushed when written, so nothing is left to lose."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.failed = False
         try:
             self._file: IO[str] = self.path.open("a", encoding="utf-8")
         except OSError as exc:
             raise DtsxError(f"cannot open the log file {self.path}: {exc.strerror}.") from exc
 
+    def describe(self) -> str:
+        return f"file {self.path}"
+
     def __call__(self, event: RunEvent) -> None:
-        self._file.write(json.dumps(event.to_json(), ensure_ascii=False) + "\n")
-        self._file.flush()  # so a run can be followed with tail -f
+        if self.failed:
+            return
+        try:
+            self._file.write(json.dumps(event.to_json(), ensure_ascii=False) + "\n")
+            self._file.flush()  # so a run can be followed with tail -f
+        except OSError as exc:
+            self.failed = True
+            raise DtsxError(f"the log file {self.path} cannot be written ({exc.strerror or exc})") from exc
 
     def close(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError:  # the unflushed rest of a failed write: already reported by __call__
+            pass

@@ -56,14 +56,25 @@ from dtsx.engine.model import (
     ssis_flag,
 )
 from dtsx.engine.overrides import (
+    MAX_CONCURRENT,
     Overrides,
     PropertySet,
     configuration_sets,
     design_configurations,
     parse_set,
+    valid_concurrency,
 )
 from dtsx.engine.plan import Plan
-from dtsx.engine.variables import Scope, Slot, VariableStore, split_name, typed_value
+from dtsx.engine.variables import (
+    LOCK_TIMEOUT_S,
+    MASK,
+    Scope,
+    Slot,
+    VariableStore,
+    split_name,
+    text_of,
+    typed_value,
+)
 from dtsx.tasks.base import Task, TaskContext
 
 __all__ = [
@@ -148,6 +159,8 @@ class RunOptions:
     forward_names: frozenset[str] = frozenset()
     # Shared with child packages so one limit holds across the whole run.
     slots: Slots | None = None
+    # How long a task waits for a variable another task holds locked (see engine.variables).
+    variable_lock_timeout_s: float = LOCK_TIMEOUT_S
 
 
 def _stamp(moment: datetime) -> str:
@@ -330,7 +343,9 @@ class _Run:
         self.package: Package = plan.package
         self.options = options
         self.cancel = options.cancel_event or threading.Event()
-        self.log = EventLog(options.sinks)
+        self.store = VariableStore(self._compile, on_change=self._variable_changed,
+                                   lock_timeout=options.variable_lock_timeout_s)
+        self.log = EventLog(options.sinks, mask=self.store.mask, on_broken=self._log_broken)
         self.records: dict[str, ExecutableResult] = {
             ref: ExecutableResult(ref) for ref, exe in plan.executables.items() if exe.kind is not ExecutableKind.PACKAGE
         }
@@ -350,18 +365,33 @@ class _Run:
         self._running: dict[int, Frame] = {}
         self.package_failed = False
         self.warnings: list[str] = []
-        self.store = VariableStore(self._compile, on_change=self._variable_changed)
-        limit = options.max_concurrent if options.max_concurrent is not None else self.package.max_concurrent_executables
-        if limit is None or limit <= 0:
-            limit = (os.cpu_count() or 1) + 2
-        self.limit = limit
-        self.slots = options.slots or Slots(limit)
+        self.limit = self._limit()
+        self.slots = options.slots or Slots(self.limit)
         self.pool: _Workers | None = None
         self.connections: Connections | None = None
         self.started = datetime.now()
         self.instance_id = str(uuid.uuid4()).upper()
 
     # -- setup ------------------------------------------------------------------------------
+    def _limit(self) -> int:
+        """MaxConcurrentExecutables in effect: --max-concurrent, else the package's attribute.
+        A value SSIS refuses (0, below -1, beyond Int32) is a validation error before the run;
+        a huge valid one costs nothing (Slots makes tokens only as tasks take them)."""
+        pkg = self.package
+        if not valid_concurrency(pkg.max_concurrent_executables):
+            line = pkg.location.line if pkg.location is not None else None
+            raise PackageValidationError([Problem(
+                "max-concurrent", f"MaxConcurrentExecutables=\"{pkg.max_concurrent_executables}\" is not valid: "
+                f"set it to -1 (the number of CPUs + 2) or to a number of tasks from 1 to {MAX_CONCURRENT}",
+                pkg.path or None, line, "Package")], file=pkg.path or None)
+        given = self.options.max_concurrent
+        if given is not None and not valid_concurrency(given):
+            raise PackageValidationError([Problem(
+                "override-max-concurrent", f"--max-concurrent (/MaxConcurrent) {given} is not valid: give -1 "
+                f"(the number of CPUs + 2) or a number of tasks from 1 to {MAX_CONCURRENT}")], file=pkg.path or None)
+        limit = given if given is not None else pkg.max_concurrent_executables
+        return limit if limit > 0 else (os.cpu_count() or 1) + 2
+
     def _index_handlers(self) -> dict[str, dict[str, Executable]]:
         index: dict[str, dict[str, Executable]] = {}
         for ref, exe in self.plan.executables.items():
@@ -404,7 +434,7 @@ class _Run:
         self.warnings.extend(overrides.warnings)
         if overrides.problems:
             raise PackageValidationError(overrides.problems, file=self.package.path or None)
-        if overrides.max_concurrent is not None:
+        if overrides.max_concurrent is not None:  # in range: Overrides refuses any other value
             self.limit = overrides.max_concurrent if overrides.max_concurrent > 0 else (os.cpu_count() or 1) + 2
             if self.options.slots is None:
                 self.slots = Slots(self.limit)
@@ -575,9 +605,10 @@ class _Run:
         for slot in root.own.values():
             if slot.namespace != "System":
                 try:
-                    variables[slot.qualified] = json_value(root.read(slot))
+                    value = json_value(root.read(slot))  # a read may find it sensitive: mask after
+                    variables[slot.qualified] = MASK if slot.sensitive else value
                 except DtsxError as exc:
-                    variables[slot.qualified] = f"<error: {exc}>"
+                    variables[slot.qualified] = f"<error: {self.store.mask(str(exc))}>"
         return RunResult(
             package=self.package.path or self.package.name,
             result=result,
@@ -589,6 +620,11 @@ class _Run:
             events=self.log.totals(),
             warnings=[str(w) for w in self.plan.warnings] + self.warnings,
         )
+
+    def _log_broken(self, message: str) -> None:
+        """A log sink failed (EventLog dropped it): one warning, to the sinks still working."""
+        self.warnings.append(message)
+        self.log.emit(RunEvent("OnWarning", self.package.name, "Package", message=message))
 
     def _watch_cancel(self) -> None:
         while not self._done.is_set():
@@ -605,7 +641,7 @@ class _Run:
         values: dict[str, str] = {}
         for pe in spec.property_expressions:
             value = self._compile(pe.expression, False).evaluate(root.lookup)
-            values[pe.name] = _text_of(value)
+            values[pe.name] = text_of(value)
         return values
 
     # -- walking a container's graph ----------------------------------------------------------
@@ -976,6 +1012,7 @@ class _Run:
         return True
 
     def _task_error(self, frame: Frame, message: str) -> None:
+        message = self.store.mask(message)
         with self._lock:
             record = self.records.get(frame.exe.ref_id)
             if record is not None:
@@ -1024,13 +1061,22 @@ class _Run:
         )
 
     def evaluate_in(self, scope: Scope, text: str, *, assignment: bool = False) -> Value:
-        """Evaluate an expression in ``scope``; an assignment also stores into its target."""
+        """Evaluate an expression in ``scope``; an assignment also stores into its target.
+
+        An assignment holds its target's write lock from the first read to the write, as SSIS
+        locks a task's ReadWriteVariables, so parallel ``@[User::Sum] = @[User::Sum] + 1`` lose
+        no update; and the target becomes sensitive when the expression read a sensitive value."""
         compiled = self._compile(text, assignment)
-        value = compiled.evaluate(scope.lookup)
-        if compiled.target is not None:
-            scope.set(compiled.target, value)
-            return scope.value(compiled.target)
-        return value
+        target = compiled.target
+        if target is None:
+            return compiled.evaluate(scope.lookup)
+        store = scope.store
+        slot = scope.find(target)  # unknown: the evaluation reports it, in its own words
+        with store.hold(() if slot is None else (slot,)):
+            mark = store.sensitive_mark()
+            value = compiled.evaluate(scope.lookup)
+            scope.set(target, value, sensitive=store.sensitive_mark() != mark)
+            return scope.value(target)
 
     def run_child_package(self, path: str, parameters: dict[str, object], variables: dict[str, object],
                           caller: Frame | None = None) -> RunResult:
@@ -1106,7 +1152,7 @@ class _Run:
             raise ExecutionError(f"Foreach Loop {exe.ref_id!r} has no enumerator.")
         settings = dict(enumerator.properties)
         for pe in enumerator.property_expressions:
-            settings[pe.name] = _text_of(self._compile(pe.expression, False).evaluate(frame.scope.lookup))
+            settings[pe.name] = text_of(self._compile(pe.expression, False).evaluate(frame.scope.lookup))
         iterations = 0
         warn = lambda message: self.raise_event(frame, "OnWarning", message)  # noqa: E731
         for item in enumerate_items(enumerator, settings, frame.scope, self.options.path_map or _identity, warn):
@@ -1146,7 +1192,8 @@ class _Run:
             self.log.count(name)  # nobody listens: count it without building the event
             return
         exe = frame.exe
-        event = RunEvent(name, exe.name, exe.ref_id, exe.dtsid or "", message, code,
+        # Masked here, not only in the log: handlers see the message as System::ErrorDescription.
+        event = RunEvent(name, exe.name, exe.ref_id, exe.dtsid or "", self.store.mask(message), code,
                          source_description=exe.description or "", extra=extra or {})
         self.log.emit(event)
         if name in self._local_handled:
@@ -1274,19 +1321,34 @@ class _Workers:
 
 
 class Slots:
-    """The MaxConcurrentExecutables tokens: a C-level queue, cheaper than threading.Semaphore."""
+    """The MaxConcurrentExecutables tokens: a C-level queue, cheaper than threading.Semaphore.
 
-    __slots__ = ("_tokens", "size")
+    Tokens are made when a task finds none free and fewer than ``size`` exist, so a limit costs
+    memory in proportion to the tasks that ran at once, never to the limit itself
+    (MaxConcurrentExecutables may be 2147483647)."""
+
+    __slots__ = ("_tokens", "size", "_made", "_making")
 
     def __init__(self, size: int) -> None:
         self.size = size
         self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
-        for _ in range(size):
-            self._tokens.put(None)
+        self._made = 0
+        self._making = threading.Lock()
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        tokens = self._tokens
         try:
-            self._tokens.get(blocking, timeout)
+            tokens.get_nowait()
+            return True
+        except queue.Empty:
+            pass
+        if self._made < self.size:
+            with self._making:  # only while tokens are still being made, never once all exist
+                if self._made < self.size:
+                    self._made += 1
+                    return True
+        try:
+            tokens.get(blocking, timeout)
         except queue.Empty:
             return False
         return True
@@ -1430,15 +1492,6 @@ def _graph_info(plan: Plan, ref: str) -> _GraphInfo:
     executables = plan.executables
     containers = frozenset(n for n in succ if executables[n].kind is not ExecutableKind.TASK)
     return _GraphInfo(len(succ), start, incoming, succ, frozenset(or_nodes), containers)
-
-
-def _text_of(value: Value) -> str:
-    raw = value.value
-    if raw is None:
-        return ""
-    if isinstance(raw, bool):
-        return "True" if raw else "False"
-    return str(raw)
 
 
 def _identity(path: str) -> str:

@@ -62,6 +62,12 @@ class PropertySet:
         return f"{self.origin} {self.shown!r}" if self.origin == "--set" else f"{self.origin}: {self.shown}"
 
     @property
+    def marked_sensitive(self) -> bool:
+        """Given with dtexec's ``$Sensitive::``: the value itself is a secret, and so is the
+        variable it sets (configuration values are only kept out of messages)."""
+        return self.sensitive and self.text.strip()[:12].lower() == "$sensitive::"
+
+    @property
     def shown(self) -> str:
         """The argument as errors may show it: a sensitive value is masked."""
         if not self.sensitive or self.text.strip()[:12].lower() != "$sensitive::":
@@ -91,6 +97,25 @@ def parse_set(text: str) -> PropertySet:
         raise _usage(f"--set {shown!r} must be NAME=VALUE (e.g. User::Count=3) or a \\Package... property path")
     namespace, short = split_name(name)
     return PropertySet("variable", "Package", f"{namespace or 'User'}::{short}", value, text=text, sensitive=sensitive)
+
+
+MAX_CONCURRENT = 2**31 - 1  # MaxConcurrentExecutables is an Int32: -1 (CPUs + 2), or 1 up to this
+
+
+def valid_concurrency(value: int) -> bool:
+    """Whether SSIS accepts ``value`` as MaxConcurrentExecutables (0 and below -1 it refuses)."""
+    return value == -1 or 1 <= value <= MAX_CONCURRENT
+
+
+def _concurrency(item: PropertySet) -> int:
+    try:
+        value = int(item.value.strip())
+    except ValueError:
+        value = 0
+    if not valid_concurrency(value):
+        raise DtsxError(f"MaxConcurrentExecutables cannot be {item.value.strip()!r}: give -1 (the number of "
+                        f"CPUs + 2) or a number of tasks from 1 to {MAX_CONCURRENT}")
+    return value
 
 
 def _usage(message: str) -> PackageValidationError:
@@ -233,9 +258,26 @@ class Overrides:
         elif item.kind == "variable":
             self._set_variable(root, ref, item)
         elif ref == "Package" and item.name.lower() == "maxconcurrentexecutables":
-            self.max_concurrent = int(item.value)
+            self.max_concurrent = _concurrency(item)
         else:
             self.host_sets.setdefault(ref, {})[item.name] = item.value
+            self._expression_wins(item, ref)
+
+    def _expression_wins(self, item: PropertySet, ref: str) -> None:
+        """SSIS evaluates property expressions after --set and configurations, so the expression's
+        value is the one used: say so, instead of ignoring the --set without a word."""
+        exe = self.plan.executables.get(ref)
+        wanted = item.name.lower()
+        for pe in exe.property_expressions if exe is not None else ():
+            if pe.name.lower() == wanted:
+                self._warn(f"{item.label} sets {pe.name} of {ref!r}, but the property expression "
+                           f"{pe.expression!r} sets it too; as in SSIS, the expression's value is used "
+                           "(remove the expression to let the value apply)")
+                return
+
+    def _warn(self, message: str) -> None:
+        if message not in self.warnings:  # design-time configurations apply twice
+            self.warnings.append(message)
 
     def _set_variable(self, root: Scope, ref: str, item: PropertySet) -> None:
         if item.name.startswith("$"):
@@ -245,7 +287,7 @@ class Overrides:
                 return
             holder = Scope(self.store, None, "Package")
             holder.add(slot)
-            holder.force(item.name, item.value)
+            holder.force(item.name, item.value, sensitive=item.marked_sensitive)
             return
         if ref == "Package":
             scope = root
@@ -256,7 +298,10 @@ class Overrides:
         if item.name not in scope.own:
             self.problem("override-variable", f"{item.label}: {ref!r} has no variable {item.name}")
             return
-        scope.force(item.name, item.value)
+        scope.force(item.name, item.value, sensitive=item.marked_sensitive)
+        if scope.own[item.name].expression is not None:
+            self._warn(f"{item.label} sets {item.name}, but the variable is computed by its expression "
+                       "(EvaluateAsExpression); as in SSIS, the expression's value is used")
 
     def _resolve_ref(self, container: str) -> str | None:
         if container in self.plan.executables:

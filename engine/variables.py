@@ -10,11 +10,30 @@ variables are read-only, except the handler variables ``System::Propagate`` and 
 
 One re-entrant lock per run (:class:`VariableStore`) serialises reads and writes, which are
 tiny, so concurrently running branches see consistent values.
+
+A read-modify-write (an Expression Task's ``@[User::Sum] = @[User::Sum] + 1``, a plugin's update)
+needs more than that: SSIS locks a task's ReadWriteVariables from its read to its write. Here
+every slot has a write lock of its own, which :meth:`Scope.locked` holds for a ``with`` block and
+every plain write takes for its own duration. A thread takes the locks it lacks in one stable
+order (the slots' creation order), so two writers of the same variables can never wait on each
+other in a circle; a thread that already holds locks and asks for one that sorts before them
+tries without waiting and backs off, and every wait ends, with an error naming the variables,
+after ``lock_timeout`` seconds (SSIS reports the same case as a variable deadlock). Change events
+of writes made under a lock are raised once the thread lets go of its last lock, so an event
+handler that writes the same variable never waits on the task that raised the event.
+
+Sensitivity travels with values. Sensitive parameters (and variables set with dtexec's
+``$Sensitive::``) are sensitive; a variable becomes sensitive when an expression that read a
+sensitive value is assigned to it, when its own expression (EvaluateAsExpression) reads one, or
+when it is given a value that is already known as a secret. The store keeps the text of every
+sensitive value, so that reports and event messages can mask them (:meth:`VariableStore.mask`).
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 from typing import Any, Callable, Iterable, Iterator
 
 from dtsx.engine.errors import ExecutionError, ExpressionError
@@ -36,6 +55,30 @@ WRITABLE_SYSTEM = frozenset({"System::Propagate", "System::Cancel"})
 
 # Called after a write to a variable with RaiseChangedEvent: (scope written through, slot).
 ChangeHook = Callable[["Scope", "Slot"], None]
+
+# What reports and messages show instead of a sensitive value.
+MASK = "********"
+# Shorter secrets are not searched for in message text: they would mask ordinary words and
+# numbers ("exit 0"). Reports mask a sensitive variable whatever its length.
+_MIN_MASKED = 4
+# How long a task waits for a variable another task holds locked before it fails.
+LOCK_TIMEOUT_S = 30.0
+# Between attempts of a thread that holds locks and needs one that sorts before them.
+_BACKOFF_S = 0.005
+# Slot creation order: the stable order in which every thread takes variable locks.
+_ORDER = itertools.count()
+
+
+class _Held(threading.local):
+    """What the current thread holds: slot order -> slot, and the change events it deferred."""
+
+    def __init__(self) -> None:
+        self.slots: dict[int, Slot] = {}
+        self.changed: list[tuple[Scope, Slot]] = []
+
+
+# Per thread, not per store: a child package's task may lock a variable of its parent package.
+_HELD = _Held()
 
 
 def split_name(name: str) -> tuple[str | None, str]:
@@ -74,7 +117,7 @@ class Slot:
 
     __slots__ = (
         "qualified", "namespace", "name", "type_name", "value", "read_only",
-        "expression", "raise_changed", "sensitive", "scope",
+        "expression", "raise_changed", "sensitive", "scope", "order", "lock",
     )
 
     def __init__(
@@ -99,6 +142,8 @@ class Slot:
         self.raise_changed = raise_changed
         self.sensitive = sensitive
         self.scope: Scope | None = None
+        self.order = next(_ORDER)  # atomic in CPython
+        self.lock = threading.Lock()
 
     def __repr__(self) -> str:
         shown = "<sensitive>" if self.sensitive else repr(self.value)
@@ -113,12 +158,18 @@ class VariableStore:
         compile_expression: Callable[[str, bool], Any],
         *,
         on_change: ChangeHook | None = None,
+        lock_timeout: float = LOCK_TIMEOUT_S,
     ) -> None:
         self.lock = threading.RLock()
         self.compile = compile_expression
         self.on_change = on_change
+        self.lock_timeout = lock_timeout
         self.parameters: dict[str, Slot] = {}
         self._evaluating = threading.local()
+        # The text of every sensitive value seen in this run, and, per thread, how many
+        # sensitive values expressions have read (a mark before an evaluation tells whether it did).
+        self.secrets: set[str] = set()
+        self._reads = threading.local()
 
     def add_parameters(self, params: Iterable[Parameter], overrides: dict[str, Any],
                        errors: list[str] | None = None) -> list[str]:
@@ -147,8 +198,42 @@ class VariableStore:
                 value = typed_value(param.dotnet_type, None, what=f"parameter {qualified}")
             slot = Slot(f"${param.scope}", param.name, param.dotnet_type, value, read_only=True,
                         sensitive=param.sensitive)
+            if param.sensitive:
+                self.add_secret(value)
             self.parameters[qualified] = slot
         return missing
+
+    # -- sensitivity ------------------------------------------------------------------------
+    def add_secret(self, value: Value) -> None:
+        """Remember a sensitive value's text, so that messages can mask it."""
+        text = text_of(value)
+        if text:
+            with self.lock:
+                self.secrets.add(text)
+
+    def is_secret(self, value: Value) -> bool:
+        return bool(self.secrets) and text_of(value) in self.secrets
+
+    def mask(self, text: str) -> str:
+        """``text`` with every known sensitive value of 4 characters or more replaced by MASK."""
+        if not self.secrets or not text:
+            return text
+        for secret in sorted(self.secrets, key=len, reverse=True):  # longest first: no partial leftovers
+            if len(secret) >= _MIN_MASKED and secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+    def sensitive_mark(self) -> int:
+        """How many sensitive values this thread's expressions have read so far."""
+        return getattr(self._reads, "count", 0)
+
+    def read_sensitive(self) -> None:
+        self._reads.count = getattr(self._reads, "count", 0) + 1
+
+    # -- write locks ------------------------------------------------------------------------
+    def hold(self, slots: Iterable[Slot]) -> _Hold:
+        """Context manager: hold the write locks of ``slots`` (see the module docstring)."""
+        return _Hold(self, slots)
 
     def evaluating(self) -> set[str]:
         """Qualified names whose expressions are being evaluated on this thread (recursion guard)."""
@@ -242,6 +327,8 @@ class Scope:
         slot = self.find(name)
         if slot is None:
             raise KeyError(name)
+        if slot.sensitive:
+            self.store.read_sensitive()
         return self.read(slot)
 
     def read(self, slot: Slot) -> Value:
@@ -257,13 +344,19 @@ class Scope:
                 "variables); break the cycle"
             )
         active.add(slot.qualified)
+        store = self.store
+        mark = store.sensitive_mark()
         try:
-            compiled = self.store.compile(slot.expression, False)
+            compiled = store.compile(slot.expression, False)
             home = slot.scope or self
             result = compiled.evaluate(home.lookup)
         finally:
             active.discard(slot.qualified)
-        return typed_value(slot.type_name, result, what=f"variable {slot.qualified}")
+        value = typed_value(slot.type_name, result, what=f"variable {slot.qualified}")
+        if store.sensitive_mark() != mark:  # its expression read a sensitive value: so is this one
+            slot.sensitive = True
+            store.add_secret(value)
+        return value
 
     # -- VariableAccess -------------------------------------------------------------------
     def get(self, name: str) -> Any:
@@ -273,23 +366,46 @@ class Scope:
     def value(self, name: str) -> Value:
         return self.read(self.require(name))
 
-    def set(self, name: str, value: Any) -> None:
-        """Store ``value`` (a Python value or a Value) converted to the variable's type."""
+    def set(self, name: str, value: Any, *, sensitive: bool = False) -> None:
+        """Store ``value`` (a Python value or a Value) converted to the variable's type, under
+        the variable's write lock. ``sensitive`` marks the variable (and the value) sensitive;
+        so does a value already known as a secret."""
         slot = self.require(name)
         if slot.read_only:
             kind = "parameter" if slot.namespace.startswith("$") else "variable"
             raise ExecutionError(f"{kind} {slot.qualified} is read-only and cannot be assigned.")
+        store = self.store
+        if sensitive:
+            store.add_secret(value if isinstance(value, Value) else Value("DT_WSTR", value))
         converted = typed_value(slot.type_name, value, what=f"variable {slot.qualified}")
-        with self.store.lock:
-            changed = slot.value != converted
-            slot.value = converted
-        if changed and slot.raise_changed and self.store.on_change is not None:
-            self.store.on_change(self, slot)
+        with store.hold((slot,)):
+            if sensitive or slot.sensitive or store.is_secret(converted):
+                slot.sensitive = True
+                store.add_secret(converted)
+            with store.lock:
+                changed = slot.value != converted
+                slot.value = converted
+            if changed and slot.raise_changed and store.on_change is not None:
+                _HELD.changed.append((self, slot))  # raised when this thread lets go of its locks
 
-    def force(self, name: str, value: Any) -> None:
-        """Set a value regardless of ReadOnly (run-time overrides such as ``--set``)."""
+    def force(self, name: str, value: Any, *, sensitive: bool = False) -> None:
+        """Set a value regardless of ReadOnly (run-time overrides such as ``--set``, before the run)."""
         slot = self.require(name)
         slot.value = typed_value(slot.type_name, value, what=f"variable {slot.qualified}")
+        if sensitive:
+            slot.sensitive = True
+            self.store.add_secret(slot.value)
+
+    def locked(self, *names: str) -> _Hold:
+        """Hold the write locks of the named variables for a ``with`` block, so that what a task
+        reads and then writes back cannot be changed by anyone else in between::
+
+            with ctx.variables.locked("User::Total", "User::Count"):
+                ctx.variables.set("User::Total", ctx.variables.get("User::Total") + amount)
+
+        Name every variable the block writes in one call: the locks are then taken in one stable
+        order and cannot deadlock. Waits at most the run's lock timeout (ExecutionError after)."""
+        return self.store.hold([self.require(name) for name in names])
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.find(name) is not None
@@ -297,6 +413,92 @@ class Scope:
     def iter_own(self) -> Iterator[Slot]:
         self._materialize()
         return iter(list(self.own.values()))
+
+
+def text_of(value: Value) -> str:
+    """A value as message text shows it (how a secret would appear in a message)."""
+    raw = value.value
+    if raw is None:
+        return ""
+    if isinstance(raw, bool):
+        return "True" if raw else "False"
+    return str(raw)
+
+
+class _Hold:
+    """Holds write locks for a ``with`` block: the ones this thread lacks, taken in slot order.
+
+    Only the outermost hold of a thread raises the change events its writes deferred, after it
+    has let go of every lock."""
+
+    __slots__ = ("_store", "_slots", "_taken")
+
+    def __init__(self, store: VariableStore, slots: Iterable[Slot]) -> None:
+        self._store = store
+        self._slots = slots
+        self._taken: list[Slot] = []
+
+    def __enter__(self) -> None:
+        held = _HELD.slots
+        wanted = sorted({s.order: s for s in self._slots if s.order not in held}.items())
+        if not wanted:
+            return
+        deadline = time.monotonic() + self._store.lock_timeout
+        if held and wanted[0][0] < max(held):
+            self._take_backing_off(wanted, deadline)  # waiting here could close a circle
+        else:
+            self._take_in_order(wanted, deadline)
+        for order, slot in wanted:
+            held[order] = slot
+        self._taken = [slot for _, slot in wanted]
+
+    def _take_in_order(self, wanted: list[tuple[int, Slot]], deadline: float) -> None:
+        got: list[Slot] = []
+        for _, slot in wanted:
+            if not slot.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                _release(got)
+                raise self._timeout([s for _, s in wanted])
+            got.append(slot)
+
+    def _take_backing_off(self, wanted: list[tuple[int, Slot]], deadline: float) -> None:
+        while True:
+            got: list[Slot] = []
+            for _, slot in wanted:
+                if not slot.lock.acquire(blocking=False):
+                    break
+                got.append(slot)
+            if len(got) == len(wanted):
+                return
+            _release(got)
+            if time.monotonic() >= deadline:
+                raise self._timeout([s for _, s in wanted])
+            time.sleep(_BACKOFF_S)
+
+    def _timeout(self, slots: list[Slot]) -> ExecutionError:
+        names = ", ".join(s.qualified for s in slots)
+        return ExecutionError(
+            f"could not lock {names} for writing within {self._store.lock_timeout:g} s: another task or "
+            "event handler held it all that time (a variable deadlock); lock every variable a task "
+            "writes in one call to ctx.variables.locked(...), and do not wait on other tasks while holding it."
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        held = _HELD.slots
+        for slot in self._taken:
+            held.pop(slot.order, None)
+        _release(self._taken)
+        self._taken = []
+        if not held and _HELD.changed:
+            pending, _HELD.changed = _HELD.changed, []
+            for scope, slot in pending:
+                hook = scope.store.on_change
+                if hook is not None:
+                    hook(scope, slot)
+
+
+def _release(slots: list[Slot]) -> None:
+    for slot in reversed(slots):
+        slot.lock.release()
 
 
 def _by_short_name(own: dict[str, Slot], short: str) -> Slot | None:
