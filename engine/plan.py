@@ -80,6 +80,10 @@ _CONSTRAINT_VALUES = {0, 1, 2}
 _HOST_NAMES = frozenset(name.lower() for name in HOST_PROPERTIES)
 _FOR_LOOP_NAMES = frozenset(name.lower() for name in FOR_LOOP_PROPERTIES)
 _IGNORED_NAMES = frozenset(name.lower() for name in IGNORED_HOST_PROPERTIES)
+_KIND_NAMES = {
+    ExecutableKind.SEQUENCE: "Sequence", ExecutableKind.FOR_LOOP: "For Loop", ExecutableKind.FOREACH_LOOP: "Foreach Loop",
+    ExecutableKind.EVENT_HANDLER: "event handler", ExecutableKind.PACKAGE: "package",
+}
 _TYPE_CODES = ", ".join(f"{code} ({name})" for code, name in VARTYPE_TO_DOTNET.items())
 _PROJECT_TYPE_CODES = ", ".join(f"{code} ({name})" for code, name in TYPECODE_TO_DOTNET.items())
 _EVAL_OPS = {1, 2, 3, 4}
@@ -400,8 +404,8 @@ class _Planner:
             value_from_dotnet(type_name, raw)
         except ExpressionError as exc:
             shown = "its value" if secret else f"the value {_short(raw)}"
-            self.problem("bad-value", f"{what} is a {type_name}, and {shown} is not one ({exc.message}); "
-                         "correct the value or the DataType", location, ref_id)
+            self.problem("bad-value", f"{what} has the type {type_name}, and {shown} is not of that type "
+                         f"({exc.message}); correct the value or the DataType", location, ref_id)
 
     # -- connection managers
 
@@ -573,9 +577,11 @@ class _Planner:
             self.problem("plugin-error", f"task '{exe.name}': listing its expressions raised {type(exc).__name__}: {exc}",
                          exe.location, exe.ref_id)
             return
+        data = exe.object_data
+        location = _line(exe, data.children[0]) if data is not None and data.children else exe.location
         for text, assignment in found:
             if text.strip():
-                self._compile(text, assignment, exe.location, exe.ref_id, exe.ref_id)
+                self._compile(text, assignment, location, exe.ref_id, exe.ref_id)
 
     def _check_exec_value_variable(self, exe: Executable) -> None:
         target = exe.properties.get("ExecValueVariable", "").strip()
@@ -648,7 +654,7 @@ class _Planner:
                 known |= IGNORED_HOST_PROPERTIES
                 if exe.kind is ExecutableKind.FOR_LOOP:
                     known |= set(FOR_LOOP_PROPERTIES)
-                what = f"{exe.kind.value} '{exe.name}'"
+                what = f"{_KIND_NAMES.get(exe.kind, exe.kind.value)} '{exe.name}'"
             self._unknown_property(what, name, known, pe.location, exe.ref_id)
 
     def _unknown_property(self, what: str, name: str, known: Iterable[str], location: SourceLocation | None,
@@ -1071,12 +1077,12 @@ def _no_repeat(dtsids: list[str]) -> bool:
 
 
 def _nearest(name: str, candidates: Iterable[str]) -> str:
-    """``; did you mean 'X'?`` for the closest candidate (compared in any case), else ``""``."""
+    """`` (did you mean 'X'?)`` for the closest candidate (compared in any case), else ``""``."""
     by_lower: dict[str, str] = {}
     for candidate in candidates:
         by_lower.setdefault(candidate.lower(), candidate)
     close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
-    return f"; did you mean '{by_lower[close[0]]}'?" if close else ""
+    return f" (did you mean '{by_lower[close[0]]}'?)" if close else ""
 
 
 def _short(text: str, limit: int = 80) -> str:
