@@ -37,7 +37,7 @@ from dtsx.engine.model import (
     marked_sensitive,
 )
 
-__all__ = ["PackageWriteError", "WRITTEN_FORMAT", "node_to_xml", "write", "write_file"]
+__all__ = ["WRITTEN_FORMAT", "node_to_xml", "write", "write_file"]
 
 WRITTEN_FORMAT = 8
 _D = "{" + DTS_NS + "}"
