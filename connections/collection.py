@@ -88,10 +88,11 @@ class Connections:
 
     def settings_for(self, spec: ConnectionManagerSpec) -> ConnectionSettings:
         """Stored settings, then property expressions, then ``--conn`` overrides, then the redirect."""
-        return self._resolve(spec)[0]
+        return self._resolve(spec)[1]
 
-    def _resolve(self, spec: ConnectionManagerSpec) -> tuple[ConnectionSettings, bool]:
-        """The final settings, and whether ``--conn`` or the redirect replaced the stored connection."""
+    def _resolve(self, spec: ConnectionManagerSpec) -> tuple[ConnectionSettings, ConnectionSettings, bool]:
+        """The package's settings (expressions and ``--conn`` applied), the final ones (the redirect
+        applied too), and whether ``--conn`` or the redirect replaced the stored connection."""
         properties = dict(spec.properties)
         connection_string = spec.connection_string or ""
         if self._expressions is not None and spec.property_expressions:
@@ -111,12 +112,12 @@ class Connections:
         )
         # Last, so that nothing in the package (an expression on SmtpServer) can undo a redirect.
         final = stored if self._redirect is None else self._redirect(stored)
-        return final, override is not None or final is not stored
+        return stored, final, override is not None or final is not stored
 
     def manager(self, ref: str) -> ConnectionManager:
         """The live manager for a reference, built (or rebuilt after a settings change) on demand."""
         spec = self.require(ref)
-        settings, replaced = self._resolve(spec)
+        stored, settings, replaced = self._resolve(spec)
         if spec.sensitive_unavailable and not replaced:
             hidden = ", ".join(spec.sensitive_unavailable)
             raise ConnectionManagerError(
@@ -129,7 +130,7 @@ class Connections:
                 return live.manager
             if live is not None:
                 live.manager.close()
-            manager = self._build(spec, settings)
+            manager = self._build(spec, settings, stored)
             self._live[spec.ref_id] = _Live(settings, manager)
             return manager
 
@@ -153,13 +154,20 @@ class Connections:
                 return self._overrides[key.lower()]
         return None
 
-    def _build(self, spec: ConnectionManagerSpec, settings: ConnectionSettings) -> ConnectionManager:
+    def _build(self, spec: ConnectionManagerSpec, settings: ConnectionSettings,
+               stored: ConnectionSettings) -> ConnectionManager:
         try:
             cls = self._registry.get(spec.type_key)
         except PluginError as exc:
             raise ConnectionManagerError(
                 f"connection manager {spec.name!r} has type {spec.creation_name!r}, which dtsx cannot open: {exc}"
             ) from exc
+        if settings is not stored:
+            # A redirect (--dev-smtp) must not hide a connection the real run would refuse: the
+            # package's own settings are checked as if they were used.
+            problems = cls.check(stored)
+            if problems:
+                raise ConnectionManagerError(" ".join(problems))
         return cls(settings)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import threading
 from typing import NoReturn
 
 import click
@@ -22,10 +23,17 @@ EXIT_LOAD_FAILED = 5
 EXIT_USAGE = 6
 
 
+# Whether --debug was given: main() then lets an unexpected error show its traceback.
+_DEBUG = threading.Event()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dtsx")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="Show the Python traceback of an internal error (before the command).")
+def cli(debug: bool) -> None:
     """Run SQL Server Integration Services (.dtsx) packages."""
+    if debug:
+        _DEBUG.set()
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -61,11 +69,15 @@ def mailsink_command(port: int, directory: pathlib.Path, host: str) -> None:
         env = MailSink.envelope(path)
         click.echo(f"received {path.name} from <{env['mail_from']}> to {', '.join(env['rcpt_tos'])}")
 
-    sink = MailSink(directory, host=host, port=port, on_message=received)
     try:
+        sink = MailSink(directory, host=host, port=port, on_message=received)
         sink.start()
     except DtsxError as exc:
         _fail(str(exc), EXIT_FAILURE)
+    except OSError as exc:  # the folder or the address, as the system refused it
+        where = exc.filename if exc.filename is not None else f"{host}:{port}"
+        _fail(f"mailsink: cannot use {where}: {exc.strerror or exc}; choose another --dir, --host or --port.",
+              EXIT_FAILURE)
     click.echo(f"dtsx mailsink: listening on {host}:{sink.port}; messages are stored in "
                f"{directory.resolve()} (Ctrl-C to stop)")
     if host not in ("127.0.0.1", "::1", "localhost"):
@@ -304,7 +316,6 @@ def _parse_var(spec: str) -> tuple[str, tuple[str, str]]:
 import os  # noqa: E402 - kept inside this command section
 import re  # noqa: E402
 import signal  # noqa: E402
-import threading  # noqa: E402
 from typing import Any, Callable  # noqa: E402
 
 
@@ -434,6 +445,8 @@ def _run_request(req: _RunRequest) -> int:
             click.echo(f"dtsx: warning: {warning}", err=True)
         click.echo(f"dtsx: {req.package} is valid.")
         return EXIT_SUCCESS
+    if req.report_json:
+        _check_writable(req.report_json, "--report-json")
     sinks: list[object] = [console]
     try:
         if req.log_jsonl:
@@ -458,14 +471,40 @@ def _run_request(req: _RunRequest) -> int:
         _fail(str(exc), EXIT_USAGE)
     finally:
         _restore_signals(previous)
-        for item in sinks[1:]:
-            item.close()  # type: ignore[attr-defined]
+        lost = _close_logs(sinks[1:], req.log_jsonl)
         if sink is not None:
             sink.stop()
-    _print_run(result, req)
+    written = _print_run(result, req)
     if sink is not None:
         click.echo(f"dtsx: dev SMTP: {len(sink.messages())} message(s) stored in {sink.directory}")
-    return result.exit_code
+    # A report or log that was asked for and is missing is an error, unless the run already failed.
+    return EXIT_USAGE if result.exit_code == EXIT_SUCCESS and (lost or not written) else result.exit_code
+
+
+def _check_writable(path: str, option: str) -> None:
+    """Refuse, before anything runs, an output file that cannot be created where it is asked for."""
+    target = pathlib.Path(path)
+    folder = target.parent
+    if target.is_dir():
+        _fail(f"{option} {path}: that is a folder; name a file.", EXIT_USAGE)
+    if not folder.is_dir():
+        _fail(f"{option} {path}: the folder {folder} does not exist; create it or name another file.", EXIT_USAGE)
+    if not os.access(target if target.exists() else folder, os.W_OK):
+        _fail(f"{option} {path}: dtsx may not write there; name a file in a folder you can write to.", EXIT_USAGE)
+
+
+def _close_logs(logs: list[object], path: str | None) -> bool:
+    """Close the --log-jsonl log; True when its last lines could not be written (one line says so)."""
+    from dtsx.engine.errors import DtsxError
+
+    lost = False
+    for item in logs:
+        try:
+            item.close()  # type: ignore[attr-defined]
+        except (OSError, DtsxError) as exc:
+            click.echo(f"dtsx: cannot write the log file {path}: {getattr(exc, 'strerror', None) or exc}.", err=True)
+            lost = True
+    return lost
 
 
 _PASSWORD_KEYS = frozenset({"password", "pwd"})
@@ -606,19 +645,24 @@ def _restore_signals(previous: dict[int, Any]) -> None:
         signal.signal(sig, old)
 
 
-def _print_run(result: Any, req: _RunRequest) -> None:
+def _print_run(result: Any, req: _RunRequest) -> bool:
+    """Print the errors and the result line, write --report-json; False when the report failed."""
     import json
 
     for item in result.executables:
         for error in item.errors:
             click.echo(f"dtsx: {item.ref_id}: {error}", err=True)
+    written = True
     if req.report_json:
+        text = json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n"
         try:
-            pathlib.Path(req.report_json).write_text(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n",
-                                                     encoding="utf-8")
+            # A name that was not UTF-8 (a surrogate here) is written as its JSON escape, \udcXX.
+            pathlib.Path(req.report_json).write_text(text, encoding="utf-8", errors="backslashreplace")
         except OSError as exc:
-            click.echo(f"dtsx: cannot write the report {req.report_json}: {exc.strerror or exc}", err=True)
+            click.echo(f"dtsx: cannot write the report {req.report_json}: {exc.strerror or exc}.", err=True)
+            written = False
     click.echo(f"dtsx: {result.package}: {result.result} (exit {result.exit_code}) in {result.duration_s:.3f} s")
+    return written
 
 
 @cli.command("run")
@@ -761,16 +805,30 @@ def exec_command(args: tuple[str, ...]) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: click's usage errors exit 6, as dtexec's do."""
+    """Console entry point: click's usage errors exit 6, as dtexec's do; so does anything a
+    command did not turn into its own sentence, in one line (``dtsx --debug`` shows the traceback)."""
+    from dtsx.engine.errors import DtsxError
+
     try:
         code = cli.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(EXIT_CANCELED)
-    except click.UsageError as exc:
+    except click.ClickException as exc:  # usage errors included
         exc.show()
         sys.exit(EXIT_USAGE)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(EXIT_USAGE)
+    except DtsxError as exc:
+        _fail_unless_debug(str(exc))
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename is not None else ""
+        _fail_unless_debug(f"cannot use{where}: {exc.strerror or exc}; check the path and its permissions.")
+    except Exception as exc:  # a bug: one line, and the way to see more
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        _fail_unless_debug(f"internal error: {detail}; run 'dtsx --debug ...' to see where, and report it.")
     sys.exit(code if isinstance(code, int) else EXIT_SUCCESS)
+
+
+def _fail_unless_debug(message: str) -> NoReturn:
+    if _DEBUG.is_set():
+        raise  # noqa: PLE0704 - re-raises the error main() is handling, with its traceback
+    _fail(message, EXIT_USAGE)
