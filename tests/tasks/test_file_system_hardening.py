@@ -342,3 +342,35 @@ def test_dtsx_run_of_a_looping_tree_with_a_pipe_fails_with_one_sentence(tmp_path
     assert "Traceback" not in output and "RecursionError" not in output
     assert f"{src / 'sub' / 'pipe'} is a named pipe (FIFO), not a regular file" in output
     assert not dst.exists()
+
+
+def test_canceling_a_package_run_stops_a_directory_copy_part_way(tmp_path: Path) -> None:
+    import time
+
+    from dtsx.engine import executor
+    from dtsx.engine.loader import load
+    from dtsx.engine.plan import build
+
+    count = 4000  # thousands of small files: far longer to copy than the cancel takes to arrive
+    src = files(tmp_path / "src", {f"f{i:05d}.txt": "x" for i in range(count)})
+    dst = tmp_path / "dst"
+    package = tmp_path / "copytree.dtsx"
+    package.write_text(PACKAGE.format(src=src, dst=dst))
+    cancel = threading.Event()
+    box: dict[str, object] = {}
+    worker = threading.Thread(target=lambda: box.update(
+        result=executor.run(build(load(str(package))), executor.RunOptions(cancel_event=cancel))))
+    worker.start()
+    deadline = time.monotonic() + 30
+    while not dst.exists() and worker.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    cancel.set()  # the copy has begun: dst is made once the source is listed
+    worker.join(30)
+    assert not worker.is_alive()
+    result = box["result"]
+    assert result.exit_code == 3, result  # type: ignore[attr-defined]
+    copied = [n for n in os.listdir(dst) if n.endswith(".txt")]
+    assert len(copied) < count and not [n for n in os.listdir(dst) if n.endswith(".partial")]
+    (error,) = result.executable("Package\\Copy tree").errors  # type: ignore[attr-defined]
+    left = f"{len(copied)} file(s), 0 folder(s) and 0 link(s) were already copied" if copied else "nothing was copied"
+    assert "the run was canceled while copying" in error and left in error
