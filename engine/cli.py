@@ -819,9 +819,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_USAGE)
     except DtsxError as exc:
         _fail_unless_debug(str(exc))
-    except OSError as exc:
-        where = f" {exc.filename}" if exc.filename is not None else ""
-        _fail_unless_debug(f"cannot use{where}: {exc.strerror or exc}; check the path and its permissions.")
+    except OSError as exc:  # with no file named, it is the output itself (a full disk, a closed pipe)
+        if exc.filename is not None:
+            _fail_unless_debug(f"cannot use {exc.filename}: {exc.strerror or exc}; check the path and its permissions.")
+        _fail_unless_debug(f"cannot write the output: {exc.strerror or exc}.")
     except Exception as exc:  # a bug: one line, and the way to see more
         detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         _fail_unless_debug(f"internal error: {detail}; run 'dtsx --debug ...' to see where, and report it.")

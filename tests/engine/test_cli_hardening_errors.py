@@ -121,3 +121,11 @@ def test_dev_smtp_still_refuses_a_bad_smtp_connection(tmp_path: Path, args: list
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert named in proc.stderr
     assert not list(outbox.glob("*.eml"))
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_output_onto_a_full_disk_is_one_sentence(package: Path) -> None:
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([*DTSX, "show", str(package)], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert proc.returncode == 6
+    one_sentence(proc, "cannot write the output", "No space left on device")
