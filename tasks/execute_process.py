@@ -257,17 +257,17 @@ class ExecuteProcessTask(Task):
                 exited = True
             except subprocess.TimeoutExpired:
                 exited = False
-            if self._stop_requested(ctx):
-                # Checked before the exit is judged: a process that cancel() signalled has exited
-                # by dtsx's hand, whatever its exit status says.
+            stop = self._stop_requested(ctx)
+            # Exited (its output may still be in flight, or held open by its own children). Once
+            # the run is canceled, a death by signal is dtsx's own doing (cancel() sent it).
+            if exited and not (stop and process.returncode < 0) and pipes.join(_POLL_SECONDS):
+                return (*pipes.result(), False)
+            if stop:
                 _end_group(process)
                 pipes.join(_GRACE_SECONDS)
                 raise TaskFailedError(
                     f"the run was canceled, so dtsx stopped the process {process.args[0]} (pid {process.pid})."
                 )
-            # Exited; its output may still be in flight (or held open by its own children).
-            if exited and pipes.join(_POLL_SECONDS):
-                return (*pipes.result(), False)
             if deadline is not None and time.monotonic() >= deadline:
                 return self._on_timeout(process, pipes, ctx)
 
