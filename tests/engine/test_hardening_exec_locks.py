@@ -23,7 +23,7 @@ from dtsx.engine import executor, loader, plan
 from dtsx.engine.executor import RunOptions, RunResult
 from dtsx.tasks.base import TASKS, Task, TaskContext, TaskProperties
 
-__all__ = ["package_xml", "expression_task", "variable_xml", "parameter_xml", "run_file"]
+__all__ = ["package_xml", "handler_xml", "expression_task", "variable_xml", "parameter_xml", "run_file"]
 
 _NS = 'xmlns:DTS="www.microsoft.com/SqlServer/Dts"'
 _ids = iter(range(1, 10**9))
@@ -43,8 +43,10 @@ def expression_task(name: str, expression: str) -> str:
     return task_xml(name, "Microsoft.ExpressionTask", f"<ExpressionTask Expression={quoteattr(expression)} />")
 
 
-def variable_xml(name: str, value: str, data_type: int = 3, expression: str | None = None) -> str:
+def variable_xml(name: str, value: str, data_type: int = 3, expression: str | None = None,
+                 raise_changed: bool = False) -> str:
     flags = f'DTS:EvaluateAsExpression="True" DTS:Expression={quoteattr(expression)} ' if expression else ""
+    flags += 'DTS:RaiseChangedEvent="True" ' if raise_changed else ""
     return (f'<DTS:Variable DTS:CreationName="" DTS:DTSID="{_guid()}" DTS:Namespace="User" {flags}'
             f'DTS:ObjectName="{name}"><DTS:VariableValue DTS:DataType="{data_type}">{value}'
             "</DTS:VariableValue></DTS:Variable>\n")
@@ -57,14 +59,24 @@ def parameter_xml(name: str, *, sensitive: bool = False, data_type: int = 8) -> 
             "</DTS:PackageParameter>\n")
 
 
-def package_xml(tasks: list[str], *, variables: str = "", parameters: str = "", max_concurrent: str = "-1") -> str:
+def handler_xml(event: str, tasks: list[str]) -> str:
+    """A package-level event handler running ``tasks`` (made with refIds under Package\\)."""
+    ref = f"Package.EventHandlers[{event}]"
+    body = "".join(tasks).replace('DTS:refId="Package\\', f'DTS:refId="{ref}\\')
+    return (f'<DTS:EventHandlers><DTS:EventHandler DTS:refId="{ref}" DTS:CreationName="{event}" '
+            f'DTS:DTSID="{_guid()}" DTS:EventName="{event}"><DTS:Executables>{body}</DTS:Executables>'
+            "</DTS:EventHandler></DTS:EventHandlers>\n")
+
+
+def package_xml(tasks: list[str], *, variables: str = "", parameters: str = "", max_concurrent: str = "-1",
+                handlers: str = "") -> str:
     params = f"<DTS:PackageParameters>{parameters}</DTS:PackageParameters>\n" if parameters else ""
     return (f'<?xml version="1.0"?>\n<DTS:Executable {_NS} DTS:refId="Package" DTS:CreationName="Microsoft.Package" '
             f'DTS:DTSID="{_guid()}" DTS:ExecutableType="Microsoft.Package" DTS:ObjectName="h3" '
             f'DTS:MaxConcurrentExecutables="{max_concurrent}" DTS:ProtectionLevel="0">\n'
             '<DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>\n'
             f"{params}<DTS:Variables>{variables}</DTS:Variables>\n"
-            f"<DTS:Executables>\n{''.join(tasks)}</DTS:Executables>\n</DTS:Executable>\n")
+            f"<DTS:Executables>\n{''.join(tasks)}</DTS:Executables>\n{handlers}</DTS:Executable>\n")
 
 
 def run_file(path: Path, *, bound_s: float = 120.0, **options: Any) -> RunResult:
@@ -130,6 +142,33 @@ def _run_ab(tmp_path: Path, tasks: list[str], **options: Any) -> RunResult:
     """A package of ``tasks`` with two Int32 variables A and B (A made first), run bounded."""
     path = _write(tmp_path, package_xml(tasks, variables=variable_xml("A", "0") + variable_xml("B", "0")))
     return run_file(path, bound_s=60, **options)
+
+
+def test_parallel_event_handlers_lose_no_update(tmp_path: Path) -> None:
+    """An OnPostExecute handler runs once per task (on the tasks' threads) and once for the package."""
+    tasks = [expression_task(f"W{i}", "@[User::W] = 1") for i in range(2000)]
+    handlers = handler_xml("OnPostExecute", [expression_task("Count", "@[User::Sum] = @[User::Sum] + 1")])
+    path = _write(tmp_path, package_xml(tasks, variables=variable_xml("Sum", "0") + variable_xml("W", "0"),
+                                        handlers=handlers))
+    result = run_file(path, max_concurrent=64)
+    assert result.result == "Success"
+    assert result.variables["User::Sum"] == 2001
+
+
+def test_a_change_handler_may_write_the_variable_that_changed(tmp_path: Path) -> None:
+    """The change event is raised after the task let go of the lock: the handler's own tasks,
+    on other threads, write the same variable without waiting on the task that raised it."""
+    tasks = [expression_task(f"T{i}", "@[User::Sum] = @[User::Sum] + 1") for i in range(50)]
+    handlers = handler_xml("OnVariableValueChanged", [
+        expression_task("Seen", "@[User::Hits] = @[User::Hits] + 1"),
+        expression_task("Touch", "@[User::Sum] = @[User::Sum] + 0"),
+    ])
+    variables = variable_xml("Sum", "0", raise_changed=True) + variable_xml("Hits", "0")
+    path = _write(tmp_path, package_xml(tasks, variables=variables, handlers=handlers))
+    result = run_file(path, max_concurrent=8, bound_s=60, variable_lock_timeout_s=5.0)
+    assert result.result == "Success", [e.errors for e in result.executables if e.errors]
+    assert (result.variables["User::Sum"], result.variables["User::Hits"]) == (50, 50)
+    assert result.events["OnVariableValueChanged"] == 50
 
 
 # -- plugin tasks through ctx.variables.locked ---------------------------------------------------
