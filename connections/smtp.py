@@ -17,21 +17,24 @@ from __future__ import annotations
 import copy
 import dataclasses
 import email.generator
+import errno
 import email.message
 import email.policy
 import functools
 import io
 import logging
+import os
 import re
+import selectors
 import smtplib
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from dtsx.connections.base import (
     ConnectionManager,
@@ -57,12 +60,15 @@ __all__ = [
 ]
 
 log = logging.getLogger("dtsx.connections.smtp")
+_T = TypeVar("_T")
 
 MAX_ATTEMPTS = 3
 # Commands written before their replies are read, when pipelining: small enough that the
 # replies (about 30 bytes each) can never fill the server's socket buffer while it waits on us.
 PIPELINE_WINDOW = 64
 FIRST_RETRY_DELAY = 0.5  # seconds; doubles each retry, and no retry starts past the Timeout
+WAIT_SLICE = 0.2  # seconds: the longest a network wait runs without looking at the cancel event
+BOUND_DRIFT = 0.05  # seconds a socket timeout may lag the deadline before it is set again
 
 
 @dataclass(frozen=True)
@@ -185,6 +191,7 @@ class _Link:
     tls: str | None
     mechanism: str | None
     warnings: list[str]
+    budget: _Budget  # what its socket may wait; renewed by each send that takes the connection
     used: bool = False
     # The server offers PIPELINING (RFC 2920): MAIL, RCPT and DATA go out together.
     pipelining: bool = False
@@ -208,6 +215,7 @@ class _Delivery:
     attempts: int = 0
     reused: bool = False
     size: int = 0  # bytes of the message as sent (before dot-stuffing), for SIZE and 552
+    link: _Link | None = None  # the connection of the last attempt, for the report
 
 
 def _local_name() -> str:
@@ -216,31 +224,221 @@ def _local_name() -> str:
     return name if re.fullmatch(r"[A-Za-z0-9.-]+", name or "") else "localhost"
 
 
+# -- every network wait bounded by the send's deadline and the run's cancel event ---------------
+
+
+class _Canceled(OSError):
+    """Internal: the run was canceled during a network wait. An OSError, so that smtplib and every
+    handler here treat the connection as dead; _classify tells it from a real failure."""
+
+
+class _Budget:
+    """What a connection may still wait: until ``deadline`` (time.monotonic), unless ``cancel`` is set.
+
+    A socket timeout only bounds one system call, so a server that drips a reply line by line, or
+    a send queued behind another, could outlast the Timeout many times over; every wait asks here
+    first instead. With a cancel event, waits are cut into WAIT_SLICE pieces so that a cancel is
+    seen within one slice even while the server says nothing.
+    """
+
+    __slots__ = ("deadline", "cancel")
+
+    def __init__(self, deadline: float, cancel: threading.Event | None = None) -> None:
+        self.deadline = deadline
+        self.cancel = cancel
+
+    def wait(self) -> float:
+        """Seconds the next wait may take; raises _Canceled or TimeoutError when none are left."""
+        cancel = self.cancel
+        if cancel is not None and cancel.is_set():
+            raise _Canceled("the run was canceled")
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("timed out")
+        return remaining if cancel is None else min(remaining, WAIT_SLICE)
+
+
+class _BoundedIO:
+    """Socket mixin: reads, writes and the TLS handshake wait at most what the budget allows.
+    A slice that ends without data is simply waited again; a spent budget raises."""
+
+    budget: _Budget
+    _bound = -1.0  # the timeout last set on the socket, to skip a system call when it barely changed
+
+    def _limit(self) -> None:
+        wait = self.budget.wait()
+        if abs(wait - self._bound) > BOUND_DRIFT:
+            self.settimeout(wait)  # type: ignore[attr-defined]
+            self._bound = wait
+
+    def recv_into(self, *args: object) -> int:
+        return self._read(super().recv_into, *args)  # type: ignore[misc]
+
+    def recv(self, *args: object) -> bytes:
+        return self._read(super().recv, *args)  # type: ignore[misc]
+
+    def _read(self, read: Callable[..., _T], *args: object) -> _T:
+        while True:
+            try:
+                self._limit()
+            except _Canceled:
+                # Cancel stops waiting, not reading: a reply already here (the 250 for a message
+                # the server has taken) is still read, so that the send reports it delivered.
+                self.settimeout(0.0)  # type: ignore[attr-defined]
+                self._bound = 0.0
+                try:
+                    return read(*args)
+                except OSError:  # nothing there yet (BlockingIOError, SSLWantReadError)
+                    raise _Canceled("the run was canceled") from None
+            try:
+                return read(*args)
+            except TimeoutError:
+                continue
+
+    def sendall(self, data: bytes, flags: int = 0) -> None:
+        # Built on send(): a timed-out send() wrote nothing, so the same bytes are offered again
+        # (sendall() itself cannot say how much went out before it timed out).
+        with memoryview(data) as view, view.cast("B") as rest:
+            sent = 0
+            while sent < len(rest):
+                self._limit()
+                try:
+                    sent += self.send(rest[sent:], flags) if flags else self.send(rest[sent:])  # type: ignore[attr-defined]
+                except TimeoutError:
+                    continue
+
+
+class _BoundedSocket(_BoundedIO, socket.socket):
+    """A TCP socket whose connect, like every other wait, is bounded by its budget."""
+
+    def connect_within(self, address: object) -> None:
+        self.setblocking(False)
+        code = self.connect_ex(address)
+        with selectors.DefaultSelector() as selector:
+            selector.register(self, selectors.EVENT_WRITE)
+            while code in _IN_PROGRESS:
+                if selector.select(self.budget.wait()):
+                    code = self.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            raise OSError(code, os.strerror(code))  # OSError picks the subclass (ConnectionRefusedError...)
+        self._bound = -1.0
+
+
+class _BoundedSSLSocket(_BoundedIO, ssl.SSLSocket):
+    """The TLS socket of a connection (``SSLContext.sslsocket_class``); the handshake is bounded too."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        while True:
+            self._limit()
+            try:
+                return super().do_handshake(block)
+            except TimeoutError:
+                continue
+
+
+_IN_PROGRESS = frozenset({errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, errno.EALREADY, errno.EINTR})
+
+
+@dataclass(frozen=True)
+class _Tls:
+    """What smtplib's starttls() (and implicit TLS) wrap a socket with: the checked context, with
+    the handshake run under the connection's budget."""
+
+    context: ssl.SSLContext
+
+    def wrap_socket(self, sock: _BoundedSocket, server_hostname: str | None = None) -> ssl.SSLSocket:
+        budget = sock.budget
+        tls = self.context.wrap_socket(sock, server_hostname=server_hostname, do_handshake_on_connect=False)
+        assert isinstance(tls, _BoundedSSLSocket)
+        tls.budget = budget
+        tls.do_handshake()
+        return tls
+
+
+class _Client(smtplib.SMTP):
+    """smtplib's client on a bounded socket (and, for implicit TLS, wrapped before the greeting)."""
+
+    def __init__(self, host: str, budget: _Budget, implicit_tls: _Tls | None) -> None:
+        self.budget = budget
+        self.implicit_tls = implicit_tls
+        super().__init__(local_hostname=_local_name())  # no host: nothing connects yet
+        self._host = host  # the name starttls() checks the certificate against
+
+    def _get_socket(self, host: str, port: int, timeout: object) -> socket.socket:
+        sock = _open_socket(host, port, self.budget)
+        if self.implicit_tls is None:
+            return sock
+        try:
+            return self.implicit_tls.wrap_socket(sock, server_hostname=host)
+        except BaseException:
+            sock.close()
+            raise
+
+
+def _open_socket(host: str, port: int, budget: _Budget) -> _BoundedSocket:
+    """A connected socket to the first address of ``host`` that answers (as create_connection)."""
+    last: OSError | None = None
+    for family, kind, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        sock = _BoundedSocket(family, kind, proto)
+        sock.budget = budget
+        try:
+            sock.connect_within(address)
+            return sock
+        except (TimeoutError, _Canceled):
+            sock.close()
+            raise
+        except OSError as exc:
+            sock.close()
+            last = exc
+    raise last or OSError(f"{host} has no address")
+
+
+def _canceled(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, _Canceled):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class SmtpSession:
-    """A thread-safe mail session over one reusable SMTP connection. Built by the manager."""
+    """A thread-safe mail session. Built by the manager.
+
+    Connections are kept open for the next message (RSET between messages). Sends that overlap
+    (parallel Send Mail tasks) each take their own connection, up to ``MaxConnections``; beyond
+    that a send waits for a free one, within its Timeout. Sequential sends reuse one connection.
+    """
 
     def __init__(self, options: SmtpOptions) -> None:
         self.options = options
-        self._lock = threading.RLock()
-        self._link: _Link | None = None
+        self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)  # a connection went idle or was closed
+        self._idle: list[_Link] = []  # most recently used last: sequential sends reuse one
+        self._count = 0  # connections open or being opened, idle or busy
         self._tls_context: ssl.SSLContext | None = None
         self.connections_opened = 0
         self.messages_sent = 0
 
     def __repr__(self) -> str:
-        state = "open" if self._link is not None else "idle"
+        state = f"{self._count} open" if self._count else "idle"
         return f"SmtpSession({self.options.address}, security={self.options.security.value}, {state})"
 
     # -- public -----------------------------------------------------------------------------
 
     def send(
-        self, message: email.message.Message, *, sender: str, recipients: Sequence[str]
+        self, message: email.message.Message, *, sender: str, recipients: Sequence[str],
+        cancel: threading.Event | None = None,
     ) -> SendReport:
         """Send one message to ``recipients`` (the envelope; Bcc included) from ``sender``.
 
         Returns a report when every recipient accepted it. Raises SmtpRecipientsRefused when
         some were refused (its report says who got the message), ConnectionManagerError otherwise.
+        The Timeout bounds the whole call; setting ``cancel`` (the task's cancel event) stops any
+        network wait within a fraction of a second. A message the server has accepted is
+        reported as sent even if ``cancel`` is set afterwards.
         """
+        budget = _Budget(time.monotonic() + self.options.timeout, cancel)
         wanted = _unique(recipients)
         if not wanted:
             raise self._error(_Failure("was given a message with no recipient",
@@ -249,45 +447,45 @@ class SmtpSession:
         if bad is not None:  # a line break in an address would inject SMTP commands
             raise self._error(_Failure(f"was given the malformed address {bad!r}",
                                        "write a plain address such as name@example.com"))
-        with self._lock:
-            state = _Delivery(pending=wanted)
-            try:
-                self._deliver(message, sender, state)
-            except _Failure as failure:
-                raise self._error(failure, state) from None
-            return self._finish(state)
+        state = _Delivery(pending=wanted)
+        try:
+            self._deliver(message, sender, state, budget)
+        except _Failure as failure:
+            raise self._error(failure, state) from None
+        return self._finish(state)
 
-    def connect(self) -> None:
-        """Open (or check) the connection now: greeting, EHLO, TLS and AUTH, without sending."""
-        with self._lock:
-            deadline = time.monotonic() + self.options.timeout
-            try:
-                self._ensure_link(deadline)
-            except _Failure as failure:
-                raise self._error(failure) from None
+    def connect(self, *, cancel: threading.Event | None = None) -> None:
+        """Open (or check) a connection now: greeting, EHLO, TLS and AUTH, without sending."""
+        budget = _Budget(time.monotonic() + self.options.timeout, cancel)
+        try:
+            link = self._checkout(budget)
+        except _Failure as failure:
+            raise self._error(failure) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            raise self._error(self._classify(exc, "while connecting", budget.deadline, connecting=True)) from None
+        self._checkin(link)
 
     def close(self) -> None:
-        """QUIT and close the connection, if any. Never raises."""
+        """QUIT and close the idle connections. Never raises."""
         with self._lock:
-            link, self._link = self._link, None
-            if link is not None:
-                _quit(link, min(2.0, self.options.timeout))
+            idle, self._idle = self._idle, []
+            self._count -= len(idle)
+            self._freed.notify_all()
+        for link in idle:
+            _quit(link, min(2.0, self.options.timeout))
 
     # -- delivery with retries ----------------------------------------------------------------
 
-    def _deliver(self, message: email.message.Message, sender: str, state: _Delivery) -> None:
-        deadline = time.monotonic() + self.options.timeout
+    def _deliver(self, message: email.message.Message, sender: str, state: _Delivery, budget: _Budget) -> None:
         delay = FIRST_RETRY_DELAY
         while True:
             state.attempts += 1
-            failure = self._attempt(message, sender, state, deadline)
+            failure = self._attempt(message, sender, state, budget)
             if failure is None:
                 return
-            if failure.drop:  # also on permanent failures: a half-read reply must not meet the next RSET
-                self._drop()
             if not failure.transient:
                 raise failure
-            if state.attempts >= MAX_ATTEMPTS or time.monotonic() + delay >= deadline:
+            if state.attempts >= MAX_ATTEMPTS or time.monotonic() + delay >= budget.deadline:
                 for rcpt, reply in state.deferred.items():
                     state.refused[rcpt] = reply
                 state.pending = [r for r in state.pending if r not in state.deferred]
@@ -295,30 +493,42 @@ class SmtpSession:
                     return  # only temporarily refused recipients remain: reported as refused
                 raise failure
             log.info("SMTP %s: %s; retrying in %.1f s", self.options.address, failure.what, delay)
-            time.sleep(delay)
+            if budget.cancel is not None and budget.cancel.wait(delay):
+                raise _canceled_failure()
+            if budget.cancel is None:
+                time.sleep(delay)
             delay *= 2
 
     def _attempt(
-        self, message: email.message.Message, sender: str, state: _Delivery, deadline: float
+        self, message: email.message.Message, sender: str, state: _Delivery, budget: _Budget
     ) -> _Failure | None:
-        """One transaction. None when nothing is left to do; else the (classified) failure."""
+        """One transaction. None when nothing is left to do; else the (classified) failure.
+        The connection goes back to the pool, or is closed when the failure says so (a half-read
+        reply must not meet the next message's RSET)."""
+        link: _Link | None = None
+        failure: _Failure | None = None
         try:
+            link = self._checkout(budget, state)
             try:
-                link = self._ensure_link(deadline, state)
-                self._transaction(link, message, sender, state, deadline)
+                self._transaction(link, message, sender, state, budget.deadline)
             except _StaleLink:
                 # As when the RSET before a reused message fails: reconnect at once, no attempt spent.
-                self._drop()
-                state.reused = False
-                self._transaction(self._ensure_link(deadline, state), message, sender, state, deadline)
-        except _Failure as failure:
-            return failure
+                self._discard(link)
+                link, state.reused = None, False
+                link = self._checkout(budget, state, reuse=False)
+                self._transaction(link, message, sender, state, budget.deadline)
+        except _Failure as exc:
+            failure = exc
         except (smtplib.SMTPException, OSError) as exc:
-            return self._classify(exc, "during the mail transaction", deadline)
+            failure = self._classify(exc, "during the mail transaction", budget.deadline)
         except Exception as exc:
             log.debug("SMTP %s: unexpected failure", self.options.address, exc_info=True)
-            return _Failure(f"could not be used because of an internal error ({type(exc).__name__}: {exc})",
-                            "please report this as a dtsx bug", drop=True)
+            failure = _Failure(f"could not be used because of an internal error ({type(exc).__name__}: {exc})",
+                               "please report this as a dtsx bug", drop=True)
+        if link is not None:
+            self._discard(link) if failure is not None and failure.drop else self._checkin(link)
+        if failure is not None:
+            return failure
         if not state.pending:
             return None
         shown = ", ".join(f"{r} ({state.deferred[r]})" for r in state.pending if r in state.deferred)
@@ -331,6 +541,7 @@ class SmtpSession:
         conn = link.conn
         reused = link.used
         link.used = True
+        state.link = link
         payload, options = self._payload(link, message, sender, state)
         self._arm(conn, deadline)
         if link.pipelining:
@@ -343,7 +554,8 @@ class SmtpSession:
         self._send_data(conn, payload, deadline, state)
         state.delivered.extend(accepted)
         state.pending = [r for r in state.pending if r not in accepted]
-        self.messages_sent += 1
+        with self._lock:
+            self.messages_sent += 1
         self._rset_later(link)
 
     def _envelope(self, conn: smtplib.SMTP, sender: str, options: list[str], state: _Delivery,
@@ -407,7 +619,7 @@ class SmtpSession:
                     if replies[-1][0] == 421:
                         break
             except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
-                if stale_check and not replies and not _timed_out(exc):  # a timeout is a slow server
+                if stale_check and not replies and not _timed_out(exc) and not _canceled(exc):  # a slow server
                     raise _StaleLink() from None
                 raise
             if replies[-1][0] == 421 and stale_check and len(replies) == 1:
@@ -483,7 +695,9 @@ class SmtpSession:
         """No final reply came after the whole message was sent: the server may have queued it
         (a server that crashes after queuing, or whose reply is lost, looks the same), so this
         is final, never transient: resending could deliver it twice."""
-        if isinstance(exc, _Failure) or _timed_out(exc):
+        if _canceled(exc):
+            what = "had not confirmed the message when the run was canceled"
+        elif isinstance(exc, _Failure) or _timed_out(exc):
             what = f"did not confirm the message within Timeout ({self.options.timeout:g} s) after receiving it"
         else:
             what = "closed the connection after receiving the message"
@@ -507,56 +721,109 @@ class SmtpSession:
 
     # -- the connection -----------------------------------------------------------------------
 
-    def _ensure_link(self, deadline: float, state: _Delivery | None = None) -> _Link:
-        link = self._link
-        if link is not None and link.used:
-            # RSET both clears any half transaction and proves the connection is alive.
-            try:
-                self._arm(link.conn, deadline)
-                if link.rset_pending:
-                    link.rset_pending = False
-                    code, _ = link.conn.getreply()
-                else:
-                    code, _ = link.conn.rset()
-            except (smtplib.SMTPException, OSError):
-                code = -1
-            if code == 250:
-                if state is not None:
+    def _checkout(self, budget: _Budget, state: _Delivery | None = None, *, reuse: bool = True) -> _Link:
+        """A connection for this send alone: an idle one that answers RSET, else a new one while
+        fewer than MaxConnections are open, else the next to come free (within the budget)."""
+        while True:
+            link = self._claim(budget, reuse)
+            if link is None:
+                return self._open_claimed(budget)
+            link.budget.deadline, link.budget.cancel = budget.deadline, budget.cancel
+            if not link.used or self._alive(link):
+                if state is not None and link.used:
                     state.reused = True
                 return link
-            self._drop()
-        elif link is not None:
-            return link
-        self._link = self._open(deadline)
-        return self._link
+            self._discard(link)
 
-    def _open(self, deadline: float) -> _Link:
+    def _claim(self, budget: _Budget, reuse: bool) -> _Link | None:
+        """An idle connection, or None after reserving room for a new one."""
+        with self._freed:
+            while True:
+                if reuse and self._idle:
+                    return self._idle.pop()
+                if self._count < self.options.max_connections:
+                    self._count += 1
+                    return None
+                try:
+                    self._freed.wait(budget.wait())
+                except TimeoutError:
+                    raise _Failure(
+                        f"had no free connection within Timeout ({self.options.timeout:g} s): all "
+                        f"{self.options.max_connections} allowed (MaxConnections) were busy",
+                        "raise MaxConnections or Timeout", transient=True) from None
+                except _Canceled:
+                    raise _canceled_failure() from None
+
+    def _open_claimed(self, budget: _Budget) -> _Link:
+        try:
+            return self._open(budget)
+        except BaseException:
+            self._release_slot()
+            raise
+
+    def _alive(self, link: _Link) -> bool:
+        """RSET both clears any half transaction and proves an idle connection still works."""
+        try:
+            if link.rset_pending:
+                link.rset_pending = False
+                code, _ = link.conn.getreply()
+            else:
+                code, _ = link.conn.rset()
+        except (smtplib.SMTPException, OSError):
+            return False
+        return code == 250
+
+    def _checkin(self, link: _Link) -> None:
+        with self._freed:
+            self._idle.append(link)
+            self._freed.notify()
+
+    def _discard(self, link: _Link) -> None:
+        """Close a connection that failed; QUIT only within what is left of its send's budget."""
+        budget = link.budget
+        _quit(link, 0.0 if _spent(budget) else min(0.5, budget.deadline - time.monotonic()))
+        self._release_slot()
+
+    def _release_slot(self) -> None:
+        with self._freed:
+            self._count -= 1
+            self._freed.notify()
+
+    def _open(self, budget: _Budget) -> _Link:
         opts = self.options
-        remaining = max(0.05, deadline - time.monotonic())
+        link_budget = _Budget(budget.deadline, budget.cancel)
         try:
-            conn = self._connect(remaining)
+            conn = self._connect(link_budget)
         except (smtplib.SMTPException, OSError) as exc:
-            raise self._classify(exc, "while connecting", deadline, connecting=True) from None
-        self.connections_opened += 1
+            raise self._classify(exc, "while connecting", budget.deadline, connecting=True) from None
+        with self._lock:
+            self.connections_opened += 1
         try:
-            return self._handshake(conn, deadline)
+            return self._handshake(conn, budget.deadline, link_budget)
         except _Failure:
-            _quit(conn, 1.0)
+            _quit(conn, 0.0 if _spent(link_budget) else min(1.0, budget.deadline - time.monotonic()), link_budget)
             raise
         except (smtplib.SMTPException, OSError) as exc:
-            _quit(conn, 1.0)
-            raise self._classify(exc, "during the handshake", deadline) from None
+            _quit(conn, 0.0, link_budget)
+            raise self._classify(exc, "during the handshake", budget.deadline) from None
         finally:
             log.debug("SMTP %s: connection %d opened", opts.address, self.connections_opened)
 
-    def _connect(self, timeout: float) -> smtplib.SMTP:
+    def _connect(self, budget: _Budget) -> smtplib.SMTP:
         opts = self.options
-        if opts.security is Security.TLS:
-            return smtplib.SMTP_SSL(opts.server, opts.port, local_hostname=_local_name(),
-                                    timeout=timeout, context=self._context())
-        return smtplib.SMTP(opts.server, opts.port, local_hostname=_local_name(), timeout=timeout)
+        tls = _Tls(self._context()) if opts.security is Security.TLS else None
+        conn = _Client(opts.server, budget, tls)
+        try:
+            code, msg = conn.connect(opts.server, opts.port)
+        except BaseException:
+            conn.close()
+            raise
+        if code != 220:  # what smtplib.SMTP(host) does with a refusing greeting
+            conn.close()
+            raise smtplib.SMTPConnectError(code, msg)
+        return conn
 
-    def _handshake(self, conn: smtplib.SMTP, deadline: float) -> _Link:
+    def _handshake(self, conn: smtplib.SMTP, deadline: float, budget: _Budget) -> _Link:
         opts = self.options
         self._hello(conn, deadline)
         if opts.security is Security.STARTTLS:
@@ -571,7 +838,7 @@ class SmtpSession:
         warnings = list(opts.warnings) + outcome.warnings
         for text in outcome.warnings:
             log.warning("SMTP %s: %s", opts.address, text)
-        return _Link(conn, tls, outcome.mechanism, warnings,
+        return _Link(conn, tls, outcome.mechanism, warnings, budget,
                      pipelining=opts.pipelining and conn.has_extn("pipelining"))
 
     def _hello(self, conn: smtplib.SMTP, deadline: float) -> None:
@@ -594,7 +861,7 @@ class SmtpSession:
             )
         self._arm(conn, deadline)
         try:
-            conn.starttls(context=self._context())
+            conn.starttls(context=_Tls(self._context()))  # type: ignore[arg-type]
         except smtplib.SMTPResponseException as exc:
             reply = _reply(exc.smtp_code, exc.smtp_error)
             raise _Failure("refused STARTTLS", "check the server's TLS settings", reply=reply,
@@ -604,6 +871,7 @@ class SmtpSession:
     def _context(self) -> ssl.SSLContext:
         if self._tls_context is None:
             ctx = ssl.create_default_context()
+            ctx.sslsocket_class = _BoundedSSLSocket
             if self.options.ca_file:
                 try:
                     ctx.load_verify_locations(cafile=self.options.ca_file)
@@ -620,18 +888,10 @@ class SmtpSession:
         return self._tls_context
 
     def _arm(self, conn: smtplib.SMTP, deadline: float) -> None:
-        """Bound the next network wait by what is left of the Timeout."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        """Stop before the next step when the Timeout is spent (each wait is bounded anyway)."""
+        if deadline - time.monotonic() <= 0:
             raise _Failure(f"did not finish within Timeout ({self.options.timeout:g} s)",
                            "raise Timeout (in milliseconds) or check the server's load", transient=True, drop=True)
-        if conn.sock is not None:
-            conn.sock.settimeout(remaining)
-
-    def _drop(self) -> None:
-        link, self._link = self._link, None
-        if link is not None:
-            _quit(link, 0.5)
 
     # -- message bytes ------------------------------------------------------------------------
 
@@ -664,6 +924,8 @@ class SmtpSession:
 
     def _classify(self, exc: BaseException, stage: str, deadline: float, *, connecting: bool = False) -> _Failure:
         opts = self.options
+        if _canceled(exc):
+            return _canceled_failure()
         if isinstance(exc, smtplib.SMTPConnectError):
             reply = _reply(exc.smtp_code, exc.smtp_error)
             transient = 400 <= exc.smtp_code < 500
@@ -716,7 +978,7 @@ class SmtpSession:
                                       reply=self._scrub(reply) if reply else None)
 
     def _finish(self, state: _Delivery) -> SendReport:
-        link = self._link
+        link = state.link
         report = SendReport(
             server=self.options.address,
             accepted=tuple(state.delivered),
@@ -832,11 +1094,13 @@ def _stuff(data: bytes) -> bytes:
     return data + b".\r\n"
 
 
-def _quit(link: _Link | smtplib.SMTP, timeout: float) -> None:
+def _quit(link: _Link | smtplib.SMTP, timeout: float, budget: _Budget | None = None) -> None:
+    """QUIT within ``timeout`` seconds (none: just close), then close."""
     conn = link.conn if isinstance(link, _Link) else link
+    budget = link.budget if isinstance(link, _Link) else budget
     try:
-        if conn.sock is not None:
-            conn.sock.settimeout(timeout)
+        if conn.sock is not None and timeout > 0 and budget is not None:
+            budget.deadline, budget.cancel = time.monotonic() + timeout, None
             if isinstance(link, _Link) and link.rset_pending:
                 link.rset_pending = False
                 conn.getreply()  # so that QUIT's own reply is the one read next
@@ -848,6 +1112,15 @@ def _quit(link: _Link | smtplib.SMTP, timeout: float) -> None:
             conn.close()
         except OSError:
             pass
+
+
+def _spent(budget: _Budget) -> bool:
+    return budget.cancel is not None and budget.cancel.is_set()
+
+
+def _canceled_failure() -> _Failure:
+    return _Failure("was not used further because the run was canceled before the message was sent",
+                    "run the package again to send it")
 
 
 def redirect_to_sink(settings: ConnectionSettings, host: str, port: int) -> ConnectionSettings:

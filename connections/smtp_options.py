@@ -41,6 +41,10 @@ __all__ = [
 
 DEFAULT_TIMEOUT_MS = 100_000  # .NET SmtpClient.Timeout default (spec §1.6)
 DEFAULT_PORT = 25
+# Connections one run opens at most to one server, for Send Mail tasks running in parallel; few,
+# because servers limit connections per client (Postfix: 50, Exchange: 20 by default).
+DEFAULT_MAX_CONNECTIONS = 4
+MAX_MAX_CONNECTIONS = 32
 DEFAULT_TLS_PORT = 465
 
 
@@ -106,6 +110,7 @@ SMTP_KEYS: tuple[str, ...] = (
     "TrustServerCertificate",
     "AllowPlainTextAuth",
     "Pipelining",
+    "MaxConnections",
 )
 _CANONICAL = {k.lower(): k for k in SMTP_KEYS}
 # Generic connection-manager properties a property expression may set; they do not shape SMTP.
@@ -137,6 +142,7 @@ class SmtpOptions:
     trust_server_certificate: bool = False
     allow_plaintext_auth: bool = False
     pipelining: bool = True  # use PIPELINING when the server offers it (RFC 2920)
+    max_connections: int = DEFAULT_MAX_CONNECTIONS  # parallel sends each get one, up to this many
     warnings: tuple[str, ...] = ()
 
     @property
@@ -261,6 +267,17 @@ def _port(values: dict[str, str], security: Security, out: _Collector) -> int:
     return int(raw)
 
 
+def _max_connections(values: dict[str, str], out: _Collector) -> int:
+    raw = values.get("MaxConnections")
+    if raw is None or raw == "":
+        return DEFAULT_MAX_CONNECTIONS
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_MAX_CONNECTIONS:
+        out.add(f"MaxConnections={raw!r} is not a number from 1 to {MAX_MAX_CONNECTIONS}; write e.g. "
+                f"MaxConnections={DEFAULT_MAX_CONNECTIONS}.")
+        return DEFAULT_MAX_CONNECTIONS
+    return int(raw)
+
+
 def _timeout(values: dict[str, str], out: _Collector, warnings: list[str]) -> float:
     raw = values.get("Timeout")
     if raw is None or raw == "":
@@ -370,6 +387,7 @@ def _build(settings: ConnectionSettings, out: _Collector, environ: Mapping[str, 
         trust_server_certificate=trust,
         allow_plaintext_auth=_bool(values, "AllowPlainTextAuth", out),
         pipelining=_bool(values, "Pipelining", out, default=True),
+        max_connections=_max_connections(values, out),
         warnings=tuple(warnings),
     )
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import os
 import shutil
 import socket
@@ -68,6 +69,7 @@ __all__ = [
     "start_smtp_server",
     "starttls_server",
     "tls_material",
+    "unanswered_listener",
 ]
 
 # PLAIN/LOGIN accounts of the TLS servers; NTLM accounts (domain, user, password) of NTLM_USER_FILE.
@@ -110,6 +112,8 @@ class RecordingHandler:
         self.connections = 0
         self.tried_mechanisms: list[str] = []
         self.pipelining = False
+        self.in_flight = 0  # messages between their end of data and the reply (with data_delay)
+        self.max_in_flight = 0
 
     async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
                           responses: list[str]) -> list[str]:
@@ -136,7 +140,12 @@ class RecordingHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.data_delay:
-            await asyncio.sleep(self.data_delay)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                await asyncio.sleep(self.data_delay)
+            finally:
+                self.in_flight -= 1
         if self.data_replies:
             return self.data_replies.pop(0)
         tls = server.transport.get_extra_info("ssl_object") is not None
@@ -618,6 +627,28 @@ async def script_drop_after_data(reader: asyncio.StreamReader, writer: asyncio.S
 async def script_drop_mid_data(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                                srv: ScriptedServer) -> None:
     await script_smtp(reader, writer, srv, drop_in_data=True)
+
+
+@contextlib.contextmanager
+def unanswered_listener() -> Iterator[int]:
+    """A port on 127.0.0.1 whose listen backlog is full: a connect there never completes (its SYN
+    is dropped and retried), as with a server that is up but overwhelmed. Yields the port."""
+    server = socket.socket()
+    fillers: list[socket.socket] = []
+    try:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        port = server.getsockname()[1]
+        for _ in range(4):  # more than the backlog (0 lets the kernel queue one or two)
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        yield port
+    finally:
+        for filler in fillers:
+            filler.close()
+        server.close()
 
 
 @pytest.fixture
