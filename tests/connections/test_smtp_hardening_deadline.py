@@ -57,6 +57,13 @@ class _Send(threading.Thread):
         self.elapsed = time.monotonic() - started
 
 
+def _slow_server(factory: Callable[..., LoopbackSmtpServer], delay: float) -> tuple[LoopbackSmtpServer, RecordingHandler]:
+    """A server that answers each message's data ``delay`` seconds late."""
+    handler = RecordingHandler()
+    handler.data_delay = delay
+    return factory(handler), handler
+
+
 def _together(session: SmtpSession, count: int) -> list[_Send]:
     """``count`` sends started at once (as parallel Send Mail tasks), all finished."""
     sends = [_Send(session, subject=f"task {i}") for i in range(count)]
@@ -155,9 +162,7 @@ def test_a_message_accepted_before_the_cancel_is_reported_delivered(
 def test_parallel_sends_use_parallel_connections(
     smtp_server_factory: Callable[..., LoopbackSmtpServer], open_session: Callable[[str], SmtpSession]
 ) -> None:
-    handler = RecordingHandler()
-    handler.data_delay = 0.5
-    server = smtp_server_factory(handler)
+    server, handler = _slow_server(smtp_server_factory, 0.5)
     session = open_session(server.connection_string())  # MaxConnections: 4 by default
     sends = _together(session, 4)
     assert [s.error for s in sends] == [None] * 4 and len(server.messages) == 4
@@ -172,9 +177,7 @@ def test_parallel_sends_use_parallel_connections(
 def test_a_send_queued_for_a_connection_keeps_its_timeout(
     smtp_server_factory: Callable[..., LoopbackSmtpServer], open_session: Callable[[str], SmtpSession]
 ) -> None:
-    handler = RecordingHandler()
-    handler.data_delay = 1.0
-    server = smtp_server_factory(handler)
+    server, _ = _slow_server(smtp_server_factory, 1.0)
     session = open_session(server.connection_string(Timeout=1500, MaxConnections=1))
     sends = _together(session, 3)
     # One connection for three one-second messages: at most one more fits in 1.5 s; none may
