@@ -668,7 +668,9 @@ def _print_run(result: Any, req: _RunRequest) -> bool:
 @cli.command("run")
 @click.argument("package")
 @click.option("--set", "sets", multiple=True, metavar="User::X=VALUE",
-              help="Set a variable, or a dtexec property path '\\Package.Variables[User::X].Value;VALUE'.")
+              help="Set a variable, or a dtexec property path '\\Package.Variables[User::X].Value;VALUE'. "
+                   "Any of --set, --param, --conn also takes NAME@env:VARIABLE or NAME@file:PATH, to keep "
+                   "the value off the command line.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Parameter value: $Project::X=…, $Package::X=… (bare = Package), CM.<conn>.<prop>=….")
 @click.option("--conn", "conns", multiple=True, metavar="NAME=CONNECTION_STRING",
@@ -791,7 +793,9 @@ def _apply_dtexec(req: _RunRequest, name: str, value: str | None) -> None:
     elif name == "help":
         click.echo("Usage: dtsx exec /F[ile] package.dtsx [/Set path;value]... [/Conn[ection] name;string]... "
                    "[/Par[ameter] name[(type)];value]... [/M[axConcurrent] n] [/Rep[orting] levels] [/Va[lidate]] "
-                   "[/De[crypt] password] [/Conf[igFile] file.dtsConfig]...")
+                   "[/De[crypt] password] [/Conf[igFile] file.dtsConfig]...\n"
+                   "/Set, /Conn and /Par also take name@env:VARIABLE or name@file:PATH instead of ';value', "
+                   "to keep the value off the command line.")
         raise SystemExit(EXIT_SUCCESS)
 
 
