@@ -161,6 +161,9 @@ class RunOptions:
     slots: Slots | None = None
     # How long a task waits for a variable another task holds locked (see engine.variables).
     variable_lock_timeout_s: float = LOCK_TIMEOUT_S
+    # A parent package's known sensitive values, shared (not copied) with its child packages:
+    # what the child is given from a secret stays masked in the child's messages, and back.
+    secrets: set[str] | None = None
 
 
 def _stamp(moment: datetime) -> str:
@@ -345,6 +348,8 @@ class _Run:
         self.cancel = options.cancel_event or threading.Event()
         self.store = VariableStore(self._compile, on_change=self._variable_changed,
                                    lock_timeout=options.variable_lock_timeout_s)
+        if options.secrets is not None:
+            self.store.secrets = options.secrets
         self.log = EventLog(options.sinks, mask=self.store.mask, on_broken=self._log_broken)
         self.records: dict[str, ExecutableResult] = {
             ref: ExecutableResult(ref) for ref, exe in plan.executables.items() if exe.kind is not ExecutableKind.PACKAGE
@@ -1091,7 +1096,8 @@ class _Run:
             path_map=self.options.path_map, cancel_event=self.cancel, sinks=self.options.sinks,
             project_dir=self.options.project_dir, unsupported=self.options.unsupported,
             plan_loader=loader, depth=self.options.depth + 1, slots=self.slots,
-            connection_redirect=self.options.connection_redirect,
+            connection_redirect=self.options.connection_redirect, secrets=self.store.secrets,
+            variable_lock_timeout_s=self.options.variable_lock_timeout_s,
         )
         if caller is not None:
             options.parent_scope = caller.scope

@@ -196,9 +196,11 @@ class VariableStore:
                     raise ExecutionError(message) from None
                 errors.append(message)
                 value = typed_value(param.dotnet_type, None, what=f"parameter {qualified}")
+            # A value known as a secret (a parent package passing its own) keeps its mark.
+            sensitive = param.sensitive or self.is_secret(value)
             slot = Slot(f"${param.scope}", param.name, param.dotnet_type, value, read_only=True,
-                        sensitive=param.sensitive)
-            if param.sensitive:
+                        sensitive=sensitive)
+            if sensitive:
                 self.add_secret(value)
             self.parameters[qualified] = slot
         return missing

@@ -23,7 +23,7 @@ from dtsx.engine import executor, loader, plan
 from dtsx.engine.executor import RunOptions, RunResult
 from dtsx.tasks.base import TASKS, Task, TaskContext, TaskProperties
 
-__all__ = ["package_xml", "handler_xml", "expression_task", "variable_xml", "parameter_xml", "run_file"]
+__all__ = ["package_xml", "task_xml", "handler_xml", "expression_task", "variable_xml", "parameter_xml", "run_file"]
 
 _NS = 'xmlns:DTS="www.microsoft.com/SqlServer/Dts"'
 _ids = iter(range(1, 10**9))

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.engine.test_hardening_exec_locks import expression_task, package_xml, parameter_xml, variable_xml
+from tests.engine.test_hardening_exec_locks import expression_task, package_xml, parameter_xml, task_xml, variable_xml
 
 DTSX = [sys.executable, "-c", "from dtsx.engine.cli import main; main()"]
 SECRET = "hunter2-Vault-77"
@@ -83,3 +83,24 @@ def test_a_sensitive_set_marks_its_variable(tmp_path: Path) -> None:
     # Plain is assigned "public" by its task afterwards: the variable stays sensitive.
     assert report["variables"]["User::Plain"] == "********"
     assert "Other-Secret-99" not in log
+
+
+def test_a_child_package_masks_what_its_parent_gave_it_from_a_secret(tmp_path: Path) -> None:
+    """The child's parameter is not marked sensitive; its value came from the parent's secret."""
+    child = package_xml([expression_task("Cast", "@[User::Num] = (DT_I4)@[$Package::Greeting]")],
+                        variables=variable_xml("Num", "0", 3), parameters=parameter_xml("Greeting"))
+    (tmp_path / "child.dtsx").write_text(child, encoding="utf-8")
+    run_child = task_xml("Run child", "Microsoft.ExecutePackageTask", (
+        "<ExecutePackageTask><UseProjectReference>True</UseProjectReference><PackageName>child.dtsx</PackageName>"
+        "<ParameterAssignment><ParameterName>Greeting</ParameterName>"
+        "<BindedVariableOrParameterName>$Package::Pwd</BindedVariableOrParameterName></ParameterAssignment>"
+        "</ExecutePackageTask>"))
+    parent = tmp_path / "parent.dtsx"
+    parent.write_text(package_xml([run_child], parameters=parameter_xml("Pwd", sensitive=True)), encoding="utf-8")
+    log = tmp_path / "log.jsonl"
+    done = subprocess.run([*DTSX, "run", str(parent), "--param", f"Pwd={SECRET}", "--log-jsonl", str(log),
+                           "--project-dir", str(tmp_path)], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    text = log.read_text(encoding="utf-8")
+    assert "is not a number" in text and "********" in text
+    assert SECRET not in text + done.stdout + done.stderr
