@@ -494,11 +494,13 @@ def _check_writable(path: str, option: str) -> None:
 
 
 def _close_logs(logs: list[object], path: str | None) -> bool:
-    """Close the --log-jsonl log; True when its last lines could not be written (one line says so)."""
+    """Close the --log-jsonl log; True when some of it could not be written. A write that failed
+    during the run was already a warning of the run; a failure to close says so here."""
     from dtsx.engine.errors import DtsxError
 
     lost = False
     for item in logs:
+        lost = lost or bool(getattr(item, "failed", False))
         try:
             item.close()  # type: ignore[attr-defined]
         except (OSError, DtsxError) as exc:
