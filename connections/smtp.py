@@ -1,12 +1,15 @@
 """The SMTP connection manager (CreationName ``SMTP``) and the mail session it hands to tasks.
 
 ``SmtpConnectionManager.acquire()`` returns one :class:`SmtpSession` per run. The session keeps
-one SMTP connection open for consecutive messages (``RSET`` between them, a new connection when
+its SMTP connections open for the next messages (``RSET`` between them, a new connection when
 the server said 421 or dropped it; MAIL, RCPT and DATA written together where the server offers
-PIPELINING), protects it with STARTTLS or implicit TLS with certificate checks, authenticates
-as SSIS does (anonymous, or Windows: GSSAPI/SPNEGO then NTLM) or with an explicit user name,
-retries transient failures with bounded backoff, and never sends a message twice once the
-server has accepted its data. Every failure becomes a ConnectionManagerError
+PIPELINING); sends that overlap take their own connection from a small pool (``MaxConnections``).
+The Timeout is a deadline for the whole send, and a cancel event stops any network wait,
+because every wait of a connection asks one budget (:class:`_Budget`) how long it may last.
+Connections are protected with STARTTLS or implicit TLS with certificate checks; the session
+authenticates as SSIS does (anonymous, or Windows: GSSAPI/SPNEGO then NTLM) or with an explicit
+user name, retries transient failures with bounded backoff, and never sends a message again once
+its final dot is out (the server may have queued it). Every failure becomes a ConnectionManagerError
 whose text is one sentence: host:port, the server's reply, and what to do.
 
 This module (with ``smtp_auth``) is the only place in dtsx that imports smtplib, ssl or spnego.
@@ -525,8 +528,10 @@ class SmtpSession:
             log.debug("SMTP %s: unexpected failure", self.options.address, exc_info=True)
             failure = _Failure(f"could not be used because of an internal error ({type(exc).__name__}: {exc})",
                                "please report this as a dtsx bug", drop=True)
-        if link is not None:
-            self._discard(link) if failure is not None and failure.drop else self._checkin(link)
+        if link is not None and failure is not None and failure.drop:
+            self._discard(link)
+        elif link is not None:
+            self._checkin(link)
         if failure is not None:
             return failure
         if not state.pending:
@@ -869,6 +874,10 @@ class SmtpSession:
         self._hello(conn, deadline)  # RFC 3207: forget everything learnt before TLS
 
     def _context(self) -> ssl.SSLContext:
+        with self._lock:  # parallel first connections build (and warn about) one context
+            return self._context_locked()
+
+    def _context_locked(self) -> ssl.SSLContext:
         if self._tls_context is None:
             ctx = ssl.create_default_context()
             ctx.sslsocket_class = _BoundedSSLSocket
