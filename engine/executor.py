@@ -1075,13 +1075,16 @@ class _Run:
         target = compiled.target
         if target is None:
             return compiled.evaluate(scope.lookup)
+        slot = scope.find(target)
+        if slot is None:  # the evaluation reports the unknown variable, in its own words
+            scope.set(target, compiled.evaluate(scope.lookup))
+            return scope.value(target)
         store = scope.store
-        slot = scope.find(target)  # unknown: the evaluation reports it, in its own words
-        with store.hold(() if slot is None else (slot,)):
+        with store.hold((slot,)):
             mark = store.sensitive_mark()
             value = compiled.evaluate(scope.lookup)
-            scope.set(target, value, sensitive=store.sensitive_mark() != mark)
-            return scope.value(target)
+            scope.write(slot, value, sensitive=store.sensitive_mark() != mark)
+            return scope.read(slot)
 
     def run_child_package(self, path: str, parameters: dict[str, object], variables: dict[str, object],
                           caller: Frame | None = None) -> RunResult:

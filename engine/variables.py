@@ -34,7 +34,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from dtsx.engine.errors import ExecutionError, ExpressionError
 from dtsx.engine.expressions import Value, value_from_dotnet, value_to_dotnet
@@ -233,7 +233,7 @@ class VariableStore:
         self._reads.count = getattr(self._reads, "count", 0) + 1
 
     # -- write locks ------------------------------------------------------------------------
-    def hold(self, slots: Iterable[Slot]) -> _Hold:
+    def hold(self, slots: Sequence[Slot]) -> _Hold:
         """Context manager: hold the write locks of ``slots`` (see the module docstring)."""
         return _Hold(self, slots)
 
@@ -372,23 +372,33 @@ class Scope:
         """Store ``value`` (a Python value or a Value) converted to the variable's type, under
         the variable's write lock. ``sensitive`` marks the variable (and the value) sensitive;
         so does a value already known as a secret."""
-        slot = self.require(name)
+        self.write(self.require(name), value, sensitive=sensitive)
+
+    def write(self, slot: Slot, value: Any, *, sensitive: bool = False) -> None:
+        """:meth:`set` for a slot already found (the executor's assignments)."""
         if slot.read_only:
             kind = "parameter" if slot.namespace.startswith("$") else "variable"
             raise ExecutionError(f"{kind} {slot.qualified} is read-only and cannot be assigned.")
         store = self.store
-        if sensitive:
+        if sensitive:  # before converting: a refused value is quoted in the error, masked
             store.add_secret(value if isinstance(value, Value) else Value("DT_WSTR", value))
         converted = typed_value(slot.type_name, value, what=f"variable {slot.qualified}")
+        if slot.order in _HELD.slots:  # this thread holds it already (an assignment, locked())
+            self._store_value(slot, converted, sensitive)
+            return
         with store.hold((slot,)):
-            if sensitive or slot.sensitive or store.is_secret(converted):
-                slot.sensitive = True
-                store.add_secret(converted)
-            with store.lock:
-                changed = slot.value != converted
-                slot.value = converted
-            if changed and slot.raise_changed and store.on_change is not None:
-                _HELD.changed.append((self, slot))  # raised when this thread lets go of its locks
+            self._store_value(slot, converted, sensitive)
+
+    def _store_value(self, slot: Slot, converted: Value, sensitive: bool) -> None:
+        store = self.store
+        if sensitive or slot.sensitive or store.is_secret(converted):
+            slot.sensitive = True
+            store.add_secret(converted)
+        with store.lock:
+            changed = slot.value != converted
+            slot.value = converted
+        if changed and slot.raise_changed and store.on_change is not None:
+            _HELD.changed.append((self, slot))  # raised when this thread lets go of its locks
 
     def force(self, name: str, value: Any, *, sensitive: bool = False) -> None:
         """Set a value regardless of ReadOnly (run-time overrides such as ``--set``, before the run)."""
@@ -435,34 +445,42 @@ class _Hold:
 
     __slots__ = ("_store", "_slots", "_taken")
 
-    def __init__(self, store: VariableStore, slots: Iterable[Slot]) -> None:
+    def __init__(self, store: VariableStore, slots: Sequence[Slot]) -> None:
         self._store = store
         self._slots = slots
         self._taken: list[Slot] = []
 
     def __enter__(self) -> None:
         held = _HELD.slots
-        wanted = sorted({s.order: s for s in self._slots if s.order not in held}.items())
+        slots = self._slots
+        if len(slots) == 1:  # the common case (every plain write): no sorting
+            wanted = [] if slots[0].order in held else [(slots[0].order, slots[0])]
+        else:
+            wanted = sorted({s.order: s for s in slots if s.order not in held}.items())
         if not wanted:
             return
-        deadline = time.monotonic() + self._store.lock_timeout
         if held and wanted[0][0] < max(held):
-            self._take_backing_off(wanted, deadline)  # waiting here could close a circle
+            self._take_backing_off(wanted)  # waiting here could close a circle
         else:
-            self._take_in_order(wanted, deadline)
+            self._take_in_order(wanted)
         for order, slot in wanted:
             held[order] = slot
         self._taken = [slot for _, slot in wanted]
 
-    def _take_in_order(self, wanted: list[tuple[int, Slot]], deadline: float) -> None:
+    def _take_in_order(self, wanted: list[tuple[int, Slot]]) -> None:
         got: list[Slot] = []
+        deadline: float | None = None  # read the clock only if someone else holds a lock
         for _, slot in wanted:
-            if not slot.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                _release(got)
-                raise self._timeout([s for _, s in wanted])
+            if not slot.lock.acquire(blocking=False):
+                if deadline is None:
+                    deadline = time.monotonic() + self._store.lock_timeout
+                if not slot.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    _release(got)
+                    raise self._timeout([s for _, s in wanted])
             got.append(slot)
 
-    def _take_backing_off(self, wanted: list[tuple[int, Slot]], deadline: float) -> None:
+    def _take_backing_off(self, wanted: list[tuple[int, Slot]]) -> None:
+        deadline = time.monotonic() + self._store.lock_timeout
         while True:
             got: list[Slot] = []
             for _, slot in wanted:
