@@ -69,6 +69,7 @@ from dtsx.engine.variables import (
     LOCK_TIMEOUT_S,
     MASK,
     Scope,
+    Secrets,
     Slot,
     VariableStore,
     split_name,
@@ -163,7 +164,7 @@ class RunOptions:
     variable_lock_timeout_s: float = LOCK_TIMEOUT_S
     # A parent package's known sensitive values, shared (not copied) with its child packages:
     # what the child is given from a secret stays masked in the child's messages, and back.
-    secrets: set[str] | None = None
+    secrets: Secrets | None = None
 
 
 def _stamp(moment: datetime) -> str:

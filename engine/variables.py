@@ -112,6 +112,38 @@ def _show(raw: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+class Secrets:
+    """The text of every sensitive value of a run, and the masking of message text with them.
+
+    Written rarely (a sensitive parameter, an assignment from one), read on every event: the
+    strings to mask are kept as one tuple, longest first, rebuilt on each addition."""
+
+    __slots__ = ("_known", "_masked", "_lock")
+
+    def __init__(self) -> None:
+        self._known: frozenset[str] = frozenset()
+        self._masked: tuple[str, ...] = ()
+        self._lock = threading.Lock()
+
+    def add(self, text: str) -> None:
+        if not text or text in self._known:
+            return
+        with self._lock:
+            self._known = self._known | {text}
+            # Longest first, so that a secret containing another is masked whole.
+            self._masked = tuple(sorted((t for t in self._known if len(t) >= _MIN_MASKED), key=len, reverse=True))
+
+    def known(self, text: str) -> bool:
+        return bool(self._known) and text in self._known
+
+    def mask(self, text: str) -> str:
+        """``text`` with every known secret of 4 characters or more replaced by MASK."""
+        for secret in self._masked:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+
 class Slot:
     """One variable (or parameter) instance: its type, current value and rules."""
 
@@ -166,9 +198,10 @@ class VariableStore:
         self.lock_timeout = lock_timeout
         self.parameters: dict[str, Slot] = {}
         self._evaluating = threading.local()
-        # The text of every sensitive value seen in this run, and, per thread, how many
-        # sensitive values expressions have read (a mark before an evaluation tells whether it did).
-        self.secrets: set[str] = set()
+        # The sensitive values seen in this run (shared with child packages), and, per thread,
+        # how many sensitive values expressions have read (a mark before an evaluation tells
+        # whether it did).
+        self.secrets = Secrets()
         self._reads = threading.local()
 
     def add_parameters(self, params: Iterable[Parameter], overrides: dict[str, Any],
@@ -207,23 +240,14 @@ class VariableStore:
 
     # -- sensitivity ------------------------------------------------------------------------
     def add_secret(self, value: Value) -> None:
-        """Remember a sensitive value's text, so that messages can mask it."""
-        text = text_of(value)
-        if text:
-            with self.lock:
-                self.secrets.add(text)
+        """Remember a sensitive value, so that messages can mask it."""
+        self.secrets.add(text_of(value))
 
     def is_secret(self, value: Value) -> bool:
-        return bool(self.secrets) and text_of(value) in self.secrets
+        return self.secrets.known(text_of(value))
 
     def mask(self, text: str) -> str:
-        """``text`` with every known sensitive value of 4 characters or more replaced by MASK."""
-        if not self.secrets or not text:
-            return text
-        for secret in sorted(self.secrets, key=len, reverse=True):  # longest first: no partial leftovers
-            if len(secret) >= _MIN_MASKED and secret in text:
-                text = text.replace(secret, MASK)
-        return text
+        return self.secrets.mask(text)
 
     def sensitive_mark(self) -> int:
         """How many sensitive values this thread's expressions have read so far."""

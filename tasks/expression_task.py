@@ -2,8 +2,11 @@
 
 Persisted as ``<DTS:ObjectData><ExpressionTask Expression="@[User::Iterator] = @[User::Iterator] + 1"/>``.
 The expression is evaluated in the task's scope; an assignment stores its result into the
-target variable, converted to that variable's type. Any evaluation error (division by zero, an
-unknown variable, a read-only target) fails the task with the expression's own message.
+target variable, converted to that variable's type. The executor's evaluator holds the target's
+write lock from the first read to the write (as SSIS's variable dispenser locks the variable), so
+parallel tasks incrementing one variable lose no update; and the target becomes sensitive when
+the expression read a sensitive value. Any evaluation error (division by zero, an unknown
+variable, a read-only target) fails the task with the expression's own message.
 """
 
 from __future__ import annotations
