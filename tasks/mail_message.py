@@ -104,6 +104,9 @@ def _unsafe_header(name: str, value: str, problem: tuple[str, str]) -> str:
     )
 
 
+_FOLD_KEYS: dict[Any, tuple[str, bool, int | None]] = {}  # policy -> what its folding depends on
+
+
 class _FoldOnceHeader(BaseHeader):
     """A header that folds itself once per way of folding, and refuses to fold unsafely.
 
@@ -118,7 +121,11 @@ class _FoldOnceHeader(BaseHeader):
     """
 
     def fold(self, *, policy: Any) -> str:
-        key = (policy.linesep, getattr(policy, "utf8", False), policy.max_line_length)
+        key = _FOLD_KEYS.get(policy)
+        if key is None:
+            if len(_FOLD_KEYS) > 64:  # policies made ad hoc: stay bounded
+                _FOLD_KEYS.clear()
+            key = _FOLD_KEYS[policy] = (policy.linesep, getattr(policy, "utf8", False), policy.max_line_length)
         folds: dict[Any, str] = self.__dict__.setdefault("_folds", {})
         folded = folds.get(key)
         if folded is None:
@@ -379,8 +386,9 @@ def _check_serialised(msg: EmailMessage) -> None:
     """Fold every header of every part now, so that one the folder would write unsafely fails
     the build, not the SMTP transaction (the fold is kept and the wire reuses it)."""
     for part in msg.walk():
-        for name, value in part.items():
-            part.policy.fold(name, value)
+        policy = part.policy
+        for _, value in part.raw_items():  # header objects as stored: every one is a _FoldOnceHeader
+            value.fold(policy=policy)
 
 
 def _tidy_parts(msg: EmailMessage) -> None:

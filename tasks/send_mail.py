@@ -266,8 +266,9 @@ class _FileBudget:
     @staticmethod
     def _require_regular(mode: int, path: str, what: str) -> None:
         if not stat.S_ISREG(mode):
+            where = "" if path in what else f" ({path})"
             raise TaskFailedError(
-                f"{what} is {_kind(mode)} ({path}), not a regular file; Send Mail reads only regular files, "
+                f"{what} is {_kind(mode)}{where}, not a regular file; Send Mail reads only regular files, "
                 "so write the content to a file and name that file."
             )
 
