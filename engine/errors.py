@@ -6,6 +6,7 @@
     ├── PackageLoadError              bad XML or structure: file and line
     │   └── PackageNotFoundError      the package file does not exist (dtexec exit code 4)
     ├── PackageValidationError        every problem found, each with file, line and refId
+    ├── PackageWriteError             the writer refuses what the loader would not read back
     ├── PluginError                   an entry point that fails to import, is not a Task, or is a duplicate
     └── ExecutionError                raised inside tasks and connection managers
         ├── TaskFailedError           the task decided it failed
@@ -25,6 +26,7 @@ __all__ = [
     "PackageLoadError",
     "PackageNotFoundError",
     "PackageValidationError",
+    "PackageWriteError",
     "Problem",
     "PluginError",
     "ExecutionError",
@@ -96,6 +98,10 @@ class PackageValidationError(DtsxError):
         lines = "\n".join(f"  {p}" for p in self.problems)
         noun = "problem" if count == 1 else "problems"
         super().__init__(f"{head}the package has {count} {noun} and cannot run:\n{lines}")
+
+
+class PackageWriteError(DtsxError):
+    """The package cannot be written as a file the loader reads back; the message names the element and the limit."""
 
 
 class PluginError(DtsxError):

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from lxml import etree
 
-from dtsx.engine.errors import DtsxError
+from dtsx.engine.errors import PackageWriteError
 from dtsx.engine.model import (
     DTS_NS,
     MAX_PACKAGE_BYTES,
@@ -50,10 +50,6 @@ _NO_INDENT = {_D + "VariableValue", _D + "ObjectData", _D + "PropertyExpression"
 # little of what came before the tag: a tag is kept this far below the limit.
 _TAG_SLACK = 4096
 _SEP = "\\"  # between the parts of a refId
-
-
-class PackageWriteError(DtsxError):
-    """The package cannot be written as a file the loader reads back; the message names the element and the limit."""
 
 
 def write(package: Package) -> bytes:

@@ -14,7 +14,8 @@ import pytest
 from dtsx.engine.errors import PackageLoadError
 from dtsx.engine.loader import load_bytes
 from dtsx.engine.model import DTS_NS, MAX_PACKAGE_BYTES, MAX_XML_DEPTH, MAX_XML_VALUE_BYTES, Package, Variable, XmlNode
-from dtsx.engine.writer import PackageWriteError, write
+from dtsx.engine.errors import PackageWriteError
+from dtsx.engine.writer import write
 
 
 def v3_package(levels: int, description: str = "") -> bytes:
