@@ -73,8 +73,8 @@ _MAX_LINE_OCTETS = 998  # RFC 5322 section 2.1.1, without the CRLF
 
 
 def _fold_problem(decoded: str, folded: str, linesep: str) -> tuple[str, str] | None:
-    """Why a header is unsafe to write and what to do, or None; ``folded`` is its serialised form (``Name:
-    value`` and line ends), ``decoded`` its value with RFC 2047 encoded words decoded.
+    """Why a header is unsafe to write and what to do, or None. ``folded`` is its serialised
+    form (``Name: value`` and line ends), ``decoded`` its value with encoded words decoded.
 
     The value may hold no line break at all, decoded or not. Each folded line after the first
     must be a continuation (start with a space or tab and hold more than white space, which
@@ -210,17 +210,32 @@ def split_addresses(line: str) -> list[str]:
 
 def _check_value(label: str, value: str) -> None:
     """Refuse a header value that holds a line break or is too long to fold in bounded time."""
-    if len(value) > MAX_HEADER_VALUE_BYTES // 4 and len(value.encode("utf-8", "surrogatepass")) > MAX_HEADER_VALUE_BYTES:
+    size = len(value.encode("utf-8", "surrogatepass")) if len(value) > MAX_HEADER_VALUE_BYTES // 4 else 0
+    if size > MAX_HEADER_VALUE_BYTES:  # (a character is at most 4 octets: shorter values cannot be)
         raise TaskFailedError(
-            f"the {label} is {len(value.encode('utf-8', 'surrogatepass')):,} bytes long (UTF-8), over the "
-            f"limit of {MAX_HEADER_VALUE_BYTES:,} bytes for one mail header value; shorten it "
-            f"(it begins {value[:40]!r})."
+            f"the {label} is {size:,} bytes long (UTF-8), over the limit of {MAX_HEADER_VALUE_BYTES:,} bytes "
+            f"for one mail header value; shorten it (it begins {value[:40]!r})."
         )
     found = _LINE_BREAK.search(value)
     if found is not None:
         raise TaskFailedError(
             f"the {label} contains a line break ({found.group()!r}), which would inject mail headers; "
             f"remove it from {value!r}."
+        )
+    _check_encodable(label, value)
+
+
+# A lone surrogate is not a character: it is how Python keeps a byte that was not valid UTF-8
+# (a command-line argument, say), and no mail encoding can write it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_encodable(label: str, value: str) -> None:
+    found = _SURROGATE.search(value)
+    if found is not None:
+        raise TaskFailedError(
+            f"the {label} holds {found.group()!r} at character {found.start()}, which is not valid Unicode "
+            "(often a byte that was not UTF-8, e.g. in a command-line value); give the text in UTF-8."
         )
 
 
@@ -351,6 +366,8 @@ def _cte(text: str) -> str:
 
 
 def _set_body(msg: EmailMessage, body: str, html: str) -> None:
+    _check_encodable("message body", body)
+    _check_encodable("HTML body", html)
     plain = _normalise_newlines(body if body.strip() or not html else html_to_text(html))
     cte = _cte(plain)
     if not html and cte == "7bit":

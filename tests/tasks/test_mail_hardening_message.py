@@ -250,3 +250,13 @@ def test_unfoldable_address_over_998_octets_is_refused(tmp_path: Path, smtp_serv
     error = task_error(run_package(write_package(tmp_path, {"To": "x" * 1200 + "@example.com"}), smtp_server))
     assert "the To header would be written with a line longer than the 998 octets" in error
     assert smtp_server.messages == []
+
+
+@pytest.mark.parametrize("field", ["Subject", "MessageSource"])
+def test_undecodable_byte_gets_a_sentence(tmp_path: Path, smtp_server: LoopbackSmtpServer, field: str) -> None:
+    package = write_package(tmp_path, {}, expressions={field: "@[User::Text]"})
+    # How a command-line value holding the byte 0xFF (not UTF-8) reaches Python on POSIX.
+    error = task_error(run_package(package, smtp_server, "User::Text=caf\udcff"))
+    assert "holds '\\udcff' at character 3, which is not valid Unicode" in error
+    assert "UnicodeEncodeError" not in error
+    assert smtp_server.messages == []
