@@ -232,8 +232,8 @@ class _FileBudget:
             where = f" (looked for {path})" if original is not None and path != original else ""
             hint = "check the --path-map rule that maps it" if where else "check the path"
             raise TaskFailedError(f"{what} does not exist{where}; {hint}.") from exc
-        except OSError as exc:
-            raise TaskFailedError(f"{what} cannot be read ({path}): {exc.strerror or exc}.") from exc
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+            raise TaskFailedError(f"{what} cannot be read ({path!r}): {getattr(exc, 'strerror', None) or exc}.") from exc
         try:
             status = os.fstat(fd)
             self._require_regular(status.st_mode, path, what)  # the path may have changed since stat
