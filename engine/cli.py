@@ -599,6 +599,10 @@ def _install_cancel_signals(cancel: threading.Event) -> dict[int, Any]:
     """SIGINT/SIGTERM: the first cancels the run (tasks are asked to stop, processes get SIGTERM
     and a grace period); the second kills every running process group at once and leaves the
     run a bounded time to finish and write its report; a third exits at once."""
+    # Imported here, not in the handler: an import inside a signal handler can wait on a lock
+    # that the interrupted code holds.
+    from dtsx.tasks.execute_process import stop_every_process
+
     previous: dict[int, Any] = {}
     if threading.current_thread() is not threading.main_thread():
         return previous
@@ -610,8 +614,6 @@ def _install_cancel_signals(cancel: threading.Event) -> dict[int, Any]:
             cancel.set()
             _say("dtsx: interrupted; stopping the running tasks (interrupt again to kill their processes).")
         elif signals_seen[0] == 2:
-            from dtsx.tasks.execute_process import stop_every_process
-
             cancel.set()
             killed = stop_every_process()
             _say(f"dtsx: interrupted again; killed {killed} running process group(s); the report follows "
