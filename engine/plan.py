@@ -11,6 +11,7 @@ as SSIS does not validate them either; they still appear in ``executables`` and 
 from __future__ import annotations
 
 import difflib
+import functools
 import gc
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -577,6 +578,8 @@ class _Planner:
             self.problem("plugin-error", f"task '{exe.name}': listing its expressions raised {type(exc).__name__}: {exc}",
                          exe.location, exe.ref_id)
             return
+        if not found:  # the common case: the task evaluates no expression of its own
+            return
         data = exe.object_data
         location = _line(exe, data.children[0]) if data is not None and data.children else exe.location
         for text, assignment in found:
@@ -594,7 +597,7 @@ class _Planner:
         its properties reads: a misspelt setting is otherwise dropped without a word."""
         node = exe.object_data
         inner = node.children[0] if node is not None and node.children else None
-        if inner is None or not cls.__module__.startswith("dtsx.tasks."):
+        if inner is None or not _built_in(cls):
             return
         key = (cls, tuple(inner.attrs))
         names = self.unknown_keys.get(key)
@@ -1083,6 +1086,12 @@ def _nearest(name: str, candidates: Iterable[str]) -> str:
         by_lower.setdefault(candidate.lower(), candidate)
     close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
     return f" (did you mean '{by_lower[close[0]]}'?)" if close else ""
+
+
+@functools.lru_cache(maxsize=256)
+def _built_in(cls: type) -> bool:
+    """Whether a task class ships with dtsx (whose data the planner may judge)."""
+    return cls.__module__.startswith("dtsx.tasks.")
 
 
 def _short(text: str, limit: int = 80) -> str:
