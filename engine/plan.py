@@ -169,13 +169,15 @@ def build(
     unsupported: str = "fail",
     path_map: Callable[[str], str] | None = None,
     connections: Mapping[str, str] | None = None,
+    outer_variables: Iterable[str] = (),
 ) -> Plan:
     """Check ``package`` and build its plan; ``unsupported`` is ``"fail"`` or ``"skip"``.
 
     ``path_map`` is the run's ``--path-map`` (Windows path -> local path): a stored Windows path
     it leaves unmapped is a problem. ``connections`` holds the run's ``--conn`` overrides (a
     connection manager's name, DTSID or refId -> connection string), checked instead of the
-    stored strings they replace.
+    stored strings they replace. ``outer_variables`` names variables visible from outside the
+    package (a parent package's, for a child run by an Execute Package task).
     """
     if unsupported not in ("fail", "skip"):
         raise ValueError(f"unsupported must be 'fail' or 'skip', not {unsupported!r}")
@@ -185,7 +187,7 @@ def build(
     gc.disable()
     try:
         planner = _Planner(package, skip_unsupported=unsupported == "skip", path_map=path_map,
-                           overrides=connections)
+                           overrides=connections, outer_variables=outer_variables)
         planner.run()
     finally:
         if paused:
@@ -209,8 +211,10 @@ class _Planner:
         skip_unsupported: bool,
         path_map: Callable[[str], str] | None = None,
         overrides: Mapping[str, str] | None = None,
+        outer_variables: Iterable[str] = (),
     ) -> None:
         self.package = package
+        self.outer_variables = list(outer_variables)
         self.skip_unsupported = skip_unsupported
         self.path_map = path_map
         self.overrides = {k.strip().lower(): v for k, v in (overrides or {}).items()}
@@ -256,6 +260,10 @@ class _Planner:
     def _package_scope(self) -> frozenset[str]:
         names = {f"System::{n}" for n in SYSTEM_VARIABLES}
         names.update(SYSTEM_VARIABLES)  # an unqualified name finds a System variable last
+        for name in self.outer_variables:
+            text = name.strip().lstrip("@").strip("[]")
+            names.add(text)
+            names.add(text.split("::", 1)[-1])
         names.update(f"$Package::{p.name}" for p in self.package.parameters)
         names.update(f"$Project::{p.name}" for p in self.package.project_parameters)
         return frozenset(names)
@@ -343,6 +351,15 @@ class _Planner:
                 found.extend((pc.ref_id, pc.dtsid, pc.location) for pc in exe.precedence_constraints if pc.dtsid)
         found.extend((cm.ref_id, cm.dtsid, cm.location) for cm in self.package.connections if cm.dtsid)
         return found
+
+    def _delayed(self, ref: str | None) -> bool:
+        """Whether ``ref`` or a container above it sets DelayValidation."""
+        while ref is not None:
+            exe = self.plan.executables.get(ref)
+            if exe is not None and exe.delay_validation:
+                return True
+            ref = self.parents.get(ref)
+        return False
 
     # -- events, variables and parameters
 
@@ -1018,11 +1035,11 @@ class _Planner:
                       "beside the package; pass --project-dir with the project's folder", location, ref_id)
             return
         scope = self.scopes.get(owner, frozenset())
-        qualified = "::" in name
-        candidates = sorted(n for n in scope if ("::" in n) == qualified and not n.startswith("System::"))
-        self.problem(
+        # DelayValidation defers the check to run time (a child may read its parent's variables).
+        report = self.warn if self._delayed(owner) else self.problem
+        report(
             "missing-variable",
-            f"{what} @[{name}], which is not a variable in the scope of '{owner}'{_nearest(name, candidates)}; "
+            f"{what} @[{name}], which is not a variable in the scope of '{owner}'{_nearest_variable(name, scope)}; "
             "declare it or correct the name",
             location,
             ref_id,
@@ -1086,6 +1103,25 @@ def _nearest(name: str, candidates: Iterable[str]) -> str:
         by_lower.setdefault(candidate.lower(), candidate)
     close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
     return f" (did you mean '{by_lower[close[0]]}'?)" if close else ""
+
+
+def _nearest_variable(name: str, scope: frozenset[str]) -> str:
+    """The nearest name by its part after ``::`` (namespaces are few and alike): the same name in
+    another namespace first, else the closest one; written as the expression wrote ``name``."""
+    namespace, _, short = name.rpartition("::")
+    others: dict[str, str] = {}
+    for candidate in sorted(scope):
+        if "::" in candidate and not candidate.startswith("System::"):
+            others.setdefault(candidate.rpartition("::")[2], candidate)
+    if short in others and namespace:
+        return f" (did you mean '{others[short]}'?)"
+    close = difflib.get_close_matches(short, list(others), n=1, cutoff=0.6)
+    if not close:  # a one-letter name is near nothing by itself: compare whole names, strictly
+        whole = {others[n]: n for n in others}
+        close = [whole[n] for n in difflib.get_close_matches(f"{namespace}::{short}", list(whole), n=1, cutoff=0.8)]
+    if not close:
+        return ""
+    return f" (did you mean '{others[close[0]] if namespace else close[0]}'?)"
 
 
 @functools.lru_cache(maxsize=256)
