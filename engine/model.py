@@ -162,7 +162,10 @@ FOR_LOOP_PROPERTIES: dict[str, str] = {
 # property expression on one of them is legal SSIS, and has no effect here.
 IGNORED_HOST_PROPERTIES = frozenset(
     {"TransactionOption", "IsolationLevel", "LoggingMode", "LocaleID", "DelayValidation",
-     "ForceExecutionValue", "ForcedExecutionValue", "SuspendRequired", "Name"}
+     "ForceExecutionValue", "ForcedExecutionValue", "SuspendRequired", "Name",
+     # The package's own settings.
+     "MaxConcurrentExecutables", "PackagePriorityClass", "CheckpointFileName", "CheckpointUsage",
+     "SaveCheckpoints", "OfflineMode", "SuppressConfigurationWarnings", "VersionComments"}
 )
 # The settings each built-in Foreach enumerator reads (by runtime name), which are also the
 # properties a property expression on the enumerator may set.

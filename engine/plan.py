@@ -443,9 +443,10 @@ class _Planner:
             settings = self._settings(cm, override)
             # Warn only when the run may never open it (no checked task names it), when another
             # expression or a configuration may still change what is checked, or when the string
-            # is empty, one the run is meant to supply (--conn, a configuration).
+            # is empty or lacks its encrypted parts: one the run is meant to supply (--conn).
             may_change = cm.ref_id not in self.connections.used or override is None and (
-                bool(dynamic) or cm.delay_validation or self._configurable() or not (cm.connection_string or "").strip()
+                bool(dynamic) or cm.delay_validation or self._configurable() or bool(cm.sensitive_unavailable)
+                or not (cm.connection_string or "").strip()
             )
             report = self.warn if may_change else self.problem
             for message in self._connection_problems(cm, cls, settings):
