@@ -388,14 +388,16 @@ def _param_argument(spec: str, option: str, req: _RunRequest) -> None:
 def _conn_argument(spec: str, option: str, req: _RunRequest) -> None:
     """One --conn NAME=STRING, or dtexec's /Conn NAME;STRING."""
     found = _reference(spec, option)
-    if found is None:
-        if option == "--conn":
-            found = _split_pair(spec, "=", "--conn", "'SMTP=SmtpServer=mail;'")
-        else:
-            conn, _, string = spec.partition(";")
-            found = conn.strip().strip('"'), string.strip('"')
-        req.on_command_line.append((option, found[0]))
-    req.conns[found[0]] = found[1]
+    literal = found is None
+    if found is None and option == "--conn":
+        found = _split_pair(spec, "=", "--conn", "'SMTP=SmtpServer=mail;'")
+    elif found is None:
+        conn, _, string = spec.partition(";")
+        found = conn.strip(), string.strip('"')
+    name = found[0].strip('"') if option == "/Conn" else found[0]  # dtexec quotes names: "Mail";...
+    req.conns[name] = found[1]
+    if literal:
+        req.on_command_line.append((option, name))
 
 
 class _RunRequest:
