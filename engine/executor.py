@@ -874,7 +874,7 @@ class _Run:
                 if exe.property_expressions or self._host_sets:
                     exe = self._effective(exe, frame)
             except DtsxError as exc:
-                self._record(frame.exe, "Failure", datetime.now(), 0.0, [str(exc)])
+                self._record(frame.exe, "Failure", datetime.now(), 0.0, [self.store.mask(str(exc))])
                 self.raise_event(frame, "OnError", str(exc))
                 return self._after(frame, "Failure")
             if exe.disabled:
