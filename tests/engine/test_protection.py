@@ -139,11 +139,13 @@ def test_cli_takes_the_password_from_the_environment_or_a_file_never_the_command
     package.write_bytes(_encrypt_all(PLAIN, PASSWORD))
     secret = tmp_path / "password.txt"
     secret.write_text(PASSWORD + "\n")
+    secret.chmod(0o600)  # a password file others can read is refused, as ssh refuses a key
     assert _dtsx("validate", "--decrypt-env", "PKG_PW", str(package), env={"PKG_PW": PASSWORD}).returncode == 0
     ran = _dtsx("run", "--decrypt-file", str(secret), str(package))
     assert ran.returncode == 0, ran.stderr
     windows = tmp_path / "password-crlf.txt"  # saved by a Windows editor: the CRLF is not part of it
     windows.write_bytes(PASSWORD.encode() + b"\r\n")
+    windows.chmod(0o600)
     assert _dtsx("validate", "--decrypt-file", str(windows), str(package)).returncode == 0
     unset = _dtsx("show", "--decrypt-env", "NO_SUCH_VARIABLE_HERE", str(package))
     assert unset.returncode == 6 and "NO_SUCH_VARIABLE_HERE" in unset.stderr
