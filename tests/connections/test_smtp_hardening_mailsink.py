@@ -97,3 +97,21 @@ def test_a_552_names_the_size_not_the_sender(
     assert "bytes, limit 33554432)" in text and refusal in text
     assert "refused the sender" not in text and "check the address" not in text
     assert info.value.code == 552
+
+
+def test_cli_mailsink_takes_its_size_limit_as_an_option(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from dtsx.engine.cli import main; main()", "mailsink", "--port", "0",
+         "--max-size", "5000", "--dir", str(tmp_path / "inbox")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # "dtsx mailsink: listening on 127.0.0.1:PORT; ..."
+        port = int(first.split("listening on 127.0.0.1:")[1].split(";")[0])
+        with smtplib.SMTP("127.0.0.1", port, timeout=5) as client:
+            client.ehlo()
+            assert client.esmtp_features["size"] == "5000"
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)

@@ -75,9 +75,11 @@ def test_report_onto_a_folder_is_refused_before_the_run(package: Path, tmp_path:
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 @pytest.mark.parametrize("option", ["--report-json", "--log-jsonl"])
-def test_an_output_that_cannot_be_written_fails_a_successful_run(package: Path, option: str) -> None:
+def test_an_output_that_cannot_be_written_is_a_warning_and_the_result_stands(package: Path, option: str) -> None:
+    # Exit 0 stays 0: a scheduler that saw a failure would run the package (and its mail) again.
     proc = dtsx("run", str(package), option, "/dev/full")
-    assert proc.returncode == 6, proc.stdout + proc.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "the run's result above stands" in proc.stderr
     assert "Traceback" not in proc.stderr
     # One sentence names the file and why, on stderr (the CLI) or as the run's warning (stdout).
     said = [line for line in (proc.stdout + proc.stderr).splitlines() if "/dev/full" in line and "No space left" in line]
