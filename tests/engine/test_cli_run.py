@@ -228,8 +228,9 @@ def test_a_second_signal_exits_even_when_a_task_ignores_cancellation(tmp_path: P
         assert proc.poll() is None  # the first signal asks; the task ignores it
         started = time.monotonic()
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=15)
-        assert time.monotonic() - started < 10
+        out, err = proc.communicate(timeout=30)
+        # dtsx gives a stubborn task 5 s after the second signal; the bound is wide for a busy machine.
+        assert time.monotonic() - started < 20
     finally:
         if proc.poll() is None:
             proc.kill()
