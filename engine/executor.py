@@ -424,9 +424,9 @@ class _Run:
         )
         for message in errors:
             overrides.problem("override-parameter", message)
-        for name in missing:
-            overrides.problem("required-parameter", f"parameter {name} is Required and has no value: "
-                              f"supply it with --param {name}=VALUE")
+        # A configuration or --set may still give a Required parameter its value: the Value it
+        # has now is replaced (never changed in place) if one does.
+        unset = {name: self.store.parameters[name].value for name in missing}
         outer = self._outer_scope()
         root = self._make_scope(self.package, outer)
         design, parent = self._configurations(overrides, root, outer)
@@ -437,6 +437,10 @@ class _Run:
         # parent package variable configurations come last of all.
         overrides.configured(design, root)
         overrides.configured(parent, root)
+        for name, value in unset.items():
+            if self.store.parameters[name].value is value:
+                overrides.problem("required-parameter", f"parameter {name} is Required and has no value: "
+                                  f"supply it with --param {name}=VALUE")
         self.warnings.extend(overrides.warnings)
         if overrides.problems:
             raise PackageValidationError(overrides.problems, file=self.package.path or None)

@@ -52,10 +52,11 @@ def variable_xml(name: str, value: str, data_type: int = 3, expression: str | No
             "</DTS:VariableValue></DTS:Variable>\n")
 
 
-def parameter_xml(name: str, *, sensitive: bool = False, data_type: int = 8) -> str:
+def parameter_xml(name: str, *, sensitive: bool = False, data_type: int = 8, required: bool = False,
+                  value: str = "placeholder") -> str:
     return (f'<DTS:PackageParameter DTS:CreationName="" DTS:DataType="{data_type}" DTS:DTSID="{_guid()}" '
-            f'DTS:ObjectName="{name}" DTS:Sensitive="{"True" if sensitive else "False"}">'
-            f'<DTS:Property DTS:DataType="{data_type}" DTS:Name="ParameterValue">placeholder</DTS:Property>'
+            f'DTS:ObjectName="{name}" DTS:Sensitive="{sensitive}" DTS:Required="{required}">'
+            f'<DTS:Property DTS:DataType="{data_type}" DTS:Name="ParameterValue">{value}</DTS:Property>'
             "</DTS:PackageParameter>\n")
 
 
