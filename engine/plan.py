@@ -11,7 +11,6 @@ as SSIS does not validate them either; they still appear in ``executables`` and 
 from __future__ import annotations
 
 import difflib
-import functools
 import gc
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -236,6 +235,7 @@ class _Planner:
         self.resolved: dict[str, bool] = {}
         # (task class, attribute keys of its data element) -> the keys no property takes.
         self.unknown_keys: dict[tuple[type[Task], tuple[str, ...]], list[str]] = {}
+        self.traits: dict[type[Task], tuple[bool, bool]] = {}
 
     # -- reporting
 
@@ -579,13 +579,23 @@ class _Planner:
         self.plan.tasks[exe.ref_id] = task
         messages = self._validate_task(exe, task)
         self._check_connection_refs(exe, messages)
-        self._check_task_data(exe, cls)
+        built_in, own_expressions = self.traits.get(cls) or self._traits(cls)
+        if built_in:
+            self._check_task_data(exe, cls)
         if exe.property_expressions or exe.variables:
             self._check_property_names(exe, cls)
             self._executable_expressions(exe)
-        self._task_expressions(exe, task)
+        if own_expressions:
+            self._task_expressions(exe, task)
         if exe.properties:
             self._check_exec_value_variable(exe)
+
+    def _traits(self, cls: type[Task]) -> tuple[bool, bool]:
+        """(ships with dtsx, so its data may be judged; evaluates expressions of its own), once per class."""
+        from dtsx.tasks.base import Task as TaskBase
+
+        found = self.traits[cls] = (cls.__module__.startswith("dtsx.tasks."), cls.expressions is not TaskBase.expressions)
+        return found
 
     def _task_expressions(self, exe: Executable, task: Task) -> None:
         """The expressions the task itself evaluates (an Expression Task's), compiled and checked
@@ -612,10 +622,11 @@ class _Planner:
 
     def _check_task_data(self, exe: Executable, cls: type[Task]) -> None:
         """A warning for each attribute or child element of a built-in task's data that none of
-        its properties reads: a misspelt setting is otherwise dropped without a word."""
+        its properties reads: a misspelt setting is otherwise dropped without a word. (A plugin
+        may read its data its own way, so only built-in tasks are judged.)"""
         node = exe.object_data
         inner = node.children[0] if node is not None and node.children else None
-        if inner is None or not _built_in(cls):
+        if inner is None:
             return
         key = (cls, tuple(inner.attrs))
         names = self.unknown_keys.get(key)
@@ -1123,12 +1134,6 @@ def _nearest_variable(name: str, scope: frozenset[str]) -> str:
     if not close:
         return ""
     return f" (did you mean '{others[close[0]] if namespace else close[0]}'?)"
-
-
-@functools.lru_cache(maxsize=256)
-def _built_in(cls: type) -> bool:
-    """Whether a task class ships with dtsx (whose data the planner may judge)."""
-    return cls.__module__.startswith("dtsx.tasks.")
 
 
 def _short(text: str, limit: int = 80) -> str:
