@@ -893,11 +893,14 @@ class _Planner:
                               f"'{node.local_name}', which it does not read{_nearest(local, attributes)}",
                               _line(exe, node, where), enum.ref_id)
         if enum.type_key == "Microsoft.ForEachItemEnumerator":
-            self._check_items(exe, nodes, where)
+            self._check_items(exe, nodes, elements, where)
 
-    def _check_items(self, exe: Executable, nodes: list[XmlNode], where: SourceLocation | None) -> None:
+    def _check_items(self, exe: Executable, nodes: list[XmlNode], elements: frozenset[str],
+                     where: SourceLocation | None) -> None:
+        """No item at all but elements it does not know: they were meant as items. (An empty
+        ``<FEIEItems/>`` is a loop over nothing, as the author wrote it.)"""
         items = [node for node in nodes if node.local_name.lower() == "feieitem"]
-        if nodes and not items:
+        if not items and any(node.local_name not in elements for node in nodes):
             self.problem("empty-enumerator", f"the Item enumerator of Foreach Loop '{exe.name}' holds no "
                          "<FEIEItems><FEIEItem><FEIEItemValue Type=\"8\" Value=\"...\"/> rows, so the loop would run "
                          "zero times; write its items in that form", where, exe.ref_id)

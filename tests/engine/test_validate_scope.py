@@ -85,3 +85,15 @@ def test_project_parameters_are_a_warning_without_the_project_and_checked_with_i
     assert problem.code == "missing-variable" and "(did you mean '$Project::Folder'?)" in problem.message
     path.write_bytes(_package("@[$Project::Folder]"))
     build(load(path))
+
+
+def test_an_empty_item_list_is_a_loop_over_nothing_but_unknown_elements_are_not(tmp_path: Path) -> None:
+    text = (Path(__file__).resolve().parent.parent / "data" / "validate" / "valid.dtsx").read_text(encoding="utf-8")
+    start, end = text.index("<FEIEItems>"), text.index("</FEIEItems>") + len("</FEIEItems>")
+    path = tmp_path / "items.dtsx"
+    path.write_text(text[:start] + "<FEIEItems />" + text[end:], encoding="utf-8")
+    assert build(load(path)).warnings == []
+    path.write_text(text[:start] + "<FEIEItems><Row>a</Row></FEIEItems>" + text[end:], encoding="utf-8")
+    with pytest.raises(PackageValidationError) as caught:
+        build(load(path))
+    assert [p.code for p in caught.value.problems] == ["empty-enumerator"]
