@@ -258,8 +258,6 @@ def test_a_config_file_path_dtsx_cannot_apply_says_why(package: Path, tmp_path: 
     assert said and "cfg-secret" not in proc.stdout + proc.stderr, proc.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="engine/executor.py checks Required parameters before configurations and "
-                   "--set apply (change proposed to H3)")
 @pytest.mark.parametrize("how", ["config", "set"])
 def test_a_required_parameter_may_come_from_a_config_file_or_set(package: Path, tmp_path: Path, how: str) -> None:
     package.write_text(package.read_text().replace('DTS:Sensitive="True"', 'DTS:Sensitive="True" DTS:Required="True"'))
