@@ -141,6 +141,9 @@ def _parse_path(path: str, value: str, text: str) -> PropertySet:
     prop = _PROPERTY.match(rest)
     if prop:
         return PropertySet("property", container, prop.group("p") or prop.group("q"), value, text=text)
+    if rest.lower().startswith(".parameters["):
+        raise _usage(f"--set property path {path!r}: a parameter is set as a variable, "
+                     "\\Package.Variables[$Package::NAME].Properties[Value] (or --param NAME=VALUE)")
     raise _usage(f"--set property path {path!r}: cannot tell what {rest!r} names "
                  "(Variables[...], Connections[...] or Properties[...])")
 
@@ -214,7 +217,11 @@ class Overrides:
             return
         spec.properties[prop] = value
         current = self.connection_strings.pop(spec.name, None)
-        parsed = parse_connection_string(current if current is not None else spec.connection_string)
+        try:
+            parsed = parse_connection_string(current if current is not None else spec.connection_string)
+        except DtsxError as exc:  # the parser's sentence names the key and position, never a value
+            self.problem("override-connection", f"connection manager {spec.name!r}: cannot set {prop}: {exc}")
+            return
         parsed[prop] = value
         self.connection_strings[spec.name] = parsed.render(hide=frozenset())
 
