@@ -439,7 +439,7 @@ class SendMailTask(Task):
         if send is None:
             raise TaskFailedError(f"the Send Mail task's SMTPServer {ref} is not an SMTP connection manager.")
         try:
-            report = send(message, sender=sender, recipients=recipients)
+            report = send(message, sender=sender, recipients=recipients, cancel=ctx.cancel_event)
         except ConnectionManagerError as exc:
             # A partial delivery fails the task (as .NET's SmtpFailedRecipientsException does),
             # but who did get the message is worth an event of its own.
