@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Iterator, Mapping
 
 from dtsx.engine.errors import ConnectionManagerError
+from dtsx.engine.files import NotARegularFile, open_regular
 from dtsx.engine.registry import Registry
 
 __all__ = [
@@ -218,12 +219,13 @@ def read_secret_file(path: str, *, allow_shared: bool | None = None) -> str:
     if allow_shared is None:
         allow_shared = os.environ.get(ALLOW_SHARED_SECRET_FILES_ENV, "").strip().lower() in ("1", "true", "yes")
     full = os.path.expanduser(path)
-    # O_NONBLOCK: opening a FIFO that nobody writes to must not hang; reads block again below.
-    fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fd = open_regular(full, allow_fifo=True)  # a pipe as `<(command)` gives; never waits to open
+    except NotARegularFile:
+        raise SecretFileError(path, "it is not a regular file; keep the password in a plain file") from None
     try:
         info = os.fstat(fd)  # of what was opened, so the file cannot be swapped after the check
         _check_secret_file(path, info.st_mode, allow_shared)
-        os.set_blocking(fd, True)
         data = _first_line(fd, path)
     finally:
         os.close(fd)
@@ -236,8 +238,6 @@ def read_secret_file(path: str, *, allow_shared: bool | None = None) -> str:
 def _check_secret_file(path: str, mode: int, allow_shared: bool) -> None:
     if stat.S_ISFIFO(mode):
         return
-    if not stat.S_ISREG(mode):
-        raise SecretFileError(path, "it is not a regular file; keep the password in a plain file")
     if mode & 0o077 and not allow_shared:
         raise SecretFileError(
             path, f"its mode {stat.S_IMODE(mode):04o} lets other users read or change it; run chmod 600 on it, "

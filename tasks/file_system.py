@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 from dtsx.connections.base import unmapped_windows_path
 from dtsx.engine.errors import TaskFailedError
+from dtsx.engine.files import NotARegularFile, file_kind, open_regular
 from dtsx.tasks.base import Task, TaskContext, TaskProperties, ValidationContext, register_task
 from dtsx.tasks.base import SsisBool
 from pydantic import AliasChoices, BeforeValidator, Field
@@ -319,18 +320,15 @@ def _require_file(path: str, *, regular: bool = False) -> None:
 
 def _require_regular(path: str, mode: int) -> None:
     """Copying reads the source to its end: a FIFO would block and a device may never end."""
-    if stat.S_ISREG(mode):
-        return
-    raise TaskFailedError(
-        f"the source {path} is {_kind(mode)}, not a regular file, so it cannot be copied; "
+    if not stat.S_ISREG(mode):
+        raise _not_copyable(path, file_kind(mode))
+
+
+def _not_copyable(path: str, kind: str) -> TaskFailedError:
+    return TaskFailedError(
+        f"the source {path} is {kind}, not a regular file, so it cannot be copied; "
         "point the task at a regular file (or remove it from the folder being copied)."
     )
-
-
-def _kind(mode: int) -> str:
-    kinds = {stat.S_ISFIFO: "a named pipe (FIFO)", stat.S_ISCHR: "a character device",
-             stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket", stat.S_ISDIR: "a directory"}
-    return next((name for test, name in kinds.items() if test(mode)), "a special file")
 
 
 def _require_dir(path: str) -> None:
@@ -408,10 +406,11 @@ def _copy_file(ctx: TaskContext, source: str, target: str, *, follow: bool) -> N
 
 
 def _copy_file_chunks(ctx: TaskContext, source: str, target: str, follow: bool) -> None:
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0) | (0 if follow else os.O_NOFOLLOW)
-    fd = os.open(source, flags)  # O_NONBLOCK: opening a FIFO must not wait for a writer
+    try:
+        fd = open_regular(source, follow=follow)
+    except NotARegularFile as exc:
+        raise _not_copyable(source, exc.kind) from None
     with open(fd, "rb", closefd=True) as reader:
-        _require_regular(source, os.fstat(fd).st_mode)
         out_fd, partial = tempfile.mkstemp(dir=os.path.dirname(target) or ".", prefix=".dtsx-", suffix=".partial")
         try:
             with open(out_fd, "wb", closefd=True) as writer:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import codecs
 import os
-import stat
 import threading
 from email.message import EmailMessage
 from enum import Enum
@@ -36,6 +35,7 @@ from typing import Annotated, Any, Self
 
 from dtsx.connections.base import unmapped_windows_path
 from dtsx.engine.errors import ConnectionManagerError, TaskFailedError
+from dtsx.engine.files import NotARegularFile, open_regular
 from dtsx.engine.model import XmlNode
 from dtsx.tasks.base import (
     Task,
@@ -68,8 +68,6 @@ EXTENSION_NAMESPACE = "urn:dtsx:extensions"
 _FILE_TYPES = frozenset({"FILE", "FLATFILE"})
 DEFAULT_MAX_FILE_BYTES = 25 * 1024 * 1024  # body file plus attachments of one message
 _CHUNK = 1 << 20  # bytes read between two looks at the cancel event
-# O_NONBLOCK: opening a FIFO must not wait for a writer (the fstat check then refuses it).
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
 
 
 class MailPriority(str, Enum):
@@ -206,15 +204,6 @@ def _local_attributes(attrs: dict[str, str]) -> dict[str, Any]:
     return data
 
 
-def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return name
-    return "a special file"
-
-
 class _FileBudget:
     """Reads the files of one message: regular files only, all of them together within
     ``limit`` bytes, in chunks that look at the run's cancel event."""
@@ -226,8 +215,13 @@ class _FileBudget:
 
     def read(self, path: str, what: str, *, original: str | None = None) -> bytes:
         try:
-            self._require_regular(os.stat(path).st_mode, path, what)  # before open: no device is opened
-            fd = os.open(path, _OPEN_FLAGS)
+            fd = open_regular(path)
+        except NotARegularFile as exc:
+            where = "" if path in what else f" ({path})"
+            raise TaskFailedError(
+                f"{what} is {exc.kind}{where}, not a regular file; Send Mail reads only regular files, "
+                "so write the content to a file and name that file."
+            ) from None
         except FileNotFoundError as exc:
             where = f" (looked for {path})" if original is not None and path != original else ""
             hint = "check the --path-map rule that maps it" if where else "check the path"
@@ -236,7 +230,6 @@ class _FileBudget:
             raise TaskFailedError(f"{what} cannot be read ({path!r}): {getattr(exc, 'strerror', None) or exc}.") from exc
         try:
             status = os.fstat(fd)
-            self._require_regular(status.st_mode, path, what)  # the path may have changed since stat
             if status.st_size > self.limit - self.used:
                 raise self._too_big(what, f"{status.st_size:,}")
             return self._chunks(fd, path, what)
@@ -262,15 +255,6 @@ class _FileBudget:
             parts.append(chunk)
         self.used += size
         return b"".join(parts)
-
-    @staticmethod
-    def _require_regular(mode: int, path: str, what: str) -> None:
-        if not stat.S_ISREG(mode):
-            where = "" if path in what else f" ({path})"
-            raise TaskFailedError(
-                f"{what} is {_kind(mode)}{where}, not a regular file; Send Mail reads only regular files, "
-                "so write the content to a file and name that file."
-            )
 
     def _too_big(self, what: str, size: str) -> TaskFailedError:
         already = f" and {self.used:,} bytes of this message's other files were already read" if self.used else ""
