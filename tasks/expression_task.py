@@ -30,6 +30,11 @@ class ExpressionTask(Task):
             return ["the Expression Task has no expression; set its Expression, e.g. @[User::Count] = @[User::Count] + 1."]
         return []
 
+    def expressions(self) -> list[tuple[str, bool]]:
+        # Listed to the planner so ``dtsx validate`` compiles it and checks its variables, as
+        # it does every property expression; an assignment is allowed, as execute() allows it.
+        return [(self.props.expression, True)]
+
     def execute(self, ctx: TaskContext) -> None:
         text = self.props.expression
         if not text.strip():
