@@ -1097,13 +1097,16 @@ class _Run:
         The child's events continue into this package at ``caller`` (the Execute Package task),
         as SSIS's do: its errors count here and reach this package's handlers."""
         resolved = _child_path(path, self.package.path)
-        loader = self.options.plan_loader or _default_plan_loader(self.options)
-        plan = loader(resolved)
+        if self.options.plan_loader is not None:
+            plan = self.options.plan_loader(resolved)
+        else:  # the child sees the variables of its caller's scope, so its plan may read them
+            outer = _visible_names(caller.scope) if caller is not None else list(variables)
+            plan = _load_plan(resolved, self.options, outer)
         options = RunOptions(
             max_concurrent=self.limit, parameters=dict(parameters), variables=dict(variables),
             path_map=self.options.path_map, cancel_event=self.cancel, sinks=self.options.sinks,
             project_dir=self.options.project_dir, unsupported=self.options.unsupported,
-            plan_loader=loader, depth=self.options.depth + 1, slots=self.slots,
+            plan_loader=self.options.plan_loader, depth=self.options.depth + 1, slots=self.slots,
             connection_redirect=self.options.connection_redirect, secrets=self.store.secrets,
             variable_lock_timeout_s=self.options.variable_lock_timeout_s,
         )
@@ -1526,13 +1529,23 @@ def _child_path(path: str, parent: str) -> str:
     return candidate if os.path.exists(candidate) else path
 
 
-def _default_plan_loader(options: RunOptions) -> Callable[[str], Plan]:
-    def load_plan(path: str) -> Plan:
-        from dtsx.engine import loader
-        from dtsx.engine import plan as planner
+def _load_plan(path: str, options: RunOptions, outer_variables: list[str]) -> Plan:
+    """A child package's plan (loader + planner); ``outer_variables`` are the names its parent
+    lets it read, so the planner does not refuse them as missing."""
+    from dtsx.engine import loader
+    from dtsx.engine import plan as planner
 
-        package = loader.load(path, project_dir=options.project_dir)
-        return planner.build(package, unsupported=options.unsupported)
+    package = loader.load(path, project_dir=options.project_dir)
+    return planner.build(package, unsupported=options.unsupported, outer_variables=outer_variables)
 
-    return load_plan
+
+def _visible_names(scope: Scope | None) -> list[str]:
+    """The qualified names of the variables ``scope`` sees (its own, then every scope above it,
+    up through the parent packages). System variables are left out: a package has its own."""
+    names: set[str] = set()
+    while scope is not None:
+        # A copy first: another thread may be adding this scope's System variables right now.
+        names.update(slot.qualified for slot in list(scope.own.values()) if slot.namespace != "System")
+        scope = scope.parent
+    return sorted(names)
 
