@@ -299,9 +299,16 @@ class ConnectionManager(ABC):
     ``acquire`` returns what tasks use (for SMTP a mail session, for FILE a local path). It may
     be called many times in a run, from several threads; managers that hold a network
     connection reuse it and guard it themselves. ``close`` is called once, at the end of the run.
+
+    ``runtime_properties`` names the properties of this type that a property expression (or
+    ``--set``) may set, besides those every connection manager has (``model.CONNECTION_PROPERTIES``:
+    ConnectionString, Description...). ``dtsx validate`` reports any other name as an unknown
+    property, with the nearest valid one. ``None`` (the default) declares nothing, and then no
+    name is second-guessed.
     """
 
     creation_name: ClassVar[str] = ""
+    runtime_properties: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, settings: ConnectionSettings) -> None:
         self.settings = settings

@@ -147,6 +147,7 @@ class FileConnectionManager(ConnectionManager):
     """A FILE connection: the connection string is a path; ``acquire()`` returns it, mapped."""
 
     creation_name = "FILE"
+    runtime_properties: ClassVar[frozenset[str] | None] = frozenset({"FileUsageType"})
 
     @classmethod
     def usage_of(cls, settings: ConnectionSettings) -> int:
@@ -219,3 +220,10 @@ class FlatFileConnectionManager(FileConnectionManager):
     """A Flat File connection, used here only for its path (the ConnectionString)."""
 
     creation_name = "FLATFILE"
+    # SSIS's Flat File properties (ConnectionManagerFlatFileClass); dtsx reads only the path, but
+    # an expression on any of them is valid in SSIS and must not be reported as unknown.
+    runtime_properties: ClassVar[frozenset[str] | None] = frozenset({
+        "FileUsageType", "AlwaysCheckForRowDelimiters", "CodePage", "ColumnNamesInFirstDataRow", "Columns",
+        "DataRowsToSkip", "Format", "HeaderRowDelimiter", "HeaderRowsToSkip", "LocaleID", "RowDelimiter",
+        "TextQualifier", "Unicode",
+    })

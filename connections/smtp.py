@@ -46,6 +46,7 @@ from dtsx.connections.base import (
 )
 from dtsx.connections.smtp_auth import AuthProblem, authenticate
 from dtsx.connections.smtp_options import (
+    SMTP_KEYS,
     Security,
     SmtpOptions,
     parse_smtp_options,
@@ -1149,6 +1150,8 @@ class SmtpConnectionManager(ConnectionManager):
     """SSIS's SMTP connection manager. ``acquire()`` returns the run's :class:`SmtpSession`."""
 
     creation_name: ClassVar[str] = "SMTP"
+    # A property expression may set any key of the connection string (SSIS's and dtsx's own).
+    runtime_properties: ClassVar[frozenset[str] | None] = frozenset(SMTP_KEYS)
 
     def __init__(self, settings: ConnectionSettings) -> None:
         super().__init__(settings)
