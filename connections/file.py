@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+import stat
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import ClassVar
@@ -24,6 +25,7 @@ from dtsx.connections.base import (
     unmapped_windows_path,
 )
 from dtsx.engine.errors import ConnectionManagerError, DtsxError
+from dtsx.engine.files import file_kind
 
 __all__ = [
     "FileConnectionManager",
@@ -193,14 +195,38 @@ class FileConnectionManager(ConnectionManager):
         if problem is not None:
             raise ConnectionManagerError(f"connection manager {self.settings.name!r} points at {problem}.")
         usage = self.usage_of(self.settings)
-        if usage == FileUsage.EXISTING_FILE and not os.path.isfile(local):
-            raise ConnectionManagerError(self._missing(stored, local, "file"))
-        if usage == FileUsage.EXISTING_FOLDER and not os.path.isdir(local):
-            raise ConnectionManagerError(self._missing(stored, local, "folder"))
+        if usage == FileUsage.EXISTING_FILE:
+            self._require(stored, local, "file", stat.S_ISREG)
+        elif usage == FileUsage.EXISTING_FOLDER:
+            self._require(stored, local, "folder", stat.S_ISDIR)
         return local
 
+    def _require(self, stored: str, local: str, what: str, wanted: Callable[[int], bool]) -> None:
+        """Raise unless ``local`` is what FileUsageType says; the sentence names what it is instead."""
+        try:
+            mode = os.stat(local).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            raise ConnectionManagerError(self._missing(stored, local, what)) from None
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "it holds a NUL character"
+            raise ConnectionManagerError(self._cannot(stored, local, what, f"which cannot be examined ({reason})",
+                                                      "check the path and its folders' permissions")) from None
+        if not wanted(mode):
+            wanted_kind = "a folder" if what == "folder" else "a regular file"
+            problem = f"which is {file_kind(mode)}, not {wanted_kind}"
+            raise ConnectionManagerError(self._cannot(stored, local, what, problem, f"point it at {wanted_kind}"))
+
+    def _where(self, stored: str, local: str) -> str:
+        return stored if stored == local else f"{stored} (here {local})"
+
+    def _cannot(self, stored: str, local: str, what: str, problem: str, hint: str) -> str:
+        return (
+            f"connection manager {self.settings.name!r} needs an existing {what} at {self._where(stored, local)}, "
+            f"{problem}; {hint}, or override it with --conn \"{self.settings.name}=/local/path\"."
+        )
+
     def _missing(self, stored: str, local: str, what: str) -> str:
-        where = stored if stored == local else f"{stored} (here {local})"
+        where = self._where(stored, local)
         hint = f"check the path, or override it with --conn \"{self.settings.name}=/local/path\""
         if looks_like_windows_path(stored):
             unmapped = local in (stored, stored.replace("\\", "/"))
