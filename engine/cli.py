@@ -152,7 +152,8 @@ def _load_or_exit(path: str, project_dir: str | None, password: str | None = Non
 
 
 def _validate_one(path: str, project_dir: str | None, unsupported: str,
-                  password: str | None = None) -> tuple[int, dict[str, object]]:
+                  password: str | None = None,
+                  path_map: Callable[[str], str] | None = None) -> tuple[int, dict[str, object]]:
     """(exit code, JSON entry) for one package: 0 valid, 4 missing, 5 invalid."""
     from dtsx.engine.errors import PackageLoadError, PackageNotFoundError, PackageValidationError, Problem
     from dtsx.engine.loader import load
@@ -160,7 +161,9 @@ def _validate_one(path: str, project_dir: str | None, unsupported: str,
 
     warnings: list[Problem] = []
     try:
-        plan = build(load(path, project_dir=project_dir, password=password), unsupported=unsupported)
+        # Without --path-map every Windows path is unmapped, as the run would find it.
+        plan = build(load(path, project_dir=project_dir, password=password), unsupported=unsupported,
+                     path_map=path_map or _unmapped)
         warnings = plan.warnings
         code, problems = EXIT_SUCCESS, []
     except PackageNotFoundError as exc:
@@ -185,14 +188,22 @@ def _validate_one(path: str, project_dir: str | None, unsupported: str,
               help="Folder with the project's .conmgr files and Project.params (default: the package's folder).")
 @click.option("--unsupported", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
               help="Whether tasks dtsx cannot run make the package invalid, or are skipped with a warning.")
+@click.option("--path-map", "path_maps", multiple=True, metavar="WINDOWS=LOCAL",
+              help="Map a Windows path prefix to a local folder, as for run; unmapped Windows paths are problems.")
 @_decrypt_options
 def validate_command(packages: tuple[str, ...], as_json: bool, project_dir: str | None, unsupported: str,
-                     decrypt_env: str | None, decrypt_file: str | None) -> None:
+                     path_maps: tuple[str, ...], decrypt_env: str | None, decrypt_file: str | None) -> None:
     """Load and check packages without running them; list every problem with file:line and refId."""
     import json
 
+    from dtsx.engine.errors import DtsxError
+
     password = _package_password(decrypt_env, decrypt_file)
-    results = [_validate_one(p, project_dir, unsupported, password) for p in packages]
+    try:
+        path_map = _path_map(list(path_maps))
+    except DtsxError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    results = [_validate_one(p, project_dir, unsupported, password, path_map) for p in packages]
     codes = {code for code, _ in results}
     if as_json:
         click.echo(json.dumps({"packages": [entry for _, entry in results]}, ensure_ascii=False, indent=2))
@@ -442,7 +453,8 @@ def _run_request(req: _RunRequest) -> int:
     package = _load_or_exit(req.package or "", req.project_dir, req.password)
     _warn_visible_secrets(req, package)
     try:
-        plan = build(package, unsupported=req.unsupported)
+        plan = build(package, unsupported=req.unsupported, path_map=path_map or _unmapped,
+                     connections=dict(req.conns))
     except PackageValidationError as exc:
         _fail(str(exc), EXIT_LOAD_FAILED)
     if req.validate_only:
@@ -570,6 +582,11 @@ def _has_password(connection_string: str) -> bool:
     except DtsxError:  # unparsable: the run will say so; a password in it is still on show
         return re.search(r"(?:^|;)\s*(?:password|pwd)\s*=", connection_string, re.IGNORECASE) is not None
     return bool(keys & _PASSWORD_KEYS)
+
+
+def _unmapped(path: str) -> str:
+    """The path map of a run without --path-map: every path stays as written."""
+    return path
 
 
 def _path_map(specs: list[str]) -> Callable[[str], str] | None:

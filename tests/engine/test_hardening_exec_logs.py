@@ -30,7 +30,8 @@ def dtsx(*args: str) -> subprocess.CompletedProcess[str]:
 def _simple(tmp_path: Path, failing: bool = False) -> Path:
     tasks = [expression_task("Add", "@[User::X] = @[User::X] + 1")]
     if failing:
-        tasks.append(expression_task("Bad", "@[User::X] = 1 / 0"))
+        # Divides by zero at run time, whatever X is; a constant 1 / 0 is refused while planning.
+        tasks.append(expression_task("Bad", "@[User::X] = 1 / (@[User::X] - @[User::X])"))
     path = tmp_path / "simple.dtsx"
     path.write_text(package_xml(tasks, variables=variable_xml("X", "0")), encoding="utf-8")
     return path
