@@ -32,6 +32,7 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from dtsx.engine.errors import PackageLoadError, PackageNotFoundError
+from dtsx.engine.files import NotARegularFile, open_regular
 from dtsx.engine.model import (
     MAX_PACKAGE_BYTES,
     MAX_XML_DEPTH,
@@ -263,25 +264,31 @@ def _refuse_dtd(data: bytes, file: str) -> None:
 
 
 def _read_file(path: Path, what: str = "package") -> bytes:
+    """The bytes of a regular file of at most MAX_PACKAGE_BYTES: a FIFO, a device (``/dev/zero``)
+    or a directory is refused before it is read, and a file that grows past the limit while it
+    is read is refused too."""
     file = str(path)
     try:
-        size = path.stat().st_size
+        fd = open_regular(file)
     except FileNotFoundError:
         raise PackageNotFoundError(f"no such {what} file; check the path", file=file) from None
-    except OSError as exc:
-        raise PackageLoadError(f"cannot be read: {exc.strerror}", file=file) from None
-    if path.is_dir():
-        raise PackageLoadError(f"is a directory, not a {what} file", file=file)
-    if size > MAX_PACKAGE_BYTES:
+    except NotARegularFile as exc:
+        raise PackageLoadError(f"is {exc.kind}, not a {what} file", file=file) from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise PackageLoadError(f"cannot be read: {getattr(exc, 'strerror', None) or exc}", file=file) from None
+    with open(fd, "rb", closefd=True) as stream:
+        size = os.fstat(fd).st_size
+        try:
+            data = b"" if size > MAX_PACKAGE_BYTES else stream.read(MAX_PACKAGE_BYTES + 1)
+        except OSError as exc:
+            raise PackageLoadError(f"cannot be read: {exc.strerror}", file=file) from None
+    if size > MAX_PACKAGE_BYTES or len(data) > MAX_PACKAGE_BYTES:
         raise PackageLoadError(
-            f"the file is {size:,} bytes, over dtsx's limit of {MAX_PACKAGE_BYTES // (1024 * 1024)} MiB; "
-            "split the package or check that this is really a .dtsx file",
+            f"the file is {max(size, len(data)):,} bytes or more, over dtsx's limit of "
+            f"{MAX_PACKAGE_BYTES // (1024 * 1024)} MiB; split the package or check that this is really a .dtsx file",
             file=file,
         )
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise PackageLoadError(f"cannot be read: {exc.strerror}", file=file) from None
+    return data
 
 
 # --------------------------------------------------------------------------- public API

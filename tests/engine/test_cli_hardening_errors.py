@@ -105,15 +105,42 @@ def test_mailsink_on_an_unusable_folder_is_one_sentence(tmp_path: Path) -> None:
     one_sentence(proc, str(blocker / "sub"))
 
 
-@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
-def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback() -> None:
-    # Reading an endless "package" runs out of the 1 GiB this child may use: an error no command
-    # expects. Without --debug it is one line (exit 6); with it, the traceback.
-    proc = dtsx("run", "/dev/zero", memory=1 << 30)
+# A loader that breaks in a way no command expects (a defect in dtsx, not in the input).
+_BROKEN = ("import dtsx.engine.loader as loader\n"
+           "def load(*args, **kwargs):\n"
+           "    raise RuntimeError('a defect')\n"
+           "loader.load = load\n"
+           "from dtsx.engine.cli import main; main()")
+
+
+def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(package: Path) -> None:
+    proc = subprocess.run([sys.executable, "-c", _BROKEN, "run", str(package)], capture_output=True, text=True,
+                          timeout=60, check=False)
     assert proc.returncode == 6, proc.stderr
     one_sentence(proc, "internal error", "--debug")
-    proc = dtsx("--debug", "run", "/dev/zero", memory=1 << 30)
-    assert proc.returncode != 0 and "Traceback" in proc.stderr
+    proc = subprocess.run([sys.executable, "-c", _BROKEN, "--debug", "run", str(package)], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "a defect" in proc.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo", "folder"])
+@pytest.mark.parametrize("option", ["package", "--config-file"])
+def test_a_package_or_configuration_that_is_not_a_regular_file_is_refused_unread(
+        package: Path, tmp_path: Path, special: str, option: str) -> None:
+    path = special
+    if special == "fifo":
+        path = str(tmp_path / "pipe")
+        os.mkfifo(path)  # nobody writes to it: opening it for reading would wait for ever
+    elif special == "folder":
+        path = str(tmp_path)
+    args = ["run", path] if option == "package" else ["run", str(package), "--config-file", path]
+    proc = dtsx(*args, memory=1 << 30)
+    # 5: the package cannot be loaded; 6: a --config-file that cannot be read is a usage error.
+    assert proc.returncode == (5 if option == "package" else 6), proc.stderr
+    assert "Traceback" not in proc.stderr
+    kind = {"/dev/zero": "a character device", "fifo": "a named pipe", "folder": "a directory"}[special]
+    assert [line for line in proc.stderr.splitlines() if path in line and kind in line], proc.stderr
 
 
 @pytest.mark.parametrize("args, named, code", [
