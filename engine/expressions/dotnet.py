@@ -15,7 +15,14 @@ from typing import Any
 from dtsx.engine.errors import ExpressionError
 from dtsx.engine.model import TYPECODE_TO_DOTNET, VARTYPE_TO_DOTNET, ssis_flag
 
-from .casts import ConversionFailure, check_exact, converter, is_legal_cast, parse_datetime_text
+from .casts import (
+    ConversionFailure,
+    check_exact,
+    converter,
+    is_legal_cast,
+    number_from_text,
+    parse_datetime_text,
+)
 from .datatypes import INT_RANGE, STRINGS, TypeSpec
 from .values import DBNULL, OBJECT, Value, to_float32
 
@@ -113,7 +120,7 @@ def _parse_bool(raw: Any) -> bool:
         return raw != 0
     flag = ssis_flag(str(raw))
     if flag is None:
-        raise ConversionFailure(f"{raw!r} is not a Boolean (True/False/-1/0)")
+        raise ConversionFailure("it is not a Boolean (True/False/-1/0)")
     return flag
 
 
@@ -132,28 +139,92 @@ def _parse_datetime(raw: Any) -> datetime:
     return moment
 
 
+# .NET's white space (the only kind its number parsing skips); an empty value reads as 0.
+_NET_SPACE = "\t\n\v\f\r "
+# What .NET's Double.Parse and Single.Parse accept besides numbers (the invariant culture's
+# symbols, compared exactly), and what SSIS persists for such a value: see _parse_real.
+_REAL_SYMBOLS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _number_text(raw: str) -> int | Decimal:
+    """The number in persisted text, read as a cast reads it (casts.number_from_text): ASCII
+    digits only, no ``1_0``, no other scripts' digits, no NaN; any length or exponent."""
+    if not raw.strip(_NET_SPACE):
+        return 0
+    try:
+        return number_from_text(raw)
+    except ConversionFailure:
+        raise ConversionFailure("it is not a number; write ASCII digits, with an optional sign, "
+                                "decimal point and exponent") from None
+
+
 def _parse_integer(raw: Any, dt: str) -> int:
     if isinstance(raw, bool):
         number: Any = -1 if raw else 0
-    elif isinstance(raw, str) and dt == "DT_UI2" and len(raw) == 1 and not raw.isdigit():
+    elif isinstance(raw, str) and dt == "DT_UI2" and len(raw) == 1 and not ("0" <= raw <= "9"):
         number = ord(raw)  # a Char variable persisted as its character
     elif isinstance(raw, str):
-        text = raw.strip() or "0"
-        try:
-            number = int(text)
-        except ValueError:
-            number = Decimal(text)
+        number = _number_text(raw)
     else:
         number = raw
+    low, high = INT_RANGE[dt]
     if isinstance(number, (float, Decimal)):
         exact = Decimal(repr(number)) if isinstance(number, float) else number
         if not exact.is_finite() or exact != exact.to_integral_value():
-            raise ConversionFailure(f"{raw!r} is not an integer")
+            raise ConversionFailure("it is not an integer")
+        # Compared as a Decimal first: int() of 1E+99999999999 would build that integer.
+        if not low <= exact <= high:
+            raise _out_of_range(dt)
         number = int(exact)
-    low, high = INT_RANGE[dt]
     if not low <= number <= high:
-        raise ConversionFailure(f"{raw!r} does not fit into {DT_TO_DOTNET.get(dt, dt)}")
+        raise _out_of_range(dt)
     return int(number)
+
+
+def _out_of_range(dt: str) -> ConversionFailure:
+    low, high = INT_RANGE[dt]
+    return ConversionFailure(f"it does not fit into {DT_TO_DOTNET.get(dt, dt)} ({low} to {high})")
+
+
+def _parse_real(raw: Any, dt: str) -> float:
+    """A Double or Single value. Text follows .NET Framework's Double.Parse, which SSIS runs on:
+    the exact symbols NaN, Infinity and -Infinity are values (SSIS persists such a value so), but
+    a finite number beyond the type's range is an overflow, not infinity; Python's own spellings
+    (``nan``, ``inf``, ``1_0``) are not numbers."""
+    if isinstance(raw, str):
+        text = raw.strip(_NET_SPACE)
+        if text in _REAL_SYMBOLS:
+            return _REAL_SYMBOLS[text]
+        number = float(_number_text(text))  # a Decimal too large for a float gives inf here
+    elif isinstance(raw, float):
+        number = raw  # NaN and infinities included: a .NET Double can hold them
+        if not math.isfinite(number):
+            return number
+    else:
+        try:
+            number = float(raw)  # an int, a Decimal, a bool
+        except OverflowError:
+            number = math.inf
+    result = to_float32(number) if dt == "DT_R4" else number
+    if not math.isfinite(result):
+        raise ConversionFailure(f"it does not fit into {DT_TO_DOTNET.get(dt, dt)}")
+    return result
+
+
+def _parse_exact(raw: Any, dt: str) -> Decimal:
+    if isinstance(raw, str):
+        number = Decimal(_number_text(raw))
+    else:
+        number = Decimal(repr(raw) if isinstance(raw, float) else raw)
+    if not number.is_finite():
+        raise ConversionFailure("it is not a decimal number")
+    try:
+        return check_exact(number, dt)
+    except ConversionFailure:  # its sentence quotes the number, which may be megabytes long
+        raise ConversionFailure(f"it does not fit into {_EXACT_LIMITS[dt]}") from None
+
+
+_EXACT_LIMITS = {"DT_DECIMAL": "DT_DECIMAL (at most 29 digits)", "DT_CY": "DT_CY (at most 922337203685477.5807)"}
 
 
 def _parse_raw(dt: str, raw: Any, type_name: str) -> Any:
@@ -166,16 +237,9 @@ def _parse_raw(dt: str, raw: Any, type_name: str) -> Any:
     if dt in INT_RANGE:
         return _parse_integer(raw, dt)
     if dt in ("DT_R4", "DT_R8"):
-        number = float(raw.strip() or 0) if isinstance(raw, str) else float(raw)
-        return to_float32(number) if dt == "DT_R4" else number
+        return _parse_real(raw, dt)
     if dt in ("DT_DECIMAL", "DT_CY"):
-        if isinstance(raw, str):
-            number = Decimal(raw.strip() or "0")
-        else:
-            number = Decimal(repr(raw) if isinstance(raw, float) else raw)
-        if not number.is_finite():
-            raise ConversionFailure(f"{raw!r} is not a decimal number")
-        return check_exact(number, dt)
+        return _parse_exact(raw, dt)
     if dt == "DT_WSTR":
         return raw if isinstance(raw, str) else str(raw)
     return _parse_datetime(raw)
@@ -193,8 +257,9 @@ def value_from_dotnet(type_name: str, raw: object) -> Value:
     try:
         return Value(dt, _parse_raw(dt, raw, type_name))
     except (ConversionFailure, ValueError, InvalidOperation, TypeError, OverflowError) as exc:
-        detail = str(exc) if isinstance(exc, ConversionFailure) else f"{raw!r} is not valid"
-        raise _fail(f"cannot read a {type_name} variable value: {detail}") from None
+        detail = str(exc) if isinstance(exc, ConversionFailure) else "it is not valid"
+        article = "an" if type_name.rsplit(".", 1)[-1][:1] in "AEIOU" else "a"
+        raise _fail(f"cannot read {article} {type_name} variable value: {detail}") from None
 
 
 def as_decimal(source: str, raw: Any) -> Decimal:
