@@ -33,7 +33,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from functools import partial
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from dtsx.connections.collection import Connections, Redirect
 from dtsx.engine.enumerators import enumerate_items
@@ -48,6 +48,8 @@ from dtsx.engine.expressions import Value
 from dtsx.engine.expressions import compile as compile_expression
 from dtsx.engine.loader import load_configuration_file
 from dtsx.engine.model import (
+    FOR_LOOP_PROPERTIES,
+    HOST_PROPERTIES,
     VARTYPE_TO_DOTNET,
     ConnectionManagerSpec,
     Executable,
@@ -96,10 +98,6 @@ _MAX_HANDLER_DEPTH = 4
 _MAX_PACKAGE_DEPTH = 16
 _POLL_S = 0.2
 
-# Container/task-host properties that property expressions and --set may change, by lower-case
-# runtime name → (model field, converter).
-_HOST_PROPERTIES: dict[str, tuple[str, Callable[[Any], Any]]] = {}
-
 
 def _to_bool(raw: Any) -> bool:
     if isinstance(raw, str):
@@ -110,21 +108,26 @@ def _to_bool(raw: Any) -> bool:
     return bool(raw)
 
 
-def _register_host(names: Iterable[str], field_name: str, conv: Callable[[Any], Any]) -> None:
-    for name in names:
-        _HOST_PROPERTIES[name.lower()] = (field_name, conv)
-
-
-_register_host(["Disable", "Disabled"], "disabled", _to_bool)
-_register_host(["DisableEventHandlers"], "disable_event_handlers", _to_bool)
-_register_host(["FailPackageOnFailure"], "fail_package_on_failure", _to_bool)
-_register_host(["FailParentOnFailure"], "fail_parent_on_failure", _to_bool)
-_register_host(["MaximumErrorCount", "MaxErrorCount"], "max_error_count", int)
-_register_host(["ForceExecutionResult"], "force_execution_result", int)
-_register_host(["Description"], "description", str)
-_register_host(["InitExpression"], "init_expression", str)
-_register_host(["EvalExpression"], "eval_expression", str)
-_register_host(["AssignExpression"], "assign_expression", str)
+# How a value given to each settable host field is converted; the names that reach a field are
+# the model's (HOST_PROPERTIES, FOR_LOOP_PROPERTIES), shared with the planner's checks.
+_HOST_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "disabled": _to_bool,
+    "disable_event_handlers": _to_bool,
+    "fail_package_on_failure": _to_bool,
+    "fail_parent_on_failure": _to_bool,
+    "max_error_count": int,
+    "force_execution_result": int,
+    "description": str,
+    "init_expression": str,
+    "eval_expression": str,
+    "assign_expression": str,
+}
+# Container/task-host properties that property expressions and --set may change, by lower-case
+# runtime name → (model field, converter).
+_HOST_PROPERTIES: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    name.lower(): (field_name, _HOST_CONVERTERS[field_name])
+    for name, field_name in (HOST_PROPERTIES | FOR_LOOP_PROPERTIES).items()
+}
 
 
 # --------------------------------------------------------------------------------------------
