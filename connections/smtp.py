@@ -52,7 +52,7 @@ from dtsx.connections.smtp_options import (
     parse_smtp_options,
     smtp_option_problems,
 )
-from dtsx.engine.errors import ConnectionManagerError
+from dtsx.engine.errors import ConnectionManagerError, DtsxError
 
 __all__ = [
     "SendReport",
@@ -141,10 +141,12 @@ class _Failure(Exception):
         reply: SmtpReply | None = None,
         transient: bool = False,
         drop: bool = False,
+        sentence: str | None = None,
     ) -> None:
         super().__init__(what)
         self.what = what
         self.advice = advice
+        self.sentence = sentence  # a DtsxError's own sentence, said as it is instead of what/advice
         self.reply = reply
         self.transient = transient
         self.drop = drop or (reply is not None and reply.code == 421)
@@ -919,7 +921,12 @@ class SmtpSession:
                                "use an ASCII address or a server that supports SMTPUTF8")
             options.append("SMTPUTF8")
         eight_bit = conn.has_extn("8bitmime")
-        data = _flatten(message, utf8=needs_utf8, eight_bit=eight_bit or needs_utf8)
+        try:
+            data = _flatten(message, utf8=needs_utf8, eight_bit=eight_bit or needs_utf8)
+        except DtsxError as exc:
+            # The message's own checks refused to write it (a header that would fold unsafely):
+            # nothing has been sent, and no retry could change it.
+            raise _Failure("could not be given the message", "", sentence=str(exc)) from None
         if eight_bit and not data.isascii():
             options.append("BODY=8BITMIME")
         state.size = len(data)
@@ -974,6 +981,9 @@ class SmtpSession:
 
     def _error(self, failure: _Failure, state: _Delivery | None = None) -> ConnectionManagerError:
         opts = self.options
+        if failure.sentence is not None:
+            text = f"the message was not sent to SMTP server {opts.address}: {failure.sentence.rstrip('.')}."
+            return ConnectionManagerError(self._scrub(text), host=opts.server, port=opts.port)
         text = f"SMTP server {opts.address} {failure.what}"
         if failure.reply is not None:
             text += f": the server replied '{failure.reply}'"
