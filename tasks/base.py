@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Callable, ClassVar, Protocol
 
@@ -61,8 +62,15 @@ class VariableAccess(Protocol):
         """The Python value of a variable (``User::X``, ``X``, ``$Package::P``)."""
         ...
 
-    def set(self, name: str, value: Any) -> None:
-        """Store a value, converted to the variable's type; read-only variables refuse."""
+    def set(self, name: str, value: Any, *, sensitive: bool = False) -> None:
+        """Store a value, converted to the variable's type; read-only variables refuse.
+        ``sensitive=True`` marks the variable and the value secret (masked wherever shown)."""
+        ...
+
+    def locked(self, *names: str) -> AbstractContextManager[None]:
+        """Hold the named variables' write locks for a ``with`` block, so a read and the write
+        back cannot be interleaved with another task's; name every variable the block writes in
+        one call (the locks are then taken in one order and cannot deadlock)."""
         ...
 
     def __contains__(self, name: str) -> bool: ...
