@@ -279,7 +279,11 @@ def _read_file(path: Path, what: str = "package") -> bytes:
     with open(fd, "rb", closefd=True) as stream:
         size = os.fstat(fd).st_size
         try:
-            data = b"" if size > MAX_PACKAGE_BYTES else stream.read(MAX_PACKAGE_BYTES + 1)
+            # Read what fstat says (the read allocates its whole size up front), then whatever the
+            # file grew by since, still no further than the limit.
+            data = b"" if size > MAX_PACKAGE_BYTES else stream.read(size + 1)
+            if len(data) > size:
+                data += stream.read(MAX_PACKAGE_BYTES + 1 - len(data))
         except OSError as exc:
             raise PackageLoadError(f"cannot be read: {exc.strerror}", file=file) from None
     if size > MAX_PACKAGE_BYTES or len(data) > MAX_PACKAGE_BYTES:
