@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from dtsx.engine import executor, plan
+from dtsx.engine.errors import PackageValidationError
 from dtsx.engine.model import Executable, ExecutableKind, Package, Variable, XmlNode
 from dtsx.tasks.base import TASKS, ValidationContext
 from dtsx.tasks.expression_task import ExpressionTask
@@ -47,10 +50,15 @@ def test_assignment_converts_to_the_target_type() -> None:
     assert result.variables == {"User::N": 42, "User::S": "3.5!"}
 
 
-def test_failures_name_the_task_and_the_expression_error() -> None:
-    result = executor.run(plan.build(pkg("@[User::N] = 1 / 0 * @[User::N]", '@[User::N] = "text"', "@[User::Nope] = 1")))
+def test_mistakes_the_planner_can_see_are_refused_before_the_run() -> None:
+    with pytest.raises(PackageValidationError) as info:
+        plan.build(pkg("@[User::N] = 1 / 0 * @[User::N]", "@[User::Nope] = 1"))
+    assert {p.code for p in info.value.problems} == {"expression", "missing-variable"}
+
+
+def test_failures_at_run_time_name_the_task_and_the_expression_error() -> None:
+    result = executor.run(plan.build(pkg("@[User::N] = 1 / (@[User::N] - 1)", '@[User::N] = "text"')))
     errors = {e.ref_id: e.errors for e in result.executables}
     assert "Expression Task 'E0' failed" in errors["Package\\E0"][0] and "division by zero" in errors["Package\\E0"][0]
     assert "User::N" in errors["Package\\E1"][0] and "not a number" in errors["Package\\E1"][0]
-    assert "User::Nope" in errors["Package\\E2"][0]
     assert result.variables["User::N"] == 1
