@@ -421,9 +421,11 @@ class _Planner:
         try:
             value_from_dotnet(type_name, raw)
         except ExpressionError as exc:
+            # The reason may quote the value (a date parser's does): a secret's is left out whole.
             shown = "its value" if secret else f"the value {_short(raw)}"
-            self.problem("bad-value", f"{what} has the type {type_name}, and {shown} is not of that type "
-                         f"({exc.message}); correct the value or the DataType", location, ref_id)
+            why = "" if secret else f" ({exc.message})"
+            self.problem("bad-value", f"{what} has the type {type_name}, and {shown} is not of that type"
+                         f"{why}; correct the value or the DataType", location, ref_id)
 
     # -- connection managers
 
@@ -610,9 +612,22 @@ class _Planner:
             return
         data = exe.object_data
         location = _line(exe, data.children[0]) if data is not None and data.children else exe.location
+        replaced = self._replaced_texts(exe)
         for text, assignment in found:
-            if text.strip():
+            if text.strip() and text not in replaced:
                 self._compile(text, assignment, location, exe.ref_id, exe.ref_id)
+
+    @staticmethod
+    def _replaced_texts(exe: Executable) -> frozenset[str]:
+        """Stored task settings that a property expression replaces at run time (the Expression
+        Task's ``Expression`` set by an expression): a stale stored text is not what runs, and
+        what the property expression builds is checked with the other property expressions."""
+        data = exe.object_data
+        if not exe.property_expressions or data is None or not data.children:
+            return frozenset()
+        dynamic = {pe.name.strip().lower() for pe in exe.property_expressions}
+        stored = data.children[0].attrs
+        return frozenset(value for key, value in stored.items() if key.rsplit("}", 1)[-1].lower() in dynamic)
 
     def _check_exec_value_variable(self, exe: Executable) -> None:
         target = exe.properties.get("ExecValueVariable", "").strip()
