@@ -382,16 +382,22 @@ def _set_argument(spec: str, option: str, req: _RunRequest) -> None:
     req.sets.append(f"$Sensitive::{body};{value}" if body.startswith("\\") else f"$Sensitive::{body}={value}")
 
 
+def _pair_argument(spec: str, option: str, example: str) -> tuple[str, str, bool]:
+    """(name, value, given literally) of one NAME=VALUE option, dtexec's NAME;VALUE form (a
+    ``/`` option, value unquoted), or a NAME@env:/NAME@file: reference."""
+    found = _reference(spec, option)
+    if found is not None:
+        return found[0], found[1], False
+    if not option.startswith("/"):
+        name, value = _split_pair(spec, "=", option, example)
+        return name, value, True
+    name, _, value = spec.partition(";")
+    return name.strip(), value.strip('"'), True
+
+
 def _param_argument(spec: str, option: str, req: _RunRequest) -> None:
     """One --param NAME=VALUE, or dtexec's /Par NAME[(type)];VALUE."""
-    found = _reference(spec, option)
-    literal = found is None
-    if found is None and option == "--param":
-        found = _split_pair(spec, "=", "--param", "'$Package::Count=3'")
-    elif found is None:
-        param, _, raw = spec.partition(";")
-        found = param.strip(), raw.strip('"')
-    name, value = found
+    name, value, literal = _pair_argument(spec, option, "'$Package::Count=3'")
     if option == "/Par":  # dtexec may name the type: "$Package::Count(Int32)";3
         name = re.sub(r"\([A-Za-z0-9]+\)$", "", name.strip('"'))
     req.params[name] = value
@@ -401,15 +407,10 @@ def _param_argument(spec: str, option: str, req: _RunRequest) -> None:
 
 def _conn_argument(spec: str, option: str, req: _RunRequest) -> None:
     """One --conn NAME=STRING, or dtexec's /Conn NAME;STRING."""
-    found = _reference(spec, option)
-    literal = found is None
-    if found is None and option == "--conn":
-        found = _split_pair(spec, "=", "--conn", "'SMTP=SmtpServer=mail;'")
-    elif found is None:
-        conn, _, string = spec.partition(";")
-        found = conn.strip(), string.strip('"')
-    name = found[0].strip('"') if option == "/Conn" else found[0]  # dtexec quotes names: "Mail";...
-    req.conns[name] = found[1]
+    name, value, literal = _pair_argument(spec, option, "'SMTP=SmtpServer=mail;'")
+    if option == "/Conn":  # dtexec quotes names: "Mail";...
+        name = name.strip('"')
+    req.conns[name] = value
     if literal:
         req.on_command_line.append((option, name))
 
