@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-FOLDERS = {"engine": "dtsx.engine", "tasks": "dtsx.tasks", "connections": "dtsx.connections"}
+FOLDERS = {"dtsx/engine": "dtsx.engine", "dtsx/tasks": "dtsx.tasks", "dtsx/connections": "dtsx.connections"}
 
 
 def _modules() -> dict[str, Path]:

@@ -10,7 +10,7 @@ from dtsx.engine.registry import Registry
 
 def test_a_key_its_module_registered_first_still_names_its_entry_point() -> None:
     registry: Registry[type[ConnectionManager]] = Registry("connection manager", "dtsx.connections")
-    # What importing connections/file.py for the FILE entry point does: its decorators run,
+    # What importing dtsx/connections/file.py for the FILE entry point does: its decorators run,
     # registering FLATFILE too, under the module's name.
     registry.add("FILE", FileConnectionManager, "dtsx.connections.file.FileConnectionManager")
     registry.add("FLATFILE", FlatFileConnectionManager, "dtsx.connections.file.FlatFileConnectionManager")

@@ -14,7 +14,7 @@ _MAIL_STACK = re.compile(r"^\s*(?:import|from)\s+(smtplib|ssl|spnego)\b", re.MUL
 def test_only_the_smtp_modules_import_smtplib_ssl_or_spnego() -> None:
     offenders = []
     for folder in ("engine", "tasks", "connections"):
-        for path in sorted((REPO_ROOT / folder).rglob("*.py")):
+        for path in sorted((REPO_ROOT / "dtsx" / folder).rglob("*.py")):
             if folder == "connections" and path.parent.name == "connections" and path.name.startswith("smtp"):
                 continue
             found = _MAIL_STACK.findall(path.read_text(encoding="utf-8"))

@@ -26,7 +26,7 @@ DTSX = [sys.executable, "-c", "from dtsx.engine.cli import main; main()"]
 # The Expression Task lists its expression to the planner through Task.expressions().
 TASK_EXPRESSIONS = pytest.mark.skipif(
     getattr(ExpressionTask, "expressions", None) is getattr(Task, "expressions", None),
-    reason="the Expression Task does not list its expression yet (tasks/expression_task.py: expressions())",
+    reason="the Expression Task does not list its expression yet (dtsx/tasks/expression_task.py: expressions())",
 )
 
 

@@ -45,7 +45,7 @@ def _fail(message: str, code: int) -> NoReturn:
 # Commands are registered below, one section per command, each owned by one module's author.
 
 
-# --- dtsx mailsink (connections/mailsink.py) -------------------------------------------------
+# --- dtsx mailsink (dtsx/connections/mailsink.py) -------------------------------------------------
 
 import pathlib  # noqa: E402 - kept inside this command section
 
@@ -325,7 +325,7 @@ def _parse_var(spec: str) -> tuple[str, tuple[str, str]]:
     return name.strip(), (type_name.strip(), raw)
 
 
-# --- dtsx run / dtsx exec (engine/executor.py) -----------------------------------------------
+# --- dtsx run / dtsx exec (dtsx/engine/executor.py) -----------------------------------------------
 
 import os  # noqa: E402 - kept inside this command section
 import re  # noqa: E402
