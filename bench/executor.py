@@ -17,7 +17,7 @@ import resource
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from collections.abc import Callable
 
 import networkx as nx
 from dtsx.engine import executor, plan
@@ -42,13 +42,22 @@ class NoOpTask(Task):
 
 
 def _task(i: int) -> Executable:
-    return Executable(kind=ExecutableKind.TASK, ref_id=f"Package\\T{i}", name=f"T{i}", raw_type=NOOP, type_key=NOOP,
-                      object_data=XmlNode(tag="ObjectData"))
+    return Executable(
+        kind=ExecutableKind.TASK,
+        ref_id=f"Package\\T{i}",
+        name=f"T{i}",
+        raw_type=NOOP,
+        type_key=NOOP,
+        object_data=XmlNode(tag="ObjectData"),
+    )
 
 
 def _edge(a: int, b: int) -> PrecedenceConstraint:
-    return PrecedenceConstraint(ref_id=f"Package.PrecedenceConstraints[{a}-{b}]", from_ref=f"Package\\T{a}",
-                                to_ref=f"Package\\T{b}")
+    return PrecedenceConstraint(
+        ref_id=f"Package.PrecedenceConstraints[{a}-{b}]",
+        from_ref=f"Package\\T{a}",
+        to_ref=f"Package\\T{b}",
+    )
 
 
 def chain(n: int) -> list[tuple[int, int]]:
@@ -62,7 +71,7 @@ def fan_out(n: int) -> list[tuple[int, int]]:
 
 def lattice(n: int) -> list[tuple[int, int]]:
     """Layers of width ~sqrt(n); each node waits for two nodes of the layer before."""
-    width = max(2, int(n ** 0.5))
+    width = max(2, int(n**0.5))
     edges = []
     for i in range(width, n):
         layer_start = (i // width) * width
@@ -73,12 +82,21 @@ def lattice(n: int) -> list[tuple[int, int]]:
     return edges
 
 
-SHAPES: dict[str, Callable[[int], list[tuple[int, int]]]] = {"chain": chain, "fan-out": fan_out, "lattice": lattice}
+SHAPES: dict[str, Callable[[int], list[tuple[int, int]]]] = {
+    "chain": chain,
+    "fan-out": fan_out,
+    "lattice": lattice,
+}
 
 
 def build_package(n: int, edges: list[tuple[int, int]], workers: int) -> Package:
-    return Package(ref_id="Package", name=f"bench{n}", executables=[_task(i) for i in range(n)],
-                   precedence_constraints=[_edge(a, b) for a, b in edges], max_concurrent_executables=workers)
+    return Package(
+        ref_id="Package",
+        name=f"bench{n}",
+        executables=[_task(i) for i in range(n)],
+        precedence_constraints=[_edge(a, b) for a, b in edges],
+        max_concurrent_executables=workers,
+    )
 
 
 def plain_walk(n: int, edges: list[tuple[int, int]], workers: int) -> float:
@@ -136,7 +154,9 @@ def measure(shape: str, n: int, workers: int, repeat: int) -> dict[str, float]:
         result = executor.run(built)
         runs.append(time.perf_counter() - t0)
         if result.result != "Success" or sum(e.iterations for e in result.executables) != n:
-            raise SystemExit(f"bench run of {shape} {n} did not run every task once: {result.result}")
+            raise SystemExit(
+                f"bench run of {shape} {n} did not run every task once: {result.result}"
+            )
         del built, result
         gc.collect()
         walks.append(plain_walk(n, edges, workers))
@@ -146,8 +166,12 @@ def measure(shape: str, n: int, workers: int, repeat: int) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000,10000")
-    parser.add_argument("--workers", type=int, default=4, help="MaxConcurrentExecutables for both walks")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best is shown")
+    parser.add_argument(
+        "--workers", type=int, default=4, help="MaxConcurrentExecutables for both walks"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per measurement; the best is shown"
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"python {sys.version.split()[0]}, workers {args.workers}, best of {args.repeat}")
@@ -159,8 +183,10 @@ def main(argv: list[str] | None = None) -> None:
             m = measure(shape, n, args.workers, args.repeat)
             per_task = m["run_s"] / n * 1e6
             plain = m["walk_s"] / n * 1e6
-            print(f"{shape:<8} {n:>6} {n / m['run_s']:>13.0f} {per_task:>8.1f} {n / m['walk_s']:>10.0f} {plain:>8.1f} "
-                  f"{m['run_s'] / m['walk_s']:>6.2f} {m['plan_s']:>7.2f} {peak_rss_mb():>8.1f}")
+            print(
+                f"{shape:<8} {n:>6} {n / m['run_s']:>13.0f} {per_task:>8.1f} {n / m['walk_s']:>10.0f} {plain:>8.1f} "
+                f"{m['run_s'] / m['walk_s']:>6.2f} {m['plan_s']:>7.2f} {peak_rss_mb():>8.1f}"
+            )
 
 
 if __name__ == "__main__":

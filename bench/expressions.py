@@ -32,7 +32,9 @@ def _rate(call: Callable[[], Any], loops: int) -> float:
     return statistics.median(rates)
 
 
-def _case(name: str, ssis: str, python: str, variables: dict[str, Value], py_vars: dict[str, Any]) -> bool:
+def _case(
+    name: str, ssis: str, python: str, variables: dict[str, Value], py_vars: dict[str, Any]
+) -> bool:
     compiled = compile(ssis)
     lookup = variables.__getitem__
     code = builtins.compile(python, "<bench>", "eval")
@@ -49,8 +51,10 @@ def _case(name: str, ssis: str, python: str, variables: dict[str, Value], py_var
     print(f"  Python {python}")
     print(f"  dtsx compiled : {ours:12,.0f} evaluations/s")
     print(f"  Python eval   : {theirs:12,.0f} evaluations/s")
-    print(f"  ratio         : {ratio:6.2f}x slower   target >= {TARGET_RATE:,}/s and <= {TARGET_RATIO}x: "
-          f"{'met' if ok else 'NOT met'}")
+    print(
+        f"  ratio         : {ratio:6.2f}x slower   target >= {TARGET_RATE:,}/s and <= {TARGET_RATIO}x: "
+        f"{'met' if ok else 'NOT met'}"
+    )
     return ok
 
 

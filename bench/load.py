@@ -34,16 +34,16 @@ def synthetic_package(tasks: int) -> bytes:
     extra constraint per task beyond the chain so constraints == tasks."""
     parts = [
         (
-        '<?xml version="1.0"?>\n<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" '
-        'DTS:CreationName="Microsoft.Package" DTS:ExecutableType="Microsoft.Package" DTS:ObjectName="Bench" '
-        'DTS:DTSID="{5A5A5A5A-0000-4000-8000-000000000000}">\n'
-        '  <DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>\n'
-        "  <DTS:ConnectionManagers>\n"
-        f'    <DTS:ConnectionManager DTS:refId="Package.ConnectionManagers[SMTP]" DTS:CreationName="SMTP" DTS:DTSID="{_SMTP_ID}" DTS:ObjectName="SMTP">\n'
-        '      <DTS:ObjectData><SmtpConnectionManager ConnectionString="SmtpServer=127.0.0.1;UseWindowsAuthentication=False;EnableSsl=False;" /></DTS:ObjectData>\n'
-        "    </DTS:ConnectionManager>\n  </DTS:ConnectionManagers>\n"
-        '  <DTS:Executables>\n    <DTS:Executable DTS:refId="Package\\Seq" DTS:CreationName="STOCK:SEQUENCE" '
-        'DTS:ExecutableType="STOCK:SEQUENCE" DTS:ObjectName="Seq">\n      <DTS:Executables>\n'
+            '<?xml version="1.0"?>\n<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" '
+            'DTS:CreationName="Microsoft.Package" DTS:ExecutableType="Microsoft.Package" DTS:ObjectName="Bench" '
+            'DTS:DTSID="{5A5A5A5A-0000-4000-8000-000000000000}">\n'
+            '  <DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>\n'
+            "  <DTS:ConnectionManagers>\n"
+            f'    <DTS:ConnectionManager DTS:refId="Package.ConnectionManagers[SMTP]" DTS:CreationName="SMTP" DTS:DTSID="{_SMTP_ID}" DTS:ObjectName="SMTP">\n'
+            '      <DTS:ObjectData><SmtpConnectionManager ConnectionString="SmtpServer=127.0.0.1;UseWindowsAuthentication=False;EnableSsl=False;" /></DTS:ObjectData>\n'
+            "    </DTS:ConnectionManager>\n  </DTS:ConnectionManagers>\n"
+            '  <DTS:Executables>\n    <DTS:Executable DTS:refId="Package\\Seq" DTS:CreationName="STOCK:SEQUENCE" '
+            'DTS:ExecutableType="STOCK:SEQUENCE" DTS:ObjectName="Seq">\n      <DTS:Executables>\n'
         )
     ]
     for i in range(tasks):
@@ -65,7 +65,9 @@ def synthetic_package(tasks: int) -> bytes:
             f'DTS:DTSID="{{11111111-0000-4000-8000-{n:012d}}}" DTS:From="Package\\Seq\\Mail {a}" '
             f'DTS:To="Package\\Seq\\Mail {b}" DTS:LogicalAnd="True" DTS:ObjectName="C {n}" />\n'
         )
-    parts.append("      </DTS:PrecedenceConstraints>\n    </DTS:Executable>\n  </DTS:Executables>\n</DTS:Executable>\n")
+    parts.append(
+        "      </DTS:PrecedenceConstraints>\n    </DTS:Executable>\n  </DTS:Executables>\n</DTS:Executable>\n"
+    )
     return "".join(parts).encode("utf-8")
 
 
@@ -74,7 +76,12 @@ def raw_parse_and_walk(data: bytes) -> int:
     drop the tree, exactly as the loader drops its tree (neither frees its result in the clock).
     The parser has the loader's settings, so both parse the same way."""
     parser = etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_comments=True, remove_pis=True
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
     )
     root = etree.fromstring(data, parser)
     count = 0
@@ -125,7 +132,9 @@ def _report_memory(data: bytes) -> None:
     tracemalloc.stop()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rss_mb = rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
-    print(f"peak memory (tracemalloc, load+plan): {peak / 1e6:.1f} MB; process max RSS: {rss_mb:.1f} MB")
+    print(
+        f"peak memory (tracemalloc, load+plan): {peak / 1e6:.1f} MB; process max RSS: {rss_mb:.1f} MB"
+    )
     del kept
 
 
@@ -138,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     pkg = load_bytes(data, file="bench.dtsx")
     constraints = sum(len(e.precedence_constraints) for e in pkg.walk())
     plan = build(pkg)
-    print(f"package: {args.tasks} tasks, {constraints} constraints, {len(data) / 1e6:.1f} MB; planned {len(plan.tasks)} tasks")
+    print(
+        f"package: {args.tasks} tasks, {constraints} constraints, {len(data) / 1e6:.1f} MB; planned {len(plan.tasks)} tasks"
+    )
 
     _report_times(data, pkg, args.repeat)
     del plan, pkg

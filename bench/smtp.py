@@ -60,8 +60,14 @@ class _Discard:
         self.counter = counter
         self.pipelining = pipelining
 
-    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
-                          responses: list[str]) -> list[str]:
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
         session.host_name = hostname
         if self.pipelining:
             responses.insert(1, "250-PIPELINING")
@@ -82,8 +88,14 @@ def _sink_process(pipe: Any, counter: Any, cert_chain: str | None, pipelining: b
     handler = _Discard(counter, pipelining)
 
     def factory(loop: asyncio.AbstractEventLoop) -> SMTP:
-        return SMTP(handler, hostname="bench.sink", decode_data=False, loop=loop,
-                    tls_context=server_ctx, require_starttls=server_ctx is not None)
+        return SMTP(
+            handler,
+            hostname="bench.sink",
+            decode_data=False,
+            loop=loop,
+            tls_context=server_ctx,
+            require_starttls=server_ctx is not None,
+        )
 
     thread = ServerThread(factory, HOST, 0)
     thread.start()
@@ -119,7 +131,9 @@ def _start_sink(cert_chain: str | None, pipelining: bool) -> Sink:
     mp = multiprocessing.get_context("spawn")
     parent, child = mp.Pipe()
     counter = mp.Value("l", 0)
-    process = mp.Process(target=_sink_process, args=(child, counter, cert_chain, pipelining), daemon=True)
+    process = mp.Process(
+        target=_sink_process, args=(child, counter, cert_chain, pipelining), daemon=True
+    )
     process.start()
     if not parent.poll(30):
         process.terminate()
@@ -132,7 +146,9 @@ def _message(i: int) -> EmailMessage:
     # MessageSource), so that every contender sends the same messages.
     name = f"file{i:05d}.txt"
     body = f"Message {name} of the benchmark.\nSecond line.\n"
-    return build_message(MailSpec(sender=SENDER, to=RECIPIENT, subject=f"Message {name}", body=body))[0]
+    return build_message(
+        MailSpec(sender=SENDER, to=RECIPIENT, subject=f"Message {name}", body=body)
+    )[0]
 
 
 def _client_context(ca_pem: Path) -> ssl.SSLContext:
@@ -233,7 +249,10 @@ def _dtsx_run(sink: Sink, folder: Path, ca_pem: Path, work: Path) -> float:
     tls = "EnableSsl=True;CaFile=" + str(ca_pem) if sink.tls else "EnableSsl=False"
     conn = f"SmtpServer={HOST};Port={sink.port};UseWindowsAuthentication=False;{tls};Timeout=30000;"
     path = work / ("bench-tls.dtsx" if sink.tls else "bench-plain.dtsx")
-    path.write_text(_PACKAGE.format(conn=conn, folder=folder, sender=SENDER, recipient=RECIPIENT), encoding="utf-8")
+    path.write_text(
+        _PACKAGE.format(conn=conn, folder=folder, sender=SENDER, recipient=RECIPIENT),
+        encoding="utf-8",
+    )
     plan = build(load(path))
     start = time.perf_counter()
     result = run(plan)
@@ -284,7 +303,9 @@ MODES = [
 ]
 
 
-def _bench_mode(mode: Mode, n: int, reps: int, work: Path, folder: Path, material: Any) -> dict[str, float]:
+def _bench_mode(
+    mode: Mode, n: int, reps: int, work: Path, folder: Path, material: Any
+) -> dict[str, float]:
     chain, ca_pem = material
     sink = _start_sink(chain if mode.tls else None, mode.pipelining)
     messages = [_message(i) for i in range(n)]
@@ -319,7 +340,9 @@ def _bench_mode(mode: Mode, n: int, reps: int, work: Path, folder: Path, materia
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=1000, help="messages per run (default 1000)")
-    parser.add_argument("--reps", type=int, default=3, help="repetitions per measurement (default 3)")
+    parser.add_argument(
+        "--reps", type=int, default=3, help="repetitions per measurement (default 3)"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="dtsx-bench-smtp-") as tmp:
         work = Path(tmp)
@@ -328,12 +351,16 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.n):
             (folder / f"file{i:05d}.txt").write_bytes(b"")
         material = _tls_material(work)
-        results = {mode: _bench_mode(mode, args.n, args.reps, work, folder, material) for mode in MODES}
+        results = {
+            mode: _bench_mode(mode, args.n, args.reps, work, folder, material) for mode in MODES
+        }
     print("ratios (median of the per-repetition ratios):")
     for mode, r in results.items():
-        print(f"  {mode.label:<33} dtsx / raw one connection = {r['dtsx/raw']:.2f}  (target >= 0.50)"
-              f"   dtsx / connect per message = {r['dtsx/each']:.2f}"
-              + ("  (target >= 3.00)" if mode.tls else ""))
+        print(
+            f"  {mode.label:<33} dtsx / raw one connection = {r['dtsx/raw']:.2f}  (target >= 0.50)"
+            f"   dtsx / connect per message = {r['dtsx/each']:.2f}"
+            + ("  (target >= 3.00)" if mode.tls else "")
+        )
     return 0
 
 

@@ -115,23 +115,41 @@ class RecordingHandler:
         self.in_flight = 0  # messages between their end of data and the reply (with data_delay)
         self.max_in_flight = 0
 
-    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
-                          responses: list[str]) -> list[str]:
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
         session.host_name = hostname  # this hook replaces aiosmtpd's own bookkeeping
         if self.pipelining:
             responses.insert(1, "250-PIPELINING")
         return responses
 
-    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, mail_options: list[str]) -> str:
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
         if self.mail_replies:
             return self.mail_replies.pop(0)
         envelope.mail_from = address  # a custom MAIL hook records the sender itself
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
         reply = self.refuse_once.pop(address.lower(), None) or self.refuse.get(address.lower())
         if reply:
             return reply
@@ -149,8 +167,15 @@ class RecordingHandler:
         if self.data_replies:
             return self.data_replies.pop(0)
         tls = server.transport.get_extra_info("ssl_object") is not None
-        self.messages.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos),
-                                      bytes(envelope.original_content or b""), session.auth_data, tls))
+        self.messages.append(
+            Received(
+                str(envelope.mail_from),
+                list(envelope.rcpt_tos),
+                bytes(envelope.original_content or b""),
+                session.auth_data,
+                tls,
+            )
+        )
         if self.close_after_message:
             asyncio.get_running_loop().call_later(0.05, server.transport.close)
         return "250 2.0.0 OK queued"
@@ -237,8 +262,9 @@ class NegotiateAuthHandler(NtlmAuthHandler):
         return AuthResult(success=True, auth_data=ctx.client_principal)
 
 
-def _password_authenticator(server: SMTP, session: Session, envelope: Envelope,
-                            mechanism: str, auth_data: Any) -> AuthResult:
+def _password_authenticator(
+    server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+) -> AuthResult:
     if not isinstance(auth_data, LoginPassword):
         return AuthResult(success=False, handled=False)
     login = auth_data.login.decode("utf-8", "replace")
@@ -291,13 +317,22 @@ def start_smtp_server(
         excluded += ["PLAIN", "LOGIN"]
 
     def factory(loop: asyncio.AbstractEventLoop) -> SMTP:
-        with warnings.catch_warnings():  # auth_required without auth_require_tls warns; intended here
+        with (
+            warnings.catch_warnings()
+        ):  # auth_required without auth_require_tls warns; intended here
             warnings.simplefilter("ignore")
-            return SaslSMTP(handler, hostname="smtp.test", tls_context=starttls,
-                            require_starttls=require_starttls, auth_required=auth_required,
-                            auth_require_tls=auth_require_tls, auth_exclude_mechanism=excluded or None,
-                            authenticator=_password_authenticator if password_auth else None,
-                            enable_SMTPUTF8=True, loop=loop)
+            return SaslSMTP(
+                handler,
+                hostname="smtp.test",
+                tls_context=starttls,
+                require_starttls=require_starttls,
+                auth_required=auth_required,
+                auth_require_tls=auth_require_tls,
+                auth_exclude_mechanism=excluded or None,
+                authenticator=_password_authenticator if password_auth else None,
+                enable_SMTPUTF8=True,
+                loop=loop,
+            )
 
     thread = ServerThread(factory, "127.0.0.1", 0, ssl_context=implicit_tls)
     thread.start()
@@ -336,7 +371,9 @@ class TlsMaterial:
 
 @pytest.fixture(scope="session")
 def tls_material(tmp_path_factory: pytest.TempPathFactory) -> TlsMaterial:
-    trustme = pytest.importorskip("trustme", reason="trustme is needed for TLS tests: pip install trustme")
+    trustme = pytest.importorskip(
+        "trustme", reason="trustme is needed for TLS tests: pip install trustme"
+    )
     folder = tmp_path_factory.mktemp("tls")
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -351,19 +388,27 @@ def tls_material(tmp_path_factory: pytest.TempPathFactory) -> TlsMaterial:
 
 
 @pytest.fixture
-def starttls_server(smtp_server_factory: Callable[..., LoopbackSmtpServer],
-                    tls_material: TlsMaterial) -> LoopbackSmtpServer:
-    return smtp_server_factory(starttls=tls_material.server_context, require_starttls=True,
-                               password_auth=True, auth_require_tls=True, ca_file=tls_material.ca_file)
+def starttls_server(
+    smtp_server_factory: Callable[..., LoopbackSmtpServer], tls_material: TlsMaterial
+) -> LoopbackSmtpServer:
+    return smtp_server_factory(
+        starttls=tls_material.server_context,
+        require_starttls=True,
+        password_auth=True,
+        auth_require_tls=True,
+        ca_file=tls_material.ca_file,
+    )
 
 
 @pytest.fixture
-def smtps_server(smtp_server_factory: Callable[..., LoopbackSmtpServer],
-                 tls_material: TlsMaterial) -> LoopbackSmtpServer:
+def smtps_server(
+    smtp_server_factory: Callable[..., LoopbackSmtpServer], tls_material: TlsMaterial
+) -> LoopbackSmtpServer:
     # aiosmtpd counts only STARTTLS as TLS for auth_require_tls, so it is off here; the
     # connection is TLS from the first byte anyway.
-    return smtp_server_factory(implicit_tls=tls_material.server_context, password_auth=True,
-                               ca_file=tls_material.ca_file)
+    return smtp_server_factory(
+        implicit_tls=tls_material.server_context, password_auth=True, ca_file=tls_material.ca_file
+    )
 
 
 @pytest.fixture
@@ -375,7 +420,9 @@ def ntlm_user_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def ntlm_server(smtp_server_factory: Callable[..., LoopbackSmtpServer], ntlm_user_file: Path) -> LoopbackSmtpServer:
+def ntlm_server(
+    smtp_server_factory: Callable[..., LoopbackSmtpServer], ntlm_user_file: Path
+) -> LoopbackSmtpServer:
     return smtp_server_factory(NtlmAuthHandler(), auth_required=True)
 
 
@@ -430,7 +477,14 @@ def _kerberos_missing() -> str | None:
     return None
 
 
-_KRB_ENV = ("KRB5_CONFIG", "KRB5CCNAME", "KRB5_KTNAME", "KRB5RCACHEDIR", "KRB5_KDC_PROFILE", "KRB5_CLIENT_KTNAME")
+_KRB_ENV = (
+    "KRB5_CONFIG",
+    "KRB5CCNAME",
+    "KRB5_KTNAME",
+    "KRB5RCACHEDIR",
+    "KRB5_KDC_PROFILE",
+    "KRB5_CLIENT_KTNAME",
+)
 
 
 @pytest.fixture(scope="session")
@@ -445,23 +499,43 @@ def kerberos_realm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kerbero
     realm = None
     try:
         realm = k5test.K5Realm(
-            portbase=_free_port_block(), create_host=False, get_creds=False,
+            portbase=_free_port_block(),
+            create_host=False,
+            get_creds=False,
             krb5_conf={
-                "libdefaults": {"dns_lookup_kdc": "false", "dns_lookup_realm": "false", "rdns": "false",
-                                "dns_canonicalize_hostname": "false", "udp_preference_limit": "1"},
-                "realms": {"$realm": {"kdc": "127.0.0.1:$port0", "admin_server": "127.0.0.1:$port1",
-                                      "kpasswd_server": "127.0.0.1:$port2"}},
+                "libdefaults": {
+                    "dns_lookup_kdc": "false",
+                    "dns_lookup_realm": "false",
+                    "rdns": "false",
+                    "dns_canonicalize_hostname": "false",
+                    "udp_preference_limit": "1",
+                },
+                "realms": {
+                    "$realm": {
+                        "kdc": "127.0.0.1:$port0",
+                        "admin_server": "127.0.0.1:$port1",
+                        "kpasswd_server": "127.0.0.1:$port2",
+                    }
+                },
                 "domain_realm": {"localhost": "$realm", "127.0.0.1": "$realm"},
             },
-            kdc_conf={"realms": {"$realm": {"kdc_listen": "127.0.0.1:$port0",
-                                            "kdc_tcp_listen": "127.0.0.1:$port0"}}},
+            kdc_conf={
+                "realms": {
+                    "$realm": {
+                        "kdc_listen": "127.0.0.1:$port0",
+                        "kdc_tcp_listen": "127.0.0.1:$port0",
+                    }
+                }
+            },
         )
         spn = f"SMTPSVC/localhost@{realm.realm}"
         realm.addprinc(spn)
         realm.extract_keytab(spn, realm.keytab)
         realm.kinit(realm.user_princ, realm.password("user"))
         os.environ.update({k: realm.env[k] for k in _KRB_ENV if k in realm.env})
-        yield KerberosRealm(realm, realm.realm, realm.user_princ, realm.password("user"), spn, dict(realm.env))
+        yield KerberosRealm(
+            realm, realm.realm, realm.user_princ, realm.password("user"), spn, dict(realm.env)
+        )
     finally:
         tempfile.tempdir = saved_tempdir
         for key, value in saved_env.items():
@@ -474,8 +548,11 @@ def kerberos_realm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kerbero
 
 
 @pytest.fixture
-def negotiate_server(smtp_server_factory: Callable[..., LoopbackSmtpServer], kerberos_realm: KerberosRealm,
-                     ntlm_user_file: Path) -> LoopbackSmtpServer:
+def negotiate_server(
+    smtp_server_factory: Callable[..., LoopbackSmtpServer],
+    kerberos_realm: KerberosRealm,
+    ntlm_user_file: Path,
+) -> LoopbackSmtpServer:
     return smtp_server_factory(NegotiateAuthHandler(), auth_required=True)
 
 
@@ -517,22 +594,34 @@ class ScriptedServer:
         return "".join(f"{k}={v};" for k, v in parts.items())
 
 
-async def script_greet_421(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, srv: ScriptedServer) -> None:
+async def script_greet_421(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, srv: ScriptedServer
+) -> None:
     writer.write(b"421 4.3.2 Service not available, closing transmission channel\r\n")
     await writer.drain()
 
 
-async def script_silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, srv: ScriptedServer) -> None:
+async def script_silent(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, srv: ScriptedServer
+) -> None:
     await asyncio.sleep(3600)  # never greets; cancelled when the server stops
 
 
 AuthScript = Callable[[asyncio.StreamReader, asyncio.StreamWriter, bytes], Awaitable[bool]]
 
 
-async def script_smtp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, srv: ScriptedServer,
-                      *, drop_in_data: bool = False, extensions: tuple[bytes, ...] = (b"8BITMIME",),
-                      auth: AuthScript | None = None, esmtp: bool = True,
-                      drop_after_data: bool = False, reply_delay: float = 0.0) -> None:
+async def script_smtp(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    srv: ScriptedServer,
+    *,
+    drop_in_data: bool = False,
+    extensions: tuple[bytes, ...] = (b"8BITMIME",),
+    auth: AuthScript | None = None,
+    esmtp: bool = True,
+    drop_after_data: bool = False,
+    reply_delay: float = 0.0,
+) -> None:
     """A minimal correct SMTP server (or, with ``drop_in_data``, one that stops reading after the
     354 and resets the connection 0.3 s later: mid-DATA for any message the buffers cannot hold).
 
@@ -557,8 +646,12 @@ async def script_smtp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
             writer.write(b"502 5.5.1 EHLO not implemented\r\n")
         elif verb == b"EHLO":
             lines = [b"scripted.test", *extensions]
-            writer.write(b"".join(b"250" + (b" " if i == len(lines) - 1 else b"-") + text + b"\r\n"
-                                  for i, text in enumerate(lines)))
+            writer.write(
+                b"".join(
+                    b"250" + (b" " if i == len(lines) - 1 else b"-") + text + b"\r\n"
+                    for i, text in enumerate(lines)
+                )
+            )
         elif verb == b"AUTH" and auth is not None:
             srv.auth_lines.append(line.strip().decode("ascii", "replace"))
             await auth(reader, writer, line.strip())
@@ -619,13 +712,15 @@ async def read_data(reader: asyncio.StreamReader) -> bytes:
         lines.append(line[1:] if line.startswith(b".") else line)
 
 
-async def script_drop_after_data(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                                 srv: ScriptedServer) -> None:
+async def script_drop_after_data(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, srv: ScriptedServer
+) -> None:
     await script_smtp(reader, writer, srv, drop_after_data=True)
 
 
-async def script_drop_mid_data(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                               srv: ScriptedServer) -> None:
+async def script_drop_mid_data(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, srv: ScriptedServer
+) -> None:
     await script_smtp(reader, writer, srv, drop_in_data=True)
 
 
@@ -688,6 +783,8 @@ def smtp_manager() -> Iterator[Callable[[str], SmtpConnectionManager]]:
 
 
 @pytest.fixture
-def open_session(smtp_manager: Callable[[str], SmtpConnectionManager]) -> Callable[[str], SmtpSession]:
+def open_session(
+    smtp_manager: Callable[[str], SmtpConnectionManager],
+) -> Callable[[str], SmtpSession]:
     """A function that opens an SMTP session from a connection string (closed with its manager)."""
     return lambda connection_string: smtp_manager(connection_string).acquire()

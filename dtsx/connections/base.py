@@ -14,7 +14,8 @@ import re
 import stat
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Iterator, Mapping
+from typing import ClassVar
+from collections.abc import Callable, Iterator, Mapping
 
 from dtsx.engine.errors import ConnectionManagerError
 from dtsx.engine.files import NotARegularFile, open_regular
@@ -78,8 +79,12 @@ class ConnectionString(Mapping[str, str]):
 
 def _quote(value: str) -> str:
     """``value`` as a connection-string value: bare when that reads back the same, else quoted."""
-    if not value or not (";" in value or value[0] in "\"'" or value != value.strip()
-                         or any(ord(c) < 32 for c in value)):
+    if not value or not (
+        ";" in value
+        or value[0] in "\"'"
+        or value != value.strip()
+        or any(ord(c) < 32 for c in value)
+    ):
         return value
     if '"' in value and "'" not in value:
         return f"'{value}'"
@@ -102,7 +107,9 @@ class _Reader:
         )
 
     def skip(self, chars: str) -> None:
-        while self.pos < len(self.text) and (self.text[self.pos] in chars or self.text[self.pos].isspace()):
+        while self.pos < len(self.text) and (
+            self.text[self.pos] in chars or self.text[self.pos].isspace()
+        ):
             self.pos += 1
 
     def key(self) -> str:
@@ -153,7 +160,9 @@ class _Reader:
             self.pos += 1
         self.skip("")
         if self.pos < len(text) and text[self.pos] != ";":
-            raise self.problem(f"more text after the closing {quote} of the value of {key}", self.pos)
+            raise self.problem(
+                f"more text after the closing {quote} of the value of {key}", self.pos
+            )
         self.pos += 1
         return "".join(out)
 
@@ -217,12 +226,20 @@ def read_secret_file(path: str, *, allow_shared: bool | None = None) -> str:
     UnicodeDecodeError for a file that is not UTF-8.
     """
     if allow_shared is None:
-        allow_shared = os.environ.get(ALLOW_SHARED_SECRET_FILES_ENV, "").strip().lower() in ("1", "true", "yes")
+        allow_shared = os.environ.get(ALLOW_SHARED_SECRET_FILES_ENV, "").strip().lower() in (
+            "1",
+            "true",
+            "yes",
+        )
     full = os.path.expanduser(path)
     try:
-        fd = open_regular(full, allow_fifo=True)  # a pipe as `<(command)` gives; never waits to open
+        fd = open_regular(
+            full, allow_fifo=True
+        )  # a pipe as `<(command)` gives; never waits to open
     except NotARegularFile:
-        raise SecretFileError(path, "it is not a regular file; keep the password in a plain file") from None
+        raise SecretFileError(
+            path, "it is not a regular file; keep the password in a plain file"
+        ) from None
     try:
         info = os.fstat(fd)  # of what was opened, so the file cannot be swapped after the check
         _check_secret_file(path, info.st_mode, allow_shared)
@@ -240,8 +257,10 @@ def _check_secret_file(path: str, mode: int, allow_shared: bool) -> None:
         return
     if mode & 0o077 and not allow_shared:
         raise SecretFileError(
-            path, f"its mode {stat.S_IMODE(mode):04o} lets other users read or change it; run chmod 600 on it, "
-                  f"or set {ALLOW_SHARED_SECRET_FILES_ENV}=1 to accept that")
+            path,
+            f"its mode {stat.S_IMODE(mode):04o} lets other users read or change it; run chmod 600 on it, "
+            f"or set {ALLOW_SHARED_SECRET_FILES_ENV}=1 to accept that",
+        )
 
 
 def _first_line(fd: int, path: str) -> bytes:
@@ -253,8 +272,11 @@ def _first_line(fd: int, path: str) -> bytes:
             break
         data += chunk
         if len(data) > SECRET_FILE_LIMIT and b"\n" not in data:
-            raise SecretFileError(path, f"its first line is longer than {SECRET_FILE_LIMIT} bytes; "
-                                        "write the password alone on the first line")
+            raise SecretFileError(
+                path,
+                f"its first line is longer than {SECRET_FILE_LIMIT} bytes; "
+                "write the password alone on the first line",
+            )
     line = data.split(b"\n", 1)[0]
     return line[:-1] if line.endswith(b"\r") else line
 

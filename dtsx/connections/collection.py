@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from dtsx.connections.base import CONNECTIONS, ConnectionManager, ConnectionSettings
 from dtsx.engine.errors import ConnectionManagerError, PluginError
@@ -90,7 +90,9 @@ class Connections:
         """Stored settings, then property expressions, then ``--conn`` overrides, then the redirect."""
         return self._resolve(spec)[1]
 
-    def _resolve(self, spec: ConnectionManagerSpec) -> tuple[ConnectionSettings, ConnectionSettings, bool]:
+    def _resolve(
+        self, spec: ConnectionManagerSpec
+    ) -> tuple[ConnectionSettings, ConnectionSettings, bool]:
         """The package's settings (expressions and ``--conn`` applied), the final ones (the redirect
         applied too), and whether ``--conn`` or the redirect replaced the stored connection."""
         properties = dict(spec.properties)
@@ -154,8 +156,9 @@ class Connections:
                 return self._overrides[key.lower()]
         return None
 
-    def _build(self, spec: ConnectionManagerSpec, settings: ConnectionSettings,
-               stored: ConnectionSettings) -> ConnectionManager:
+    def _build(
+        self, spec: ConnectionManagerSpec, settings: ConnectionSettings, stored: ConnectionSettings
+    ) -> ConnectionManager:
         try:
             cls = self._registry.get(spec.type_key)
         except PluginError as exc:

@@ -68,7 +68,9 @@ class PathMap:
         for windows, local in rules:
             key = _key(windows)
             if not key:
-                raise PathMapError(f"--path-map {windows}={local}: the Windows side is empty; write e.g. 'C:\\data=/srv/data'.")
+                raise PathMapError(
+                    f"--path-map {windows}={local}: the Windows side is empty; write e.g. 'C:\\data=/srv/data'."
+                )
             local_root = local.rstrip("/") or "/"
             built.append(_Rule(windows, key, local_root))
         # Longest prefix first, so C:\data\in wins over C:\data.
@@ -171,7 +173,9 @@ class FileConnectionManager(ConnectionManager):
     def check(cls, settings: ConnectionSettings) -> list[str]:
         problems = []
         if not settings.connection_string.strip():
-            problems.append(f"connection manager {settings.name!r} has no file path (its ConnectionString is empty).")
+            problems.append(
+                f"connection manager {settings.name!r} has no file path (its ConnectionString is empty)."
+            )
         try:
             cls.usage_of(settings)
         except ConnectionManagerError as exc:
@@ -188,12 +192,14 @@ class FileConnectionManager(ConnectionManager):
         if not stored:
             raise ConnectionManagerError(
                 f"connection manager {self.settings.name!r} has no file path; set its ConnectionString "
-                f"(e.g. --conn \"{self.settings.name}=/path/to/file\")."
+                f'(e.g. --conn "{self.settings.name}=/path/to/file").'
             )
         local = self.settings.local_path(stored)
         problem = unmapped_windows_path(stored, local)
         if problem is not None:
-            raise ConnectionManagerError(f"connection manager {self.settings.name!r} points at {problem}.")
+            raise ConnectionManagerError(
+                f"connection manager {self.settings.name!r} points at {problem}."
+            )
         usage = self.usage_of(self.settings)
         if usage == FileUsage.EXISTING_FILE:
             self._require(stored, local, "file", stat.S_ISREG)
@@ -208,13 +214,26 @@ class FileConnectionManager(ConnectionManager):
         except (FileNotFoundError, NotADirectoryError):
             raise ConnectionManagerError(self._missing(stored, local, what)) from None
         except (OSError, ValueError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "it holds a NUL character"
-            raise ConnectionManagerError(self._cannot(stored, local, what, f"which cannot be examined ({reason})",
-                                                      "check the path and its folders' permissions")) from None
+            reason = (
+                exc.strerror
+                if isinstance(exc, OSError) and exc.strerror
+                else "it holds a NUL character"
+            )
+            raise ConnectionManagerError(
+                self._cannot(
+                    stored,
+                    local,
+                    what,
+                    f"which cannot be examined ({reason})",
+                    "check the path and its folders' permissions",
+                )
+            ) from None
         if not wanted(mode):
             wanted_kind = "a folder" if what == "folder" else "a regular file"
             problem = f"which is {file_kind(mode)}, not {wanted_kind}"
-            raise ConnectionManagerError(self._cannot(stored, local, what, problem, f"point it at {wanted_kind}"))
+            raise ConnectionManagerError(
+                self._cannot(stored, local, what, problem, f"point it at {wanted_kind}")
+            )
 
     def _where(self, stored: str, local: str) -> str:
         return stored if stored == local else f"{stored} (here {local})"
@@ -222,12 +241,12 @@ class FileConnectionManager(ConnectionManager):
     def _cannot(self, stored: str, local: str, what: str, problem: str, hint: str) -> str:
         return (
             f"connection manager {self.settings.name!r} needs an existing {what} at {self._where(stored, local)}, "
-            f"{problem}; {hint}, or override it with --conn \"{self.settings.name}=/local/path\"."
+            f'{problem}; {hint}, or override it with --conn "{self.settings.name}=/local/path".'
         )
 
     def _missing(self, stored: str, local: str, what: str) -> str:
         where = self._where(stored, local)
-        hint = f"check the path, or override it with --conn \"{self.settings.name}=/local/path\""
+        hint = f'check the path, or override it with --conn "{self.settings.name}=/local/path"'
         if looks_like_windows_path(stored):
             unmapped = local in (stored, stored.replace("\\", "/"))
             hint = (
@@ -248,8 +267,20 @@ class FlatFileConnectionManager(FileConnectionManager):
     creation_name = "FLATFILE"
     # SSIS's Flat File properties (ConnectionManagerFlatFileClass); dtsx reads only the path, but
     # an expression on any of them is valid in SSIS and must not be reported as unknown.
-    runtime_properties: ClassVar[frozenset[str] | None] = frozenset({
-        "FileUsageType", "AlwaysCheckForRowDelimiters", "CodePage", "ColumnNamesInFirstDataRow", "Columns",
-        "DataRowsToSkip", "Format", "HeaderRowDelimiter", "HeaderRowsToSkip", "LocaleID", "RowDelimiter",
-        "TextQualifier", "Unicode",
-    })
+    runtime_properties: ClassVar[frozenset[str] | None] = frozenset(
+        {
+            "FileUsageType",
+            "AlwaysCheckForRowDelimiters",
+            "CodePage",
+            "ColumnNamesInFirstDataRow",
+            "Columns",
+            "DataRowsToSkip",
+            "Format",
+            "HeaderRowDelimiter",
+            "HeaderRowsToSkip",
+            "LocaleID",
+            "RowDelimiter",
+            "TextQualifier",
+            "Unicode",
+        }
+    )

@@ -41,8 +41,13 @@ ProtocolFactory = Callable[[asyncio.AbstractEventLoop], asyncio.BaseProtocol]
 class ServerThread:
     """An asyncio server on its own loop and thread. ``start()`` returns once it listens."""
 
-    def __init__(self, factory: ProtocolFactory, host: str = "127.0.0.1", port: int = 0,
-                 ssl_context: Any = None) -> None:
+    def __init__(
+        self,
+        factory: ProtocolFactory,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: Any = None,
+    ) -> None:
         self.factory = factory
         self.host = host
         self.port = port
@@ -55,17 +60,22 @@ class ServerThread:
 
     def start(self, timeout: float = 10.0) -> None:
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name=f"smtp-server-{self.host}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"smtp-server-{self.host}", daemon=True
+        )
         self._thread.start()
         if not self._ready.wait(timeout):
-            raise ConnectionManagerError(f"the local server on {self.host}:{self.port} did not start within {timeout:g} s.")
+            raise ConnectionManagerError(
+                f"the local server on {self.host}:{self.port} did not start within {timeout:g} s."
+            )
         if self._error is not None:
             self._thread.join(timeout)
             err = self._error
             detail = getattr(err, "strerror", None) or str(err)
             raise ConnectionManagerError(
                 f"cannot listen on {self.host}:{self.port} ({detail}); choose another port or host.",
-                host=self.host, port=self.port,
+                host=self.host,
+                port=self.port,
             ) from err
 
     def _run(self) -> None:
@@ -74,7 +84,9 @@ class ServerThread:
         asyncio.set_event_loop(loop)
         try:
             self._server = loop.run_until_complete(
-                loop.create_server(lambda: self.factory(loop), self.host, self.port, ssl=self.ssl_context)
+                loop.create_server(
+                    lambda: self.factory(loop), self.host, self.port, ssl=self.ssl_context
+                )
             )
             self.port = self._server.sockets[0].getsockname()[1]
         except BaseException as exc:  # noqa: BLE001 - handed to start() in the caller's thread
@@ -115,8 +127,14 @@ class _SinkHandler:
     def __init__(self, sink: MailSink) -> None:
         self.sink = sink
 
-    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
-                          responses: list[str]) -> list[str]:
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
         # Production servers (Exchange, Postfix) offer PIPELINING, so a dev run should exercise
         # the same client path; aiosmtpd reads commands in order from its stream, which is all
         # RFC 2920 asks of the server.
@@ -135,9 +153,14 @@ class _SinkHandler:
 class MailSink:
     """An SMTP server on loopback that stores messages in ``directory``. See the module doc."""
 
-    def __init__(self, directory: Path, host: str = "127.0.0.1", port: int = 0,
-                 on_message: Callable[[Path], None] | None = None,
-                 max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        on_message: Callable[[Path], None] | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    ) -> None:
         self.directory = Path(directory)
         self.host = host
         self.port = port
@@ -149,9 +172,15 @@ class MailSink:
 
     def _protocol(self, loop: asyncio.AbstractEventLoop) -> SMTP:
         # hostname is given so aiosmtpd does not call getfqdn(), which can stall on DNS.
-        return SMTP(_SinkHandler(self), hostname="dtsx-mailsink", ident="dtsx mailsink",
-                    enable_SMTPUTF8=True, decode_data=False, data_size_limit=self.max_message_size,
-                    loop=loop)
+        return SMTP(
+            _SinkHandler(self),
+            hostname="dtsx-mailsink",
+            ident="dtsx mailsink",
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            data_size_limit=self.max_message_size,
+            loop=loop,
+        )
 
     def start(self) -> None:
         """Listen; afterwards ``port`` is the real port (useful with ``port=0``).
@@ -172,14 +201,16 @@ class MailSink:
         except FileExistsError:
             raise ConnectionManagerError(
                 f"the mail sink folder {folder} cannot be used: it exists and is not a folder; "
-                "give the path of a folder (it is created if missing).") from None
+                "give the path of a folder (it is created if missing)."
+            ) from None
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             reason = reason[:1].lower() + reason[1:]  # "Not a directory" inside a sentence
             raise ConnectionManagerError(
                 f"the mail sink folder {folder} cannot be used: {reason}"
                 f"{f' ({exc.filename})' if exc.filename and str(exc.filename) != str(folder) else ''}; "
-                "give a folder this user can create and write to.") from None
+                "give a folder this user can create and write to."
+            ) from None
 
     def stop(self) -> None:
         if self._thread is not None:
@@ -190,8 +221,12 @@ class MailSink:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def messages(self) -> list[Path]:
@@ -218,7 +253,9 @@ class MailSink:
             "received": now.isoformat(),
             "size": len(envelope.original_content or b""),
         }
-        _write_atomic(self.directory / f"{stem}.envelope.json", json.dumps(meta, indent=2).encode("utf-8"))
+        _write_atomic(
+            self.directory / f"{stem}.envelope.json", json.dumps(meta, indent=2).encode("utf-8")
+        )
         path = self.directory / f"{stem}.eml"
         _write_atomic(path, envelope.original_content or b"")
         if self.on_message is not None:

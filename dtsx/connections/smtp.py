@@ -153,10 +153,14 @@ class _Failure(Exception):
 
 
 _UNSAFE = re.compile(r"[\r\n<>]")
-_quoted = functools.lru_cache(maxsize=1024)(smtplib.quoteaddr)  # pure; parseaddr is costly per command
+_quoted = functools.lru_cache(maxsize=1024)(
+    smtplib.quoteaddr
+)  # pure; parseaddr is costly per command
 
 
-def _command_line(conn: smtplib.SMTP, verb: str, key: str, address: str, options: Sequence[str]) -> str:
+def _command_line(
+    conn: smtplib.SMTP, verb: str, key: str, address: str, options: Sequence[str]
+) -> str:
     """MAIL FROM / RCPT TO as smtplib's mail() and rcpt() write them (without CRLF), minus their
     per-call address parsing. SMTPUTF8 switches the command encoding as smtplib does; send()
     has already checked that the server offers it."""
@@ -168,7 +172,9 @@ def _command_line(conn: smtplib.SMTP, verb: str, key: str, address: str, options
     return f"{verb} {key}:{_quoted(address)}{optionlist}"
 
 
-def _command(conn: smtplib.SMTP, verb: str, key: str, address: str, options: Sequence[str]) -> tuple[int, bytes]:
+def _command(
+    conn: smtplib.SMTP, verb: str, key: str, address: str, options: Sequence[str]
+) -> tuple[int, bytes]:
     """One MAIL FROM / RCPT TO and its reply."""
     conn.send(_command_line(conn, verb, key, address, options) + "\r\n")
     return conn.getreply()
@@ -269,7 +275,9 @@ class _BoundedIO:
     A slice that ends without data is simply waited again; a spent budget raises."""
 
     budget: _Budget
-    _bound = -1.0  # the timeout last set on the socket, to skip a system call when it barely changed
+    _bound = (
+        -1.0
+    )  # the timeout last set on the socket, to skip a system call when it barely changed
 
     def _limit(self) -> None:
         wait = self.budget.wait()
@@ -326,7 +334,9 @@ class _BoundedSocket(_BoundedIO, socket.socket):
                 if selector.select(self.budget.wait()):
                     code = self.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if code:
-            raise OSError(code, os.strerror(code))  # OSError picks the subclass (ConnectionRefusedError...)
+            raise OSError(
+                code, os.strerror(code)
+            )  # OSError picks the subclass (ConnectionRefusedError...)
         self._bound = -1.0
 
 
@@ -342,7 +352,9 @@ class _BoundedSSLSocket(_BoundedIO, ssl.SSLSocket):
                 continue
 
 
-_IN_PROGRESS = frozenset({errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, errno.EALREADY, errno.EINTR})
+_IN_PROGRESS = frozenset(
+    {errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, errno.EALREADY, errno.EINTR}
+)
 
 
 @dataclass(frozen=True)
@@ -352,9 +364,13 @@ class _Tls:
 
     context: ssl.SSLContext
 
-    def wrap_socket(self, sock: _BoundedSocket, server_hostname: str | None = None) -> ssl.SSLSocket:
+    def wrap_socket(
+        self, sock: _BoundedSocket, server_hostname: str | None = None
+    ) -> ssl.SSLSocket:
         budget = sock.budget
-        tls = self.context.wrap_socket(sock, server_hostname=server_hostname, do_handshake_on_connect=False)
+        tls = self.context.wrap_socket(
+            sock, server_hostname=server_hostname, do_handshake_on_connect=False
+        )
         assert isinstance(tls, _BoundedSSLSocket)
         tls.budget = budget
         tls.do_handshake()
@@ -428,12 +444,18 @@ class SmtpSession:
 
     def __repr__(self) -> str:
         state = f"{self._count} open" if self._count else "idle"
-        return f"SmtpSession({self.options.address}, security={self.options.security.value}, {state})"
+        return (
+            f"SmtpSession({self.options.address}, security={self.options.security.value}, {state})"
+        )
 
     # -- public -----------------------------------------------------------------------------
 
     def send(
-        self, message: email.message.Message, *, sender: str, recipients: Sequence[str],
+        self,
+        message: email.message.Message,
+        *,
+        sender: str,
+        recipients: Sequence[str],
         cancel: threading.Event | None = None,
     ) -> SendReport:
         """Send one message to ``recipients`` (the envelope; Bcc included) from ``sender``.
@@ -447,12 +469,20 @@ class SmtpSession:
         budget = _Budget(time.monotonic() + self.options.timeout, cancel)
         wanted = _unique(recipients)
         if not wanted:
-            raise self._error(_Failure("was given a message with no recipient",
-                                       "add at least one address to To, CC or BCC"))
+            raise self._error(
+                _Failure(
+                    "was given a message with no recipient",
+                    "add at least one address to To, CC or BCC",
+                )
+            )
         bad = next((a for a in [sender, *wanted] if _UNSAFE.search(a)), None)
         if bad is not None:  # a line break in an address would inject SMTP commands
-            raise self._error(_Failure(f"was given the malformed address {bad!r}",
-                                       "write a plain address such as name@example.com"))
+            raise self._error(
+                _Failure(
+                    f"was given the malformed address {bad!r}",
+                    "write a plain address such as name@example.com",
+                )
+            )
         state = _Delivery(pending=wanted)
         try:
             self._deliver(message, sender, state, budget)
@@ -468,7 +498,9 @@ class SmtpSession:
         except _Failure as failure:
             raise self._error(failure) from None
         except (smtplib.SMTPException, OSError) as exc:
-            raise self._error(self._classify(exc, "while connecting", budget.deadline, connecting=True)) from None
+            raise self._error(
+                self._classify(exc, "while connecting", budget.deadline, connecting=True)
+            ) from None
         self._checkin(link)
 
     def close(self) -> None:
@@ -482,7 +514,9 @@ class SmtpSession:
 
     # -- delivery with retries ----------------------------------------------------------------
 
-    def _deliver(self, message: email.message.Message, sender: str, state: _Delivery, budget: _Budget) -> None:
+    def _deliver(
+        self, message: email.message.Message, sender: str, state: _Delivery, budget: _Budget
+    ) -> None:
         delay = FIRST_RETRY_DELAY
         while True:
             state.attempts += 1
@@ -529,8 +563,11 @@ class SmtpSession:
             failure = self._classify(exc, "during the mail transaction", budget.deadline)
         except Exception as exc:
             log.debug("SMTP %s: unexpected failure", self.options.address, exc_info=True)
-            failure = _Failure(f"could not be used because of an internal error ({type(exc).__name__}: {exc})",
-                               "please report this as a dtsx bug", drop=True)
+            failure = _Failure(
+                f"could not be used because of an internal error ({type(exc).__name__}: {exc})",
+                "please report this as a dtsx bug",
+                drop=True,
+            )
         if link is not None and failure is not None and failure.drop:
             self._discard(link)
         elif link is not None:
@@ -539,12 +576,23 @@ class SmtpSession:
             return failure
         if not state.pending:
             return None
-        shown = ", ".join(f"{r} ({state.deferred[r]})" for r in state.pending if r in state.deferred)
-        return _Failure(f"deferred recipients {shown}", "try again later", transient=True,
-                        reply=next(iter(state.deferred.values()), None))
+        shown = ", ".join(
+            f"{r} ({state.deferred[r]})" for r in state.pending if r in state.deferred
+        )
+        return _Failure(
+            f"deferred recipients {shown}",
+            "try again later",
+            transient=True,
+            reply=next(iter(state.deferred.values()), None),
+        )
 
     def _transaction(
-        self, link: _Link, message: email.message.Message, sender: str, state: _Delivery, deadline: float
+        self,
+        link: _Link,
+        message: email.message.Message,
+        sender: str,
+        state: _Delivery,
+        deadline: float,
     ) -> None:
         conn = link.conn
         reused = link.used
@@ -553,7 +601,9 @@ class SmtpSession:
         payload, options = self._payload(link, message, sender, state)
         self._arm(conn, deadline)
         if link.pipelining:
-            accepted = self._pipelined_envelope(conn, sender, options, state, deadline, stale_check=reused)
+            accepted = self._pipelined_envelope(
+                conn, sender, options, state, deadline, stale_check=reused
+            )
         else:
             accepted = self._envelope(conn, sender, options, state, deadline, stale_check=reused)
         if not accepted:
@@ -566,36 +616,61 @@ class SmtpSession:
             self.messages_sent += 1
         self._rset_later(link)
 
-    def _envelope(self, conn: smtplib.SMTP, sender: str, options: list[str], state: _Delivery,
-                  deadline: float, *, stale_check: bool) -> list[str]:
+    def _envelope(
+        self,
+        conn: smtplib.SMTP,
+        sender: str,
+        options: list[str],
+        state: _Delivery,
+        deadline: float,
+        *,
+        stale_check: bool,
+    ) -> list[str]:
         """MAIL, each RCPT, then DATA, one command in flight. Returns the accepted recipients;
         when there are any, DATA has been answered 354."""
         mail = _command_line(conn, "mail", "FROM", sender, options)
         code, resp = self._exchange(conn, [mail], deadline, stale_check=stale_check)[0]
         if code != 250:
-            raise self._refusal("refused the sender", sender, _reply(code, resp), "MAIL", size=_sizes(conn, state))
+            raise self._refusal(
+                "refused the sender", sender, _reply(code, resp), "MAIL", size=_sizes(conn, state)
+            )
         accepted = self._recipients(conn, state, deadline)
         if accepted:
             self._arm(conn, deadline)
             code, resp = conn.docmd("DATA")
             if code != 354:
-                raise self._refusal("refused DATA", None, _reply(code, resp), "DATA", size=_sizes(conn, state))
+                raise self._refusal(
+                    "refused DATA", None, _reply(code, resp), "DATA", size=_sizes(conn, state)
+                )
         return accepted
 
-    def _pipelined_envelope(self, conn: smtplib.SMTP, sender: str, options: list[str], state: _Delivery,
-                            deadline: float, *, stale_check: bool) -> list[str]:
+    def _pipelined_envelope(
+        self,
+        conn: smtplib.SMTP,
+        sender: str,
+        options: list[str],
+        state: _Delivery,
+        deadline: float,
+        *,
+        stale_check: bool,
+    ) -> list[str]:
         """MAIL, every RCPT and DATA written together (RFC 2920), their replies read in order.
         What the replies mean is decided exactly as in :meth:`_envelope`."""
         rcpts = list(state.pending)
-        lines = [_command_line(conn, "mail", "FROM", sender, options),
-                 *(_command_line(conn, "rcpt", "TO", rcpt, ()) for rcpt in rcpts), "DATA"]
+        lines = [
+            _command_line(conn, "mail", "FROM", sender, options),
+            *(_command_line(conn, "rcpt", "TO", rcpt, ()) for rcpt in rcpts),
+            "DATA",
+        ]
         replies = self._exchange(conn, lines, deadline, stale_check=stale_check)
         data_open = len(replies) == len(lines) and replies[-1][0] == 354
         code, resp = replies[0]
         if code != 250:
             if data_open:  # a server that refused MAIL yet opened DATA: end the empty message
                 self._end_empty_data(conn, deadline)
-            raise self._refusal("refused the sender", sender, _reply(code, resp), "MAIL", size=_sizes(conn, state))
+            raise self._refusal(
+                "refused the sender", sender, _reply(code, resp), "MAIL", size=_sizes(conn, state)
+            )
         accepted: list[str] = []
         state.deferred.clear()
         for rcpt, (code, resp) in zip(rcpts, replies[1:]):
@@ -606,11 +681,14 @@ class SmtpSession:
             return accepted
         if not data_open:
             code, resp = replies[-1]
-            raise self._refusal("refused DATA", None, _reply(code, resp), "DATA", size=_sizes(conn, state))
+            raise self._refusal(
+                "refused DATA", None, _reply(code, resp), "DATA", size=_sizes(conn, state)
+            )
         return accepted
 
-    def _exchange(self, conn: smtplib.SMTP, lines: list[str], deadline: float, *,
-                  stale_check: bool) -> list[tuple[int, bytes]]:
+    def _exchange(
+        self, conn: smtplib.SMTP, lines: list[str], deadline: float, *, stale_check: bool
+    ) -> list[tuple[int, bytes]]:
         """Write ``lines`` in windows of PIPELINE_WINDOW commands, reading each window's replies
         before the next is written, so neither side can block on a full socket buffer (RFC 2920
         §3.1). Stops early after a refused MAIL or a 421 (the server is closing). With
@@ -618,7 +696,7 @@ class SmtpSession:
         connection went stale while idle: _StaleLink. One line is the one-command-at-a-time MAIL."""
         replies: list[tuple[int, bytes]] = []
         for start in range(0, len(lines), PIPELINE_WINDOW):
-            window = lines[start:start + PIPELINE_WINDOW]
+            window = lines[start : start + PIPELINE_WINDOW]
             try:
                 conn.send("".join(f"{line}\r\n" for line in window))
                 for _ in window:
@@ -627,7 +705,9 @@ class SmtpSession:
                     if replies[-1][0] == 421:
                         break
             except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
-                if stale_check and not replies and not _timed_out(exc) and not _canceled(exc):  # a slow server
+                if (
+                    stale_check and not replies and not _timed_out(exc) and not _canceled(exc)
+                ):  # a slow server
                     raise _StaleLink() from None
                 raise
             if replies[-1][0] == 421 and stale_check and len(replies) == 1:
@@ -652,7 +732,9 @@ class SmtpSession:
         connection, so the next message's RSET fails and a new connection is opened.
         """
         try:
-            link.conn.command_encoding = "ascii"  # what smtplib's rset() does: SMTPUTF8 ends with the transaction
+            link.conn.command_encoding = (
+                "ascii"  # what smtplib's rset() does: SMTPUTF8 ends with the transaction
+            )
             link.conn.putcmd("rset")
             link.rset_pending = True
         except (smtplib.SMTPException, OSError):
@@ -669,7 +751,9 @@ class SmtpSession:
         return accepted
 
     @staticmethod
-    def _note_recipient(state: _Delivery, rcpt: str, code: int, resp: bytes, accepted: list[str]) -> None:
+    def _note_recipient(
+        state: _Delivery, rcpt: str, code: int, resp: bytes, accepted: list[str]
+    ) -> None:
         """One RCPT reply: accepted, deferred (4xx: retried) or refused (5xx: final)."""
         if code in (250, 251):
             accepted.append(rcpt)
@@ -683,7 +767,9 @@ class SmtpSession:
             state.refused[rcpt] = reply
             state.pending.remove(rcpt)
 
-    def _send_data(self, conn: smtplib.SMTP, payload: bytes, deadline: float, state: _Delivery) -> None:
+    def _send_data(
+        self, conn: smtplib.SMTP, payload: bytes, deadline: float, state: _Delivery
+    ) -> None:
         """The message and its final dot, after DATA was answered 354. Until the dot is out the
         server holds no complete message, so a failure may be retried; once it is out, the
         outcome is unknown and the message is never sent again (RFC 1047)."""
@@ -697,7 +783,9 @@ class SmtpSession:
         except (_Failure, smtplib.SMTPException, OSError) as exc:
             raise self._unconfirmed(exc) from None
         if code != 250:
-            raise self._refusal("refused the message", None, _reply(code, resp), "DATA", size=_sizes(conn, state))
+            raise self._refusal(
+                "refused the message", None, _reply(code, resp), "DATA", size=_sizes(conn, state)
+            )
 
     def _unconfirmed(self, exc: BaseException) -> _Failure:
         """No final reply came after the whole message was sent: the server may have queued it
@@ -709,27 +797,47 @@ class SmtpSession:
             what = f"did not confirm the message within Timeout ({self.options.timeout:g} s) after receiving it"
         else:
             what = "closed the connection after receiving the message"
-        return _Failure(f"{what}; it may have been delivered — not resent",
-                        "check the recipients' mailboxes before running again", drop=True)
+        return _Failure(
+            f"{what}; it may have been delivered — not resent",
+            "check the recipients' mailboxes before running again",
+            drop=True,
+        )
 
-    def _refusal(self, what: str, subject: str | None, reply: SmtpReply, stage: str, *,
-                 size: tuple[int, int | None] | None = None) -> _Failure:
-        if reply.code == 552 and size is not None:  # RFC 1870 §6.2: at MAIL or DATA, 552 is the size
-            return _Failure(f"cannot take this message: {_too_large(*size)}", _TOO_LARGE_ADVICE, reply=reply)
+    def _refusal(
+        self,
+        what: str,
+        subject: str | None,
+        reply: SmtpReply,
+        stage: str,
+        *,
+        size: tuple[int, int | None] | None = None,
+    ) -> _Failure:
+        if (
+            reply.code == 552 and size is not None
+        ):  # RFC 1870 §6.2: at MAIL or DATA, 552 is the size
+            return _Failure(
+                f"cannot take this message: {_too_large(*size)}", _TOO_LARGE_ADVICE, reply=reply
+            )
         shown = f"{what} {subject}" if subject else what
         if 400 <= reply.code < 500:
-            return _Failure(shown, "try again later", reply=reply, transient=True, drop=reply.code == 421)
+            return _Failure(
+                shown, "try again later", reply=reply, transient=True, drop=reply.code == 421
+            )
         advice = "check the address and the server's relay rules"
         if reply.code == 530 or (reply.code == 550 and "auth" in reply.text.lower()):
-            advice = ("the server wants authentication: set UseWindowsAuthentication=True, or UserName "
-                      "with PasswordEnv (and EnableSsl=True)")
+            advice = (
+                "the server wants authentication: set UseWindowsAuthentication=True, or UserName "
+                "with PasswordEnv (and EnableSsl=True)"
+            )
         elif stage == "DATA":
             advice = "the server rejected the content; check its reply and the message"
         return _Failure(shown, advice, reply=reply)
 
     # -- the connection -----------------------------------------------------------------------
 
-    def _checkout(self, budget: _Budget, state: _Delivery | None = None, *, reuse: bool = True) -> _Link:
+    def _checkout(
+        self, budget: _Budget, state: _Delivery | None = None, *, reuse: bool = True
+    ) -> _Link:
         """A connection for this send alone: an idle one that answers RSET, else a new one while
         fewer than MaxConnections are open, else the next to come free (within the budget)."""
         while True:
@@ -758,7 +866,9 @@ class SmtpSession:
                     raise _Failure(
                         f"had no free connection within Timeout ({self.options.timeout:g} s): all "
                         f"{self.options.max_connections} allowed (MaxConnections) were busy",
-                        "raise MaxConnections or Timeout", transient=True) from None
+                        "raise MaxConnections or Timeout",
+                        transient=True,
+                    ) from None
                 except _Canceled:
                     raise _canceled_failure() from None
 
@@ -803,13 +913,19 @@ class SmtpSession:
         try:
             conn = self._connect(link_budget)
         except (smtplib.SMTPException, OSError) as exc:
-            raise self._classify(exc, "while connecting", budget.deadline, connecting=True) from None
+            raise self._classify(
+                exc, "while connecting", budget.deadline, connecting=True
+            ) from None
         with self._lock:
             self.connections_opened += 1
         try:
             return self._handshake(conn, budget.deadline, link_budget)
         except _Failure:
-            _quit(conn, 0.0 if _spent(link_budget) else min(1.0, budget.deadline - time.monotonic()), link_budget)
+            _quit(
+                conn,
+                0.0 if _spent(link_budget) else min(1.0, budget.deadline - time.monotonic()),
+                link_budget,
+            )
             raise
         except (smtplib.SMTPException, OSError) as exc:
             _quit(conn, 0.0, link_budget)
@@ -842,12 +958,20 @@ class SmtpSession:
             outcome = authenticate(conn, opts, tls=tls is not None)
         except AuthProblem as problem:
             reply = SmtpReply(problem.code, problem.reply) if problem.code is not None else None
-            raise _Failure(problem.what, problem.advice, reply=reply, transient=problem.transient) from None
+            raise _Failure(
+                problem.what, problem.advice, reply=reply, transient=problem.transient
+            ) from None
         warnings = list(opts.warnings) + outcome.warnings
         for text in outcome.warnings:
             log.warning("SMTP %s: %s", opts.address, text)
-        return _Link(conn, tls, outcome.mechanism, warnings, budget,
-                     pipelining=opts.pipelining and conn.has_extn("pipelining"))
+        return _Link(
+            conn,
+            tls,
+            outcome.mechanism,
+            warnings,
+            budget,
+            pipelining=opts.pipelining and conn.has_extn("pipelining"),
+        )
 
     def _hello(self, conn: smtplib.SMTP, deadline: float) -> None:
         self._arm(conn, deadline)
@@ -857,8 +981,12 @@ class SmtpSession:
             code, resp = conn.helo()
         if code != 250:
             reply = _reply(code, resp)
-            raise _Failure("refused the greeting (EHLO/HELO)", "check the server's access rules",
-                           reply=reply, transient=400 <= code < 500)
+            raise _Failure(
+                "refused the greeting (EHLO/HELO)",
+                "check the server's access rules",
+                reply=reply,
+                transient=400 <= code < 500,
+            )
 
     def _starttls(self, conn: smtplib.SMTP, deadline: float) -> None:
         if not conn.has_extn("starttls"):
@@ -872,8 +1000,12 @@ class SmtpSession:
             conn.starttls(context=_Tls(self._context()))  # type: ignore[arg-type]
         except smtplib.SMTPResponseException as exc:
             reply = _reply(exc.smtp_code, exc.smtp_error)
-            raise _Failure("refused STARTTLS", "check the server's TLS settings", reply=reply,
-                           transient=400 <= exc.smtp_code < 500) from None
+            raise _Failure(
+                "refused STARTTLS",
+                "check the server's TLS settings",
+                reply=reply,
+                transient=400 <= exc.smtp_code < 500,
+            ) from None
         self._hello(conn, deadline)  # RFC 3207: forget everything learnt before TLS
 
     def _context(self) -> ssl.SSLContext:
@@ -888,22 +1020,34 @@ class SmtpSession:
                 try:
                     ctx.load_verify_locations(cafile=self.options.ca_file)
                 except (ssl.SSLError, OSError) as exc:
-                    raise _Failure(f"cannot be trusted because CaFile={self.options.ca_file} is not a PEM "
-                                   f"certificate file ({exc})", "give the CA certificate in PEM form") from None
+                    raise _Failure(
+                        f"cannot be trusted because CaFile={self.options.ca_file} is not a PEM "
+                        f"certificate file ({exc})",
+                        "give the CA certificate in PEM form",
+                    ) from None
             if self.options.trust_server_certificate:
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE
                 loud = [w for w in self.options.warnings if w.startswith("TrustServerCertificate")]
-                log.warning("SMTP %s: %s", self.options.address,
-                            loud[0] if loud else "TrustServerCertificate=True: the certificate is NOT checked")
+                log.warning(
+                    "SMTP %s: %s",
+                    self.options.address,
+                    loud[0]
+                    if loud
+                    else "TrustServerCertificate=True: the certificate is NOT checked",
+                )
             self._tls_context = ctx
         return self._tls_context
 
     def _arm(self, conn: smtplib.SMTP, deadline: float) -> None:
         """Stop before the next step when the Timeout is spent (each wait is bounded anyway)."""
         if deadline - time.monotonic() <= 0:
-            raise _Failure(f"did not finish within Timeout ({self.options.timeout:g} s)",
-                           "raise Timeout (in milliseconds) or check the server's load", transient=True, drop=True)
+            raise _Failure(
+                f"did not finish within Timeout ({self.options.timeout:g} s)",
+                "raise Timeout (in milliseconds) or check the server's load",
+                transient=True,
+                drop=True,
+            )
 
     # -- message bytes ------------------------------------------------------------------------
 
@@ -917,8 +1061,10 @@ class SmtpSession:
         if needs_utf8:
             if not conn.has_extn("smtputf8"):
                 bad = next(a for a in [sender, *recipients] if not a.isascii())
-                raise _Failure(f"does not support SMTPUTF8, which the non-ASCII address {bad} needs",
-                               "use an ASCII address or a server that supports SMTPUTF8")
+                raise _Failure(
+                    f"does not support SMTPUTF8, which the non-ASCII address {bad} needs",
+                    "use an ASCII address or a server that supports SMTPUTF8",
+                )
             options.append("SMTPUTF8")
         eight_bit = conn.has_extn("8bitmime")
         try:
@@ -933,51 +1079,85 @@ class SmtpSession:
         if conn.has_extn("size"):
             limit = _size_limit(conn)
             if limit is not None and state.size > limit:  # refused before MAIL: nothing is sent
-                raise _Failure(f"cannot take this message: {_too_large(state.size, limit)}", _TOO_LARGE_ADVICE)
+                raise _Failure(
+                    f"cannot take this message: {_too_large(state.size, limit)}", _TOO_LARGE_ADVICE
+                )
             options.append(f"SIZE={state.size}")
         return _stuff(data), options
 
     # -- errors -------------------------------------------------------------------------------
 
-    def _classify(self, exc: BaseException, stage: str, deadline: float, *, connecting: bool = False) -> _Failure:
+    def _classify(
+        self, exc: BaseException, stage: str, deadline: float, *, connecting: bool = False
+    ) -> _Failure:
         opts = self.options
         if _canceled(exc):
             return _canceled_failure()
         if isinstance(exc, smtplib.SMTPConnectError):
             reply = _reply(exc.smtp_code, exc.smtp_error)
             transient = 400 <= exc.smtp_code < 500
-            return _Failure("refused the session at its greeting", "try again later" if transient
-                            else "check that this server accepts mail from this host", reply=reply,
-                            transient=transient, drop=True)
+            return _Failure(
+                "refused the session at its greeting",
+                "try again later"
+                if transient
+                else "check that this server accepts mail from this host",
+                reply=reply,
+                transient=transient,
+                drop=True,
+            )
         if isinstance(exc, smtplib.SMTPResponseException):
             reply = _reply(exc.smtp_code, exc.smtp_error)
-            return _Failure(f"failed {stage}", "check the server's reply", reply=reply,
-                            transient=400 <= exc.smtp_code < 500, drop=True)
+            return _Failure(
+                f"failed {stage}",
+                "check the server's reply",
+                reply=reply,
+                transient=400 <= exc.smtp_code < 500,
+                drop=True,
+            )
         if isinstance(exc, ssl.SSLCertVerificationError):
             return _Failure(
                 f"presented a TLS certificate that cannot be trusted ({exc.verify_message})",
                 "add its CA with CaFile=<ca.pem>, or connect by the name the certificate carries "
-                "(TrustServerCertificate=True turns the check off, which is unsafe)", drop=True)
+                "(TrustServerCertificate=True turns the check off, which is unsafe)",
+                drop=True,
+            )
         if isinstance(exc, ssl.SSLError):
-            return _Failure(f"failed the TLS handshake ({exc.reason or exc})",
-                            "check that Security matches the port: Security=Tls for implicit TLS (465), "
-                            "EnableSsl=True for STARTTLS (25, 587)", drop=True)
+            return _Failure(
+                f"failed the TLS handshake ({exc.reason or exc})",
+                "check that Security matches the port: Security=Tls for implicit TLS (465), "
+                "EnableSsl=True for STARTTLS (25, 587)",
+                drop=True,
+            )
         if isinstance(exc, socket.gaierror):
-            return _Failure("could not be found: the host name does not resolve",
-                            "check SmtpServer", drop=True)
+            return _Failure(
+                "could not be found: the host name does not resolve", "check SmtpServer", drop=True
+            )
         if _timed_out(exc):
-            hint = (" (if this port speaks implicit TLS, set Security=Tls)"
-                    if connecting and opts.security is not Security.TLS else "")
-            return _Failure(f"did not answer within Timeout ({opts.timeout:g} s) {stage}{hint}",
-                            "check the server and the network, or raise Timeout (in milliseconds)",
-                            transient=True, drop=True)
+            hint = (
+                " (if this port speaks implicit TLS, set Security=Tls)"
+                if connecting and opts.security is not Security.TLS
+                else ""
+            )
+            return _Failure(
+                f"did not answer within Timeout ({opts.timeout:g} s) {stage}{hint}",
+                "check the server and the network, or raise Timeout (in milliseconds)",
+                transient=True,
+                drop=True,
+            )
         if isinstance(exc, ConnectionRefusedError):
-            return _Failure("refused the connection (nothing listens there)",
-                            "check SmtpServer and Port, and that the mail server is running",
-                            transient=True, drop=True)
+            return _Failure(
+                "refused the connection (nothing listens there)",
+                "check SmtpServer and Port, and that the mail server is running",
+                transient=True,
+                drop=True,
+            )
         detail = _detail(exc)
-        return _Failure(f"closed the connection {stage} ({detail})", "try again later, or check the server's logs",
-                        transient=True, drop=True)
+        return _Failure(
+            f"closed the connection {stage} ({detail})",
+            "try again later, or check the server's logs",
+            transient=True,
+            drop=True,
+        )
 
     def _error(self, failure: _Failure, state: _Delivery | None = None) -> ConnectionManagerError:
         opts = self.options
@@ -994,8 +1174,13 @@ class SmtpSession:
         text = f"{text}; {failure.advice}."
         code = failure.reply.code if failure.reply else None
         reply = str(failure.reply) if failure.reply else None
-        return ConnectionManagerError(self._scrub(text), host=opts.server, port=opts.port, code=code,
-                                      reply=self._scrub(reply) if reply else None)
+        return ConnectionManagerError(
+            self._scrub(text),
+            host=opts.server,
+            port=opts.port,
+            code=code,
+            reply=self._scrub(reply) if reply else None,
+        )
 
     def _finish(self, state: _Delivery) -> SendReport:
         link = state.link
@@ -1014,12 +1199,16 @@ class SmtpSession:
         refused = "; ".join(f"{r} ('{reply}')" for r, reply in state.refused.items())
         total = len(state.refused) + len(state.delivered)
         if state.delivered:
-            outcome = (f"the message was partly delivered: the server accepted it for "
-                       f"{', '.join(state.delivered)}")
+            outcome = (
+                f"the message was partly delivered: the server accepted it for "
+                f"{', '.join(state.delivered)}"
+            )
         else:
             outcome = "the message was not delivered to anyone"
-        text = (f"SMTP server {self.options.address} refused {len(state.refused)} of {total} recipients: "
-                f"{refused}; {outcome}; correct or remove the refused addresses.")
+        text = (
+            f"SMTP server {self.options.address} refused {len(state.refused)} of {total} recipients: "
+            f"{refused}; {outcome}; correct or remove the refused addresses."
+        )
         raise SmtpRecipientsRefused(self._scrub(text), report)
 
     def _scrub(self, text: str) -> str:
@@ -1139,8 +1328,10 @@ def _spent(budget: _Budget) -> bool:
 
 
 def _canceled_failure() -> _Failure:
-    return _Failure("was not used further because the run was canceled before the message was sent",
-                    "run the package again to send it")
+    return _Failure(
+        "was not used further because the run was canceled before the message was sent",
+        "run the package again to send it",
+    )
 
 
 def redirect_to_sink(settings: ConnectionSettings, host: str, port: int) -> ConnectionSettings:
@@ -1152,7 +1343,9 @@ def redirect_to_sink(settings: ConnectionSettings, host: str, port: int) -> Conn
     """
     if settings.creation_name.upper() != "SMTP":
         return settings
-    return dataclasses.replace(settings, connection_string=f"SmtpServer={host};Port={port};", properties={})
+    return dataclasses.replace(
+        settings, connection_string=f"SmtpServer={host};Port={port};", properties={}
+    )
 
 
 @register_connection("SMTP")

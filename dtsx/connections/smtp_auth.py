@@ -24,7 +24,13 @@ import spnego
 import spnego.exceptions
 from dtsx.connections.smtp_options import AuthMechanism, SmtpOptions
 
-__all__ = ["MAX_INITIAL_RESPONSE_LINE", "AuthOutcome", "AuthProblem", "authenticate", "offered_mechanisms"]
+__all__ = [
+    "MAX_INITIAL_RESPONSE_LINE",
+    "AuthOutcome",
+    "AuthProblem",
+    "authenticate",
+    "offered_mechanisms",
+]
 
 # RFC 4954 allows 12288 octets, but Postfix cuts command lines at 2048; past this the initial
 # response goes on its own line after an empty 334 (AD tickets with a PAC are several KiB).
@@ -35,7 +41,15 @@ _MAX_ROUNDS = 10
 class AuthProblem(Exception):
     """Authentication did not succeed. ``transient`` failures (4xx) may be retried."""
 
-    def __init__(self, what: str, advice: str, *, code: int | None = None, reply: str = "", transient: bool = False) -> None:
+    def __init__(
+        self,
+        what: str,
+        advice: str,
+        *,
+        code: int | None = None,
+        reply: str = "",
+        transient: bool = False,
+    ) -> None:
         self.what = what
         self.advice = advice
         self.code = code
@@ -84,7 +98,9 @@ class _Login:
         self._answers = [user.encode("utf-8"), password.encode("utf-8")]
 
     def initial(self) -> None:
-        return None  # servers disagree on LOGIN's initial response; the prompt form works everywhere
+        return (
+            None  # servers disagree on LOGIN's initial response; the prompt form works everywhere
+        )
 
     def respond(self, challenge: bytes) -> bytes:
         if not self._answers:
@@ -252,7 +268,10 @@ def _build(options: SmtpOptions, name: str, tls: bool) -> _Mechanism:
                 f"would receive the password in clear text (AUTH {name} on an unencrypted connection), which dtsx refuses",
                 "set EnableSsl=True (or Security=Tls), or AllowPlainTextAuth=True if the network is trusted",
             )
-        user, password = options.principal or "", options.password.reveal() if options.password else ""
+        user, password = (
+            options.principal or "",
+            options.password.reveal() if options.password else "",
+        )
         return _Plain(user, password) if name == "PLAIN" else _Login(user, password)
     return _integrated(options, name)
 
@@ -268,8 +287,10 @@ def _client_side_problem(name: str, exc: Exception) -> AuthProblem:
     """A failure inside the local security library, before or during the exchange."""
     text = _short(exc)
     if isinstance(exc, spnego.exceptions.NoCredentialError) or "credential" in text.lower():
-        advice = ("run kinit for a Kerberos ticket, set NTLM_USER_FILE, or give UserName and "
-                  "PasswordEnv (or PasswordFile) in the connection string")
+        advice = (
+            "run kinit for a Kerberos ticket, set NTLM_USER_FILE, or give UserName and "
+            "PasswordEnv (or PasswordFile) in the connection string"
+        )
     elif "not found in Kerberos database" in text:
         advice = "set ServicePrincipalName to the server's principal (default SMTPSVC/<SmtpServer>)"
     elif isinstance(exc, (ImportError, spnego.exceptions.FeatureMissingError)):
@@ -282,15 +303,22 @@ def _client_side_problem(name: str, exc: Exception) -> AuthProblem:
 def _reply_problem(name: str, code: int, reply: str, options: SmtpOptions) -> AuthProblem:
     who = options.principal or "the current Windows/Kerberos identity"
     if 400 <= code < 500:
-        return AuthProblem(f"deferred authentication with {name}", "try again later",
-                           code=code, reply=reply, transient=True)
+        return AuthProblem(
+            f"deferred authentication with {name}",
+            "try again later",
+            code=code,
+            reply=reply,
+            transient=True,
+        )
     if code == 538:
         advice = "set EnableSsl=True (or Security=Tls) so the server allows authentication"
     elif code in (535, 530):
         advice = f"check the password of {who}, or whether the server knows that account"
     else:
         advice = "check the server's authentication settings"
-    return AuthProblem(f"refused authentication with {name} as {who}", advice, code=code, reply=reply)
+    return AuthProblem(
+        f"refused authentication with {name} as {who}", advice, code=code, reply=reply
+    )
 
 
 def _try(conn: smtplib.SMTP, options: SmtpOptions, name: str, tls: bool) -> tuple[int, str]:
@@ -339,8 +367,10 @@ def _nothing_usable(options: SmtpOptions, offered: list[str], tls: bool) -> Auth
     shown = " ".join(offered) or "none"
     if options.windows_auth and options.mechanism is AuthMechanism.AUTO:
         # .NET goes on unauthenticated when no module fits; the server may still relay.
-        warning = (f"UseWindowsAuthentication=True, but the server offers no GSSAPI or NTLM (it offers: {shown}); "
-                   "the mail was sent without authentication, as SSIS does.")
+        warning = (
+            f"UseWindowsAuthentication=True, but the server offers no GSSAPI or NTLM (it offers: {shown}); "
+            "the mail was sent without authentication, as SSIS does."
+        )
         return AuthOutcome(None, [warning])
     if any(m in offered for m in ("PLAIN", "LOGIN")) and not tls:
         raise AuthProblem(

@@ -115,8 +115,18 @@ SMTP_KEYS: tuple[str, ...] = (
 _CANONICAL = {k.lower(): k for k in SMTP_KEYS}
 # Generic connection-manager properties a property expression may set; they do not shape SMTP.
 _GENERIC_PROPERTIES = frozenset(
-    {"connectbyproxy", "description", "name", "objectname", "delayvalidation", "protectionlevel",
-     "connectionstring", "supportsdtctransactions", "creationname", "dtsid"}
+    {
+        "connectbyproxy",
+        "description",
+        "name",
+        "objectname",
+        "delayvalidation",
+        "protectionlevel",
+        "connectionstring",
+        "supportsdtctransactions",
+        "creationname",
+        "dtsid",
+    }
 )
 # Keys whose values are secrets: never stripped, never echoed (nor is what follows them).
 _SECRET_KEYS = frozenset({"password"})
@@ -147,7 +157,9 @@ class SmtpOptions:
 
     @property
     def address(self) -> str:
-        return f"[{self.server}]:{self.port}" if ":" in self.server else f"{self.server}:{self.port}"
+        return (
+            f"[{self.server}]:{self.port}" if ":" in self.server else f"{self.server}:{self.port}"
+        )
 
     @property
     def principal(self) -> str | None:
@@ -163,7 +175,9 @@ class SmtpOptions:
 
     @property
     def authenticates(self) -> bool:
-        return self.integrated or self.username is not None or self.mechanism is not AuthMechanism.AUTO
+        return (
+            self.integrated or self.username is not None or self.mechanism is not AuthMechanism.AUTO
+        )
 
     def __repr__(self) -> str:
         return (
@@ -195,8 +209,10 @@ def _merged(settings: ConnectionSettings, out: _Collector) -> dict[str, str]:
     for key in parsed:
         if previous.lower() in _SECRET_KEYS and key.strip().lower() not in _CANONICAL:
             # Most likely the tail of a password that holds ';' and '=': never echo it.
-            out.add(f"the connection string key after {previous} is not an SMTP key; if the password "
-                    "holds ';', enclose it in quotes, e.g. Password=\"a;b\".")
+            out.add(
+                f"the connection string key after {previous} is not an SMTP key; if the password "
+                "holds ';', enclose it in quotes, e.g. Password=\"a;b\"."
+            )
         else:
             _put(values, key, parsed[key], out, "connection string key")
         previous = key
@@ -272,8 +288,10 @@ def _max_connections(values: dict[str, str], out: _Collector) -> int:
     if raw is None or raw == "":
         return DEFAULT_MAX_CONNECTIONS
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_MAX_CONNECTIONS:
-        out.add(f"MaxConnections={raw!r} is not a number from 1 to {MAX_MAX_CONNECTIONS}; write e.g. "
-                f"MaxConnections={DEFAULT_MAX_CONNECTIONS}.")
+        out.add(
+            f"MaxConnections={raw!r} is not a number from 1 to {MAX_MAX_CONNECTIONS}; write e.g. "
+            f"MaxConnections={DEFAULT_MAX_CONNECTIONS}."
+        )
         return DEFAULT_MAX_CONNECTIONS
     return int(raw)
 
@@ -288,13 +306,17 @@ def _timeout(values: dict[str, str], out: _Collector, warnings: list[str]) -> fl
         return DEFAULT_TIMEOUT_MS / 1000
     millis = int(text)
     if millis < 0:
-        out.add(f"Timeout={millis} is negative; write a number of milliseconds, e.g. Timeout=30000.")
+        out.add(
+            f"Timeout={millis} is negative; write a number of milliseconds, e.g. Timeout=30000."
+        )
         return DEFAULT_TIMEOUT_MS / 1000
     if millis == 0:  # SSIS's Timeout is nullable; 0 reads as "not set", never as "wait forever"
         warnings.append("Timeout=0 is treated as unset: the default of 100000 ms (100 s) applies.")
         return DEFAULT_TIMEOUT_MS / 1000
     if millis < 1000:
-        warnings.append(f"Timeout={millis} is in milliseconds (as in SSIS), so the server gets only {millis} ms.")
+        warnings.append(
+            f"Timeout={millis} is in milliseconds (as in SSIS), so the server gets only {millis} ms."
+        )
     return millis / 1000
 
 
@@ -311,7 +333,9 @@ def _password(values: dict[str, str], out: _Collector, environ: Mapping[str, str
     if key == "PasswordEnv":
         name = values["PasswordEnv"]
         if name not in environ:
-            out.add(f"PasswordEnv={name} names an environment variable that is not set; export it before the run.")
+            out.add(
+                f"PasswordEnv={name} names an environment variable that is not set; export it before the run."
+            )
             return None
         return Secret(environ[name])
     return _password_file(values["PasswordFile"], out)
@@ -325,7 +349,9 @@ def _password_file(path: str, out: _Collector) -> Secret | None:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         detail = getattr(exc, "strerror", None) or exc
-        out.add(f"PasswordFile={path} cannot be read ({detail}); check the path and its permissions.")
+        out.add(
+            f"PasswordFile={path} cannot be read ({detail}); check the path and its permissions."
+        )
         return None
 
 
@@ -336,12 +362,16 @@ def _server(values: dict[str, str], out: _Collector) -> str:
     elif any(c.isspace() for c in server) or "/" in server:
         out.add(f"SmtpServer={server!r} is not a host name.")
     elif server.count(":") == 1:
-        out.add(f"SmtpServer={server!r} carries a port, which SSIS does not parse; write Port={server.split(':')[1]}; instead.")
+        out.add(
+            f"SmtpServer={server!r} carries a port, which SSIS does not parse; write Port={server.split(':')[1]}; instead."
+        )
     return server.strip("[]")
 
 
 def _mechanism(values: dict[str, str], windows_auth: bool, out: _Collector) -> AuthMechanism:
-    mechanism = AuthMechanism(_enum(values, "AuthMechanism", AuthMechanism, out) or AuthMechanism.AUTO)
+    mechanism = AuthMechanism(
+        _enum(values, "AuthMechanism", AuthMechanism, out) or AuthMechanism.AUTO
+    )
     if windows_auth and mechanism in (AuthMechanism.PLAIN, AuthMechanism.LOGIN):
         out.add(
             f"AuthMechanism={mechanism.value} cannot be used with UseWindowsAuthentication=True, which only "
@@ -350,7 +380,9 @@ def _mechanism(values: dict[str, str], windows_auth: bool, out: _Collector) -> A
     return mechanism
 
 
-def _build(settings: ConnectionSettings, out: _Collector, environ: Mapping[str, str]) -> SmtpOptions:
+def _build(
+    settings: ConnectionSettings, out: _Collector, environ: Mapping[str, str]
+) -> SmtpOptions:
     values = _merged(settings, out)
     warnings: list[str] = []
     server = _server(values, out)
@@ -361,8 +393,12 @@ def _build(settings: ConnectionSettings, out: _Collector, environ: Mapping[str, 
     username = values.get("UserName") or None
     if password is not None and username is None and not windows_auth:
         out.add("a password is given without UserName; add UserName=<user>;.")
-    if mechanism in (AuthMechanism.PLAIN, AuthMechanism.LOGIN) and (username is None or password is None):
-        out.add(f"AuthMechanism={mechanism.value} needs UserName and a password (Password, PasswordEnv or PasswordFile).")
+    if mechanism in (AuthMechanism.PLAIN, AuthMechanism.LOGIN) and (
+        username is None or password is None
+    ):
+        out.add(
+            f"AuthMechanism={mechanism.value} needs UserName and a password (Password, PasswordEnv or PasswordFile)."
+        )
     trust = _bool(values, "TrustServerCertificate", out)
     if trust and security is not Security.NONE:
         warnings.append(
@@ -371,7 +407,9 @@ def _build(settings: ConnectionSettings, out: _Collector, environ: Mapping[str, 
         )
     ca_file = values.get("CaFile") or None
     if ca_file is not None and not Path(ca_file).expanduser().is_file():
-        out.add(f"CaFile={ca_file} is not a readable file; give the path of a PEM file holding the CA certificate.")
+        out.add(
+            f"CaFile={ca_file} is not a readable file; give the path of a PEM file holding the CA certificate."
+        )
     return SmtpOptions(
         server=server,
         port=_port(values, security, out),

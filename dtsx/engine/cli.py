@@ -29,7 +29,11 @@ _DEBUG = threading.Event()
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dtsx")
-@click.option("--debug", is_flag=True, help="Show the Python traceback of an internal error (before the command).")
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Show the Python traceback of an internal error (before the command).",
+)
 def cli(debug: bool) -> None:
     """Run SQL Server Integration Services (.dtsx) packages."""
     if debug:
@@ -51,14 +55,28 @@ import pathlib  # noqa: E402 - kept inside this command section
 
 
 @cli.command("mailsink")
-@click.option("--port", type=click.IntRange(0, 65535), default=2525, show_default=True,
-              help="TCP port to listen on; 0 lets the system pick a free one.")
-@click.option("--dir", "directory", required=True,
-              type=click.Path(file_okay=False, path_type=pathlib.Path),
-              help="Folder where each message is stored as a .eml file (created if missing).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=2525,
+    show_default=True,
+    help="TCP port to listen on; 0 lets the system pick a free one.",
+)
+@click.option(
+    "--dir",
+    "directory",
+    required=True,
+    type=click.Path(file_okay=False, path_type=pathlib.Path),
+    help="Folder where each message is stored as a .eml file (created if missing).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--max-size", type=click.IntRange(0), default=None, metavar="BYTES",
-              help="Largest message taken, advertised as SIZE (default 100 MiB; 0 = no limit).")
+@click.option(
+    "--max-size",
+    type=click.IntRange(0),
+    default=None,
+    metavar="BYTES",
+    help="Largest message taken, advertised as SIZE (default 100 MiB; 0 = no limit).",
+)
 def mailsink_command(port: int, directory: pathlib.Path, host: str, max_size: int | None) -> None:
     """Run a local SMTP server that stores every message it receives; Ctrl-C stops it."""
     import signal
@@ -69,7 +87,9 @@ def mailsink_command(port: int, directory: pathlib.Path, host: str, max_size: in
 
     def received(path: pathlib.Path) -> None:
         env = MailSink.envelope(path)
-        click.echo(f"received {path.name} from <{env['mail_from']}> to {', '.join(env['rcpt_tos'])}")
+        click.echo(
+            f"received {path.name} from <{env['mail_from']}> to {', '.join(env['rcpt_tos'])}"
+        )
 
     try:
         limit = {} if max_size is None else {"max_message_size": max_size}
@@ -79,12 +99,19 @@ def mailsink_command(port: int, directory: pathlib.Path, host: str, max_size: in
         _fail(str(exc), EXIT_FAILURE)
     except OSError as exc:  # the folder or the address, as the system refused it
         where = exc.filename if exc.filename is not None else f"{host}:{port}"
-        _fail(f"mailsink: cannot use {where}: {exc.strerror or exc}; choose another --dir, --host or --port.",
-              EXIT_FAILURE)
-    click.echo(f"dtsx mailsink: listening on {host}:{sink.port}; messages are stored in "
-               f"{directory.resolve()} (Ctrl-C to stop)")
+        _fail(
+            f"mailsink: cannot use {where}: {exc.strerror or exc}; choose another --dir, --host or --port.",
+            EXIT_FAILURE,
+        )
+    click.echo(
+        f"dtsx mailsink: listening on {host}:{sink.port}; messages are stored in "
+        f"{directory.resolve()} (Ctrl-C to stop)"
+    )
     if host not in ("127.0.0.1", "::1", "localhost"):
-        click.echo(f"dtsx mailsink: warning: {host} is not a loopback address; other machines can send here", err=True)
+        click.echo(
+            f"dtsx mailsink: warning: {host} is not a loopback address; other machines can send here",
+            err=True,
+        )
     stop = threading.Event()
     # Both signals set the event, so Ctrl-C works even where SIGINT was inherited as ignored.
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -107,26 +134,36 @@ if TYPE_CHECKING:
     from dtsx.engine.model import Package
 
 
-_DECRYPT_HELP_ENV = "Environment variable holding the password of an EncryptAllWithPassword or " \
+_DECRYPT_HELP_ENV = (
+    "Environment variable holding the password of an EncryptAllWithPassword or "
     "EncryptSensitiveWithPassword package (dtexec /Decrypt)."
+)
 _DECRYPT_HELP_FILE = "File holding that password (the line break at its end is ignored)."
 
 
 def _decrypt_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--decrypt-env / --decrypt-file: the package password, never on the command line itself."""
-    command = click.option("--decrypt-file", default=None, metavar="FILE", help=_DECRYPT_HELP_FILE)(command)
-    return click.option("--decrypt-env", default=None, metavar="VARIABLE", help=_DECRYPT_HELP_ENV)(command)
+    command = click.option("--decrypt-file", default=None, metavar="FILE", help=_DECRYPT_HELP_FILE)(
+        command
+    )
+    return click.option("--decrypt-env", default=None, metavar="VARIABLE", help=_DECRYPT_HELP_ENV)(
+        command
+    )
 
 
 def _package_password(env: str | None, file: str | None) -> str | None:
     """The password --decrypt-env or --decrypt-file names; a missing one is a usage error (exit 6)."""
     if env is not None and file is not None:
-        _fail("give the package password once: --decrypt-env or --decrypt-file, not both.", EXIT_USAGE)
+        _fail(
+            "give the package password once: --decrypt-env or --decrypt-file, not both.", EXIT_USAGE
+        )
     if env is not None:
         value = os.environ.get(env)
         if value is None:
-            _fail(f"--decrypt-env {env}: that environment variable is not set; export it with the package password.",
-                  EXIT_USAGE)
+            _fail(
+                f"--decrypt-env {env}: that environment variable is not set; export it with the package password.",
+                EXIT_USAGE,
+            )
         return value
     if file is not None:
         from dtsx.connections.base import read_secret_file
@@ -134,7 +171,10 @@ def _package_password(env: str | None, file: str | None) -> str | None:
         try:
             return read_secret_file(file)
         except (OSError, UnicodeDecodeError) as exc:
-            _fail(f"--decrypt-file {file}: cannot read it ({getattr(exc, 'strerror', None) or exc}).", EXIT_USAGE)
+            _fail(
+                f"--decrypt-file {file}: cannot read it ({getattr(exc, 'strerror', None) or exc}).",
+                EXIT_USAGE,
+            )
     return None
 
 
@@ -151,25 +191,40 @@ def _load_or_exit(path: str, project_dir: str | None, password: str | None = Non
         _fail(str(exc), EXIT_LOAD_FAILED)
 
 
-def _validate_one(path: str, project_dir: str | None, unsupported: str,
-                  password: str | None = None,
-                  path_map: Callable[[str], str] | None = None) -> tuple[int, dict[str, object]]:
+def _validate_one(
+    path: str,
+    project_dir: str | None,
+    unsupported: str,
+    password: str | None = None,
+    path_map: Callable[[str], str] | None = None,
+) -> tuple[int, dict[str, object]]:
     """(exit code, JSON entry) for one package: 0 valid, 4 missing, 5 invalid."""
-    from dtsx.engine.errors import PackageLoadError, PackageNotFoundError, PackageValidationError, Problem
+    from dtsx.engine.errors import (
+        PackageLoadError,
+        PackageNotFoundError,
+        PackageValidationError,
+        Problem,
+    )
     from dtsx.engine.loader import load
     from dtsx.engine.plan import build
 
     warnings: list[Problem] = []
     try:
         # Without --path-map every Windows path is unmapped, as the run would find it.
-        plan = build(load(path, project_dir=project_dir, password=password), unsupported=unsupported,
-                     path_map=path_map or _unmapped)
+        plan = build(
+            load(path, project_dir=project_dir, password=password),
+            unsupported=unsupported,
+            path_map=path_map or _unmapped,
+        )
         warnings = plan.warnings
         code, problems = EXIT_SUCCESS, []
     except PackageNotFoundError as exc:
         code, problems = EXIT_NOT_FOUND, [Problem("not-found", exc.message, exc.file, exc.line)]
     except PackageLoadError as exc:
-        code, problems = EXIT_LOAD_FAILED, [Problem("load-error", exc.message, exc.file or path, exc.line)]
+        code, problems = (
+            EXIT_LOAD_FAILED,
+            [Problem("load-error", exc.message, exc.file or path, exc.line)],
+        )
     except PackageValidationError as exc:
         code, problems = EXIT_LOAD_FAILED, exc.problems
     entry: dict[str, object] = {
@@ -183,16 +238,39 @@ def _validate_one(path: str, project_dir: str | None, unsupported: str,
 
 @cli.command("validate")
 @click.argument("packages", nargs=-1, required=True)
-@click.option("--json", "as_json", is_flag=True, help="Print {\"packages\": [{path, valid, problems}]} as JSON.")
-@click.option("--project-dir", type=click.Path(file_okay=False), default=None,
-              help="Folder with the project's .conmgr files and Project.params (default: the package's folder).")
-@click.option("--unsupported", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
-              help="Whether tasks dtsx cannot run make the package invalid, or are skipped with a warning.")
-@click.option("--path-map", "path_maps", multiple=True, metavar="WINDOWS=LOCAL",
-              help="Map a Windows path prefix to a local folder, as for run; unmapped Windows paths are problems.")
+@click.option(
+    "--json", "as_json", is_flag=True, help='Print {"packages": [{path, valid, problems}]} as JSON.'
+)
+@click.option(
+    "--project-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder with the project's .conmgr files and Project.params (default: the package's folder).",
+)
+@click.option(
+    "--unsupported",
+    type=click.Choice(["fail", "skip"]),
+    default="fail",
+    show_default=True,
+    help="Whether tasks dtsx cannot run make the package invalid, or are skipped with a warning.",
+)
+@click.option(
+    "--path-map",
+    "path_maps",
+    multiple=True,
+    metavar="WINDOWS=LOCAL",
+    help="Map a Windows path prefix to a local folder, as for run; unmapped Windows paths are problems.",
+)
 @_decrypt_options
-def validate_command(packages: tuple[str, ...], as_json: bool, project_dir: str | None, unsupported: str,
-                     path_maps: tuple[str, ...], decrypt_env: str | None, decrypt_file: str | None) -> None:
+def validate_command(
+    packages: tuple[str, ...],
+    as_json: bool,
+    project_dir: str | None,
+    unsupported: str,
+    path_maps: tuple[str, ...],
+    decrypt_env: str | None,
+    decrypt_file: str | None,
+) -> None:
     """Load and check packages without running them; list every problem with file:line and refId."""
     import json
 
@@ -206,7 +284,9 @@ def validate_command(packages: tuple[str, ...], as_json: bool, project_dir: str 
     results = [_validate_one(p, project_dir, unsupported, password, path_map) for p in packages]
     codes = {code for code, _ in results}
     if as_json:
-        click.echo(json.dumps({"packages": [entry for _, entry in results]}, ensure_ascii=False, indent=2))
+        click.echo(
+            json.dumps({"packages": [entry for _, entry in results]}, ensure_ascii=False, indent=2)
+        )
     else:
         for _, entry in results:
             _print_validation(entry)
@@ -233,12 +313,23 @@ def _print_validation(entry: dict[str, object]) -> None:
 
 @cli.command("show")
 @click.argument("package")
-@click.option("--json", "as_json", is_flag=True, help="Print the package as the stable JSON document.")
-@click.option("--project-dir", type=click.Path(file_okay=False), default=None,
-              help="Folder with the project's .conmgr files and Project.params (default: the package's folder).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the package as the stable JSON document."
+)
+@click.option(
+    "--project-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder with the project's .conmgr files and Project.params (default: the package's folder).",
+)
 @_decrypt_options
-def show_command(package: str, as_json: bool, project_dir: str | None, decrypt_env: str | None,
-                 decrypt_file: str | None) -> None:
+def show_command(
+    package: str,
+    as_json: bool,
+    project_dir: str | None,
+    decrypt_env: str | None,
+    decrypt_file: str | None,
+) -> None:
     """Print a package's structure: executables, constraints, handlers, connections, variables."""
     import json
 
@@ -253,13 +344,28 @@ def show_command(package: str, as_json: bool, project_dir: str | None, decrypt_e
 
 @cli.command("graph")
 @click.argument("package")
-@click.option("--format", "fmt", type=click.Choice(["dot", "mermaid"]), default="dot", show_default=True,
-              help="Graphviz DOT or a Mermaid flowchart.")
-@click.option("--project-dir", type=click.Path(file_okay=False), default=None,
-              help="Folder with the project's .conmgr files and Project.params (default: the package's folder).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["dot", "mermaid"]),
+    default="dot",
+    show_default=True,
+    help="Graphviz DOT or a Mermaid flowchart.",
+)
+@click.option(
+    "--project-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder with the project's .conmgr files and Project.params (default: the package's folder).",
+)
 @_decrypt_options
-def graph_command(package: str, fmt: str, project_dir: str | None, decrypt_env: str | None,
-                  decrypt_file: str | None) -> None:
+def graph_command(
+    package: str,
+    fmt: str,
+    project_dir: str | None,
+    decrypt_env: str | None,
+    decrypt_file: str | None,
+) -> None:
     """Draw the control flow: containers as clusters, constraints as labelled edges."""
     from dtsx.engine.render import graph_dot, graph_mermaid
 
@@ -291,10 +397,17 @@ def list_plugins() -> None:
 
 @cli.command("eval")
 @click.argument("expression")
-@click.option("--var", "variables", multiple=True, metavar="NS::NAME=TYPE:VALUE",
-              help="A variable, e.g. User::Count=Int32:5 (repeatable).")
-@click.option("--assign", is_flag=True, help="Evaluate the For Loop assignment form @[User::X] = expr.")
-@click.option("--json", "as_json", is_flag=True, help="Print {\"value\", \"type\"} as JSON.")
+@click.option(
+    "--var",
+    "variables",
+    multiple=True,
+    metavar="NS::NAME=TYPE:VALUE",
+    help="A variable, e.g. User::Count=Int32:5 (repeatable).",
+)
+@click.option(
+    "--assign", is_flag=True, help="Evaluate the For Loop assignment form @[User::X] = expr."
+)
+@click.option("--json", "as_json", is_flag=True, help='Print {"value", "type"} as JSON.')
 def eval_command(expression: str, variables: tuple[str, ...], assign: bool, as_json: bool) -> None:
     """Evaluate an SSIS expression and print its value and type."""
     import json
@@ -314,14 +427,20 @@ def eval_command(expression: str, variables: tuple[str, ...], assign: bool, as_j
         # json_text() keeps a decimal's scale (124.00), which json.dumps cannot write.
         click.echo(f'{{"value": {result.json_text()}, "type": {json.dumps(result.type)}}}')
     else:
-        click.echo(f"{result.to_json()!s}  ({result.type})" if not result.is_null else f"NULL  ({result.type})")
+        click.echo(
+            f"{result.to_json()!s}  ({result.type})"
+            if not result.is_null
+            else f"NULL  ({result.type})"
+        )
 
 
 def _parse_var(spec: str) -> tuple[str, tuple[str, str]]:
     name, sep, typed = spec.partition("=")
     type_name, colon, raw = typed.partition(":")
     if not sep or not colon or not name.strip():
-        raise click.UsageError(f"--var {spec!r} is not NS::NAME=TYPE:VALUE, e.g. User::Count=Int32:5")
+        raise click.UsageError(
+            f"--var {spec!r} is not NS::NAME=TYPE:VALUE, e.g. User::Count=Int32:5"
+        )
     return name.strip(), (type_name.strip(), raw)
 
 
@@ -330,21 +449,26 @@ def _parse_var(spec: str) -> tuple[str, tuple[str, str]]:
 import os  # noqa: E402 - kept inside this command section
 import re  # noqa: E402
 import signal  # noqa: E402
-from typing import Any, Callable  # noqa: E402
+from typing import Any
+from collections.abc import Callable  # noqa: E402
 
 
 def _split_pair(spec: str, sep: str, what: str, example: str) -> tuple[str, str]:
     name, found, value = spec.partition(sep)
     if not found or not name.strip():
-        raise click.UsageError(f"{what} {spec!r} is not NAME{sep}VALUE; write it like {example}, "
-                               "or NAME@env:VARIABLE / NAME@file:PATH to keep the value off the command line")
+        raise click.UsageError(
+            f"{what} {spec!r} is not NAME{sep}VALUE; write it like {example}, "
+            "or NAME@env:VARIABLE / NAME@file:PATH to keep the value off the command line"
+        )
     return name.strip(), value
 
 
 # NAME@env:VARIABLE / NAME@file:PATH: the one way to give --set, --param, --conn (and dtexec's
 # /Set, /Par, /Conn) a value that is not on the command line, where every user's `ps` shows it.
 # The name may hold neither '=' nor ';', so NAME=VALUE and PATH;VALUE forms always stay literal.
-_REFERENCE = re.compile(r"(?P<name>[^=;]+?)@(?P<kind>env|file):(?P<source>.+)", re.IGNORECASE | re.DOTALL)
+_REFERENCE = re.compile(
+    r"(?P<name>[^=;]+?)@(?P<kind>env|file):(?P<source>.+)", re.IGNORECASE | re.DOTALL
+)
 
 
 def _reference(spec: str, option: str) -> tuple[str, str] | None:
@@ -359,15 +483,20 @@ def _reference(spec: str, option: str) -> tuple[str, str] | None:
     if kind == "env":
         value = os.environ.get(source)
         if value is None:
-            _fail(f"{option} {name}@env:{source}: the environment variable {source} is not set; export it with the value.",
-                  EXIT_USAGE)
+            _fail(
+                f"{option} {name}@env:{source}: the environment variable {source} is not set; export it with the value.",
+                EXIT_USAGE,
+            )
         return name, value
     from dtsx.connections.base import read_secret_file
 
     try:
         return name, read_secret_file(source)
     except (OSError, UnicodeDecodeError) as exc:
-        _fail(f"{option} {name}@file:{source}: cannot read it ({getattr(exc, 'strerror', None) or exc}).", EXIT_USAGE)
+        _fail(
+            f"{option} {name}@file:{source}: cannot read it ({getattr(exc, 'strerror', None) or exc}).",
+            EXIT_USAGE,
+        )
 
 
 def _set_argument(spec: str, option: str, req: _RunRequest) -> None:
@@ -379,7 +508,9 @@ def _set_argument(spec: str, option: str, req: _RunRequest) -> None:
         return
     name, value = found
     body = name[12:] if name[:12].lower() == "$sensitive::" else name
-    req.sets.append(f"$Sensitive::{body};{value}" if body.startswith("\\") else f"$Sensitive::{body}={value}")
+    req.sets.append(
+        f"$Sensitive::{body};{value}" if body.startswith("\\") else f"$Sensitive::{body}={value}"
+    )
 
 
 def _pair_argument(spec: str, option: str, example: str) -> tuple[str, str, bool]:
@@ -454,8 +585,12 @@ def _run_request(req: _RunRequest) -> int:
     package = _load_or_exit(req.package or "", req.project_dir, req.password)
     _warn_visible_secrets(req, package)
     try:
-        plan = build(package, unsupported=req.unsupported, path_map=path_map or _unmapped,
-                     connections=dict(req.conns))
+        plan = build(
+            package,
+            unsupported=req.unsupported,
+            path_map=path_map or _unmapped,
+            connections=dict(req.conns),
+        )
     except PackageValidationError as exc:
         _fail(str(exc), EXIT_LOAD_FAILED)
     if req.validate_only:
@@ -474,10 +609,17 @@ def _run_request(req: _RunRequest) -> int:
     sink, redirect = _start_dev_smtp(req.dev_smtp)
     cancel = threading.Event()
     options = RunOptions(
-        max_concurrent=req.max_concurrent, sets=sets, config_files=list(req.config_files),
-        parameters=dict(req.params), connections=dict(req.conns),
-        path_map=path_map, cancel_event=cancel, sinks=sinks, project_dir=req.project_dir,  # type: ignore[arg-type]
-        unsupported=req.unsupported, connection_redirect=redirect,
+        max_concurrent=req.max_concurrent,
+        sets=sets,
+        config_files=list(req.config_files),
+        parameters=dict(req.params),
+        connections=dict(req.conns),
+        path_map=path_map,
+        cancel_event=cancel,
+        sinks=sinks,
+        project_dir=req.project_dir,  # type: ignore[arg-type]
+        unsupported=req.unsupported,
+        connection_redirect=redirect,
     )
     previous = _install_cancel_signals(cancel)
     try:
@@ -499,7 +641,10 @@ def _run_request(req: _RunRequest) -> int:
     # above. Turning a success into a failure would invite a scheduler to run the package (and send
     # its mail) again.
     if lost or not written:
-        click.echo("dtsx: warning: the run's result above stands; only the output named above is incomplete.", err=True)
+        click.echo(
+            "dtsx: warning: the run's result above stands; only the output named above is incomplete.",
+            err=True,
+        )
     return int(result.exit_code)
 
 
@@ -510,9 +655,15 @@ def _check_writable(path: str, option: str) -> None:
     if target.is_dir():
         _fail(f"{option} {path}: that is a folder; name a file.", EXIT_USAGE)
     if not folder.is_dir():
-        _fail(f"{option} {path}: the folder {folder} does not exist; create it or name another file.", EXIT_USAGE)
+        _fail(
+            f"{option} {path}: the folder {folder} does not exist; create it or name another file.",
+            EXIT_USAGE,
+        )
     if not os.access(target if target.exists() else folder, os.W_OK):
-        _fail(f"{option} {path}: dtsx may not write there; name a file in a folder you can write to.", EXIT_USAGE)
+        _fail(
+            f"{option} {path}: dtsx may not write there; name a file in a folder you can write to.",
+            EXIT_USAGE,
+        )
 
 
 def _close_logs(logs: list[object], path: str | None) -> bool:
@@ -526,7 +677,10 @@ def _close_logs(logs: list[object], path: str | None) -> bool:
         try:
             item.close()  # type: ignore[attr-defined]
         except (OSError, DtsxError) as exc:
-            click.echo(f"dtsx: cannot write the log file {path}: {getattr(exc, 'strerror', None) or exc}.", err=True)
+            click.echo(
+                f"dtsx: cannot write the log file {path}: {getattr(exc, 'strerror', None) or exc}.",
+                err=True,
+            )
             lost = True
     return lost
 
@@ -540,8 +694,11 @@ def _warn_visible_secrets(req: _RunRequest, package: Package) -> None:
     if secrets:
         them = "it" if len(secrets) == 1 else "them"
         verb = "is" if len(secrets) == 1 else "are"
-        click.echo(f"dtsx: warning: {' and '.join(secrets)} {verb} on the command line, where any user's process "
-                   f"listing (ps) shows {them}; give {them} as NAME@env:VARIABLE or NAME@file:PATH instead.", err=True)
+        click.echo(
+            f"dtsx: warning: {' and '.join(secrets)} {verb} on the command line, where any user's process "
+            f"listing (ps) shows {them}; give {them} as NAME@env:VARIABLE or NAME@file:PATH instead.",
+            err=True,
+        )
 
 
 def _visible_secrets(req: _RunRequest, package: Package) -> list[str]:
@@ -549,7 +706,9 @@ def _visible_secrets(req: _RunRequest, package: Package) -> list[str]:
     from dtsx.engine.executor import parse_set
     from dtsx.engine.variables import split_name
 
-    sensitive = {p.qualified_name for p in [*package.parameters, *package.project_parameters] if p.sensitive}
+    sensitive = {
+        p.qualified_name for p in [*package.parameters, *package.project_parameters] if p.sensitive
+    }
     found: list[str] = []
     for option, given in req.on_command_line:
         if option in ("--conn", "/Conn"):
@@ -558,7 +717,9 @@ def _visible_secrets(req: _RunRequest, package: Package) -> list[str]:
         elif option in ("--param", "/Par"):
             if given.upper().startswith("CM."):
                 prop = given.rsplit(".", 1)[-1].lower()
-                if prop in _PASSWORD_KEYS or (prop == "connectionstring" and _has_password(req.params[given])):
+                if prop in _PASSWORD_KEYS or (
+                    prop == "connectionstring" and _has_password(req.params[given])
+                ):
                     found.append(f"the password in {option} {given}")
                 continue
             namespace, short = split_name(given)
@@ -568,7 +729,9 @@ def _visible_secrets(req: _RunRequest, package: Package) -> list[str]:
             item = parse_set(given)
             target = f"{item.connection}.{item.name}" if item.kind == "connection" else item.name
             password = item.kind == "connection" and (
-                item.name.lower() in _PASSWORD_KEYS or (item.name.lower() == "connectionstring" and _has_password(item.value)))
+                item.name.lower() in _PASSWORD_KEYS
+                or (item.name.lower() == "connectionstring" and _has_password(item.value))
+            )
             if item.sensitive or password or (item.kind == "variable" and item.name in sensitive):
                 found.append(f"the value of {option} {target}")
     return found
@@ -581,7 +744,10 @@ def _has_password(connection_string: str) -> bool:
     try:
         keys = {key.strip().lower() for key in parse_connection_string(connection_string)}
     except DtsxError:  # unparsable: the run will say so; a password in it is still on show
-        return re.search(r"(?:^|;)\s*(?:password|pwd)\s*=", connection_string, re.IGNORECASE) is not None
+        return (
+            re.search(r"(?:^|;)\s*(?:password|pwd)\s*=", connection_string, re.IGNORECASE)
+            is not None
+        )
     return bool(keys & _PASSWORD_KEYS)
 
 
@@ -614,7 +780,9 @@ def _start_dev_smtp(directory: str | None) -> tuple[Any, Any]:
         sink.start()
     except OSError as exc:
         _fail(f"--dev-smtp: cannot start the local SMTP sink: {exc.strerror or exc}", EXIT_USAGE)
-    click.echo(f"dtsx: dev SMTP sink on 127.0.0.1:{sink.port}, storing mail in {sink.directory}", err=True)
+    click.echo(
+        f"dtsx: dev SMTP sink on 127.0.0.1:{sink.port}, storing mail in {sink.directory}", err=True
+    )
     return sink, functools.partial(redirect_to_sink, host="127.0.0.1", port=sink.port)
 
 
@@ -639,17 +807,23 @@ def _install_cancel_signals(cancel: threading.Event) -> dict[int, Any]:
         signals_seen[0] += 1
         if signals_seen[0] == 1:
             cancel.set()
-            _say("dtsx: interrupted; stopping the running tasks (interrupt again to kill their processes).")
+            _say(
+                "dtsx: interrupted; stopping the running tasks (interrupt again to kill their processes)."
+            )
         elif signals_seen[0] == 2:
             cancel.set()
             killed = stop_every_process()
-            _say(f"dtsx: interrupted again; killed {killed} running process group(s); the report follows "
-                 f"within {_SECOND_SIGNAL_LIMIT_S:g} s.")
+            _say(
+                f"dtsx: interrupted again; killed {killed} running process group(s); the report follows "
+                f"within {_SECOND_SIGNAL_LIMIT_S:g} s."
+            )
             timer = threading.Timer(_SECOND_SIGNAL_LIMIT_S, _give_up)
             timer.daemon = True
             timer.start()
         else:
-            _say("dtsx: interrupted a third time; exiting without waiting for running tasks or writing the report.")
+            _say(
+                "dtsx: interrupted a third time; exiting without waiting for running tasks or writing the report."
+            )
             os._exit(EXIT_CANCELED)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -658,8 +832,10 @@ def _install_cancel_signals(cancel: threading.Event) -> dict[int, Any]:
 
 
 def _give_up() -> None:
-    _say(f"dtsx: the run did not stop within {_SECOND_SIGNAL_LIMIT_S:g} s of the second interrupt; "
-         "exiting without a report.")
+    _say(
+        f"dtsx: the run did not stop within {_SECOND_SIGNAL_LIMIT_S:g} s of the second interrupt; "
+        "exiting without a report."
+    )
     os._exit(EXIT_CANCELED)
 
 
@@ -688,43 +864,112 @@ def _print_run(result: Any, req: _RunRequest) -> bool:
         text = json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n"
         try:
             # A name that was not UTF-8 (a surrogate here) is written as its JSON escape, \udcXX.
-            pathlib.Path(req.report_json).write_text(text, encoding="utf-8", errors="backslashreplace")
+            pathlib.Path(req.report_json).write_text(
+                text, encoding="utf-8", errors="backslashreplace"
+            )
         except OSError as exc:
-            click.echo(f"dtsx: cannot write the report {req.report_json}: {exc.strerror or exc}.", err=True)
+            click.echo(
+                f"dtsx: cannot write the report {req.report_json}: {exc.strerror or exc}.", err=True
+            )
             written = False
-    click.echo(f"dtsx: {result.package}: {result.result} (exit {result.exit_code}) in {result.duration_s:.3f} s")
+    click.echo(
+        f"dtsx: {result.package}: {result.result} (exit {result.exit_code}) in {result.duration_s:.3f} s"
+    )
     return written
 
 
 @cli.command("run")
 @click.argument("package")
-@click.option("--set", "sets", multiple=True, metavar="User::X=VALUE",
-              help="Set a variable, or a dtexec property path '\\Package.Variables[User::X].Value;VALUE'. "
-                   "Any of --set, --param, --conn also takes NAME@env:VARIABLE or NAME@file:PATH, to keep "
-                   "the value off the command line.")
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
-              help="Parameter value: $Project::X=…, $Package::X=… (bare = Package), CM.<conn>.<prop>=….")
-@click.option("--conn", "conns", multiple=True, metavar="NAME=CONNECTION_STRING",
-              help="Replace a connection manager's connection string (by name or DTSID).")
-@click.option("--config-file", "config_files", multiple=True, metavar="FILE",
-              help="Apply a .dtsConfig package configuration file (dtexec /ConfigFile; repeatable).")
-@click.option("--project-dir", type=click.Path(file_okay=False), default=None,
-              help="Folder with Project.params and .conmgr files.")
-@click.option("--max-concurrent", type=int, default=None, help="Override MaxConcurrentExecutables (-1 = CPUs + 2).")
-@click.option("--reporting", default=None, metavar="LEVELS", help="dtexec /Reporting letters N E W I C D P V (default EWP).")
-@click.option("--unsupported", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
-              help="Refuse packages with unsupported executables, or run them as disabled.")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="User::X=VALUE",
+    help="Set a variable, or a dtexec property path '\\Package.Variables[User::X].Value;VALUE'. "
+    "Any of --set, --param, --conn also takes NAME@env:VARIABLE or NAME@file:PATH, to keep "
+    "the value off the command line.",
+)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Parameter value: $Project::X=…, $Package::X=… (bare = Package), CM.<conn>.<prop>=….",
+)
+@click.option(
+    "--conn",
+    "conns",
+    multiple=True,
+    metavar="NAME=CONNECTION_STRING",
+    help="Replace a connection manager's connection string (by name or DTSID).",
+)
+@click.option(
+    "--config-file",
+    "config_files",
+    multiple=True,
+    metavar="FILE",
+    help="Apply a .dtsConfig package configuration file (dtexec /ConfigFile; repeatable).",
+)
+@click.option(
+    "--project-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder with Project.params and .conmgr files.",
+)
+@click.option(
+    "--max-concurrent",
+    type=int,
+    default=None,
+    help="Override MaxConcurrentExecutables (-1 = CPUs + 2).",
+)
+@click.option(
+    "--reporting",
+    default=None,
+    metavar="LEVELS",
+    help="dtexec /Reporting letters N E W I C D P V (default EWP).",
+)
+@click.option(
+    "--unsupported",
+    type=click.Choice(["fail", "skip"]),
+    default="fail",
+    show_default=True,
+    help="Refuse packages with unsupported executables, or run them as disabled.",
+)
 @click.option("--report-json", default=None, metavar="FILE", help="Write the run report as JSON.")
-@click.option("--log-jsonl", default=None, metavar="FILE", help="Append every event as a JSON line.")
-@click.option("--path-map", "path_maps", multiple=True, metavar="WINDOWS=LOCAL",
-              help="Map a Windows path prefix to a local folder, e.g. 'C:\\data=/srv/data' (repeatable).")
-@click.option("--dev-smtp", default=None, metavar="DIR",
-              help="Send all mail to a local sink that stores messages in DIR.")
+@click.option(
+    "--log-jsonl", default=None, metavar="FILE", help="Append every event as a JSON line."
+)
+@click.option(
+    "--path-map",
+    "path_maps",
+    multiple=True,
+    metavar="WINDOWS=LOCAL",
+    help="Map a Windows path prefix to a local folder, e.g. 'C:\\data=/srv/data' (repeatable).",
+)
+@click.option(
+    "--dev-smtp",
+    default=None,
+    metavar="DIR",
+    help="Send all mail to a local sink that stores messages in DIR.",
+)
 @_decrypt_options
-def run_command(package: str, sets: tuple[str, ...], params: tuple[str, ...], conns: tuple[str, ...],
-                config_files: tuple[str, ...], project_dir: str | None, max_concurrent: int | None, reporting: str | None, unsupported: str,
-                report_json: str | None, log_jsonl: str | None, path_maps: tuple[str, ...],
-                dev_smtp: str | None, decrypt_env: str | None, decrypt_file: str | None) -> int:
+def run_command(
+    package: str,
+    sets: tuple[str, ...],
+    params: tuple[str, ...],
+    conns: tuple[str, ...],
+    config_files: tuple[str, ...],
+    project_dir: str | None,
+    max_concurrent: int | None,
+    reporting: str | None,
+    unsupported: str,
+    report_json: str | None,
+    log_jsonl: str | None,
+    path_maps: tuple[str, ...],
+    dev_smtp: str | None,
+    decrypt_env: str | None,
+    decrypt_file: str | None,
+) -> int:
     """Run a package; exit with dtexec's code (0 success, 1 failure, 3 canceled, 4, 5, 6)."""
     req = _RunRequest()
     req.package = package
@@ -744,17 +989,44 @@ def run_command(package: str, sets: tuple[str, ...], params: tuple[str, ...], co
 
 # dtexec option → (shortest abbreviation, takes a value).
 _DTEXEC_OPTIONS = {
-    "file": ("f", True), "set": ("set", True), "connection": ("conn", True), "parameter": ("par", True),
-    "maxconcurrent": ("m", True), "reporting": ("rep", True), "validate": ("va", False),
-    "x86": ("x86", False), "sum": ("su", False), "callerinfo": ("ca", True), "help": ("h", False),
-    "decrypt": ("de", True), "configfile": ("conf", True),
+    "file": ("f", True),
+    "set": ("set", True),
+    "connection": ("conn", True),
+    "parameter": ("par", True),
+    "maxconcurrent": ("m", True),
+    "reporting": ("rep", True),
+    "validate": ("va", False),
+    "x86": ("x86", False),
+    "sum": ("su", False),
+    "callerinfo": ("ca", True),
+    "help": ("h", False),
+    "decrypt": ("de", True),
+    "configfile": ("conf", True),
 }
 _DTEXEC_UNSUPPORTED = {
-    "sql": "sq", "dts": "d", "isserver": "isserver", "server": "ser", "project": "proj", "package": "pack",
-    "checkfile": "checkf", "checkpointing": "checkp", "restart": "res",
-    "logger": "l", "consolelog": "cons", "vlog": "vlog", "warnaserror": "w", "envreference": "env",
-    "verifybuild": "verifyb", "verifypackageid": "verifyp", "verifyversionid": "verifyv", "verifysigned": "verifys",
-    "commandfile": "com", "dump": "dump", "dumponerror": "dumponerror", "user": "u", "password": "p",
+    "sql": "sq",
+    "dts": "d",
+    "isserver": "isserver",
+    "server": "ser",
+    "project": "proj",
+    "package": "pack",
+    "checkfile": "checkf",
+    "checkpointing": "checkp",
+    "restart": "res",
+    "logger": "l",
+    "consolelog": "cons",
+    "vlog": "vlog",
+    "warnaserror": "w",
+    "envreference": "env",
+    "verifybuild": "verifyb",
+    "verifypackageid": "verifyp",
+    "verifyversionid": "verifyv",
+    "verifysigned": "verifys",
+    "commandfile": "com",
+    "dump": "dump",
+    "dumponerror": "dumponerror",
+    "user": "u",
+    "password": "p",
 }
 
 
@@ -764,16 +1036,24 @@ def _dtexec_option(token: str) -> str:
     if word == "?":
         return "help"
     for table in (_DTEXEC_OPTIONS, {k: (v, False) for k, v in _DTEXEC_UNSUPPORTED.items()}):
-        matches = [name for name, (short, _) in table.items() if name.startswith(word) and len(word) >= len(short)]
+        matches = [
+            name
+            for name, (short, _) in table.items()
+            if name.startswith(word) and len(word) >= len(short)
+        ]
         if len(matches) == 1:
             if table is not _DTEXEC_OPTIONS:
-                raise click.UsageError(f"dtexec option {token} is not supported by dtsx exec; use /F[ile] with a .dtsx file.")
+                raise click.UsageError(
+                    f"dtexec option {token} is not supported by dtsx exec; use /F[ile] with a .dtsx file."
+                )
             return matches[0]
         if matches:
             exact = [m for m in matches if m == word]
             if exact:
                 return exact[0]
-    raise click.UsageError(f"{token!r} is not a dtexec option dtsx exec knows (/F /Set /Conn /Par /M /Rep /Va /De /Conf).")
+    raise click.UsageError(
+        f"{token!r} is not a dtexec option dtsx exec knows (/F /Set /Conn /Par /M /Rep /Va /De /Conf)."
+    )
 
 
 def _parse_dtexec(args: list[str]) -> _RunRequest:
@@ -781,8 +1061,10 @@ def _parse_dtexec(args: list[str]) -> _RunRequest:
     i = 0
     while i < len(args):
         token = args[i]
-        if not token[:1] in ("/", "-") or len(token) < 2:
-            raise click.UsageError(f"{token!r} is not an option; dtexec options start with / or -, e.g. /F pkg.dtsx")
+        if token[:1] not in ("/", "-") or len(token) < 2:
+            raise click.UsageError(
+                f"{token!r} is not an option; dtexec options start with / or -, e.g. /F pkg.dtsx"
+            )
         name = _dtexec_option(token)
         value = None
         if _DTEXEC_OPTIONS[name][1]:
@@ -810,7 +1092,9 @@ def _apply_dtexec(req: _RunRequest, name: str, value: str | None) -> None:
         try:
             req.max_concurrent = int(value or "")
         except ValueError:
-            raise click.UsageError(f"/MaxConcurrent {value!r} is not an integer (-1 or more).") from None
+            raise click.UsageError(
+                f"/MaxConcurrent {value!r} is not an integer (-1 or more)."
+            ) from None
     elif name == "reporting":
         req.reporting = value
     elif name == "validate":
@@ -819,24 +1103,34 @@ def _apply_dtexec(req: _RunRequest, name: str, value: str | None) -> None:
         req.config_files.append(value or "")
     elif name == "decrypt":
         req.password = value
-        click.echo("dtsx: warning: a password given with /Decrypt is visible in process listings; "
-                   "prefer 'dtsx run --decrypt-env VARIABLE'.", err=True)
+        click.echo(
+            "dtsx: warning: a password given with /Decrypt is visible in process listings; "
+            "prefer 'dtsx run --decrypt-env VARIABLE'.",
+            err=True,
+        )
     elif name == "help":
-        click.echo("Usage: dtsx exec /F[ile] package.dtsx [/Set path;value]... [/Conn[ection] name;string]... "
-                   "[/Par[ameter] name[(type)];value]... [/M[axConcurrent] n] [/Rep[orting] levels] [/Va[lidate]] "
-                   "[/De[crypt] password] [/Conf[igFile] file.dtsConfig]...\n"
-                   "/Set, /Conn and /Par also take name@env:VARIABLE or name@file:PATH instead of ';value', "
-                   "to keep the value off the command line.")
+        click.echo(
+            "Usage: dtsx exec /F[ile] package.dtsx [/Set path;value]... [/Conn[ection] name;string]... "
+            "[/Par[ameter] name[(type)];value]... [/M[axConcurrent] n] [/Rep[orting] levels] [/Va[lidate]] "
+            "[/De[crypt] password] [/Conf[igFile] file.dtsConfig]...\n"
+            "/Set, /Conn and /Par also take name@env:VARIABLE or name@file:PATH instead of ';value', "
+            "to keep the value off the command line."
+        )
         raise SystemExit(EXIT_SUCCESS)
 
 
-@cli.command("exec", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
-                                       "help_option_names": []})
+@cli.command(
+    "exec",
+    context_settings={
+        "ignore_unknown_options": True,
+        "allow_extra_args": True,
+        "help_option_names": [],
+    },
+)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def exec_command(args: tuple[str, ...]) -> int:
     """Run a package with dtexec's own syntax: /F pkg.dtsx /Set ... /Conn name;str /Par name;value."""
     return _run_request(_parse_dtexec(list(args)))
-
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -854,13 +1148,19 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_USAGE)
     except DtsxError as exc:
         _fail_unless_debug(str(exc))
-    except OSError as exc:  # with no file named, it is the output itself (a full disk, a closed pipe)
+    except (
+        OSError
+    ) as exc:  # with no file named, it is the output itself (a full disk, a closed pipe)
         if exc.filename is not None:
-            _fail_unless_debug(f"cannot use {exc.filename}: {exc.strerror or exc}; check the path and its permissions.")
+            _fail_unless_debug(
+                f"cannot use {exc.filename}: {exc.strerror or exc}; check the path and its permissions."
+            )
         _fail_unless_debug(f"cannot write the output: {exc.strerror or exc}.")
     except Exception as exc:  # a bug: one line, and the way to see more
         detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        _fail_unless_debug(f"internal error: {detail}; run 'dtsx --debug ...' to see where, and report it.")
+        _fail_unless_debug(
+            f"internal error: {detail}; run 'dtsx --debug ...' to see where, and report it."
+        )
     sys.exit(code if isinstance(code, int) else EXIT_SUCCESS)
 
 

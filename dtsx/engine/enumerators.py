@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterator
 
 from dtsx.engine.errors import ExecutionError
 from dtsx.engine.expressions import Value, value_from_dotnet
@@ -36,10 +37,14 @@ def enumerate_items(
     if "itemenumerator" in key:
         return iter(item_rows(enumerator.object_data))
     if "fromvar" in key:
-        value = _variable(settings, scope, ("VariableName", "VarName", "Variable", "SourceVariable"), enumerator)
+        value = _variable(
+            settings, scope, ("VariableName", "VarName", "Variable", "SourceVariable"), enumerator
+        )
         return iter([[element] for element in _iterable(value, enumerator)])
     if "adoenumerator" in key and "schema" not in key:
-        value = _variable(settings, scope, ("VarName", "VariableName", "SourceVariable"), enumerator)
+        value = _variable(
+            settings, scope, ("VarName", "VariableName", "SourceVariable"), enumerator
+        )
         return iter(rows_of(value))
     raise ExecutionError(
         f"Foreach enumerator {enumerator.raw_type!r} ({enumerator.ref_id}) is not supported by dtsx; "
@@ -51,14 +56,20 @@ def _flag(text: str | None) -> bool:
     return ssis_flag(text or "") is True
 
 
-def file_items(settings: dict[str, str], local_path: Callable[[str], str], warn: Warn) -> list[list[Any]]:
+def file_items(
+    settings: dict[str, str], local_path: Callable[[str], str], warn: Warn
+) -> list[list[Any]]:
     directory = settings.get("Directory") or settings.get("Folder") or ""
     spec = settings.get("FileSpec") or "*.*"
     mode = (settings.get("FileNameRetrievalType") or "0").strip()
     recurse = _flag(settings.get("Recurse"))
     folder = local_path(directory) if directory else ""
     if not folder or not os.path.isdir(folder):
-        hint = " (a Windows path: map it with --path-map 'C:\\dir=/local/dir')" if folder == directory and "\\" in directory else ""
+        hint = (
+            " (a Windows path: map it with --path-map 'C:\\dir=/local/dir')"
+            if folder == directory and "\\" in directory
+            else ""
+        )
         warn(f"The For Each File enumerator is empty: the folder {directory} does not exist{hint}.")
         return []
     pattern = "*" if spec.strip() in ("*.*", "*") else spec.strip().lower()
@@ -112,10 +123,14 @@ def _item_value(node: XmlNode) -> Value:
     return value_from_dotnet(type_name, raw)
 
 
-def _variable(settings: dict[str, str], scope: Scope, keys: tuple[str, ...], enumerator: ForEachEnumerator) -> Any:
+def _variable(
+    settings: dict[str, str], scope: Scope, keys: tuple[str, ...], enumerator: ForEachEnumerator
+) -> Any:
     name = next((settings[k] for k in keys if settings.get(k)), None)
     if name is None:
-        raise ExecutionError(f"Foreach enumerator {enumerator.ref_id!r} names no variable to enumerate.")
+        raise ExecutionError(
+            f"Foreach enumerator {enumerator.ref_id!r} names no variable to enumerate."
+        )
     return scope.get(name)
 
 

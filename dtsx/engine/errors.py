@@ -153,4 +153,3 @@ class ExpressionError(ExecutionError):
             return self.message
         where = f" at offset {self.offset}" if self.offset is not None else ""
         return f"{self.message}{where} in expression {self.text!r}"
-

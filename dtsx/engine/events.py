@@ -14,7 +14,8 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Protocol
+from typing import IO, Any, Protocol
+from collections.abc import Callable, Iterable
 
 from dtsx.engine.errors import DtsxError
 
@@ -105,8 +106,13 @@ class EventLog:
     OnWarning to the other sinks), outside the log's lock.
     """
 
-    def __init__(self, sinks: Iterable[LogSink] = (), *, mask: Callable[[str], str] | None = None,
-                 on_broken: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        sinks: Iterable[LogSink] = (),
+        *,
+        mask: Callable[[str], str] | None = None,
+        on_broken: Callable[[str], None] | None = None,
+    ) -> None:
         self.sinks = list(sinks)
         self.counts: dict[str, int] = {}
         self._fast: dict[str, itertools.count[int]] = {}
@@ -255,7 +261,9 @@ class JsonLinesLog:
             self._file.flush()  # so a run can be followed with tail -f
         except OSError as exc:
             self.failed = True
-            raise DtsxError(f"the log file {self.path} cannot be written ({exc.strerror or exc})") from exc
+            raise DtsxError(
+                f"the log file {self.path} cannot be written ({exc.strerror or exc})"
+            ) from exc
 
     def close(self) -> None:
         try:

@@ -33,7 +33,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from functools import partial
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from dtsx.connections.collection import Connections, Redirect
 from dtsx.engine.enumerators import enumerate_items
@@ -283,8 +284,18 @@ class _Walk:
     ``queue`` carries ready tasks to the walk's workers, ``done`` brings back
     ``(ref_id, result)`` for each finished child, or None when a task worker leaves."""
 
-    __slots__ = ("frame", "info", "pending", "started", "ready", "containers", "running", "workers",
-                 "queue", "done")
+    __slots__ = (
+        "frame",
+        "info",
+        "pending",
+        "started",
+        "ready",
+        "containers",
+        "running",
+        "workers",
+        "queue",
+        "done",
+    )
 
     def __init__(self, frame: Frame, info: _GraphInfo) -> None:
         self.frame = frame
@@ -312,7 +323,9 @@ class Frame:
 
     __slots__ = ("exe", "parent", "scope", "errors", "fatal_child", "handler", "task")
 
-    def __init__(self, exe: Executable, parent: Frame | None, scope: Scope, handler: bool = False) -> None:
+    def __init__(
+        self, exe: Executable, parent: Frame | None, scope: Scope, handler: bool = False
+    ) -> None:
         self.exe = exe
         self.parent = parent
         self.scope = scope
@@ -350,13 +363,18 @@ class _Run:
         self.package: Package = plan.package
         self.options = options
         self.cancel = options.cancel_event or threading.Event()
-        self.store = VariableStore(self._compile, on_change=self._variable_changed,
-                                   lock_timeout=options.variable_lock_timeout_s)
+        self.store = VariableStore(
+            self._compile,
+            on_change=self._variable_changed,
+            lock_timeout=options.variable_lock_timeout_s,
+        )
         if options.secrets is not None:
             self.store.secrets = options.secrets
         self.log = EventLog(options.sinks, mask=self.store.mask, on_broken=self._log_broken)
         self.records: dict[str, ExecutableResult] = {
-            ref: ExecutableResult(ref) for ref, exe in plan.executables.items() if exe.kind is not ExecutableKind.PACKAGE
+            ref: ExecutableResult(ref)
+            for ref, exe in plan.executables.items()
+            if exe.kind is not ExecutableKind.PACKAGE
         }
         self._lock = threading.Lock()
         self._tls = threading.local()
@@ -389,15 +407,31 @@ class _Run:
         pkg = self.package
         if not valid_concurrency(pkg.max_concurrent_executables):
             line = pkg.location.line if pkg.location is not None else None
-            raise PackageValidationError([Problem(
-                "max-concurrent", f"MaxConcurrentExecutables=\"{pkg.max_concurrent_executables}\" is not valid: "
-                f"set it to -1 (the number of CPUs + 2) or to a number of tasks from 1 to {MAX_CONCURRENT}",
-                pkg.path or None, line, "Package")], file=pkg.path or None)
+            raise PackageValidationError(
+                [
+                    Problem(
+                        "max-concurrent",
+                        f'MaxConcurrentExecutables="{pkg.max_concurrent_executables}" is not valid: '
+                        f"set it to -1 (the number of CPUs + 2) or to a number of tasks from 1 to {MAX_CONCURRENT}",
+                        pkg.path or None,
+                        line,
+                        "Package",
+                    )
+                ],
+                file=pkg.path or None,
+            )
         given = self.options.max_concurrent
         if given is not None and not valid_concurrency(given):
-            raise PackageValidationError([Problem(
-                "override-max-concurrent", f"--max-concurrent (/MaxConcurrent) {given} is not valid: give -1 "
-                f"(the number of CPUs + 2) or a number of tasks from 1 to {MAX_CONCURRENT}")], file=pkg.path or None)
+            raise PackageValidationError(
+                [
+                    Problem(
+                        "override-max-concurrent",
+                        f"--max-concurrent (/MaxConcurrent) {given} is not valid: give -1 "
+                        f"(the number of CPUs + 2) or a number of tasks from 1 to {MAX_CONCURRENT}",
+                    )
+                ],
+                file=pkg.path or None,
+            )
         limit = given if given is not None else pkg.max_concurrent_executables
         return limit if limit > 0 else (os.cpu_count() or 1) + 2
 
@@ -442,27 +476,38 @@ class _Run:
         overrides.configured(parent, root)
         for name, value in unset.items():
             if self.store.parameters[name].value is value:
-                overrides.problem("required-parameter", f"parameter {name} is Required and has no value: "
-                                  f"supply it with --param {name}=VALUE")
+                overrides.problem(
+                    "required-parameter",
+                    f"parameter {name} is Required and has no value: "
+                    f"supply it with --param {name}=VALUE",
+                )
         self.warnings.extend(overrides.warnings)
         if overrides.problems:
             raise PackageValidationError(overrides.problems, file=self.package.path or None)
         if overrides.max_concurrent is not None:  # in range: Overrides refuses any other value
-            self.limit = overrides.max_concurrent if overrides.max_concurrent > 0 else (os.cpu_count() or 1) + 2
+            self.limit = (
+                overrides.max_concurrent
+                if overrides.max_concurrent > 0
+                else (os.cpu_count() or 1) + 2
+            )
             if self.options.slots is None:
                 self.slots = Slots(self.limit)
         self._host_sets = overrides.host_sets
         return root, overrides.specs, overrides.connection_strings
 
-    def _configurations(self, overrides: Overrides, root: Scope,
-                        outer: Scope | None) -> tuple[list[PropertySet], list[PropertySet]]:
+    def _configurations(
+        self, overrides: Overrides, root: Scope, outer: Scope | None
+    ) -> tuple[list[PropertySet], list[PropertySet]]:
         """Apply the package's configurations (but parent package variables), then --config-file.
         Returns what the command line is followed by: the same configurations again, and the
         parent variable ones. A --config-file that cannot be read is an error (it was asked
         for); the package's own configurations only warn, as in SSIS."""
-        parent = (lambda name: outer.get(name) if name in outer else None) if outer is not None else None
-        design, parent_items, notes = design_configurations(self.package, self.options.path_map or _identity,
-                                                            dict(os.environ), parent)
+        parent = (
+            (lambda name: outer.get(name) if name in outer else None) if outer is not None else None
+        )
+        design, parent_items, notes = design_configurations(
+            self.package, self.options.path_map or _identity, dict(os.environ), parent
+        )
         overrides.warnings.extend(notes)
         overrides.configured(design, root)
         for path in self.options.config_files:
@@ -488,7 +533,11 @@ class _Run:
         for name, raw in self.options.variables.items():
             namespace, short = split_name(name)
             type_name = _infer_type(raw)
-            value = raw if isinstance(raw, Value) else typed_value(type_name, raw, what=f"variable {name}")
+            value = (
+                raw
+                if isinstance(raw, Value)
+                else typed_value(type_name, raw, what=f"variable {name}")
+            )
             outer.add(Slot(namespace or "User", short, type_name, value))
         return outer
 
@@ -503,7 +552,9 @@ class _Run:
             self._user_slots[exe.ref_id] = slots
         return slots
 
-    def _make_scope(self, exe: Executable, parent: Scope | None, *, started: datetime | None = None) -> Scope:
+    def _make_scope(
+        self, exe: Executable, parent: Scope | None, *, started: datetime | None = None
+    ) -> Scope:
         scope = Scope(self.store, parent, exe.ref_id)
         if exe.kind is ExecutableKind.PACKAGE:
             self._package_system(scope)
@@ -557,19 +608,33 @@ class _Run:
     def _variable_changed(self, scope: Scope, slot: Slot) -> None:
         frame = scope.owner if isinstance(scope.owner, Frame) else None
         if frame is not None:
-            self.raise_event(frame, "OnVariableValueChanged", f"variable {slot.qualified} changed",
-                             extra={"variable": slot.qualified})
+            self.raise_event(
+                frame,
+                "OnVariableValueChanged",
+                f"variable {slot.qualified} changed",
+                extra={"variable": slot.qualified},
+            )
 
     # -- the run ----------------------------------------------------------------------------
     def execute(self) -> RunResult:
         if self.options.depth > _MAX_PACKAGE_DEPTH:
-            raise PackageValidationError([Problem("package-depth", f"packages call each other more than "
-                                                  f"{_MAX_PACKAGE_DEPTH} levels deep", self.package.path or None)])
+            raise PackageValidationError(
+                [
+                    Problem(
+                        "package-depth",
+                        f"packages call each other more than {_MAX_PACKAGE_DEPTH} levels deep",
+                        self.package.path or None,
+                    )
+                ]
+            )
         root, specs, overrides = self._setup()
         clock = time.perf_counter()
         self.connections = Connections(
-            specs, overrides=overrides, expressions=lambda spec: self._connection_expressions(spec, root),
-            local_path=self.options.path_map or (lambda p: p), redirect=self.options.connection_redirect,
+            specs,
+            overrides=overrides,
+            expressions=lambda spec: self._connection_expressions(spec, root),
+            local_path=self.options.path_map or (lambda p: p),
+            redirect=self.options.connection_redirect,
         )
         # Elastic: slots bound the running tasks; threads waiting on children or handlers must
         # never starve the work they wait for. Idle threads are reused.
@@ -582,7 +647,9 @@ class _Run:
         try:
             for problem in self.plan.warnings:
                 ref = problem.ref_id or "Package"
-                self.log.emit(RunEvent("OnWarning", ref.rsplit("\\", 1)[-1], ref, message=problem.message))
+                self.log.emit(
+                    RunEvent("OnWarning", ref.rsplit("\\", 1)[-1], ref, message=problem.message)
+                )
             for message in self.warnings:  # configurations that could not be applied
                 self.log.emit(RunEvent("OnWarning", self.package.name, "Package", message=message))
             result = self._run_package(root)
@@ -770,8 +837,12 @@ class _Run:
                     return
                 walk.running -= 1
 
-    def _task_worker(self, walk: _Walk, tasks: queue.SimpleQueue[str],
-                     done: queue.SimpleQueue[tuple[str, str] | None]) -> None:
+    def _task_worker(
+        self,
+        walk: _Walk,
+        tasks: queue.SimpleQueue[str],
+        done: queue.SimpleQueue[tuple[str, str] | None],
+    ) -> None:
         """Run queued tasks of one walk with the slot the walking thread took, until the queue
         is empty (or the run is canceled); then give the slot back and say so."""
         tls = self._tls
@@ -791,7 +862,9 @@ class _Run:
             self.pool.idle()
             done.put(None)
 
-    def _container_job(self, exe: Executable, walk: _Walk, done: queue.SimpleQueue[tuple[str, str] | None]) -> None:
+    def _container_job(
+        self, exe: Executable, walk: _Walk, done: queue.SimpleQueue[tuple[str, str] | None]
+    ) -> None:
         result = self._run_child(exe, walk.frame)
         assert self.pool is not None
         self.pool.idle()
@@ -843,7 +916,9 @@ class _Run:
                 raise ExecutionError(f"the expression returns {value.type}, not a Boolean")
             return bool(value.value)
         except DtsxError as exc:
-            self.raise_event(frame, "OnError", f"precedence constraint {constraint.ref_id!r}: {exc}")
+            self.raise_event(
+                frame, "OnError", f"precedence constraint {constraint.ref_id!r}: {exc}"
+            )
             return False
 
     def _acquire_slot(self) -> bool:
@@ -863,7 +938,11 @@ class _Run:
         try:
             return self.run_executable(exe, parent)
         except Exception as exc:
-            self.raise_event(parent, "OnError", f"internal error running {exe.ref_id}: {type(exc).__name__}: {exc}")
+            self.raise_event(
+                parent,
+                "OnError",
+                f"internal error running {exe.ref_id}: {type(exc).__name__}: {exc}",
+            )
             return "Failure"
 
     def run_executable(self, exe: Executable, parent: Frame) -> str:
@@ -933,8 +1012,15 @@ class _Run:
                 frame.parent.fatal_child = True
         return result
 
-    def _record(self, exe: Executable, result: str, started: datetime, duration: float,
-                errors: list[str] | None, iterations: int = 1) -> None:
+    def _record(
+        self,
+        exe: Executable,
+        result: str,
+        started: datetime,
+        duration: float,
+        errors: list[str] | None,
+        iterations: int = 1,
+    ) -> None:
         record = self.records.get(exe.ref_id)
         if record is None:
             return
@@ -955,7 +1041,9 @@ class _Run:
                 self._host_update(exe, pe.name, value.value, updates, from_set=False)
         return exe.model_copy(update=updates) if updates else exe
 
-    def _host_update(self, exe: Executable, name: str, raw: Any, updates: dict[str, Any], *, from_set: bool) -> None:
+    def _host_update(
+        self, exe: Executable, name: str, raw: Any, updates: dict[str, Any], *, from_set: bool
+    ) -> None:
         entry = _HOST_PROPERTIES.get(name.lower())
         if entry is None:
             if exe.kind is ExecutableKind.TASK or not from_set:
@@ -965,7 +1053,9 @@ class _Run:
         try:
             updates[field_name] = conv(raw)
         except (TypeError, ValueError) as exc:
-            raise ExecutionError(f"property {name} of {exe.ref_id!r} cannot take the value {raw!r}") from exc
+            raise ExecutionError(
+                f"property {name} of {exe.ref_id!r} cannot take the value {raw!r}"
+            ) from exc
 
     # -- tasks --------------------------------------------------------------------------------
     def _execute_task(self, frame: Frame) -> str:
@@ -994,7 +1084,9 @@ class _Run:
         except Exception as exc:  # a bug in the task: a Failure naming the exception, never a crash
             self._task_error(frame, f"the task raised {type(exc).__name__}: {exc}")
         except SystemExit as exc:  # a task calling sys.exit() must not end the whole run
-            self._task_error(frame, f"the task tried to exit the process (SystemExit {exc.code!r}).")
+            self._task_error(
+                frame, f"the task tried to exit the process (SystemExit {exc.code!r})."
+            )
         if self.cancel.is_set():
             return "Canceled"
         if not stored:
@@ -1014,7 +1106,9 @@ class _Run:
         value: Any = getattr(task, "execution_value", None)
         if exe.force_execution_value:
             type_name = VARTYPE_TO_DOTNET.get(exe.forced_execution_value_type or 3, "Int32")
-            value = typed_value(type_name, exe.forced_execution_value or "0", what="ForcedExecutionValue")
+            value = typed_value(
+                type_name, exe.forced_execution_value or "0", what="ForcedExecutionValue"
+            )
         if value is None:
             return True
         try:
@@ -1036,7 +1130,9 @@ class _Run:
         exe = frame.exe
         proto = self.plan.tasks.get(exe.ref_id)
         if proto is None:
-            raise ExecutionError(f"{exe.ref_id!r} has no runnable task (type {exe.raw_type or exe.type_key!r}).")
+            raise ExecutionError(
+                f"{exe.ref_id!r} has no runnable task (type {exe.raw_type or exe.type_key!r})."
+            )
         task = _fresh(proto, bool(exe.property_expressions) or exe.ref_id in self._host_sets)
         for name, raw in self._host_sets.get(exe.ref_id, {}).items():
             if name.lower() not in _HOST_PROPERTIES:
@@ -1056,8 +1152,12 @@ class _Run:
         def evaluate(text: str, *, assignment: bool = False) -> Value:
             return self.evaluate_in(scope, text, assignment=assignment)
 
-        def run_package(path: str, *, parameters: dict[str, object] | None = None,
-                        variables: dict[str, object] | None = None) -> RunResult:
+        def run_package(
+            path: str,
+            *,
+            parameters: dict[str, object] | None = None,
+            variables: dict[str, object] | None = None,
+        ) -> RunResult:
             return self.run_child_package(path, parameters or {}, variables or {}, frame)
 
         return TaskContext(
@@ -1094,8 +1194,13 @@ class _Run:
             scope.write(slot, value, sensitive=store.sensitive_mark() != mark)
             return scope.read(slot)
 
-    def run_child_package(self, path: str, parameters: dict[str, object], variables: dict[str, object],
-                          caller: Frame | None = None) -> RunResult:
+    def run_child_package(
+        self,
+        path: str,
+        parameters: dict[str, object],
+        variables: dict[str, object],
+        caller: Frame | None = None,
+    ) -> RunResult:
         """Execute Package: run another package in process, sharing the slot limit and cancellation.
         The child's events continue into this package at ``caller`` (the Execute Package task),
         as SSIS's do: its errors count here and reach this package's handlers."""
@@ -1106,11 +1211,19 @@ class _Run:
             outer = _visible_names(caller.scope) if caller is not None else list(variables)
             plan = _load_plan(resolved, self.options, outer)
         options = RunOptions(
-            max_concurrent=self.limit, parameters=dict(parameters), variables=dict(variables),
-            path_map=self.options.path_map, cancel_event=self.cancel, sinks=self.options.sinks,
-            project_dir=self.options.project_dir, unsupported=self.options.unsupported,
-            plan_loader=self.options.plan_loader, depth=self.options.depth + 1, slots=self.slots,
-            connection_redirect=self.options.connection_redirect, secrets=self.store.secrets,
+            max_concurrent=self.limit,
+            parameters=dict(parameters),
+            variables=dict(variables),
+            path_map=self.options.path_map,
+            cancel_event=self.cancel,
+            sinks=self.options.sinks,
+            project_dir=self.options.project_dir,
+            unsupported=self.options.unsupported,
+            plan_loader=self.options.plan_loader,
+            depth=self.options.depth + 1,
+            slots=self.slots,
+            connection_redirect=self.options.connection_redirect,
+            secrets=self.store.secrets,
             variable_lock_timeout_s=self.options.variable_lock_timeout_s,
         )
         if caller is not None:
@@ -1148,12 +1261,16 @@ class _Run:
         if exe.init_expression:
             self.evaluate_in(scope, exe.init_expression, assignment=True)
         if not exe.eval_expression:
-            raise ExecutionError(f"For Loop {exe.ref_id!r} has no EvalExpression; set one that returns a Boolean.")
+            raise ExecutionError(
+                f"For Loop {exe.ref_id!r} has no EvalExpression; set one that returns a Boolean."
+            )
         iterations = 0
         while True:
             condition = self.evaluate_in(scope, exe.eval_expression)
             if condition.type != "DT_BOOL":
-                raise ExecutionError(f"the EvalExpression of For Loop {exe.ref_id!r} returns {condition.type}, not a Boolean.")
+                raise ExecutionError(
+                    f"the EvalExpression of For Loop {exe.ref_id!r} returns {condition.type}, not a Boolean."
+                )
             if not condition.value or self._loop_failed(frame):
                 break
             self._walk(frame)
@@ -1172,10 +1289,14 @@ class _Run:
             raise ExecutionError(f"Foreach Loop {exe.ref_id!r} has no enumerator.")
         settings = dict(enumerator.properties)
         for pe in enumerator.property_expressions:
-            settings[pe.name] = text_of(self._compile(pe.expression, False).evaluate(frame.scope.lookup))
+            settings[pe.name] = text_of(
+                self._compile(pe.expression, False).evaluate(frame.scope.lookup)
+            )
         iterations = 0
         warn = lambda message: self.raise_event(frame, "OnWarning", message)  # noqa: E731
-        for item in enumerate_items(enumerator, settings, frame.scope, self.options.path_map or _identity, warn):
+        for item in enumerate_items(
+            enumerator, settings, frame.scope, self.options.path_map or _identity, warn
+        ):
             if self._loop_failed(frame):
                 break
             self._map_item(frame, item)
@@ -1200,8 +1321,14 @@ class _Run:
                 record.iterations += iterations
 
     # -- events and handlers ----------------------------------------------------------------
-    def raise_event(self, frame: Frame, name: str, message: str = "", code: int = 0,
-                    extra: dict[str, Any] | None = None) -> None:
+    def raise_event(
+        self,
+        frame: Frame,
+        name: str,
+        message: str = "",
+        code: int = 0,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         if name == "OnError":
             with self._lock:
                 f: Frame | None = frame
@@ -1213,8 +1340,16 @@ class _Run:
             return
         exe = frame.exe
         # Masked here, not only in the log: handlers see the message as System::ErrorDescription.
-        event = RunEvent(name, exe.name, exe.ref_id, exe.dtsid or "", self.store.mask(message), code,
-                         source_description=exe.description or "", extra=extra or {})
+        event = RunEvent(
+            name,
+            exe.name,
+            exe.ref_id,
+            exe.dtsid or "",
+            self.store.mask(message),
+            code,
+            source_description=exe.description or "",
+            extra=extra or {},
+        )
         self.log.emit(event)
         if name in self._local_handled:
             self._bubble(frame, event)
@@ -1242,7 +1377,11 @@ class _Run:
             handlers = self._handlers.get(f.exe.ref_id)
             if handlers is not None and not f.exe.disable_event_handlers:
                 handler = handlers.get(event.name)
-                if handler is not None and not handler.disabled and self._may_run_handler(frame, handler):
+                if (
+                    handler is not None
+                    and not handler.disabled
+                    and self._may_run_handler(frame, handler)
+                ):
                     if not self._run_handler(handler, f, event):
                         return
             f = f.parent
@@ -1303,7 +1442,9 @@ class _Workers:
     """
 
     def __init__(self, name: str = "dtsx") -> None:
-        self._jobs: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
         self._lock = threading.Lock()
         self._idle = 0
         self._threads: list[threading.Thread] = []
@@ -1316,7 +1457,9 @@ class _Workers:
                 self._idle -= 1
         self._jobs.put((fn, args))
         if spawn:
-            thread = threading.Thread(target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True)
+            thread = threading.Thread(
+                target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True
+            )
             self._threads.append(thread)
             thread.start()
 
@@ -1419,14 +1562,30 @@ def _infer_type(raw: Any) -> str:
 
 
 _DT_TO_DOTNET = {
-    "DT_BOOL": "Boolean", "DT_I1": "SByte", "DT_UI1": "Byte", "DT_I2": "Int16", "DT_I4": "Int32",
-    "DT_I8": "Int64", "DT_UI4": "UInt32", "DT_UI8": "UInt64", "DT_R4": "Single", "DT_R8": "Double",
-    "DT_DECIMAL": "Decimal", "DT_WSTR": "String", "DT_DATE": "DateTime",
+    "DT_BOOL": "Boolean",
+    "DT_I1": "SByte",
+    "DT_UI1": "Byte",
+    "DT_I2": "Int16",
+    "DT_I4": "Int32",
+    "DT_I8": "Int64",
+    "DT_UI4": "UInt32",
+    "DT_UI8": "UInt64",
+    "DT_R4": "Single",
+    "DT_R8": "Double",
+    "DT_DECIMAL": "Decimal",
+    "DT_WSTR": "String",
+    "DT_DATE": "DateTime",
 }
 
 
-def _update(record: ExecutableResult, result: str, started: datetime, duration: float,
-            errors: list[str] | None, iterations: int) -> None:
+def _update(
+    record: ExecutableResult,
+    result: str,
+    started: datetime,
+    duration: float,
+    errors: list[str] | None,
+    iterations: int,
+) -> None:
     record.result = result
     if record.started is None:
         record.started = started
@@ -1448,7 +1607,9 @@ def _fresh(proto: Task, will_change: bool) -> Task:
 
 
 # Values a copy may share with the prototype: nothing can change them in place.
-_IMMUTABLE = frozenset({str, int, float, bool, type(None), bytes, Decimal, datetime, date, frozenset})
+_IMMUTABLE = frozenset(
+    {str, int, float, bool, type(None), bytes, Decimal, datetime, date, frozenset}
+)
 
 
 def _props_copy(props: Any) -> Any:
@@ -1548,7 +1709,8 @@ def _visible_names(scope: Scope | None) -> list[str]:
     names: set[str] = set()
     while scope is not None:
         # A copy first: another thread may be adding this scope's System variables right now.
-        names.update(slot.qualified for slot in list(scope.own.values()) if slot.namespace != "System")
+        names.update(
+            slot.qualified for slot in list(scope.own.values()) if slot.namespace != "System"
+        )
         scope = scope.parent
     return sorted(names)
-

@@ -17,12 +17,22 @@ __all__ = ["NotARegularFile", "file_kind", "open_regular"]
 
 # O_NOCTTY: a terminal device must not become the controlling terminal; O_CLOEXEC: child
 # processes (Execute Process) do not inherit the descriptor.
-_FLAGS = (os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
-          | getattr(os, "O_BINARY", 0))
+_FLAGS = (
+    os.O_RDONLY
+    | os.O_NONBLOCK
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
 
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
-          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-          (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link"))
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISLNK, "a symbolic link"),
+)
 
 
 class NotARegularFile(OSError):
@@ -48,10 +58,14 @@ def open_regular(path: str, *, follow: bool = True, allow_fifo: bool = False) ->
     OSError the system gave (FileNotFoundError, PermissionError, ...); a NUL in the path is
     ValueError, as ``os.open`` raises it.
     """
-    _require(path, (os.stat if follow else os.lstat)(path).st_mode, allow_fifo)  # no device is ever opened
+    _require(
+        path, (os.stat if follow else os.lstat)(path).st_mode, allow_fifo
+    )  # no device is ever opened
     fd = os.open(path, _FLAGS | (0 if follow else getattr(os, "O_NOFOLLOW", 0)))
     try:
-        _require(path, os.fstat(fd).st_mode, allow_fifo)  # what was opened: the path may have changed
+        _require(
+            path, os.fstat(fd).st_mode, allow_fifo
+        )  # what was opened: the path may have changed
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)

@@ -87,7 +87,9 @@ _OBJECT_DATA = _D + "ObjectData"
 _VARIABLES = _D + "Variables"
 _NAME = _D + "Name"
 # The attributes of a 2012+ precedence constraint that the model keeps.
-_PC_OBJECT_NAME, _PC_REF_ID, _PC_FROM, _PC_TO = (_D + n for n in ("ObjectName", "refId", "From", "To"))
+_PC_OBJECT_NAME, _PC_REF_ID, _PC_FROM, _PC_TO = (
+    _D + n for n in ("ObjectName", "refId", "From", "To")
+)
 _PC_VALUE, _PC_EVAL_OP, _PC_LOGICAL_AND = (_D + n for n in ("Value", "EvalOp", "LogicalAnd"))
 _PC_DTSID, _PC_EXPRESSION = _D + "DTSID", _D + "Expression"
 _CONTAINER_KINDS = {
@@ -124,7 +126,9 @@ class _Maker:
         fields = cls.__pydantic_fields__
         # Field order is kept (the template holds every field), so dumps and reprs look as usual.
         self.template = {name: info.default for name, info in fields.items()}
-        self.factories = [(name, info.default_factory) for name, info in fields.items() if info.default_factory]
+        self.factories = [
+            (name, info.default_factory) for name, info in fields.items() if info.default_factory
+        ]
         self.factory_names = frozenset(name for name, _ in self.factories)
         self.count = len(fields)
         self.all_fields = _all_fields(cls)
@@ -275,7 +279,9 @@ def _read_file(path: Path, what: str = "package") -> bytes:
     except NotARegularFile as exc:
         raise PackageLoadError(f"is {exc.kind}, not a {what} file", file=file) from None
     except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
-        raise PackageLoadError(f"cannot be read: {getattr(exc, 'strerror', None) or exc}", file=file) from None
+        raise PackageLoadError(
+            f"cannot be read: {getattr(exc, 'strerror', None) or exc}", file=file
+        ) from None
     with open(fd, "rb", closefd=True) as stream:
         size = os.fstat(fd).st_size
         try:
@@ -299,7 +305,9 @@ def _read_file(path: Path, what: str = "package") -> bytes:
 
 
 def load(
-    path: str | os.PathLike[str], *, project_dir: str | os.PathLike[str] | None = None,
+    path: str | os.PathLike[str],
+    *,
+    project_dir: str | os.PathLike[str] | None = None,
     password: str | None = None,
 ) -> Package:
     """Load a ``.dtsx`` file (format 2, 3, 6 or 8) into the model.
@@ -317,7 +325,10 @@ def load(
 
 
 def load_bytes(
-    data: bytes, *, file: str = "<bytes>", project_dir: str | os.PathLike[str] | None = None,
+    data: bytes,
+    *,
+    file: str = "<bytes>",
+    project_dir: str | os.PathLike[str] | None = None,
     password: str | None = None,
 ) -> Package:
     """Load a package from bytes; ``file`` is the name used in locations and errors."""
@@ -351,27 +362,45 @@ def load_configuration_file(path: str | os.PathLike[str]) -> list[ConfiguredValu
     file = str(path)
     root = parse_xml(_read_file(Path(path), "configuration"), file)
     if etree.QName(root).localname != "DTSConfiguration":
-        raise PackageLoadError(f"the root element is <{etree.QName(root).localname}>, not <DTSConfiguration>: "
-                               "this is not a package configuration file", file=file, line=root.sourceline)
-    return [_configured_value(el, file) for el in root
-            if el.tag.__class__ is str and etree.QName(el).localname == "Configuration"]
+        raise PackageLoadError(
+            f"the root element is <{etree.QName(root).localname}>, not <DTSConfiguration>: "
+            "this is not a package configuration file",
+            file=file,
+            line=root.sourceline,
+        )
+    return [
+        _configured_value(el, file)
+        for el in root
+        if el.tag.__class__ is str and etree.QName(el).localname == "Configuration"
+    ]
 
 
 def _configured_value(el: etree._Element, file: str) -> ConfiguredValue:
     kind = el.get("ConfiguredType") or "Property"
     target = (el.get("Path") or "").strip()
     if kind.lower() != "property" or not target.startswith("\\"):
-        raise PackageLoadError(f"a <Configuration> needs ConfiguredType=\"Property\" and a Path such as "
-                               f"\\Package.Variables[User::X].Properties[Value] (found {kind!r}, {target!r})",
-                               file=file, line=el.sourceline)
-    value_el = next((c for c in el if c.tag.__class__ is str and etree.QName(c).localname == "ConfiguredValue"), None)
-    return ConfiguredValue(path=target, value=(value_el.text or "") if value_el is not None else "",
-                           value_type=el.get("ValueType") or "String",
-                           location=SourceLocation(file=file, line=el.sourceline))
+        raise PackageLoadError(
+            f'a <Configuration> needs ConfiguredType="Property" and a Path such as '
+            f"\\Package.Variables[User::X].Properties[Value] (found {kind!r}, {target!r})",
+            file=file,
+            line=el.sourceline,
+        )
+    value_el = next(
+        (c for c in el if c.tag.__class__ is str and etree.QName(c).localname == "ConfiguredValue"),
+        None,
+    )
+    return ConfiguredValue(
+        path=target,
+        value=(value_el.text or "") if value_el is not None else "",
+        value_type=el.get("ValueType") or "String",
+        location=SourceLocation(file=file, line=el.sourceline),
+    )
 
 
 def load_project(
-    folder: str | os.PathLike[str], *, password: str | None = None,
+    folder: str | os.PathLike[str],
+    *,
+    password: str | None = None,
 ) -> tuple[list[ConnectionManagerSpec], list[Parameter]]:
     """The project connection managers (``*.conmgr``) and parameters (``*.params``) in ``folder``;
     ``password`` decrypts their sensitive values (a project saved with EncryptSensitiveWithPassword)."""
@@ -408,7 +437,14 @@ def xml_to_node(el: etree._Element, parent_nsmap: dict[str | None, str] | None =
     node = _new(XmlNode)
     _set_dict(
         node,
-        {"tag": el.tag, "attrs": dict(el.items()), "text": text, "children": children, "nsmap": declared, "line": el.sourceline},
+        {
+            "tag": el.tag,
+            "attrs": dict(el.items()),
+            "text": text,
+            "children": children,
+            "nsmap": declared,
+            "line": el.sourceline,
+        },
     )
     _set_fields_set(node, _NODE_FIELDS)
     _set_extra(node, None)
@@ -423,8 +459,9 @@ _ENCRYPTED_DATA = "{" + XMLENC_NS + "}EncryptedData"
 _CIPHER_VALUE = "{" + XMLENC_NS + "}CipherValue"
 
 
-def _decrypted(root: etree._Element, password: str, file: str,
-               produced: set[etree._Element] | None = None) -> etree._Element:
+def _decrypted(
+    root: etree._Element, password: str, file: str, produced: set[etree._Element] | None = None
+) -> etree._Element:
     """``root`` with every password-encrypted element replaced by what it stands for: the whole
     package under EncryptAllWithPassword, sensitive parts under EncryptSensitiveWithPassword
     (an ``EncryptedData`` element, or an element whose ``Salt`` and ``IV`` attributes say that
@@ -436,7 +473,11 @@ def _decrypted(root: etree._Element, password: str, file: str,
         root = parse_xml(_plain_text(root, password, file).encode("utf-8"), file)
     for el in list(root.iter()):
         parent = el.getparent()
-        if parent is None or el.tag.__class__ is not str or not is_password_encrypted(dict(el.attrib)):
+        if (
+            parent is None
+            or el.tag.__class__ is not str
+            or not is_password_encrypted(dict(el.attrib))
+        ):
             continue
         if el.tag != _ENCRYPTED_DATA and (len(el) or not (el.text or "").strip()):
             continue  # a Salt attribute on something that holds no cipher text
@@ -452,21 +493,33 @@ def _decrypted(root: etree._Element, password: str, file: str,
 
 def _plain_text(el: etree._Element, password: str, file: str) -> str:
     if el.tag != _ENCRYPTED_DATA:
-        return decrypt_payload(dict(el.attrib), el.text or "", password, file=file, line=el.sourceline)
+        return decrypt_payload(
+            dict(el.attrib), el.text or "", password, file=file, line=el.sourceline
+        )
     cipher = el.find(".//" + _CIPHER_VALUE)
-    return decrypt_payload(dict(el.attrib), cipher.text or "" if cipher is not None else "", password,
-                           file=file, line=el.sourceline)
+    return decrypt_payload(
+        dict(el.attrib),
+        cipher.text or "" if cipher is not None else "",
+        password,
+        file=file,
+        line=el.sourceline,
+    )
 
 
 def _fragment(text: str, parent: etree._Element, file: str) -> etree._Element:
     """Parse a decrypted element in the namespaces in scope where it was (it uses their prefixes)."""
-    declarations = " ".join(f"xmlns:{prefix}={quoteattr(uri)}" if prefix else f"xmlns={quoteattr(uri)}"
-                            for prefix, uri in parent.nsmap.items())
-    wrapper = parse_xml(f"<dtsx-decrypted {declarations}>{text}</dtsx-decrypted>".encode("utf-8"), file)
+    declarations = " ".join(
+        f"xmlns:{prefix}={quoteattr(uri)}" if prefix else f"xmlns={quoteattr(uri)}"
+        for prefix, uri in parent.nsmap.items()
+    )
+    wrapper = parse_xml(f"<dtsx-decrypted {declarations}>{text}</dtsx-decrypted>".encode(), file)
     children = [child for child in wrapper if child.tag.__class__ is str]
     if len(children) != 1:
-        raise PackageLoadError("a decrypted element does not hold exactly one XML element; the package is damaged",
-                               file=file, line=parent.sourceline)
+        raise PackageLoadError(
+            "a decrypted element does not hold exactly one XML element; the package is damaged",
+            file=file,
+            line=parent.sourceline,
+        )
     return children[0]
 
 
@@ -474,15 +527,22 @@ def _fragment(text: str, parent: etree._Element, file: str) -> etree._Element:
 
 
 def _check_root(root: etree._Element, file: str) -> None:
-    if root.tag == "{" + XMLENC_NS + "}EncryptedData" or etree.QName(root).localname == "EncryptedData":
+    if (
+        root.tag == "{" + XMLENC_NS + "}EncryptedData"
+        or etree.QName(root).localname == "EncryptedData"
+    ):
         # Password-encrypted packages carry the key-derivation Salt; user-key (DPAPI) ones do not.
         if is_password_encrypted(dict(root.attrib)):
-            what = ("the whole package is encrypted with a password (ProtectionLevel EncryptAllWithPassword); "
-                    "give it with --decrypt-env VARIABLE or --decrypt-file FILE")
+            what = (
+                "the whole package is encrypted with a password (ProtectionLevel EncryptAllWithPassword); "
+                "give it with --decrypt-env VARIABLE or --decrypt-file FILE"
+            )
         else:
-            what = (f"the whole package is encrypted with a Windows user key (ProtectionLevel "
-                    f"{PROTECTION_LEVELS[4]}), which only that user on that machine can decrypt; re-save it "
-                    "with ProtectionLevel EncryptAllWithPassword or DontSaveSensitive")
+            what = (
+                f"the whole package is encrypted with a Windows user key (ProtectionLevel "
+                f"{PROTECTION_LEVELS[4]}), which only that user on that machine can decrypt; re-save it "
+                "with ProtectionLevel EncryptAllWithPassword or DontSaveSensitive"
+            )
         raise PackageLoadError(what, file=file, line=root.sourceline)
     if root.tag != _D + "Executable":
         raise PackageLoadError(
@@ -584,12 +644,16 @@ class _Reader:
     # -- small helpers
 
     def loc(self, el: etree._Element) -> SourceLocation:
-        return _construct(SourceLocation, {"file": self.file, "line": el.sourceline}, _LOCATION_FIELDS)  # type: ignore[no-any-return]
+        return _construct(
+            SourceLocation, {"file": self.file, "line": el.sourceline}, _LOCATION_FIELDS
+        )  # type: ignore[no-any-return]
 
     def error(self, el: etree._Element, message: str) -> PackageLoadError:
         return PackageLoadError(message, file=self.file, line=el.sourceline)
 
-    def boolean(self, el: etree._Element, props: _Props, name: str, default: bool, *aliases: str) -> bool:
+    def boolean(
+        self, el: etree._Element, props: _Props, name: str, default: bool, *aliases: str
+    ) -> bool:
         raw = props.values.pop(name, None)
         for key in aliases:
             value = props.values.pop(key, None)
@@ -597,7 +661,9 @@ class _Reader:
                 raw = value
         return default if raw is None else self._as_bool(el, name, raw)
 
-    def integer(self, el: etree._Element, props: _Props, name: str, default: int | None, *aliases: str) -> int | None:
+    def integer(
+        self, el: etree._Element, props: _Props, name: str, default: int | None, *aliases: str
+    ) -> int | None:
         raw = props.values.pop(name, None)
         for key in aliases:
             value = props.values.pop(key, None)
@@ -645,7 +711,9 @@ class _Reader:
     def _format_version(self, root: etree._Element, props: _Props) -> int:
         raw = props.pop("PackageFormatVersion")
         if raw is None:
-            raise self.error(root, "has no PackageFormatVersion property: this is not a saved .dtsx package")
+            raise self.error(
+                root, "has no PackageFormatVersion property: this is not a saved .dtsx package"
+            )
         try:
             version = int(raw)
         except ValueError:
@@ -705,7 +773,13 @@ class _Reader:
         if type_key is None:
             type_key = self.type_keys[raw_type] = normalise_type(raw_type)
         kind = _CONTAINER_KINDS.get(type_key, ExecutableKind.TASK)
-        fields: dict[str, Any] = {"kind": kind, "ref_id": ref, "name": name, "raw_type": raw_type, "type_key": type_key}
+        fields: dict[str, Any] = {
+            "kind": kind,
+            "ref_id": ref,
+            "name": name,
+            "raw_type": raw_type,
+            "type_key": type_key,
+        }
         if kind is not ExecutableKind.TASK or not self._plain_task(fields, el, props):
             self._executable_fields(fields, el, props, ref)
         fields["properties"] = props.values  # what no field took; props is not used again
@@ -720,13 +794,20 @@ class _Reader:
             props.values["CreationName"] = creation
         props.pop("ObjectName")
         fields: dict[str, Any] = {
-            "kind": ExecutableKind.EVENT_HANDLER, "ref_id": ref, "name": event, "event": event, "raw_type": "", "type_key": "",
+            "kind": ExecutableKind.EVENT_HANDLER,
+            "ref_id": ref,
+            "name": event,
+            "event": event,
+            "raw_type": "",
+            "type_key": "",
         }
         self._executable_fields(fields, el, props, ref)
         fields["properties"] = dict(props.values)
         return _make_executable.from_dict(fields)  # type: ignore[no-any-return]
 
-    def _executable_fields(self, fields: dict[str, Any], el: etree._Element, props: _Props, ref: str) -> _Children:
+    def _executable_fields(
+        self, fields: dict[str, Any], el: etree._Element, props: _Props, ref: str
+    ) -> _Children:
         """Host settings and contents of any executable, added to ``fields``; the children are
         returned for the package's own parts. ``props`` keeps only unmapped settings afterwards."""
         self._host_fields(fields, el, props)
@@ -743,7 +824,9 @@ class _Reader:
         executables = [self.executable(c, ref) for c in found] if found else []
         fields["executables"] = executables
         found = items("PrecedenceConstraints", "PrecedenceConstraint")
-        fields["precedence_constraints"] = [self.constraint(c, ref, executables) for c in found] if found else []
+        fields["precedence_constraints"] = (
+            [self.constraint(c, ref, executables) for c in found] if found else []
+        )
         found = items("EventHandlers", "EventHandler")
         fields["event_handlers"] = [self.event_handler(h, ref) for h in found] if found else []
         object_data = first("ObjectData")
@@ -767,7 +850,9 @@ class _Reader:
             elif tag != _VARIABLES or len(child):
                 return False
         self._host_fields(fields, el, props)
-        fields["location"] = _construct(SourceLocation, {"file": self.file, "line": el.sourceline}, _LOCATION_FIELDS)
+        fields["location"] = _construct(
+            SourceLocation, {"file": self.file, "line": el.sourceline}, _LOCATION_FIELDS
+        )
         fields["property_expressions"] = []
         fields["variables"] = []
         fields["executables"] = []
@@ -799,12 +884,16 @@ class _Reader:
                 f[field] = raw or None
         value_type = props.types.get("ExecValue") or props.types.get("ForcedExecutionValue")
         if value_type:
-            f["forced_execution_value_type"] = int(value_type) if value_type.lstrip("-").isdigit() else None
+            f["forced_execution_value_type"] = (
+                int(value_type) if value_type.lstrip("-").isdigit() else None
+            )
 
     def _as_bool(self, el: etree._Element, name: str, raw: str) -> bool:
         flag = ssis_flag(raw)
         if flag is None:
-            raise self.error(el, f"{name}={raw!r} is not a boolean (expected True/False or -1/0): fix the value")
+            raise self.error(
+                el, f"{name}={raw!r} is not a boolean (expected True/False or -1/0): fix the value"
+            )
         return flag
 
     def _as_int(self, el: etree._Element, name: str, raw: str, default: int | None) -> int | None:
@@ -816,14 +905,24 @@ class _Reader:
             raise self.error(el, f"{name}={raw!r} is not an integer: fix the value") from None
 
     def _package_parts(self, fields: dict[str, Any], children: _Children) -> None:
-        fields["connections"] = [self.connection(c) for c in children.items("ConnectionManagers", "ConnectionManager")]
-        fields["parameters"] = [self.parameter(p) for p in children.items("PackageParameters", "PackageParameter")]
-        fields["log_providers"] = [self.log_provider(p) for p in children.items("LogProviders", "LogProvider")]
-        fields["configurations"] = [xml_to_node(c) for c in children.items("Configurations", "Configuration")]
+        fields["connections"] = [
+            self.connection(c) for c in children.items("ConnectionManagers", "ConnectionManager")
+        ]
+        fields["parameters"] = [
+            self.parameter(p) for p in children.items("PackageParameters", "PackageParameter")
+        ]
+        fields["log_providers"] = [
+            self.log_provider(p) for p in children.items("LogProviders", "LogProvider")
+        ]
+        fields["configurations"] = [
+            xml_to_node(c) for c in children.items("Configurations", "Configuration")
+        ]
 
     # -- constraints
 
-    def constraint(self, el: etree._Element, container_ref: str, siblings: list[Executable]) -> PrecedenceConstraint:
+    def constraint(
+        self, el: etree._Element, container_ref: str, siblings: list[Executable]
+    ) -> PrecedenceConstraint:
         if len(el):
             return self._old_constraint(el, container_ref, siblings)
         # 2012+: every setting is a DTS attribute. A package can hold tens of thousands of these,
@@ -836,7 +935,9 @@ class _Reader:
         to_ref = get(_PC_TO)
         if from_ref is None or to_ref is None:
             missing = "From" if from_ref is None else "To"
-            raise self.error(el, f"the precedence constraint has no {missing} end: fix or delete the constraint")
+            raise self.error(
+                el, f"the precedence constraint has no {missing} end: fix or delete the constraint"
+            )
         raw_value, raw_op, raw_and = get(_PC_VALUE), get(_PC_EVAL_OP), get(_PC_LOGICAL_AND)
         return _make_constraint.from_dict(  # type: ignore[no-any-return]
             {
@@ -849,12 +950,18 @@ class _Reader:
                 "eval_op": 2 if raw_op is None else self._as_int(el, "EvalOp", raw_op, 2),
                 "expression": get(_PC_EXPRESSION) or None,
                 # "True" is what SSDT writes; anything else goes through the full parse.
-                "logical_and": True if raw_and is None or raw_and == "True" else self._as_bool(el, "LogicalAnd", raw_and),
-                "location": _construct(SourceLocation, {"file": self.file, "line": el.sourceline}, _LOCATION_FIELDS),
+                "logical_and": True
+                if raw_and is None or raw_and == "True"
+                else self._as_bool(el, "LogicalAnd", raw_and),
+                "location": _construct(
+                    SourceLocation, {"file": self.file, "line": el.sourceline}, _LOCATION_FIELDS
+                ),
             }
         )
 
-    def _old_constraint(self, el: etree._Element, container_ref: str, siblings: list[Executable]) -> PrecedenceConstraint:
+    def _old_constraint(
+        self, el: etree._Element, container_ref: str, siblings: list[Executable]
+    ) -> PrecedenceConstraint:
         """A constraint with child elements: 2005/2008 Property children and IDREF ends."""
         props = _Props(el, self.names)
         pop = props.values.pop
@@ -880,7 +987,12 @@ class _Reader:
         )
 
     def _idref_ends(
-        self, el: etree._Element, props: _Props, siblings: list[Executable], from_ref: str | None, to_ref: str | None
+        self,
+        el: etree._Element,
+        props: _Props,
+        siblings: list[Executable],
+        from_ref: str | None,
+        to_ref: str | None,
     ) -> tuple[str, str]:
         """2005/2008: ``<DTS:Executable IDREF="{GUID}" DTS:IsFrom="-1|0"/>`` children name the ends."""
         by_id = {e.dtsid.upper(): e.ref_id for e in siblings if e.dtsid}
@@ -897,7 +1009,9 @@ class _Reader:
                 to_ref = to_ref or ref
         if from_ref is None or to_ref is None:
             missing = "From" if from_ref is None else "To"
-            raise self.error(el, f"the precedence constraint has no {missing} end: fix or delete the constraint")
+            raise self.error(
+                el, f"the precedence constraint has no {missing} end: fix or delete the constraint"
+            )
         return from_ref, to_ref
 
     # -- variables and parameters
@@ -937,16 +1051,22 @@ class _Reader:
             try:
                 var.data_type = int(dtype)
             except ValueError:
-                raise self.error(value_el, f"DataType {dtype!r} is not a type code: fix the value") from None
+                raise self.error(
+                    value_el, f"DataType {dtype!r} is not a type code: fix the value"
+                ) from None
         var.data_subtype = value_el.get(_D + "DataSubType")
-        encrypted = any(etree.QName(c).localname == "EncryptedData" for c in value_el if c.tag.__class__ is str)
+        encrypted = any(
+            etree.QName(c).localname == "EncryptedData" for c in value_el if c.tag.__class__ is str
+        )
         if marked_sensitive(value_el.get) or encrypted:
             var.sensitive_unavailable = True
             return
         kids = [c for c in value_el if c.tag.__class__ is str]
         if kids:
             # A serialised object (SOAP envelope) is kept as its XML text.
-            var.value = "".join(etree.tostring(c, encoding="unicode", with_tail=False) for c in kids)
+            var.value = "".join(
+                etree.tostring(c, encoding="unicode", with_tail=False) for c in kids
+            )
         else:
             var.value = value_el.text or ""
 
@@ -991,7 +1111,11 @@ class _Reader:
             scope=scope,
             location=self.loc(el),
         )
-        spec.properties, spec.sensitive_unavailable, spec.object_data = {}, sorted(props.sensitive), None
+        spec.properties, spec.sensitive_unavailable, spec.object_data = (
+            {},
+            sorted(props.sensitive),
+            None,
+        )
         object_data = next((c for c in props.rest if c.tag == _D + "ObjectData"), None)
         if object_data is not None:
             spec.object_data = xml_to_node(object_data)
@@ -1092,7 +1216,9 @@ _HOST_FIELDS: dict[str, tuple[str, str]] = {
     "EvalExpression": ("eval_expression", "text"),
     "AssignExpression": ("assign_expression", "text"),
 }
-_MODEL_DEFAULTS: dict[str, Any] = {name: info.default for name, info in Executable.model_fields.items()}
+_MODEL_DEFAULTS: dict[str, Any] = {
+    name: info.default for name, info in Executable.model_fields.items()
+}
 
 
 # Persisted enumerator setting names → the runtime property names that expressions use.
@@ -1157,8 +1283,15 @@ class _Children:
 # --------------------------------------------------------------------------- project files
 
 
-def _project_root(path: Path, what: str, tag: str, shown: str, kind: str, password: str | None,
-                  produced: set[etree._Element] | None = None) -> etree._Element:
+def _project_root(
+    path: Path,
+    what: str,
+    tag: str,
+    shown: str,
+    kind: str,
+    password: str | None,
+    produced: set[etree._Element] | None = None,
+) -> etree._Element:
     """The parsed root of a project file, refused unless it is the element this file must hold."""
     file = str(path)
     root = parse_xml(_read_file(path, what), file)
@@ -1174,26 +1307,45 @@ def _project_root(path: Path, what: str, tag: str, shown: str, kind: str, passwo
 
 
 def _load_conmgr(path: Path, password: str | None) -> ConnectionManagerSpec:
-    root = _project_root(path, "connection manager", _D + "ConnectionManager", "DTS:ConnectionManager", ".conmgr",
-                         password)
+    root = _project_root(
+        path,
+        "connection manager",
+        _D + "ConnectionManager",
+        "DTS:ConnectionManager",
+        ".conmgr",
+        password,
+    )
     return _Reader(str(path)).connection(root, scope="Project")
 
 
 def _load_params(path: Path, password: str | None) -> list[Parameter]:
     decrypted: set[etree._Element] = set()
-    root = _project_root(path, "project parameters", _S + "Parameters", "SSIS:Parameters", "Project.params",
-                         password, decrypted)
+    root = _project_root(
+        path,
+        "project parameters",
+        _S + "Parameters",
+        "SSIS:Parameters",
+        "Project.params",
+        password,
+        decrypted,
+    )
     return [_project_parameter(p, str(path), decrypted) for p in root if p.tag == _S + "Parameter"]
 
 
-def _project_parameter(el: etree._Element, file: str, decrypted: AbstractSet[etree._Element] = frozenset()) -> Parameter:
+def _project_parameter(
+    el: etree._Element, file: str, decrypted: AbstractSet[etree._Element] = frozenset()
+) -> Parameter:
     """One project parameter. A sensitive value is unavailable unless the project's password
     decrypted it; then it is kept, and the parameter stays sensitive (masked when shown)."""
     values: dict[str, str] = {}
     sensitive_value = False
     for prop in el.iter(_S + "Property"):
         name = prop.get(_S + "Name") or ""
-        if name == "Value" and (prop.get(_S + "Sensitive") == "1" or len(prop)) and prop not in decrypted:
+        if (
+            name == "Value"
+            and (prop.get(_S + "Sensitive") == "1" or len(prop))
+            and prop not in decrypted
+        ):
             sensitive_value = True
             continue
         values[name] = prop.text or ""

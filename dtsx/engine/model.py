@@ -10,7 +10,8 @@ values is the variables module's job. This module does no I/O.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -92,6 +93,7 @@ def marked_sensitive(attribute: Callable[[str], str | None]) -> bool:
             return True
     return False
 
+
 # DTS:DataType on variables and package parameters: COM VARTYPE codes (spec §4.3).
 VARTYPE_TO_DOTNET: dict[int, str] = {
     0: "Empty",
@@ -161,19 +163,40 @@ FOR_LOOP_PROPERTIES: dict[str, str] = {
 # SSIS container settings that dtsx reads from the file but does not change at run time: a
 # property expression on one of them is legal SSIS, and has no effect here.
 IGNORED_HOST_PROPERTIES = frozenset(
-    {"TransactionOption", "IsolationLevel", "LoggingMode", "LocaleID", "DelayValidation",
-     "ForceExecutionValue", "ForcedExecutionValue", "SuspendRequired", "Name",
-     # The package's own settings.
-     "MaxConcurrentExecutables", "PackagePriorityClass", "CheckpointFileName", "CheckpointUsage",
-     "SaveCheckpoints", "OfflineMode", "SuppressConfigurationWarnings", "VersionComments"}
+    {
+        "TransactionOption",
+        "IsolationLevel",
+        "LoggingMode",
+        "LocaleID",
+        "DelayValidation",
+        "ForceExecutionValue",
+        "ForcedExecutionValue",
+        "SuspendRequired",
+        "Name",
+        # The package's own settings.
+        "MaxConcurrentExecutables",
+        "PackagePriorityClass",
+        "CheckpointFileName",
+        "CheckpointUsage",
+        "SaveCheckpoints",
+        "OfflineMode",
+        "SuppressConfigurationWarnings",
+        "VersionComments",
+    }
 )
 # The settings each built-in Foreach enumerator reads (by runtime name), which are also the
 # properties a property expression on the enumerator may set.
 ENUMERATOR_PROPERTIES: dict[str, frozenset[str]] = {
-    "Microsoft.ForEachFileEnumerator": frozenset({"Directory", "Folder", "FileSpec", "FileNameRetrievalType", "Recurse"}),
+    "Microsoft.ForEachFileEnumerator": frozenset(
+        {"Directory", "Folder", "FileSpec", "FileNameRetrievalType", "Recurse"}
+    ),
     "Microsoft.ForEachItemEnumerator": frozenset(),
-    "Microsoft.ForEachFromVarEnumerator": frozenset({"VariableName", "VarName", "Variable", "SourceVariable"}),
-    "Microsoft.ForEachADOEnumerator": frozenset({"VarName", "VariableName", "SourceVariable", "Type", "EnumType"}),
+    "Microsoft.ForEachFromVarEnumerator": frozenset(
+        {"VariableName", "VarName", "Variable", "SourceVariable"}
+    ),
+    "Microsoft.ForEachADOEnumerator": frozenset(
+        {"VarName", "VariableName", "SourceVariable", "Type", "EnumType"}
+    ),
 }
 # The XML each built-in enumerator keeps in its ObjectData: element names, and the attribute names
 # those elements may carry (settings, or the Item enumerator's typed values).
@@ -183,21 +206,38 @@ ENUMERATOR_DATA: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"Folder", "FileSpec", "FileNameRetrievalType", "Recurse"}),
     ),
     "Microsoft.ForEachItemEnumerator": (
-        frozenset({"FEIEItems", "FEIEItem", "FEIEItemValue"}), frozenset({"Type", "DataType", "Value"}),
+        frozenset({"FEIEItems", "FEIEItem", "FEIEItemValue"}),
+        frozenset({"Type", "DataType", "Value"}),
     ),
     "Microsoft.ForEachFromVarEnumerator": (
-        frozenset({"FEEFVE", "FEFVE"}), ENUMERATOR_PROPERTIES["Microsoft.ForEachFromVarEnumerator"],
+        frozenset({"FEEFVE", "FEFVE"}),
+        ENUMERATOR_PROPERTIES["Microsoft.ForEachFromVarEnumerator"],
     ),
-    "Microsoft.ForEachADOEnumerator": (frozenset({"FEEADO"}), ENUMERATOR_PROPERTIES["Microsoft.ForEachADOEnumerator"]),
+    "Microsoft.ForEachADOEnumerator": (
+        frozenset({"FEEADO"}),
+        ENUMERATOR_PROPERTIES["Microsoft.ForEachADOEnumerator"],
+    ),
 }
 # Properties every connection manager has; a connection-manager plugin adds its own through
 # its ``runtime_properties`` class attribute (connections.base).
 CONNECTION_PROPERTIES = frozenset(
-    {"ConnectionString", "Description", "Name", "DelayValidation", "ProtectionLevel",
-     "SupportsDTCTransactions", "ConnectByProxy"}
+    {
+        "ConnectionString",
+        "Description",
+        "Name",
+        "DelayValidation",
+        "ProtectionLevel",
+        "SupportsDTCTransactions",
+        "ConnectByProxy",
+    }
 )
 EXEC_RESULTS = {0: "Success", 1: "Failure", 2: "Completion", 3: "Canceled"}
-EVAL_OPS = {1: "Expression", 2: "Constraint", 3: "ExpressionAndConstraint", 4: "ExpressionOrConstraint"}
+EVAL_OPS = {
+    1: "Expression",
+    2: "Constraint",
+    3: "ExpressionAndConstraint",
+    4: "ExpressionOrConstraint",
+}
 PROTECTION_LEVELS = {
     0: "DontSaveSensitive",
     1: "EncryptSensitiveWithUserKey",
@@ -564,10 +604,17 @@ class PackageConfiguration(_Model):
 
 
 _CONFIGURATION_KINDS = {
-    0: "parent package variable", 1: "XML configuration file", 2: "environment variable", 3: "registry entry",
-    4: "parent variable named by environment variable", 5: "XML file named by environment variable",
-    6: "registry entry named by environment variable", 7: "SQL Server table", 8: "INI file",
-    9: "SQL Server table named by environment variable", 10: "INI file named by environment variable",
+    0: "parent package variable",
+    1: "XML configuration file",
+    2: "environment variable",
+    3: "registry entry",
+    4: "parent variable named by environment variable",
+    5: "XML file named by environment variable",
+    6: "registry entry named by environment variable",
+    7: "SQL Server table",
+    8: "INI file",
+    9: "SQL Server table named by environment variable",
+    10: "INI file named by environment variable",
 }
 
 
@@ -592,13 +639,17 @@ def package_configurations(package: Package) -> list[PackageConfiguration]:
                 values[name] = child.text or ""
         # 2012+ files omit default values, and the type's default is 0 (parent package variable).
         raw_type = (values.get("ConfigurationType") or "0").strip()
-        found.append(PackageConfiguration(
-            name=values.get("ObjectName", ""),
-            type=int(raw_type) if raw_type.lstrip("-").isdigit() else -1,
-            string=values.get("ConfigurationString", "").strip(),
-            target=values.get("ConfigurationVariable", "").strip(),
-            location=SourceLocation(file=package.path, line=node.line) if package.path else None,
-        ))
+        found.append(
+            PackageConfiguration(
+                name=values.get("ObjectName", ""),
+                type=int(raw_type) if raw_type.lstrip("-").isdigit() else -1,
+                string=values.get("ConfigurationString", "").strip(),
+                target=values.get("ConfigurationVariable", "").strip(),
+                location=SourceLocation(file=package.path, line=node.line)
+                if package.path
+                else None,
+            )
+        )
     return found
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from dtsx.connections.base import parse_connection_string, unmapped_windows_path
 from dtsx.engine.errors import DtsxError, PackageValidationError, Problem
@@ -31,9 +32,15 @@ from dtsx.engine.variables import Scope, Slot, VariableStore, split_name
 
 __all__ = ["PropertySet", "parse_set", "Overrides", "configuration_sets", "design_configurations"]
 
-_PATH = re.compile(r"^\\(?P<exe>[^.\[]+(?:\.EventHandlers\[[^\]]+\](?:\\[^.\[]+)*)?)(?P<rest>\..*)$", re.IGNORECASE)
-_VARIABLE = re.compile(r"^\.Variables\[(?P<n>[^\]]+)\](?:\.Properties\[Value\]|\.Value)?$", re.IGNORECASE)
-_CONNECTION = re.compile(r"^\.Connections\[(?P<c>[^\]]+)\](?:\.Properties\[(?P<p>[^\]]+)\]|\.(?P<q>\w+))$", re.IGNORECASE)
+_PATH = re.compile(
+    r"^\\(?P<exe>[^.\[]+(?:\.EventHandlers\[[^\]]+\](?:\\[^.\[]+)*)?)(?P<rest>\..*)$", re.IGNORECASE
+)
+_VARIABLE = re.compile(
+    r"^\.Variables\[(?P<n>[^\]]+)\](?:\.Properties\[Value\]|\.Value)?$", re.IGNORECASE
+)
+_CONNECTION = re.compile(
+    r"^\.Connections\[(?P<c>[^\]]+)\](?:\.Properties\[(?P<p>[^\]]+)\]|\.(?P<q>\w+))$", re.IGNORECASE
+)
 _PROPERTY = re.compile(r"^(?:\.Properties\[(?P<p>[^\]]+)\]|\.(?P<q>\w+))$", re.IGNORECASE)
 
 
@@ -59,7 +66,11 @@ class PropertySet:
     @property
     def label(self) -> str:
         """How messages name this override: ``--set '<argument>'``, or the configuration and path."""
-        return f"{self.origin} {self.shown!r}" if self.origin == "--set" else f"{self.origin}: {self.shown}"
+        return (
+            f"{self.origin} {self.shown!r}"
+            if self.origin == "--set"
+            else f"{self.origin}: {self.shown}"
+        )
 
     @property
     def marked_sensitive(self) -> bool:
@@ -88,15 +99,26 @@ def parse_set(text: str) -> PropertySet:
     if raw.startswith("\\"):
         path, sep, value = raw.partition(";")
         if not sep:
-            raise _usage(f"--set {path.strip()!r} has no ';' between the property path and the value")
+            raise _usage(
+                f"--set {path.strip()!r} has no ';' between the property path and the value"
+            )
         item = _parse_path(path.strip(), value, text)
         return replace(item, sensitive=sensitive) if sensitive else item
     name, sep, value = raw.partition("=")
     if not sep or not name.strip():
         shown = name.strip() if sensitive else text
-        raise _usage(f"--set {shown!r} must be NAME=VALUE (e.g. User::Count=3) or a \\Package... property path")
+        raise _usage(
+            f"--set {shown!r} must be NAME=VALUE (e.g. User::Count=3) or a \\Package... property path"
+        )
     namespace, short = split_name(name)
-    return PropertySet("variable", "Package", f"{namespace or 'User'}::{short}", value, text=text, sensitive=sensitive)
+    return PropertySet(
+        "variable",
+        "Package",
+        f"{namespace or 'User'}::{short}",
+        value,
+        text=text,
+        sensitive=sensitive,
+    )
 
 
 MAX_CONCURRENT = 2**31 - 1  # MaxConcurrentExecutables is an Int32: -1 (CPUs + 2), or 1 up to this
@@ -113,8 +135,10 @@ def _concurrency(item: PropertySet) -> int:
     except ValueError:
         value = 0
     if not valid_concurrency(value):
-        raise DtsxError(f"MaxConcurrentExecutables cannot be {item.value.strip()!r}: give -1 (the number of "
-                        f"CPUs + 2) or a number of tasks from 1 to {MAX_CONCURRENT}")
+        raise DtsxError(
+            f"MaxConcurrentExecutables cannot be {item.value.strip()!r}: give -1 (the number of "
+            f"CPUs + 2) or a number of tasks from 1 to {MAX_CONCURRENT}"
+        )
     return value
 
 
@@ -125,27 +149,39 @@ def _usage(message: str) -> PackageValidationError:
 def _parse_path(path: str, value: str, text: str) -> PropertySet:
     match = _PATH.match(path)
     if match is None:
-        raise _usage(f"--set property path {path!r} is not of the form \\Package[\\Child...].Collection[Name].Properties[Prop]")
+        raise _usage(
+            f"--set property path {path!r} is not of the form \\Package[\\Child...].Collection[Name].Properties[Prop]"
+        )
     container = match.group("exe")
     if container.lower().startswith("package"):
-        container = "Package" + container[len("package"):]
+        container = "Package" + container[len("package") :]
     rest = match.group("rest")
     var = _VARIABLE.match(rest)
     if var:
         namespace, short = split_name(var.group("n"))
-        return PropertySet("variable", container, f"{namespace or 'User'}::{short}", value, text=text)
+        return PropertySet(
+            "variable", container, f"{namespace or 'User'}::{short}", value, text=text
+        )
     conn = _CONNECTION.match(rest)
     if conn:
         prop = conn.group("p") or conn.group("q")
-        return PropertySet("connection", container, prop, value, connection=conn.group("c"), text=text)
+        return PropertySet(
+            "connection", container, prop, value, connection=conn.group("c"), text=text
+        )
     prop = _PROPERTY.match(rest)
     if prop:
-        return PropertySet("property", container, prop.group("p") or prop.group("q"), value, text=text)
+        return PropertySet(
+            "property", container, prop.group("p") or prop.group("q"), value, text=text
+        )
     if rest.lower().startswith(".parameters["):
-        raise _usage(f"--set property path {path!r}: a parameter is set as a variable, "
-                     "\\Package.Variables[$Package::NAME].Properties[Value] (or --param NAME=VALUE)")
-    raise _usage(f"--set property path {path!r}: cannot tell what {rest!r} names "
-                 "(Variables[...], Connections[...] or Properties[...])")
+        raise _usage(
+            f"--set property path {path!r}: a parameter is set as a variable, "
+            "\\Package.Variables[$Package::NAME].Properties[Value] (or --param NAME=VALUE)"
+        )
+    raise _usage(
+        f"--set property path {path!r}: cannot tell what {rest!r} names "
+        "(Variables[...], Connections[...] or Properties[...])"
+    )
 
 
 class Overrides:
@@ -156,7 +192,9 @@ class Overrides:
     ``host_sets`` (ref_id → {property: raw value} for executables), ``max_concurrent``.
     """
 
-    def __init__(self, plan: Plan, store: VariableStore, slots_for: Callable[[Executable], list[Slot]]) -> None:
+    def __init__(
+        self, plan: Plan, store: VariableStore, slots_for: Callable[[Executable], list[Slot]]
+    ) -> None:
         self.plan = plan
         self.package = plan.package
         self.store = store
@@ -174,7 +212,9 @@ class Overrides:
     # -- parameters and connections ------------------------------------------------------------
     def parameters(self, given: dict[str, Any]) -> dict[str, Any]:
         """``--param`` values by qualified name (bare = ``$Package::``); ``CM.*`` go to connections."""
-        known = {p.qualified_name for p in [*self.package.parameters, *self.package.project_parameters]}
+        known = {
+            p.qualified_name for p in [*self.package.parameters, *self.package.project_parameters]
+        }
         result: dict[str, Any] = {}
         for name, value in given.items():
             if name.upper().startswith("CM."):
@@ -184,7 +224,10 @@ class Overrides:
             qualified = f"{namespace if namespace else '$Package'}::{short}"
             if qualified not in known:
                 names = ", ".join(sorted(known)) or "none"
-                self.problem("override-parameter", f"the package has no parameter {qualified} (its parameters: {names})")
+                self.problem(
+                    "override-parameter",
+                    f"the package has no parameter {qualified} (its parameters: {names})",
+                )
                 continue
             result[qualified] = value
         return result
@@ -201,8 +244,11 @@ class Overrides:
         for name, conn_string in given.items():
             spec = self._find_spec(name)
             if spec is None:
-                self.problem("override-connection", f"--conn names {name!r}, which is not a connection manager of "
-                             f"the package ({self._spec_names()})")
+                self.problem(
+                    "override-connection",
+                    f"--conn names {name!r}, which is not a connection manager of "
+                    f"the package ({self._spec_names()})",
+                )
                 continue
             self.connection_strings[spec.name] = conn_string
 
@@ -210,7 +256,10 @@ class Overrides:
         """Set one property: ConnectionString replaces the string; any other becomes a key in it."""
         spec = self._find_spec(conn)
         if spec is None:
-            self.problem("override-connection", f"no connection manager {conn!r} to set {prop} on ({self._spec_names()})")
+            self.problem(
+                "override-connection",
+                f"no connection manager {conn!r} to set {prop} on ({self._spec_names()})",
+            )
             return
         if prop.lower() == "connectionstring":
             self.connection_strings[spec.name] = value
@@ -218,9 +267,13 @@ class Overrides:
         spec.properties[prop] = value
         current = self.connection_strings.pop(spec.name, None)
         try:
-            parsed = parse_connection_string(current if current is not None else spec.connection_string)
+            parsed = parse_connection_string(
+                current if current is not None else spec.connection_string
+            )
         except DtsxError as exc:  # the parser's sentence names the key and position, never a value
-            self.problem("override-connection", f"connection manager {spec.name!r}: cannot set {prop}: {exc}")
+            self.problem(
+                "override-connection", f"connection manager {spec.name!r}: cannot set {prop}: {exc}"
+            )
             return
         parsed[prop] = value
         self.connection_strings[spec.name] = parsed.render(hide=frozenset())
@@ -229,7 +282,11 @@ class Overrides:
         key = name.strip()
         guid = key.strip("{}").lower()
         for spec in self.specs:
-            if spec.name == key or spec.ref_id == key or (spec.dtsid and spec.dtsid.strip("{}").lower() == guid):
+            if (
+                spec.name == key
+                or spec.ref_id == key
+                or (spec.dtsid and spec.dtsid.strip("{}").lower() == guid)
+            ):
                 return spec
         return next((s for s in self.specs if s.name.lower() == key.lower()), None)
 
@@ -242,7 +299,11 @@ class Overrides:
             try:
                 self._apply(item, root)
             except DtsxError as exc:
-                detail = "the value is not valid for it (not shown: sensitive)" if item.sensitive else str(exc)
+                detail = (
+                    "the value is not valid for it (not shown: sensitive)"
+                    if item.sensitive
+                    else str(exc)
+                )
                 self.problem("override-invalid", f"{item.label}: {detail}")
 
     def configured(self, items: list[PropertySet], root: Scope) -> None:
@@ -261,7 +322,9 @@ class Overrides:
             return
         ref = self._resolve_ref(item.container)
         if ref is None:
-            self.problem("override-path", f"{item.label}: the package has no executable {item.container!r}")
+            self.problem(
+                "override-path", f"{item.label}: the package has no executable {item.container!r}"
+            )
         elif item.kind == "variable":
             self._set_variable(root, ref, item)
         elif ref == "Package" and item.name.lower() == "maxconcurrentexecutables":
@@ -277,9 +340,11 @@ class Overrides:
         wanted = item.name.lower()
         for pe in exe.property_expressions if exe is not None else ():
             if pe.name.lower() == wanted:
-                self._warn(f"{item.label} sets {pe.name} of {ref!r}, but the property expression "
-                           f"{pe.expression!r} sets it too; as in SSIS, the expression's value is used "
-                           "(remove the expression to let the value apply)")
+                self._warn(
+                    f"{item.label} sets {pe.name} of {ref!r}, but the property expression "
+                    f"{pe.expression!r} sets it too; as in SSIS, the expression's value is used "
+                    "(remove the expression to let the value apply)"
+                )
                 return
 
     def _warn(self, message: str) -> None:
@@ -307,8 +372,10 @@ class Overrides:
             return
         scope.force(item.name, item.value, sensitive=item.marked_sensitive)
         if scope.own[item.name].expression is not None:
-            self._warn(f"{item.label} sets {item.name}, but the variable is computed by its expression "
-                       "(EvaluateAsExpression); as in SSIS, the expression's value is used")
+            self._warn(
+                f"{item.label} sets {item.name}, but the variable is computed by its expression "
+                "(EvaluateAsExpression); as in SSIS, the expression's value is used"
+            )
 
     def _resolve_ref(self, container: str) -> str | None:
         if container in self.plan.executables:
@@ -319,7 +386,10 @@ class Overrides:
 
 # -- package configurations ------------------------------------------------------------------------
 
-def configuration_sets(values: list[ConfiguredValue], origin: str) -> tuple[list[PropertySet], list[str]]:
+
+def configuration_sets(
+    values: list[ConfiguredValue], origin: str
+) -> tuple[list[PropertySet], list[str]]:
     """The values of one configuration file as property sets, and a warning for each path that
     is not a property path. Values are treated as secrets in messages: files hold passwords."""
     items: list[PropertySet] = []
@@ -336,7 +406,9 @@ def configuration_sets(values: list[ConfiguredValue], origin: str) -> tuple[list
 
 
 def design_configurations(
-    package: Package, local_path: Callable[[str], str], environ: dict[str, str],
+    package: Package,
+    local_path: Callable[[str], str],
+    environ: dict[str, str],
     parent_value: Callable[[str], Any] | None,
 ) -> tuple[list[PropertySet], list[PropertySet], list[str]]:
     """The property sets a package's own configurations give, in their order: those of XML
@@ -354,7 +426,9 @@ def design_configurations(
 
 
 def _one_configuration(
-    config: PackageConfiguration, local_path: Callable[[str], str], environ: dict[str, str],
+    config: PackageConfiguration,
+    local_path: Callable[[str], str],
+    environ: dict[str, str],
     parent_value: Callable[[str], Any] | None,
 ) -> tuple[list[PropertySet], list[str]]:
     where = f"configuration {config.name or config.string!r}"
@@ -363,28 +437,40 @@ def _one_configuration(
     if config.type in (1, 5):
         path = config.string if config.type == 1 else environ.get(config.string)
         if path is None:
-            return [], [f"{where}: the environment variable {config.string} that names its file is not set; "
-                        "its values are not applied"]
+            return [], [
+                f"{where}: the environment variable {config.string} that names its file is not set; "
+                "its values are not applied"
+            ]
         return _file_configuration(where, path, local_path)
     if config.type == 2:
         value = environ.get(config.string)
         if value is None:
-            return [], [f"{where}: the environment variable {config.string} is not set; {config.target} keeps its value"]
+            return [], [
+                f"{where}: the environment variable {config.string} is not set; {config.target} keeps its value"
+            ]
         return configuration_sets([ConfiguredValue(path=config.target, value=value)], where)
     if config.type == 0:
         if parent_value is None:
-            return [], [f"{where}: the parent package variable {config.string} is only there when an Execute "
-                        f"Package task runs this package; {config.target} keeps its value"]
+            return [], [
+                f"{where}: the parent package variable {config.string} is only there when an Execute "
+                f"Package task runs this package; {config.target} keeps its value"
+            ]
         value = parent_value(config.string)
         if value is None:
-            return [], [f"{where}: the parent package has no variable {config.string}; {config.target} keeps its value"]
+            return [], [
+                f"{where}: the parent package has no variable {config.string}; {config.target} keeps its value"
+            ]
         return configuration_sets([ConfiguredValue(path=config.target, value=str(value))], where)
     # Types 1, 2, 5 and 0 are read above; the others (registry, SQL Server, INI...) are not.
-    return [], [f"{where}: configurations of the kind '{config.kind}' are not supported by dtsx; its values "
-                "are not applied (give them with --set or --config-file)"]
+    return [], [
+        f"{where}: configurations of the kind '{config.kind}' are not supported by dtsx; its values "
+        "are not applied (give them with --set or --config-file)"
+    ]
 
 
-def _file_configuration(where: str, path: str, local_path: Callable[[str], str]) -> tuple[list[PropertySet], list[str]]:
+def _file_configuration(
+    where: str, path: str, local_path: Callable[[str], str]
+) -> tuple[list[PropertySet], list[str]]:
     local = local_path(path)
     problem = unmapped_windows_path(path, local)
     if problem is not None:
@@ -394,4 +480,3 @@ def _file_configuration(where: str, path: str, local_path: Callable[[str], str])
     except DtsxError as exc:
         return [], [f"{where}: {exc}; its values are not applied"]
     return configuration_sets(values, where)
-

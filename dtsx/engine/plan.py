@@ -61,19 +61,57 @@ SUPPORTED_ENUMERATORS = frozenset(ENUMERATOR_PROPERTIES)
 # since a task inside a handler sees them and the planner does not track event payloads.
 SYSTEM_VARIABLES = frozenset(
     {
-        "CancelEvent", "ContainerStartTime", "CreationDate", "CreatorComputerName", "CreatorName",
-        "ExecutionInstanceGUID", "FailedConfigurations", "IgnoreConfigurationsOnLoad", "InteractiveMode",
-        "LocaleId", "LocaleID", "MachineName", "OfflineMode", "PackageID", "PackageName", "StartTime",
-        "ServerExecutionID", "UserName", "VersionBuild", "VersionComment", "VersionGUID", "VersionMajor",
-        "VersionMinor", "CreationName", "TaskID", "TaskName", "TaskTransactionOption", "Cancel",
-        "ErrorCode", "ErrorDescription", "ExecutionStatus", "ExecutionValue", "PercentComplete",
-        "ProgressCountHigh", "ProgressCountLow", "ProgressDescription", "Propagate", "SourceDescription",
-        "SourceID", "SourceName", "SourceParentGUID", "VariableDescription", "VariableID", "VariableName",
+        "CancelEvent",
+        "ContainerStartTime",
+        "CreationDate",
+        "CreatorComputerName",
+        "CreatorName",
+        "ExecutionInstanceGUID",
+        "FailedConfigurations",
+        "IgnoreConfigurationsOnLoad",
+        "InteractiveMode",
+        "LocaleId",
+        "LocaleID",
+        "MachineName",
+        "OfflineMode",
+        "PackageID",
+        "PackageName",
+        "StartTime",
+        "ServerExecutionID",
+        "UserName",
+        "VersionBuild",
+        "VersionComment",
+        "VersionGUID",
+        "VersionMajor",
+        "VersionMinor",
+        "CreationName",
+        "TaskID",
+        "TaskName",
+        "TaskTransactionOption",
+        "Cancel",
+        "ErrorCode",
+        "ErrorDescription",
+        "ExecutionStatus",
+        "ExecutionValue",
+        "PercentComplete",
+        "ProgressCountHigh",
+        "ProgressCountLow",
+        "ProgressDescription",
+        "Propagate",
+        "SourceDescription",
+        "SourceID",
+        "SourceName",
+        "SourceParentGUID",
+        "VariableDescription",
+        "VariableID",
+        "VariableName",
     }
 )
 # Enumerator settings that name the variable being enumerated (ADO: VarName; From Variable).
 _ENUMERATOR_VARIABLE_SETTINGS = ("VarName", "VariableName")
-_GUID = re.compile(r"^\{?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}?$")
+_GUID = re.compile(
+    r"^\{?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}?$"
+)
 _SCRIPT_TYPES = {"microsoft.scripttask"}
 _CONSTRAINT_VALUES = {0, 1, 2}
 # Property names as the executor compares them (any case).
@@ -81,8 +119,11 @@ _HOST_NAMES = frozenset(name.lower() for name in HOST_PROPERTIES)
 _FOR_LOOP_NAMES = frozenset(name.lower() for name in FOR_LOOP_PROPERTIES)
 _IGNORED_NAMES = frozenset(name.lower() for name in IGNORED_HOST_PROPERTIES)
 _KIND_NAMES = {
-    ExecutableKind.SEQUENCE: "Sequence", ExecutableKind.FOR_LOOP: "For Loop", ExecutableKind.FOREACH_LOOP: "Foreach Loop",
-    ExecutableKind.EVENT_HANDLER: "event handler", ExecutableKind.PACKAGE: "package",
+    ExecutableKind.SEQUENCE: "Sequence",
+    ExecutableKind.FOR_LOOP: "For Loop",
+    ExecutableKind.FOREACH_LOOP: "Foreach Loop",
+    ExecutableKind.EVENT_HANDLER: "event handler",
+    ExecutableKind.PACKAGE: "package",
 }
 _TYPE_CODES = ", ".join(f"{code} ({name})" for code, name in VARTYPE_TO_DOTNET.items())
 _PROJECT_TYPE_CODES = ", ".join(f"{code} ({name})" for code, name in TYPECODE_TO_DOTNET.items())
@@ -185,8 +226,13 @@ def build(
     paused = gc.isenabled()
     gc.disable()
     try:
-        planner = _Planner(package, skip_unsupported=unsupported == "skip", path_map=path_map,
-                           overrides=connections, outer_variables=outer_variables)
+        planner = _Planner(
+            package,
+            skip_unsupported=unsupported == "skip",
+            path_map=path_map,
+            overrides=connections,
+            outer_variables=outer_variables,
+        )
         planner.run()
     finally:
         if paused:
@@ -239,13 +285,21 @@ class _Planner:
 
     # -- reporting
 
-    def problem(self, code: str, message: str, location: SourceLocation | None, ref_id: str | None) -> None:
+    def problem(
+        self, code: str, message: str, location: SourceLocation | None, ref_id: str | None
+    ) -> None:
         file, line = _where(location)
-        self.problems.append(Problem(code, message, file or self.package.path or None, line, ref_id))
+        self.problems.append(
+            Problem(code, message, file or self.package.path or None, line, ref_id)
+        )
 
-    def warn(self, code: str, message: str, location: SourceLocation | None, ref_id: str | None) -> None:
+    def warn(
+        self, code: str, message: str, location: SourceLocation | None, ref_id: str | None
+    ) -> None:
         file, line = _where(location)
-        self.plan.warnings.append(Problem(code, message, file or self.package.path or None, line, ref_id))
+        self.plan.warnings.append(
+            Problem(code, message, file or self.package.path or None, line, ref_id)
+        )
 
     # -- driver
 
@@ -282,7 +336,9 @@ class _Planner:
         self.plan.executables[exe.ref_id] = exe
         self.parents[exe.ref_id] = parent
         scope = outer
-        if exe.variables:  # most executables declare none, and then share their parent's scope object
+        if (
+            exe.variables
+        ):  # most executables declare none, and then share their parent's scope object
             own = {v.qualified_name for v in exe.variables}
             own.update(v.name for v in exe.variables)  # an unqualified name finds any namespace
             scope = outer | own
@@ -293,7 +349,9 @@ class _Planner:
         if exe.executables:
             self._index_children(exe.executables, exe.ref_id, scope)
 
-    def _index_children(self, children: list[Executable], parent: str, scope: frozenset[str]) -> None:
+    def _index_children(
+        self, children: list[Executable], parent: str, scope: frozenset[str]
+    ) -> None:
         """``_index`` for each child; a leaf (no variables, handlers or children, a new refId: the
         usual task) is recorded here, without a call per child."""
         executables, parents, scopes = self.plan.executables, self.parents, self.scopes
@@ -337,7 +395,9 @@ class _Planner:
             if exe.precedence_constraints:
                 raw.extend(pc.dtsid for pc in exe.precedence_constraints if pc.dtsid)
         raw.extend(cm.dtsid for cm in self.package.connections if cm.dtsid)
-        return _no_repeat(raw) or len({dtsid.strip().strip("{}").upper() for dtsid in raw}) == len(raw)
+        return _no_repeat(raw) or len({dtsid.strip().strip("{}").upper() for dtsid in raw}) == len(
+            raw
+        )
 
     def _identified(self) -> list[tuple[str, str, SourceLocation | None]]:
         # A list, not a generator: this visits every object of the package once.
@@ -348,8 +408,14 @@ class _Planner:
             if exe.variables:
                 found.extend((v.ref_id, v.dtsid, v.location) for v in exe.variables if v.dtsid)
             if exe.precedence_constraints:
-                found.extend((pc.ref_id, pc.dtsid, pc.location) for pc in exe.precedence_constraints if pc.dtsid)
-        found.extend((cm.ref_id, cm.dtsid, cm.location) for cm in self.package.connections if cm.dtsid)
+                found.extend(
+                    (pc.ref_id, pc.dtsid, pc.location)
+                    for pc in exe.precedence_constraints
+                    if pc.dtsid
+                )
+        found.extend(
+            (cm.ref_id, cm.dtsid, cm.location) for cm in self.package.connections if cm.dtsid
+        )
         return found
 
     def _delayed(self, ref: str | None) -> bool:
@@ -395,7 +461,13 @@ class _Planner:
                 var.ref_id,
             )
         elif var.value is not None and not var.sensitive_unavailable:
-            self._check_value(var.dotnet_type, var.value, f"variable {var.qualified_name}", var.location, var.ref_id)
+            self._check_value(
+                var.dotnet_type,
+                var.value,
+                f"variable {var.qualified_name}",
+                var.location,
+                var.ref_id,
+            )
 
     def _check_parameter(self, param: Parameter) -> None:
         codes = TYPECODE_TO_DOTNET if param.scope == "Project" else VARTYPE_TO_DOTNET
@@ -409,11 +481,25 @@ class _Planner:
                 param.qualified_name,
             )
         elif param.value is not None and not param.sensitive_unavailable:
-            self._check_value(param.dotnet_type, param.value, f"parameter {param.qualified_name}", param.location,
-                              param.qualified_name, secret=param.sensitive)
+            self._check_value(
+                param.dotnet_type,
+                param.value,
+                f"parameter {param.qualified_name}",
+                param.location,
+                param.qualified_name,
+                secret=param.sensitive,
+            )
 
-    def _check_value(self, type_name: str, raw: str, what: str, location: SourceLocation | None, ref_id: str,
-                     *, secret: bool = False) -> None:
+    def _check_value(
+        self,
+        type_name: str,
+        raw: str,
+        what: str,
+        location: SourceLocation | None,
+        ref_id: str,
+        *,
+        secret: bool = False,
+    ) -> None:
         if type_name == "Object":
             return
         from dtsx.engine.expressions import value_from_dotnet
@@ -424,8 +510,13 @@ class _Planner:
             # The reason may quote the value (a date parser's does): a secret's is left out whole.
             shown = "its value" if secret else f"the value {_short(raw)}"
             why = "" if secret else f" ({exc.message})"
-            self.problem("bad-value", f"{what} has the type {type_name}, and {shown} is not of that type"
-                         f"{why}; correct the value or the DataType", location, ref_id)
+            self.problem(
+                "bad-value",
+                f"{what} has the type {type_name}, and {shown} is not of that type"
+                f"{why}; correct the value or the DataType",
+                location,
+                ref_id,
+            )
 
     # -- connection managers
 
@@ -446,27 +537,43 @@ class _Planner:
             # Warn only when the run may never open it (no checked task names it), when another
             # expression or a configuration may still change what is checked, or when the string
             # is empty or lacks its encrypted parts: one the run is meant to supply (--conn).
-            may_change = cm.ref_id not in self.connections.used or override is None and (
-                bool(dynamic) or cm.delay_validation or self._configurable() or bool(cm.sensitive_unavailable)
-                or not (cm.connection_string or "").strip()
+            may_change = (
+                cm.ref_id not in self.connections.used
+                or override is None
+                and (
+                    bool(dynamic)
+                    or cm.delay_validation
+                    or self._configurable()
+                    or bool(cm.sensitive_unavailable)
+                    or not (cm.connection_string or "").strip()
+                )
             )
             report = self.warn if may_change else self.problem
             for message in self._connection_problems(cm, cls, settings):
                 report("bad-connection", message, cm.location, cm.ref_id)
             text = settings.connection_string.strip().strip('"')
             if text and "=" not in text:
-                self._check_path(text, f"connection manager '{cm.name}' points at", cm.location, cm.ref_id,
-                                 may_change=may_change)
+                self._check_path(
+                    text,
+                    f"connection manager '{cm.name}' points at",
+                    cm.location,
+                    cm.ref_id,
+                    may_change=may_change,
+                )
 
     def _connection_class(self, cm: ConnectionManagerSpec) -> type[ConnectionManager] | None:
         from dtsx.connections.base import CONNECTIONS
 
         try:
             return CONNECTIONS.get(cm.type_key) if cm.type_key else None
-        except PluginError:  # an unknown or broken type fails when a task uses it, with its own sentence
+        except (
+            PluginError
+        ):  # an unknown or broken type fails when a task uses it, with its own sentence
             return None
 
-    def _check_connection_names(self, cm: ConnectionManagerSpec, cls: type[ConnectionManager]) -> None:
+    def _check_connection_names(
+        self, cm: ConnectionManagerSpec, cls: type[ConnectionManager]
+    ) -> None:
         # A plugin that does not declare its runtime properties is not second-guessed.
         own = getattr(cls, "runtime_properties", None)
         if own is None or not cm.property_expressions:
@@ -475,8 +582,13 @@ class _Planner:
         for pe in cm.property_expressions:
             name = pe.name.strip()
             if name.lower() not in known:
-                self._unknown_property(f"connection manager '{cm.name}'", name, {*CONNECTION_PROPERTIES, *own},
-                                       pe.location or cm.location, cm.ref_id)
+                self._unknown_property(
+                    f"connection manager '{cm.name}'",
+                    name,
+                    {*CONNECTION_PROPERTIES, *own},
+                    pe.location or cm.location,
+                    cm.ref_id,
+                )
 
     def _override_for(self, cm: ConnectionManagerSpec) -> str | None:
         for key in (cm.name, cm.dtsid or "", cm.ref_id):
@@ -497,8 +609,9 @@ class _Planner:
         )
 
     @staticmethod
-    def _connection_problems(cm: ConnectionManagerSpec, cls: type[ConnectionManager],
-                             settings: ConnectionSettings) -> list[str]:
+    def _connection_problems(
+        cm: ConnectionManagerSpec, cls: type[ConnectionManager], settings: ConnectionSettings
+    ) -> list[str]:
         try:
             return list(cls.check(settings))
         except DtsxError as exc:
@@ -506,8 +619,15 @@ class _Planner:
         except Exception as exc:  # noqa: BLE001 - third-party plugin code: report it, never crash the planner
             return [f"connection manager '{cm.name}': its check raised {type(exc).__name__}: {exc}"]
 
-    def _check_path(self, stored: str, what: str, location: SourceLocation | None, ref_id: str, *,
-                    may_change: bool) -> None:
+    def _check_path(
+        self,
+        stored: str,
+        what: str,
+        location: SourceLocation | None,
+        ref_id: str,
+        *,
+        may_change: bool,
+    ) -> None:
         """A Windows path that ``--path-map`` leaves unmapped cannot be opened here; a warning
         only when something may set the path at run time. Not checked when the caller gave no
         path map (``build`` without ``path_map``): it then maps paths in its own way."""
@@ -517,7 +637,9 @@ class _Planner:
             return
         sentence = unmapped_windows_path(stored, self.path_map(stored))
         if sentence is not None:
-            (self.warn if may_change else self.problem)("unmapped-path", f"{what} {sentence}", location, ref_id)
+            (self.warn if may_change else self.problem)(
+                "unmapped-path", f"{what} {sentence}", location, ref_id
+            )
 
     def _configurable(self) -> bool:
         """Whether package configurations may set properties at run time."""
@@ -555,7 +677,12 @@ class _Planner:
     def _unsupported(self, exe: Executable, code: str, message: str) -> None:
         if self.skip_unsupported:
             self.plan.skipped.add(exe.ref_id)
-            self.warn(code, f"{message}; it is skipped and runs as if disabled (--unsupported skip)", exe.location, exe.ref_id)
+            self.warn(
+                code,
+                f"{message}; it is skipped and runs as if disabled (--unsupported skip)",
+                exe.location,
+                exe.ref_id,
+            )
         else:
             self.problem(code, message, exe.location, exe.ref_id)
 
@@ -570,13 +697,23 @@ class _Planner:
         except ValidationError as exc:
             for err in exc.errors():
                 where = ".".join(str(p) for p in err.get("loc", ())) or "?"
-                self.problem("bad-property", f"task '{exe.name}': property {where}: {err.get('msg')}", exe.location, exe.ref_id)
+                self.problem(
+                    "bad-property",
+                    f"task '{exe.name}': property {where}: {err.get('msg')}",
+                    exe.location,
+                    exe.ref_id,
+                )
             return
         except DtsxError as exc:
             self.problem("bad-property", f"task '{exe.name}': {exc}", exe.location, exe.ref_id)
             return
         except Exception as exc:  # noqa: BLE001 - third-party plugin code: report it, never crash the planner
-            self.problem("plugin-error", f"task '{exe.name}': building it raised {type(exc).__name__}: {exc}", exe.location, exe.ref_id)
+            self.problem(
+                "plugin-error",
+                f"task '{exe.name}': building it raised {type(exc).__name__}: {exc}",
+                exe.location,
+                exe.ref_id,
+            )
             return
         self.plan.tasks[exe.ref_id] = task
         messages = self._validate_task(exe, task)
@@ -596,7 +733,10 @@ class _Planner:
         """(ships with dtsx, so its data may be judged; evaluates expressions of its own), once per class."""
         from dtsx.tasks.base import Task as TaskBase
 
-        found = self.traits[cls] = (cls.__module__.startswith("dtsx.tasks."), cls.expressions is not TaskBase.expressions)
+        found = self.traits[cls] = (
+            cls.__module__.startswith("dtsx.tasks."),
+            cls.expressions is not TaskBase.expressions,
+        )
         return found
 
     def _task_expressions(self, exe: Executable, task: Task) -> None:
@@ -605,13 +745,19 @@ class _Planner:
         try:
             found = task.expressions()
         except Exception as exc:  # noqa: BLE001 - third-party plugin code: report it, never crash the planner
-            self.problem("plugin-error", f"task '{exe.name}': listing its expressions raised {type(exc).__name__}: {exc}",
-                         exe.location, exe.ref_id)
+            self.problem(
+                "plugin-error",
+                f"task '{exe.name}': listing its expressions raised {type(exc).__name__}: {exc}",
+                exe.location,
+                exe.ref_id,
+            )
             return
         if not found:  # the common case: the task evaluates no expression of its own
             return
         data = exe.object_data
-        location = _line(exe, data.children[0]) if data is not None and data.children else exe.location
+        location = (
+            _line(exe, data.children[0]) if data is not None and data.children else exe.location
+        )
         replaced = self._replaced_texts(exe)
         for text, assignment in found:
             if text.strip() and text not in replaced:
@@ -627,13 +773,20 @@ class _Planner:
             return frozenset()
         dynamic = {pe.name.strip().lower() for pe in exe.property_expressions}
         stored = data.children[0].attrs
-        return frozenset(value for key, value in stored.items() if key.rsplit("}", 1)[-1].lower() in dynamic)
+        return frozenset(
+            value for key, value in stored.items() if key.rsplit("}", 1)[-1].lower() in dynamic
+        )
 
     def _check_exec_value_variable(self, exe: Executable) -> None:
         target = exe.properties.get("ExecValueVariable", "").strip()
         if target and not _visible(target, self.scopes.get(exe.ref_id, frozenset())):
-            self._missing_variable(target, f"task '{exe.name}' stores its execution value (ExecValueVariable) in",
-                                   exe.location, exe.ref_id, exe.ref_id)
+            self._missing_variable(
+                target,
+                f"task '{exe.name}' stores its execution value (ExecValueVariable) in",
+                exe.location,
+                exe.ref_id,
+                exe.ref_id,
+            )
 
     def _check_task_data(self, exe: Executable, cls: type[Task]) -> None:
         """A warning for each attribute or child element of a built-in task's data that none of
@@ -675,7 +828,11 @@ class _Planner:
             if child.children:
                 if not own_reader and cls.field_for(child.local_name) is None:
                     names.append(child.local_name)
-            elif child.text is not None and child.text.strip() and cls.field_for(child.local_name) is None:
+            elif (
+                child.text is not None
+                and child.text.strip()
+                and cls.field_for(child.local_name) is None
+            ):
                 names.append(child.local_name)
         return names
 
@@ -690,8 +847,13 @@ class _Planner:
             if exe.kind is ExecutableKind.FOR_LOOP and low in _FOR_LOOP_NAMES:
                 continue
             if cls is None and low in _IGNORED_NAMES:
-                self.warn("ignored-property", f"the property expression on {name} of '{exe.name}' has no effect in dtsx, "
-                          "which does not change that setting at run time", pe.location, exe.ref_id)
+                self.warn(
+                    "ignored-property",
+                    f"the property expression on {name} of '{exe.name}' has no effect in dtsx, "
+                    "which does not change that setting at run time",
+                    pe.location,
+                    exe.ref_id,
+                )
                 continue
             known = set(HOST_PROPERTIES)
             if cls is not None:
@@ -704,8 +866,14 @@ class _Planner:
                 what = f"{_KIND_NAMES.get(exe.kind, exe.kind.value)} '{exe.name}'"
             self._unknown_property(what, name, known, pe.location, exe.ref_id)
 
-    def _unknown_property(self, what: str, name: str, known: Iterable[str], location: SourceLocation | None,
-                          ref_id: str) -> None:
+    def _unknown_property(
+        self,
+        what: str,
+        name: str,
+        known: Iterable[str],
+        location: SourceLocation | None,
+        ref_id: str,
+    ) -> None:
         names = sorted(set(known), key=str.lower)
         self.problem(
             "unknown-property",
@@ -741,7 +909,9 @@ class _Planner:
         except UnknownKeyError:
             pass
         except PluginError as exc:
-            self.problem("plugin-error", f"task '{exe.name}' of type {kind}: {exc}", exe.location, exe.ref_id)
+            self.problem(
+                "plugin-error", f"task '{exe.name}' of type {kind}: {exc}", exe.location, exe.ref_id
+            )
             return None
         self._unsupported(
             exe,
@@ -794,7 +964,9 @@ class _Planner:
         """Any GUID in a *Connection*/SMTPServer attribute of the task's data must name a CM."""
         if exe.object_data is None:
             return
-        dynamic = {p.name.lower() for p in exe.property_expressions} if exe.property_expressions else ()
+        dynamic = (
+            {p.name.lower() for p in exe.property_expressions} if exe.property_expressions else ()
+        )
         plain = self.plain_attrs
         stack = [exe.object_data]
         while stack:
@@ -827,7 +999,11 @@ class _Planner:
                     self.plain_attrs.add(key)
             if local is None:
                 continue
-            if (dynamic and local.lower() in dynamic) or self.resolved.get(value) or self._resolves(value):
+            if (
+                (dynamic and local.lower() in dynamic)
+                or self.resolved.get(value)
+                or self._resolves(value)
+            ):
                 continue
             if any(value in message for message in already):
                 continue
@@ -845,7 +1021,11 @@ class _Planner:
         """True when the loop is skipped as unsupported."""
         enum = exe.enumerator
         if enum is None or enum.type_key not in SUPPORTED_ENUMERATORS:
-            kind = "no enumerator" if enum is None else f"the enumerator {enum.raw_type or '(no type)'}"
+            kind = (
+                "no enumerator"
+                if enum is None
+                else f"the enumerator {enum.raw_type or '(no type)'}"
+            )
             self._unsupported(
                 exe,
                 "unsupported-enumerator",
@@ -877,13 +1057,20 @@ class _Planner:
         for pe in enum.property_expressions:
             if pe.name.strip() not in allowed:
                 what = f"the enumerator of Foreach Loop '{exe.name}'"
-                self._unknown_property(what, pe.name.strip(), allowed, pe.location or enum.location, enum.ref_id)
+                self._unknown_property(
+                    what, pe.name.strip(), allowed, pe.location or enum.location, enum.ref_id
+                )
         self._compile_all(enum.property_expressions, enum.ref_id, exe.ref_id)
         self._check_enumerator_data(exe)
         directory = enum.properties.get("Directory", "").strip()
         if directory and "directory" not in dynamic:
-            self._check_path(directory, f"Foreach Loop '{exe.name}' enumerates the folder",
-                             enum.location or exe.location, exe.ref_id, may_change=self._configurable())
+            self._check_path(
+                directory,
+                f"Foreach Loop '{exe.name}' enumerates the folder",
+                enum.location or exe.location,
+                exe.ref_id,
+                may_change=self._configurable(),
+            )
         return False
 
     def _check_enumerator_data(self, exe: Executable) -> None:
@@ -899,38 +1086,67 @@ class _Planner:
         nodes = list(enum.object_data.iter())[1:]
         for node in nodes:
             if node.local_name not in elements:
-                self.warn("unknown-data", f"the enumerator of Foreach Loop '{exe.name}' has an element '{node.local_name}', "
-                          f"which it does not read{_nearest(node.local_name, elements)}", _line(exe, node, where), enum.ref_id)
+                self.warn(
+                    "unknown-data",
+                    f"the enumerator of Foreach Loop '{exe.name}' has an element '{node.local_name}', "
+                    f"which it does not read{_nearest(node.local_name, elements)}",
+                    _line(exe, node, where),
+                    enum.ref_id,
+                )
             for key in node.attrs:
                 local = _local(key)
                 if local not in attributes:
-                    self.warn("unknown-data", f"the enumerator of Foreach Loop '{exe.name}' has an attribute '{local}' on "
-                              f"'{node.local_name}', which it does not read{_nearest(local, attributes)}",
-                              _line(exe, node, where), enum.ref_id)
+                    self.warn(
+                        "unknown-data",
+                        f"the enumerator of Foreach Loop '{exe.name}' has an attribute '{local}' on "
+                        f"'{node.local_name}', which it does not read{_nearest(local, attributes)}",
+                        _line(exe, node, where),
+                        enum.ref_id,
+                    )
         if enum.type_key == "Microsoft.ForEachItemEnumerator":
             self._check_items(exe, nodes, elements, where)
 
-    def _check_items(self, exe: Executable, nodes: list[XmlNode], elements: frozenset[str],
-                     where: SourceLocation | None) -> None:
+    def _check_items(
+        self,
+        exe: Executable,
+        nodes: list[XmlNode],
+        elements: frozenset[str],
+        where: SourceLocation | None,
+    ) -> None:
         """No item at all but elements it does not know: they were meant as items. (An empty
         ``<FEIEItems/>`` is a loop over nothing, as the author wrote it.)"""
         items = [node for node in nodes if node.local_name.lower() == "feieitem"]
         if not items and any(node.local_name not in elements for node in nodes):
-            self.problem("empty-enumerator", f"the Item enumerator of Foreach Loop '{exe.name}' holds no "
-                         "<FEIEItems><FEIEItem><FEIEItemValue Type=\"8\" Value=\"...\"/> rows, so the loop would run "
-                         "zero times; write its items in that form", where, exe.ref_id)
+            self.problem(
+                "empty-enumerator",
+                f"the Item enumerator of Foreach Loop '{exe.name}' holds no "
+                '<FEIEItems><FEIEItem><FEIEItemValue Type="8" Value="..."/> rows, so the loop would run '
+                "zero times; write its items in that form",
+                where,
+                exe.ref_id,
+            )
         for item in items:
             for value in item.children:
                 code = (value.get("Type") or value.get("DataType") or "8").strip()
                 type_name = VARTYPE_TO_DOTNET.get(int(code)) if code.lstrip("-").isdigit() else None
                 location = _line(exe, value, where)
                 if type_name is None:
-                    self.problem("bad-datatype", f"an item of Foreach Loop '{exe.name}' has Type {code!r}, which is "
-                                 f"not a type code; use one of {_TYPE_CODES}", location, exe.ref_id)
+                    self.problem(
+                        "bad-datatype",
+                        f"an item of Foreach Loop '{exe.name}' has Type {code!r}, which is "
+                        f"not a type code; use one of {_TYPE_CODES}",
+                        location,
+                        exe.ref_id,
+                    )
                     continue
                 raw = value.get("Value")
-                self._check_value(type_name, value.text or "" if raw is None else raw,
-                                  f"an item of Foreach Loop '{exe.name}'", location, exe.ref_id)
+                self._check_value(
+                    type_name,
+                    value.text or "" if raw is None else raw,
+                    f"an item of Foreach Loop '{exe.name}'",
+                    location,
+                    exe.ref_id,
+                )
 
     def _check_for_loop(self, exe: Executable) -> None:
         if not exe.eval_expression:
@@ -940,7 +1156,11 @@ class _Planner:
                 exe.location,
                 exe.ref_id,
             )
-        for text, assignment in ((exe.init_expression, True), (exe.eval_expression, False), (exe.assign_expression, True)):
+        for text, assignment in (
+            (exe.init_expression, True),
+            (exe.eval_expression, False),
+            (exe.assign_expression, True),
+        ):
             if text:
                 self._compile(text, assignment, exe.location, exe.ref_id, exe.ref_id)
 
@@ -948,14 +1168,22 @@ class _Planner:
         """Check the container's constraints now; its DiGraph is built when first read."""
         nodes = [child.ref_id for child in container.executables]
         known = set(nodes)
-        constraints = [pc for pc in container.precedence_constraints if self._constraint_ok(container, pc, known)]
+        constraints = [
+            pc
+            for pc in container.precedence_constraints
+            if self._constraint_ok(container, pc, known)
+        ]
         self.graphs.define(container.ref_id, nodes, constraints)
         if constraints and not _forward(nodes, constraints) and not _acyclic(known, constraints):
             self._report_cycles(container, self.graphs[container.ref_id])
 
-    def _constraint_ok(self, container: Executable, pc: PrecedenceConstraint, known: set[str]) -> bool:
+    def _constraint_ok(
+        self, container: Executable, pc: PrecedenceConstraint, known: set[str]
+    ) -> bool:
         if (
-            pc.from_ref in known and pc.to_ref in known and pc.eval_op == 2
+            pc.from_ref in known
+            and pc.to_ref in known
+            and pc.eval_op == 2
             and pc.value in _CONSTRAINT_VALUES
         ):
             return True  # the common case: a plain constraint between two siblings
@@ -963,7 +1191,9 @@ class _Planner:
         for end, ref in (("From", pc.from_ref), ("To", pc.to_ref)):
             if ref not in known:
                 ok = False
-                self.problem("bad-constraint", self._bad_end(container, pc, end, ref), pc.location, pc.ref_id)
+                self.problem(
+                    "bad-constraint", self._bad_end(container, pc, end, ref), pc.location, pc.ref_id
+                )
         if pc.value not in _CONSTRAINT_VALUES or pc.eval_op not in _EVAL_OPS:
             ok = False
             self.problem(
@@ -992,14 +1222,18 @@ class _Planner:
         siblings = {child.name: child.ref_id for child in container.executables}
         short = ref.replace("/", "\\").rsplit("\\", 1)[-1]
         if ref in siblings or (short in siblings and siblings[short] != ref):
-            return (f"{head}, a name where the refId of an executable is expected; write {end}='{siblings[short if ref not in siblings else ref]}'")
+            return f"{head}, a name where the refId of an executable is expected; write {end}='{siblings[short if ref not in siblings else ref]}'"
         if ref in self.plan.executables:
-            return (f"{head}, which is not directly inside '{container.ref_id}'; constraints only link executables "
-                    "of the same container")
+            return (
+                f"{head}, which is not directly inside '{container.ref_id}'; constraints only link executables "
+                "of the same container"
+            )
         refs = list(siblings.values())
         example = refs[0] if refs else f"{container.ref_id}\\Name"
-        return (f"{head}, which is no executable's refId; {end} takes the refId of an executable directly inside "
-                f"'{container.ref_id}', such as '{example}'{_nearest(ref, refs)}")
+        return (
+            f"{head}, which is no executable's refId; {end} takes the refId of an executable directly inside "
+            f"'{container.ref_id}', such as '{example}'{_nearest(ref, refs)}"
+        )
 
     def _report_cycles(self, container: Executable, graph: nx.DiGraph) -> None:
         for component in nx.strongly_connected_components(graph):
@@ -1038,8 +1272,14 @@ class _Planner:
             if expr.expression.strip():
                 self._compile(expr.expression, False, expr.location, ref_id, owner)
 
-    def _compile(self, text: str, assignment: bool, location: SourceLocation | None, ref_id: str,
-                 owner: str | None = None) -> None:
+    def _compile(
+        self,
+        text: str,
+        assignment: bool,
+        location: SourceLocation | None,
+        ref_id: str,
+        owner: str | None = None,
+    ) -> None:
         """Compile once per text; then check its variables in ``owner``'s scope (each place an
         expression appears has its own scope, so this runs for every use)."""
         if self.compile is None:
@@ -1047,7 +1287,9 @@ class _Planner:
         compiled = self.plan.expressions.get((text, assignment))
         if compiled is None:
             try:
-                compiled = self.plan.expressions[(text, assignment)] = self.compile(text, assignment=assignment)
+                compiled = self.plan.expressions[(text, assignment)] = self.compile(
+                    text, assignment=assignment
+                )
             except ExpressionError as exc:
                 self.problem("expression", f"{exc}", location, ref_id)
                 return
@@ -1056,13 +1298,25 @@ class _Planner:
         scope = self.scopes.get(owner, frozenset())
         for name in compiled.variables_in_order():
             if not _visible(name, scope):
-                self._missing_variable(name, f"the expression {_short(text)} reads", location, ref_id, owner)
+                self._missing_variable(
+                    name, f"the expression {_short(text)} reads", location, ref_id, owner
+                )
 
-    def _missing_variable(self, name: str, what: str, location: SourceLocation | None, ref_id: str, owner: str) -> None:
-        if name.strip().lstrip("@[").startswith("$Project::") and not self.package.project_parameters:
+    def _missing_variable(
+        self, name: str, what: str, location: SourceLocation | None, ref_id: str, owner: str
+    ) -> None:
+        if (
+            name.strip().lstrip("@[").startswith("$Project::")
+            and not self.package.project_parameters
+        ):
             # The project was not loaded, so its parameters are unknown here, not wrong.
-            self.warn("missing-variable", f"{what} @[{name}], a project parameter, but no Project.params was found "
-                      "beside the package; pass --project-dir with the project's folder", location, ref_id)
+            self.warn(
+                "missing-variable",
+                f"{what} @[{name}], a project parameter, but no Project.params was found "
+                "beside the package; pass --project-dir with the project's folder",
+                location,
+                ref_id,
+            )
             return
         scope = self.scopes.get(owner, frozenset())
         # DelayValidation defers the check to run time (a child may read its parent's variables).
@@ -1148,7 +1402,12 @@ def _nearest_variable(name: str, scope: frozenset[str]) -> str:
     close = difflib.get_close_matches(short, list(others), n=1, cutoff=0.6)
     if not close:  # a one-letter name is near nothing by itself: compare whole names, strictly
         whole = {others[n]: n for n in others}
-        close = [whole[n] for n in difflib.get_close_matches(f"{namespace}::{short}", list(whole), n=1, cutoff=0.8)]
+        close = [
+            whole[n]
+            for n in difflib.get_close_matches(
+                f"{namespace}::{short}", list(whole), n=1, cutoff=0.8
+            )
+        ]
     if not close:
         return ""
     return f" (did you mean '{others[close[0]] if namespace else close[0]}'?)"
@@ -1163,7 +1422,9 @@ def _local(clark: str) -> str:
     return clark.rsplit("}", 1)[-1]
 
 
-def _line(exe: Executable, node: XmlNode, default: SourceLocation | None = None) -> SourceLocation | None:
+def _line(
+    exe: Executable, node: XmlNode, default: SourceLocation | None = None
+) -> SourceLocation | None:
     """The location of an element of ``exe``'s data: its own line when known."""
     base = default or exe.location
     if base is None or node.line is None:

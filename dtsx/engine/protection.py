@@ -61,8 +61,9 @@ def _key(password: str) -> bytes:
     return (hashlib.sha1(inner).digest() + hashlib.sha1(outer).digest())[:24]
 
 
-def decrypt_payload(attributes: dict[str, str], cipher_value: str, password: str, *,
-                    file: str, line: int | None) -> str:
+def decrypt_payload(
+    attributes: dict[str, str], cipher_value: str, password: str, *, file: str, line: int | None
+) -> str:
     """The XML text an ``EncryptedData`` element stands for.
 
     ``attributes`` are the element's (any namespace), ``cipher_value`` the text of its
@@ -72,7 +73,8 @@ def decrypt_payload(attributes: dict[str, str], cipher_value: str, password: str
     wrong = PackageLoadError(
         "cannot decrypt this encrypted element with the package password given: the password is "
         "wrong, or the element is damaged; check --decrypt-env/--decrypt-file",
-        file=file, line=line,
+        file=file,
+        line=line,
     )
     try:
         iv = base64.b64decode(_attribute(attributes, "IV") or "", validate=True)

@@ -16,7 +16,8 @@ import difflib
 import re
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Callable, Generic, TypeVar
+from typing import Generic, TypeVar
+from collections.abc import Callable
 
 from dtsx.engine.errors import PluginError
 
@@ -71,7 +72,9 @@ def normalise_type(raw: str) -> str:
         short = progid.group("name")
         return _PROGID_NAMES.get(short.lower(), f"Microsoft.{short}")
     class_path = name.split(",", 1)[0].strip()
-    if class_path.startswith("Microsoft.SqlServer.") or class_path.startswith("Microsoft.DataTransformationServices."):
+    if class_path.startswith("Microsoft.SqlServer.") or class_path.startswith(
+        "Microsoft.DataTransformationServices."
+    ):
         short = class_path.rsplit(".", 1)[-1]
         return _CLASS_NAMES.get(short.lower(), f"Microsoft.{short}")
     return class_path
@@ -84,7 +87,9 @@ class UnknownKeyError(PluginError, LookupError):
         self.key = key
         self.suggestions = suggestions
         hint = f" Did you mean {', '.join(repr(s) for s in suggestions)}?" if suggestions else ""
-        super().__init__(f"no {kind} is registered as {key!r}.{hint} Run 'dtsx list' to see every registered {kind}.")
+        super().__init__(
+            f"no {kind} is registered as {key!r}.{hint} Run 'dtsx list' to see every registered {kind}."
+        )
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,9 @@ class Registration(Generic[T]):
 class Registry(Generic[T]):
     """Canonical key → plugin, filled by decorators and by lazily loaded entry points."""
 
-    def __init__(self, kind: str, group: str, check: Callable[[object], bool] | None = None) -> None:
+    def __init__(
+        self, kind: str, group: str, check: Callable[[object], bool] | None = None
+    ) -> None:
         self.kind = kind
         self.group = group
         self._check = check
@@ -118,7 +125,9 @@ class Registry(Generic[T]):
     def add(self, key: str, obj: T, origin: str) -> None:
         canonical = normalise_type(key)
         if self._check is not None and not self._check(obj):
-            raise PluginError(f"{origin} registers {obj!r} as {self.kind} {canonical!r}, but it is not a {self.kind} class.")
+            raise PluginError(
+                f"{origin} registers {obj!r} as {self.kind} {canonical!r}, but it is not a {self.kind} class."
+            )
         existing = self._items.get(canonical.lower())
         if existing is not None and existing.obj is not obj:
             raise PluginError(

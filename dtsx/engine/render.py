@@ -21,7 +21,14 @@ from dtsx.engine.model import (
     package_configurations,
 )
 
-__all__ = ["MASK", "graph_dot", "graph_mermaid", "mask_connection_string", "show_document", "show_text"]
+__all__ = [
+    "MASK",
+    "graph_dot",
+    "graph_mermaid",
+    "mask_connection_string",
+    "show_document",
+    "show_text",
+]
 
 MASK = "********"
 # A secret value, read as .NET reads it, but never shorter: a quoted value runs to its closing
@@ -50,7 +57,9 @@ def show_document(package: Package) -> dict[str, Any]:
     return {
         "name": package.name,
         "format_version": package.format_version,
-        "protection_level": PROTECTION_LEVELS.get(package.protection_level, str(package.protection_level)),
+        "protection_level": PROTECTION_LEVELS.get(
+            package.protection_level, str(package.protection_level)
+        ),
         "executables": [_executable(e) for e in package.executables],
         "precedence_constraints": [_constraint(c) for c in package.precedence_constraints],
         "event_handlers": [_handler(h) for h in package.event_handlers],
@@ -131,21 +140,28 @@ def show_text(package: Package) -> str:
         lines.append("Connections:")
         for cm in package.all_connections():
             scope = " (project)" if cm.scope == "Project" else ""
-            lines.append(f"  {cm.name} [{cm.type_key}]{scope} {mask_connection_string(cm.connection_string) or ''}".rstrip())
+            lines.append(
+                f"  {cm.name} [{cm.type_key}]{scope} {mask_connection_string(cm.connection_string) or ''}".rstrip()
+            )
     params = [*package.parameters, *package.project_parameters]
     if params:
         lines.append("Parameters:")
         for p in params:
             value = MASK if (p.sensitive or p.sensitive_unavailable) else repr(p.value)
-            lines.append(f"  {p.qualified_name}: {p.dotnet_type} = {value}{'  (required)' if p.required else ''}")
+            lines.append(
+                f"  {p.qualified_name}: {p.dotnet_type} = {value}{'  (required)' if p.required else ''}"
+            )
     if package.variables:
         lines.append("Variables:")
         lines.extend(_variables_text(package.variables, "  "))
     configurations = package_configurations(package)
     if configurations:
         lines.append("Configurations (applied in this order at run time):")
-        lines.extend(f"  {c.name or '(unnamed)'}: {c.kind} {c.string}"
-                     + (f" -> {c.target}" if c.target else "") for c in configurations)
+        lines.extend(
+            f"  {c.name or '(unnamed)'}: {c.kind} {c.string}"
+            + (f" -> {c.target}" if c.target else "")
+            for c in configurations
+        )
     lines.append("Control flow:")
     _tree(package, lines, "  ")
     return "\n".join(lines) + "\n"
@@ -169,13 +185,21 @@ def _tree(container: Executable, lines: list[str], indent: str) -> None:
                 f"{indent}    for ({child.init_expression or ''}; {child.eval_expression or ''}; {child.assign_expression or ''})"
             )
         if child.kind is ExecutableKind.FOREACH_LOOP and child.enumerator is not None:
-            lines.append(f"{indent}    foreach {child.enumerator.type_key} {child.enumerator.properties}")
+            lines.append(
+                f"{indent}    foreach {child.enumerator.type_key} {child.enumerator.properties}"
+            )
         if child.kind is not ExecutableKind.PACKAGE:
-            lines.extend(_variables_text([v for v in child.variables if v.namespace != "System"], indent + "    "))
+            lines.extend(
+                _variables_text(
+                    [v for v in child.variables if v.namespace != "System"], indent + "    "
+                )
+            )
         _tree(child, lines, indent + "    ")
         _handlers(child, lines, indent + "    ")
     for pc in container.precedence_constraints:
-        lines.append(f"{indent}{_short(pc.from_ref)} -> {_short(pc.to_ref)}: {_edge_label(pc)}{'' if pc.logical_and else ' (OR)'}")
+        lines.append(
+            f"{indent}{_short(pc.from_ref)} -> {_short(pc.to_ref)}: {_edge_label(pc)}{'' if pc.logical_and else ' (OR)'}"
+        )
     if container.kind is ExecutableKind.PACKAGE:
         _handlers(container, lines, indent)
 
@@ -240,7 +264,9 @@ def graph_dot(package: Package) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _dot_container(container: Executable, ids: _Ids, lines: list[str], edges: list[str], indent: str) -> None:
+def _dot_container(
+    container: Executable, ids: _Ids, lines: list[str], edges: list[str], indent: str
+) -> None:
     for child in container.executables:
         _dot_executable(child, ids, lines, edges, indent)
     for handler in container.event_handlers if container.kind is ExecutableKind.PACKAGE else ():
@@ -249,7 +275,9 @@ def _dot_container(container: Executable, ids: _Ids, lines: list[str], edges: li
         edges.append(_dot_edge(pc, ids, container))
 
 
-def _dot_executable(exe: Executable, ids: _Ids, lines: list[str], edges: list[str], indent: str) -> None:
+def _dot_executable(
+    exe: Executable, ids: _Ids, lines: list[str], edges: list[str], indent: str
+) -> None:
     node = ids(exe.ref_id)
     grey = ', color="gray60", fontcolor="gray60"' if exe.disabled else ""
     label = _dot_text(f"{exe.name}\n[{exe.type_key or exe.raw_type}]")
@@ -270,7 +298,9 @@ def _dot_executable(exe: Executable, ids: _Ids, lines: list[str], edges: list[st
     lines.append(f"{indent}}}")
 
 
-def _dot_handler(handler: Executable, ids: _Ids, lines: list[str], edges: list[str], indent: str) -> None:
+def _dot_handler(
+    handler: Executable, ids: _Ids, lines: list[str], edges: list[str], indent: str
+) -> None:
     node = ids(handler.ref_id)
     lines.append(f"{indent}subgraph cluster_{node} {{")
     lines.append(f'{indent}  label="{_dot_text(f"on {handler.event}")}"; style="dashed";')
@@ -281,7 +311,10 @@ def _dot_handler(handler: Executable, ids: _Ids, lines: list[str], edges: list[s
 
 def _dot_edge(pc: PrecedenceConstraint, ids: _Ids, container: Executable) -> str:
     children = {c.ref_id: c for c in container.executables}
-    attrs = [f'label="{_dot_text(_edge_label(pc))}"', f'color="{_EDGE_COLOURS.get(pc.value, "black")}"']
+    attrs = [
+        f'label="{_dot_text(_edge_label(pc))}"',
+        f'color="{_EDGE_COLOURS.get(pc.value, "black")}"',
+    ]
     if not pc.logical_and:
         attrs.append("style=dashed")
     for end, ref, key in (("from", pc.from_ref, "ltail"), ("to", pc.to_ref, "lhead")):
@@ -310,7 +343,12 @@ def graph_mermaid(package: Package) -> str:
 
 
 def _mermaid_container(
-    container: Executable, ids: _Ids, lines: list[str], links: list[str], disabled: list[str], indent: str
+    container: Executable,
+    ids: _Ids,
+    lines: list[str],
+    links: list[str],
+    disabled: list[str],
+    indent: str,
 ) -> None:
     for child in container.executables:
         node = ids(child.ref_id)
@@ -325,7 +363,9 @@ def _mermaid_container(
         lines.append(f"{indent}end")
     for handler in container.event_handlers:
         node = ids(handler.ref_id)
-        lines.append(f'{indent}subgraph {node}["{_mermaid_text(f"on {handler.event} of {container.name}")}"]')
+        lines.append(
+            f'{indent}subgraph {node}["{_mermaid_text(f"on {handler.event} of {container.name}")}"]'
+        )
         _mermaid_container(handler, ids, lines, links, disabled, indent + "  ")
         lines.append(f"{indent}end")
     for pc in container.precedence_constraints:

@@ -34,7 +34,8 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from dtsx.engine.errors import ExecutionError, ExpressionError
 from dtsx.engine.expressions import Value, value_from_dotnet, value_to_dotnet
@@ -103,7 +104,9 @@ def typed_value(type_name: str, raw: Any, *, what: str) -> Value:
             return value_to_dotnet(raw, type_name)
         return value_from_dotnet(type_name, raw)
     except ExpressionError as exc:
-        raise ExecutionError(f"{what} of type {type_name} cannot take the value {_show(raw)}: {exc.message}") from exc
+        raise ExecutionError(
+            f"{what} of type {type_name} cannot take the value {_show(raw)}: {exc.message}"
+        ) from exc
 
 
 def _show(raw: Any) -> str:
@@ -131,7 +134,9 @@ class Secrets:
         with self._lock:
             self._known = self._known | {text}
             # Longest first, so that a secret containing another is masked whole.
-            self._masked = tuple(sorted((t for t in self._known if len(t) >= _MIN_MASKED), key=len, reverse=True))
+            self._masked = tuple(
+                sorted((t for t in self._known if len(t) >= _MIN_MASKED), key=len, reverse=True)
+            )
 
     def known(self, text: str) -> bool:
         return bool(self._known) and text in self._known
@@ -148,8 +153,18 @@ class Slot:
     """One variable (or parameter) instance: its type, current value and rules."""
 
     __slots__ = (
-        "qualified", "namespace", "name", "type_name", "value", "read_only",
-        "expression", "raise_changed", "sensitive", "scope", "order", "lock",
+        "qualified",
+        "namespace",
+        "name",
+        "type_name",
+        "value",
+        "read_only",
+        "expression",
+        "raise_changed",
+        "sensitive",
+        "scope",
+        "order",
+        "lock",
     )
 
     def __init__(
@@ -204,8 +219,12 @@ class VariableStore:
         self.secrets = Secrets()
         self._reads = threading.local()
 
-    def add_parameters(self, params: Iterable[Parameter], overrides: dict[str, Any],
-                       errors: list[str] | None = None) -> list[str]:
+    def add_parameters(
+        self,
+        params: Iterable[Parameter],
+        overrides: dict[str, Any],
+        errors: list[str] | None = None,
+    ) -> list[str]:
         """Load parameters, applying overrides (keys ``$Package::X``/``$Project::X``).
 
         Returns the qualified names of Required parameters left without any value. A value the
@@ -216,14 +235,22 @@ class VariableStore:
             qualified = param.qualified_name
             given = qualified in overrides
             raw = overrides[qualified] if given else param.value
-            if not given and param.required and (raw is None or raw == "" or param.sensitive_unavailable):
+            if (
+                not given
+                and param.required
+                and (raw is None or raw == "" or param.sensitive_unavailable)
+            ):
                 missing.append(qualified)
                 raw = None
             try:
                 value = typed_value(param.dotnet_type, raw, what=f"parameter {qualified}")
             except ExecutionError as exc:
-                message = str(exc) if not param.sensitive else (
-                    f"sensitive parameter {qualified} of type {param.dotnet_type} cannot take the value given (not shown)."
+                message = (
+                    str(exc)
+                    if not param.sensitive
+                    else (
+                        f"sensitive parameter {qualified} of type {param.dotnet_type} cannot take the value given (not shown)."
+                    )
                 )
                 if errors is None:
                     raise ExecutionError(message) from None
@@ -231,8 +258,14 @@ class VariableStore:
                 value = typed_value(param.dotnet_type, None, what=f"parameter {qualified}")
             # A value known as a secret (a parent package passing its own) keeps its mark.
             sensitive = param.sensitive or self.is_secret(value)
-            slot = Slot(f"${param.scope}", param.name, param.dotnet_type, value, read_only=True,
-                        sensitive=sensitive)
+            slot = Slot(
+                f"${param.scope}",
+                param.name,
+                param.dotnet_type,
+                value,
+                read_only=True,
+                sensitive=sensitive,
+            )
             if sensitive:
                 self.add_secret(value)
             self.parameters[qualified] = slot
@@ -274,7 +307,9 @@ class Scope:
 
     __slots__ = ("store", "parent", "ref_id", "own", "owner", "lazy")
 
-    def __init__(self, store: VariableStore, parent: Scope | None, ref_id: str, owner: object = None) -> None:
+    def __init__(
+        self, store: VariableStore, parent: Scope | None, ref_id: str, owner: object = None
+    ) -> None:
         self.store = store
         self.parent = parent
         self.ref_id = ref_id
@@ -314,8 +349,17 @@ class Scope:
             value = typed_value(var.dotnet_type, raw, what=f"variable {qualified}")
             writable_system = var.namespace == "System" and qualified in WRITABLE_SYSTEM
             read_only = var.read_only or (var.namespace == "System" and not writable_system)
-            self.add(Slot(var.namespace, var.name, var.dotnet_type, value, read_only=read_only,
-                          expression=expression, raise_changed=var.raise_changed_event))
+            self.add(
+                Slot(
+                    var.namespace,
+                    var.name,
+                    var.dotnet_type,
+                    value,
+                    read_only=read_only,
+                    expression=expression,
+                    raise_changed=var.raise_changed_event,
+                )
+            )
 
     # -- lookup ---------------------------------------------------------------------------
     def find(self, name: str) -> Slot | None:
@@ -345,7 +389,9 @@ class Scope:
     def require(self, name: str) -> Slot:
         slot = self.find(name)
         if slot is None:
-            raise ExecutionError(f"variable {name!r} is not defined in the scope of {self.ref_id!r} or any container above it.")
+            raise ExecutionError(
+                f"variable {name!r} is not defined in the scope of {self.ref_id!r} or any container above it."
+            )
         return slot
 
     def lookup(self, name: str) -> Value:

@@ -133,7 +133,11 @@ def _check_values(root: etree._Element) -> None:
     for el in root.iter():
         for text in (el.text, el.tail):
             # A character is at most four UTF-8 bytes: only long texts need encoding to measure.
-            if text and len(text) * 4 > MAX_XML_VALUE_BYTES and len(text.encode()) > MAX_XML_VALUE_BYTES:
+            if (
+                text
+                and len(text) * 4 > MAX_XML_VALUE_BYTES
+                and len(text.encode()) > MAX_XML_VALUE_BYTES
+            ):
                 raise PackageWriteError(
                     f"the text of {_describe(el)} is {len(text.encode()):,} bytes, over the loader's limit of "
                     f"{MAX_XML_VALUE_BYTES:,} bytes for one value; shorten it or keep the data in a file."
@@ -178,7 +182,7 @@ def _describe(el: etree._Element) -> str:
 
 
 def _local(name: str) -> str:
-    return "DTS:" + name[len(_D):] if name.startswith(_D) else name.rsplit("}", 1)[-1]
+    return "DTS:" + name[len(_D) :] if name.startswith(_D) else name.rsplit("}", 1)[-1]
 
 
 def _short(ref_id: str) -> str:
@@ -203,7 +207,9 @@ def _sub(parent: etree._Element, local: str) -> etree._Element:
     return etree.SubElement(parent, _D + local)
 
 
-def _property(parent: etree._Element, name: str, text: str | None, data_type: int | None = None) -> etree._Element:
+def _property(
+    parent: etree._Element, name: str, text: str | None, data_type: int | None = None
+) -> etree._Element:
     prop = _sub(parent, "Property")
     if data_type is not None:
         prop.set(_D + "DataType", str(data_type))
@@ -251,7 +257,11 @@ def _package(root: etree._Element, pkg: Package) -> None:
     _set(root, "ExecutableType", pkg.raw_type or None)
     _set(root, "ObjectName", pkg.name)
     _set(root, "ProtectionLevel", pkg.protection_level if pkg.protection_level != 1 else None)
-    _set(root, "MaxConcurrentExecutables", pkg.max_concurrent_executables if pkg.max_concurrent_executables != -1 else None)
+    _set(
+        root,
+        "MaxConcurrentExecutables",
+        pkg.max_concurrent_executables if pkg.max_concurrent_executables != -1 else None,
+    )
     _set(root, "VersionGUID", pkg.version_guid)
     _set(root, "VersionMajor", pkg.version_major)
     _set(root, "VersionMinor", pkg.version_minor)
@@ -295,7 +305,11 @@ def _host_attributes(el: etree._Element, exe: Executable) -> None:
     _set(el, "FailPackageOnFailure", True if exe.fail_package_on_failure else None)
     _set(el, "FailParentOnFailure", True if exe.fail_parent_on_failure else None)
     _set(el, "MaxErrorCount", exe.max_error_count if exe.max_error_count != 1 else None)
-    _set(el, "ForceExecutionResult", exe.force_execution_result if exe.force_execution_result != -1 else None)
+    _set(
+        el,
+        "ForceExecutionResult",
+        exe.force_execution_result if exe.force_execution_result != -1 else None,
+    )
     _set(el, "ForceExecValue", True if exe.force_execution_value else None)
     _set(el, "TransactionOption", exe.transaction_option if exe.transaction_option != 1 else None)
     _set(el, "ISOLevel", exe.isolation_level)
@@ -313,7 +327,12 @@ def _body(el: etree._Element, exe: Executable) -> None:
     _expressions(el, exe.property_expressions)
     if exe.enumerator is not None:
         _enumerator(el, exe.enumerator, exe.ref_id)
-    _wrapped(el, "ForEachVariableMappings", exe.variable_mappings, lambda box, m: _mapping(box, m, exe.ref_id))
+    _wrapped(
+        el,
+        "ForEachVariableMappings",
+        exe.variable_mappings,
+        lambda box, m: _mapping(box, m, exe.ref_id),
+    )
     _wrapped(el, "Executables", exe.executables, _executable)  # type: ignore[arg-type]
     _wrapped(el, "PrecedenceConstraints", exe.precedence_constraints, _constraint)  # type: ignore[arg-type]
     _wrapped(el, "EventHandlers", exe.event_handlers, _executable)  # type: ignore[arg-type]
@@ -406,7 +425,11 @@ def _connection(parent: etree._Element, cm: ConnectionManagerSpec) -> None:
     _set(el, "DTSID", cm.dtsid)
     _set(el, "ObjectName", cm.name)
     inner_string, inner_sensitive = _inner_facts(cm.object_data)
-    if cm.object_data is not None and cm.connection_string is not None and cm.connection_string != inner_string:
+    if (
+        cm.object_data is not None
+        and cm.connection_string is not None
+        and cm.connection_string != inner_string
+    ):
         _set(el, "ConnectionString", cm.connection_string)
     for name in cm.sensitive_unavailable:
         if name not in inner_sensitive:
@@ -446,7 +469,9 @@ def _inner_facts(object_data: XmlNode | None) -> tuple[str | None, set[str]]:
         name = child.attrs.get(_D + "Name")
         if child.local_name == "EncryptedData":
             sensitive.add("Password")
-        elif name is not None and (child.local_name == "Password" or marked_sensitive(child.attrs.get)):
+        elif name is not None and (
+            child.local_name == "Password" or marked_sensitive(child.attrs.get)
+        ):
             sensitive.add(name)
         elif child.local_name == "Property" and name == "ConnectionString" and not child.children:
             found = child.text or ""

@@ -13,7 +13,8 @@ import threading
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Callable, ClassVar, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol
+from collections.abc import Callable
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
@@ -22,7 +23,7 @@ from dtsx.engine.model import XmlNode, ssis_flag
 from dtsx.engine.registry import Registry
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing import Self
 
 __all__ = [
     "Task",
@@ -169,12 +170,16 @@ class Task(ABC):
         field_name = self.field_for(name)
         if field_name is None:
             known = ", ".join(sorted(self.property_names()))
-            raise TaskFailedError(f"the task has no property {name!r}; its properties are: {known}.")
+            raise TaskFailedError(
+                f"the task has no property {name!r}; its properties are: {known}."
+            )
         try:
             setattr(self.props, field_name, value)
         except ValidationError as exc:
             detail = exc.errors()[0].get("msg", "invalid value")
-            raise TaskFailedError(f"property {name!r} cannot take the value {value!r}: {detail}.") from exc
+            raise TaskFailedError(
+                f"property {name!r} cannot take the value {value!r}: {detail}."
+            ) from exc
 
     @classmethod
     def field_for(cls, name: str) -> str | None:

@@ -31,7 +31,9 @@ class ParameterAssignment(BaseModel):
     model_config = ConfigDict(populate_by_name=True, frozen=True)
     parameter_name: str = Field(validation_alias=AliasChoices("ParameterName", "parameter_name"))
     bound_to: str = Field(
-        validation_alias=AliasChoices("BindedVariableOrParameterName", "BoundVariableOrParameterName", "bound_to")
+        validation_alias=AliasChoices(
+            "BindedVariableOrParameterName", "BoundVariableOrParameterName", "bound_to"
+        )
     )
 
 
@@ -57,14 +59,17 @@ class ExecutePackageTask(Task):
         )
         package_name: str = Field("", validation_alias=AliasChoices("PackageName", "package_name"))
         connection: str = Field("", validation_alias=AliasChoices("Connection", "connection"))
-        package_password: str = Field("", repr=False, validation_alias=AliasChoices("PackagePassword", "package_password"))
+        package_password: str = Field(
+            "", repr=False, validation_alias=AliasChoices("PackagePassword", "package_password")
+        )
         execute_out_of_process: SsisBool = Field(
             False, validation_alias=AliasChoices("ExecuteOutOfProcess", "execute_out_of_process")
         )
         package_id: str = Field("", validation_alias=AliasChoices("PackageID", "package_id"))
         version_id: str = Field("", validation_alias=AliasChoices("VersionID", "version_id"))
         parameter_assignments: list[ParameterAssignment] = Field(
-            default_factory=list, validation_alias=AliasChoices("ParameterAssignments", "parameter_assignments")
+            default_factory=list,
+            validation_alias=AliasChoices("ParameterAssignments", "parameter_assignments"),
         )
 
     props: Properties
@@ -76,8 +81,13 @@ class ExecutePackageTask(Task):
         inner = node.children[0] if node is not None and node.children else None
         if inner is not None:
             data["ParameterAssignments"] = [
-                {"ParameterName": pa.child_text("ParameterName", "") or "",
-                 "BindedVariableOrParameterName": pa.child_text("BindedVariableOrParameterName", "") or ""}
+                {
+                    "ParameterName": pa.child_text("ParameterName", "") or "",
+                    "BindedVariableOrParameterName": pa.child_text(
+                        "BindedVariableOrParameterName", ""
+                    )
+                    or "",
+                }
                 for pa in inner.findall("ParameterAssignment")
             ]
         return data
@@ -89,12 +99,16 @@ class ExecutePackageTask(Task):
         problems: list[str] = []
         if p.use_project_reference:
             if not p.package_name.strip() and not vctx.is_dynamic("PackageName"):
-                problems.append("the Execute Package task uses a project reference but has no PackageName; name the child .dtsx.")
+                problems.append(
+                    "the Execute Package task uses a project reference but has no PackageName; name the child .dtsx."
+                )
         elif not vctx.is_dynamic("Connection"):
             problems.extend(self._check_connection(vctx))
         for pa in p.parameter_assignments:
             if not pa.parameter_name.strip():
-                problems.append("a ParameterAssignment of the Execute Package task has no ParameterName.")
+                problems.append(
+                    "a ParameterAssignment of the Execute Package task has no ParameterName."
+                )
             elif not vctx.has_variable(pa.bound_to.strip()):
                 problems.append(
                     f"the child parameter {pa.parameter_name!r} is bound to {pa.bound_to!r}, "
@@ -105,10 +119,14 @@ class ExecutePackageTask(Task):
     def _check_connection(self, vctx: ValidationContext) -> list[str]:
         ref = self.props.connection.strip()
         if not ref:
-            return ["the Execute Package task has no Connection; point it at a FILE connection manager for the child .dtsx."]
+            return [
+                "the Execute Package task has no Connection; point it at a FILE connection manager for the child .dtsx."
+            ]
         kind = vctx.connection_type(ref)
         if kind is None:
-            return [f"the Execute Package task's Connection {ref!r} names no connection manager of the package or project."]
+            return [
+                f"the Execute Package task's Connection {ref!r} names no connection manager of the package or project."
+            ]
         if kind.upper() not in _FILE_TYPES:
             return [self._stored_in_server(kind)]
         return []
@@ -124,15 +142,23 @@ class ExecutePackageTask(Task):
 
     def execute(self, ctx: TaskContext) -> None:
         if ctx.run_package is None:
-            raise TaskFailedError("this runner cannot run child packages (no run_package); run the parent with 'dtsx run'.")
+            raise TaskFailedError(
+                "this runner cannot run child packages (no run_package); run the parent with 'dtsx run'."
+            )
         path = self._child_path(ctx)
         parameters = self._parameters(ctx)
         if self.props.execute_out_of_process:
-            ctx.events.information("ExecuteOutOfProcess is ignored: dtsx runs the child package in process.")
+            ctx.events.information(
+                "ExecuteOutOfProcess is ignored: dtsx runs the child package in process."
+            )
         try:
-            outcome = ctx.run_package(path, parameters=parameters, variables=visible_variables(ctx.variables))
+            outcome = ctx.run_package(
+                path, parameters=parameters, variables=visible_variables(ctx.variables)
+            )
         except DtsxError as exc:
-            raise TaskFailedError(f"the child package {path} could not run: {exc}{self._password_hint()}") from exc
+            raise TaskFailedError(
+                f"the child package {path} could not run: {exc}{self._password_hint()}"
+            ) from exc
         name = result_name(getattr(outcome, "result", outcome))
         if name.lower() != "success":
             raise TaskFailedError(
@@ -152,7 +178,9 @@ class ExecutePackageTask(Task):
             return self._project_child(ctx)
         ref = self.props.connection.strip()
         if not ref:
-            raise TaskFailedError("the Execute Package task has no Connection; point it at a FILE connection manager for the child .dtsx.")
+            raise TaskFailedError(
+                "the Execute Package task has no Connection; point it at a FILE connection manager for the child .dtsx."
+            )
         finder = getattr(ctx.connections, "find", None)
         spec = finder(ref) if finder is not None else None
         kind = getattr(spec, "type_key", None)
@@ -166,9 +194,13 @@ class ExecutePackageTask(Task):
     def _project_child(self, ctx: TaskContext) -> str:
         name = self.props.package_name.strip()
         if not name:
-            raise TaskFailedError("the Execute Package task uses a project reference but has no PackageName; name the child .dtsx.")
+            raise TaskFailedError(
+                "the Execute Package task uses a project reference but has no PackageName; name the child .dtsx."
+            )
         local = ctx.local_path(name)
-        base = os.path.dirname(os.path.abspath(ctx.package_path)) if ctx.package_path else os.getcwd()
+        base = (
+            os.path.dirname(os.path.abspath(ctx.package_path)) if ctx.package_path else os.getcwd()
+        )
         path = local if os.path.isabs(local) else os.path.join(base, local)
         if not os.path.isfile(path):
             raise TaskFailedError(

@@ -22,7 +22,15 @@ from typing import IO
 
 from dtsx.connections.base import unmapped_windows_path
 from dtsx.engine.errors import TaskFailedError
-from dtsx.tasks.base import SsisBool, SsisInt, Task, TaskContext, TaskProperties, ValidationContext, register_task
+from dtsx.tasks.base import (
+    SsisBool,
+    SsisInt,
+    Task,
+    TaskContext,
+    TaskProperties,
+    ValidationContext,
+    register_task,
+)
 from pydantic import AliasChoices, Field
 
 __all__ = ["ExecuteProcessTask", "split_windows_args", "stop_every_process"]
@@ -98,14 +106,20 @@ class ExecuteProcessTask(Task):
     class Properties(TaskProperties):
         executable: str = Field("", validation_alias=AliasChoices("Executable", "executable"))
         arguments: str = Field("", validation_alias=AliasChoices("Arguments", "arguments"))
-        working_directory: str = Field("", validation_alias=AliasChoices("WorkingDirectory", "working_directory"))
+        working_directory: str = Field(
+            "", validation_alias=AliasChoices("WorkingDirectory", "working_directory")
+        )
         require_full_file_name: SsisBool = Field(
             True, validation_alias=AliasChoices("RequireFullFileName", "require_full_file_name")
         )
-        success_value: SsisInt = Field(0, validation_alias=AliasChoices("SuccessValue", "success_value"))
+        success_value: SsisInt = Field(
+            0, validation_alias=AliasChoices("SuccessValue", "success_value")
+        )
         fail_on_return_code: SsisBool = Field(
             True,
-            validation_alias=AliasChoices("FailTaskIfReturnCodeIsNotSuccessValue", "fail_on_return_code"),
+            validation_alias=AliasChoices(
+                "FailTaskIfReturnCodeIsNotSuccessValue", "fail_on_return_code"
+            ),
         )
         timeout: SsisInt = Field(0, validation_alias=AliasChoices("TimeOut", "Timeout", "timeout"))
         terminate_after_timeout: SsisBool = Field(
@@ -114,10 +128,18 @@ class ExecuteProcessTask(Task):
                 "TerminateAfterTimeout", "TerminateProcessAfterTimeOut", "terminate_after_timeout"
             ),
         )
-        window_style: str = Field("Normal", validation_alias=AliasChoices("WindowStyle", "window_style"))
-        stdin_variable: str = Field("", validation_alias=AliasChoices("StandardInputVariable", "stdin_variable"))
-        stdout_variable: str = Field("", validation_alias=AliasChoices("StandardOutputVariable", "stdout_variable"))
-        stderr_variable: str = Field("", validation_alias=AliasChoices("StandardErrorVariable", "stderr_variable"))
+        window_style: str = Field(
+            "Normal", validation_alias=AliasChoices("WindowStyle", "window_style")
+        )
+        stdin_variable: str = Field(
+            "", validation_alias=AliasChoices("StandardInputVariable", "stdin_variable")
+        )
+        stdout_variable: str = Field(
+            "", validation_alias=AliasChoices("StandardOutputVariable", "stdout_variable")
+        )
+        stderr_variable: str = Field(
+            "", validation_alias=AliasChoices("StandardErrorVariable", "stderr_variable")
+        )
 
     props: Properties
 
@@ -137,14 +159,18 @@ class ExecuteProcessTask(Task):
         if not p.executable.strip() and not vctx.is_dynamic("Executable"):
             problems.append("the Execute Process task has no Executable; set the program to run.")
         if p.timeout < 0 and not vctx.is_dynamic("TimeOut"):
-            problems.append(f"TimeOut is {p.timeout}; it must be 0 (no limit) or a number of seconds.")
+            problems.append(
+                f"TimeOut is {p.timeout}; it must be 0 (no limit) or a number of seconds."
+            )
         for prop, name in (
             ("StandardInputVariable", p.stdin_variable),
             ("StandardOutputVariable", p.stdout_variable),
             ("StandardErrorVariable", p.stderr_variable),
         ):
             if name.strip() and not vctx.is_dynamic(prop) and not vctx.has_variable(name.strip()):
-                problems.append(f"{prop} names the variable {name.strip()!r}, which does not exist in the task's scope.")
+                problems.append(
+                    f"{prop} names the variable {name.strip()!r}, which does not exist in the task's scope."
+                )
         return problems
 
     # -- execution --------------------------------------------------------------------------
@@ -178,12 +204,18 @@ class ExecuteProcessTask(Task):
     def _resolve_executable(self, ctx: TaskContext, cwd: str | None) -> str:
         stored = self.props.executable.strip().strip('"')
         if not stored:
-            raise TaskFailedError("the Execute Process task has no Executable; set the program to run.")
+            raise TaskFailedError(
+                "the Execute Process task has no Executable; set the program to run."
+            )
         local = ctx.local_path(stored)
         if "/" in local:
             found = local if os.path.isfile(local) else None
             # A folder mapped by --path-map may hold the native build without the ".exe".
-            if found is None and local != stored.replace("\\", "/") and local.lower().endswith(".exe"):
+            if (
+                found is None
+                and local != stored.replace("\\", "/")
+                and local.lower().endswith(".exe")
+            ):
                 found = local[:-4] if os.path.isfile(local[:-4]) else None
         else:
             # A bare name: the working directory first (as CreateProcess does), then PATH.
@@ -197,7 +229,9 @@ class ExecuteProcessTask(Task):
                 "does not emulate; rewrite it as a shell script or program and point Executable at that."
             )
         if not os.access(found, os.X_OK):
-            raise TaskFailedError(f"the Executable {found} is not executable; run 'chmod +x {found}' or point Executable at a program.")
+            raise TaskFailedError(
+                f"the Executable {found} is not executable; run 'chmod +x {found}' or point Executable at a program."
+            )
         return found
 
     def _working_directory(self, ctx: TaskContext) -> str | None:
@@ -222,7 +256,9 @@ class ExecuteProcessTask(Task):
         value = ctx.variables.get(name)
         return b"" if value is None else str(value).encode("utf-8")
 
-    def _start(self, argv: list[str], cwd: str | None, feed: bool, ctx: TaskContext) -> subprocess.Popen[bytes]:
+    def _start(
+        self, argv: list[str], cwd: str | None, feed: bool, ctx: TaskContext
+    ) -> subprocess.Popen[bytes]:
         # The watchdog first, so that the new group is registered the moment it exists.
         problem = _GUARD.ready()
         if problem is not None:
@@ -240,7 +276,9 @@ class ExecuteProcessTask(Task):
                     start_new_session=True,  # its own process group, so it can be ended whole
                 )
             except OSError as exc:
-                raise TaskFailedError(f"could not start {argv[0]}: {exc.strerror or exc}; check the Executable and its permissions.") from exc
+                raise TaskFailedError(
+                    f"could not start {argv[0]}: {exc.strerror or exc}; check the Executable and its permissions."
+                ) from exc
             _GUARD.add(process.pid)
             self._process = process
         return process
@@ -271,7 +309,9 @@ class ExecuteProcessTask(Task):
             if deadline is not None and time.monotonic() >= deadline:
                 return self._on_timeout(process, pipes, ctx)
 
-    def _on_timeout(self, process: subprocess.Popen[bytes], pipes: _Pipes, ctx: TaskContext) -> tuple[bytes, bytes, bool]:
+    def _on_timeout(
+        self, process: subprocess.Popen[bytes], pipes: _Pipes, ctx: TaskContext
+    ) -> tuple[bytes, bytes, bool]:
         if self.props.terminate_after_timeout:
             _end_group(process)
             pipes.join(_GRACE_SECONDS)
@@ -289,7 +329,9 @@ class ExecuteProcessTask(Task):
             if name.strip():
                 ctx.variables.set(name.strip(), data.decode("utf-8", errors="replace"))
 
-    def _judge(self, process: subprocess.Popen[bytes], program: str, timed_out: bool, ctx: TaskContext) -> None:
+    def _judge(
+        self, process: subprocess.Popen[bytes], program: str, timed_out: bool, ctx: TaskContext
+    ) -> None:
         if timed_out:
             action = "was ended" if self.props.terminate_after_timeout else "was left running"
             raise TaskFailedError(
@@ -423,13 +465,17 @@ class _ProcessGuard:
         try:
             self._watchdog = subprocess.Popen(
                 [sys.executable, "-I", "-S", "-c", _WATCHDOG, f"--for={os.getpid()}"],
-                stdin=read_end, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                stdin=read_end,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
                 start_new_session=True,  # out of reach of the terminal's Ctrl-C meant for dtsx
             )
         except OSError as exc:
             os.close(write_end)
-            return (f"dtsx could not start its process watchdog ({exc.strerror or exc}), so if dtsx is killed, "
-                    "processes started by Execute Process tasks may keep running.")
+            return (
+                f"dtsx could not start its process watchdog ({exc.strerror or exc}), so if dtsx is killed, "
+                "processes started by Execute Process tasks may keep running."
+            )
         finally:
             os.close(read_end)
         self._pipe = write_end
@@ -461,7 +507,9 @@ class _Pipes:
             threading.Thread(target=_drain, args=(process.stderr, self._err), daemon=True),
         ]
         if process.stdin is not None:
-            self._threads.append(threading.Thread(target=_feed, args=(process.stdin, stdin or b""), daemon=True))
+            self._threads.append(
+                threading.Thread(target=_feed, args=(process.stdin, stdin or b""), daemon=True)
+            )
         for thread in self._threads:
             thread.start()
 

@@ -27,7 +27,9 @@ class ExpressionTask(Task):
 
     def validate(self, vctx: ValidationContext) -> list[str]:
         if not self.props.expression.strip() and not vctx.is_dynamic("Expression"):
-            return ["the Expression Task has no expression; set its Expression, e.g. @[User::Count] = @[User::Count] + 1."]
+            return [
+                "the Expression Task has no expression; set its Expression, e.g. @[User::Count] = @[User::Count] + 1."
+            ]
         return []
 
     def expressions(self) -> list[tuple[str, bool]]:
@@ -40,7 +42,9 @@ class ExpressionTask(Task):
         if not text.strip():
             raise TaskFailedError(f"Expression Task {ctx.name!r} has no expression to evaluate.")
         if ctx.evaluate is None:
-            raise TaskFailedError("the Expression Task needs an expression evaluator, which this run does not provide.")
+            raise TaskFailedError(
+                "the Expression Task needs an expression evaluator, which this run does not provide."
+            )
         try:
             ctx.evaluate(text, assignment=True)
         except TaskFailedError:

@@ -78,28 +78,44 @@ class FileSystemTask(Task):
 
     class Properties(TaskProperties):
         operation: Annotated[FileSystemOperation, BeforeValidator(_operation)] = Field(
-            FileSystemOperation.CopyFile, validation_alias=AliasChoices("TaskOperationType", "Operation", "operation")
+            FileSystemOperation.CopyFile,
+            validation_alias=AliasChoices("TaskOperationType", "Operation", "operation"),
         )
-        operation_name: str = Field("", validation_alias=AliasChoices("OperationName", "operation_name"))
+        operation_name: str = Field(
+            "", validation_alias=AliasChoices("OperationName", "operation_name")
+        )
         overwrite: SsisBool = Field(
-            False, validation_alias=AliasChoices("TaskOverwriteDestFile", "OverwriteDestination", "overwrite")
+            False,
+            validation_alias=AliasChoices(
+                "TaskOverwriteDestFile", "OverwriteDestination", "overwrite"
+            ),
         )
         source: str = Field("", validation_alias=AliasChoices("TaskSourcePath", "Source", "source"))
         source_is_variable: SsisBool = Field(
-            False, validation_alias=AliasChoices("TaskIsSourceVariable", "IsSourcePathVariable", "source_is_variable")
+            False,
+            validation_alias=AliasChoices(
+                "TaskIsSourceVariable", "IsSourcePathVariable", "source_is_variable"
+            ),
         )
-        destination: str = Field("", validation_alias=AliasChoices("TaskDestinationPath", "Destination", "destination"))
+        destination: str = Field(
+            "", validation_alias=AliasChoices("TaskDestinationPath", "Destination", "destination")
+        )
         destination_is_variable: SsisBool = Field(
             False,
             validation_alias=AliasChoices(
                 "TaskIsDestinationVariable", "IsDestinationPathVariable", "destination_is_variable"
             ),
         )
-        attributes: str = Field("Normal", validation_alias=AliasChoices("TaskFileAttributes", "Attributes", "attributes"))
+        attributes: str = Field(
+            "Normal",
+            validation_alias=AliasChoices("TaskFileAttributes", "Attributes", "attributes"),
+        )
         # No persisted name for this was found in real packages; None falls back to OverwriteDestination.
         use_directory_if_exists: SsisBool | None = Field(
             None,
-            validation_alias=AliasChoices("TaskUseDirectoryIfExists", "UseDirectoryIfExists", "use_directory_if_exists"),
+            validation_alias=AliasChoices(
+                "TaskUseDirectoryIfExists", "UseDirectoryIfExists", "use_directory_if_exists"
+            ),
         )
 
     props: Properties
@@ -108,34 +124,53 @@ class FileSystemTask(Task):
 
     def validate(self, vctx: ValidationContext) -> list[str]:
         p = self.props
-        problems = self._check_end(vctx, "source", p.source, p.source_is_variable, ("Source", "SourceConnection"))
+        problems = self._check_end(
+            vctx, "source", p.source, p.source_is_variable, ("Source", "SourceConnection")
+        )
         if p.operation.needs_destination:
             problems += self._check_end(
-                vctx, "destination", p.destination, p.destination_is_variable, ("Destination", "DestinationConnection")
+                vctx,
+                "destination",
+                p.destination,
+                p.destination_is_variable,
+                ("Destination", "DestinationConnection"),
             )
         if p.operation is FileSystemOperation.SetAttributes and not vctx.is_dynamic("Attributes"):
             unknown = [a for a in _split_attributes(p.attributes) if a not in _ATTRIBUTES]
             if unknown:
-                problems.append(f"Attributes {p.attributes!r} has unknown names {unknown}; use ReadOnly, Hidden, Archive, System or Normal.")
+                problems.append(
+                    f"Attributes {p.attributes!r} has unknown names {unknown}; use ReadOnly, Hidden, Archive, System or Normal."
+                )
         return problems
 
     def _check_end(
-        self, vctx: ValidationContext, role: str, value: str, is_variable: bool, runtime: tuple[str, ...]
+        self,
+        vctx: ValidationContext,
+        role: str,
+        value: str,
+        is_variable: bool,
+        runtime: tuple[str, ...],
     ) -> list[str]:
         if vctx.is_dynamic(*runtime):
             return []
         op = self.props.operation.name
         if not value.strip():
-            return [f"the File System task ({op}) has no {role}; set its {role} connection or variable."]
+            return [
+                f"the File System task ({op}) has no {role}; set its {role} connection or variable."
+            ]
         if is_variable and not vctx.has_variable(value.strip()):
             return [f"the {role} variable {value.strip()!r} does not exist in the task's scope."]
         if is_variable:
             return []
         kind = vctx.connection_type(value.strip())
         if kind is None and not _looks_like_path(value):
-            return [f"the {role} {value.strip()!r} names no connection manager of the package or project."]
+            return [
+                f"the {role} {value.strip()!r} names no connection manager of the package or project."
+            ]
         if kind is not None and kind.upper() not in ("FILE", "FLATFILE"):
-            return [f"the {role} connection {value.strip()!r} is a {kind} connection; the File System task needs a FILE connection."]
+            return [
+                f"the {role} connection {value.strip()!r} is a {kind} connection; the File System task needs a FILE connection."
+            ]
         return []
 
     # -- execution --------------------------------------------------------------------------
@@ -144,7 +179,9 @@ class FileSystemTask(Task):
         op = self.props.operation
         source = self._path(ctx, "source", self.props.source, self.props.source_is_variable)
         destination = (
-            self._path(ctx, "destination", self.props.destination, self.props.destination_is_variable)
+            self._path(
+                ctx, "destination", self.props.destination, self.props.destination_is_variable
+            )
             if op.needs_destination
             else None
         )
@@ -160,16 +197,22 @@ class FileSystemTask(Task):
     def _path(self, ctx: TaskContext, role: str, ref: str, is_variable: bool) -> str:
         ref = ref.strip()
         if not ref:
-            raise TaskFailedError(f"the File System task has no {role}; set its {role} connection or variable.")
+            raise TaskFailedError(
+                f"the File System task has no {role}; set its {role} connection or variable."
+            )
         if is_variable:
             value = ctx.variables.get(ref)
             text = "" if value is None else str(value).strip()
             if not text:
-                raise TaskFailedError(f"the {role} variable {ref} is empty; it must hold a file or folder path.")
+                raise TaskFailedError(
+                    f"the {role} variable {ref} is empty; it must hold a file or folder path."
+                )
             return _local(ctx, text, f"the {role} variable {ref} holds")
         finder = getattr(ctx.connections, "find", None)
         if finder is not None and finder(ref) is None and _looks_like_path(ref):
-            return _local(ctx, ref, f"the {role}")  # a path given directly, e.g. by a property expression
+            return _local(
+                ctx, ref, f"the {role}"
+            )  # a path given directly, e.g. by a property expression
         path = ctx.connections.acquire(ref)
         if not isinstance(path, str):
             raise TaskFailedError(
@@ -215,7 +258,9 @@ class FileSystemTask(Task):
                 )
             return
         if os.path.exists(source):
-            raise TaskFailedError(f"cannot create the directory {source}: a file with that name exists.")
+            raise TaskFailedError(
+                f"cannot create the directory {source}: a file with that name exists."
+            )
         os.makedirs(source)
         ctx.events.information(f"created the directory {source}.")
 
@@ -224,7 +269,9 @@ class FileSystemTask(Task):
         if os.path.islink(source):
             # The task names the link: remove it, never what it points to.
             os.remove(source)
-            ctx.events.information(f"removed the link {source}; the directory it points to was not touched.")
+            ctx.events.information(
+                f"removed the link {source}; the directory it points to was not touched."
+            )
             return
         _delete_tree(ctx, source, keep_root=False)
         ctx.events.information(f"deleted the directory {source}.")
@@ -265,7 +312,9 @@ class FileSystemTask(Task):
 
     def _SetAttributes(self, ctx: TaskContext, source: str) -> None:
         if not os.path.exists(source):
-            raise TaskFailedError(f"the file or directory {source} does not exist, so its attributes cannot be set.")
+            raise TaskFailedError(
+                f"the file or directory {source} does not exist, so its attributes cannot be set."
+            )
         wanted = set(_split_attributes(self.props.attributes))
         mode = os.stat(source).st_mode
         write_bits = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
@@ -281,15 +330,23 @@ class FileSystemTask(Task):
 
     def _file_target(self, source: str, destination: str) -> str:
         """The destination file: inside ``destination`` if it is a folder; refuses to overwrite."""
-        target = os.path.join(destination, os.path.basename(source)) if os.path.isdir(destination) else destination
+        target = (
+            os.path.join(destination, os.path.basename(source))
+            if os.path.isdir(destination)
+            else destination
+        )
         if os.path.isdir(target) and not os.path.islink(target):
-            raise TaskFailedError(f"the destination {target} is a directory, so the file cannot be written there.")
+            raise TaskFailedError(
+                f"the destination {target} is a directory, so the file cannot be written there."
+            )
         # lexists: a link there (even a dangling one) is an existing destination, replaced, never written through.
         if os.path.lexists(target) and not self.props.overwrite:
             raise _exists(target)
         parent = os.path.dirname(target) or "."
         if not os.path.isdir(parent):
-            raise TaskFailedError(f"the destination folder {parent} does not exist; create it first (CreateDirectory) or map it with --path-map.")
+            raise TaskFailedError(
+                f"the destination folder {parent} does not exist; create it first (CreateDirectory) or map it with --path-map."
+            )
         return target
 
 
@@ -311,9 +368,13 @@ def _looks_like_path(text: str) -> bool:
 
 def _require_file(path: str, *, regular: bool = False) -> None:
     if os.path.isdir(path):
-        raise TaskFailedError(f"the source {path} is a directory; use a directory operation for it.")
+        raise TaskFailedError(
+            f"the source {path} is a directory; use a directory operation for it."
+        )
     if not os.path.lexists(path):
-        raise TaskFailedError(f"the source file {path} does not exist; check the path or map it with --path-map.")
+        raise TaskFailedError(
+            f"the source file {path} does not exist; check the path or map it with --path-map."
+        )
     if regular:
         _require_regular(path, os.stat(path).st_mode)
 
@@ -333,7 +394,9 @@ def _not_copyable(path: str, kind: str) -> TaskFailedError:
 
 def _require_dir(path: str) -> None:
     if not os.path.isdir(path):
-        raise TaskFailedError(f"the source directory {path} does not exist; check the path or map it with --path-map.")
+        raise TaskFailedError(
+            f"the source directory {path} does not exist; check the path or map it with --path-map."
+        )
 
 
 def _refuse_inside(outer: str, inner: str, verb: str) -> None:
@@ -411,7 +474,9 @@ def _copy_file_chunks(ctx: TaskContext, source: str, target: str, follow: bool) 
     except NotARegularFile as exc:
         raise _not_copyable(source, exc.kind) from None
     with open(fd, "rb", closefd=True) as reader:
-        out_fd, partial = tempfile.mkstemp(dir=os.path.dirname(target) or ".", prefix=".dtsx-", suffix=".partial")
+        out_fd, partial = tempfile.mkstemp(
+            dir=os.path.dirname(target) or ".", prefix=".dtsx-", suffix=".partial"
+        )
         try:
             with open(out_fd, "wb", closefd=True) as writer:
                 while chunk := reader.read(_CHUNK):
@@ -497,7 +562,11 @@ def _link_target(real_root: str, link: str) -> str:
         return resolved  # outside the tree: point at the same place, absolutely
     rel_dir = os.path.relpath(os.path.realpath(link_dir), real_root)
     lexical = os.path.normpath(os.path.join(rel_dir, text))
-    if not os.path.isabs(text) and lexical != os.pardir and not lexical.startswith(os.pardir + os.sep):
+    if (
+        not os.path.isabs(text)
+        and lexical != os.pardir
+        and not lexical.startswith(os.pardir + os.sep)
+    ):
         return text  # relative and inside: kept as written, so it points inside the copy
     return os.path.relpath(resolved, os.path.realpath(link_dir))
 
@@ -510,18 +579,30 @@ def _copy_tree(ctx: TaskContext, source: str, destination: str) -> None:
         os.makedirs(destination, exist_ok=True)
         for entry in entries:
             _check_cancel(ctx, f"copying {source}")
-            _copy_entry(ctx, os.path.join(source, entry.rel), os.path.join(destination, entry.rel), entry)
+            _copy_entry(
+                ctx, os.path.join(source, entry.rel), os.path.join(destination, entry.rel), entry
+            )
             done.add(entry.kind)
         for entry in reversed(entries):  # folder times last: copying into a folder changes them
             if entry.kind == "dir":
-                shutil.copystat(os.path.join(source, entry.rel), os.path.join(destination, entry.rel))
+                shutil.copystat(
+                    os.path.join(source, entry.rel), os.path.join(destination, entry.rel)
+                )
     except (OSError, TaskFailedError) as exc:
-        reason = str(exc) if isinstance(exc, TaskFailedError) else f"{exc.strerror or exc} ({exc.filename})"
+        reason = (
+            str(exc)
+            if isinstance(exc, TaskFailedError)
+            else f"{exc.strerror or exc} ({exc.filename})"
+        )
         left = (
             f"{done} were already copied to {destination} and were left there; remove them or run the task "
-            "again with OverwriteDestination True" if done else "nothing was copied"
+            "again with OverwriteDestination True"
+            if done
+            else "nothing was copied"
         )
-        raise TaskFailedError(f"copying {source} to {destination} stopped: {reason.rstrip('.')}; {left}.") from exc
+        raise TaskFailedError(
+            f"copying {source} to {destination} stopped: {reason.rstrip('.')}; {left}."
+        ) from exc
     outside = [e.rel for e in entries if e.kind == "link" and os.path.isabs(e.link)]
     if outside:
         shown = ", ".join(outside[:5]) + (", ..." if len(outside) > 5 else "")
@@ -535,7 +616,9 @@ def _copy_entry(ctx: TaskContext, source: str, target: str, entry: _TreeEntry) -
     if existing is not None and stat.S_ISDIR(existing.st_mode):
         if entry.kind == "dir":
             return  # merge into the folder already there
-        raise TaskFailedError(f"the destination {target} is a folder, so {source} cannot be written there")
+        raise TaskFailedError(
+            f"the destination {target} is a folder, so {source} cannot be written there"
+        )
     if entry.kind == "file":
         _copy_file(ctx, source, target, follow=False)  # replaces a file or link already there
         return
@@ -563,7 +646,9 @@ def _delete_tree(ctx: TaskContext, root: str, *, keep_root: bool, cancellable: b
         while pending:
             folder = pending.pop()
             folders.append(folder)
-            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | (os.O_NOFOLLOW if folder != root else 0))
+            fd = os.open(
+                folder, os.O_RDONLY | os.O_DIRECTORY | (os.O_NOFOLLOW if folder != root else 0)
+            )
             try:
                 with os.scandir(fd) as listing:
                     for item in listing:
@@ -580,7 +665,11 @@ def _delete_tree(ctx: TaskContext, root: str, *, keep_root: bool, cancellable: b
             os.rmdir(folder)
             removed += 1
     except (OSError, TaskFailedError) as exc:
-        reason = str(exc) if isinstance(exc, TaskFailedError) else f"{exc.strerror or exc} ({exc.filename or folder})"
+        reason = (
+            str(exc)
+            if isinstance(exc, TaskFailedError)
+            else f"{exc.strerror or exc} ({exc.filename or folder})"
+        )
         raise TaskFailedError(
             f"deleting under {root} stopped: {reason.rstrip('.')}; {removed} entries were removed and the rest is still there."
         ) from exc

@@ -59,9 +59,19 @@ __all__ = [
 
 # SSIS MailPriority codes (High = 1, Normal = 3, Low = 5) -> headers. Normal writes none (.NET).
 PRIORITY_HEADERS: dict[int, list[tuple[str, str]]] = {
-    1: [("X-Priority", "1"), ("Priority", "urgent"), ("Importance", "high"), ("X-MSMail-Priority", "High")],
+    1: [
+        ("X-Priority", "1"),
+        ("Priority", "urgent"),
+        ("Importance", "high"),
+        ("X-MSMail-Priority", "High"),
+    ],
     3: [],
-    5: [("X-Priority", "5"), ("Priority", "non-urgent"), ("Importance", "low"), ("X-MSMail-Priority", "Low")],
+    5: [
+        ("X-Priority", "5"),
+        ("Priority", "non-urgent"),
+        ("Importance", "low"),
+        ("X-MSMail-Priority", "Low"),
+    ],
 }
 
 
@@ -80,17 +90,30 @@ def _fold_problem(decoded: str, folded: str, linesep: str) -> tuple[str, str] | 
     must be a continuation (start with a space or tab and hold more than white space, which
     some servers read as the end of the headers), and none may pass 998 octets.
     """
-    breaks = ("start a header line its author did not write, through a line break",
-              "remove the line break from the value that fills it")
+    breaks = (
+        "start a header line its author did not write, through a line break",
+        "remove the line break from the value that fills it",
+    )
     if _LINE_BREAK.search(decoded):
         return breaks
-    lines = folded[: -len(linesep)].split(linesep) if folded.endswith(linesep) else folded.split(linesep)
+    lines = (
+        folded[: -len(linesep)].split(linesep)
+        if folded.endswith(linesep)
+        else folded.split(linesep)
+    )
     for number, line in enumerate(lines):
-        if _LINE_BREAK.search(line) or (number and (line[:1] not in (" ", "\t") or not line.strip())):
+        if _LINE_BREAK.search(line) or (
+            number and (line[:1] not in (" ", "\t") or not line.strip())
+        ):
             return breaks
-        if len(line) > _MAX_LINE_OCTETS // 4 and len(line.encode("utf-8", "surrogateescape")) > _MAX_LINE_OCTETS:
-            return (f"be written with a line longer than the {_MAX_LINE_OCTETS} octets RFC 5322 allows",
-                    "shorten the value that fills it, or put spaces in it where it may be folded")
+        if (
+            len(line) > _MAX_LINE_OCTETS // 4
+            and len(line.encode("utf-8", "surrogateescape")) > _MAX_LINE_OCTETS
+        ):
+            return (
+                f"be written with a line longer than the {_MAX_LINE_OCTETS} octets RFC 5322 allows",
+                "shorten the value that fills it, or put spaces in it where it may be folded",
+            )
     return None
 
 
@@ -125,7 +148,11 @@ class _FoldOnceHeader(BaseHeader):
         if key is None:
             if len(_FOLD_KEYS) > 64:  # policies made ad hoc: stay bounded
                 _FOLD_KEYS.clear()
-            key = _FOLD_KEYS[policy] = (policy.linesep, getattr(policy, "utf8", False), policy.max_line_length)
+            key = _FOLD_KEYS[policy] = (
+                policy.linesep,
+                getattr(policy, "utf8", False),
+                policy.max_line_length,
+            )
         folds: dict[Any, str] = self.__dict__.setdefault("_folds", {})
         folded = folds.get(key)
         if folded is None:
@@ -210,7 +237,11 @@ def split_addresses(line: str) -> list[str]:
 
 def _check_value(label: str, value: str) -> None:
     """Refuse a header value that holds a line break or is too long to fold in bounded time."""
-    size = len(value.encode("utf-8", "surrogatepass")) if len(value) > MAX_HEADER_VALUE_BYTES // 4 else 0
+    size = (
+        len(value.encode("utf-8", "surrogatepass"))
+        if len(value) > MAX_HEADER_VALUE_BYTES // 4
+        else 0
+    )
     if size > MAX_HEADER_VALUE_BYTES:  # (a character is at most 4 octets: shorter values cannot be)
         raise TaskFailedError(
             f"the {label} is {size:,} bytes long (UTF-8), over the limit of {MAX_HEADER_VALUE_BYTES:,} bytes "
@@ -287,7 +318,11 @@ def parse_address(text: str, label: str) -> Address:
     if defects or len(addresses) != 1:
         raise TaskFailedError(problem)
     found = addresses[0]
-    if not found.username or not found.domain or not re.fullmatch(r"[^\s@<>()\[\]\\,;:\"]+", found.domain):
+    if (
+        not found.username
+        or not found.domain
+        or not re.fullmatch(r"[^\s@<>()\[\]\\,;:\"]+", found.domain)
+    ):
         raise TaskFailedError(problem)
     domain = _ascii_domain(found.domain, text, label)
     return Address(display_name=found.display_name, username=found.username, domain=domain)
@@ -310,14 +345,36 @@ def _header(name: str, line: str, label: str) -> Any:
 
 def attachment_filename(path: str) -> str:
     """The file name a recipient sees: the last segment of a Windows or POSIX path."""
-    name = _win_basename(path) if ("\\" in path or re.match(r"^[A-Za-z]:", path)) else _posix_basename(path)
+    name = (
+        _win_basename(path)
+        if ("\\" in path or re.match(r"^[A-Za-z]:", path))
+        else _posix_basename(path)
+    )
     return name or path
 
 
 class _TextExtractor(HTMLParser):
     """Plain text from HTML: block elements become line breaks, script/style vanish."""
 
-    _BLOCKS: ClassVar[frozenset[str]] = frozenset({"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "hr"})
+    _BLOCKS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "p",
+            "div",
+            "br",
+            "li",
+            "tr",
+            "h1",
+            "h2",
+            "h3",
+            "h4",
+            "h5",
+            "h6",
+            "table",
+            "ul",
+            "ol",
+            "hr",
+        }
+    )
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -404,7 +461,10 @@ def _check_serialised(msg: EmailMessage) -> None:
     the build, not the SMTP transaction (the fold is kept and the wire reuses it)."""
     for part in msg.walk():
         policy = part.policy
-        for _, value in part.raw_items():  # header objects as stored: every one is a _FoldOnceHeader
+        for (
+            _,
+            value,
+        ) in part.raw_items():  # header objects as stored: every one is a _FoldOnceHeader
             value.fold(policy=policy)
 
 
@@ -430,12 +490,18 @@ def build_message(spec: MailSpec) -> tuple[EmailMessage, str, list[str]]:
     """The MIME message, the envelope sender and the envelope recipients (To, CC, BCC)."""
     senders = _addresses(spec.sender, "From")
     if not senders:
-        raise TaskFailedError("the Send Mail task has no sender: set From (FromLine) to an address.")
+        raise TaskFailedError(
+            "the Send Mail task has no sender: set From (FromLine) to an address."
+        )
     if len(senders) > 1:
-        raise TaskFailedError(f"the From line {spec.sender!r} holds several addresses; give exactly one sender.")
+        raise TaskFailedError(
+            f"the From line {spec.sender!r} holds several addresses; give exactly one sender."
+        )
     to, cc, bcc = _addresses(spec.to, "To"), _addresses(spec.cc, "CC"), _addresses(spec.bcc, "BCC")
     if not (to or cc or bcc):
-        raise TaskFailedError("the Send Mail task has no recipient: set To, CC or BCC (ToLine, CCLine, BCCLine).")
+        raise TaskFailedError(
+            "the Send Mail task has no recipient: set To, CC or BCC (ToLine, CCLine, BCCLine)."
+        )
     _check_value("Subject", spec.subject)
     everyone = [senders[0], *to, *cc, *bcc]
     utf8 = any(not a.username.isascii() for a in everyone)

@@ -128,7 +128,9 @@ _Text = Annotated[
 class SendMailProperties(TaskProperties):
     """Send Mail settings; each field answers to its XML attribute and its runtime name."""
 
-    smtp_connection: _Text = Field("", validation_alias=AliasChoices("SMTPServer", "SmtpConnection"))
+    smtp_connection: _Text = Field(
+        "", validation_alias=AliasChoices("SMTPServer", "SmtpConnection")
+    )
     from_line: _Text = Field("", validation_alias=AliasChoices("From", "FromLine"))
     to_line: _Text = Field("", validation_alias=AliasChoices("To", "ToLine"))
     cc_line: _Text = Field("", validation_alias=AliasChoices("CC", "CCLine"))
@@ -141,7 +143,9 @@ class SendMailProperties(TaskProperties):
     message_source: _Text = Field("", validation_alias=AliasChoices("MessageSource"))
     file_attachments: _Text = Field("", validation_alias=AliasChoices("FileAttachments"))
     html_message_source: _Text = Field("", validation_alias=AliasChoices("HtmlMessageSource"))
-    max_file_bytes: int = Field(DEFAULT_MAX_FILE_BYTES, gt=0, validation_alias=AliasChoices("MaxFileBytes"))
+    max_file_bytes: int = Field(
+        DEFAULT_MAX_FILE_BYTES, gt=0, validation_alias=AliasChoices("MaxFileBytes")
+    )
 
     @field_validator("priority", mode="before")
     @classmethod
@@ -151,7 +155,9 @@ class SendMailProperties(TaskProperties):
     @field_validator("message_source_type", mode="before")
     @classmethod
     def _source_type(cls, value: Any) -> Any:
-        return _enum_value(MessageSourceType, {0: "DirectInput", 1: "FileConnection", 2: "Variable"}, value)
+        return _enum_value(
+            MessageSourceType, {0: "DirectInput", 1: "FileConnection", 2: "Variable"}, value
+        )
 
 
 def decode_text_file(data: bytes, where: str, warn: Any = None) -> str:
@@ -227,7 +233,9 @@ class _FileBudget:
             hint = "check the --path-map rule that maps it" if where else "check the path"
             raise TaskFailedError(f"{what} does not exist{where}; {hint}.") from exc
         except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
-            raise TaskFailedError(f"{what} cannot be read ({path!r}): {getattr(exc, 'strerror', None) or exc}.") from exc
+            raise TaskFailedError(
+                f"{what} cannot be read ({path!r}): {getattr(exc, 'strerror', None) or exc}."
+            ) from exc
         try:
             status = os.fstat(fd)
             if status.st_size > self.limit - self.used:
@@ -244,9 +252,13 @@ class _FileBudget:
             if self.cancel.is_set():
                 raise TaskFailedError(f"the Send Mail task was canceled while reading {what}.")
             try:
-                chunk = os.read(fd, min(_CHUNK, room - size + 1))  # one byte more shows a file that grew
+                chunk = os.read(
+                    fd, min(_CHUNK, room - size + 1)
+                )  # one byte more shows a file that grew
             except OSError as exc:
-                raise TaskFailedError(f"{what} cannot be read ({path}): {exc.strerror or exc}.") from exc
+                raise TaskFailedError(
+                    f"{what} cannot be read ({path}): {exc.strerror or exc}."
+                ) from exc
             if not chunk:
                 break
             size += len(chunk)
@@ -257,7 +269,11 @@ class _FileBudget:
         return b"".join(parts)
 
     def _too_big(self, what: str, size: str) -> TaskFailedError:
-        already = f" and {self.used:,} bytes of this message's other files were already read" if self.used else ""
+        already = (
+            f" and {self.used:,} bytes of this message's other files were already read"
+            if self.used
+            else ""
+        )
         return TaskFailedError(
             f"{what} is {size} bytes{already}, over the Send Mail limit of {self.limit:,} bytes for the files "
             "of one message (body file and attachments); send smaller files, or raise the limit with the "
@@ -277,7 +293,9 @@ class SendMailTask(Task):
         """As :meth:`Task.from_node` (a ValidationError names the bad property), calling the
         properties' validator directly: planning builds every task, and ``model_validate``'s
         argument handling costs a third as much as the validation itself."""
-        return cls(cls.Properties.__pydantic_validator__.validate_python(cls.properties_from_node(node)))
+        return cls(
+            cls.Properties.__pydantic_validator__.validate_python(cls.properties_from_node(node))
+        )
 
     @classmethod
     def properties_from_node(cls, node: XmlNode | None) -> dict[str, Any]:
@@ -310,10 +328,12 @@ class SendMailTask(Task):
         if not p.from_line.strip() and not vctx.is_dynamic("FromLine", "From"):
             problems.append("the Send Mail task has no sender: set From (FromLine) to an address.")
         # Each check looks at the values first: is_dynamic is asked only when a value is missing.
-        if not (p.to_line.strip() or p.cc_line.strip() or p.bcc_line.strip()) and not vctx.is_dynamic(
-            "ToLine", "CCLine", "BCCLine", "To", "CC", "BCC"
-        ):
-            problems.append("the Send Mail task has no recipient: set To, CC or BCC (ToLine, CCLine, BCCLine).")
+        if not (
+            p.to_line.strip() or p.cc_line.strip() or p.bcc_line.strip()
+        ) and not vctx.is_dynamic("ToLine", "CCLine", "BCCLine", "To", "CC", "BCC"):
+            problems.append(
+                "the Send Mail task has no recipient: set To, CC or BCC (ToLine, CCLine, BCCLine)."
+            )
         # A direct-input body has nothing to check (_source_problems finds nothing for it).
         if p.message_source_type is not MessageSourceType.DIRECT_INPUT and not vctx.is_dynamic(
             "MessageSource", "MessageSourceType"
@@ -326,12 +346,18 @@ class SendMailTask(Task):
         if vctx.is_dynamic("SmtpConnection", "SMTPServer"):
             return []
         if not ref:
-            return ["the Send Mail task has no SMTP connection manager: set SMTPServer (SmtpConnection)."]
+            return [
+                "the Send Mail task has no SMTP connection manager: set SMTPServer (SmtpConnection)."
+            ]
         kind = vctx.connection_type(ref)
         if kind is None:
-            return [f"the Send Mail task's SMTPServer {ref} matches no connection manager in the package or project."]
+            return [
+                f"the Send Mail task's SMTPServer {ref} matches no connection manager in the package or project."
+            ]
         if kind.upper() != "SMTP":
-            return [f"the Send Mail task's SMTPServer {ref} names a {kind} connection manager, not an SMTP one."]
+            return [
+                f"the Send Mail task's SMTPServer {ref} names a {kind} connection manager, not an SMTP one."
+            ]
         return []
 
     def _source_problems(self, vctx: ValidationContext) -> list[str]:
@@ -339,18 +365,26 @@ class SendMailTask(Task):
         source = p.message_source.strip()
         if p.message_source_type is MessageSourceType.VARIABLE:
             if not source:
-                return ["the Send Mail task's MessageSourceType is Variable but MessageSource names no variable."]
+                return [
+                    "the Send Mail task's MessageSourceType is Variable but MessageSource names no variable."
+                ]
             if not vctx.has_variable(source):
-                return [f"the Send Mail task's MessageSource names the variable {source!r}, which is not in scope."]
+                return [
+                    f"the Send Mail task's MessageSource names the variable {source!r}, which is not in scope."
+                ]
         elif p.message_source_type is MessageSourceType.FILE_CONNECTION:
             kind = vctx.connection_type(source) if source else None
             if kind is None:
-                return [(
-                    f"the Send Mail task's MessageSource {source!r} names no FILE connection manager "
-                    "(with MessageSourceType FileConnection it must name one)."
-                )]
+                return [
+                    (
+                        f"the Send Mail task's MessageSource {source!r} names no FILE connection manager "
+                        "(with MessageSourceType FileConnection it must name one)."
+                    )
+                ]
             if kind.upper() not in _FILE_TYPES:
-                return [f"the Send Mail task's MessageSource {source!r} is a {kind} connection manager, not a FILE one."]
+                return [
+                    f"the Send Mail task's MessageSource {source!r} is a {kind} connection manager, not a FILE one."
+                ]
         return []
 
     # ---- building -----------------------------------------------------------------------
@@ -382,20 +416,30 @@ class SendMailTask(Task):
 
     def _variable_body(self, ctx: TaskContext, name: str) -> str:
         if not name:
-            raise TaskFailedError("the Send Mail task's MessageSourceType is Variable but MessageSource names no variable.")
+            raise TaskFailedError(
+                "the Send Mail task's MessageSourceType is Variable but MessageSource names no variable."
+            )
         if name not in ctx.variables:
-            raise TaskFailedError(f"the Send Mail task's MessageSource names the variable {name!r}, which is not in scope.")
+            raise TaskFailedError(
+                f"the Send Mail task's MessageSource names the variable {name!r}, which is not in scope."
+            )
         return _to_text(ctx.variables.get(name))
 
     def _file_body(self, ctx: TaskContext, name: str, files: _FileBudget) -> str:
         if not name:
-            raise TaskFailedError("the Send Mail task's MessageSourceType is FileConnection but MessageSource is empty.")
+            raise TaskFailedError(
+                "the Send Mail task's MessageSourceType is FileConnection but MessageSource is empty."
+            )
         try:
             path = ctx.connections.acquire(name)
         except ConnectionManagerError as exc:
-            raise TaskFailedError(f"the Send Mail task cannot open its message file connection {name!r}: {exc}") from exc
+            raise TaskFailedError(
+                f"the Send Mail task cannot open its message file connection {name!r}: {exc}"
+            ) from exc
         if not isinstance(path, (str, os.PathLike)):
-            raise TaskFailedError(f"the Send Mail task's MessageSource {name!r} is not a FILE connection manager.")
+            raise TaskFailedError(
+                f"the Send Mail task's MessageSource {name!r} is not a FILE connection manager."
+            )
         data = files.read(str(path), f"the message file {path} (connection {name!r})")
         return decode_text_file(data, f"the message file {path}", ctx.events.warning)
 
@@ -421,7 +465,9 @@ class SendMailTask(Task):
         session = ctx.connections.acquire(ref)
         send = getattr(session, "send", None)
         if send is None:
-            raise TaskFailedError(f"the Send Mail task's SMTPServer {ref} is not an SMTP connection manager.")
+            raise TaskFailedError(
+                f"the Send Mail task's SMTPServer {ref} is not an SMTP connection manager."
+            )
         try:
             report = send(message, sender=sender, recipients=recipients, cancel=ctx.cancel_event)
         except ConnectionManagerError as exc:
@@ -436,7 +482,9 @@ class SendMailTask(Task):
     def _smtp_ref(self, ctx: TaskContext) -> str:
         ref = self.props.smtp_connection.strip()
         if not ref:
-            raise TaskFailedError("the Send Mail task has no SMTP connection manager: set SMTPServer (SmtpConnection).")
+            raise TaskFailedError(
+                "the Send Mail task has no SMTP connection manager: set SMTPServer (SmtpConnection)."
+            )
         find = getattr(ctx.connections, "find", None)
         spec = find(ref) if find is not None else None
         if find is not None and spec is None:
@@ -445,7 +493,9 @@ class SendMailTask(Task):
             )
         kind = getattr(spec, "type_key", "SMTP") or "SMTP"
         if kind.upper() != "SMTP":
-            raise TaskFailedError(f"the Send Mail task's SMTPServer {ref} names a {kind} connection manager, not an SMTP one.")
+            raise TaskFailedError(
+                f"the Send Mail task's SMTPServer {ref} names a {kind} connection manager, not an SMTP one."
+            )
         return ref
 
     @staticmethod
@@ -453,7 +503,9 @@ class SendMailTask(Task):
         """Events for a send: who got it and through which server (never credentials)."""
         server = getattr(report, "server", None) or "the SMTP server"
         accepted = list(getattr(report, "accepted", ()) or ())
-        ctx.events.information(f"sent message {message['Message-ID']} to {len(accepted)} recipients via {server}")
+        ctx.events.information(
+            f"sent message {message['Message-ID']} to {len(accepted)} recipients via {server}"
+        )
         refused = dict(getattr(report, "refused", None) or {})
         if refused:
             detail = "; ".join(f"{rcpt}: {reply}" for rcpt, reply in refused.items())

@@ -26,8 +26,14 @@ GUID = "{6B1E1D84-20A6-4C8B-9C07-3F8F7C8A0301}"
 
 
 def spec(**fields: object) -> ConnectionManagerSpec:
-    base: dict[str, object] = dict(ref_id="Package.ConnectionManagers[Mail]", name="Mail", dtsid=GUID,
-                                   creation_name="ECHO", type_key="ECHO", connection_string="Server=stored;")
+    base: dict[str, object] = dict(
+        ref_id="Package.ConnectionManagers[Mail]",
+        name="Mail",
+        dtsid=GUID,
+        creation_name="ECHO",
+        type_key="ECHO",
+        connection_string="Server=stored;",
+    )
     return ConnectionManagerSpec(**{**base, **fields})  # type: ignore[arg-type]
 
 
@@ -35,7 +41,16 @@ def to_sink(settings: ConnectionSettings) -> ConnectionSettings:
     return dataclasses.replace(settings, connection_string="Server=sink;", properties={})
 
 
-@pytest.mark.parametrize("ref", [GUID, GUID.lower().strip("{}"), "Mail", "Package.ConnectionManagers[Mail]", f"{GUID}:external"])
+@pytest.mark.parametrize(
+    "ref",
+    [
+        GUID,
+        GUID.lower().strip("{}"),
+        "Mail",
+        "Package.ConnectionManagers[Mail]",
+        f"{GUID}:external",
+    ],
+)
 def test_a_reference_finds_its_manager_in_every_form(ref: str) -> None:
     assert Connections([spec()], registry=REGISTRY).find(ref) is not None
 
@@ -44,11 +59,24 @@ def test_expressions_then_conn_override_then_redirect() -> None:
     item = spec(property_expressions=[PropertyExpression(name="SmtpServer", expression="@x")])
     hook = lambda s: {"SmtpServer": "from-expression"}  # noqa: E731
     plain = Connections([item], expressions=hook, registry=REGISTRY).acquire("Mail")
-    assert plain.connection_string == "Server=stored;" and plain.properties["SmtpServer"] == "from-expression"
-    overridden = Connections([item], expressions=hook, overrides={"mail": "Server=conn;"}, registry=REGISTRY).acquire("Mail")
-    assert overridden.connection_string == "Server=conn;" and overridden.properties["SmtpServer"] == "from-expression"
-    redirected = Connections([item], expressions=hook, overrides={"mail": "Server=conn;"}, redirect=to_sink,
-                             registry=REGISTRY).acquire("Mail")
+    assert (
+        plain.connection_string == "Server=stored;"
+        and plain.properties["SmtpServer"] == "from-expression"
+    )
+    overridden = Connections(
+        [item], expressions=hook, overrides={"mail": "Server=conn;"}, registry=REGISTRY
+    ).acquire("Mail")
+    assert (
+        overridden.connection_string == "Server=conn;"
+        and overridden.properties["SmtpServer"] == "from-expression"
+    )
+    redirected = Connections(
+        [item],
+        expressions=hook,
+        overrides={"mail": "Server=conn;"},
+        redirect=to_sink,
+        registry=REGISTRY,
+    ).acquire("Mail")
     assert redirected.connection_string == "Server=sink;" and dict(redirected.properties) == {}
 
 

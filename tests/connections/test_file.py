@@ -14,13 +14,15 @@ from dtsx.connections.file import (
 )
 from dtsx.engine.errors import ConnectionManagerError, DtsxError
 
-MAP = PathMap.parse([
-    r"C:\data=/srv/data",
-    r"c:\data\in=/in/",
-    r"\\fileserver\share=/mnt/share",
-    "D:=/d",
-    r"E:/fwd=/e",
-])
+MAP = PathMap.parse(
+    [
+        r"C:\data=/srv/data",
+        r"c:\data\in=/in/",
+        r"\\fileserver\share=/mnt/share",
+        "D:=/d",
+        r"E:/fwd=/e",
+    ]
+)
 
 PATH_TABLE = [
     (r"C:\data\x\y.csv", "/srv/data/x/y.csv"),
@@ -64,11 +66,21 @@ def test_bad_specs(spec: str) -> None:
 
 
 def test_windows_looking() -> None:
-    assert looks_like_windows_path("C:\\x") and looks_like_windows_path("c:") and looks_like_windows_path("\\\\s\\h")
-    assert looks_like_windows_path("a\\b") and not looks_like_windows_path("/a/b") and not looks_like_windows_path("a/b\\c")
+    assert (
+        looks_like_windows_path("C:\\x")
+        and looks_like_windows_path("c:")
+        and looks_like_windows_path("\\\\s\\h")
+    )
+    assert (
+        looks_like_windows_path("a\\b")
+        and not looks_like_windows_path("/a/b")
+        and not looks_like_windows_path("a/b\\c")
+    )
 
 
-def settings(path: str, usage: str | None = None, name: str = "Input", **kw: object) -> ConnectionSettings:
+def settings(
+    path: str, usage: str | None = None, name: str = "Input", **kw: object
+) -> ConnectionSettings:
     props = {} if usage is None else {"FileUsageType": usage}
     return ConnectionSettings(name, "FILE", path, properties=props, **kw)  # type: ignore[arg-type]
 
@@ -84,7 +96,10 @@ def test_existing_file(tmp_path: Path) -> None:
     assert FileConnectionManager(settings(str(f))).acquire() == str(f)
     assert FileConnectionManager(settings(str(f), "0")).acquire() == str(f)
     f.unlink()
-    with pytest.raises(ConnectionManagerError, match=r"'Input' needs an existing file at .*in.csv, which does not exist"):
+    with pytest.raises(
+        ConnectionManagerError,
+        match=r"'Input' needs an existing file at .*in.csv, which does not exist",
+    ):
         FileConnectionManager(settings(str(f))).acquire()
 
 
@@ -93,26 +108,37 @@ def test_windows_path_error_mentions_path_map() -> None:
         FileConnectionManager(settings(r"C:\in\a.csv", local_path=PathMap.parse([]))).acquire()
     assert "Input" in str(info.value)
     mapped = PathMap.parse([r"C:\in=/definitely/not/here"])
-    with pytest.raises(ConnectionManagerError, match=r"here /definitely/not/here/a.csv.*check the --path-map rule"):
+    with pytest.raises(
+        ConnectionManagerError, match=r"here /definitely/not/here/a.csv.*check the --path-map rule"
+    ):
         FileConnectionManager(settings(r"C:\in\a.csv", local_path=mapped)).acquire()
 
 
 def test_mapping_and_usage_types(tmp_path: Path) -> None:
     (tmp_path / "arch").mkdir()
     pm = PathMap.parse([f"C:\\ProSSIS={tmp_path}"])
-    assert FileConnectionManager(settings(r"C:\ProSSIS\arch", "2", local_path=pm)).acquire() == str(tmp_path / "arch")
+    assert FileConnectionManager(settings(r"C:\ProSSIS\arch", "2", local_path=pm)).acquire() == str(
+        tmp_path / "arch"
+    )
     with pytest.raises(ConnectionManagerError, match="existing folder"):
         FileConnectionManager(settings(r"C:\ProSSIS\missing", "2", local_path=pm)).acquire()
     # Create file / create folder: the path need not exist yet.
-    assert FileConnectionManager(settings(r"C:\ProSSIS\new.txt", "1", local_path=pm)).acquire() == str(tmp_path / "new.txt")
-    assert FileConnectionManager(settings(r"C:\ProSSIS\newdir", "3", local_path=pm)).acquire() == str(tmp_path / "newdir")
+    assert FileConnectionManager(
+        settings(r"C:\ProSSIS\new.txt", "1", local_path=pm)
+    ).acquire() == str(tmp_path / "new.txt")
+    assert FileConnectionManager(
+        settings(r"C:\ProSSIS\newdir", "3", local_path=pm)
+    ).acquire() == str(tmp_path / "newdir")
     assert not (tmp_path / "newdir").exists()
 
 
 def test_check_and_bad_usage() -> None:
     assert FileConnectionManager.check(settings("x", "0")) == []
     problems = FileConnectionManager.check(settings("", "7"))
-    assert problems[0] == "connection manager 'Input' has no file path (its ConnectionString is empty)."
+    assert (
+        problems[0]
+        == "connection manager 'Input' has no file path (its ConnectionString is empty)."
+    )
     assert "FileUsageType '7'" in problems[1]
     with pytest.raises(ConnectionManagerError, match="has no file path"):
         FileConnectionManager(settings("  ")).acquire()
@@ -128,5 +154,8 @@ def test_flat_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("usage", ["0", "1", "2", "3"])
 def test_unmapped_windows_path_is_refused_for_every_usage(usage: str) -> None:
     for local_path in (PathMap.parse([]), lambda p: p):
-        with pytest.raises(ConnectionManagerError, match=r"'Input' points at C:\\out\\x is a Windows path that no --path-map"):
+        with pytest.raises(
+            ConnectionManagerError,
+            match=r"'Input' points at C:\\out\\x is a Windows path that no --path-map",
+        ):
             FileConnectionManager(settings(r"C:\out\x", usage, local_path=local_path)).acquire()

@@ -21,10 +21,16 @@ DTSX = [sys.executable, "-c", "from dtsx.engine.cli import main; main()"]
 def _run_with_body(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:
     """``dtsx run`` of a package whose Send Mail body comes from the FILE connection 'Body'."""
     package = tmp_path / "body.dtsx"
-    package.write_text(VALID.read_text(encoding="utf-8").replace("/tmp/dtsx-validate-body.txt", body),
-                       encoding="utf-8")
-    return subprocess.run([*DTSX, "run", str(package), "--dev-smtp", str(tmp_path / "outbox")],
-                          capture_output=True, text=True, timeout=60)
+    package.write_text(
+        VALID.read_text(encoding="utf-8").replace("/tmp/dtsx-validate-body.txt", body),
+        encoding="utf-8",
+    )
+    return subprocess.run(
+        [*DTSX, "run", str(package), "--dev-smtp", str(tmp_path / "outbox")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
@@ -42,7 +48,9 @@ def test_a_fifo_as_an_existing_file_is_named_as_a_fifo(tmp_path: Path) -> None:
 def test_a_device_as_an_existing_file_is_named_as_a_device(tmp_path: Path) -> None:
     proc = _run_with_body(tmp_path, os.devnull)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert f"{os.devnull}, which is a character device, not a regular file" in proc.stderr, proc.stderr
+    assert f"{os.devnull}, which is a character device, not a regular file" in proc.stderr, (
+        proc.stderr
+    )
     assert "does not exist" not in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -53,8 +61,14 @@ def test_a_missing_file_still_says_it_does_not_exist(tmp_path: Path) -> None:
 
 def _acquire(tmp_path: Path, path: Path, usage: str) -> object:
     cls = CONNECTIONS.get("FILE")
-    return cls(ConnectionSettings(name="F", creation_name="FILE", connection_string=str(path),
-                                  properties={"FileUsageType": usage})).acquire()
+    return cls(
+        ConnectionSettings(
+            name="F",
+            creation_name="FILE",
+            connection_string=str(path),
+            properties={"FileUsageType": usage},
+        )
+    ).acquire()
 
 
 def test_a_folder_as_an_existing_file_and_a_file_as_an_existing_folder(tmp_path: Path) -> None:
@@ -70,7 +84,9 @@ def test_a_folder_as_an_existing_file_and_a_file_as_an_existing_folder(tmp_path:
         _acquire(tmp_path, plain / "below", "0")  # a file where a folder should be on the way
 
 
-@pytest.mark.skipif(os.geteuid() == 0 if hasattr(os, "geteuid") else True, reason="root reads any folder")
+@pytest.mark.skipif(
+    os.geteuid() == 0 if hasattr(os, "geteuid") else True, reason="root reads any folder"
+)
 def test_a_path_that_cannot_be_examined_says_why(tmp_path: Path) -> None:
     closed = tmp_path / "closed"
     closed.mkdir()

@@ -29,33 +29,52 @@ def _package(tmp_path: Path, anchor: str, name: str, expression: str) -> tuple[P
 
 
 def _validate(path: Path) -> tuple[int, dict]:
-    proc = subprocess.run([*DTSX, "validate", "--json", str(path)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [*DTSX, "validate", "--json", str(path)], capture_output=True, text=True, timeout=60
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc.returncode, json.loads(proc.stdout)["packages"][0]
 
 
 @pytest.mark.parametrize(
     ("anchor", "wrong", "right"),
-    [(MAIL, "SmtpServr", "SmtpServer"), (MAIL, "Timeuot", "Timeout"), (MAIL, "EnableSSl_", "EnableSsl"),
-     (MAIL, "TrustServerCertficate", "TrustServerCertificate"), (BODY, "FileUsgeType", "FileUsageType")],
+    [
+        (MAIL, "SmtpServr", "SmtpServer"),
+        (MAIL, "Timeuot", "Timeout"),
+        (MAIL, "EnableSSl_", "EnableSsl"),
+        (MAIL, "TrustServerCertficate", "TrustServerCertificate"),
+        (BODY, "FileUsgeType", "FileUsageType"),
+    ],
 )
-def test_a_misspelt_connection_property_is_reported_at_its_line(tmp_path: Path, anchor: str, wrong: str,
-                                                                 right: str) -> None:
+def test_a_misspelt_connection_property_is_reported_at_its_line(
+    tmp_path: Path, anchor: str, wrong: str, right: str
+) -> None:
     path, line = _package(tmp_path, anchor, wrong, '"x"')
     code, entry = _validate(path)
     assert code == 5, entry
     (problem,) = [p for p in entry["problems"] if p["code"] == "unknown-property"]
     assert problem["line"] == line and problem["file"] == str(path), problem
-    assert wrong in problem["message"] and f"did you mean '{right}'" in problem["message"], problem["message"]
+    assert wrong in problem["message"] and f"did you mean '{right}'" in problem["message"], problem[
+        "message"
+    ]
 
 
 @pytest.mark.parametrize(
     ("anchor", "name", "expression"),
-    [(MAIL, "SmtpServer", '"mail.example.invalid"'), (MAIL, "Timeout", '"30000"'), (MAIL, "EnableSsl", '"False"'),
-     (MAIL, "UseWindowsAuthentication", '"False"'), (MAIL, "Port", '"25"'), (MAIL, "Description", '"d"'),
-     (BODY, "FileUsageType", '"0"'), (BODY, "ConnectionString", '"/tmp/dtsx-validate-body.txt"')],
+    [
+        (MAIL, "SmtpServer", '"mail.example.invalid"'),
+        (MAIL, "Timeout", '"30000"'),
+        (MAIL, "EnableSsl", '"False"'),
+        (MAIL, "UseWindowsAuthentication", '"False"'),
+        (MAIL, "Port", '"25"'),
+        (MAIL, "Description", '"d"'),
+        (BODY, "FileUsageType", '"0"'),
+        (BODY, "ConnectionString", '"/tmp/dtsx-validate-body.txt"'),
+    ],
 )
-def test_a_real_connection_property_validates_clean(tmp_path: Path, anchor: str, name: str, expression: str) -> None:
+def test_a_real_connection_property_validates_clean(
+    tmp_path: Path, anchor: str, name: str, expression: str
+) -> None:
     path, _line = _package(tmp_path, anchor, name, expression)
     code, entry = _validate(path)
     assert [p for p in entry["problems"] if p["code"] == "unknown-property"] == [], entry

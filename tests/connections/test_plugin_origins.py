@@ -13,7 +13,9 @@ def test_a_key_its_module_registered_first_still_names_its_entry_point() -> None
     # What importing dtsx/connections/file.py for the FILE entry point does: its decorators run,
     # registering FLATFILE too, under the module's name.
     registry.add("FILE", FileConnectionManager, "dtsx.connections.file.FileConnectionManager")
-    registry.add("FLATFILE", FlatFileConnectionManager, "dtsx.connections.file.FlatFileConnectionManager")
+    registry.add(
+        "FLATFILE", FlatFileConnectionManager, "dtsx.connections.file.FlatFileConnectionManager"
+    )
     origins = {r.key: r.origin for r in registry.registrations()}
     assert origins["FILE"] == "entry point dtsx.connections.file:FileConnectionManager"
     assert origins["FLATFILE"] == "entry point dtsx.connections.file:FlatFileConnectionManager"

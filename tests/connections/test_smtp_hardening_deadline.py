@@ -40,7 +40,9 @@ def _message(subject: str = "nightly load") -> EmailMessage:
 class _Send(threading.Thread):
     """One send in a thread, so a test can cancel it and see how long it takes to stop."""
 
-    def __init__(self, session: SmtpSession, cancel: threading.Event | None = None, subject: str = "x") -> None:
+    def __init__(
+        self, session: SmtpSession, cancel: threading.Event | None = None, subject: str = "x"
+    ) -> None:
         super().__init__(daemon=True)
         self.session, self.cancel, self.subject = session, cancel, subject
         self.error: BaseException | None = None
@@ -51,13 +53,17 @@ class _Send(threading.Thread):
         started = time.monotonic()
         try:
             extra = {} if self.cancel is None else {"cancel": self.cancel}
-            self.report = self.session.send(_message(self.subject), sender=SENDER, recipients=[RCPT], **extra)
+            self.report = self.session.send(
+                _message(self.subject), sender=SENDER, recipients=[RCPT], **extra
+            )
         except BaseException as exc:  # noqa: BLE001 - asserted by the test
             self.error = exc
         self.elapsed = time.monotonic() - started
 
 
-def _slow_server(factory: Callable[..., LoopbackSmtpServer], delay: float) -> tuple[LoopbackSmtpServer, RecordingHandler]:
+def _slow_server(
+    factory: Callable[..., LoopbackSmtpServer], delay: float
+) -> tuple[LoopbackSmtpServer, RecordingHandler]:
     """A server that answers each message's data ``delay`` seconds late."""
     handler = RecordingHandler()
     handler.data_delay = delay
@@ -93,7 +99,9 @@ def test_a_drip_fed_reply_cannot_stretch_the_timeout(
 ) -> None:
     # Ten EHLO lines 0.4 s apart: each wait is short, the whole handshake alone takes 4.4 s.
     extensions = tuple(f"X-EXT{i}".encode() for i in range(10))
-    server = scripted_smtp_factory(functools.partial(script_smtp, reply_delay=0.4, extensions=extensions))
+    server = scripted_smtp_factory(
+        functools.partial(script_smtp, reply_delay=0.4, extensions=extensions)
+    )
     session = open_session(server.connection_string(Timeout=2000))
     send = _Send(session)
     send.run()
@@ -102,7 +110,9 @@ def test_a_drip_fed_reply_cannot_stretch_the_timeout(
     assert "did not answer within Timeout (2 s)" in str(send.error)
 
 
-def test_cancel_during_a_connect_that_never_completes(open_session: Callable[[str], SmtpSession]) -> None:
+def test_cancel_during_a_connect_that_never_completes(
+    open_session: Callable[[str], SmtpSession],
+) -> None:
     with unanswered_listener() as port:
         session = open_session(f"SmtpServer=127.0.0.1;Port={port};")  # default Timeout: 100 s
         send, stopped_in = _cancel_after(session, 0.5)
@@ -124,7 +134,8 @@ def test_cancel_during_a_reply_wait(
 
 
 def test_cancel_while_the_server_holds_the_message_is_reported_uncertain(
-    smtp_server_factory: Callable[..., LoopbackSmtpServer], open_session: Callable[[str], SmtpSession]
+    smtp_server_factory: Callable[..., LoopbackSmtpServer],
+    open_session: Callable[[str], SmtpSession],
 ) -> None:
     handler = RecordingHandler()
     handler.data_delay = 30  # the data is all out; the server sits on its reply
@@ -132,8 +143,10 @@ def test_cancel_while_the_server_holds_the_message_is_reported_uncertain(
     session = open_session(f"SmtpServer=127.0.0.1;Port={server.port};")
     send, stopped_in = _cancel_after(session, 1.0)
     assert stopped_in < 2.0
-    assert "had not confirmed the message when the run was canceled; it may have been delivered — not resent" \
+    assert (
+        "had not confirmed the message when the run was canceled; it may have been delivered — not resent"
         in str(send.error)
+    )
 
 
 class _CancelOnAccept(RecordingHandler):
@@ -150,7 +163,8 @@ class _CancelOnAccept(RecordingHandler):
 
 
 def test_a_message_accepted_before_the_cancel_is_reported_delivered(
-    smtp_server_factory: Callable[..., LoopbackSmtpServer], open_session: Callable[[str], SmtpSession]
+    smtp_server_factory: Callable[..., LoopbackSmtpServer],
+    open_session: Callable[[str], SmtpSession],
 ) -> None:
     cancel = threading.Event()
     server = smtp_server_factory(_CancelOnAccept(cancel))
@@ -160,7 +174,8 @@ def test_a_message_accepted_before_the_cancel_is_reported_delivered(
 
 
 def test_parallel_sends_use_parallel_connections(
-    smtp_server_factory: Callable[..., LoopbackSmtpServer], open_session: Callable[[str], SmtpSession]
+    smtp_server_factory: Callable[..., LoopbackSmtpServer],
+    open_session: Callable[[str], SmtpSession],
 ) -> None:
     server, handler = _slow_server(smtp_server_factory, 0.5)
     session = open_session(server.connection_string())  # MaxConnections: 4 by default
@@ -175,7 +190,8 @@ def test_parallel_sends_use_parallel_connections(
 
 
 def test_a_send_queued_for_a_connection_keeps_its_timeout(
-    smtp_server_factory: Callable[..., LoopbackSmtpServer], open_session: Callable[[str], SmtpSession]
+    smtp_server_factory: Callable[..., LoopbackSmtpServer],
+    open_session: Callable[[str], SmtpSession],
 ) -> None:
     server, _ = _slow_server(smtp_server_factory, 1.0)
     session = open_session(server.connection_string(Timeout=1500, MaxConnections=1))
@@ -184,7 +200,11 @@ def test_a_send_queued_for_a_connection_keeps_its_timeout(
     # take longer than its Timeout (wide bound) - queued sends used to get a fresh Timeout each.
     assert max(s.elapsed for s in sends) < 1.5 + 1.0
     assert any(s.error is None for s in sends)
-    assert any("MaxConnections" in str(s.error) or "Timeout (1.5 s)" in str(s.error) for s in sends if s.error)
+    assert any(
+        "MaxConnections" in str(s.error) or "Timeout (1.5 s)" in str(s.error)
+        for s in sends
+        if s.error
+    )
 
 
 @pytest.mark.parametrize("security", ["StartTls", "Tls"])
@@ -192,12 +212,17 @@ def test_tls_sessions_send_and_stop_under_a_cancel_event(
     request: pytest.FixtureRequest, open_session: Callable[[str], SmtpSession], security: str
 ) -> None:
     """The TLS socket (handshake, reads, writes) takes the same bounded, sliced waits."""
-    server: LoopbackSmtpServer = request.getfixturevalue("starttls_server" if security == "StartTls" else "smtps_server")
+    server: LoopbackSmtpServer = request.getfixturevalue(
+        "starttls_server" if security == "StartTls" else "smtps_server"
+    )
     user = "alice"
     from tests.smtp_servers import PASSWORDS
 
-    session = open_session(server.connection_string(Security=security, CaFile=server.ca_file, UserName=user,
-                                                    Password=PASSWORDS[user]))
+    session = open_session(
+        server.connection_string(
+            Security=security, CaFile=server.ca_file, UserName=user, Password=PASSWORDS[user]
+        )
+    )
     cancel = threading.Event()
     for i in range(3):
         report = session.send(_message(f"tls {i}"), sender=SENDER, recipients=[RCPT], cancel=cancel)

@@ -18,7 +18,9 @@ from dtsx.engine.errors import ConnectionManagerError
 from tests._shared import REPO_ROOT
 from tests.smtp_servers import ScriptedServer, script_drop_after_data, script_smtp
 
-SENTENCE = "closed the connection after receiving the message; it may have been delivered — not resent"
+SENTENCE = (
+    "closed the connection after receiving the message; it may have been delivered — not resent"
+)
 
 
 def _message() -> EmailMessage:
@@ -30,12 +32,19 @@ def _message() -> EmailMessage:
     return msg
 
 
-@pytest.mark.parametrize("extensions", [(b"8BITMIME",), (b"8BITMIME", b"PIPELINING")], ids=["one-at-a-time", "pipelining"])
+@pytest.mark.parametrize(
+    "extensions",
+    [(b"8BITMIME",), (b"8BITMIME", b"PIPELINING")],
+    ids=["one-at-a-time", "pipelining"],
+)
 def test_a_drop_after_the_final_dot_is_not_resent(
-    scripted_smtp_factory: Callable[..., ScriptedServer], open_session: Callable[[str], SmtpSession],
+    scripted_smtp_factory: Callable[..., ScriptedServer],
+    open_session: Callable[[str], SmtpSession],
     extensions: tuple[bytes, ...],
 ) -> None:
-    server = scripted_smtp_factory(functools.partial(script_smtp, drop_after_data=True, extensions=extensions))
+    server = scripted_smtp_factory(
+        functools.partial(script_smtp, drop_after_data=True, extensions=extensions)
+    )
     session = open_session(server.connection_string(Timeout=5000))
     with pytest.raises(ConnectionManagerError) as info:
         session.send(_message(), sender="etl@example.test", recipients=["ops@example.test"])
@@ -58,7 +67,9 @@ def test_the_next_message_still_goes_out_on_a_new_connection(
     assert len(server.messages) == 2 and server.connections == 2
 
 
-def test_send_mail_task_fails_once_with_the_sentence(scripted_smtp_factory: Callable[..., ScriptedServer]) -> None:
+def test_send_mail_task_fails_once_with_the_sentence(
+    scripted_smtp_factory: Callable[..., ScriptedServer],
+) -> None:
     """Through the engine: the Send Mail sample against the dropping server."""
     executor = pytest.importorskip("dtsx.engine.executor")
     from dtsx.engine.loader import load
@@ -66,7 +77,11 @@ def test_send_mail_task_fails_once_with_the_sentence(scripted_smtp_factory: Call
 
     server = scripted_smtp_factory(script_drop_after_data)
     package = load(REPO_ROOT / "samples" / "hello-mail.dtsx")
-    overrides = {spec.name: server.connection_string() for spec in package.connections if spec.type_key == "SMTP"}
+    overrides = {
+        spec.name: server.connection_string()
+        for spec in package.connections
+        if spec.type_key == "SMTP"
+    }
     cwd = os.getcwd()
     os.chdir(REPO_ROOT)
     try:

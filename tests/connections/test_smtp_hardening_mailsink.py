@@ -34,7 +34,10 @@ def _message(body_bytes: int) -> EmailMessage:
 def test_an_unusable_folder_is_one_dtsx_error_naming_it(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    for folder, why in [(blocker, "it exists and is not a folder"), (blocker / "inbox", "not a directory")]:
+    for folder, why in [
+        (blocker, "it exists and is not a folder"),
+        (blocker / "inbox", "not a directory"),
+    ]:
         with pytest.raises(DtsxError) as info:
             MailSink(folder).start()
         assert isinstance(info.value, ConnectionManagerError)
@@ -45,21 +48,39 @@ def test_cli_mailsink_on_an_unusable_folder_is_one_sentence(tmp_path: Path) -> N
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     proc = subprocess.run(
-        [sys.executable, "-c", "from dtsx.engine.cli import main; main()", "mailsink", "--port", "0",
-         "--dir", str(blocker / "inbox")],
-        capture_output=True, text=True, timeout=30, check=False,
+        [
+            sys.executable,
+            "-c",
+            "from dtsx.engine.cli import main; main()",
+            "mailsink",
+            "--port",
+            "0",
+            "--dir",
+            str(blocker / "inbox"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
-    assert f"the mail sink folder {blocker / 'inbox'} cannot be used: not a directory" in proc.stderr
+    assert (
+        f"the mail sink folder {blocker / 'inbox'} cannot be used: not a directory" in proc.stderr
+    )
 
 
 def test_the_sink_takes_more_than_32_mib_and_its_limit_is_an_option(tmp_path: Path) -> None:
-    with MailSink(tmp_path / "default") as sink, smtplib.SMTP(sink.host, sink.port, timeout=5) as client:
+    with (
+        MailSink(tmp_path / "default") as sink,
+        smtplib.SMTP(sink.host, sink.port, timeout=5) as client,
+    ):
         client.ehlo()
         assert int(client.esmtp_features["size"]) >= 100 * 1024 * 1024
-    with MailSink(tmp_path / "small", max_message_size=4096) as sink, \
-            smtplib.SMTP(sink.host, sink.port, timeout=5) as client:
+    with (
+        MailSink(tmp_path / "small", max_message_size=4096) as sink,
+        smtplib.SMTP(sink.host, sink.port, timeout=5) as client,
+    ):
         client.ehlo()
         assert client.esmtp_features["size"] == "4096"
 
@@ -81,7 +102,9 @@ def test_over_the_advertised_size_is_refused_before_anything_is_sent(
 
 @pytest.mark.parametrize("stage", ["MAIL", "DATA"])
 def test_a_552_names_the_size_not_the_sender(
-    smtp_server_factory: Callable[..., LoopbackSmtpServer], open_session: Callable[[str], SmtpSession], stage: str
+    smtp_server_factory: Callable[..., LoopbackSmtpServer],
+    open_session: Callable[[str], SmtpSession],
+    stage: str,
 ) -> None:
     handler = RecordingHandler()
     refusal = "552 5.3.4 Message size exceeds fixed maximum message size"
@@ -91,7 +114,9 @@ def test_a_552_names_the_size_not_the_sender(
         handler.data_replies = [refusal]
     server = smtp_server_factory(handler)
     with pytest.raises(ConnectionManagerError) as info:
-        open_session(server.connection_string()).send(_message(2000), sender=SENDER, recipients=[RCPT])
+        open_session(server.connection_string()).send(
+            _message(2000), sender=SENDER, recipients=[RCPT]
+        )
     text = str(info.value)
     assert "cannot take this message: the message is larger than the server accepts (" in text
     assert "bytes, limit 33554432)" in text and refusal in text
@@ -101,9 +126,21 @@ def test_a_552_names_the_size_not_the_sender(
 
 def test_cli_mailsink_takes_its_size_limit_as_an_option(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from dtsx.engine.cli import main; main()", "mailsink", "--port", "0",
-         "--max-size", "5000", "--dir", str(tmp_path / "inbox")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "from dtsx.engine.cli import main; main()",
+            "mailsink",
+            "--port",
+            "0",
+            "--max-size",
+            "5000",
+            "--dir",
+            str(tmp_path / "inbox"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None

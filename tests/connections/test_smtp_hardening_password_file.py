@@ -43,25 +43,33 @@ def _secret(tmp_path: Path, data: bytes, mode: int = 0o600) -> Path:
         (b"\xef\xbb\xbfwith-bom\n", "with-bom"),
     ],
 )
-def test_only_the_first_line_is_the_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                              data: bytes, expected: str) -> None:
+def test_only_the_first_line_is_the_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: bytes, expected: str
+) -> None:
     monkeypatch.delenv(ENV, raising=False)
     options = parse_smtp_options(_settings(_secret(tmp_path, data)))
     assert options.password is not None and options.password.reveal() == expected
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620])
-def test_a_file_others_can_read_or_change_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int) -> None:
+def test_a_file_others_can_read_or_change_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int
+) -> None:
     monkeypatch.delenv(ENV, raising=False)
     path = _secret(tmp_path, b"Sup3r-Secret\n", mode)
     with pytest.raises(ConnectionManagerError) as info:
         parse_smtp_options(_settings(path))
     text = str(info.value)
-    assert f"PasswordFile={path} is refused: its mode {mode:04o} lets other users read or change it" in text
+    assert (
+        f"PasswordFile={path} is refused: its mode {mode:04o} lets other users read or change it"
+        in text
+    )
     assert "chmod 600" in text and f"{ENV}=1" in text and "Sup3r-Secret" not in text
 
 
-def test_the_environment_switch_accepts_a_shared_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_environment_switch_accepts_a_shared_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = _secret(tmp_path, b"Sup3r-Secret\n", 0o640)
     monkeypatch.setenv(ENV, "1")
     options = parse_smtp_options(_settings(path))
@@ -98,9 +106,20 @@ def test_decrypt_file_refuses_a_shared_file_in_one_sentence(tmp_path: Path) -> N
     path = _secret(tmp_path, b"Pkg-Passw0rd\n", 0o644)
     env = {k: v for k, v in os.environ.items() if k != ENV}
     proc = subprocess.run(
-        [sys.executable, "-c", "from dtsx.engine.cli import main; main()", "validate", "--decrypt-file", str(path),
-         str(REPO_ROOT / "samples" / "hello-mail.dtsx")],
-        capture_output=True, text=True, timeout=60, env=env, check=False,
+        [
+            sys.executable,
+            "-c",
+            "from dtsx.engine.cli import main; main()",
+            "validate",
+            "--decrypt-file",
+            str(path),
+            str(REPO_ROOT / "samples" / "hello-mail.dtsx"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
     )
     assert proc.returncode == 6, proc.stderr
     assert "lets other users read or change it" in proc.stderr and "chmod 600" in proc.stderr

@@ -30,8 +30,13 @@ def message(subject: str) -> EmailMessage:
     return msg
 
 
-def recording_script(transcript: Transcript, *, after_rset: str = "", mail_421_on_reuse: bool = False,
-                     close_after_accept: bool = False) -> Callable[..., object]:
+def recording_script(
+    transcript: Transcript,
+    *,
+    after_rset: str = "",
+    mail_421_on_reuse: bool = False,
+    close_after_accept: bool = False,
+) -> Callable[..., object]:
     """A correct SMTP server that records commands; optional faults for a reused connection.
 
     ``after_rset="close"``: answer RSET, then close. ``after_rset="421"``: answer RSET with 421
@@ -39,7 +44,9 @@ def recording_script(transcript: Transcript, *, after_rset: str = "", mail_421_o
     ``close_after_accept``: close right after accepting a message.
     """
 
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, srv: ScriptedServer) -> None:
+    async def script(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, srv: ScriptedServer
+    ) -> None:
         seen: list[str] = []
         transcript.append(seen)
         writer.write(b"220 recording.test ESMTP\r\n")
@@ -91,13 +98,16 @@ def recording_script(transcript: Transcript, *, after_rset: str = "", mail_421_o
 
 
 def _send(session: SmtpSession, subject: str) -> bool:
-    report = session.send(message(subject), sender="etl@example.test", recipients=["ops@example.test"])
+    report = session.send(
+        message(subject), sender="etl@example.test", recipients=["ops@example.test"]
+    )
     assert report.accepted == ("ops@example.test",) and report.attempts == 1
     return report.reused_connection
 
 
 def test_rset_between_messages_one_command_at_a_time_and_quit_at_close(
-    scripted_smtp_factory: Callable[..., ScriptedServer], smtp_manager: Callable[[str], SmtpConnectionManager]
+    scripted_smtp_factory: Callable[..., ScriptedServer],
+    smtp_manager: Callable[[str], SmtpConnectionManager],
 ) -> None:
     transcript: Transcript = []
     server = scripted_smtp_factory(recording_script(transcript))
@@ -112,28 +122,40 @@ def test_rset_between_messages_one_command_at_a_time_and_quit_at_close(
 
 @pytest.mark.parametrize("fault", ["rset-then-close", "rset-421", "close-after-accept", "mail-421"])
 def test_a_reused_connection_that_went_away_is_replaced_without_a_retry(
-    fault: str, scripted_smtp_factory: Callable[..., ScriptedServer],
+    fault: str,
+    scripted_smtp_factory: Callable[..., ScriptedServer],
     smtp_manager: Callable[[str], SmtpConnectionManager],
 ) -> None:
     transcript: Transcript = []
-    faulty = recording_script(transcript, after_rset={"rset-then-close": "close", "rset-421": "421"}.get(fault, ""),
-                              mail_421_on_reuse=fault == "mail-421",
-                              close_after_accept=fault == "close-after-accept")
+    faulty = recording_script(
+        transcript,
+        after_rset={"rset-then-close": "close", "rset-421": "421"}.get(fault, ""),
+        mail_421_on_reuse=fault == "mail-421",
+        close_after_accept=fault == "close-after-accept",
+    )
     server = scripted_smtp_factory(faulty, faulty, faulty)
     session = smtp_manager(server.connection_string()).acquire()
-    assert _send(session, "first") is False  # accepted, whatever happens to the connection afterwards
+    assert (
+        _send(session, "first") is False
+    )  # accepted, whatever happens to the connection afterwards
     assert _send(session, "second") is False  # a fresh connection, first attempt, no backoff
     assert len(server.messages) == 2 and server.connections == 2  # each message exactly once
     assert all("PIPELINED" not in seen for seen in transcript)
 
 
-def test_smtputf8_ends_with_its_transaction(smtp_server: LoopbackSmtpServer,
-                                            smtp_manager: Callable[[str], SmtpConnectionManager]) -> None:
+def test_smtputf8_ends_with_its_transaction(
+    smtp_server: LoopbackSmtpServer, smtp_manager: Callable[[str], SmtpConnectionManager]
+) -> None:
     session = smtp_manager(smtp_server.connection_string()).acquire()
     session.send(message("utf8"), sender="etl@example.test", recipients=["jürgen@example.test"])
-    report = session.send(message("ascii"), sender="etl@example.test", recipients=["ops@example.test"])
+    report = session.send(
+        message("ascii"), sender="etl@example.test", recipients=["ops@example.test"]
+    )
     assert report.reused_connection and smtp_server.connections == 1
-    assert [m.rcpt_tos for m in smtp_server.messages] == [["jürgen@example.test"], ["ops@example.test"]]
+    assert [m.rcpt_tos for m in smtp_server.messages] == [
+        ["jürgen@example.test"],
+        ["ops@example.test"],
+    ]
 
 
 def _reference_stuff(data: bytes) -> bytes:
@@ -143,9 +165,23 @@ def _reference_stuff(data: bytes) -> bytes:
     return (data if data.endswith(b"\r\n") else data + b"\r\n") + b".\r\n"
 
 
-@pytest.mark.parametrize("data", [
-    b"", b"a\r\nb\r\n", b"a\nb", b"a\rb\r\n", b"a\r\r\nb", b"a\n\r\nb", b".a\r\n", b"a\r\n.\r\n..b\r\n",
-    b"a\n.b\n", b"a\r.b", b"\r\n.", b"x" * 100 + b"\r\n.\r\n" * 3, "Grüße\r\n.\r\n".encode(),
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"a\r\nb\r\n",
+        b"a\nb",
+        b"a\rb\r\n",
+        b"a\r\r\nb",
+        b"a\n\r\nb",
+        b".a\r\n",
+        b"a\r\n.\r\n..b\r\n",
+        b"a\n.b\n",
+        b"a\r.b",
+        b"\r\n.",
+        b"x" * 100 + b"\r\n.\r\n" * 3,
+        "Grüße\r\n.\r\n".encode(),
+    ],
+)
 def test_stuffing_fast_paths_match_the_plain_rules(data: bytes) -> None:
     assert _stuff(data) == _reference_stuff(data)

@@ -15,7 +15,11 @@ def test_only_the_smtp_modules_import_smtplib_ssl_or_spnego() -> None:
     offenders = []
     for folder in ("engine", "tasks", "connections"):
         for path in sorted((REPO_ROOT / "dtsx" / folder).rglob("*.py")):
-            if folder == "connections" and path.parent.name == "connections" and path.name.startswith("smtp"):
+            if (
+                folder == "connections"
+                and path.parent.name == "connections"
+                and path.name.startswith("smtp")
+            ):
                 continue
             found = _MAIL_STACK.findall(path.read_text(encoding="utf-8"))
             if found:
@@ -25,7 +29,14 @@ def test_only_the_smtp_modules_import_smtplib_ssl_or_spnego() -> None:
 
 def test_public_names() -> None:
     assert sorted(smtp.__all__) == sorted(
-        ["SmtpConnectionManager", "SmtpSession", "SendReport", "SmtpReply", "SmtpRecipientsRefused", "redirect_to_sink"]
+        [
+            "SmtpConnectionManager",
+            "SmtpSession",
+            "SendReport",
+            "SmtpReply",
+            "SmtpRecipientsRefused",
+            "redirect_to_sink",
+        ]
     )
     assert sorted(mailsink.__all__) == ["MailSink", "ServerThread"]
     assert all(hasattr(smtp, name) for name in smtp.__all__)

@@ -34,33 +34,48 @@ def message() -> EmailMessage:
 
 
 def send(session: SmtpSession) -> str | None:
-    return session.send(message(), sender="etl@example.test", recipients=["ops@example.test"]).mechanism
+    return session.send(
+        message(), sender="etl@example.test", recipients=["ops@example.test"]
+    ).mechanism
 
 
 # -- NTLM ---------------------------------------------------------------------------------------
 
 
-def test_ntlm_with_credentials_from_ntlm_user_file(ntlm_server: LoopbackSmtpServer,
-                                                   open_session: Callable[[str], SmtpSession]) -> None:
+def test_ntlm_with_credentials_from_ntlm_user_file(
+    ntlm_server: LoopbackSmtpServer, open_session: Callable[[str], SmtpSession]
+) -> None:
     session = open_session(ntlm_server.connection_string(UseWindowsAuthentication="True"))
     assert send(session) == "NTLM" and send(session) == "NTLM"
     assert ntlm_server.handler.tried_mechanisms == ["NTLM"]  # once per connection, not per message
-    assert [m.auth for m in ntlm_server.messages] == ["TESTDOM\\alice"] * 2  # first entry of the file
+    assert [m.auth for m in ntlm_server.messages] == [
+        "TESTDOM\\alice"
+    ] * 2  # first entry of the file
 
 
-def test_ntlm_with_explicit_user_and_password_env(ntlm_server: LoopbackSmtpServer, monkeypatch: pytest.MonkeyPatch,
-                                                  open_session: Callable[[str], SmtpSession]) -> None:
+def test_ntlm_with_explicit_user_and_password_env(
+    ntlm_server: LoopbackSmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+    open_session: Callable[[str], SmtpSession],
+) -> None:
     monkeypatch.setenv("DTSX_TEST_NTLM_PW", "BobPass2")
-    session = open_session(ntlm_server.connection_string(UseWindowsAuthentication="True", UserName="bob",
-                                                         PasswordEnv="DTSX_TEST_NTLM_PW"))
+    session = open_session(
+        ntlm_server.connection_string(
+            UseWindowsAuthentication="True", UserName="bob", PasswordEnv="DTSX_TEST_NTLM_PW"
+        )
+    )
     assert send(session) == "NTLM" and ntlm_server.messages[0].auth == "bob"
 
 
-def test_ntlm_wrong_password_is_refused_without_showing_it(ntlm_server: LoopbackSmtpServer,
-                                                           open_session: Callable[[str], SmtpSession]) -> None:
+def test_ntlm_wrong_password_is_refused_without_showing_it(
+    ntlm_server: LoopbackSmtpServer, open_session: Callable[[str], SmtpSession]
+) -> None:
     wrong = "Not-Alices-Pass-9"
-    session = open_session(ntlm_server.connection_string(UseWindowsAuthentication="True", UserName="alice",
-                                                         Domain="TESTDOM", Password=wrong))
+    session = open_session(
+        ntlm_server.connection_string(
+            UseWindowsAuthentication="True", UserName="alice", Domain="TESTDOM", Password=wrong
+        )
+    )
     with pytest.raises(ConnectionManagerError) as info:
         send(session)
     err = info.value
@@ -70,15 +85,21 @@ def test_ntlm_wrong_password_is_refused_without_showing_it(ntlm_server: Loopback
 
 
 def test_ntlm_without_initial_response_reads_334_ntlm_supported(
-    ntlm_server: LoopbackSmtpServer, open_session: Callable[[str], SmtpSession], monkeypatch: pytest.MonkeyPatch
+    ntlm_server: LoopbackSmtpServer,
+    open_session: Callable[[str], SmtpSession],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Past this line length the token goes after the server's first 334 (here "334 NTLM supported").
     monkeypatch.setattr(smtp_auth, "MAX_INITIAL_RESPONSE_LINE", 10)
-    assert send(open_session(ntlm_server.connection_string(UseWindowsAuthentication="True"))) == "NTLM"
+    assert (
+        send(open_session(ntlm_server.connection_string(UseWindowsAuthentication="True"))) == "NTLM"
+    )
     assert ntlm_server.messages[0].auth == "TESTDOM\\alice"
 
 
-async def _ntlm_acceptor(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, line: bytes) -> bool:
+async def _ntlm_acceptor(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, line: bytes
+) -> bool:
     """AUTH ntlm answered by hand, as a server that advertises lower-case names might."""
     import spnego
 
@@ -96,29 +117,39 @@ async def _ntlm_acceptor(reader: asyncio.StreamReader, writer: asyncio.StreamWri
 
 
 def test_lower_case_mechanism_names_are_understood(
-    scripted_smtp_factory: Callable[..., ScriptedServer], ntlm_user_file: Path,
+    scripted_smtp_factory: Callable[..., ScriptedServer],
+    ntlm_user_file: Path,
     open_session: Callable[[str], SmtpSession],
 ) -> None:
     script = functools.partial(script_smtp, extensions=(b"AUTH login ntlm",), auth=_ntlm_acceptor)
     server = scripted_smtp_factory(script)
     assert send(open_session(server.connection_string(UseWindowsAuthentication="True"))) == "NTLM"
-    assert [line.split()[:2] for line in server.auth_lines] == [["AUTH", "NTLM"]] and len(server.messages) == 1
+    assert [line.split()[:2] for line in server.auth_lines] == [["AUTH", "NTLM"]] and len(
+        server.messages
+    ) == 1
 
 
-def test_windows_auth_never_uses_plain_or_login(smtp_server_factory: Callable[..., LoopbackSmtpServer],
-                                                open_session: Callable[[str], SmtpSession]) -> None:
+def test_windows_auth_never_uses_plain_or_login(
+    smtp_server_factory: Callable[..., LoopbackSmtpServer],
+    open_session: Callable[[str], SmtpSession],
+) -> None:
     server = smtp_server_factory(password_auth=True)  # offers only PLAIN LOGIN, relays anonymously
     report = open_session(server.connection_string(UseWindowsAuthentication="True")).send(
-        message(), sender="etl@example.test", recipients=["ops@example.test"])
+        message(), sender="etl@example.test", recipients=["ops@example.test"]
+    )
     assert server.handler.tried_mechanisms == [] and report.mechanism is None
     assert any("sent without authentication, as SSIS does" in w for w in report.warnings)
 
 
-def test_ntlm_not_offered_when_asked_explicitly(smtp_server: LoopbackSmtpServer,
-                                                open_session: Callable[[str], SmtpSession]) -> None:
+def test_ntlm_not_offered_when_asked_explicitly(
+    smtp_server: LoopbackSmtpServer, open_session: Callable[[str], SmtpSession]
+) -> None:
     with pytest.raises(ConnectionManagerError) as info:
         send(open_session(smtp_server.connection_string(AuthMechanism="Ntlm")))
-    assert "does not offer AUTH NTLM (it offers: none)" in str(info.value) and smtp_server.messages == []
+    assert (
+        "does not offer AUTH NTLM (it offers: none)" in str(info.value)
+        and smtp_server.messages == []
+    )
 
 
 # -- Kerberos / Negotiate -----------------------------------------------------------------------
@@ -126,56 +157,94 @@ def test_ntlm_not_offered_when_asked_explicitly(smtp_server: LoopbackSmtpServer,
 
 @pytest.mark.parametrize(
     "where",
-    [{"SmtpServer": "localhost"}, {"SmtpServer": "127.0.0.1", "ServicePrincipalName": "SMTPSVC/localhost"},
-     {"SmtpServer": "127.0.0.1", "ServicePrincipalName": "SMTPSVC@localhost"}],
+    [
+        {"SmtpServer": "localhost"},
+        {"SmtpServer": "127.0.0.1", "ServicePrincipalName": "SMTPSVC/localhost"},
+        {"SmtpServer": "127.0.0.1", "ServicePrincipalName": "SMTPSVC@localhost"},
+    ],
     ids=["default-spn", "explicit-spn", "host-based-spn"],
 )
 def test_negotiate_uses_the_kerberos_ticket_cache(
-    where: dict[str, str], negotiate_server: LoopbackSmtpServer, kerberos_realm: KerberosRealm,
+    where: dict[str, str],
+    negotiate_server: LoopbackSmtpServer,
+    kerberos_realm: KerberosRealm,
     open_session: Callable[[str], SmtpSession],
 ) -> None:
-    session = open_session(negotiate_server.connection_string(UseWindowsAuthentication="True", **where))
+    session = open_session(
+        negotiate_server.connection_string(UseWindowsAuthentication="True", **where)
+    )
     assert send(session) == "GSSAPI"
-    assert negotiate_server.handler.tried_mechanisms == ["GSSAPI"]  # NTLM is offered too, but not needed
+    assert negotiate_server.handler.tried_mechanisms == [
+        "GSSAPI"
+    ]  # NTLM is offered too, but not needed
     assert negotiate_server.messages[0].auth == kerberos_realm.user
 
 
-def test_raw_kerberos_mechanism(negotiate_server: LoopbackSmtpServer, kerberos_realm: KerberosRealm,
-                                open_session: Callable[[str], SmtpSession]) -> None:
-    session = open_session(negotiate_server.connection_string(SmtpServer="localhost", AuthMechanism="Kerberos"))
+def test_raw_kerberos_mechanism(
+    negotiate_server: LoopbackSmtpServer,
+    kerberos_realm: KerberosRealm,
+    open_session: Callable[[str], SmtpSession],
+) -> None:
+    session = open_session(
+        negotiate_server.connection_string(SmtpServer="localhost", AuthMechanism="Kerberos")
+    )
     assert send(session) == "GSSAPI" and negotiate_server.messages[0].auth == kerberos_realm.user
 
 
 def test_kerberos_with_a_password_instead_of_a_ticket(
-    negotiate_server: LoopbackSmtpServer, kerberos_realm: KerberosRealm, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, open_session: Callable[[str], SmtpSession],
+    negotiate_server: LoopbackSmtpServer,
+    kerberos_realm: KerberosRealm,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    open_session: Callable[[str], SmtpSession],
 ) -> None:
     monkeypatch.setenv("KRB5CCNAME", f"FILE:{tmp_path / 'empty-ccache'}")
     monkeypatch.setenv("DTSX_TEST_KRB_PW", kerberos_realm.password)
-    session = open_session(negotiate_server.connection_string(
-        SmtpServer="localhost", UseWindowsAuthentication="True", UserName=kerberos_realm.user,
-        PasswordEnv="DTSX_TEST_KRB_PW"))
+    session = open_session(
+        negotiate_server.connection_string(
+            SmtpServer="localhost",
+            UseWindowsAuthentication="True",
+            UserName=kerberos_realm.user,
+            PasswordEnv="DTSX_TEST_KRB_PW",
+        )
+    )
     assert send(session) == "GSSAPI" and negotiate_server.messages[0].auth == kerberos_realm.user
 
 
 def test_ntlm_inside_spnego_when_no_ticket_serves(
-    negotiate_server: LoopbackSmtpServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    negotiate_server: LoopbackSmtpServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     open_session: Callable[[str], SmtpSession],
 ) -> None:
     monkeypatch.setenv("KRB5CCNAME", f"FILE:{tmp_path / 'empty-ccache'}")
-    session = open_session(negotiate_server.connection_string(
-        SmtpServer="localhost", UseWindowsAuthentication="True", UserName="alice", Domain="TESTDOM",
-        Password="AlicePass1"))
+    session = open_session(
+        negotiate_server.connection_string(
+            SmtpServer="localhost",
+            UseWindowsAuthentication="True",
+            UserName="alice",
+            Domain="TESTDOM",
+            Password="AlicePass1",
+        )
+    )
     assert send(session) == "GSSAPI"
     assert negotiate_server.handler.tried_mechanisms == ["GSSAPI"]
     assert negotiate_server.messages[0].auth == "TESTDOM\\alice"
 
 
-def test_unknown_spn_fails_before_auth_is_sent(negotiate_server: LoopbackSmtpServer, monkeypatch: pytest.MonkeyPatch,
-                                               open_session: Callable[[str], SmtpSession]) -> None:
+def test_unknown_spn_fails_before_auth_is_sent(
+    negotiate_server: LoopbackSmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+    open_session: Callable[[str], SmtpSession],
+) -> None:
     monkeypatch.delenv("NTLM_USER_FILE")  # no NTLM fallback either: Kerberos is the only way
-    session = open_session(negotiate_server.connection_string(
-        SmtpServer="localhost", AuthMechanism="Kerberos", ServicePrincipalName="SMTPSVC/nosuchhost"))
+    session = open_session(
+        negotiate_server.connection_string(
+            SmtpServer="localhost",
+            AuthMechanism="Kerberos",
+            ServicePrincipalName="SMTPSVC/nosuchhost",
+        )
+    )
     with pytest.raises(ConnectionManagerError) as info:
         send(session)
     text = str(info.value)
@@ -184,12 +253,16 @@ def test_unknown_spn_fails_before_auth_is_sent(negotiate_server: LoopbackSmtpSer
 
 
 def test_no_credentials_at_all_says_how_to_get_them(
-    negotiate_server: LoopbackSmtpServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    negotiate_server: LoopbackSmtpServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     open_session: Callable[[str], SmtpSession],
 ) -> None:
     monkeypatch.setenv("KRB5CCNAME", f"FILE:{tmp_path / 'empty-ccache'}")
     monkeypatch.delenv("NTLM_USER_FILE")
-    session = open_session(negotiate_server.connection_string(SmtpServer="localhost", UseWindowsAuthentication="True"))
+    session = open_session(
+        negotiate_server.connection_string(SmtpServer="localhost", UseWindowsAuthentication="True")
+    )
     with pytest.raises(ConnectionManagerError) as info:
         send(session)
     assert "kinit" in str(info.value) and "NTLM_USER_FILE" in str(info.value)

@@ -31,7 +31,17 @@ from dtsx.engine.executor import RunOptions, RunResult, run
 from dtsx.engine.plan import Plan, build
 from dtsx.tasks.base import TASKS, Task, TaskContext, TaskProperties
 
-__all__ = ["Ledger", "LEDGER", "ProbeTask", "probe", "container", "package", "edge", "var", "run_bounded"]
+__all__ = [
+    "Ledger",
+    "LEDGER",
+    "ProbeTask",
+    "probe",
+    "container",
+    "package",
+    "edge",
+    "var",
+    "run_bounded",
+]
 
 PROBE = "Tests.ExecutorProbe"
 
@@ -95,7 +105,9 @@ class ProbeTask(Task):
                 LEDGER.canceled.append(ctx.name)
         if mode == "child":
             assert ctx.run_package is not None
-            outcome = ctx.run_package(self.props.target, parameters={}, variables={"User::FromParent": 7})
+            outcome = ctx.run_package(
+                self.props.target, parameters={}, variables={"User::FromParent": 7}
+            )
             with LEDGER.lock:
                 LEDGER.values[ctx.name] = outcome.result
         if mode == "acquire":
@@ -117,37 +129,93 @@ if PROBE not in TASKS:
     TASKS.add(PROBE, ProbeTask, "tests.engine._probe")
 
 
-def probe(name: str, parent: str = "Package", mode: str = "ok", seconds: float = 0.0, target: str = "",
-          **fields: Any) -> Executable:
+def probe(
+    name: str,
+    parent: str = "Package",
+    mode: str = "ok",
+    seconds: float = 0.0,
+    target: str = "",
+    **fields: Any,
+) -> Executable:
     node = XmlNode(tag="Probe", attrs={"Mode": mode, "Seconds": str(seconds), "Target": target})
-    return Executable(kind=ExecutableKind.TASK, ref_id=f"{parent}\\{name}", name=name, raw_type=PROBE,
-                      type_key=PROBE, dtsid=f"{{{name}}}",
-                      object_data=XmlNode(tag="ObjectData", children=[node]), **fields)
+    return Executable(
+        kind=ExecutableKind.TASK,
+        ref_id=f"{parent}\\{name}",
+        name=name,
+        raw_type=PROBE,
+        type_key=PROBE,
+        dtsid=f"{{{name}}}",
+        object_data=XmlNode(tag="ObjectData", children=[node]),
+        **fields,
+    )
 
 
-def container(name: str, kind: ExecutableKind, parent: str, children: list[Executable],
-              constraints: list[PrecedenceConstraint] | None = None, **fields: Any) -> Executable:
-    raw = {ExecutableKind.SEQUENCE: "STOCK:SEQUENCE", ExecutableKind.FOR_LOOP: "STOCK:FORLOOP",
-           ExecutableKind.FOREACH_LOOP: "STOCK:FOREACHLOOP", ExecutableKind.EVENT_HANDLER: ""}[kind]
-    ref = f"{parent}\\{name}" if kind is not ExecutableKind.EVENT_HANDLER else f"{parent}.EventHandlers[{name}]"
-    return Executable(kind=kind, ref_id=ref, name=name, raw_type=raw, type_key=raw, executables=children,
-                      precedence_constraints=constraints or [], event=name if raw == "" else None, **fields)
+def container(
+    name: str,
+    kind: ExecutableKind,
+    parent: str,
+    children: list[Executable],
+    constraints: list[PrecedenceConstraint] | None = None,
+    **fields: Any,
+) -> Executable:
+    raw = {
+        ExecutableKind.SEQUENCE: "STOCK:SEQUENCE",
+        ExecutableKind.FOR_LOOP: "STOCK:FORLOOP",
+        ExecutableKind.FOREACH_LOOP: "STOCK:FOREACHLOOP",
+        ExecutableKind.EVENT_HANDLER: "",
+    }[kind]
+    ref = (
+        f"{parent}\\{name}"
+        if kind is not ExecutableKind.EVENT_HANDLER
+        else f"{parent}.EventHandlers[{name}]"
+    )
+    return Executable(
+        kind=kind,
+        ref_id=ref,
+        name=name,
+        raw_type=raw,
+        type_key=raw,
+        executables=children,
+        precedence_constraints=constraints or [],
+        event=name if raw == "" else None,
+        **fields,
+    )
 
 
 def edge(parent: str, a: str, b: str, value: int = 0) -> PrecedenceConstraint:
-    return PrecedenceConstraint(ref_id=f"{parent}.PrecedenceConstraints[{a}-{b}]", from_ref=f"{parent}\\{a}",
-                                to_ref=f"{parent}\\{b}", value=value)
+    return PrecedenceConstraint(
+        ref_id=f"{parent}.PrecedenceConstraints[{a}-{b}]",
+        from_ref=f"{parent}\\{a}",
+        to_ref=f"{parent}\\{b}",
+        value=value,
+    )
 
 
-def var(name: str, type_code: int = 3, value: str = "0", scope: str = "Package", **fields: Any) -> Variable:
-    return Variable(ref_id=f"{scope}.Variables[User::{name}]", name=name, data_type=type_code, value=value,
-                    scope=scope, **fields)
+def var(
+    name: str, type_code: int = 3, value: str = "0", scope: str = "Package", **fields: Any
+) -> Variable:
+    return Variable(
+        ref_id=f"{scope}.Variables[User::{name}]",
+        name=name,
+        data_type=type_code,
+        value=value,
+        scope=scope,
+        **fields,
+    )
 
 
-def package(children: list[Executable], constraints: list[PrecedenceConstraint] | None = None,
-            **fields: Any) -> Package:
-    return Package(ref_id="Package", name="probe", raw_type="Microsoft.Package", type_key="Microsoft.Package",
-                   executables=children, precedence_constraints=constraints or [], **fields)
+def package(
+    children: list[Executable], constraints: list[PrecedenceConstraint] | None = None, **fields: Any
+) -> Package:
+    return Package(
+        ref_id="Package",
+        name="probe",
+        raw_type="Microsoft.Package",
+        type_key="Microsoft.Package",
+        executables=children,
+        precedence_constraints=constraints or [],
+        **fields,
+    )
 
 
 __all__ += ["ConnectionManagerSpec", "Parameter", "PropertyExpression"]

@@ -48,19 +48,32 @@ def dtsx(*args: str | bytes, memory: int | None = None) -> subprocess.CompletedP
     def limit() -> None:
         if memory is not None:
             resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    return subprocess.run([*DTSX, *args], capture_output=True, text=True, timeout=60, preexec_fn=limit,
-                          errors="replace")
+
+    return subprocess.run(
+        [*DTSX, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=limit,
+        errors="replace",
+    )
 
 
 def one_sentence(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
     """The stderr lines of a failure: no traceback, and the one 'dtsx:' line that names the problem."""
     assert "Traceback" not in proc.stderr, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("dtsx:") and all(n in line for n in needles)]
+    lines = [
+        line
+        for line in proc.stderr.splitlines()
+        if line.startswith("dtsx:") and all(n in line for n in needles)
+    ]
     assert len(lines) == 1, proc.stderr
     return lines[0]
 
 
-def test_report_into_a_missing_folder_is_refused_before_the_run(package: Path, tmp_path: Path) -> None:
+def test_report_into_a_missing_folder_is_refused_before_the_run(
+    package: Path, tmp_path: Path
+) -> None:
     proc = dtsx("run", str(package), "--report-json", str(tmp_path / "no" / "r.json"))
     assert proc.returncode == 6
     one_sentence(proc, "--report-json", "does not exist")
@@ -75,26 +88,37 @@ def test_report_onto_a_folder_is_refused_before_the_run(package: Path, tmp_path:
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 @pytest.mark.parametrize("option", ["--report-json", "--log-jsonl"])
-def test_an_output_that_cannot_be_written_is_a_warning_and_the_result_stands(package: Path, option: str) -> None:
+def test_an_output_that_cannot_be_written_is_a_warning_and_the_result_stands(
+    package: Path, option: str
+) -> None:
     # Exit 0 stays 0: a scheduler that saw a failure would run the package (and its mail) again.
     proc = dtsx("run", str(package), option, "/dev/full")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "the run's result above stands" in proc.stderr
     assert "Traceback" not in proc.stderr
     # One sentence names the file and why, on stderr (the CLI) or as the run's warning (stdout).
-    said = [line for line in (proc.stdout + proc.stderr).splitlines() if "/dev/full" in line and "No space left" in line]
+    said = [
+        line
+        for line in (proc.stdout + proc.stderr).splitlines()
+        if "/dev/full" in line and "No space left" in line
+    ]
     assert len(said) == 1, proc.stdout + proc.stderr
     assert "Success" in proc.stdout  # the run itself is still reported
 
 
-def test_a_report_naming_a_package_that_is_not_utf8_is_written(package: Path, tmp_path: Path) -> None:
+def test_a_report_naming_a_package_that_is_not_utf8_is_written(
+    package: Path, tmp_path: Path
+) -> None:
     odd = os.fsencode(tmp_path) + b"/p\xff.dtsx"  # the report holds the package's path
     os.rename(package, odd)
     out = os.fsencode(tmp_path) + b"/r\xff.json"
     proc = dtsx("run", odd, "--report-json", out)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert json.loads(Path(os.fsdecode(out)).read_text(encoding="utf-8"))["variables"]["User::Ran"] == 1
+    assert (
+        json.loads(Path(os.fsdecode(out)).read_text(encoding="utf-8"))["variables"]["User::Ran"]
+        == 1
+    )
 
 
 def test_mailsink_on_an_unusable_folder_is_one_sentence(tmp_path: Path) -> None:
@@ -106,20 +130,32 @@ def test_mailsink_on_an_unusable_folder_is_one_sentence(tmp_path: Path) -> None:
 
 
 # A loader that breaks in a way no command expects (a defect in dtsx, not in the input).
-_BROKEN = ("import dtsx.engine.loader as loader\n"
-           "def load(*args, **kwargs):\n"
-           "    raise RuntimeError('a defect')\n"
-           "loader.load = load\n"
-           "from dtsx.engine.cli import main; main()")
+_BROKEN = (
+    "import dtsx.engine.loader as loader\n"
+    "def load(*args, **kwargs):\n"
+    "    raise RuntimeError('a defect')\n"
+    "loader.load = load\n"
+    "from dtsx.engine.cli import main; main()"
+)
 
 
 def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(package: Path) -> None:
-    proc = subprocess.run([sys.executable, "-c", _BROKEN, "run", str(package)], capture_output=True, text=True,
-                          timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", _BROKEN, "run", str(package)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 6, proc.stderr
     one_sentence(proc, "internal error", "--debug")
-    proc = subprocess.run([sys.executable, "-c", _BROKEN, "--debug", "run", str(package)], capture_output=True,
-                          text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", _BROKEN, "--debug", "run", str(package)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "a defect" in proc.stderr
 
 
@@ -127,7 +163,8 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(package: 
 @pytest.mark.parametrize("special", ["/dev/zero", "fifo", "folder"])
 @pytest.mark.parametrize("option", ["package", "--config-file"])
 def test_a_package_or_configuration_that_is_not_a_regular_file_is_refused_unread(
-        package: Path, tmp_path: Path, special: str, option: str) -> None:
+    package: Path, tmp_path: Path, special: str, option: str
+) -> None:
     path = special
     if special == "fifo":
         path = str(tmp_path / "pipe")
@@ -139,16 +176,23 @@ def test_a_package_or_configuration_that_is_not_a_regular_file_is_refused_unread
     # 5: the package cannot be loaded; 6: a --config-file that cannot be read is a usage error.
     assert proc.returncode == (5 if option == "package" else 6), proc.stderr
     assert "Traceback" not in proc.stderr
-    kind = {"/dev/zero": "a character device", "fifo": "a named pipe", "folder": "a directory"}[special]
+    kind = {"/dev/zero": "a character device", "fifo": "a named pipe", "folder": "a directory"}[
+        special
+    ]
     assert [line for line in proc.stderr.splitlines() if path in line and kind in line], proc.stderr
 
 
-@pytest.mark.parametrize("args, named, code", [
-    # A --conn string is checked while planning (exit 5); one an expression builds, at run time.
-    (["--conn", "Corporate SMTP=SmtpServer=127.0.0.1;Port=abc;"], "Port='abc'", 5),
-    (["--set", "User::MailHost="], "no SmtpServer", 1),
-])
-def test_dev_smtp_still_refuses_a_bad_smtp_connection(tmp_path: Path, args: list[str], named: str, code: int) -> None:
+@pytest.mark.parametrize(
+    "args, named, code",
+    [
+        # A --conn string is checked while planning (exit 5); one an expression builds, at run time.
+        (["--conn", "Corporate SMTP=SmtpServer=127.0.0.1;Port=abc;"], "Port='abc'", 5),
+        (["--set", "User::MailHost="], "no SmtpServer", 1),
+    ],
+)
+def test_dev_smtp_still_refuses_a_bad_smtp_connection(
+    tmp_path: Path, args: list[str], named: str, code: int
+) -> None:
     outbox = tmp_path / "outbox"
     proc = dtsx("run", str(DEVSMTP / "mail_by_expression.dtsx"), "--dev-smtp", str(outbox), *args)
     assert proc.returncode == code, proc.stdout + proc.stderr
@@ -159,6 +203,12 @@ def test_dev_smtp_still_refuses_a_bad_smtp_connection(tmp_path: Path, args: list
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_output_onto_a_full_disk_is_one_sentence(package: Path) -> None:
     with open("/dev/full", "w") as full:
-        proc = subprocess.run([*DTSX, "show", str(package)], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+        proc = subprocess.run(
+            [*DTSX, "show", str(package)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
     assert proc.returncode == 6
     one_sentence(proc, "cannot write the output", "No space left on device")

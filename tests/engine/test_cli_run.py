@@ -48,10 +48,25 @@ def test_run_with_set_writes_the_report(style: str, sets: list[str], tmp_path: P
 def test_exec_takes_dtexec_syntax(tmp_path: Path) -> None:
     pkg = str(package_path("set_override", "v8"))
     out = tmp_path / "r.json"
-    proc = dtsx("exec", "/F", pkg, "/SET", "\\Package.Variables[User::X].Value;5", "-Set",
-                "\\Package\\Seq.Variables[User::Local].Properties[Value];4", "/Rep", "EW", "/M", "1", "/MaxConcurrent", "2")
+    proc = dtsx(
+        "exec",
+        "/F",
+        pkg,
+        "/SET",
+        "\\Package.Variables[User::X].Value;5",
+        "-Set",
+        "\\Package\\Seq.Variables[User::Local].Properties[Value];4",
+        "/Rep",
+        "EW",
+        "/M",
+        "1",
+        "/MaxConcurrent",
+        "2",
+    )
     assert proc.returncode == 0, proc.stderr
-    proc = dtsx("run", pkg, "--set", "\\Package.Variables[User::X].Value;5", "--report-json", str(out))
+    proc = dtsx(
+        "run", pkg, "--set", "\\Package.Variables[User::X].Value;5", "--report-json", str(out)
+    )
     assert report(out)["variables"]["User::Out"] == 10
 
 
@@ -99,7 +114,9 @@ def test_load_failure_exits_5(tmp_path: Path) -> None:
 
 def test_reporting_verbose_prints_events_and_log_jsonl(tmp_path: Path) -> None:
     log = tmp_path / "events.jsonl"
-    proc = dtsx("run", str(package_path("for_loop", "v8")), "--reporting", "V", "--log-jsonl", str(log))
+    proc = dtsx(
+        "run", str(package_path("for_loop", "v8")), "--reporting", "V", "--log-jsonl", str(log)
+    )
     assert proc.returncode == 0
     assert "PreExecute: Add" in proc.stdout
     events = [json.loads(line) for line in log.read_text().splitlines()]
@@ -113,7 +130,9 @@ def _running_with(marker: str) -> list[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                cmdline = (
+                    (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                )
             except OSError:
                 continue
             if marker in cmdline:
@@ -121,8 +140,12 @@ def _running_with(marker: str) -> list[int]:
     return found
 
 
-def _interrupt_after_start(args: list[str], ready: callable, sig: int = signal.SIGINT) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.Popen([*DTSX, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _interrupt_after_start(
+    args: list[str], ready: callable, sig: int = signal.SIGINT
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.Popen(
+        [*DTSX, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 20
         while not ready() and time.monotonic() < deadline:
@@ -141,8 +164,18 @@ def _interrupt_after_start(args: list[str], ready: callable, sig: int = signal.S
 def test_signal_cancels_an_endless_loop_with_exit_3(sig: int, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     log = tmp_path / "events.jsonl"
-    done = _interrupt_after_start(["run", str(package_path("for_loop_forever", "v8")), "--report-json", str(out),
-                                   "--log-jsonl", str(log)], lambda: log.exists() and log.stat().st_size > 0, sig)
+    done = _interrupt_after_start(
+        [
+            "run",
+            str(package_path("for_loop_forever", "v8")),
+            "--report-json",
+            str(out),
+            "--log-jsonl",
+            str(log),
+        ],
+        lambda: log.exists() and log.stat().st_size > 0,
+        sig,
+    )
     assert done.returncode == 3, done.stderr
     data = report(out)
     assert data["result"] == "Canceled" and data["variables"]["User::Ticks"] > 0
@@ -151,8 +184,10 @@ def test_signal_cancels_an_endless_loop_with_exit_3(sig: int, tmp_path: Path) ->
 def test_sigint_kills_a_running_process_task(tmp_path: Path) -> None:
     marker = f"{31 + (os.getpid() % 1000) / 1000:.4f}"
     pkg = str(package_path("sleeper", "v8"))
-    done = _interrupt_after_start(["run", pkg, "--set", f"\\Package\\Sleep.Properties[Arguments];{marker}"],
-                                  lambda: bool(_running_with(f"sleep {marker}")))
+    done = _interrupt_after_start(
+        ["run", pkg, "--set", f"\\Package\\Sleep.Properties[Arguments];{marker}"],
+        lambda: bool(_running_with(f"sleep {marker}")),
+    )
     assert done.returncode == 3, done.stderr
     time.sleep(0.2)
     assert _running_with(f"sleep {marker}") == []
@@ -190,9 +225,13 @@ def test_exec_help(option: str) -> None:
 
 def test_exec_parameter_and_connection_syntax(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    proc = dtsx("exec", "/F", str(package_path("set_override", "v8")), "/Par", "$Package::Nope(Int32);1")
+    proc = dtsx(
+        "exec", "/F", str(package_path("set_override", "v8")), "/Par", "$Package::Nope(Int32);1"
+    )
     assert proc.returncode == 6 and "$Package::Nope" in proc.stderr
-    proc = dtsx("exec", "/F", str(package_path("set_override", "v8")), "/Conn", "Mail;SmtpServer=x;")
+    proc = dtsx(
+        "exec", "/F", str(package_path("set_override", "v8")), "/Conn", "Mail;SmtpServer=x;"
+    )
     assert proc.returncode == 6 and "'Mail'" in proc.stderr
     assert not out.exists()
 
@@ -217,8 +256,12 @@ def test_a_second_signal_exits_even_when_a_task_ignores_cancellation(tmp_path: P
     log = tmp_path / "events.jsonl"
     root = str(Path(__file__).resolve().parents[2])
     code = f"import sys; sys.path.insert(0, {root!r}); import tests.engine._probe; from dtsx.engine.cli import main; main()"
-    proc = subprocess.Popen([sys.executable, "-c", code, "run", str(pkg), "--log-jsonl", str(log)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "run", str(pkg), "--log-jsonl", str(log)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 20
         while not (log.exists() and log.stat().st_size) and time.monotonic() < deadline:

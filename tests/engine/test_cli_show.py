@@ -14,10 +14,25 @@ from tests._shared import REPO_ROOT, require_shared
 
 BAD = REPO_ROOT / "tests" / "data" / "bad"
 SHOW_KEYS = {
-    "name", "format_version", "protection_level", "executables", "precedence_constraints",
-    "event_handlers", "connections", "variables", "parameters",
+    "name",
+    "format_version",
+    "protection_level",
+    "executables",
+    "precedence_constraints",
+    "event_handlers",
+    "connections",
+    "variables",
+    "parameters",
 }
-EXE_KEYS = {"ref_id", "name", "type", "disabled", "executables", "precedence_constraints", "event_handlers"}
+EXE_KEYS = {
+    "ref_id",
+    "name",
+    "type",
+    "disabled",
+    "executables",
+    "precedence_constraints",
+    "event_handlers",
+}
 PC_KEYS = {"from", "to", "value", "eval_op", "expression", "logical_and"}
 
 
@@ -25,7 +40,11 @@ def dtsx(*args: str | Path) -> subprocess.CompletedProcess[str]:
     code = "import sys; from dtsx.engine.cli import main; sys.argv[0] = 'dtsx'; main(sys.argv[1:])"
     return subprocess.run(
         [sys.executable, "-c", code, *map(str, args)],
-        capture_output=True, text=True, timeout=120, cwd=REPO_ROOT, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+        check=False,
     )
 
 
@@ -87,7 +106,11 @@ def test_validate_json(tmp_path: Path) -> None:
     assert [p["valid"] for p in packages] == [True, False, False]
     assert set(packages[0]) >= {"path", "valid", "problems"}
     (dup,) = packages[1]["problems"]
-    assert dup["code"] == "duplicate-dtsid" and dup["line"] == 12 and dup["ref_id"] == "Package\\Second"
+    assert (
+        dup["code"] == "duplicate-dtsid"
+        and dup["line"] == 12
+        and dup["ref_id"] == "Package\\Second"
+    )
     assert packages[2]["problems"][0]["line"] == 2
 
 
@@ -102,7 +125,11 @@ def test_validate_unsupported_skip_warns(tmp_path: Path) -> None:
     )
     assert dtsx("validate", path).returncode == 5
     skipped = dtsx("validate", "--unsupported", "skip", path)
-    assert skipped.returncode == 0 and "warning:" in skipped.stderr and "Script Tasks" in skipped.stderr
+    assert (
+        skipped.returncode == 0
+        and "warning:" in skipped.stderr
+        and "Script Tasks" in skipped.stderr
+    )
 
 
 def test_show_json_shape_and_masking(tmp_path: Path) -> None:
@@ -110,14 +137,26 @@ def test_show_json_shape_and_masking(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert set(doc) == SHOW_KEYS
-    assert (doc["name"], doc["format_version"], doc["protection_level"]) == ("Ok", 8, "EncryptSensitiveWithUserKey")
+    assert (doc["name"], doc["format_version"], doc["protection_level"]) == (
+        "Ok",
+        8,
+        "EncryptSensitiveWithUserKey",
+    )
     (seq,) = doc["executables"]
     assert set(seq) == EXE_KEYS and seq["type"] == "STOCK:SEQUENCE"
-    assert [e["name"] for e in seq["executables"]] == ["A", "B"] and seq["executables"][1]["disabled"] is True
+    assert [e["name"] for e in seq["executables"]] == ["A", "B"] and seq["executables"][1][
+        "disabled"
+    ] is True
     (pc,) = seq["precedence_constraints"]
     assert set(pc) == PC_KEYS
-    assert pc == {"from": "Package\\Seq\\A", "to": "Package\\Seq\\B", "value": "Failure",
-                  "eval_op": "ExpressionOrConstraint", "expression": "1 < 2", "logical_and": False}
+    assert pc == {
+        "from": "Package\\Seq\\A",
+        "to": "Package\\Seq\\B",
+        "value": "Failure",
+        "eval_op": "ExpressionOrConstraint",
+        "expression": "1 < 2",
+        "logical_and": False,
+    }
     (cm,) = doc["connections"]
     assert set(cm) == {"name", "dtsid", "type", "connection_string"} and cm["type"] == "OLEDB"
     assert "hunter2" not in result.stdout and "Password=********" in cm["connection_string"]
@@ -129,20 +168,36 @@ def test_show_json_on_corpus_handlers_variables_and_parameters() -> None:
     assert [h["event"] for h in doc["event_handlers"]] == ["OnError"]
     assert set(doc["event_handlers"][0]) == {"event", "executables", "precedence_constraints"}
     var = next(v for v in doc["variables"] if v["name"] == "Count")
-    assert set(var) == {"namespace", "name", "data_type", "value", "expression", "evaluate_as_expression", "scope"}
+    assert set(var) == {
+        "namespace",
+        "name",
+        "data_type",
+        "value",
+        "expression",
+        "evaluate_as_expression",
+        "scope",
+    }
     assert (var["data_type"], var["value"], var["scope"]) == ("Int32", "0", "Package")
     nested = doc["executables"][0]["executables"][1]["executables"][0]
     assert [h["event"] for h in nested["event_handlers"]] == ["OnError", "OnPreExecute"]
-    params = json.loads(dtsx("show", "--json", _corpus("maabcodingschool*Part84*.dtsx")).stdout)["parameters"]
+    params = json.loads(dtsx("show", "--json", _corpus("maabcodingschool*Part84*.dtsx")).stdout)[
+        "parameters"
+    ]
     assert params and set(params[0]) == {"name", "data_type", "value", "sensitive", "required"}
 
 
 def test_show_text_and_errors(tmp_path: Path) -> None:
     result = dtsx("show", _valid_package(tmp_path))
-    assert result.returncode == 0 and "Package 'Ok'" in result.stdout and "(disabled)" in result.stdout
+    assert (
+        result.returncode == 0 and "Package 'Ok'" in result.stdout and "(disabled)" in result.stdout
+    )
     assert "hunter2" not in result.stdout
     missing = dtsx("show", tmp_path / "gone.dtsx")
-    assert missing.returncode == 4 and missing.stderr.startswith("dtsx: ") and "Traceback" not in missing.stderr
+    assert (
+        missing.returncode == 4
+        and missing.stderr.startswith("dtsx: ")
+        and "Traceback" not in missing.stderr
+    )
     broken = dtsx("show", BAD / "truncated.dtsx")
     assert broken.returncode == 5 and "truncated.dtsx:8" in broken.stderr
 
@@ -151,10 +206,21 @@ def test_graph_dot_is_valid_for_graphviz(tmp_path: Path) -> None:
     dot = shutil.which("dot")
     if dot is None:
         pytest.skip("graphviz 'dot' is not installed")
-    for package in (_valid_package(tmp_path), _corpus("*ProSSIS_07EventBubbling.dtsx"), _corpus("avgrishin_Dts2008_LoadExIndexMICEX.dtsx")):
+    for package in (
+        _valid_package(tmp_path),
+        _corpus("*ProSSIS_07EventBubbling.dtsx"),
+        _corpus("avgrishin_Dts2008_LoadExIndexMICEX.dtsx"),
+    ):
         result = dtsx("graph", "--format", "dot", package)
         assert result.returncode == 0, result.stderr
-        check = subprocess.run([dot, "-Tsvg"], input=result.stdout, capture_output=True, text=True, timeout=60, check=False)
+        check = subprocess.run(
+            [dot, "-Tsvg"],
+            input=result.stdout,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert check.returncode == 0, check.stderr
         assert "<svg" in check.stdout and not check.stderr.strip()
 
@@ -185,10 +251,17 @@ def test_every_corpus_package_through_validate_show_and_graph() -> None:
     entries = json.loads(result.stdout)["packages"]
     assert [e["path"] for e in entries] == files
     encrypted = [e for e in entries if any("encrypted" in p["message"] for p in e["problems"])]
-    assert len(encrypted) == 2 and all(p["code"] == "load-error" for e in encrypted for p in e["problems"])
+    assert len(encrypted) == 2 and all(
+        p["code"] == "load-error" for e in encrypted for p in e["problems"]
+    )
     for path in files:
         if any(e["path"] == path for e in encrypted):
             continue
-        for args in (["show", "--json", path], ["show", path], ["graph", path], ["graph", "--format", "mermaid", path]):
+        for args in (
+            ["show", "--json", path],
+            ["show", path],
+            ["graph", path],
+            ["graph", "--format", "mermaid", path],
+        ):
             outcome = runner.invoke(cli, args)
             assert outcome.exit_code == 0 and outcome.exception is None, (args, outcome.output)

@@ -17,8 +17,10 @@ def dtsx(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def windows_package(tmp_path: Path) -> Path:
-    text = VALID.read_text(encoding="utf-8").replace('DTS:ConnectionString="/tmp/dtsx-validate-body.txt"',
-                                                     'DTS:ConnectionString="D:\\feeds\\body.txt"')
+    text = VALID.read_text(encoding="utf-8").replace(
+        'DTS:ConnectionString="/tmp/dtsx-validate-body.txt"',
+        'DTS:ConnectionString="D:\\feeds\\body.txt"',
+    )
     assert "D:\\feeds" in text
     package = tmp_path / "windows.dtsx"
     package.write_text(text, encoding="utf-8")
@@ -32,10 +34,16 @@ def test_validate_names_an_unmapped_windows_path_and_takes_path_map(tmp_path: Pa
     bare = dtsx("validate", "--json", str(package))
     said = json.loads(bare.stdout)["packages"][0]
     found = [p for p in said["problems"] + said["warnings"] if p["code"] == "unmapped-path"]
-    assert found and "D:\\feeds\\body.txt" in found[0]["message"] and found[0]["line"] == 11, bare.stdout
-    mapped = dtsx("validate", "--json", "--path-map", f"D:\\feeds={tmp_path / 'feeds'}", str(package))
+    assert found and "D:\\feeds\\body.txt" in found[0]["message"] and found[0]["line"] == 11, (
+        bare.stdout
+    )
+    mapped = dtsx(
+        "validate", "--json", "--path-map", f"D:\\feeds={tmp_path / 'feeds'}", str(package)
+    )
     entry = json.loads(mapped.stdout)["packages"][0]
-    assert not [p for p in entry["problems"] + entry["warnings"] if p["code"] == "unmapped-path"], mapped.stdout
+    assert not [p for p in entry["problems"] + entry["warnings"] if p["code"] == "unmapped-path"], (
+        mapped.stdout
+    )
 
 
 def test_validate_refuses_a_malformed_path_map_in_one_sentence(tmp_path: Path) -> None:

@@ -34,7 +34,9 @@ def _redirect(sink: MailSink) -> functools.partial[ConnectionSettings]:
     return functools.partial(redirect_to_sink, host="127.0.0.1", port=sink.port)
 
 
-@pytest.mark.skipif(not PACKAGES, reason="the shared corpus is absent: set DTSX_SHARED or place it at ../shared")
+@pytest.mark.skipif(
+    not PACKAGES, reason="the shared corpus is absent: set DTSX_SHARED or place it at ../shared"
+)
 @pytest.mark.parametrize("path", PACKAGES, ids=lambda p: p.name[:60])
 def test_corpus_package_runs_to_completion_or_is_refused(path: Path, mail_sink: MailSink) -> None:
     try:
@@ -63,7 +65,9 @@ def test_corpus_package_runs_to_completion_or_is_refused(path: Path, mail_sink: 
             assert "Traceback" not in error and error.strip().endswith((".", ")")), error
 
 
-@pytest.mark.skipif(not PACKAGES, reason="the shared corpus is absent: set DTSX_SHARED or place it at ../shared")
+@pytest.mark.skipif(
+    not PACKAGES, reason="the shared corpus is absent: set DTSX_SHARED or place it at ../shared"
+)
 def test_some_corpus_packages_run_and_mail_reaches_the_sink(mail_sink: MailSink) -> None:
     # The Chapter 3 Send Mail package is fully supported: it must succeed and deliver one message.
     path = CORPUS / "lucmilot_SSIS_2014_Book_850879_c03_download_Chapter3_SendMailTask.dtsx"

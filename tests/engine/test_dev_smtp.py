@@ -23,11 +23,19 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_expression_and_child_package_mail_go_to_the_sink(tmp_path: Path) -> None:
     outbox, report = tmp_path / "outbox", tmp_path / "report.json"
-    done = _run(str(DATA / "mail_by_expression.dtsx"), "--dev-smtp", str(outbox), "--report-json", str(report))
+    done = _run(
+        str(DATA / "mail_by_expression.dtsx"),
+        "--dev-smtp",
+        str(outbox),
+        "--report-json",
+        str(report),
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     subjects = sorted(message_from_bytes(p.read_bytes())["Subject"] for p in outbox.glob("*.eml"))
     assert subjects == ["child notice", "parent notice"]
-    envelopes = sorted(json.loads(p.read_text())["rcpt_tos"][0] for p in outbox.glob("*.envelope.json"))
+    envelopes = sorted(
+        json.loads(p.read_text())["rcpt_tos"][0] for p in outbox.glob("*.envelope.json")
+    )
     assert envelopes == ["child@example.com", "ops@example.com"]
     assert json.loads(report.read_text())["result"] == "Success"
 
@@ -35,6 +43,10 @@ def test_expression_and_child_package_mail_go_to_the_sink(tmp_path: Path) -> Non
 def test_without_dev_smtp_the_expression_host_is_used(tmp_path: Path) -> None:
     # The same package without the sink tries the host the expression names, and fails saying so:
     # this is what proves the redirect above beat the property expression.
-    done = _run(str(DATA / "mail_by_expression.dtsx"), "--conn", "Corporate SMTP=SmtpServer=127.0.0.1;Port=1;Timeout=2000;")
+    done = _run(
+        str(DATA / "mail_by_expression.dtsx"),
+        "--conn",
+        "Corporate SMTP=SmtpServer=127.0.0.1;Port=1;Timeout=2000;",
+    )
     assert done.returncode == 1
     assert "mail.corp.invalid" in done.stdout + done.stderr

@@ -58,7 +58,9 @@ def test_json_lines_log(tmp_path: Path) -> None:
     log(RunEvent("OnProgress", "T", "Package\\T", extra={"percent": 50, "opaque": object()}))
     log.close()
     first, second = (json.loads(line) for line in path.read_text().splitlines())
-    assert first["event"] == "OnError" and first["code"] == 5 and first["ref_id"] == "Package\\Task A"
+    assert (
+        first["event"] == "OnError" and first["code"] == 5 and first["ref_id"] == "Package\\Task A"
+    )
     assert second["percent"] == 50 and "opaque" not in second
 
 
@@ -71,7 +73,10 @@ def test_fast_counts_add_up_across_threads_and_reads() -> None:
     import threading
 
     log = EventLog()
-    threads = [threading.Thread(target=lambda: [log.count("OnPreExecute") for _ in range(2000)]) for _ in range(4)]
+    threads = [
+        threading.Thread(target=lambda: [log.count("OnPreExecute") for _ in range(2000)])
+        for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:

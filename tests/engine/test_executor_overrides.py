@@ -25,23 +25,79 @@ def _clean_ledger() -> None:
         ("User::X=a=b", "variable", "Package", "User::X", "a=b", None),
         ("X=1", "variable", "Package", "User::X", "1", None),
         ("$Package::P=2", "variable", "Package", "$Package::P", "2", None),
-        ("\\Package.Variables[User::X].Properties[Value];v;w", "variable", "Package", "User::X", "v;w", None),
-        ("\\package\\Seq\\T.Variables[Y].Value;3", "variable", "Package\\Seq\\T", "User::Y", "3", None),
-        ("\\Package\\Seq\\T.Properties[Description];d", "property", "Package\\Seq\\T", "Description", "d", None),
-        ("\\Package.Connections[SMTP CM].Properties[ConnectionString];SmtpServer=x;", "connection", "Package",
-         "ConnectionString", "SmtpServer=x;", "SMTP CM"),
-        ("\\Package.EventHandlers[OnError].Variables[System::Cancel].Properties[Value];True", "variable",
-         "Package.EventHandlers[OnError]", "System::Cancel", "True", None),
-        ("\\Package.Properties[MaxConcurrentExecutables];3", "property", "Package", "MaxConcurrentExecutables", "3", None),
+        (
+            "\\Package.Variables[User::X].Properties[Value];v;w",
+            "variable",
+            "Package",
+            "User::X",
+            "v;w",
+            None,
+        ),
+        (
+            "\\package\\Seq\\T.Variables[Y].Value;3",
+            "variable",
+            "Package\\Seq\\T",
+            "User::Y",
+            "3",
+            None,
+        ),
+        (
+            "\\Package\\Seq\\T.Properties[Description];d",
+            "property",
+            "Package\\Seq\\T",
+            "Description",
+            "d",
+            None,
+        ),
+        (
+            "\\Package.Connections[SMTP CM].Properties[ConnectionString];SmtpServer=x;",
+            "connection",
+            "Package",
+            "ConnectionString",
+            "SmtpServer=x;",
+            "SMTP CM",
+        ),
+        (
+            "\\Package.EventHandlers[OnError].Variables[System::Cancel].Properties[Value];True",
+            "variable",
+            "Package.EventHandlers[OnError]",
+            "System::Cancel",
+            "True",
+            None,
+        ),
+        (
+            "\\Package.Properties[MaxConcurrentExecutables];3",
+            "property",
+            "Package",
+            "MaxConcurrentExecutables",
+            "3",
+            None,
+        ),
     ],
 )
-def test_parse_set_forms(text: str, kind: str, container: str, name: str, value: str, connection: str | None) -> None:
+def test_parse_set_forms(
+    text: str, kind: str, container: str, name: str, value: str, connection: str | None
+) -> None:
     item = parse_set(text)
-    assert (item.kind, item.container, item.name, item.value, item.connection) == (kind, container, name, value, connection)
+    assert (item.kind, item.container, item.name, item.value, item.connection) == (
+        kind,
+        container,
+        name,
+        value,
+        connection,
+    )
 
 
-@pytest.mark.parametrize("text", ["NoEquals", "=1", "\\Package.Variables[User::X].Value", "\\Package.Nonsense[X];1",
-                                  "\\Package"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "NoEquals",
+        "=1",
+        "\\Package.Variables[User::X].Value",
+        "\\Package.Nonsense[X];1",
+        "\\Package",
+    ],
+)
 def test_parse_set_rejects_malformed_input(text: str) -> None:
     with pytest.raises(PackageValidationError) as info:
         parse_set(text)
@@ -49,9 +105,14 @@ def test_parse_set_rejects_malformed_input(text: str) -> None:
 
 
 def _smtp() -> ConnectionManagerSpec:
-    return ConnectionManagerSpec(ref_id="Package.ConnectionManagers[Mail]", name="Mail", dtsid="{AB-CD}",
-                                 creation_name="SMTP", type_key="SMTP",
-                                 connection_string="SmtpServer=old;UseWindowsAuthentication=False;EnableSsl=False;")
+    return ConnectionManagerSpec(
+        ref_id="Package.ConnectionManagers[Mail]",
+        name="Mail",
+        dtsid="{AB-CD}",
+        creation_name="SMTP",
+        type_key="SMTP",
+        connection_string="SmtpServer=old;UseWindowsAuthentication=False;EnableSsl=False;",
+    )
 
 
 def _overrides(options: RunOptions) -> tuple[object, list[ConnectionManagerSpec], dict[str, str]]:
@@ -70,12 +131,16 @@ def _overrides(options: RunOptions) -> tuple[object, list[ConnectionManagerSpec]
 
 def test_cm_parameter_sets_one_key_of_the_connection_string() -> None:
     _, specs, strings = _overrides(RunOptions(parameters={"CM.Mail.SmtpServer": "new.example"}))
-    assert strings["Mail"] == "SmtpServer=new.example;UseWindowsAuthentication=False;EnableSsl=False;"
+    assert (
+        strings["Mail"] == "SmtpServer=new.example;UseWindowsAuthentication=False;EnableSsl=False;"
+    )
     assert specs[0].properties["SmtpServer"] == "new.example"
 
 
 def test_conn_by_dtsid_wins_over_cm_parameters() -> None:
-    _, _, strings = _overrides(RunOptions(parameters={"CM.Mail.SmtpServer": "a"}, connections={"{ab-cd}": "SmtpServer=b;"}))
+    _, _, strings = _overrides(
+        RunOptions(parameters={"CM.Mail.SmtpServer": "a"}, connections={"{ab-cd}": "SmtpServer=b;"})
+    )
     assert strings == {"Mail": "SmtpServer=b;"}
 
 
@@ -86,22 +151,32 @@ def test_set_connection_property_path() -> None:
 
 
 def test_every_bad_override_is_reported_at_once() -> None:
-    options = RunOptions(sets=[parse_set("User::Nope=1"), parse_set("\\Package\\Ghost.Properties[X];1")],
-                         parameters={"Missing": "1"}, connections={"NoSuchConn": "x"})
+    options = RunOptions(
+        sets=[parse_set("User::Nope=1"), parse_set("\\Package\\Ghost.Properties[X];1")],
+        parameters={"Missing": "1"},
+        connections={"NoSuchConn": "x"},
+    )
     with pytest.raises(PackageValidationError) as info:
         _overrides(options)
     codes = sorted(p.code for p in info.value.problems)
-    assert codes == ["override-connection", "override-parameter", "override-path", "override-variable"]
+    assert codes == [
+        "override-connection",
+        "override-parameter",
+        "override-path",
+        "override-variable",
+    ]
     assert LEDGER.ran == []
 
 
 def test_set_task_and_container_properties() -> None:
     seq = container("Seq", ExecutableKind.SEQUENCE, "Package", [probe("Inner", "Package\\Seq")])
     pkg = package([seq, probe("Reader", mode="ok")], variables=[var("Seen", 8, "")])
-    sets = [parse_set("\\Package\\Seq.Properties[Disable];True"),
-            parse_set("\\Package\\Reader.Properties[Mode];read"),
-            parse_set("\\Package\\Reader.Properties[Target];User::Seen"),
-            parse_set("\\Package.Properties[MaxConcurrentExecutables];1")]
+    sets = [
+        parse_set("\\Package\\Seq.Properties[Disable];True"),
+        parse_set("\\Package\\Reader.Properties[Mode];read"),
+        parse_set("\\Package\\Reader.Properties[Target];User::Seen"),
+        parse_set("\\Package.Properties[MaxConcurrentExecutables];1"),
+    ]
     result = executor.run(plan.build(pkg), RunOptions(sets=sets))
     assert result.result == "Success"
     assert "Inner" not in LEDGER.ran and LEDGER.values["Reader"] == ""
@@ -111,7 +186,9 @@ def test_set_task_and_container_properties() -> None:
 def test_set_a_parameter_through_the_variables_path() -> None:
     param = Parameter(name="P", scope="Package", dotnet_type="Int32", data_type_code=3, value="1")
     pkg = package([probe("Read", mode="read", target="$Package::P")], parameters=[param])
-    executor.run(plan.build(pkg), RunOptions(sets=[parse_set("\\Package.Variables[$Package::P];9")]))
+    executor.run(
+        plan.build(pkg), RunOptions(sets=[parse_set("\\Package.Variables[$Package::P];9")])
+    )
     assert LEDGER.values["Read"] == 9
 
 
@@ -121,7 +198,10 @@ def test_sensitive_prefix_is_accepted() -> None:
 
 
 def test_sensitive_values_never_appear_in_errors() -> None:
-    sets = [parse_set("$Sensitive::User::X=hunter2"), parse_set("$Sensitive::\\Package.Variables[User::Nope].Value;hunter2")]
+    sets = [
+        parse_set("$Sensitive::User::X=hunter2"),
+        parse_set("$Sensitive::\\Package.Variables[User::Nope].Value;hunter2"),
+    ]
     pkg = package([probe("T")], variables=[var("X")])
     with pytest.raises(PackageValidationError) as info:
         executor.run(plan.build(pkg), RunOptions(sets=sets))

@@ -28,7 +28,9 @@ def _expected_runs(source_outcome: str, value: int, op: int, truth: bool | None)
 @STYLES
 def test_every_value_and_evalop_combination(style: str) -> None:
     result = run_rule("constraint_matrix", style)
-    assert result.result == "Success"  # MaxErrorCount 0: the failing source does not fail the package
+    assert (
+        result.result == "Success"
+    )  # MaxErrorCount 0: the failing source does not fail the package
     refs = results_by_ref(result)
     assert refs["Package\\S"] == "Success" and refs["Package\\F"] == "Failure"
     checked = 0
@@ -55,7 +57,9 @@ def test_never_satisfiable_branches_do_not_run(style: str) -> None:
     result = run_rule("never_satisfiable", style)
     v = result.variables
     assert v["User::R_A"] == 1
-    assert v["User::R_B"] == 0 and v["User::R_C"] == 0  # B's constraint is false; C only reachable via B
+    assert (
+        v["User::R_B"] == 0 and v["User::R_C"] == 0
+    )  # B's constraint is false; C only reachable via B
     assert v["User::R_D"] == 1  # OR: also reachable from A
     assert v["User::R_E"] == 0  # AND with a branch that never ran
     assert result.result == "Success"
@@ -88,7 +92,11 @@ def test_force_execution_result_replaces_the_outcome(style: str) -> None:
 @STYLES
 @pytest.mark.parametrize(
     ("rule", "package_result"),
-    [("max_errors_default", "Failure"), ("max_errors_raised", "Success"), ("max_errors_unlimited", "Success")],
+    [
+        ("max_errors_default", "Failure"),
+        ("max_errors_raised", "Success"),
+        ("max_errors_unlimited", "Success"),
+    ],
 )
 def test_max_error_count_with_a_failure_path(style: str, rule: str, package_result: str) -> None:
     result = run_rule(rule, style)
@@ -172,7 +180,9 @@ def test_foreach_file_enumerator_over_a_folder(style: str, tmp_path: Path) -> No
 
 
 @STYLES
-def test_foreach_file_enumerator_on_a_missing_folder_warns_and_runs_nothing(style: str, tmp_path: Path) -> None:
+def test_foreach_file_enumerator_on_a_missing_folder_warns_and_runs_nothing(
+    style: str, tmp_path: Path
+) -> None:
     from dtsx.engine.executor import parse_set
 
     result = run_rule("foreach_file", style, sets=[parse_set(f"User::Dir={tmp_path / 'absent'}")])
@@ -236,7 +246,10 @@ def test_system_variables(style: str) -> None:
     "sets",
     [
         ["User::X=21", "\\Package\\Seq.Variables[User::Local].Properties[Value];7"],
-        ["\\Package.Variables[User::X].Properties[Value];21", "\\Package\\Seq.Variables[Local].Value;7"],
+        [
+            "\\Package.Variables[User::X].Properties[Value];21",
+            "\\Package\\Seq.Variables[Local].Value;7",
+        ],
         ["\\package.Variables[User::X].Value;21", "\\Package\\Seq.Variables[User::Local].Value;7"],
     ],
 )

@@ -59,15 +59,30 @@ class ThreadSink:
 
 
 def counted_loop(body: list[Executable], times: int) -> Executable:
-    return container("Loop", FOR_LOOP, "Package", body, init_expression="@[User::i] = 0",
-                     eval_expression=f"@[User::i] < {times}", assign_expression="@[User::i] = @[User::i] + 1")
+    return container(
+        "Loop",
+        FOR_LOOP,
+        "Package",
+        body,
+        init_expression="@[User::i] = 0",
+        eval_expression=f"@[User::i] < {times}",
+        assign_expression="@[User::i] = @[User::i] + 1",
+    )
 
 
 def collector(parent: str) -> Executable:
     node = XmlNode(tag="Collector", attrs={"Label": "prototype"})
-    return Executable(kind=ExecutableKind.TASK, ref_id=f"{parent}\\Collect", name="Collect", raw_type=COLLECTOR,
-                      type_key=COLLECTOR, object_data=XmlNode(tag="ObjectData", children=[node]),
-                      property_expressions=[PropertyExpression(name="Label", expression='"run " + (DT_WSTR, 4) @[User::i]')])
+    return Executable(
+        kind=ExecutableKind.TASK,
+        ref_id=f"{parent}\\Collect",
+        name="Collect",
+        raw_type=COLLECTOR,
+        type_key=COLLECTOR,
+        object_data=XmlNode(tag="ObjectData", children=[node]),
+        property_expressions=[
+            PropertyExpression(name="Label", expression='"run " + (DT_WSTR, 4) @[User::i]')
+        ],
+    )
 
 
 def test_independent_tasks_start_in_package_order_one_at_a_time() -> None:
@@ -79,17 +94,27 @@ def test_independent_tasks_start_in_package_order_one_at_a_time() -> None:
 
 def test_a_fan_out_runs_its_branches_together() -> None:
     branches = [probe(f"B{i}", seconds=0.3) for i in range(4)]
-    pkg = package([probe("Root"), *branches, probe("Join")],
-                  [edge("Package", "Root", f"B{i}") for i in range(4)] + [edge("Package", f"B{i}", "Join") for i in range(4)])
+    pkg = package(
+        [probe("Root"), *branches, probe("Join")],
+        [edge("Package", "Root", f"B{i}") for i in range(4)]
+        + [edge("Package", f"B{i}", "Join") for i in range(4)],
+    )
     result = run_bounded(plan.build(pkg), max_concurrent=4)
     assert result.result == "Success"
-    assert LEDGER.ran[0] == "Root" and LEDGER.ran[-1] == "Join" and sorted(LEDGER.ran[1:5]) == [f"B{i}" for i in range(4)]
+    assert (
+        LEDGER.ran[0] == "Root"
+        and LEDGER.ran[-1] == "Join"
+        and sorted(LEDGER.ran[1:5]) == [f"B{i}" for i in range(4)]
+    )
     assert LEDGER.peak == 4
 
 
 def test_chains_and_loop_bodies_run_on_the_walking_thread() -> None:
-    pkg = package([probe("A"), probe("B"), counted_loop([probe("Body", "Package\\Loop")], 3)],
-                  [edge("Package", "A", "B"), edge("Package", "B", "Loop")], variables=[var("i")])
+    pkg = package(
+        [probe("A"), probe("B"), counted_loop([probe("Body", "Package\\Loop")], 3)],
+        [edge("Package", "A", "B"), edge("Package", "B", "Loop")],
+        variables=[var("i")],
+    )
     sink = ThreadSink()
     result = run_bounded(plan.build(pkg), sinks=[sink])
     assert result.result == "Success" and result.executable("Package\\Loop").iterations == 3
@@ -99,7 +124,9 @@ def test_chains_and_loop_bodies_run_on_the_walking_thread() -> None:
 
 
 def test_property_expressions_change_a_copy_never_the_prototype() -> None:
-    built = plan.build(package([counted_loop([collector("Package\\Loop")], 3)], variables=[var("i")]))
+    built = plan.build(
+        package([counted_loop([collector("Package\\Loop")], 3)], variables=[var("i")])
+    )
     result = run_bounded(built)
     assert result.result == "Success"
     # Each execution had its own list (deep enough a copy) and its own label.
@@ -115,15 +142,22 @@ def test_an_exec_value_variable_that_refuses_is_one_error() -> None:
     assert result.result == "Failure"
     assert result.events["OnError"] == 1
     errors = result.executable("Package\\Seven").errors
-    assert len(errors) == 1 and "ExecValueVariable User::Fixed" in errors[0] and "read-only" in errors[0]
+    assert (
+        len(errors) == 1
+        and "ExecValueVariable User::Fixed" in errors[0]
+        and "read-only" in errors[0]
+    )
 
 
 def test_finished_executions_are_freed_without_the_cyclic_collector() -> None:
     body = [probe("Body", "Package\\Loop")]
     chain = [probe(f"C{i}") for i in range(20)]
-    pkg = package([*chain, counted_loop(body, 50)],
-                  [edge("Package", f"C{i}", f"C{i + 1}") for i in range(19)] + [edge("Package", "C19", "Loop")],
-                  variables=[var("i")])
+    pkg = package(
+        [*chain, counted_loop(body, 50)],
+        [edge("Package", f"C{i}", f"C{i + 1}") for i in range(19)]
+        + [edge("Package", "C19", "Loop")],
+        variables=[var("i")],
+    )
     built = plan.build(pkg)
     gc.collect()
     gc.disable()

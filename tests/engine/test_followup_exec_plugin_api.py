@@ -41,14 +41,30 @@ def test_the_protocol_declares_what_the_scope_offers(name: str) -> None:
 
 def test_a_plugin_uses_locked_and_sensitive_in_a_run() -> None:
     tasks = [
-        Executable(kind=ExecutableKind.TASK, ref_id=f"Package\\Add{i}", name=f"Add{i}", raw_type=PLUGIN, type_key=PLUGIN,
-                   object_data=XmlNode(tag="ObjectData"))
+        Executable(
+            kind=ExecutableKind.TASK,
+            ref_id=f"Package\\Add{i}",
+            name=f"Add{i}",
+            raw_type=PLUGIN,
+            type_key=PLUGIN,
+            object_data=XmlNode(tag="ObjectData"),
+        )
         for i in range(4)
     ]
-    variables = [Variable(ref_id="Package.Variables[User::Total]", name="Total", data_type=3, value="0"),
-                 Variable(ref_id="Package.Variables[User::Token]", name="Token", data_type=8, value="")]
-    package = Package(ref_id="Package", name="p", executables=tasks, variables=variables, max_concurrent_executables=4)
+    variables = [
+        Variable(ref_id="Package.Variables[User::Total]", name="Total", data_type=3, value="0"),
+        Variable(ref_id="Package.Variables[User::Token]", name="Token", data_type=8, value=""),
+    ]
+    package = Package(
+        ref_id="Package",
+        name="p",
+        executables=tasks,
+        variables=variables,
+        max_concurrent_executables=4,
+    )
     result = executor.run(plan.build(package), executor.RunOptions(max_concurrent=4))
     assert result.result == "Success", [e.errors for e in result.executables]
-    assert result.variables["User::Total"] == 4 * ROUNDS  # no lost update between the parallel tasks
+    assert (
+        result.variables["User::Total"] == 4 * ROUNDS
+    )  # no lost update between the parallel tasks
     assert "tok-followup-secret" not in str(result.to_json())

@@ -17,7 +17,16 @@ from dtsx.engine.errors import ExpressionError
 from dtsx.engine.expressions import evaluate
 
 DTSX = [sys.executable, "-c", "from dtsx.engine.cli import main; main()"]
-CODES = {"Int16": 2, "Int32": 3, "Single": 4, "Double": 5, "Decimal": 14, "Byte": 17, "Int64": 20, "UInt64": 21}
+CODES = {
+    "Int16": 2,
+    "Int32": 3,
+    "Single": 4,
+    "Double": 5,
+    "Decimal": 14,
+    "Byte": 17,
+    "Int64": 20,
+    "UInt64": 21,
+}
 
 
 def _package(tmp_path: Path, type_name: str, value: str) -> tuple[Path, int]:
@@ -38,7 +47,9 @@ def _package(tmp_path: Path, type_name: str, value: str) -> tuple[Path, int]:
 
 
 def _validate(path: Path) -> tuple[int, dict, str]:
-    proc = subprocess.run([*DTSX, "validate", "--json", str(path)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [*DTSX, "validate", "--json", str(path)], capture_output=True, text=True, timeout=60
+    )
     assert "Traceback" not in proc.stderr and "MemoryError" not in proc.stderr, proc.stderr
     return proc.returncode, json.loads(proc.stdout)["packages"][0], proc.stderr
 
@@ -65,21 +76,35 @@ BAD = [
 
 
 @pytest.mark.parametrize(("type_name", "value", "reason"), BAD)
-def test_a_bad_number_is_a_bad_value_problem_at_its_line(tmp_path: Path, type_name: str, value: str,
-                                                         reason: str) -> None:
+def test_a_bad_number_is_a_bad_value_problem_at_its_line(
+    tmp_path: Path, type_name: str, value: str, reason: str
+) -> None:
     path, line = _package(tmp_path, type_name, value)
     code, entry, _stderr = _validate(path)
     assert code == 5, entry
     (problem,) = entry["problems"]
-    assert problem["code"] == "bad-value" and problem["line"] == line and problem["file"] == str(path), problem
-    assert f"the type {type_name}" in problem["message"] and reason in problem["message"], problem["message"]
+    assert (
+        problem["code"] == "bad-value" and problem["line"] == line and problem["file"] == str(path)
+    ), problem
+    assert f"the type {type_name}" in problem["message"] and reason in problem["message"], problem[
+        "message"
+    ]
 
 
 GOOD = [
-    ("Double", "NaN"), ("Double", "Infinity"), ("Double", "-Infinity"), ("Single", "NaN"),  # .NET's symbols
-    ("Double", " 1.5e3 "), ("Double", "1E-400"), ("Double", "1.7976931348623157E+308"),
+    ("Double", "NaN"),
+    ("Double", "Infinity"),
+    ("Double", "-Infinity"),
+    ("Single", "NaN"),  # .NET's symbols
+    ("Double", " 1.5e3 "),
+    ("Double", "1E-400"),
+    ("Double", "1.7976931348623157E+308"),
     ("Int64", "-9223372036854775808"),
-    ("Int32", "+12"), ("Int32", ""), ("Decimal", "1E+28"), ("Byte", "255"), ("UInt64", "18446744073709551615"),
+    ("Int32", "+12"),
+    ("Int32", ""),
+    ("Decimal", "1E+28"),
+    ("Byte", "255"),
+    ("UInt64", "18446744073709551615"),
 ]
 
 
@@ -105,4 +130,6 @@ def test_a_huge_value_is_not_echoed_in_full(tmp_path: Path) -> None:
     digits = "9" * 200_000
     path, _line = _package(tmp_path, "Decimal", digits)
     code, entry, _stderr = _validate(path)
-    assert code == 5 and len(entry["problems"][0]["message"]) < 1000, entry["problems"][0]["message"][:300]
+    assert code == 5 and len(entry["problems"][0]["message"]) < 1000, entry["problems"][0][
+        "message"
+    ][:300]

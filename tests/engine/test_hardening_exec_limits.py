@@ -18,7 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.test_hardening_exec_locks import expression_task, package_xml, run_file, variable_xml
+from tests.engine.test_hardening_exec_locks import (
+    expression_task,
+    package_xml,
+    run_file,
+    variable_xml,
+)
 
 DTSX = [sys.executable, "-c", "from dtsx.engine.cli import main; main()"]
 _CAP = 4 * 1024**3  # bytes of address space for the child: far more than a run needs
@@ -29,15 +34,18 @@ def _capped() -> None:
 
 
 def dtsx(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*DTSX, *args], capture_output=True, text=True, timeout=120, preexec_fn=_capped,
-                          check=False)
+    return subprocess.run(
+        [*DTSX, *args], capture_output=True, text=True, timeout=120, preexec_fn=_capped, check=False
+    )
 
 
 def _package(tmp_path: Path, max_concurrent: str, tasks: int = 50) -> Path:
     body = [expression_task(f"T{i}", "@[User::Sum] = @[User::Sum] + 1") for i in range(tasks)]
     path = tmp_path / f"limit{max_concurrent}.dtsx"
-    path.write_text(package_xml(body, variables=variable_xml("Sum", "0"), max_concurrent=max_concurrent),
-                    encoding="utf-8")
+    path.write_text(
+        package_xml(body, variables=variable_xml("Sum", "0"), max_concurrent=max_concurrent),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -76,7 +84,9 @@ def test_dtexec_max_concurrent_is_checked_the_same_way(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("value", ["0", "-5"])
-def test_an_attribute_outside_the_range_is_a_validation_error_at_its_line(tmp_path: Path, value: str) -> None:
+def test_an_attribute_outside_the_range_is_a_validation_error_at_its_line(
+    tmp_path: Path, value: str
+) -> None:
     path = _package(tmp_path, value)
     done = dtsx("run", str(path))
     assert done.returncode == 5, done.stdout + done.stderr
@@ -85,9 +95,16 @@ def test_an_attribute_outside_the_range_is_a_validation_error_at_its_line(tmp_pa
 
 
 def test_a_set_outside_the_range_is_a_usage_error(tmp_path: Path) -> None:
-    done = dtsx("run", str(_package(tmp_path, "-1")), "--set", "\\Package.Properties[MaxConcurrentExecutables];0")
+    done = dtsx(
+        "run",
+        str(_package(tmp_path, "-1")),
+        "--set",
+        "\\Package.Properties[MaxConcurrentExecutables];0",
+    )
     assert done.returncode == 6, done.stderr
-    assert "MaxConcurrentExecutables cannot be '0'" in done.stderr and "Traceback" not in done.stderr
+    assert (
+        "MaxConcurrentExecutables cannot be '0'" in done.stderr and "Traceback" not in done.stderr
+    )
 
 
 def test_the_valid_extremes_still_run(tmp_path: Path) -> None:

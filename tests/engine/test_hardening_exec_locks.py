@@ -23,7 +23,15 @@ from dtsx.engine import executor, loader, plan
 from dtsx.engine.executor import RunOptions, RunResult
 from dtsx.tasks.base import TASKS, Task, TaskContext, TaskProperties
 
-__all__ = ["package_xml", "task_xml", "handler_xml", "expression_task", "variable_xml", "parameter_xml", "run_file"]
+__all__ = [
+    "package_xml",
+    "task_xml",
+    "handler_xml",
+    "expression_task",
+    "variable_xml",
+    "parameter_xml",
+    "run_file",
+]
 
 _NS = 'xmlns:DTS="www.microsoft.com/SqlServer/Dts"'
 _ids = iter(range(1, 10**9))
@@ -34,50 +42,83 @@ def _guid() -> str:
 
 
 def task_xml(name: str, creation: str, object_data: str) -> str:
-    return (f'<DTS:Executable DTS:refId="Package\\{name}" DTS:CreationName="{creation}" DTS:DTSID="{_guid()}" '
-            f'DTS:ExecutableType="{creation}" DTS:ObjectName="{name}"><DTS:ObjectData>{object_data}'
-            "</DTS:ObjectData></DTS:Executable>\n")
+    return (
+        f'<DTS:Executable DTS:refId="Package\\{name}" DTS:CreationName="{creation}" DTS:DTSID="{_guid()}" '
+        f'DTS:ExecutableType="{creation}" DTS:ObjectName="{name}"><DTS:ObjectData>{object_data}'
+        "</DTS:ObjectData></DTS:Executable>\n"
+    )
 
 
 def expression_task(name: str, expression: str) -> str:
-    return task_xml(name, "Microsoft.ExpressionTask", f"<ExpressionTask Expression={quoteattr(expression)} />")
+    return task_xml(
+        name, "Microsoft.ExpressionTask", f"<ExpressionTask Expression={quoteattr(expression)} />"
+    )
 
 
-def variable_xml(name: str, value: str, data_type: int = 3, expression: str | None = None,
-                 raise_changed: bool = False) -> str:
-    flags = f'DTS:EvaluateAsExpression="True" DTS:Expression={quoteattr(expression)} ' if expression else ""
+def variable_xml(
+    name: str,
+    value: str,
+    data_type: int = 3,
+    expression: str | None = None,
+    raise_changed: bool = False,
+) -> str:
+    flags = (
+        f'DTS:EvaluateAsExpression="True" DTS:Expression={quoteattr(expression)} '
+        if expression
+        else ""
+    )
     flags += 'DTS:RaiseChangedEvent="True" ' if raise_changed else ""
-    return (f'<DTS:Variable DTS:CreationName="" DTS:DTSID="{_guid()}" DTS:Namespace="User" {flags}'
-            f'DTS:ObjectName="{name}"><DTS:VariableValue DTS:DataType="{data_type}">{value}'
-            "</DTS:VariableValue></DTS:Variable>\n")
+    return (
+        f'<DTS:Variable DTS:CreationName="" DTS:DTSID="{_guid()}" DTS:Namespace="User" {flags}'
+        f'DTS:ObjectName="{name}"><DTS:VariableValue DTS:DataType="{data_type}">{value}'
+        "</DTS:VariableValue></DTS:Variable>\n"
+    )
 
 
-def parameter_xml(name: str, *, sensitive: bool = False, data_type: int = 8, required: bool = False,
-                  value: str = "placeholder") -> str:
-    return (f'<DTS:PackageParameter DTS:CreationName="" DTS:DataType="{data_type}" DTS:DTSID="{_guid()}" '
-            f'DTS:ObjectName="{name}" DTS:Sensitive="{sensitive}" DTS:Required="{required}">'
-            f'<DTS:Property DTS:DataType="{data_type}" DTS:Name="ParameterValue">{value}</DTS:Property>'
-            "</DTS:PackageParameter>\n")
+def parameter_xml(
+    name: str,
+    *,
+    sensitive: bool = False,
+    data_type: int = 8,
+    required: bool = False,
+    value: str = "placeholder",
+) -> str:
+    return (
+        f'<DTS:PackageParameter DTS:CreationName="" DTS:DataType="{data_type}" DTS:DTSID="{_guid()}" '
+        f'DTS:ObjectName="{name}" DTS:Sensitive="{sensitive}" DTS:Required="{required}">'
+        f'<DTS:Property DTS:DataType="{data_type}" DTS:Name="ParameterValue">{value}</DTS:Property>'
+        "</DTS:PackageParameter>\n"
+    )
 
 
 def handler_xml(event: str, tasks: list[str]) -> str:
     """A package-level event handler running ``tasks`` (made with refIds under Package\\)."""
     ref = f"Package.EventHandlers[{event}]"
     body = "".join(tasks).replace('DTS:refId="Package\\', f'DTS:refId="{ref}\\')
-    return (f'<DTS:EventHandlers><DTS:EventHandler DTS:refId="{ref}" DTS:CreationName="{event}" '
-            f'DTS:DTSID="{_guid()}" DTS:EventName="{event}"><DTS:Executables>{body}</DTS:Executables>'
-            "</DTS:EventHandler></DTS:EventHandlers>\n")
+    return (
+        f'<DTS:EventHandlers><DTS:EventHandler DTS:refId="{ref}" DTS:CreationName="{event}" '
+        f'DTS:DTSID="{_guid()}" DTS:EventName="{event}"><DTS:Executables>{body}</DTS:Executables>'
+        "</DTS:EventHandler></DTS:EventHandlers>\n"
+    )
 
 
-def package_xml(tasks: list[str], *, variables: str = "", parameters: str = "", max_concurrent: str = "-1",
-                handlers: str = "") -> str:
+def package_xml(
+    tasks: list[str],
+    *,
+    variables: str = "",
+    parameters: str = "",
+    max_concurrent: str = "-1",
+    handlers: str = "",
+) -> str:
     params = f"<DTS:PackageParameters>{parameters}</DTS:PackageParameters>\n" if parameters else ""
-    return (f'<?xml version="1.0"?>\n<DTS:Executable {_NS} DTS:refId="Package" DTS:CreationName="Microsoft.Package" '
-            f'DTS:DTSID="{_guid()}" DTS:ExecutableType="Microsoft.Package" DTS:ObjectName="h3" '
-            f'DTS:MaxConcurrentExecutables="{max_concurrent}" DTS:ProtectionLevel="0">\n'
-            '<DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>\n'
-            f"{params}<DTS:Variables>{variables}</DTS:Variables>\n"
-            f"<DTS:Executables>\n{''.join(tasks)}</DTS:Executables>\n{handlers}</DTS:Executable>\n")
+    return (
+        f'<?xml version="1.0"?>\n<DTS:Executable {_NS} DTS:refId="Package" DTS:CreationName="Microsoft.Package" '
+        f'DTS:DTSID="{_guid()}" DTS:ExecutableType="Microsoft.Package" DTS:ObjectName="h3" '
+        f'DTS:MaxConcurrentExecutables="{max_concurrent}" DTS:ProtectionLevel="0">\n'
+        '<DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>\n'
+        f"{params}<DTS:Variables>{variables}</DTS:Variables>\n"
+        f"<DTS:Executables>\n{''.join(tasks)}</DTS:Executables>\n{handlers}</DTS:Executable>\n"
+    )
 
 
 def run_file(path: Path, *, bound_s: float = 120.0, **options: Any) -> RunResult:
@@ -112,6 +153,7 @@ def _write(tmp_path: Path, text: str, name: str = "pkg.dtsx") -> Path:
 
 # -- Expression Tasks --------------------------------------------------------------------------
 
+
 def _increments(tmp_path: Path, count: int) -> Path:
     tasks = [expression_task(f"T{i}", "@[User::Sum] = @[User::Sum] + 1") for i in range(count)]
     return _write(tmp_path, package_xml(tasks, variables=variable_xml("Sum", "0")))
@@ -131,26 +173,44 @@ def test_parallel_increments_lose_no_update(ten_thousand: Path, workers: int) ->
 
 def test_crossed_expression_tasks_finish(tmp_path: Path) -> None:
     """Each reads the other's target: only targets are locked, so nothing can wait in a circle."""
-    result = _run_ab(tmp_path, [
-        *(expression_task(f"A{i}", "@[User::A] = @[User::A] + (@[User::B] - @[User::B]) + 1") for i in range(1000)),
-        *(expression_task(f"B{i}", "@[User::B] = @[User::B] + (@[User::A] - @[User::A]) + 1") for i in range(1000)),
-    ], max_concurrent=32)
+    result = _run_ab(
+        tmp_path,
+        [
+            *(
+                expression_task(f"A{i}", "@[User::A] = @[User::A] + (@[User::B] - @[User::B]) + 1")
+                for i in range(1000)
+            ),
+            *(
+                expression_task(f"B{i}", "@[User::B] = @[User::B] + (@[User::A] - @[User::A]) + 1")
+                for i in range(1000)
+            ),
+        ],
+        max_concurrent=32,
+    )
     assert result.result == "Success"
     assert (result.variables["User::A"], result.variables["User::B"]) == (1000, 1000)
 
 
 def _run_ab(tmp_path: Path, tasks: list[str], **options: Any) -> RunResult:
     """A package of ``tasks`` with two Int32 variables A and B (A made first), run bounded."""
-    path = _write(tmp_path, package_xml(tasks, variables=variable_xml("A", "0") + variable_xml("B", "0")))
+    path = _write(
+        tmp_path, package_xml(tasks, variables=variable_xml("A", "0") + variable_xml("B", "0"))
+    )
     return run_file(path, bound_s=60, **options)
 
 
 def test_parallel_event_handlers_lose_no_update(tmp_path: Path) -> None:
     """An OnPostExecute handler runs once per task (on the tasks' threads) and once for the package."""
     tasks = [expression_task(f"W{i}", "@[User::W] = 1") for i in range(2000)]
-    handlers = handler_xml("OnPostExecute", [expression_task("Count", "@[User::Sum] = @[User::Sum] + 1")])
-    path = _write(tmp_path, package_xml(tasks, variables=variable_xml("Sum", "0") + variable_xml("W", "0"),
-                                        handlers=handlers))
+    handlers = handler_xml(
+        "OnPostExecute", [expression_task("Count", "@[User::Sum] = @[User::Sum] + 1")]
+    )
+    path = _write(
+        tmp_path,
+        package_xml(
+            tasks, variables=variable_xml("Sum", "0") + variable_xml("W", "0"), handlers=handlers
+        ),
+    )
     result = run_file(path, max_concurrent=64)
     assert result.result == "Success"
     assert result.variables["User::Sum"] == 2001
@@ -160,10 +220,13 @@ def test_a_change_handler_may_write_the_variable_that_changed(tmp_path: Path) ->
     """The change event is raised after the task let go of the lock: the handler's own tasks,
     on other threads, write the same variable without waiting on the task that raised it."""
     tasks = [expression_task(f"T{i}", "@[User::Sum] = @[User::Sum] + 1") for i in range(50)]
-    handlers = handler_xml("OnVariableValueChanged", [
-        expression_task("Seen", "@[User::Hits] = @[User::Hits] + 1"),
-        expression_task("Touch", "@[User::Sum] = @[User::Sum] + 0"),
-    ])
+    handlers = handler_xml(
+        "OnVariableValueChanged",
+        [
+            expression_task("Seen", "@[User::Hits] = @[User::Hits] + 1"),
+            expression_task("Touch", "@[User::Sum] = @[User::Sum] + 0"),
+        ],
+    )
     variables = variable_xml("Sum", "0", raise_changed=True) + variable_xml("Hits", "0")
     path = _write(tmp_path, package_xml(tasks, variables=variables, handlers=handlers))
     result = run_file(path, max_concurrent=8, bound_s=60, variable_lock_timeout_s=5.0)
@@ -212,8 +275,14 @@ def _pair(name: str, order: str, nested: bool = False) -> str:
 
 
 def test_opposite_lock_orders_never_deadlock(tmp_path: Path) -> None:
-    result = _run_ab(tmp_path, [*(_pair(f"AB{i}", "User::A,User::B") for i in range(40)),
-                                *(_pair(f"BA{i}", "User::B,User::A") for i in range(40))], max_concurrent=16)
+    result = _run_ab(
+        tmp_path,
+        [
+            *(_pair(f"AB{i}", "User::A,User::B") for i in range(40)),
+            *(_pair(f"BA{i}", "User::B,User::A") for i in range(40)),
+        ],
+        max_concurrent=16,
+    )
     assert result.result == "Success", [e.errors for e in result.executables if e.errors]
     assert (result.variables["User::A"], result.variables["User::B"]) == (80, 80)
 
@@ -223,12 +292,19 @@ def test_out_of_order_nested_locks_fail_within_the_timeout(tmp_path: Path) -> No
     wait there would be a deadlock: BA backs off, and whichever gives up first at the lock
     timeout fails with one sentence, letting the other finish."""
     started = time.monotonic()
-    result = _run_ab(tmp_path, [_pair("AB", "User::A,User::B", nested=True), _pair("BA", "User::B,User::A", nested=True)],
-                     max_concurrent=2, variable_lock_timeout_s=1.0)
+    result = _run_ab(
+        tmp_path,
+        [_pair("AB", "User::A,User::B", nested=True), _pair("BA", "User::B,User::A", nested=True)],
+        max_concurrent=2,
+        variable_lock_timeout_s=1.0,
+    )
     assert time.monotonic() - started < 20
     outcomes = {e.ref_id: e.result for e in result.executables}
     assert sorted(outcomes.values()) == ["Failure", "Success"]
     failed = next(e for e in result.executables if e.result == "Failure")
     other = "User::B" if failed.ref_id.endswith("AB") else "User::A"
-    assert len(failed.errors) == 1 and f"could not lock {other} for writing within 1 s" in failed.errors[0]
+    assert (
+        len(failed.errors) == 1
+        and f"could not lock {other} for writing within 1 s" in failed.errors[0]
+    )
     assert result.variables["User::A"] == result.variables["User::B"] == 1

@@ -18,7 +18,12 @@ from xml.sax.saxutils import escape
 import pytest
 
 from dtsx.engine.events import RunEvent
-from tests.engine.test_hardening_exec_locks import expression_task, package_xml, run_file, variable_xml
+from tests.engine.test_hardening_exec_locks import (
+    expression_task,
+    package_xml,
+    run_file,
+    variable_xml,
+)
 
 DTSX = [sys.executable, "-c", "from dtsx.engine.cli import main; main()"]
 
@@ -75,7 +80,9 @@ def test_a_raising_sink_is_dropped_with_one_warning(tmp_path: Path) -> None:
     result = run_file(_simple(tmp_path), sinks=[_Broken(), kept])
     assert result.result == "Success" and result.exit_code == 0 and result.variables["User::X"] == 1
     notes = [e.message for e in kept.events if e.name == "OnWarning"]
-    assert notes == ["the log _Broken raised RuntimeError: disk on fire; the run goes on without it."]
+    assert notes == [
+        "the log _Broken raised RuntimeError: disk on fire; the run goes on without it."
+    ]
     assert notes[0] in result.warnings
     assert sum(1 for e in kept.events if e.name == "OnPostExecute") == 2  # the task and the package
 
@@ -85,8 +92,11 @@ def _expression_property(tmp_path: Path) -> Path:
     task = expression_task("T", "@[User::X] = 1").replace(
         "<DTS:ObjectData>",
         f'<DTS:PropertyExpression DTS:Name="Expression">{escape(chr(34) + "@[User::X] = 2" + chr(34))}'
-        "</DTS:PropertyExpression><DTS:ObjectData>")
-    variables = variable_xml("X", "0") + variable_xml("Computed", "0", 3, expression="@[User::X] * 10")
+        "</DTS:PropertyExpression><DTS:ObjectData>",
+    )
+    variables = variable_xml("X", "0") + variable_xml(
+        "Computed", "0", 3, expression="@[User::X] * 10"
+    )
     path = tmp_path / "expr.dtsx"
     path.write_text(package_xml([task], variables=variables), encoding="utf-8")
     return path
@@ -94,13 +104,22 @@ def _expression_property(tmp_path: Path) -> Path:
 
 def test_a_set_beaten_by_a_property_expression_warns(tmp_path: Path) -> None:
     report = tmp_path / "r.json"
-    done = dtsx("run", str(_expression_property(tmp_path)), "--report-json", str(report),
-                "--set", "\\Package\\T.Properties[Expression];@[User::X] = 3")
+    done = dtsx(
+        "run",
+        str(_expression_property(tmp_path)),
+        "--report-json",
+        str(report),
+        "--set",
+        "\\Package\\T.Properties[Expression];@[User::X] = 3",
+    )
     assert done.returncode == 0, done.stderr
     assert '"User::X": 2' in report.read_text()  # as in SSIS, the expression wins
     lines = [line for line in done.stdout.splitlines() if "Warning" in line]
     assert len(lines) == 1, done.stdout
-    assert "Properties[Expression];@[User::X] = 3" in lines[0] and "sets Expression of 'Package\\\\T'" in lines[0]
+    assert (
+        "Properties[Expression];@[User::X] = 3" in lines[0]
+        and "sets Expression of 'Package\\\\T'" in lines[0]
+    )
     assert "the property expression '\"@[User::X] = 2\"' sets it too" in lines[0]
 
 
@@ -108,4 +127,6 @@ def test_a_set_of_an_expression_variable_warns(tmp_path: Path) -> None:
     done = dtsx("run", str(_expression_property(tmp_path)), "--set", "User::Computed=5")
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stdout.splitlines() if "Warning" in line]
-    assert len(lines) == 1 and "User::Computed" in lines[0] and "EvaluateAsExpression" in lines[0], done.stdout
+    assert (
+        len(lines) == 1 and "User::Computed" in lines[0] and "EvaluateAsExpression" in lines[0]
+    ), done.stdout

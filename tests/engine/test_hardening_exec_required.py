@@ -9,21 +9,34 @@ import pytest
 
 from dtsx.engine.errors import PackageValidationError
 from dtsx.engine.executor import parse_set
-from tests.engine.test_hardening_exec_locks import expression_task, package_xml, parameter_xml, run_file, variable_xml
+from tests.engine.test_hardening_exec_locks import (
+    expression_task,
+    package_xml,
+    parameter_xml,
+    run_file,
+    variable_xml,
+)
 
 
 def _package(tmp_path: Path, data_type: int) -> Path:
     path = tmp_path / "required.dtsx"
-    path.write_text(package_xml([expression_task("Copy", "@[User::Out] = (DT_WSTR, 20)@[$Package::Need]")],
-                                variables=variable_xml("Out", "none", 8),
-                                parameters=parameter_xml("Need", required=True, value="", data_type=data_type)),
-                    encoding="utf-8")
+    path.write_text(
+        package_xml(
+            [expression_task("Copy", "@[User::Out] = (DT_WSTR, 20)@[$Package::Need]")],
+            variables=variable_xml("Out", "none", 8),
+            parameters=parameter_xml("Need", required=True, value="", data_type=data_type),
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
 @pytest.mark.parametrize("data_type", [8, 3])  # String, Int32 (whose empty value converts to 0)
 def test_a_set_gives_a_required_parameter_its_value(tmp_path: Path, data_type: int) -> None:
-    result = run_file(_package(tmp_path, data_type), sets=[parse_set("\\Package.Variables[$Package::Need].Value;42")])
+    result = run_file(
+        _package(tmp_path, data_type),
+        sets=[parse_set("\\Package.Variables[$Package::Need].Value;42")],
+    )
     assert result.result == "Success" and result.variables["User::Out"] == "42"
 
 

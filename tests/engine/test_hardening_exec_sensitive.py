@@ -15,7 +15,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.engine.test_hardening_exec_locks import expression_task, package_xml, parameter_xml, task_xml, variable_xml
+from tests.engine.test_hardening_exec_locks import (
+    expression_task,
+    package_xml,
+    parameter_xml,
+    task_xml,
+    variable_xml,
+)
 
 DTSX = [sys.executable, "-c", "from dtsx.engine.cli import main; main()"]
 SECRET = "hunter2-Vault-77"
@@ -36,14 +42,22 @@ def _package(tmp_path: Path) -> Path:
     path = tmp_path / "sensitive.dtsx"
     text = package_xml(tasks, variables=variables, parameters=parameter_xml("Pwd", sensitive=True))
     # Copy runs first; then one task copies the copy, one quotes it in a failed cast.
-    tail = (expression_task("Twice", '@[User::Twice] = "x" + @[User::Copy]')
-            + expression_task("Cast", "@[User::Num] = (DT_I4)@[User::Copy]"))
+    tail = expression_task("Twice", '@[User::Twice] = "x" + @[User::Copy]') + expression_task(
+        "Cast", "@[User::Num] = (DT_I4)@[User::Copy]"
+    )
     constraints = "".join(
         f'<DTS:PrecedenceConstraint DTS:refId="Package.PrecedenceConstraints[{t}]" DTS:CreationName="" '
         f'DTS:DTSID="{{00000000-0000-0000-0001-00000000000{i}}}" DTS:From="Package\\Copy" DTS:To="Package\\{t}" '
-        f'DTS:ObjectName="{t}" />' for i, t in enumerate(("Twice", "Cast")))
-    text = text.replace("</DTS:Executables>", tail + "</DTS:Executables>\n<DTS:PrecedenceConstraints>"
-                        + constraints + "</DTS:PrecedenceConstraints>")
+        f'DTS:ObjectName="{t}" />'
+        for i, t in enumerate(("Twice", "Cast"))
+    )
+    text = text.replace(
+        "</DTS:Executables>",
+        tail
+        + "</DTS:Executables>\n<DTS:PrecedenceConstraints>"
+        + constraints
+        + "</DTS:PrecedenceConstraints>",
+    )
     path.write_text(text, encoding="utf-8")
     return path
 
@@ -51,9 +65,24 @@ def _package(tmp_path: Path) -> Path:
 def _run(tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict, str]:
     report, log = tmp_path / "report.json", tmp_path / "log.jsonl"
     done = subprocess.run(
-        [*DTSX, "run", str(_package(tmp_path)), "--param", f"Pwd={SECRET}", "--reporting", "V",
-         "--report-json", str(report), "--log-jsonl", str(log), *extra],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            *DTSX,
+            "run",
+            str(_package(tmp_path)),
+            "--param",
+            f"Pwd={SECRET}",
+            "--reporting",
+            "V",
+            "--report-json",
+            str(report),
+            "--log-jsonl",
+            str(log),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     return done, json.loads(report.read_text(encoding="utf-8")), log.read_text(encoding="utf-8")
 
@@ -87,19 +116,44 @@ def test_a_sensitive_set_marks_its_variable(tmp_path: Path) -> None:
 
 def test_a_child_package_masks_what_its_parent_gave_it_from_a_secret(tmp_path: Path) -> None:
     """The child's parameter is not marked sensitive; its value came from the parent's secret."""
-    child = package_xml([expression_task("Cast", "@[User::Num] = (DT_I4)@[$Package::Greeting]")],
-                        variables=variable_xml("Num", "0", 3), parameters=parameter_xml("Greeting"))
+    child = package_xml(
+        [expression_task("Cast", "@[User::Num] = (DT_I4)@[$Package::Greeting]")],
+        variables=variable_xml("Num", "0", 3),
+        parameters=parameter_xml("Greeting"),
+    )
     (tmp_path / "child.dtsx").write_text(child, encoding="utf-8")
-    run_child = task_xml("Run child", "Microsoft.ExecutePackageTask", (
-        "<ExecutePackageTask><UseProjectReference>True</UseProjectReference><PackageName>child.dtsx</PackageName>"
-        "<ParameterAssignment><ParameterName>Greeting</ParameterName>"
-        "<BindedVariableOrParameterName>$Package::Pwd</BindedVariableOrParameterName></ParameterAssignment>"
-        "</ExecutePackageTask>"))
+    run_child = task_xml(
+        "Run child",
+        "Microsoft.ExecutePackageTask",
+        (
+            "<ExecutePackageTask><UseProjectReference>True</UseProjectReference><PackageName>child.dtsx</PackageName>"
+            "<ParameterAssignment><ParameterName>Greeting</ParameterName>"
+            "<BindedVariableOrParameterName>$Package::Pwd</BindedVariableOrParameterName></ParameterAssignment>"
+            "</ExecutePackageTask>"
+        ),
+    )
     parent = tmp_path / "parent.dtsx"
-    parent.write_text(package_xml([run_child], parameters=parameter_xml("Pwd", sensitive=True)), encoding="utf-8")
+    parent.write_text(
+        package_xml([run_child], parameters=parameter_xml("Pwd", sensitive=True)), encoding="utf-8"
+    )
     log = tmp_path / "log.jsonl"
-    done = subprocess.run([*DTSX, "run", str(parent), "--param", f"Pwd={SECRET}", "--log-jsonl", str(log),
-                           "--project-dir", str(tmp_path)], capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [
+            *DTSX,
+            "run",
+            str(parent),
+            "--param",
+            f"Pwd={SECRET}",
+            "--log-jsonl",
+            str(log),
+            "--project-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     text = log.read_text(encoding="utf-8")
     assert "is not a number" in text and "********" in text

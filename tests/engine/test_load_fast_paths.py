@@ -32,7 +32,9 @@ PACKAGES = _packages()
 
 
 def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("dtsx_bench_load", REPO_ROOT / "bench" / "load.py")
+    spec = importlib.util.spec_from_file_location(
+        "dtsx_bench_load", REPO_ROOT / "bench" / "load.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -71,7 +73,9 @@ def test_synthetic_benchmark_package_validates_and_plans() -> None:
     assert len(plan.tasks) == 50
     graph = plan.graphs["Package\\Seq"]
     assert graph.number_of_nodes() == 50 and graph.number_of_edges() == 50
-    assert [c.name for c in graph.edges["Package\\Seq\\Mail 0", "Package\\Seq\\Mail 2"]["constraints"]] == ["C 49"]
+    assert [
+        c.name for c in graph.edges["Package\\Seq\\Mail 0", "Package\\Seq\\Mail 2"]["constraints"]
+    ] == ["C 49"]
 
 
 def test_shared_fields_set_is_not_changed_through_another_instance() -> None:
@@ -112,7 +116,9 @@ def _sequence(edges: list[tuple[str, str]]) -> bytes:
 
 
 def test_acyclic_constraints_with_a_diamond_plan_cleanly() -> None:
-    plan = build(load_bytes(_sequence([("A", "B"), ("A", "C"), ("B", "D"), ("C", "D")]), file="d.dtsx"))
+    plan = build(
+        load_bytes(_sequence([("A", "B"), ("A", "C"), ("B", "D"), ("C", "D")]), file="d.dtsx")
+    )
     assert plan.graphs["Package\\S"].number_of_edges() == 4
 
 
@@ -167,7 +173,9 @@ def test_attribute_only_constraints_read_as_the_general_path_reads_them(attribut
     """A <DTS:Property> child sends the same constraint down the general (2005/2008) path."""
     fast = load_bytes(_one_constraint(attributes), file="f.dtsx").precedence_constraints[0]
     child = '<DTS:Property DTS:Name="Unused">0</DTS:Property>'
-    general = load_bytes(_one_constraint(attributes, child), file="f.dtsx").precedence_constraints[0]
+    general = load_bytes(_one_constraint(attributes, child), file="f.dtsx").precedence_constraints[
+        0
+    ]
     assert fast.model_dump(exclude={"location"}) == general.model_dump(exclude={"location"})
     assert fast.location == SourceLocation(file="f.dtsx", line=8)
 
@@ -175,12 +183,20 @@ def test_attribute_only_constraints_read_as_the_general_path_reads_them(attribut
 @pytest.mark.parametrize(
     ("attributes", "words"),
     [
-        ('DTS:From="Package\\A" DTS:To="Package\\B" DTS:Value="high"', "Value='high' is not an integer"),
-        ('DTS:From="Package\\A" DTS:To="Package\\B" DTS:LogicalAnd="maybe"', "LogicalAnd='maybe' is not a boolean"),
+        (
+            'DTS:From="Package\\A" DTS:To="Package\\B" DTS:Value="high"',
+            "Value='high' is not an integer",
+        ),
+        (
+            'DTS:From="Package\\A" DTS:To="Package\\B" DTS:LogicalAnd="maybe"',
+            "LogicalAnd='maybe' is not a boolean",
+        ),
         ('DTS:From="Package\\A"', "has no To end"),
     ],
 )
-def test_attribute_only_constraint_errors_name_the_setting_and_line(attributes: str, words: str) -> None:
+def test_attribute_only_constraint_errors_name_the_setting_and_line(
+    attributes: str, words: str
+) -> None:
     with pytest.raises(DtsxError) as info:
         load_bytes(_one_constraint(attributes), file="e.dtsx")
     assert "e.dtsx:8" in str(info.value) and words in str(info.value)
@@ -197,7 +213,9 @@ def _one_task(children: str) -> bytes:
     ).encode()
 
 
-@pytest.mark.parametrize("variables", ["", "<DTS:Variables />", "<DTS:Variables></DTS:Variables><DTS:Variables/>"])
+@pytest.mark.parametrize(
+    "variables", ["", "<DTS:Variables />", "<DTS:Variables></DTS:Variables><DTS:Variables/>"]
+)
 def test_plain_tasks_read_as_the_general_path_reads_them(variables: str) -> None:
     """An element the loader does not read sends the same task down the general path."""
     fast = load_bytes(_one_task(variables), file="t.dtsx").executables[0]
@@ -206,4 +224,9 @@ def test_plain_tasks_read_as_the_general_path_reads_them(variables: str) -> None
     assert fast.model_fields_set == general.model_fields_set
     assert list(fast.__dict__) == list(general.__dict__)
     assert fast.object_data is not None and fast.object_data.children[0].nsmap == {"M": "urn:m"}
-    assert (fast.locale_id, fast.disabled, fast.description, fast.properties) == (1033, True, None, {"Extra": "kept"})
+    assert (fast.locale_id, fast.disabled, fast.description, fast.properties) == (
+        1033,
+        True,
+        None,
+        {"Extra": "kept"},
+    )

@@ -46,7 +46,9 @@ def xpath_counts(root: etree._Element) -> dict[str, int]:
         # Real executables: not the root, not the IDREF ends of 2008 constraints.
         "executables": count(f"//DTS:Executable[not(@IDREF)]{outside}") - 1,
         "constraints": count(f"//DTS:PrecedenceConstraint{outside}"),
-        "connections": count("/DTS:Executable/DTS:ConnectionManagers/DTS:ConnectionManager | /DTS:Executable/DTS:ConnectionManager"),
+        "connections": count(
+            "/DTS:Executable/DTS:ConnectionManagers/DTS:ConnectionManager | /DTS:Executable/DTS:ConnectionManager"
+        ),
         "variables": count(f"//DTS:Variable{outside}"),
         "event_handlers": count(f"//DTS:EventHandler{outside}"),
     }
@@ -55,7 +57,11 @@ def xpath_counts(root: etree._Element) -> dict[str, int]:
 def model_counts(pkg: Package) -> dict[str, int]:
     everything = list(pkg.walk())
     return {
-        "executables": sum(1 for e in everything if e.kind not in (ExecutableKind.PACKAGE, ExecutableKind.EVENT_HANDLER)),
+        "executables": sum(
+            1
+            for e in everything
+            if e.kind not in (ExecutableKind.PACKAGE, ExecutableKind.EVENT_HANDLER)
+        ),
         "constraints": sum(len(e.precedence_constraints) for e in everything),
         "connections": len(pkg.connections),
         "variables": sum(len(e.variables) for e in everything),
@@ -91,7 +97,9 @@ def test_corpus_refids_and_constraint_ends_resolve(path: Path) -> None:
             assert child.ref_id.startswith(exe.ref_id + "\\")
         for var in exe.variables:
             assert var.scope == exe.ref_id
-            assert var.ref_id.endswith(f".Variables[{var.namespace}::{var.name}]") or var.ref_id.startswith(exe.ref_id)
+            assert var.ref_id.endswith(
+                f".Variables[{var.namespace}::{var.name}]"
+            ) or var.ref_id.startswith(exe.ref_id)
 
 
 @pytest.mark.parametrize("name", sorted(ENCRYPTED))
@@ -128,10 +136,16 @@ def test_v3_idref_constraints_or_logic_and_expressions() -> None:
     loop = next(e for e in pkg.executables if e.name == "Load Indexes")
     assert loop.kind is ExecutableKind.FOR_LOOP
     assert loop.init_expression == "@d = @db" and loop.eval_expression == "@d <= @de"
-    into_drop = [pc for pc in loop.precedence_constraints if pc.to_ref == "Package\\Load Indexes\\Drop temp table"]
+    into_drop = [
+        pc
+        for pc in loop.precedence_constraints
+        if pc.to_ref == "Package\\Load Indexes\\Drop temp table"
+    ]
     assert {pc.value for pc in into_drop} == {1, 2} and not any(pc.logical_and for pc in into_drop)
     expr = [pc for pc in loop.precedence_constraints if pc.expression]
-    assert {pc.expression for pc in expr} == {"@c>0", "@c==0"} and {pc.eval_op for pc in expr} == {3}
+    assert {pc.expression for pc in expr} == {"@c>0", "@c==0"} and {pc.eval_op for pc in expr} == {
+        3
+    }
     handler = pkg.event_handlers[0]
     assert handler.kind is ExecutableKind.EVENT_HANDLER and handler.event == "OnError"
     assert handler.ref_id == "Package.EventHandlers[OnError]"
@@ -143,13 +157,22 @@ def test_v3_connections_from_properties_and_inline_encryption() -> None:
     pkg = load(_one("avgrishin_Dts2008_LoadExIndexMICEX.dtsx"))
     by_name = {cm.name: cm for cm in pkg.connections}
     smtp = by_name["SMTP Connection Manager"]
-    assert smtp.type_key == "SMTP" and smtp.ref_id == "Package.ConnectionManagers[SMTP Connection Manager]"
+    assert (
+        smtp.type_key == "SMTP"
+        and smtp.ref_id == "Package.ConnectionManagers[SMTP Connection Manager]"
+    )
     assert smtp.connection_string.startswith("SmtpServer=m.am-uralsib.ru;")
     assert smtp.dtsid == "{b2a0094f-2ea0-48a1-ab2c-6dc6e5de8024}"
     oledb = by_name["assetsmgr.MiddleOffice.GrishinAV"]
-    assert oledb.sensitive_unavailable == ["Password"] and "Data Source=assetsmgr" in oledb.connection_string
+    assert (
+        oledb.sensitive_unavailable == ["Password"]
+        and "Data Source=assetsmgr" in oledb.connection_string
+    )
     flat = by_name["stock_index"]
-    assert flat.properties["CodePage"] == "1251" and flat.property_expressions[0].name == "ConnectionString"
+    assert (
+        flat.properties["CodePage"] == "1251"
+        and flat.property_expressions[0].name == "ConnectionString"
+    )
 
 
 def test_v6_event_handlers_on_tasks_and_for_loop_attributes() -> None:
@@ -161,7 +184,11 @@ def test_v6_event_handlers_on_tasks_and_for_loop_attributes() -> None:
     task = next(e for e in loop.executables if e.event_handlers)
     assert [h.event for h in task.event_handlers] == ["OnError", "OnPreExecute"]
     propagate = task.event_handlers[0].variables[0]
-    assert propagate.qualified_name == "System::Propagate" and propagate.data_type == 11 and propagate.value == "0"
+    assert (
+        propagate.qualified_name == "System::Propagate"
+        and propagate.data_type == 11
+        and propagate.value == "0"
+    )
     assert task.object_data is not None and task.object_data.local_name == "ObjectData"
     assert task.object_data.children[0].local_name == "SqlTaskData"
 
@@ -172,14 +199,27 @@ def test_v8_foreach_enumerator_mappings_and_send_mail_data() -> None:
     assert loop.kind is ExecutableKind.FOREACH_LOOP
     enum = loop.enumerator
     assert enum is not None and enum.type_key == "Microsoft.ForEachFileEnumerator"
-    assert enum.properties == {"Directory": "D:\\SSIS Tasks\\AllOutput\\Video84\\", "FileSpec": "*.*",
-                               "FileNameRetrievalType": "0", "Recurse": "0"}
+    assert enum.properties == {
+        "Directory": "D:\\SSIS Tasks\\AllOutput\\Video84\\",
+        "FileSpec": "*.*",
+        "FileNameRetrievalType": "0",
+        "Recurse": "0",
+    }
     assert [pe.name for pe in enum.property_expressions] == ["Directory"]
-    assert [(m.variable, m.value_index) for m in loop.variable_mappings] == [("User::FileFullPath", 0)]
+    assert [(m.variable, m.value_index) for m in loop.variable_mappings] == [
+        ("User::FileFullPath", 0)
+    ]
     mail = next(e for e in pkg.executables if e.type_key == "Microsoft.SendMailTask")
     data = mail.object_data.children[0]
-    assert data.local_name == "SendMailTaskData" and data.get("SMTPServer") == "{C55E3239-20AD-4AE7-8E08-D42463BC1999}"
-    assert {pe.name for pe in mail.property_expressions} >= {"ToLine", "FromLine", "FileAttachments"}
+    assert (
+        data.local_name == "SendMailTaskData"
+        and data.get("SMTPServer") == "{C55E3239-20AD-4AE7-8E08-D42463BC1999}"
+    )
+    assert {pe.name for pe in mail.property_expressions} >= {
+        "ToLine",
+        "FromLine",
+        "FileAttachments",
+    }
 
 
 def test_multiline_property_expression_kept_exactly() -> None:
@@ -198,7 +238,11 @@ def test_project_connections_and_parameters_from_project_dir() -> None:
     pkg = load(_one("larryloi_*.dtsx"), project_dir=project)
     assert [cm.name for cm in pkg.project_connections] == ["SMTP_server"]
     cm = pkg.project_connections[0]
-    assert cm.scope == "Project" and cm.type_key == "SMTP" and cm.ref_id == "Project.ConnectionManagers[SMTP_server]"
+    assert (
+        cm.scope == "Project"
+        and cm.type_key == "SMTP"
+        and cm.ref_id == "Project.ConnectionManagers[SMTP_server]"
+    )
     assert cm.dtsid == "{88471E4C-F28E-4330-9CD6-AB7C0CD793CB}"
     assert pkg.project_parameters == []
 
@@ -235,7 +279,13 @@ def test_project_params_typecodes_and_sensitive(tmp_path: Path) -> None:
     )
     pkg = load(pkg_file)  # project files beside the package are found without --project-dir
     port, secret = pkg.project_parameters
-    assert (port.name, port.dotnet_type, port.value, port.required, port.scope) == ("Port", "Int32", "2525", True, "Project")
+    assert (port.name, port.dotnet_type, port.value, port.required, port.scope) == (
+        "Port",
+        "Int32",
+        "2525",
+        True,
+        "Project",
+    )
     assert secret.sensitive and secret.sensitive_unavailable and secret.value is None
     assert "AQAAANCM" not in repr(pkg.project_parameters)
 
@@ -286,7 +336,9 @@ def test_sensitive_values_load_as_unavailable(tmp_path: Path) -> None:
     )
     pkg = load(path)
     cm = pkg.connections[0]
-    assert cm.connection_string == "Data Source=x;User ID=u;" and cm.sensitive_unavailable == ["Password"]
+    assert cm.connection_string == "Data Source=x;User ID=u;" and cm.sensitive_unavailable == [
+        "Password"
+    ]
     assert "Password" not in cm.properties
     param = pkg.parameters[0]
     assert param.sensitive and param.sensitive_unavailable and param.value is None

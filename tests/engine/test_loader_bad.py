@@ -93,14 +93,34 @@ def test_fifty_megabyte_package_is_bounded(tmp_path: Path) -> None:
     ("name", "code", "line", "ref_id", "words"),
     [
         ("duplicate_dtsid.dtsx", "duplicate-dtsid", 12, "Package\\Second", "Package\\First"),
-        ("constraint_missing.dtsx", "bad-constraint", 12, "Package.PrecedenceConstraints[Constraint]", "Package\\Ghost"),
+        (
+            "constraint_missing.dtsx",
+            "bad-constraint",
+            12,
+            "Package.PrecedenceConstraints[Constraint]",
+            "Package\\Ghost",
+        ),
         ("cycle.dtsx", "cycle", 8, "Package\\A", "'Package\\A', 'Package\\B'"),
-        ("smtp_missing.dtsx", "invalid-task", 17, "Package\\Send Mail Task", "{BBBBBBBB-0000-0000-0000-000000000002}"),
+        (
+            "smtp_missing.dtsx",
+            "invalid-task",
+            17,
+            "Package\\Send Mail Task",
+            "{BBBBBBBB-0000-0000-0000-000000000002}",
+        ),
         ("foreach_problems.dtsx", "missing-variable", 26, "Package\\Files", "User::NoSuchVariable"),
-        ("foreach_problems.dtsx", "unsupported-enumerator", 29, "Package\\Blobs", "ForEachBlobEnumerator"),
+        (
+            "foreach_problems.dtsx",
+            "unsupported-enumerator",
+            29,
+            "Package\\Blobs",
+            "ForEachBlobEnumerator",
+        ),
     ],
 )
-def test_validation_problems_name_file_line_and_refid(name: str, code: str, line: int, ref_id: str, words: str) -> None:
+def test_validation_problems_name_file_line_and_refid(
+    name: str, code: str, line: int, ref_id: str, words: str
+) -> None:
     path = BAD / name
     pkg = load(path)
     with pytest.raises(PackageValidationError) as info:
@@ -147,7 +167,12 @@ def test_shallow_nesting_in_object_data_loads() -> None:
         b'<DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property><DTS:Executables>'
         b'<DTS:Executable DTS:refId="Package\\T" DTS:ExecutableType="Acme.Task" DTS:ObjectName="T"><DTS:ObjectData>'
     )
-    data = head + b"<a>" * 200 + b"</a>" * 200 + b"</DTS:ObjectData></DTS:Executable></DTS:Executables></DTS:Executable>"
+    data = (
+        head
+        + b"<a>" * 200
+        + b"</a>" * 200
+        + b"</DTS:ObjectData></DTS:Executable></DTS:Executables></DTS:Executable>"
+    )
     node = load_bytes(data, file="ok.dtsx").executables[0].object_data
     depth = 0
     while node.children:
@@ -155,7 +180,14 @@ def test_shallow_nesting_in_object_data_loads() -> None:
     assert depth == 200
 
 
-@pytest.mark.parametrize("pattern", ["avgrishin_Dts2008_LoadExIndexMICEX.dtsx", "*ProSSIS_07EventBubbling.dtsx", "maabcodingschool*Part84*.dtsx"])
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "avgrishin_Dts2008_LoadExIndexMICEX.dtsx",
+        "*ProSSIS_07EventBubbling.dtsx",
+        "maabcodingschool*Part84*.dtsx",
+    ],
+)
 def test_truncating_real_packages_anywhere_gives_a_load_error(pattern: str) -> None:
     from tests._shared import require_shared
 
@@ -172,7 +204,10 @@ def test_truncating_real_packages_anywhere_gives_a_load_error(pattern: str) -> N
 
 @pytest.mark.parametrize(
     ("attribute", "words"),
-    [('DTS:Disabled="maybe"', "Disabled='maybe' is not a boolean"), ('DTS:MaxErrorCount="lots"', "MaxErrorCount='lots' is not an integer")],
+    [
+        ('DTS:Disabled="maybe"', "Disabled='maybe' is not a boolean"),
+        ('DTS:MaxErrorCount="lots"', "MaxErrorCount='lots' is not an integer"),
+    ],
 )
 def test_bad_setting_values_name_the_setting_and_line(attribute: str, words: str) -> None:
     data = (
@@ -224,8 +259,12 @@ def test_old_format_constraint_to_an_unknown_guid_is_reported_by_the_planner() -
     assert problem.code == "bad-constraint" and problem.line == 8
 
 
-@pytest.mark.parametrize(("name", "kind"), [("Mail.conmgr", ".conmgr"), ("Project.params", "Project.params")])
-def test_a_project_file_with_the_wrong_root_names_itself(tmp_path: Path, name: str, kind: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "kind"), [("Mail.conmgr", ".conmgr"), ("Project.params", "Project.params")]
+)
+def test_a_project_file_with_the_wrong_root_names_itself(
+    tmp_path: Path, name: str, kind: str
+) -> None:
     package = tmp_path / "p.dtsx"
     package.write_bytes((REPO_ROOT / "samples" / "hello-mail.dtsx").read_bytes())
     (tmp_path / name).write_text('<?xml version="1.0"?>\n<Whatever/>\n', encoding="utf-8")

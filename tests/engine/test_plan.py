@@ -66,14 +66,20 @@ def _problems(data: bytes, **kwargs: str) -> list[Problem]:
 
 def test_probe_task_builds_and_sees_dynamic_properties_and_variables() -> None:
     ProbeTask.seen.clear()
-    body = _probe("P", 'Count="2"', children='<DTS:PropertyExpression DTS:Name="Connection">@[User::X]</DTS:PropertyExpression>')
+    body = _probe(
+        "P",
+        'Count="2"',
+        children='<DTS:PropertyExpression DTS:Name="Connection">@[User::X]</DTS:PropertyExpression>',
+    )
     variables = '<DTS:Variable DTS:Namespace="User" DTS:ObjectName="X"><DTS:VariableValue DTS:DataType="8">a</DTS:VariableValue></DTS:Variable>'
     plan = build(load_bytes(_package(body, variables=variables), file="t.dtsx"))
     task = plan.tasks["Package\\P"]
     assert isinstance(task, ProbeTask) and task.props.count == 2  # type: ignore[attr-defined]
     vctx = ProbeTask.seen[-1]
     assert vctx.is_dynamic("connection") and not vctx.is_dynamic("Count")
-    assert vctx.has_variable("User::X") and vctx.has_variable("X") and not vctx.has_variable("User::Y")
+    assert (
+        vctx.has_variable("User::X") and vctx.has_variable("X") and not vctx.has_variable("User::Y")
+    )
     assert vctx.has_variable("System::PackageName")
 
 
@@ -91,8 +97,14 @@ def test_bad_property_invalid_task_and_missing_connection_are_all_reported() -> 
     problems = _problems(_package(body, connections=cm))
     by_ref = {p.ref_id: p for p in problems}
     assert set(by_ref) == {"Package\\Bad", "Package\\Objects", "Package\\Orphan"}
-    assert by_ref["Package\\Bad"].code == "bad-property" and "property Count" in by_ref["Package\\Bad"].message
-    assert by_ref["Package\\Objects"].code == "invalid-task" and "always objects" in by_ref["Package\\Objects"].message
+    assert (
+        by_ref["Package\\Bad"].code == "bad-property"
+        and "property Count" in by_ref["Package\\Bad"].message
+    )
+    assert (
+        by_ref["Package\\Objects"].code == "invalid-task"
+        and "always objects" in by_ref["Package\\Objects"].message
+    )
     assert by_ref["Package\\Orphan"].code == "missing-connection"
     assert all(p.file == "t.dtsx" and p.line is not None for p in problems)
 
@@ -103,22 +115,33 @@ def test_disabled_tasks_are_not_resolved_or_validated() -> None:
         + _probe("Also off", 'Count="13"', 'DTS:Disabled="True"')
     )
     plan = build(load_bytes(_package(body), file="t.dtsx"))
-    assert plan.tasks == {} and set(plan.graphs["Package"].nodes) == {"Package\\Off", "Package\\Also off"}
+    assert plan.tasks == {} and set(plan.graphs["Package"].nodes) == {
+        "Package\\Off",
+        "Package\\Also off",
+    }
 
 
 def test_unknown_task_fails_or_is_skipped_with_a_warning() -> None:
     body = '<DTS:Executable DTS:refId="Package\\X" DTS:ExecutableType="Acme.NoSuchTask, Acme, Version=1.0" DTS:ObjectName="X" />'
     (problem,) = _problems(_package(body))
-    assert problem.code == "unsupported-task" and "Acme.NoSuchTask" in problem.message and problem.line == 6
+    assert (
+        problem.code == "unsupported-task"
+        and "Acme.NoSuchTask" in problem.message
+        and problem.line == 6
+    )
     plan = build(load_bytes(_package(body), file="t.dtsx"), unsupported="skip")
     assert plan.skipped == {"Package\\X"}
-    assert [w.code for w in plan.warnings] == ["unsupported-task"] and "skip" in plan.warnings[0].message
+    assert [w.code for w in plan.warnings] == ["unsupported-task"] and "skip" in plan.warnings[
+        0
+    ].message
 
 
 def test_script_task_message_says_it_cannot_run() -> None:
     body = '<DTS:Executable DTS:refId="Package\\S" DTS:ExecutableType="Microsoft.ScriptTask" DTS:ObjectName="S" />'
     (problem,) = _problems(_package(body))
-    assert problem.code == "unsupported-task" and "Script Tasks cannot run in dtsx" in problem.message
+    assert (
+        problem.code == "unsupported-task" and "Script Tasks cannot run in dtsx" in problem.message
+    )
 
 
 def test_build_rejects_an_unknown_mode() -> None:
@@ -141,8 +164,12 @@ def test_corpus_graphs_executables_and_expressions() -> None:
     assert set(plan.graphs) == containers
     assert set(plan.executables) == {e.ref_id for e in pkg.walk()}
     loop = plan.graphs["Package\\Load Indexes"]
-    assert set(loop.nodes) == {c.ref_id for c in plan.executables["Package\\Load Indexes"].executables}
-    edge = loop.edges["Package\\Load Indexes\\count rec", "Package\\Load Indexes\\ExchangeIndexInsert"]
+    assert set(loop.nodes) == {
+        c.ref_id for c in plan.executables["Package\\Load Indexes"].executables
+    }
+    edge = loop.edges[
+        "Package\\Load Indexes\\count rec", "Package\\Load Indexes\\ExchangeIndexInsert"
+    ]
     assert [pc.expression for pc in edge["constraints"]] == ["@c>0"]
     assert plan.graphs["Package"].number_of_edges() == 2
     # Both Send Mail tasks (one in the OnError handler) resolve their SMTP manager by GUID.
@@ -179,10 +206,16 @@ def test_ado_enumerator_source_variable_must_exist() -> None:
       </DTS:ForEachEnumerator>
     </DTS:Executable>"""
     variables = '<DTS:Variable DTS:Namespace="User" DTS:ObjectName="Rows"><DTS:VariableValue DTS:DataType="13" /></DTS:Variable>'
-    plan = build(load_bytes(_package(loop.replace("{name}", "Rows"), variables=variables), file="t.dtsx"))
+    plan = build(
+        load_bytes(_package(loop.replace("{name}", "Rows"), variables=variables), file="t.dtsx")
+    )
     assert plan.executables["Package\\Rows"].enumerator.type_key == "Microsoft.ForEachADOEnumerator"
     (problem,) = _problems(_package(loop.replace("{name}", "Missing"), variables=variables))
-    assert problem.code == "missing-variable" and "User::Missing" in problem.message and problem.line == 8  # the enumerator element
+    assert (
+        problem.code == "missing-variable"
+        and "User::Missing" in problem.message
+        and problem.line == 8
+    )  # the enumerator element
 
 
 def test_item_and_from_variable_enumerators_are_supported() -> None:
@@ -201,7 +234,12 @@ def test_item_and_from_variable_enumerators_are_supported() -> None:
     plan = build(load_bytes(_package(loops, variables=variables), file="t.dtsx"))
     items = plan.executables["Package\\Items"].enumerator
     from_var = plan.executables["Package\\FromVar"].enumerator
-    assert items.type_key == "Microsoft.ForEachItemEnumerator" and items.object_data.children[0].local_name == "FEIEItems"
-    assert from_var.type_key == "Microsoft.ForEachFromVarEnumerator" and from_var.properties == {"VariableName": "User::List"}
+    assert (
+        items.type_key == "Microsoft.ForEachItemEnumerator"
+        and items.object_data.children[0].local_name == "FEIEItems"
+    )
+    assert from_var.type_key == "Microsoft.ForEachFromVarEnumerator" and from_var.properties == {
+        "VariableName": "User::List"
+    }
     (problem,) = _problems(_package(loops, variables=""))
     assert problem.code == "missing-variable" and "User::List" in problem.message

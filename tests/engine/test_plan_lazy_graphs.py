@@ -17,7 +17,9 @@ from tests._shared import REPO_ROOT
 DTS = 'xmlns:DTS="www.microsoft.com/SqlServer/Dts"'
 
 
-def _package(names: list[str], edges: list[tuple[str, str]], dtsids: dict[str, str] | None = None) -> bytes:
+def _package(
+    names: list[str], edges: list[tuple[str, str]], dtsids: dict[str, str] | None = None
+) -> bytes:
     """Disabled tasks of an unknown type (never resolved) in one Sequence, linked by ``edges``."""
     ids = dtsids or {}
     tasks = "".join(
@@ -62,12 +64,16 @@ def _same(a: nx.DiGraph, b: nx.DiGraph) -> None:
     assert list(a.edges) == list(b.edges)
     for u, v in a.edges:
         assert a.edges[u, v]["constraints"] == b.edges[u, v]["constraints"]
-        assert all(x is y for x, y in zip(a.edges[u, v]["constraints"], b.edges[u, v]["constraints"]))
+        assert all(
+            x is y for x, y in zip(a.edges[u, v]["constraints"], b.edges[u, v]["constraints"])
+        )
 
 
 def test_graphs_mapping_behaves_like_the_dict_it_replaced() -> None:
     names = ["A", "B", "C", "D"]
-    pkg = load_bytes(_package(names, [("A", "B"), ("A", "B"), ("B", "D"), ("C", "D")]), file="g.dtsx")
+    pkg = load_bytes(
+        _package(names, [("A", "B"), ("A", "B"), ("B", "D"), ("C", "D")]), file="g.dtsx"
+    )
     plan = build(pkg)
     graphs = plan.graphs
     assert isinstance(graphs, Mapping)
@@ -88,7 +94,9 @@ def test_graphs_mapping_behaves_like_the_dict_it_replaced() -> None:
 def test_benchmark_package_graph_equals_the_eager_build() -> None:
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("dtsx_bench_load", REPO_ROOT / "bench" / "load.py")
+    spec = importlib.util.spec_from_file_location(
+        "dtsx_bench_load", REPO_ROOT / "bench" / "load.py"
+    )
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
@@ -101,7 +109,9 @@ def test_benchmark_package_graph_equals_the_eager_build() -> None:
 def test_backward_constraints_without_a_cycle_plan_cleanly() -> None:
     # Every edge points to an earlier sibling: the document-order shortcut cannot decide, Kahn's does.
     names = ["A", "B", "C", "D"]
-    plan = build(load_bytes(_package(names, [("D", "C"), ("C", "B"), ("B", "A"), ("D", "A")]), file="b.dtsx"))
+    plan = build(
+        load_bytes(_package(names, [("D", "C"), ("C", "B"), ("B", "A"), ("D", "A")]), file="b.dtsx")
+    )
     assert plan.graphs["Package\\S"].number_of_edges() == 4
 
 
@@ -110,7 +120,10 @@ def test_backward_cycle_is_reported() -> None:
     with pytest.raises(PackageValidationError) as info:
         build(load_bytes(_package(names, [("A", "B"), ("C", "A"), ("B", "C")]), file="c.dtsx"))
     cycles = [p for p in info.value.problems if p.code == "cycle"]
-    assert len(cycles) == 1 and "'Package\\S\\A', 'Package\\S\\B', 'Package\\S\\C'" in cycles[0].message
+    assert (
+        len(cycles) == 1
+        and "'Package\\S\\A', 'Package\\S\\B', 'Package\\S\\C'" in cycles[0].message
+    )
 
 
 def test_constraint_to_a_stranger_is_still_reported_at_build_time() -> None:
@@ -142,7 +155,17 @@ def test_dtsids_equal_only_after_removing_inner_spaces_are_not_repeats() -> None
 
 @pytest.mark.parametrize(
     "dtsids",
-    [[], ["a"], ["{a}", "A"], [" {a} ", "a"], ["a b", "ab"], ["{a}b}", "a}b"], ["", ""], ["a\x00b", "a", "b"], ["ß", "SS"]],
+    [
+        [],
+        ["a"],
+        ["{a}", "A"],
+        [" {a} ", "a"],
+        ["a b", "ab"],
+        ["{a}b}", "a}b"],
+        ["", ""],
+        ["a\x00b", "a", "b"],
+        ["ß", "SS"],
+    ],
 )
 def test_quick_dtsid_check_never_misses_a_repeat(dtsids: list[str]) -> None:
     exact = len({d.strip().strip("{}").upper() for d in dtsids}) == len(dtsids)

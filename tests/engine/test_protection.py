@@ -26,7 +26,9 @@ with warnings.catch_warnings():
     except ImportError:
         from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES  # type: ignore[no-redef]
 
-SSIS_2016 = "rtumaykin_ssis-build_example_SampleSSISProjectSQL2016_SampleSSISProject_Package_221.dtsx"
+SSIS_2016 = (
+    "rtumaykin_ssis-build_example_SampleSSISProjectSQL2016_SampleSSISProject_Package_221.dtsx"
+)
 SSIS_2016_PASSWORD = "ssis123"  # "password = ssis123" in the project's own description
 PASSWORD = "Nightly-Job-7"
 XMLENC = "http://www.w3.org/2001/04/xmlenc#"
@@ -36,18 +38,24 @@ def _encrypted_data(plain: str, password: str) -> str:
     """An EncryptedData element as SSIS writes one: 7-byte Salt (unused by the key), IV that also
     opens the cipher text, Triple-DES-CBC under CryptDeriveKey(SHA-1(password))."""
     digest = hashlib.sha1(password.encode()).digest().ljust(64, b"\0")
-    key = (hashlib.sha1(bytes(b ^ 0x36 for b in digest)).digest()
-           + hashlib.sha1(bytes(b ^ 0x5C for b in digest)).digest())[:24]
+    key = (
+        hashlib.sha1(bytes(b ^ 0x36 for b in digest)).digest()
+        + hashlib.sha1(bytes(b ^ 0x5C for b in digest)).digest()
+    )[:24]
     salt, iv = os.urandom(7), os.urandom(8)
     data = plain.encode()
     pad = 8 - len(data) % 8
-    data += os.urandom(pad - 1) + bytes([pad])  # random filler, the count last (as SSIS's files end)
+    data += os.urandom(pad - 1) + bytes(
+        [pad]
+    )  # random filler, the count last (as SSIS's files end)
     encryptor = Cipher(TripleDES(key), modes.CBC(iv)).encryptor()
     cipher = iv + encryptor.update(data) + encryptor.finalize()
     b64 = base64.b64encode
-    return (f'<EncryptedData Type="{XMLENC}Element" Salt="{b64(salt).decode()}" IV="{b64(iv).decode()}" '
-            f'xmlns="{XMLENC}"><EncryptionMethod Algorithm="{XMLENC}tripledes-cbc"/><CipherData>'
-            f"<CipherValue>{b64(cipher).decode()}</CipherValue></CipherData></EncryptedData>")
+    return (
+        f'<EncryptedData Type="{XMLENC}Element" Salt="{b64(salt).decode()}" IV="{b64(iv).decode()}" '
+        f'xmlns="{XMLENC}"><EncryptionMethod Algorithm="{XMLENC}tripledes-cbc"/><CipherData>'
+        f"<CipherValue>{b64(cipher).decode()}</CipherValue></CipherData></EncryptedData>"
+    )
 
 
 # The declaration and the root share line 1, so that the decrypted text of the whole-file form
@@ -91,7 +99,11 @@ def test_a_package_ssis_encrypted_whole_decrypts_with_its_password() -> None:
     path = require_shared("corpus", "dtsx", SSIS_2016)
     package = load(path, password=SSIS_2016_PASSWORD)
     assert package.name == "Package 221" and package.protection_level == 3
-    assert [e.name for e in package.executables] == ["Data Flow Task", "PackagePart1", "Script Task"]
+    assert [e.name for e in package.executables] == [
+        "Data Flow Task",
+        "PackagePart1",
+        "Script Task",
+    ]
     assert {c.name for c in package.connections} >= {"dest", "source"}
 
 
@@ -124,32 +136,49 @@ def test_an_encrypted_element_is_decrypted_in_place_with_its_namespaces() -> Non
 def test_a_wrong_password_for_an_element_names_its_line() -> None:
     with pytest.raises(PackageLoadError) as info:
         load_bytes(_encrypt_inner(PLAIN, PASSWORD), file="p.dtsx", password="not-it")
-    line = PLAIN[:PLAIN.index(INNER)].count("\n") + 1
+    line = PLAIN[: PLAIN.index(INNER)].count("\n") + 1
     assert info.value.line == line and "not-it" not in str(info.value)
 
 
 def _dtsx(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     code = "import sys; from dtsx.engine.cli import main; sys.argv[0] = 'dtsx'; main(sys.argv[1:])"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, **(env or {})}, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
 
 
-def test_cli_takes_the_password_from_the_environment_or_a_file_never_the_command_line(tmp_path: Path) -> None:
+def test_cli_takes_the_password_from_the_environment_or_a_file_never_the_command_line(
+    tmp_path: Path,
+) -> None:
     package = tmp_path / "protected.dtsx"
     package.write_bytes(_encrypt_all(PLAIN, PASSWORD))
     secret = tmp_path / "password.txt"
     secret.write_text(PASSWORD + "\n")
     secret.chmod(0o600)  # a password file others can read is refused, as ssh refuses a key
-    assert _dtsx("validate", "--decrypt-env", "PKG_PW", str(package), env={"PKG_PW": PASSWORD}).returncode == 0
+    assert (
+        _dtsx(
+            "validate", "--decrypt-env", "PKG_PW", str(package), env={"PKG_PW": PASSWORD}
+        ).returncode
+        == 0
+    )
     ran = _dtsx("run", "--decrypt-file", str(secret), str(package))
     assert ran.returncode == 0, ran.stderr
-    windows = tmp_path / "password-crlf.txt"  # saved by a Windows editor: the CRLF is not part of it
+    windows = (
+        tmp_path / "password-crlf.txt"
+    )  # saved by a Windows editor: the CRLF is not part of it
     windows.write_bytes(PASSWORD.encode() + b"\r\n")
     windows.chmod(0o600)
     assert _dtsx("validate", "--decrypt-file", str(windows), str(package)).returncode == 0
     unset = _dtsx("show", "--decrypt-env", "NO_SUCH_VARIABLE_HERE", str(package))
     assert unset.returncode == 6 and "NO_SUCH_VARIABLE_HERE" in unset.stderr
-    wrong = _dtsx("validate", "--decrypt-env", "PKG_PW", str(package), env={"PKG_PW": "Nightly-Job-8"})
+    wrong = _dtsx(
+        "validate", "--decrypt-env", "PKG_PW", str(package), env={"PKG_PW": "Nightly-Job-8"}
+    )
     assert wrong.returncode == 5 and "Nightly-Job-8" not in wrong.stdout + wrong.stderr
 
 
@@ -158,7 +187,9 @@ def test_dtexec_decrypt_works_and_warns_that_argv_is_visible(tmp_path: Path) -> 
     package.write_bytes(_encrypt_all(PLAIN, PASSWORD))
     done = _dtsx("exec", "/F", str(package), "/De", PASSWORD, "/Va")
     assert done.returncode == 0, done.stderr
-    assert "visible in process listings" in done.stderr and PASSWORD not in done.stdout + done.stderr
+    assert (
+        "visible in process listings" in done.stderr and PASSWORD not in done.stdout + done.stderr
+    )
 
 
 PARAMS = """<?xml version="1.0"?>
@@ -185,8 +216,10 @@ def _attribute_form(plain: str, password: str) -> str:
     salt = data.split('Salt="')[1].split('"')[0]
     iv = data.split('IV="')[1].split('"')[0]
     cipher = data.split("<CipherValue>")[1].split("</CipherValue>")[0]
-    return (f'<SSIS:Property SSIS:Name="Value" SSIS:Sensitive="1" SSIS:Salt="{salt}" SSIS:IV="{iv}">'
-            f"{cipher}</SSIS:Property>")
+    return (
+        f'<SSIS:Property SSIS:Name="Value" SSIS:Sensitive="1" SSIS:Salt="{salt}" SSIS:IV="{iv}">'
+        f"{cipher}</SSIS:Property>"
+    )
 
 
 def test_a_sensitive_project_parameter_is_decrypted_and_stays_masked(tmp_path: Path) -> None:
@@ -194,7 +227,9 @@ def test_a_sensitive_project_parameter_is_decrypted_and_stays_masked(tmp_path: P
 
     secret = "Mail-Relay-Pass-42"
     original = f'<SSIS:Property SSIS:Name="Value" SSIS:Sensitive="1" xmlns:SSIS="{SSIS_NS}">{secret}</SSIS:Property>'
-    (tmp_path / "Project.params").write_text(PARAMS.format(value=_attribute_form(original, PASSWORD)))
+    (tmp_path / "Project.params").write_text(
+        PARAMS.format(value=_attribute_form(original, PASSWORD))
+    )
     (tmp_path / "p.dtsx").write_text(PLAIN)
     locked = load(tmp_path / "p.dtsx")
     [param] = locked.project_parameters

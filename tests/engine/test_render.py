@@ -19,7 +19,10 @@ from dtsx.engine.render import mask_connection_string, show_document
         ("Server=x;PWD = 'a;b''c';Trusted=no", "Server=x;PWD = ********;Trusted=no"),
         ('Password="p;w""d";Data Source=y', "Password=********;Data Source=y"),
         ("ProxyPassword=s3;ServerPassword=s4", "ProxyPassword=********;ServerPassword=********"),
-        ("SmtpServer=mail;UseWindowsAuthentication=True;", "SmtpServer=mail;UseWindowsAuthentication=True;"),
+        (
+            "SmtpServer=mail;UseWindowsAuthentication=True;",
+            "SmtpServer=mail;UseWindowsAuthentication=True;",
+        ),
         ("PasswordHint=visible;", "PasswordHint=visible;"),
         (None, None),
     ],
@@ -43,19 +46,36 @@ def test_show_document_hides_sensitive_parameters_and_variables() -> None:
   </DTS:Variables>
 </DTS:Executable>"""
     doc = show_document(load_bytes(data, file="s.dtsx"))
-    assert doc["parameters"] == [{"name": "Key", "data_type": "String", "value": None, "sensitive": True, "required": False}]
+    assert doc["parameters"] == [
+        {"name": "Key", "data_type": "String", "value": None, "sensitive": True, "required": False}
+    ]
     assert doc["variables"][0]["value"] is None
     assert "plain-but-sensitive" not in repr(doc) and "blob" not in repr(doc)
 
 
 def test_public_surface_is_pinned() -> None:
     assert set(loader.__all__) == {
-        "load", "load_bytes", "load_configuration_file", "load_project", "parse_xml", "xml_to_node",
-        "MAX_PACKAGE_BYTES", "SUPPORTED_FORMATS", "DTS_NS", "SSIS_NS",
+        "load",
+        "load_bytes",
+        "load_configuration_file",
+        "load_project",
+        "parse_xml",
+        "xml_to_node",
+        "MAX_PACKAGE_BYTES",
+        "SUPPORTED_FORMATS",
+        "DTS_NS",
+        "SSIS_NS",
     }
     assert set(writer.__all__) == {"write", "write_file", "node_to_xml", "WRITTEN_FORMAT"}
     assert set(plan.__all__) == {"Plan", "build", "SUPPORTED_ENUMERATORS", "SYSTEM_VARIABLES"}
-    assert set(render.__all__) == {"show_document", "show_text", "graph_dot", "graph_mermaid", "mask_connection_string", "MASK"}
+    assert set(render.__all__) == {
+        "show_document",
+        "show_text",
+        "graph_dot",
+        "graph_mermaid",
+        "mask_connection_string",
+        "MASK",
+    }
     for module in (loader, writer, plan, render):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"

@@ -68,9 +68,18 @@ for key, obj, registry in (
         registry.add(key, obj, "tests/engine/test_validate_plugins.py")  # type: ignore[arg-type]
 
 
-def _package(kind: str = "TESTQUEUE", string: str = "Host=q1;", expression: str = "", formula: str = "@[User::N] = 1",
-             extra: str = "") -> bytes:
-    pe = f'<DTS:PropertyExpression DTS:Name="{expression}">"x"</DTS:PropertyExpression>' if expression else ""
+def _package(
+    kind: str = "TESTQUEUE",
+    string: str = "Host=q1;",
+    expression: str = "",
+    formula: str = "@[User::N] = 1",
+    extra: str = "",
+) -> bytes:
+    pe = (
+        f'<DTS:PropertyExpression DTS:Name="{expression}">"x"</DTS:PropertyExpression>'
+        if expression
+        else ""
+    )
     return f"""<?xml version="1.0"?>
 <DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" DTS:ObjectName="P">
   <DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>

@@ -63,7 +63,9 @@ def _run(path: Path, work: Path, maps: list[str]) -> subprocess.CompletedProcess
     args = [*DTSX, "run", str(path), "--unsupported", "skip", "--dev-smtp", str(work / "mail")]
     for rule in maps:
         args += ["--path-map", rule]
-    proc = subprocess.Popen(args, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        args, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     started = threading.Event()
     err: list[str] = []
     out: list[str] = []
@@ -75,7 +77,10 @@ def _run(path: Path, work: Path, maps: list[str]) -> subprocess.CompletedProcess
                 started.set()
         started.set()  # the process ended before running anything
 
-    readers = [threading.Thread(target=read_err), threading.Thread(target=lambda: out.extend(proc.stdout))]  # type: ignore[arg-type]
+    readers = [
+        threading.Thread(target=read_err),
+        threading.Thread(target=lambda: out.extend(proc.stdout)),
+    ]  # type: ignore[arg-type]
     for reader in readers:
         reader.start()
     started.wait(START_SECONDS)
@@ -95,9 +100,12 @@ def _run(path: Path, work: Path, maps: list[str]) -> subprocess.CompletedProcess
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, subprocess.CompletedProcess[str] | None]:
+def runs(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[Path, subprocess.CompletedProcess[str] | None]:
     """Every package's run (None: validate refuses it), several at once: each run is mostly the
     interpreter starting, and a few wait out the time limit."""
+
     def one(path: Path) -> subprocess.CompletedProcess[str] | None:
         work = tmp_path_factory.mktemp("run")
         maps = _path_maps(work / "drives")

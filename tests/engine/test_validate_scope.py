@@ -40,12 +40,15 @@ def _problems(data: bytes) -> list[Problem]:
     return caught.value.problems
 
 
-@pytest.mark.parametrize("expression", [
-    "(DT_WSTR, 10) @[User::N]",
-    "(DT_WSTR, 10) @N",  # unqualified: any namespace
-    "@[System::PackageName]",
-    "@PackageName",  # an unqualified System variable
-])
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "(DT_WSTR, 10) @[User::N]",
+        "(DT_WSTR, 10) @N",  # unqualified: any namespace
+        "@[System::PackageName]",
+        "@PackageName",  # an unqualified System variable
+    ],
+)
 def test_names_the_run_resolves_are_accepted(expression: str) -> None:
     assert _plan(_package(expression)).warnings == []
 
@@ -67,7 +70,9 @@ def test_outer_variables_are_visible_to_the_package() -> None:
     _plan(_package("@[User::FromParent]"), outer_variables=["User::FromParent"])
 
 
-def test_project_parameters_are_a_warning_without_the_project_and_checked_with_it(tmp_path: Path) -> None:
+def test_project_parameters_are_a_warning_without_the_project_and_checked_with_it(
+    tmp_path: Path,
+) -> None:
     (warning,) = _plan(_package("@[$Project::Missing]")).warnings
     assert warning.code == "missing-variable" and "--project-dir" in warning.message
     (tmp_path / "Project.params").write_text(
@@ -82,18 +87,27 @@ def test_project_parameters_are_a_warning_without_the_project_and_checked_with_i
     with pytest.raises(PackageValidationError) as caught:
         build(load(path))
     (problem,) = caught.value.problems
-    assert problem.code == "missing-variable" and "(did you mean '$Project::Folder'?)" in problem.message
+    assert (
+        problem.code == "missing-variable"
+        and "(did you mean '$Project::Folder'?)" in problem.message
+    )
     path.write_bytes(_package("@[$Project::Folder]"))
     build(load(path))
 
 
-def test_an_empty_item_list_is_a_loop_over_nothing_but_unknown_elements_are_not(tmp_path: Path) -> None:
-    text = (Path(__file__).resolve().parent.parent / "data" / "validate" / "valid.dtsx").read_text(encoding="utf-8")
+def test_an_empty_item_list_is_a_loop_over_nothing_but_unknown_elements_are_not(
+    tmp_path: Path,
+) -> None:
+    text = (Path(__file__).resolve().parent.parent / "data" / "validate" / "valid.dtsx").read_text(
+        encoding="utf-8"
+    )
     start, end = text.index("<FEIEItems>"), text.index("</FEIEItems>") + len("</FEIEItems>")
     path = tmp_path / "items.dtsx"
     path.write_text(text[:start] + "<FEIEItems />" + text[end:], encoding="utf-8")
     assert build(load(path)).warnings == []
-    path.write_text(text[:start] + "<FEIEItems><Row>a</Row></FEIEItems>" + text[end:], encoding="utf-8")
+    path.write_text(
+        text[:start] + "<FEIEItems><Row>a</Row></FEIEItems>" + text[end:], encoding="utf-8"
+    )
     with pytest.raises(PackageValidationError) as caught:
         build(load(path))
     assert [p.code for p in caught.value.problems] == ["empty-enumerator"]

@@ -14,19 +14,29 @@ from dtsx.engine.variables import Scope, VariableStore, split_name
 
 
 def store(on_change=None) -> VariableStore:  # type: ignore[no-untyped-def]
-    return VariableStore(lambda text, assign: compile_expression(text, assignment=assign), on_change=on_change)
+    return VariableStore(
+        lambda text, assign: compile_expression(text, assignment=assign), on_change=on_change
+    )
 
 
 def v(name: str, code: int = 3, value: str | None = "0", **fields) -> Variable:  # type: ignore[no-untyped-def]
     namespace = fields.pop("namespace", "User")
-    return Variable(ref_id=f"Package.Variables[{namespace}::{name}]", namespace=namespace, name=name,
-                    data_type=code, value=value, **fields)
+    return Variable(
+        ref_id=f"Package.Variables[{namespace}::{name}]",
+        namespace=namespace,
+        name=name,
+        data_type=code,
+        value=value,
+        **fields,
+    )
 
 
 def scopes() -> tuple[Scope, Scope]:
     s = store()
     outer = Scope(s, None, "Package")
-    outer.add_variables([v("X", value="1"), v("Name", 8, "pkg"), v("Other", 3, "5", namespace="Custom")])
+    outer.add_variables(
+        [v("X", value="1"), v("Name", 8, "pkg"), v("Other", 3, "5", namespace="Custom")]
+    )
     inner = Scope(s, outer, "Package\\Seq")
     inner.add_variables([v("X", value="10")])
     return outer, inner
@@ -44,7 +54,9 @@ def test_nearest_definition_shadows_and_writes_stay_local() -> None:
     inner.set("X", 99)
     assert inner.get("X") == 99 and outer.get("User::X") == 1
     assert inner.get("Name") == "pkg"  # not shadowed: found in the package scope
-    assert inner.get("Other") == 5 and inner.get("Custom::Other") == 5  # another namespace, unqualified
+    assert (
+        inner.get("Other") == 5 and inner.get("Custom::Other") == 5
+    )  # another namespace, unqualified
 
 
 def test_names_are_case_sensitive_and_unknown_names_fail_clearly() -> None:
@@ -89,9 +101,16 @@ def test_handler_propagate_is_writable() -> None:
 def test_evaluate_as_expression_recomputes_on_each_read_in_its_own_scope() -> None:
     s = store()
     outer = Scope(s, None, "Package")
-    outer.add_variables([v("A", value="2"), v("Double", value="0", evaluate_as_expression=True, expression="@A * 2")])
+    outer.add_variables(
+        [
+            v("A", value="2"),
+            v("Double", value="0", evaluate_as_expression=True, expression="@A * 2"),
+        ]
+    )
     inner = Scope(s, outer, "Package\\Seq")
-    inner.add_variables([v("A", value="100")])  # shadows A for readers in Seq, not for Double's own scope
+    inner.add_variables(
+        [v("A", value="100")]
+    )  # shadows A for readers in Seq, not for Double's own scope
     assert inner.get("Double") == 4
     outer.set("A", 5)
     assert inner.get("Double") == 10
@@ -100,17 +119,27 @@ def test_evaluate_as_expression_recomputes_on_each_read_in_its_own_scope() -> No
 def test_expression_cycles_are_reported_not_recursed() -> None:
     s = store()
     scope = Scope(s, None, "Package")
-    scope.add_variables([v("P", evaluate_as_expression=True, expression="@Q + 1"),
-                         v("Q", evaluate_as_expression=True, expression="@P + 1")])
+    scope.add_variables(
+        [
+            v("P", evaluate_as_expression=True, expression="@Q + 1"),
+            v("Q", evaluate_as_expression=True, expression="@P + 1"),
+        ]
+    )
     with pytest.raises(ExpressionError, match="refers to itself"):
         scope.get("P")
 
 
 def test_parameters_are_read_only_and_required_ones_are_reported() -> None:
     s = store()
-    params = [Parameter(name="N", scope="Package", dotnet_type="Int32", data_type_code=3, value="1"),
-              Parameter(name="Need", scope="Project", dotnet_type="String", data_type_code=18, required=True),
-              Parameter(name="Given", scope="Project", dotnet_type="DateTime", data_type_code=16, required=True)]
+    params = [
+        Parameter(name="N", scope="Package", dotnet_type="Int32", data_type_code=3, value="1"),
+        Parameter(
+            name="Need", scope="Project", dotnet_type="String", data_type_code=18, required=True
+        ),
+        Parameter(
+            name="Given", scope="Project", dotnet_type="DateTime", data_type_code=16, required=True
+        ),
+    ]
     missing = s.add_parameters(params, {"$Project::Given": "2024-02-03 04:05:06"})
     assert missing == ["$Project::Need"]
     scope = Scope(s, None, "Package")

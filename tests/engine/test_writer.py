@@ -52,7 +52,9 @@ def test_write_file_and_defaults_omitted(tmp_path: Path) -> None:
     write_file(pkg, target)
     text = target.read_text(encoding="utf-8")
     # Success/Constraint/no-max-errors are defaults and are not written, LogicalAnd always is.
-    assert "DTS:Value=" not in text and "DTS:EvalOp=" not in text and "DTS:MaxErrorCount" not in text
+    assert (
+        "DTS:Value=" not in text and "DTS:EvalOp=" not in text and "DTS:MaxErrorCount" not in text
+    )
     assert text.count('DTS:LogicalAnd="True"') == 3
     assert _without_version(load(target)) == _without_version(pkg)
 
@@ -84,16 +86,36 @@ def test_connection_built_in_code_gets_the_ssis_object_data_shape() -> None:
         ref_id="Package",
         name="Hand",
         connections=[
-            ConnectionManagerSpec(ref_id="Package.ConnectionManagers[M]", name="M", creation_name="SMTP", type_key="SMTP",
-                                  connection_string="SmtpServer=127.0.0.1;EnableSsl=False;"),
-            ConnectionManagerSpec(ref_id="Package.ConnectionManagers[F]", name="F", creation_name="FILE", type_key="FILE",
-                                  connection_string="/tmp/body.txt", properties={"FileUsageType": "0"}),
+            ConnectionManagerSpec(
+                ref_id="Package.ConnectionManagers[M]",
+                name="M",
+                creation_name="SMTP",
+                type_key="SMTP",
+                connection_string="SmtpServer=127.0.0.1;EnableSsl=False;",
+            ),
+            ConnectionManagerSpec(
+                ref_id="Package.ConnectionManagers[F]",
+                name="F",
+                creation_name="FILE",
+                type_key="FILE",
+                connection_string="/tmp/body.txt",
+                properties={"FileUsageType": "0"},
+            ),
         ],
     )
     root = etree.fromstring(write(pkg))
-    smtp = root.find(f"{DTS}ConnectionManagers/{DTS}ConnectionManager/{DTS}ObjectData/SmtpConnectionManager")
-    assert smtp is not None and smtp.get("ConnectionString") == "SmtpServer=127.0.0.1;EnableSsl=False;"
+    smtp = root.find(
+        f"{DTS}ConnectionManagers/{DTS}ConnectionManager/{DTS}ObjectData/SmtpConnectionManager"
+    )
+    assert (
+        smtp is not None and smtp.get("ConnectionString") == "SmtpServer=127.0.0.1;EnableSsl=False;"
+    )
     again = load_bytes(write(pkg), file="x")
     smtp_cm, file_cm = again.connections
-    assert smtp_cm.connection_string == "SmtpServer=127.0.0.1;EnableSsl=False;" and smtp_cm.type_key == "SMTP"
-    assert file_cm.connection_string == "/tmp/body.txt" and file_cm.properties == {"FileUsageType": "0"}
+    assert (
+        smtp_cm.connection_string == "SmtpServer=127.0.0.1;EnableSsl=False;"
+        and smtp_cm.type_key == "SMTP"
+    )
+    assert file_cm.connection_string == "/tmp/body.txt" and file_cm.properties == {
+        "FileUsageType": "0"
+    }

@@ -13,7 +13,15 @@ import uuid
 import pytest
 from dtsx.engine.errors import PackageLoadError
 from dtsx.engine.loader import load_bytes
-from dtsx.engine.model import DTS_NS, MAX_PACKAGE_BYTES, MAX_XML_DEPTH, MAX_XML_VALUE_BYTES, Package, Variable, XmlNode
+from dtsx.engine.model import (
+    DTS_NS,
+    MAX_PACKAGE_BYTES,
+    MAX_XML_DEPTH,
+    MAX_XML_VALUE_BYTES,
+    Package,
+    Variable,
+    XmlNode,
+)
 from dtsx.engine.errors import PackageWriteError
 from dtsx.engine.writer import write
 
@@ -21,6 +29,7 @@ from dtsx.engine.writer import write
 def v3_package(levels: int, description: str = "") -> bytes:
     """A 2008-format package with ``levels`` Sequence containers, each inside the one before;
     the first one has ``description``."""
+
     def sequence(depth: int) -> str:
         inner = sequence(depth + 1) if depth < levels else ""
         return (
@@ -73,7 +82,9 @@ def depth_of(package: Package) -> int:
 
 def test_nesting_that_loads_from_format_3_is_written_or_refused_never_half_readable() -> None:
     outcomes = {}
-    for levels in range(120, 132):  # format 8 puts each level two elements down: the limit is in here
+    for levels in range(
+        120, 132
+    ):  # format 8 puts each level two elements down: the limit is in here
         original = load_bytes(v3_package(levels), file="deep.dtsx")
         assert depth_of(original) == levels
         again = written_or_refused(original)
@@ -85,21 +96,30 @@ def test_nesting_that_loads_from_format_3_is_written_or_refused_never_half_reada
             assert f"over the loader's limit of {MAX_XML_DEPTH} levels" in text
             # It names the first executable too deep and how deep it would be.
             match = re.search(r"\\S(\d+) would be nested (\d+) elements deep", text)
-            assert match and int(match.group(1)) <= levels and int(match.group(2)) == 1 + 2 * int(match.group(1))
+            assert (
+                match
+                and int(match.group(1)) <= levels
+                and int(match.group(2)) == 1 + 2 * int(match.group(1))
+            )
             assert "\n" not in text
     kinds = [isinstance(v, Package) for v in outcomes.values()]
     assert kinds[0] and not kinds[-1] and kinds == sorted(kinds, reverse=True)
 
 
 def test_far_deeper_models_are_refused_before_the_writer_recurses() -> None:
-    package = load_bytes(v3_package(200), file="deep.dtsx")  # 200 levels: 400 elements deep once written
+    package = load_bytes(
+        v3_package(200), file="deep.dtsx"
+    )  # 200 levels: 400 elements deep once written
     exe = package
     for _ in range(200):
         exe = exe.executables[0]
     for _ in range(3):  # a model made deeper still through the API
         exe.executables = [exe.model_copy(update={"executables": []})]
         exe = exe.executables[0]
-    with pytest.raises(PackageWriteError, match=rf"the executable .* would be nested \d+ elements deep .* {MAX_XML_DEPTH} levels"):
+    with pytest.raises(
+        PackageWriteError,
+        match=rf"the executable .* would be nested \d+ elements deep .* {MAX_XML_DEPTH} levels",
+    ):
         write(package)
 
 
@@ -114,8 +134,12 @@ def test_a_long_description_loaded_as_text_is_written_or_refused_as_an_attribute
         if isinstance(again, Package):
             assert again.executables[0].description == original.executables[0].description
         else:
-            assert "the attributes of the element DTS:Executable of Package\\S1 would take" in str(again)
-            assert "most in DTS:Description" in str(again) and "over the loader's limit of" in str(again)
+            assert "the attributes of the element DTS:Executable of Package\\S1 would take" in str(
+                again
+            )
+            assert "most in DTS:Description" in str(again) and "over the loader's limit of" in str(
+                again
+            )
             assert size > MAX_XML_VALUE_BYTES - 5000
 
 
@@ -140,24 +164,38 @@ def test_variable_values_up_to_the_limit_round_trip_and_one_byte_more_is_refused
 def test_a_package_over_the_file_limit_is_refused_rather_than_written() -> None:
     package = load_bytes(v3_package(0), file="vars.dtsx")
     base = string_variable()
-    chunk = "v" * (MAX_XML_VALUE_BYTES - 10)  # each value fits; together they are over the file limit
+    chunk = "v" * (
+        MAX_XML_VALUE_BYTES - 10
+    )  # each value fits; together they are over the file limit
     count = MAX_PACKAGE_BYTES // len(chunk) + 1
     package.variables = [
-        base.model_copy(update={"name": f"V{i}", "ref_id": f"Package.Variables[User::V{i}]", "value": chunk,
-                                "dtsid": f"{{{uuid.UUID(int=i)}}}"})
+        base.model_copy(
+            update={
+                "name": f"V{i}",
+                "ref_id": f"Package.Variables[User::V{i}]",
+                "value": chunk,
+                "dtsid": f"{{{uuid.UUID(int=i)}}}",
+            }
+        )
         for i in range(count)
     ]
     refusal = written_or_refused(package)
     assert isinstance(refusal, PackageWriteError)
-    assert f"over the loader's limit of {MAX_PACKAGE_BYTES // (1024 * 1024)} MiB for a file" in str(refusal)
+    assert f"over the loader's limit of {MAX_PACKAGE_BYTES // (1024 * 1024)} MiB for a file" in str(
+        refusal
+    )
 
 
 def test_deep_object_data_is_refused_naming_its_executable() -> None:
     package = load_bytes(v3_package(1), file="data.dtsx")
     node = XmlNode(tag="Leaf")
-    for level in range(MAX_XML_DEPTH):  # Level0 innermost: Level3 lands at depth 257 under S1 (depth 3)
+    for level in range(
+        MAX_XML_DEPTH
+    ):  # Level0 innermost: Level3 lands at depth 257 under S1 (depth 3)
         node = XmlNode(tag=f"Level{level}", children=[node])
     package.executables[0].object_data = XmlNode(tag=f"{{{DTS_NS}}}ObjectData", children=[node])
     refusal = written_or_refused(package)
     assert isinstance(refusal, PackageWriteError)
-    assert str(refusal).startswith(f"the element Level{MAX_XML_DEPTH - 253} of Package\\S1 would be nested 257 elements deep")
+    assert str(refusal).startswith(
+        f"the element Level{MAX_XML_DEPTH - 253} of Package\\S1 would be nested 257 elements deep"
+    )

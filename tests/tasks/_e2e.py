@@ -32,14 +32,20 @@ def run_api(name: str, work: Path, **options: Any) -> Any:
     from dtsx.engine.plan import build
 
     plan = build(load(str(DATA / name)))
-    return executor.run(plan, executor.RunOptions(path_map=PathMap.parse(path_maps(work)), **options))
+    return executor.run(
+        plan, executor.RunOptions(path_map=PathMap.parse(path_maps(work)), **options)
+    )
 
 
-def run_cli(name: str, work: Path, *extra: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    name: str, work: Path, *extra: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """``dtsx run`` in a child process, with the package's Windows folders mapped."""
     exe = shutil.which("dtsx", path=os.path.dirname(sys.executable))
     command = [exe] if exe else [sys.executable, "-m", "dtsx.engine.cli"]
     args = [*command, "run", str(DATA / name)]
     for spec in path_maps(work):
         args += ["--path-map", spec]
-    return subprocess.run([*args, *extra], capture_output=True, text=True, timeout=timeout, cwd=work, check=False)
+    return subprocess.run(
+        [*args, *extra], capture_output=True, text=True, timeout=timeout, cwd=work, check=False
+    )

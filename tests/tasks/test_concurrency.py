@@ -23,7 +23,9 @@ def cli_duration(tmp_path: Path, *extra: str) -> float:
     done = run_cli("concurrency.dtsx", tmp_path, "--report-json", str(report), *extra)
     assert done.returncode == 0, done.stderr
     data = json.loads(report.read_text())
-    assert [e["result"] for e in data["executables"] if e["ref_id"].startswith("Package\\Sleep")] == ["Success"] * 4
+    assert [
+        e["result"] for e in data["executables"] if e["ref_id"].startswith("Package\\Sleep")
+    ] == ["Success"] * 4
     return float(data["duration_s"])
 
 

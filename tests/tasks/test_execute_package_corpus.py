@@ -21,7 +21,11 @@ MINE = (ExecuteProcessTask, FileSystemTask, ExecutePackageTask)
 
 def corpus_files(folder: Path | None = None) -> list[Path]:
     folder = folder or require_shared("corpus", "dtsx")
-    return sorted(f for f in folder.glob("*.dtsx") if any(m in f.read_text("utf-8-sig", "replace") for m in MARKERS))
+    return sorted(
+        f
+        for f in folder.glob("*.dtsx")
+        if any(m in f.read_text("utf-8-sig", "replace") for m in MARKERS)
+    )
 
 
 def my_tasks(path: Path) -> list[object]:
@@ -39,11 +43,14 @@ def test_corpus_has_these_tasks() -> None:
     assert len(corpus_files()) >= 15
 
 
-@pytest.mark.parametrize("name", [
-    "avgrishin_Dts2008_LoadCBondsDB.dtsx",
-    "atorres16_SSIS-read-error-console-app-mail_SSIS_Package.dtsx",
-    "lucmilot_SSIS_2014_Book_850879_c03_download_Chapter3_ExecuteProcessTask.dtsx",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "avgrishin_Dts2008_LoadCBondsDB.dtsx",
+        "atorres16_SSIS-read-error-console-app-mail_SSIS_Package.dtsx",
+        "lucmilot_SSIS_2014_Book_850879_c03_download_Chapter3_ExecuteProcessTask.dtsx",
+    ],
+)
 def test_execute_process_packages(name: str) -> None:
     path = require_shared("corpus", "dtsx", name)
     tasks = [t for t in my_tasks(path) if isinstance(t, ExecuteProcessTask)]
@@ -51,25 +58,54 @@ def test_execute_process_packages(name: str) -> None:
     props = tasks[0].props
     assert props.executable.lower().endswith(".exe")
     if "LoadCBondsDB" in name:
-        assert props.timeout == 100 and props.fail_on_return_code is False and props.window_style == "Hidden"
+        assert (
+            props.timeout == 100
+            and props.fail_on_return_code is False
+            and props.window_style == "Hidden"
+        )
     if "atorres16" in name:
-        assert props.stdout_variable == "User::StdOutput" and props.stderr_variable == "User::StdError"
+        assert (
+            props.stdout_variable == "User::StdOutput" and props.stderr_variable == "User::StdError"
+        )
 
 
 def test_file_system_packages() -> None:
     v3 = my_tasks(require_shared("corpus", "dtsx", "avgrishin_Dts2008_CmpPIFAcc2.dtsx"))
-    ops = sorted((t.props.operation, t.props.source, t.props.destination) for t in v3 if isinstance(t, FileSystemTask))
-    assert ops == [(FileSystemOperation.MoveFile, "User::file", "arch"), (FileSystemOperation.DeleteFile, "User::FileName", "")]
-    v6 = my_tasks(require_shared("corpus", "dtsx", "lucmilot_SSIS_2014_Book_850879_c03_download_Chapter3_FileSystemTask.dtsx"))
+    ops = sorted(
+        (t.props.operation, t.props.source, t.props.destination)
+        for t in v3
+        if isinstance(t, FileSystemTask)
+    )
+    assert ops == [
+        (FileSystemOperation.MoveFile, "User::file", "arch"),
+        (FileSystemOperation.DeleteFile, "User::FileName", ""),
+    ]
+    v6 = my_tasks(
+        require_shared(
+            "corpus",
+            "dtsx",
+            "lucmilot_SSIS_2014_Book_850879_c03_download_Chapter3_FileSystemTask.dtsx",
+        )
+    )
     (task,) = [t for t in v6 if isinstance(t, FileSystemTask)]
-    assert task.props.source == "{70083D03-1FE4-4FFF-8003-877E1898AE00}" and task.props.source_is_variable is False
+    assert (
+        task.props.source == "{70083D03-1FE4-4FFF-8003-877E1898AE00}"
+        and task.props.source_is_variable is False
+    )
 
 
 def test_execute_package_packages() -> None:
-    path = require_shared("corpus", "dtsx", "caslanr_SSIS-Packages_Replications_ETL_pkg_Master.dtsx")
+    path = require_shared(
+        "corpus", "dtsx", "caslanr_SSIS-Packages_Replications_ETL_pkg_Master.dtsx"
+    )
     tasks = [t for t in my_tasks(path) if isinstance(t, ExecutePackageTask)]
-    assert {t.props.package_name for t in tasks} >= {"pkg_Master_landing.dtsx", "pkg_Master_staging.dtsx"}
-    bindings = {(a.parameter_name, a.bound_to) for t in tasks for a in t.props.parameter_assignments}
+    assert {t.props.package_name for t in tasks} >= {
+        "pkg_Master_landing.dtsx",
+        "pkg_Master_staging.dtsx",
+    }
+    bindings = {
+        (a.parameter_name, a.bound_to) for t in tasks for a in t.props.parameter_assignments
+    }
     assert ("INT_ParentLog_ID", "User::INT_Log_ID") in bindings
 
 
@@ -86,5 +122,9 @@ def test_every_such_package_plans(path: Path) -> None:
 
 
 def test_most_such_tasks_are_built() -> None:
-    total = sum(len(my_tasks(p)) for p in corpus_files() if "Bettcher" not in p.name and "LEV2-3" not in p.name)
+    total = sum(
+        len(my_tasks(p))
+        for p in corpus_files()
+        if "Bettcher" not in p.name and "LEV2-3" not in p.name
+    )
     assert total >= 20

@@ -23,4 +23,6 @@ def test_child_failure_fails_the_parent(tmp_path: Path) -> None:
     result = run_api("parent_fail.dtsx", tmp_path)
     assert (result.result, result.exit_code) == ("Failure", 1)
     errors = result.executable("Package\\Run failing child").errors
-    assert errors == ["the child package child_fail.dtsx finished with result Failure; see its errors above."]
+    assert errors == [
+        "the child package child_fail.dtsx finished with result Failure; see its errors above."
+    ]

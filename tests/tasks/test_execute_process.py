@@ -39,7 +39,7 @@ ARG_TABLE = [
     ('"a b c" d e', ["a b c", "d", "e"]),
     (r'"ab\"c" "\\" d', ['ab"c', "\\", "d"]),
     (r'a\\\b d"e f"g h', [r"a\\\b", "de fg", "h"]),
-    (r'a\\\"b c d', [r"a\"b", "c", "d"]),
+    (r"a\\\"b c d", [r"a\"b", "c", "d"]),
     (r'a\\\\"b c" d e', [r"a\\b c", "d", "e"]),
     ('a"b"" c d', ['ab"', "c", "d"]),
     ("", []),
@@ -52,8 +52,10 @@ ARG_TABLE = [
     (r'"C:\trailing\" next', ['C:\\trailing" next']),
     ('"unterminated arg', ["unterminated arg"]),
     ("tab\tseparated", ["tab", "separated"]),
-    ("-extr=all -overwrite c:\\tmp\\cbonds.zip c:\\tmp\\ -include=x.xml",
-     ["-extr=all", "-overwrite", "c:\\tmp\\cbonds.zip", "c:\\tmp\\", "-include=x.xml"]),
+    (
+        "-extr=all -overwrite c:\\tmp\\cbonds.zip c:\\tmp\\ -include=x.xml",
+        ["-extr=all", "-overwrite", "c:\\tmp\\cbonds.zip", "c:\\tmp\\", "-include=x.xml"],
+    ),
 ]
 
 
@@ -100,7 +102,11 @@ def test_reads_2008_object_data() -> None:
 
 def test_argv_reaches_the_process_and_stdout_is_captured() -> None:
     code = "import sys, json; print(json.dumps(sys.argv[1:]))"
-    t = task(Executable=PY, Arguments=f'-c "{code.replace(chr(34), chr(92) + chr(34))}" "a b" c\\\\"d', StandardOutputVariable="User::Out")
+    t = task(
+        Executable=PY,
+        Arguments=f'-c "{code.replace(chr(34), chr(92) + chr(34))}" "a b" c\\\\"d',
+        StandardOutputVariable="User::Out",
+    )
     ctx = make_ctx({"User::Out": ""})
     t.execute(ctx)
     assert ctx.variables.get("User::Out").strip() == '["a b", "c\\\\d"]'
@@ -113,7 +119,11 @@ def test_exit_code_against_success_value() -> None:
     with pytest.raises(TaskFailedError, match=r"exited with code 3, but the task expects 0"):
         t.execute(ctx)
     task(Executable=PY, Arguments='-c "raise SystemExit(3)"', SuccessValue="3").execute(ctx)
-    t = task(Executable=PY, Arguments='-c "raise SystemExit(5)"', FailTaskIfReturnCodeIsNotSuccessValue="False")
+    t = task(
+        Executable=PY,
+        Arguments='-c "raise SystemExit(5)"',
+        FailTaskIfReturnCodeIsNotSuccessValue="False",
+    )
     t.execute(ctx)
     assert t.execution_value == 5
 
@@ -134,7 +144,11 @@ def test_stdin_from_variable_and_stderr_into_variable() -> None:
 
 
 def test_output_stored_even_when_the_task_fails() -> None:
-    t = task(Executable="/bin/sh", Arguments='-c "echo oops >&2; exit 2"', StandardErrorVariable="User::Err")
+    t = task(
+        Executable="/bin/sh",
+        Arguments='-c "echo oops >&2; exit 2"',
+        StandardErrorVariable="User::Err",
+    )
     ctx = make_ctx({"User::Err": ""})
     with pytest.raises(TaskFailedError, match="code 2"):
         t.execute(ctx)
@@ -143,7 +157,12 @@ def test_output_stored_even_when_the_task_fails() -> None:
 
 def test_working_directory_is_mapped(tmp_path: Path) -> None:
     (tmp_path / "marker.txt").write_text("x")
-    t = task(Executable="/bin/sh", Arguments='-c "ls"', WorkingDirectory=r"C:\work", StandardOutputVariable="Out")
+    t = task(
+        Executable="/bin/sh",
+        Arguments='-c "ls"',
+        WorkingDirectory=r"C:\work",
+        StandardOutputVariable="Out",
+    )
     ctx = make_ctx({"User::Out": ""}, local_path=lambda p: str(tmp_path) if p == r"C:\work" else p)
     t.execute(ctx)
     assert "marker.txt" in ctx.variables.get("User::Out")
@@ -151,10 +170,14 @@ def test_working_directory_is_mapped(tmp_path: Path) -> None:
 
 def test_missing_working_directory_fails_clearly(tmp_path: Path) -> None:
     t = task(Executable="/bin/true", WorkingDirectory=r"D:\nowhere")
-    with pytest.raises(TaskFailedError, match=r"WorkingDirectory D:\\nowhere is a Windows path that no --path-map"):
+    with pytest.raises(
+        TaskFailedError, match=r"WorkingDirectory D:\\nowhere is a Windows path that no --path-map"
+    ):
         t.execute(make_ctx(local_path=lambda p: p.replace("\\", "/")))
     mapped = {r"D:\nowhere": str(tmp_path / "nowhere")}
-    with pytest.raises(TaskFailedError, match=r"WorkingDirectory D:\\nowhere \(here .*nowhere\) does not exist"):
+    with pytest.raises(
+        TaskFailedError, match=r"WorkingDirectory D:\\nowhere \(here .*nowhere\) does not exist"
+    ):
         t.execute(make_ctx(local_path=lambda p: mapped.get(p, p)))
 
 
@@ -164,7 +187,9 @@ def test_bare_name_found_on_path() -> None:
     assert t.execution_value == 0
 
 
-@pytest.mark.parametrize("exe", ["cmd.exe", r"C:\WINDOWS\System32\CMD.exe", r"c:\windows\system32\expand.exe"])
+@pytest.mark.parametrize(
+    "exe", ["cmd.exe", r"C:\WINDOWS\System32\CMD.exe", r"c:\windows\system32\expand.exe"]
+)
 def test_windows_programs_fail_clearly(exe: str) -> None:
     with pytest.raises(TaskFailedError, match="is a Windows program.*not emulated"):
         task(Executable=exe, Arguments="/C dir").execute(make_ctx())
@@ -186,9 +211,13 @@ def test_not_executable_file(tmp_path: Path) -> None:
 
 def test_timeout_terminates_the_process(tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
-    t = task(Executable="/bin/sh", Arguments=f'-c "echo $$ > {pidfile}; exec sleep 30"', TimeOut="1")
+    t = task(
+        Executable="/bin/sh", Arguments=f'-c "echo $$ > {pidfile}; exec sleep 30"', TimeOut="1"
+    )
     started = time.monotonic()
-    with pytest.raises(TaskFailedError, match=r"did not finish within the TimeOut of 1 seconds and was ended"):
+    with pytest.raises(
+        TaskFailedError, match=r"did not finish within the TimeOut of 1 seconds and was ended"
+    ):
         t.execute(make_ctx())
     elapsed = time.monotonic() - started
     assert 0.9 <= elapsed < 10
@@ -197,8 +226,12 @@ def test_timeout_terminates_the_process(tmp_path: Path) -> None:
 
 def test_timeout_without_termination_leaves_it_running(tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
-    t = task(Executable="/bin/sh", Arguments=f'-c "echo $$ > {pidfile}; exec sleep 30"', TimeOut="1",
-             TerminateAfterTimeout="False")
+    t = task(
+        Executable="/bin/sh",
+        Arguments=f'-c "echo $$ > {pidfile}; exec sleep 30"',
+        TimeOut="1",
+        TerminateAfterTimeout="False",
+    )
     ctx = make_ctx()
     with pytest.raises(TaskFailedError, match="was left running"):
         t.execute(ctx)
@@ -266,22 +299,32 @@ def test_killed_by_signal_is_reported() -> None:
 
 
 def test_validate() -> None:
-    vctx = ValidationContext(connection_type=lambda ref: None, has_variable=lambda n: n == "User::Out")
-    assert task().validate(vctx) == ["the Execute Process task has no Executable; set the program to run."]
+    vctx = ValidationContext(
+        connection_type=lambda ref: None, has_variable=lambda n: n == "User::Out"
+    )
+    assert task().validate(vctx) == [
+        "the Execute Process task has no Executable; set the program to run."
+    ]
     dynamic = ValidationContext(lambda r: None, lambda n: False, frozenset({"executable"}))
     assert task().validate(dynamic) == []
-    problems = task(Executable="x", StandardOutputVariable="User::Out", StandardErrorVariable="User::Nope").validate(vctx)
-    assert problems == ["StandardErrorVariable names the variable 'User::Nope', which does not exist in the task's scope."]
+    problems = task(
+        Executable="x", StandardOutputVariable="User::Out", StandardErrorVariable="User::Nope"
+    ).validate(vctx)
+    assert problems == [
+        "StandardErrorVariable names the variable 'User::Nope', which does not exist in the task's scope."
+    ]
 
 
 def test_mapped_exe_may_name_a_native_build(tmp_path: Path) -> None:
     tool = tmp_path / "pkzip25"
-    tool.write_text("#!/bin/sh\necho native \"$@\"\n")
+    tool.write_text('#!/bin/sh\necho native "$@"\n')
     tool.chmod(0o755)
     from dtsx.connections.file import PathMap
 
     pm = PathMap.parse([f"c:\\Arc={tmp_path}"])
-    t = task(Executable=r"c:\Arc\pkzip25.exe", Arguments="-extr=all x.zip", StandardOutputVariable="Out")
+    t = task(
+        Executable=r"c:\Arc\pkzip25.exe", Arguments="-extr=all x.zip", StandardOutputVariable="Out"
+    )
     ctx = make_ctx({"User::Out": ""}, local_path=pm)
     t.execute(ctx)
     assert ctx.variables.get("Out") == "native -extr=all x.zip\n"
@@ -293,7 +336,12 @@ def test_mapped_exe_may_name_a_native_build(tmp_path: Path) -> None:
 def test_large_stdin_to_a_slow_reader() -> None:
     # The input outlives the first wait interval, so it must keep flowing across polls.
     code = "import sys, time; time.sleep(0.5); print(len(sys.stdin.read()))"
-    t = task(Executable=PY, Arguments=f'-c "{code}"', StandardInputVariable="In", StandardOutputVariable="Out")
+    t = task(
+        Executable=PY,
+        Arguments=f'-c "{code}"',
+        StandardInputVariable="In",
+        StandardOutputVariable="Out",
+    )
     ctx = make_ctx({"User::In": "x" * 1_000_000, "User::Out": ""})
     t.execute(ctx)
     assert ctx.variables.get("Out").strip() == "1000000"

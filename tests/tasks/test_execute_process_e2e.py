@@ -28,7 +28,10 @@ def test_unmapped_working_directory_fails_the_package(tmp_path: Path) -> None:
     result = run(build(load(str(DATA / "process_chain.dtsx"))), RunOptions())
     assert result.exit_code == 1
     errors = result.executable("Package\\Write").errors
-    assert any("WorkingDirectory C:\\dtsx-work is a Windows path that no --path-map rule maps" in e for e in errors), errors
+    assert any(
+        "WorkingDirectory C:\\dtsx-work is a Windows path that no --path-map rule maps" in e
+        for e in errors
+    ), errors
 
 
 def test_canceling_the_run_leaves_no_process_behind(tmp_path: Path) -> None:
@@ -39,7 +42,9 @@ def test_canceling_the_run_leaves_no_process_behind(tmp_path: Path) -> None:
 
     cancel = threading.Event()
     box: dict[str, object] = {}
-    worker = threading.Thread(target=lambda: box.update(result=run_api("cancel.dtsx", tmp_path, cancel_event=cancel)))
+    worker = threading.Thread(
+        target=lambda: box.update(result=run_api("cancel.dtsx", tmp_path, cancel_event=cancel))
+    )
     worker.start()
     pids = [int(p) for p in _wait_for(tmp_path / "pids").split()]
     started = time.monotonic()

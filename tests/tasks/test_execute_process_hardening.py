@@ -20,14 +20,17 @@ import pytest
 
 DTSX = [sys.executable, "-c", "from dtsx.engine.cli import main; main()"]
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="watches processes through /proc")
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="watches processes through /proc"
+)
 
 
 def process_package(folder: Path, script: str) -> Path:
     """A package with one Execute Process task running ``/bin/sh -c script`` in ``folder``."""
     arguments = '-c "' + script + '"'
     path = folder / "proc.dtsx"
-    path.write_text(f"""<?xml version="1.0"?>
+    path.write_text(
+        f"""<?xml version="1.0"?>
 <DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package"
   DTS:CreationName="Microsoft.Package" DTS:DTSID="{{6E1B1C52-2D0B-4A51-9B44-0C2A4F4F6A01}}"
   DTS:ExecutableType="Microsoft.Package" DTS:ObjectName="proc">
@@ -43,7 +46,9 @@ def process_package(folder: Path, script: str) -> Path:
     </DTS:Executable>
   </DTS:Executables>
 </DTS:Executable>
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -72,8 +77,12 @@ class Run:
         self.pidfile = tmp_path / "pids"
         self.report = tmp_path / "report.json"
         package = process_package(tmp_path, script.replace("PIDFILE", str(self.pidfile)))
-        self.proc = subprocess.Popen([*DTSX, "run", str(package), "--report-json", str(self.report), *extra],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [*DTSX, "run", str(package), "--report-json", str(self.report), *extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.pids: list[int] = []
 
     def started(self, count: int) -> list[int]:
@@ -83,7 +92,10 @@ class Run:
             except OSError:
                 return False
             return len(words) >= count
-        assert wait_until(ready, 20), f"the task never wrote its pids; stderr: {self._stderr_so_far()}"
+
+        assert wait_until(ready, 20), (
+            f"the task never wrote its pids; stderr: {self._stderr_so_far()}"
+        )
         self.pids = [int(w) for w in self.pidfile.read_text().split()]
         return self.pids
 
@@ -135,7 +147,9 @@ def test_one_sigint_says_dtsx_stopped_the_process(tmp_path: Path, runs: list[Run
     assert "check what stopped it" not in err + messages
 
 
-def test_second_sigint_kills_every_process_and_writes_the_report(tmp_path: Path, runs: list[Run]) -> None:
+def test_second_sigint_kills_every_process_and_writes_the_report(
+    tmp_path: Path, runs: list[Run]
+) -> None:
     run = Run(tmp_path, STUBBORN)
     runs.append(run)
     pids = run.started(2)
@@ -183,4 +197,5 @@ def test_a_normal_run_leaves_no_watchdog_behind(tmp_path: Path, runs: list[Run])
                 if environ_marker and f"--for={me}".encode() in cmdline:
                     found.append(int(entry.name))
         return found
+
     assert wait_until(lambda: not orphans(), 5), orphans()

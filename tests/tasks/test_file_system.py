@@ -18,14 +18,28 @@ from tests.tasks._taskkit import PathConnections, make_ctx
 
 
 def fs(op: str, source: str = "", destination: str = "", **props: object) -> FileSystemTask:
-    data = {"TaskOperationType": op, "TaskSourcePath": source, "TaskDestinationPath": destination, **props}
+    data = {
+        "TaskOperationType": op,
+        "TaskSourcePath": source,
+        "TaskDestinationPath": destination,
+        **props,
+    }
     return FileSystemTask(FileSystemTask.Properties.model_validate(data))
 
 
-def by_var(op: str, source: Path, destination: Path | None = None, **props: object) -> tuple[FileSystemTask, object]:
+def by_var(
+    op: str, source: Path, destination: Path | None = None, **props: object
+) -> tuple[FileSystemTask, object]:
     """A task whose paths come from variables, and a context holding them."""
     values = {"User::Src": str(source), "User::Dst": str(destination) if destination else ""}
-    task = fs(op, "User::Src", "User::Dst", TaskIsSourceVariable="True", TaskIsDestinationVariable="True", **props)
+    task = fs(
+        op,
+        "User::Src",
+        "User::Dst",
+        TaskIsSourceVariable="True",
+        TaskIsDestinationVariable="True",
+        **props,
+    )
     return task, make_ctx(values)
 
 
@@ -34,18 +48,40 @@ def test_registered_and_operation_codes() -> None:
     v3 = "Microsoft.SqlServer.Dts.Tasks.FileSystemTask.FileSystemTask, Microsoft.SqlServer.FileSystemTask, Version=10.0.0.0"
     assert TASKS.get(v3) is FileSystemTask
     assert [op.name for op in sorted(FileSystemOperation)] == [
-        "CopyFile", "MoveFile", "DeleteFile", "RenameFile", "SetAttributes",
-        "CreateDirectory", "CopyDirectory", "MoveDirectory", "DeleteDirectory", "DeleteDirectoryContent",
+        "CopyFile",
+        "MoveFile",
+        "DeleteFile",
+        "RenameFile",
+        "SetAttributes",
+        "CreateDirectory",
+        "CopyDirectory",
+        "MoveDirectory",
+        "DeleteDirectory",
+        "DeleteDirectoryContent",
     ]
     assert fs("7").props.operation is FileSystemOperation.MoveDirectory
     assert fs("deletefile").props.operation is FileSystemOperation.DeleteFile
 
 
 def test_reads_2008_object_data() -> None:
-    node = XmlNode(tag="ObjectData", children=[XmlNode(tag="FileSystemData", attrs={
-        "TaskOperationType": "MoveFile", "OperationName": "", "TaskOverwriteDestFile": "True",
-        "TaskSourcePath": "User::file", "TaskIsSourceVariable": "True", "TaskDestinationPath": "arch",
-        "TaskIsDestinationVariable": "False", "TaskFileAttributes": "Normal"})])
+    node = XmlNode(
+        tag="ObjectData",
+        children=[
+            XmlNode(
+                tag="FileSystemData",
+                attrs={
+                    "TaskOperationType": "MoveFile",
+                    "OperationName": "",
+                    "TaskOverwriteDestFile": "True",
+                    "TaskSourcePath": "User::file",
+                    "TaskIsSourceVariable": "True",
+                    "TaskDestinationPath": "arch",
+                    "TaskIsDestinationVariable": "False",
+                    "TaskFileAttributes": "Normal",
+                },
+            )
+        ],
+    )
     task = FileSystemTask.from_node(node)
     assert task.props.operation is FileSystemOperation.MoveFile
     assert task.props.overwrite is True and task.props.source_is_variable is True
@@ -200,13 +236,35 @@ def test_paths_through_file_connections_and_path_map(tmp_path: Path) -> None:
     def local(p: str) -> str:
         return p.replace("C:\\ProSSIS", str(tmp_path)).replace("\\", "/")
 
-    src = FileConnectionManager(ConnectionSettings("MyFile", "FILE", r"C:\ProSSIS\in\MyFile.txt", local_path=local))
-    dst = FileConnectionManager(ConnectionSettings("Archive", "FILE", r"C:\ProSSIS\arch", properties={"FileUsageType": "2"}, local_path=local))
-    conns = PathConnections({"{70083D03-1FE4-4FFF-8003-877E1898AE00}": src, "{5EF362C1-FF2F-4973-ACD2-85B49113483C}": dst})
-    task = fs("MoveFile", "{70083D03-1FE4-4FFF-8003-877E1898AE00}", "{5EF362C1-FF2F-4973-ACD2-85B49113483C}")
+    src = FileConnectionManager(
+        ConnectionSettings("MyFile", "FILE", r"C:\ProSSIS\in\MyFile.txt", local_path=local)
+    )
+    dst = FileConnectionManager(
+        ConnectionSettings(
+            "Archive",
+            "FILE",
+            r"C:\ProSSIS\arch",
+            properties={"FileUsageType": "2"},
+            local_path=local,
+        )
+    )
+    conns = PathConnections(
+        {
+            "{70083D03-1FE4-4FFF-8003-877E1898AE00}": src,
+            "{5EF362C1-FF2F-4973-ACD2-85B49113483C}": dst,
+        }
+    )
+    task = fs(
+        "MoveFile",
+        "{70083D03-1FE4-4FFF-8003-877E1898AE00}",
+        "{5EF362C1-FF2F-4973-ACD2-85B49113483C}",
+    )
     task.execute(make_ctx(connections=conns))
     assert (tmp_path / "arch" / "MyFile.txt").read_text() == "data"
-    with pytest.raises(ConnectionManagerError, match=r"'MyFile' needs an existing file at C:\\ProSSIS\\in\\MyFile.txt"):
+    with pytest.raises(
+        ConnectionManagerError,
+        match=r"'MyFile' needs an existing file at C:\\ProSSIS\\in\\MyFile.txt",
+    ):
         task.execute(make_ctx(connections=conns))
 
 
@@ -241,10 +299,15 @@ def test_validate() -> None:
     assert fs("DeleteFile", "").validate(dynamic) == []
 
 
-def test_unmapped_windows_paths_are_never_used_literally(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unmapped_windows_paths_are_never_used_literally(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     task = fs("CreateDirectory", "User::D", TaskIsSourceVariable="True")
-    with pytest.raises(TaskFailedError, match=r"variable User::D holds C:\\out\\new is a Windows path that no --path-map"):
+    with pytest.raises(
+        TaskFailedError,
+        match=r"variable User::D holds C:\\out\\new is a Windows path that no --path-map",
+    ):
         task.execute(make_ctx({"User::D": r"C:\out\new"}))
     with pytest.raises(TaskFailedError, match=r"the source C:\\out\\new is a Windows path"):
         fs("CreateDirectory", r"C:\out\new").execute(make_ctx())

@@ -30,4 +30,6 @@ def test_missing_input_names_the_connection(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.executable("Package\\Make folder").result == "Success"
     (error,) = result.executable("Package\\Archive input").errors
-    assert error.startswith("connection manager 'Input' needs an existing file at C:\\dtsx-work\\in\\data.txt (here ")
+    assert error.startswith(
+        "connection manager 'Input' needs an existing file at C:\\dtsx-work\\in\\data.txt (here "
+    )

@@ -38,13 +38,27 @@ class CancelAfter(threading.Event):
         return super().is_set()
 
 
-def task_for(op: str, source: Path, destination: Path | None = None, *, overwrite: bool = False,
-             cancel: threading.Event | None = None) -> tuple[FileSystemTask, object]:
+def task_for(
+    op: str,
+    source: Path,
+    destination: Path | None = None,
+    *,
+    overwrite: bool = False,
+    cancel: threading.Event | None = None,
+) -> tuple[FileSystemTask, object]:
     values = {"User::Src": str(source), "User::Dst": str(destination) if destination else ""}
-    task = FileSystemTask(FileSystemTask.Properties.model_validate({
-        "TaskOperationType": op, "TaskSourcePath": "User::Src", "TaskIsSourceVariable": "True",
-        "TaskDestinationPath": "User::Dst", "TaskIsDestinationVariable": "True",
-        "TaskOverwriteDestFile": str(overwrite)}))
+    task = FileSystemTask(
+        FileSystemTask.Properties.model_validate(
+            {
+                "TaskOperationType": op,
+                "TaskSourcePath": "User::Src",
+                "TaskIsSourceVariable": "True",
+                "TaskDestinationPath": "User::Dst",
+                "TaskIsDestinationVariable": "True",
+                "TaskOverwriteDestFile": str(overwrite),
+            }
+        )
+    )
     ctx = make_ctx(values)
     if cancel is not None:
         ctx.cancel_event = cancel
@@ -92,14 +106,18 @@ def test_copy_directory_copies_links_as_links_and_never_follows_out(tmp_path: Pa
     (src / "sub" / "loop").symlink_to("..")  # a loop back to the top of the tree
     (src / "self").symlink_to(".")
     (src / "rel").symlink_to("sub/f.txt")
-    (src / "abs_in").symlink_to(src / "sub" / "f.txt")  # absolute but inside: must point into the copy
+    (src / "abs_in").symlink_to(
+        src / "sub" / "f.txt"
+    )  # absolute but inside: must point into the copy
     (src / "dangling").symlink_to("missing.txt")
     dst = tmp_path / "dst"
     task, ctx = task_for("CopyDirectory", src, dst)
     assert bounded(lambda: task.execute(ctx)) is None
     assert (dst / "sub" / "f.txt").read_text() == "x"
     assert os.path.islink(dst / "out") and os.readlink(dst / "out") == str(outside)
-    assert os.readlink(dst / "sub" / "up") == str(tmp_path)  # where it led, not a new escape from dst
+    assert os.readlink(dst / "sub" / "up") == str(
+        tmp_path
+    )  # where it led, not a new escape from dst
     assert os.readlink(dst / "sub" / "loop") == ".." and os.readlink(dst / "self") == "."
     assert os.readlink(dst / "rel") == "sub/f.txt"
     assert os.readlink(dst / "abs_in") == "sub/f.txt" and (dst / "abs_in").read_text() == "x"
@@ -193,7 +211,9 @@ def test_move_directory_never_deletes_its_source_to_replace_the_destination(tmp_
     (parent / "src").mkdir(parents=True)
     (parent / "src" / "f.txt").write_text("x")
     task, ctx = task_for("MoveDirectory", parent / "src", parent, overwrite=True)
-    with pytest.raises(TaskFailedError, match="it holds the source .* which would be deleted with it"):
+    with pytest.raises(
+        TaskFailedError, match="it holds the source .* which would be deleted with it"
+    ):
         task.execute(ctx)
     assert (parent / "src" / "f.txt").read_text() == "x"
 
@@ -243,7 +263,9 @@ def test_delete_directory_content_keeps_what_its_links_point_to(tmp_path: Path) 
     assert os.listdir(d) == [] and (outside / "f.txt").read_text() == "x"
 
 
-def test_copy_directory_stops_between_files_when_canceled_and_says_what_is_left(tmp_path: Path) -> None:
+def test_copy_directory_stops_between_files_when_canceled_and_says_what_is_left(
+    tmp_path: Path,
+) -> None:
     src = files(tmp_path / "src", {f"f{i}.txt": str(i) for i in range(6)})
     dst = tmp_path / "dst"
     task, ctx = task_for("CopyDirectory", src, dst, cancel=CancelAfter(4))
@@ -253,7 +275,10 @@ def test_copy_directory_stops_between_files_when_canceled_and_says_what_is_left(
     assert "the run was canceled while copying" in text
     copied = [n for n in os.listdir(dst) if n.endswith(".txt")]
     assert 0 < len(copied) < 6
-    assert f"{len(copied)} file(s), 0 folder(s) and 0 link(s) were already copied to {dst} and were left there" in text
+    assert (
+        f"{len(copied)} file(s), 0 folder(s) and 0 link(s) were already copied to {dst} and were left there"
+        in text
+    )
     assert not [n for n in os.listdir(dst) if n.endswith(".partial")]
 
 
@@ -263,7 +288,9 @@ def test_a_large_file_is_copied_in_chunks_that_a_cancel_stops(tmp_path: Path) ->
         out.truncate(64 << 20)  # sparse: cheap to make, 64 chunks to read
     dst = tmp_path / "copy.bin"
     task, ctx = task_for("CopyFile", src, dst, cancel=CancelAfter(3))
-    with pytest.raises(TaskFailedError, match=f"canceled while copying .*; {dst} was left as it was"):
+    with pytest.raises(
+        TaskFailedError, match=f"canceled while copying .*; {dst} was left as it was"
+    ):
         task.execute(ctx)
     assert os.listdir(tmp_path) == ["big.bin"]
 
@@ -274,19 +301,28 @@ def test_delete_directory_content_honours_cancellation(tmp_path: Path) -> None:
     for i in range(6):
         (d / f"f{i}").write_text("x")
     task, ctx = task_for("DeleteDirectoryContent", d, cancel=CancelAfter(3))
-    with pytest.raises(TaskFailedError, match="canceled while deleting .* entries were removed and the rest is still there"):
+    with pytest.raises(
+        TaskFailedError,
+        match="canceled while deleting .* entries were removed and the rest is still there",
+    ):
         task.execute(ctx)
     assert 0 < len(os.listdir(d)) < 6
 
 
 def _other_device(tmp_path: Path) -> Path:
     shm = Path("/dev/shm")
-    if not shm.is_dir() or not os.access(shm, os.W_OK) or shm.stat().st_dev == tmp_path.stat().st_dev:
+    if (
+        not shm.is_dir()
+        or not os.access(shm, os.W_OK)
+        or shm.stat().st_dev == tmp_path.stat().st_dev
+    ):
         pytest.skip("needs a writable /dev/shm on another file system than the temporary folder")
     return shm
 
 
-def test_move_directory_across_file_systems_keeps_links_and_refuses_special_files(tmp_path: Path) -> None:
+def test_move_directory_across_file_systems_keeps_links_and_refuses_special_files(
+    tmp_path: Path,
+) -> None:
     shm = _other_device(tmp_path)
     src = files(tmp_path / "src", {"sub/f.txt": "x"})
     (src / "sub" / "loop").symlink_to("..")
@@ -303,7 +339,11 @@ def test_move_directory_across_file_systems_keeps_links_and_refuses_special_file
     task, ctx = task_for("MoveDirectory", src, dst)
     try:
         text = one_sentence(bounded(lambda: task.execute(ctx)))
-        assert "is a named pipe (FIFO)" in text and "nothing was copied" in text and (src / "pipe").exists()
+        assert (
+            "is a named pipe (FIFO)" in text
+            and "nothing was copied" in text
+            and (src / "pipe").exists()
+        )
     finally:
         subprocess.run(["rm", "-rf", str(dst)], check=False)
 
@@ -335,8 +375,9 @@ def test_dtsx_run_of_a_looping_tree_with_a_pipe_fails_with_one_sentence(tmp_path
     package.write_text(PACKAGE.format(src=src, dst=dst))
     exe = shutil.which("dtsx", path=os.path.dirname(sys.executable))
     assert exe, "the dtsx command is not installed next to this Python"
-    done = subprocess.run([exe, "run", str(package)],
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [exe, "run", str(package)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     output = done.stdout + done.stderr
     assert "Traceback" not in output and "RecursionError" not in output
@@ -358,8 +399,11 @@ def test_canceling_a_package_run_stops_a_directory_copy_part_way(tmp_path: Path)
     package.write_text(PACKAGE.format(src=src, dst=dst))
     cancel = threading.Event()
     box: dict[str, object] = {}
-    worker = threading.Thread(target=lambda: box.update(
-        result=executor.run(build(load(str(package))), executor.RunOptions(cancel_event=cancel))))
+    worker = threading.Thread(
+        target=lambda: box.update(
+            result=executor.run(build(load(str(package))), executor.RunOptions(cancel_event=cancel))
+        )
+    )
     worker.start()
     deadline = time.monotonic() + 30
     while not dst.exists() and worker.is_alive() and time.monotonic() < deadline:
@@ -372,5 +416,9 @@ def test_canceling_a_package_run_stops_a_directory_copy_part_way(tmp_path: Path)
     copied = [n for n in os.listdir(dst) if n.endswith(".txt")]
     assert len(copied) < count and not [n for n in os.listdir(dst) if n.endswith(".partial")]
     (error,) = result.executable("Package\\Copy tree").errors  # type: ignore[attr-defined]
-    left = f"{len(copied)} file(s), 0 folder(s) and 0 link(s) were already copied" if copied else "nothing was copied"
+    left = (
+        f"{len(copied)} file(s), 0 folder(s) and 0 link(s) were already copied"
+        if copied
+        else "nothing was copied"
+    )
     assert "the run was canceled while copying" in error and left in error

@@ -72,8 +72,13 @@ def write_package(
     """A package with one Send Mail task; ``attributes`` go on SendMailTaskData (a ``dtsx:``
     prefix names the extension namespace), ``files`` become FILE connections by name, with
     ``file_usage`` as their FileUsageType."""
-    values = {"SMTPServer": SMTP_ID, "From": "etl@example.org", "To": "ops@example.com", "Subject": "Hi",
-              "MessageSource": "Body"} | attributes
+    values = {
+        "SMTPServer": SMTP_ID,
+        "From": "etl@example.org",
+        "To": "ops@example.com",
+        "Subject": "Hi",
+        "MessageSource": "Body",
+    } | attributes
     attrs = " ".join(
         f"{name if ':' in name else 'SendMailTask:' + name}={quoteattr(value, {chr(10): '&#10;', chr(13): '&#13;'})}"
         for name, value in values.items()
@@ -83,12 +88,16 @@ def write_package(
         for name, text in (expressions or {}).items()
     )
     conns = "".join(
-        _FILE_CONNECTION.format(name=name, number=number, path=quoteattr(str(path)), usage=file_usage)
+        _FILE_CONNECTION.format(
+            name=name, number=number, path=quoteattr(str(path)), usage=file_usage
+        )
         for number, (name, path) in enumerate((files or {}).items())
     )
     path = folder / "mail-hardening.dtsx"
-    path.write_text(_PACKAGE.format(smtp=SMTP_ID, attributes=attrs, expressions=exprs, connections=conns),
-                    encoding="utf-8")
+    path.write_text(
+        _PACKAGE.format(smtp=SMTP_ID, attributes=attrs, expressions=exprs, connections=conns),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -99,8 +108,10 @@ def run_package(path: Path, server: LoopbackSmtpServer, *sets: str, **options: A
     from dtsx.engine.plan import build
 
     conn = server.connection_string(UseWindowsAuthentication=False, EnableSsl=False)
-    return run(build(load(str(path))), RunOptions(connections={"SMTP": conn},
-                                                   sets=[parse_set(s) for s in sets], **options))
+    return run(
+        build(load(str(path))),
+        RunOptions(connections={"SMTP": conn}, sets=[parse_set(s) for s in sets], **options),
+    )
 
 
 def task_error(result: Any) -> str:
@@ -133,37 +144,54 @@ def test_encoded_line_break_in_subject_sends_nothing(
 ) -> None:
     error = task_error(run_package(write_package(tmp_path, {"Subject": subject}), smtp_server))
     assert "Subject header" in error and "line break" in error
-    assert smtp_server.messages == [], "nothing may go out: the server would see a Bcc line or a new body"
+    assert smtp_server.messages == [], (
+        "nothing may go out: the server would see a Bcc line or a new body"
+    )
 
 
-def test_encoded_line_break_through_a_property_expression(tmp_path: Path, smtp_server: LoopbackSmtpServer) -> None:
+def test_encoded_line_break_through_a_property_expression(
+    tmp_path: Path, smtp_server: LoopbackSmtpServer
+) -> None:
     package = write_package(tmp_path, {}, expressions={"Subject": '"Load " + @[User::Text]'})
-    result = run_package(package, smtp_server, "User::Text=done =?utf-8?q?=0D=0ABcc:_victim@evil.example?=")
+    result = run_package(
+        package, smtp_server, "User::Text=done =?utf-8?q?=0D=0ABcc:_victim@evil.example?="
+    )
     assert "Subject header" in task_error(result)
     assert smtp_server.messages == []
 
 
-def test_encoded_line_break_in_display_name_adds_no_recipient(tmp_path: Path, smtp_server: LoopbackSmtpServer) -> None:
-    package = write_package(tmp_path, {"To": "=?utf-8?q?Ops=0D=0ABcc:_victim@evil.example?= <ops@example.com>"})
+def test_encoded_line_break_in_display_name_adds_no_recipient(
+    tmp_path: Path, smtp_server: LoopbackSmtpServer
+) -> None:
+    package = write_package(
+        tmp_path, {"To": "=?utf-8?q?Ops=0D=0ABcc:_victim@evil.example?= <ops@example.com>"}
+    )
     assert "To" in task_error(run_package(package, smtp_server))
     assert smtp_server.messages == []
 
 
 @pytest.mark.parametrize(
     "name",
-    ["=?utf-8?q?report=0D=0ABcc:_victim@evil.example?=.csv", "=?utf-8?q?r=0D=0A=0D=0Anew_body?=.csv"],
+    [
+        "=?utf-8?q?report=0D=0ABcc:_victim@evil.example?=.csv",
+        "=?utf-8?q?r=0D=0A=0D=0Anew_body?=.csv",
+    ],
 )
 def test_encoded_line_break_in_attachment_file_name(
     tmp_path: Path, smtp_server: LoopbackSmtpServer, name: str
 ) -> None:
     attachment = tmp_path / name
     attachment.write_bytes(b"a,b\n")
-    error = task_error(run_package(write_package(tmp_path, {"FileAttachments": str(attachment)}), smtp_server))
+    error = task_error(
+        run_package(write_package(tmp_path, {"FileAttachments": str(attachment)}), smtp_server)
+    )
     assert "Content-Disposition header" in error and "line break" in error
     assert smtp_server.messages == []
 
 
-def test_raw_line_break_in_attachment_file_name(tmp_path: Path, smtp_server: LoopbackSmtpServer) -> None:
+def test_raw_line_break_in_attachment_file_name(
+    tmp_path: Path, smtp_server: LoopbackSmtpServer
+) -> None:
     attachment = tmp_path / "report\nBcc: victim@evil.example.csv"
     attachment.write_bytes(b"a,b\n")
     package = write_package(tmp_path, {}, expressions={"FileAttachments": "@[User::Text]"})
@@ -172,34 +200,48 @@ def test_raw_line_break_in_attachment_file_name(tmp_path: Path, smtp_server: Loo
     assert smtp_server.messages == []
 
 
-@pytest.mark.parametrize("char", ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"])
+@pytest.mark.parametrize(
+    "char", ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+)
 def test_other_line_break_characters_get_dtsx_sentence(
     tmp_path: Path, smtp_server: LoopbackSmtpServer, char: str
 ) -> None:
     package = write_package(tmp_path, {}, expressions={"Subject": "@[User::Text]"})
     error = task_error(run_package(package, smtp_server, f"User::Text=before{char}after"))
     assert f"the Subject contains a line break ({char!r})" in error
-    assert "Header values may not" not in error, "the email library's own ValueError must not surface"
+    assert "Header values may not" not in error, (
+        "the email library's own ValueError must not surface"
+    )
     assert smtp_server.messages == []
 
 
-def test_harmless_encoded_words_still_go_through(tmp_path: Path, smtp_server: LoopbackSmtpServer) -> None:
-    package = write_package(tmp_path, {"Subject": "=?utf-8?q?Caf=C3=A9?= report",
-                                       "To": "=?utf-8?q?Zo=C3=AB?= <zoe@example.com>"})
+def test_harmless_encoded_words_still_go_through(
+    tmp_path: Path, smtp_server: LoopbackSmtpServer
+) -> None:
+    package = write_package(
+        tmp_path,
+        {"Subject": "=?utf-8?q?Caf=C3=A9?= report", "To": "=?utf-8?q?Zo=C3=AB?= <zoe@example.com>"},
+    )
     result = run_package(package, smtp_server)
     assert result.result == "Success", [e.errors for e in result.executables]
     (got,) = smtp_server.messages
     assert got.rcpt_tos == ["zoe@example.com"]
     parsed = email.message_from_bytes(got.content, policy=policy.default)
     assert parsed["Subject"] == "Café report"
-    assert [line for line in got.content.split(b"\r\n\r\n")[0].split(b"\r\n") if line.lower().startswith(b"bcc")] == []
+    assert [
+        line
+        for line in got.content.split(b"\r\n\r\n")[0].split(b"\r\n")
+        if line.lower().startswith(b"bcc")
+    ] == []
 
 
 # ---- item 8: non-ASCII domains go to their IDNA2008 host -----------------------------------
 
 
 def test_sharp_s_domain_keeps_its_host(tmp_path: Path, smtp_server: LoopbackSmtpServer) -> None:
-    package = write_package(tmp_path, {"To": "Info <info@Straße.de>", "CC": "kontakt@bücher.example"})
+    package = write_package(
+        tmp_path, {"To": "Info <info@Straße.de>", "CC": "kontakt@bücher.example"}
+    )
     result = run_package(package, smtp_server)
     assert result.result == "Success", [e.errors for e in result.executables]
     (got,) = smtp_server.messages
@@ -210,15 +252,23 @@ def test_sharp_s_domain_keeps_its_host(tmp_path: Path, smtp_server: LoopbackSmtp
     assert b"strasse" not in got.content.lower()
 
 
-@pytest.mark.parametrize("domain", ["a" * 300 + ".example", "ä" * 300 + ".example", ("abc." * 70) + "example"])
-def test_domain_over_dns_limits_is_refused(tmp_path: Path, smtp_server: LoopbackSmtpServer, domain: str) -> None:
+@pytest.mark.parametrize(
+    "domain", ["a" * 300 + ".example", "ä" * 300 + ".example", ("abc." * 70) + "example"]
+)
+def test_domain_over_dns_limits_is_refused(
+    tmp_path: Path, smtp_server: LoopbackSmtpServer, domain: str
+) -> None:
     error = task_error(run_package(write_package(tmp_path, {"To": f"ops@{domain}"}), smtp_server))
     assert "To address" in error and "63 octets a label" in error
     assert smtp_server.messages == []
 
 
-def test_invalid_international_domain_is_named(tmp_path: Path, smtp_server: LoopbackSmtpServer) -> None:
-    error = task_error(run_package(write_package(tmp_path, {"To": "ops@-bücher.example"}), smtp_server))
+def test_invalid_international_domain_is_named(
+    tmp_path: Path, smtp_server: LoopbackSmtpServer
+) -> None:
+    error = task_error(
+        run_package(write_package(tmp_path, {"To": "ops@-bücher.example"}), smtp_server)
+    )
     assert "'ops@-bücher.example'" in error and "not a valid international host name" in error
 
 
@@ -236,7 +286,9 @@ def test_huge_subject_fails_at_once(tmp_path: Path, smtp_server: LoopbackSmtpSer
     assert smtp_server.messages == []
 
 
-def test_subject_just_over_the_limit_is_refused_and_at_it_is_sent(tmp_path: Path, smtp_server: LoopbackSmtpServer) -> None:
+def test_subject_just_over_the_limit_is_refused_and_at_it_is_sent(
+    tmp_path: Path, smtp_server: LoopbackSmtpServer
+) -> None:
     package = write_package(tmp_path, {}, expressions={"Subject": "@[User::Text]"})
     over = "Отчёт " * 6000  # 66,000 bytes in UTF-8, 36,000 characters
     assert "65,536 bytes" in task_error(run_package(package, smtp_server, "User::Text=" + over))
@@ -246,14 +298,20 @@ def test_subject_just_over_the_limit_is_refused_and_at_it_is_sent(tmp_path: Path
     assert max(len(line) for line in got.content.split(b"\r\n")) <= 998
 
 
-def test_unfoldable_address_over_998_octets_is_refused(tmp_path: Path, smtp_server: LoopbackSmtpServer) -> None:
-    error = task_error(run_package(write_package(tmp_path, {"To": "x" * 1200 + "@example.com"}), smtp_server))
+def test_unfoldable_address_over_998_octets_is_refused(
+    tmp_path: Path, smtp_server: LoopbackSmtpServer
+) -> None:
+    error = task_error(
+        run_package(write_package(tmp_path, {"To": "x" * 1200 + "@example.com"}), smtp_server)
+    )
     assert "the To header would be written with a line longer than the 998 octets" in error
     assert smtp_server.messages == []
 
 
 @pytest.mark.parametrize("field", ["Subject", "MessageSource"])
-def test_undecodable_byte_gets_a_sentence(tmp_path: Path, smtp_server: LoopbackSmtpServer, field: str) -> None:
+def test_undecodable_byte_gets_a_sentence(
+    tmp_path: Path, smtp_server: LoopbackSmtpServer, field: str
+) -> None:
     package = write_package(tmp_path, {}, expressions={field: "@[User::Text]"})
     # How a command-line value holding the byte 0xFF (not UTF-8) reaches Python on POSIX.
     error = task_error(run_package(package, smtp_server, "User::Text=caf\udcff"))

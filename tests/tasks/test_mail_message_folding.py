@@ -15,11 +15,23 @@ from dtsx.tasks.mail_message import MailSpec, build_message
 
 LONG_TO = ", ".join(f"Recipient Number {i} <recipient.number.{i}@example.com>" for i in range(6))
 SPECS = [
-    MailSpec(sender="bench@example.org", to="sink@example.com", subject="Short subject", body="x\n"),
-    MailSpec(sender="Иван Петров <ivan@example.org>", to=LONG_TO, cc="Zoë <zoe@example.net>",
-             subject="Отчёт о загрузке " * 6, body="тело\n"),
-    MailSpec(sender="ops@example.org", to="a@example.com; b@example.com", priority=1,
-             subject="A subject long enough that the folder has to break it somewhere " * 3, body="y\n"),
+    MailSpec(
+        sender="bench@example.org", to="sink@example.com", subject="Short subject", body="x\n"
+    ),
+    MailSpec(
+        sender="Иван Петров <ivan@example.org>",
+        to=LONG_TO,
+        cc="Zoë <zoe@example.net>",
+        subject="Отчёт о загрузке " * 6,
+        body="тело\n",
+    ),
+    MailSpec(
+        sender="ops@example.org",
+        to="a@example.com; b@example.com",
+        priority=1,
+        subject="A subject long enough that the folder has to break it somewhere " * 3,
+        body="y\n",
+    ),
 ]
 # The wire policies a session may pick: 7-bit or 8BITMIME, with or without SMTPUTF8.
 WIRE = [
@@ -47,13 +59,21 @@ def _reference(msg: EmailMessage) -> EmailMessage:
 
 
 @pytest.mark.parametrize("order", [WIRE, WIRE[::-1]], ids=["7bit-first", "utf8-first"])
-def test_shared_headers_fold_as_the_email_package_does_under_every_policy(order: list[dict[str, object]]) -> None:
+def test_shared_headers_fold_as_the_email_package_does_under_every_policy(
+    order: list[dict[str, object]],
+) -> None:
     for spec in SPECS * 2:  # twice: the second round meets headers already folded
         msg = build_message(spec)[0]
         reference = _reference(msg)
         for wire in order:
-            ours = [line for line in _headers(msg, **wire) if not line.lower().startswith(b"content-")]
-            theirs = [line for line in _headers(reference, **wire) if not line.lower().startswith(b"content-")]
+            ours = [
+                line for line in _headers(msg, **wire) if not line.lower().startswith(b"content-")
+            ]
+            theirs = [
+                line
+                for line in _headers(reference, **wire)
+                if not line.lower().startswith(b"content-")
+            ]
             assert [line for line in ours if not line.lower().startswith(b"mime-")] == [
                 line for line in theirs if not line.lower().startswith(b"mime-")
             ]

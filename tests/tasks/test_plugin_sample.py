@@ -26,7 +26,9 @@ def write_dist_info(site: Path) -> None:
     project = tomllib.loads((PLUGIN / "pyproject.toml").read_text())["project"]
     info = site / f"{project['name'].replace('-', '_')}-{project['version']}.dist-info"
     info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n")
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n"
+    )
     lines = []
     for group, entries in project["entry-points"].items():
         lines.append(f"[{group}]")
@@ -49,7 +51,9 @@ def plugin_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
 
 def fresh_registry() -> Registry[type[Task]]:
-    return Registry("task", "dtsx.tasks", check=lambda o: isinstance(o, type) and issubclass(o, Task))
+    return Registry(
+        "task", "dtsx.tasks", check=lambda o: isinstance(o, type) and issubclass(o, Task)
+    )
 
 
 def test_entry_point_is_discovered_and_imported_on_demand(plugin_on_path: Path) -> None:
@@ -72,8 +76,15 @@ def test_decorator_registers_in_the_global_registry(plugin_on_path: Path) -> Non
 
 def test_the_plugin_task_runs(plugin_on_path: Path) -> None:
     cls = fresh_registry().get(KEY)
-    node = XmlNode(tag="ObjectData", children=[XmlNode(tag="HelloTaskData", attrs={
-        "Greeting": "Bonjour", "Name": "monde", "ResultVariable": "User::Message"})])
+    node = XmlNode(
+        tag="ObjectData",
+        children=[
+            XmlNode(
+                tag="HelloTaskData",
+                attrs={"Greeting": "Bonjour", "Name": "monde", "ResultVariable": "User::Message"},
+            )
+        ],
+    )
     task = cls.from_node(node)
     ctx = make_ctx({"User::Message": ""})
     task.execute(ctx)
@@ -82,7 +93,9 @@ def test_the_plugin_task_runs(plugin_on_path: Path) -> None:
     task.execute(ctx)
     assert ctx.variables.get("User::Message") == "Bonjour, Welt!"
     vctx = ValidationContext(connection_type=lambda r: None, has_variable=lambda n: False)
-    assert cls(cls.Properties()).validate(vctx) == ["the Hello task has no Name; say whom to greet."]
+    assert cls(cls.Properties()).validate(vctx) == [
+        "the Hello task has no Name; say whom to greet."
+    ]
 
 
 def test_a_second_class_under_the_same_key_is_refused(plugin_on_path: Path) -> None:
@@ -92,7 +105,9 @@ def test_a_second_class_under_the_same_key_is_refused(plugin_on_path: Path) -> N
     class Impostor(Task):
         def execute(self, ctx: object) -> None: ...
 
-    with pytest.raises(PluginError, match="registered twice: by entry point acme_dtsx.hello:HelloTask and by"):
+    with pytest.raises(
+        PluginError, match="registered twice: by entry point acme_dtsx.hello:HelloTask and by"
+    ):
         registry.add(KEY, Impostor, "tests.Impostor")
 
 
@@ -108,12 +123,26 @@ def test_dtsx_run_and_list_find_the_installed_plugin(tmp_path: Path) -> None:
     dtsx = [sys.executable, "-c", "from dtsx.engine.cli import main; main()"]
     report = tmp_path / "report.json"
     done = subprocess.run(
-        [*dtsx, "run", str(PLUGIN / "hello.dtsx"), "--path-map", f"C:\\acme={tmp_path}", "--report-json", str(report)],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        [
+            *dtsx,
+            "run",
+            str(PLUGIN / "hello.dtsx"),
+            "--path-map",
+            f"C:\\acme={tmp_path}",
+            "--report-json",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "greetings.txt").read_text() == "Hello, WORLD!\n"
     assert json.loads(report.read_text())["variables"]["User::Message"] == "Hello, WORLD!"
-    listed = subprocess.run([*dtsx, "list"], capture_output=True, text=True, env=env, timeout=60, check=False)
+    listed = subprocess.run(
+        [*dtsx, "list"], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
     line = next(x for x in listed.stdout.splitlines() if KEY in x)
     assert "entry point acme_dtsx.hello:HelloTask" in line

@@ -53,10 +53,18 @@ def test_an_interrupt_stops_a_send_that_is_waiting(tmp_path: Path, wait: str) ->
     server = unanswered_listener() if wait == "connect" else silent_server()
     with server as port:
         proc = subprocess.Popen(
-            [*DTSX, "run", str(ROOT / "samples" / "hello-mail.dtsx"),
-             "--conn", f"SMTP Connection Manager=SmtpServer=127.0.0.1;Port={port};",
-             "--report-json", str(tmp_path / "report.json")],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                *DTSX,
+                "run",
+                str(ROOT / "samples" / "hello-mail.dtsx"),
+                "--conn",
+                f"SMTP Connection Manager=SmtpServer=127.0.0.1;Port={port};",
+                "--report-json",
+                str(tmp_path / "report.json"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             time.sleep(3)  # start-up, load and plan: the task is then waiting on the server

@@ -23,7 +23,9 @@ SAMPLES = REPO_ROOT / "samples"
 DATA = SAMPLES / "data"
 
 
-def _run(sample: str | Path, server: LoopbackSmtpServer, conn: str | None = None, **options: Any) -> Any:
+def _run(
+    sample: str | Path, server: LoopbackSmtpServer, conn: str | None = None, **options: Any
+) -> Any:
     executor = pytest.importorskip("dtsx.engine.executor")
     from dtsx.engine.loader import load
     from dtsx.engine.plan import build
@@ -70,15 +72,24 @@ def test_hello_mail(smtp_server: LoopbackSmtpServer) -> None:
 def test_hello_mail_variable_override_reaches_to_line(smtp_server: LoopbackSmtpServer) -> None:
     from dtsx.engine.executor import parse_set
 
-    result = _run("hello-mail.dtsx", smtp_server, sets=[parse_set("User::Recipient=ops@example.net")])
+    result = _run(
+        "hello-mail.dtsx", smtp_server, sets=[parse_set("User::Recipient=ops@example.net")]
+    )
     got = _one(smtp_server, result)
     assert got.rcpt_tos == ["ops@example.net"] and _parsed(got)["To"] == "ops@example.net"
 
 
-def test_direct_input_cyrillic_high_priority_bcc_attachment(smtp_server: LoopbackSmtpServer) -> None:
+def test_direct_input_cyrillic_high_priority_bcc_attachment(
+    smtp_server: LoopbackSmtpServer,
+) -> None:
     got = _one(smtp_server, _run("mail-direct-input.dtsx", smtp_server))
     assert got.mail_from == "etl@example.org"
-    assert got.rcpt_tos == ["analysts@example.com", "ivan.petrov@example.com", "dba@example.com", "audit@example.net"]
+    assert got.rcpt_tos == [
+        "analysts@example.com",
+        "ivan.petrov@example.com",
+        "dba@example.com",
+        "audit@example.net",
+    ]
     assert b"audit@example.net" not in got.content, "BCC must stay on the envelope"
     assert got.content.isascii()
     msg = _parsed(got)
@@ -95,7 +106,9 @@ def test_direct_input_cyrillic_high_priority_bcc_attachment(smtp_server: Loopbac
     assert attachment.get_payload(decode=True) == (DATA / "load-report.csv").read_bytes()
 
 
-def test_file_connection_body_and_attachments_by_expression(smtp_server: LoopbackSmtpServer) -> None:
+def test_file_connection_body_and_attachments_by_expression(
+    smtp_server: LoopbackSmtpServer,
+) -> None:
     got = _one(smtp_server, _run("mail-file-body.dtsx", smtp_server))
     msg = _parsed(got)
     assert _text(msg.get_body(("plain",))) == (DATA / "mail-body.txt").read_text(encoding="utf-8")
@@ -120,12 +133,17 @@ def test_html_extension(smtp_server: LoopbackSmtpServer) -> None:
     got = _one(smtp_server, _run("mail-html.dtsx", smtp_server))
     msg = _parsed(got)
     assert msg.get_content_type() == "multipart/alternative"
-    assert _text(msg.get_body(("plain",))) == "Nightly load finished.\nOrders: 1204 rows\nCustomers: 87 rows\n"
+    assert (
+        _text(msg.get_body(("plain",)))
+        == "Nightly load finished.\nOrders: 1204 rows\nCustomers: 87 rows\n"
+    )
     html = _text(msg.get_body(("html",)))
     assert "<h1>Nightly load finished</h1>" in html and "<td>1204</td>" in html
 
 
-def test_html_body_set_by_a_property_expression(smtp_server: LoopbackSmtpServer, tmp_path: Path) -> None:
+def test_html_body_set_by_a_property_expression(
+    smtp_server: LoopbackSmtpServer, tmp_path: Path
+) -> None:
     text = (SAMPLES / "mail-html.dtsx").read_text(encoding="utf-8")
     anchor = "<DTS:Variables />\n      <DTS:ObjectData>"  # the task's, not the connection manager's
     assert text.count(anchor) == 1
@@ -150,7 +168,9 @@ def test_starttls_with_certificate_check(starttls_server: LoopbackSmtpServer) ->
 
 
 def test_refused_recipient_fails_the_task_and_says_which(smtp_server: LoopbackSmtpServer) -> None:
-    smtp_server.handler.refuse["dba@example.com"] = "550 5.1.1 <dba@example.com>: mailbox unavailable"
+    smtp_server.handler.refuse["dba@example.com"] = (
+        "550 5.1.1 <dba@example.com>: mailbox unavailable"
+    )
     result = _run("mail-direct-input.dtsx", smtp_server)
     task = result.executable("Package\\Send Load Report")
     assert result.result == "Failure" and task.result == "Failure"
@@ -163,14 +183,24 @@ def test_refused_recipient_fails_the_task_and_says_which(smtp_server: LoopbackSm
 
 def test_quick_start_command_writes_to_outbox(tmp_path: Path) -> None:
     cli = [sys.executable, "-c", "from dtsx.engine.cli import main; main()"]
-    probe = subprocess.run([*cli, "run", "--help"], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT,
-                           check=False)
+    probe = subprocess.run(
+        [*cli, "run", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+        check=False,
+    )
     if "--dev-smtp" not in probe.stdout:
         pytest.skip("`dtsx run --dev-smtp` is not available in this checkout yet")
     outbox = tmp_path / "outbox"
     done = subprocess.run(
         [*cli, "run", "samples/hello-mail.dtsx", "--dev-smtp", str(outbox)],
-        capture_output=True, text=True, timeout=120, cwd=REPO_ROOT, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     (eml,) = sorted(outbox.glob("*.eml"))
@@ -187,10 +217,14 @@ def _task_with_real_connections(server: LoopbackSmtpServer) -> tuple[Any, Any]:
     from tests.tasks._taskkit import make_ctx
 
     package = load(SAMPLES / "mail-direct-input.dtsx")
-    conns = Connections(package.connections, overrides={"SMTP Connection Manager": server.connection_string()})
+    conns = Connections(
+        package.connections, overrides={"SMTP Connection Manager": server.connection_string()}
+    )
     (exe,) = [e for e in package.walk() if e.type_key == "Microsoft.SendMailTask"]
     attachment = str(DATA / "load-report.csv")
-    ctx = make_ctx(connections=conns, local_path=lambda p: attachment if p.endswith("load-report.csv") else p)
+    ctx = make_ctx(
+        connections=conns, local_path=lambda p: attachment if p.endswith("load-report.csv") else p
+    )
     return SendMailTask.from_node(exe.object_data), ctx
 
 
@@ -230,11 +264,23 @@ def test_international_recipient_goes_out_with_smtputf8(smtp_server: LoopbackSmt
     from tests.tasks._taskkit import make_ctx
 
     ns = "{www.microsoft.com/sqlserver/dts/tasks/sendmailtask}"
-    attrs = {"SMTPServer": "SMTP", "From": "etl@example.org", "To": "Иван <иван@пример.рф>", "Subject": "Привет"}
+    attrs = {
+        "SMTPServer": "SMTP",
+        "From": "etl@example.org",
+        "To": "Иван <иван@пример.рф>",
+        "Subject": "Привет",
+    }
     data = XmlNode(tag=f"{ns}SendMailTaskData", attrs={ns + k: v for k, v in attrs.items()})
-    task = SendMailTask.from_node(XmlNode(tag="{www.microsoft.com/SqlServer/Dts}ObjectData", children=[data]))
-    spec = ConnectionManagerSpec(ref_id="Package.ConnectionManagers[SMTP]", name="SMTP", creation_name="SMTP",
-                                 type_key="SMTP", connection_string=smtp_server.connection_string())
+    task = SendMailTask.from_node(
+        XmlNode(tag="{www.microsoft.com/SqlServer/Dts}ObjectData", children=[data])
+    )
+    spec = ConnectionManagerSpec(
+        ref_id="Package.ConnectionManagers[SMTP]",
+        name="SMTP",
+        creation_name="SMTP",
+        type_key="SMTP",
+        connection_string=smtp_server.connection_string(),
+    )
     ctx = make_ctx(connections=Connections([spec]))
     try:
         task.execute(ctx)

@@ -38,7 +38,11 @@ ATTRIBUTE_SETS = [
     {f"{NS}FileAttachments": " a.txt | |b.txt "},
     {f"{NS}FileAttachments": " | "},
     {f"{NS}FileAttachments": ""},
-    {f"{NS}To": "first", f"{OTHER}To": "second", "Plain": "p"},  # same local name twice: the later wins
+    {
+        f"{NS}To": "first",
+        f"{OTHER}To": "second",
+        "Plain": "p",
+    },  # same local name twice: the later wins
     {"{urn:dtsx:extensions}HtmlMessageSource": "<b>x</b>", f"{NS}Priority": "1"},
 ]
 

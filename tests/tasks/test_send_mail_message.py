@@ -31,7 +31,12 @@ def _reparse(msg: EmailMessage) -> EmailMessage:
 
 
 def _spec(**kw: object) -> MailSpec:
-    base: dict[str, object] = {"sender": "etl@example.org", "to": "ops@example.com", "subject": "s", "body": "b"}
+    base: dict[str, object] = {
+        "sender": "etl@example.org",
+        "to": "ops@example.com",
+        "subject": "s",
+        "body": "b",
+    }
     base.update(kw)
     return MailSpec(**base)  # type: ignore[arg-type]
 
@@ -54,7 +59,12 @@ def test_split_addresses(line: str, expected: list[str]) -> None:
 
 def test_headers_envelope_and_bcc_only_on_envelope() -> None:
     msg, sender, rcpts = build_message(
-        _spec(to="a@x.org; B <b@x.org>", cc="c@x.org", bcc="hidden@y.org;A@x.org", subject="Load finished")
+        _spec(
+            to="a@x.org; B <b@x.org>",
+            cc="c@x.org",
+            bcc="hidden@y.org;A@x.org",
+            subject="Load finished",
+        )
     )
     assert sender == "etl@example.org"
     # BCC joins the envelope; a duplicate (case-insensitive) is sent once.
@@ -81,7 +91,9 @@ def test_fixed_date_is_written_as_given() -> None:
 def test_cyrillic_subject_and_body_round_trip_and_stay_seven_bit() -> None:
     subject = "Ошибка в ListLoadWoISIN — отчёт № 7"
     body = "Привет!\r\nЗагрузка не удалась.\nСтрока 3\r"
-    msg, _, _ = build_message(_spec(subject=subject, body=body, sender="Робот ETL <etl@example.org>"))
+    msg, _, _ = build_message(
+        _spec(subject=subject, body=body, sender="Робот ETL <etl@example.org>")
+    )
     wire = _wire(msg)
     assert wire.isascii(), "without SMTPUTF8 the message must be 7-bit clean"
     assert b"=?utf-8?" in wire
@@ -102,8 +114,24 @@ def test_ascii_body_is_seven_bit_and_crlf() -> None:
 @pytest.mark.parametrize(
     ("priority", "headers"),
     [
-        (1, {"X-Priority": "1", "Priority": "urgent", "Importance": "high", "X-MSMail-Priority": "High"}),
-        (5, {"X-Priority": "5", "Priority": "non-urgent", "Importance": "low", "X-MSMail-Priority": "Low"}),
+        (
+            1,
+            {
+                "X-Priority": "1",
+                "Priority": "urgent",
+                "Importance": "high",
+                "X-MSMail-Priority": "High",
+            },
+        ),
+        (
+            5,
+            {
+                "X-Priority": "5",
+                "Priority": "non-urgent",
+                "Importance": "low",
+                "X-MSMail-Priority": "Low",
+            },
+        ),
         (3, {}),
     ],
 )
@@ -174,7 +202,9 @@ def test_header_injection_refused(field: str, value: str) -> None:
         build_message(_spec(**{field: value}))
 
 
-@pytest.mark.parametrize("bad", ["foo bar", "a@@b.org", "x@", "@y.org", "a b@c.org", "<>", "a@b c.org"])
+@pytest.mark.parametrize(
+    "bad", ["foo bar", "a@@b.org", "x@", "@y.org", "a b@c.org", "<>", "a@b c.org"]
+)
 def test_malformed_address_is_named(bad: str) -> None:
     with pytest.raises(TaskFailedError) as info:
         build_message(_spec(to=f"ok@x.org; {bad}"))
@@ -206,12 +236,16 @@ def test_international_addresses() -> None:
 
 
 def test_attachment_filename() -> None:
-    assert attachment_filename(r"D:\SSIS Tasks\Out\essential grammar.pdf") == "essential grammar.pdf"
+    assert (
+        attachment_filename(r"D:\SSIS Tasks\Out\essential grammar.pdf") == "essential grammar.pdf"
+    )
     assert attachment_filename("/srv/out/a.xls") == "a.xls"
     assert attachment_filename(r"\\server\share\b.txt") == "b.txt"
 
 
-@pytest.mark.parametrize("text", ["", "a", "a\n", "a\n\nb\n\n", "x" * 900 + "\nend", "\n\n", "tab\there  \n trailing "])
+@pytest.mark.parametrize(
+    "text", ["", "a", "a\n", "a\n\nb\n\n", "x" * 900 + "\nend", "\n\n", "tab\there  \n trailing "]
+)
 def test_plain_fast_path_matches_the_email_package(text: str) -> None:
     from dtsx.tasks import mail_message
 

@@ -40,7 +40,12 @@ def _node(attrs: dict[str, str], attachments: list[str] = ()) -> XmlNode:  # typ
 
 
 def _task(**attrs: str) -> SendMailTask:
-    base = {"SMTPServer": SMTP_ID, "From": "etl@example.org", "To": "ops@example.com", "Subject": "Hi"}
+    base = {
+        "SMTPServer": SMTP_ID,
+        "From": "etl@example.org",
+        "To": "ops@example.com",
+        "Subject": "Hi",
+    }
     base.update(attrs)
     return SendMailTask.from_node(_node(base))
 
@@ -48,7 +53,10 @@ def _task(**attrs: str) -> SendMailTask:
 def _file_connections(files: dict[str, Path]) -> Connections:
     specs = [
         ConnectionManagerSpec(
-            ref_id=f"Package.ConnectionManagers[{name}]", name=name, creation_name="FILE", type_key="FILE",
+            ref_id=f"Package.ConnectionManagers[{name}]",
+            name=name,
+            creation_name="FILE",
+            type_key="FILE",
             connection_string=str(path),
         )
         for name, path in files.items()
@@ -56,7 +64,11 @@ def _file_connections(files: dict[str, Path]) -> Connections:
     return Connections(specs)
 
 
-def _vctx(types: dict[str, str] | None = None, variables: set[str] = frozenset(), dynamic: set[str] = frozenset()) -> ValidationContext:  # type: ignore[assignment]
+def _vctx(
+    types: dict[str, str] | None = None,
+    variables: set[str] = frozenset(),
+    dynamic: set[str] = frozenset(),
+) -> ValidationContext:  # type: ignore[assignment]
     known = {k.lower(): v for k, v in (types or {SMTP_ID: "SMTP"}).items()}
     return ValidationContext(
         connection_type=lambda ref: known.get(ref.lower()),
@@ -82,14 +94,28 @@ def test_registered_under_every_ssis_type_name() -> None:
 def test_reads_v3_attributes_and_attachment_children() -> None:
     task = SendMailTask.from_node(
         _node(
-            {"SMTPServer": SMTP_ID, "From": "a@x.org", "To": "", "CC": "c@x.org", "BCC": "", "Subject": "Тема",
-             "Priority": "High", "MessageSourceType": "Variable", "MessageSource": "User::Body",
-             "FileAttachments": r"C:\a.txt|"},
+            {
+                "SMTPServer": SMTP_ID,
+                "From": "a@x.org",
+                "To": "",
+                "CC": "c@x.org",
+                "BCC": "",
+                "Subject": "Тема",
+                "Priority": "High",
+                "MessageSourceType": "Variable",
+                "MessageSource": "User::Body",
+                "FileAttachments": r"C:\a.txt|",
+            },
             attachments=[r"c:\tmp\io20111111.xls"],
         )
     )
     p = task.props
-    assert (p.smtp_connection, p.from_line, p.cc_line, p.subject) == (SMTP_ID, "a@x.org", "c@x.org", "Тема")
+    assert (p.smtp_connection, p.from_line, p.cc_line, p.subject) == (
+        SMTP_ID,
+        "a@x.org",
+        "c@x.org",
+        "Тема",
+    )
     assert p.priority is MailPriority.HIGH and p.message_source_type is MessageSourceType.VARIABLE
     assert p.file_attachments == r"C:\a.txt|c:\tmp\io20111111.xls"
 
@@ -115,7 +141,12 @@ def test_empty_object_data_gives_defaults() -> None:
         ("Priority", "5", "priority", MailPriority.LOW),
         ("priority", "normal", "priority", MailPriority.NORMAL),
         ("MessageSourceType", 2, "message_source_type", MessageSourceType.VARIABLE),
-        ("MessageSourceType", "fileconnection", "message_source_type", MessageSourceType.FILE_CONNECTION),
+        (
+            "MessageSourceType",
+            "fileconnection",
+            "message_source_type",
+            MessageSourceType.FILE_CONNECTION,
+        ),
         ("Subject", 42, "subject", "42"),
         ("MessageSource", None, "message_source", ""),
     ],
@@ -126,7 +157,9 @@ def test_runtime_property_names(name: str, value: Any, field: str, expected: Any
     assert getattr(task.props, field) == expected
 
 
-@pytest.mark.parametrize(("name", "value"), [("Priority", 2), ("Priority", "Urgent"), ("MessageSourceType", 7)])
+@pytest.mark.parametrize(
+    ("name", "value"), [("Priority", 2), ("Priority", "Urgent"), ("MessageSourceType", 7)]
+)
 def test_bad_enum_values_fail_naming_the_property(name: str, value: Any) -> None:
     with pytest.raises(TaskFailedError, match=name):
         _task().set_property(name, value)
@@ -148,7 +181,10 @@ def test_validation_problems() -> None:
     task = SendMailTask.from_node(_node({"SMTPServer": "{00000000-0000-0000-0000-000000000001}"}))
     problems = task.validate(_vctx())
     assert len(problems) == 3
-    assert "SMTPServer {00000000-0000-0000-0000-000000000001} matches no connection manager" in problems[0]
+    assert (
+        "SMTPServer {00000000-0000-0000-0000-000000000001} matches no connection manager"
+        in problems[0]
+    )
     assert "no sender" in problems[1] and "no recipient" in problems[2]
 
 
@@ -226,8 +262,10 @@ def test_attachments_through_local_path(tmp_path: Path) -> None:
 
 def test_missing_attachment_names_path_and_path_map(tmp_path: Path) -> None:
     task = SendMailTask.from_node(
-        _node({"SMTPServer": SMTP_ID, "From": "a@x.org", "To": "b@x.org"},
-              attachments=[r"D:\SSIS Tasks\AllOutput\grammar.pdf"])
+        _node(
+            {"SMTPServer": SMTP_ID, "From": "a@x.org", "To": "b@x.org"},
+            attachments=[r"D:\SSIS Tasks\AllOutput\grammar.pdf"],
+        )
     )
     with pytest.raises(TaskFailedError) as info:
         task.build_message(make_ctx())
@@ -279,7 +317,10 @@ _CORPUS_FILES = [
     "maabcodingschool_Qamarbek_SSIS_TechBrothersIT_71-90_Qamar_Part84_Attach_Multiple_File_Dynamically_Send_Mail_.dtsx",
     "maabcodingschool_Qamarbek_SSIS_TechBrothersIT_71-90_Qamar_Part85_Send_Error_Email_w_Error_Code_.dtsx",
 ]
-_ENCRYPTED = {"avgrishin_Dts2008_LoadParticipantMICEX.dtsx", "rtumaykin_ssis-build_example_SampleSSISProjectSQL2016_SampleSSISProject_Package_221.dtsx"}
+_ENCRYPTED = {
+    "avgrishin_Dts2008_LoadParticipantMICEX.dtsx",
+    "rtumaykin_ssis-build_example_SampleSSISProjectSQL2016_SampleSSISProject_Package_221.dtsx",
+}
 
 
 def _default(data_type: int, raw: str | None) -> Any:
@@ -379,14 +420,19 @@ def test_corpus_larryloi_variable_body(tmp_path: Path) -> None:
 
 def test_corpus_part82_windows_attachment_needs_path_map(tmp_path: Path) -> None:
     task, ctx = _only(
-        "maabcodingschool_Qamarbek_SSIS_TechBrothersIT_71-90_Qamar_Part82_Configure_Send_Mail_Task..._.dtsx", tmp_path
+        "maabcodingschool_Qamarbek_SSIS_TechBrothersIT_71-90_Qamar_Part82_Configure_Send_Mail_Task..._.dtsx",
+        tmp_path,
     )
-    with pytest.raises(TaskFailedError, match=r"essential grammar in use 3rd edition\.pdf.*--path-map"):
+    with pytest.raises(
+        TaskFailedError, match=r"essential grammar in use 3rd edition\.pdf.*--path-map"
+    ):
         task.build_message(ctx)
     local = tmp_path / "Video80"
     local.mkdir()
     (local / "essential grammar in use 3rd edition.pdf").write_bytes(b"%PDF-1.4 test")
-    ctx.local_path = lambda p: p.replace("D:\\SSIS Tasks\\AllOutput\\Video80", str(local)).replace("\\", "/")
+    ctx.local_path = lambda p: p.replace("D:\\SSIS Tasks\\AllOutput\\Video80", str(local)).replace(
+        "\\", "/"
+    )
     msg, _, _ = task.build_message(ctx)
     (part,) = list(_parse(msg).iter_attachments())
     assert part.get_filename() == "essential grammar in use 3rd edition.pdf"

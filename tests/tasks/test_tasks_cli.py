@@ -31,7 +31,9 @@ def test_failing_child_exits_1_naming_it(tmp_path: Path) -> None:
     assert "the child package child_fail.dtsx finished with result Failure" in done.stderr
     # The child's own error is in the run's log, "above" the parent's.
     log = done.stdout + done.stderr
-    assert log.index("exited with code 3, but the task expects 0 (SuccessValue)") < log.index("finished with result Failure")
+    assert log.index("exited with code 3, but the task expects 0 (SuccessValue)") < log.index(
+        "finished with result Failure"
+    )
     assert "Traceback" not in log
 
 
@@ -60,9 +62,22 @@ def test_process_chain_without_path_map_fails_before_touching_disk(tmp_path: Pat
     from tests.tasks._e2e import DATA
 
     done = subprocess.run(
-        [sys.executable, "-c", "from dtsx.engine.cli import main; main()", "run", str(DATA / "process_chain.dtsx")],
-        capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,
+        [
+            sys.executable,
+            "-c",
+            "from dtsx.engine.cli import main; main()",
+            "run",
+            str(DATA / "process_chain.dtsx"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 1
-    assert "WorkingDirectory C:\\dtsx-work is a Windows path that no --path-map rule maps" in done.stderr
+    assert (
+        "WorkingDirectory C:\\dtsx-work is a Windows path that no --path-map rule maps"
+        in done.stderr
+    )
     assert list(tmp_path.iterdir()) == []

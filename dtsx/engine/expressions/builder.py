@@ -106,7 +106,9 @@ def date_key(type_name: str) -> Callable[[Any], int]:
 class Builder:
     """Builds one expression for one assignment of variable types."""
 
-    def __init__(self, text: str, names: list[str], types: dict[str, str | None], functions: Any) -> None:
+    def __init__(
+        self, text: str, names: list[str], types: dict[str, str | None], functions: Any
+    ) -> None:
         self.text = text
         self.names = names
         self.types = types
@@ -124,7 +126,11 @@ class Builder:
         if isinstance(node, Assignment):
             return self.build(node.expression)
         built = self.build(node)
-        if isinstance(node, (Cast, NullOf)) and node.spec.name == "DT_STR" and built.type is not None:
+        if (
+            isinstance(node, (Cast, NullOf))
+            and node.spec.name == "DT_STR"
+            and built.type is not None
+        ):
             # spec §3: a DT_STR cast or NULL is honoured only at the root.
             return Built("DT_STR", built.fn, built.const)
         return built
@@ -137,7 +143,9 @@ class Builder:
             return Built(built.type, _constant(value), True)
         return built
 
-    def fold(self, fn: Fn, type_name: str, parts: list[Built], offset: int, safe: bool = False) -> Built:
+    def fold(
+        self, fn: Fn, type_name: str, parts: list[Built], offset: int, safe: bool = False
+    ) -> Built:
         """Wrap ``fn`` with the node's error offset; constant when every part is constant.
 
         ``safe`` closures cannot fail, so they skip the guard (one call less per evaluation).
@@ -175,12 +183,16 @@ class Builder:
         kind = operand.type
         if node.op == "!":
             if kind != "DT_BOOL":
-                raise self.error(f"the operator '!' needs a DT_BOOL operand, not {kind}", node.offset)
+                raise self.error(
+                    f"the operator '!' needs a DT_BOOL operand, not {kind}", node.offset
+                )
             fn = _null_safe1(operand.fn, lambda v: not v)
             return self.fold(fn, "DT_BOOL", [operand], node.offset, safe=True)
         if node.op == "~":
             if kind not in INTEGERS:
-                raise self.error(f"the operator '~' needs an integer operand, not {kind}", node.offset)
+                raise self.error(
+                    f"the operator '~' needs an integer operand, not {kind}", node.offset
+                )
             mask = INT_RANGE[kind][1]
             impl = (lambda v: ~v) if kind in SIGNED else (lambda v: v ^ mask)
             return self.fold(_null_safe1(operand.fn, impl), kind, [operand], node.offset, safe=True)
@@ -228,7 +240,8 @@ class Builder:
         for side, built in ((node.left, left), (node.right, right)):
             if built.type is not None and built.type != "DT_BOOL":
                 raise self.error(
-                    f"the operator '{node.op}' needs DT_BOOL operands, not {built.type}", side.offset
+                    f"the operator '{node.op}' needs DT_BOOL operands, not {built.type}",
+                    side.offset,
                 )
         if left.fn is None or right.fn is None:
             return Built("DT_BOOL", None)
@@ -304,7 +317,9 @@ class Builder:
                 node.offset,
             )
         if op == "%" and (lt_ not in INTEGERS or rt not in INTEGERS):
-            raise self.error(f"the operator '%' needs integer operands, not {lt_} and {rt}", node.offset)
+            raise self.error(
+                f"the operator '%' needs integer operands, not {lt_} and {rt}", node.offset
+            )
         common = self.promoted(node, lt_, rt)
         impl = _arith(op, common)
         lconv, rconv = numeric_coercer(lt_, common), numeric_coercer(rt, common)
@@ -383,7 +398,11 @@ class Builder:
             raise self.error(f"the cast from {source} to {spec.name} is not supported", node.offset)
         if operand.fn is None:
             return Built(result, None)
-        if source == spec.name and spec.name not in STRINGS | EXACT | DATES and spec.name != "DT_BYTES":
+        if (
+            source == spec.name
+            and spec.name not in STRINGS | EXACT | DATES
+            and spec.name != "DT_BYTES"
+        ):
             return operand
         if source in INTEGERS and spec.name in STRINGS:
             fn = _integer_text(operand.fn, spec.length)  # the common "(DT_WSTR,n)@count" case
@@ -563,7 +582,9 @@ def _negate(kind: str) -> Callable[[Any], Any]:
 
 
 def _coerced(
-    impl: Callable[[Any, Any], Any], lconv: Callable[[Any], Any] | None, rconv: Callable[[Any], Any] | None
+    impl: Callable[[Any, Any], Any],
+    lconv: Callable[[Any], Any] | None,
+    rconv: Callable[[Any], Any] | None,
 ) -> Callable[[Any, Any], Any]:
     lc = lconv or (lambda v: v)
     rc = rconv or (lambda v: v)

@@ -12,7 +12,7 @@ import re
 import struct
 import uuid
 from datetime import date, datetime, time, timedelta, timezone
-from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any
 from collections.abc import Callable
 
@@ -140,7 +140,9 @@ def ole_to_datetime(days: float) -> datetime:
 # The number text a cast reads, as .NET parses it: ASCII digits only, an optional sign, point
 # and exponent, and only .NET's white space (U+0009-U+000D, U+0020) around it. No NaN, Infinity,
 # Python's 1_000 or other scripts' digits.
-_NUMBER_TEXT = re.compile(r"[\t\n\v\f\r ]*([+-]?(?=\.?[0-9])([0-9]*)(\.[0-9]*)?([eE][+-]?[0-9]+)?)[\t\n\v\f\r ]*")
+_NUMBER_TEXT = re.compile(
+    r"[\t\n\v\f\r ]*([+-]?(?=\.?[0-9])([0-9]*)(\.[0-9]*)?([eE][+-]?[0-9]+)?)[\t\n\v\f\r ]*"
+)
 _SHORT_INTEGER = 18  # digits int() reads exactly and fast; longer text goes through Decimal
 # Beyond 10**39 no integer or exact type can hold a value, and no arithmetic context need reach.
 _MAX_EXPONENT = 39
@@ -170,7 +172,6 @@ def _bounded(number: int | float | Decimal, value: Any, target: str) -> None:
         raise ConversionFailure(f"the value {_show(value)} does not fit into {target}")
 
 
-
 def _as_number(value: Any, source: str) -> int | float | Decimal:
     """Any legal numeric-cast source as int, float or Decimal."""
     if isinstance(value, bool):
@@ -180,7 +181,7 @@ def _as_number(value: Any, source: str) -> int | float | Decimal:
     if isinstance(value, str):
         return number_from_text(value)
     if isinstance(value, datetime) and source == "DT_FILETIME":
-        return (datetime_ticks_since_1601(value))
+        return datetime_ticks_since_1601(value)
     if isinstance(value, datetime):
         return datetime_to_ole(value)
     if isinstance(value, (bytes, bytearray)):
@@ -257,7 +258,9 @@ def _to_exact(spec: TypeSpec, source: str) -> Converter:
             number = Decimal(repr(number))
         _bounded(number, value, target)
         if isinstance(number, Decimal) and number.adjusted() < -scale - 1:
-            number = Decimal(0)  # under half the last digit: rounds to zero at any exponent, however small
+            number = Decimal(
+                0
+            )  # under half the last digit: rounds to zero at any exponent, however small
         exact = Decimal(number).quantize(quantum, rounding=ROUND_HALF_UP, context=_WIDE)
         return check_exact(exact, target, precision)
 
@@ -366,7 +369,9 @@ _US = re.compile(
     r"\s*([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})"
     r"(?:\s+([0-9]{1,2}):([0-9]{1,2})(?::([0-9]{1,2})(?:\.([0-9]{1,9}))?)?\s*([AaPp][Mm])?)?\s*$"
 )
-_TIME = re.compile(r"\s*([0-9]{1,2}):([0-9]{1,2})(?::([0-9]{1,2})(?:\.([0-9]{1,9}))?)?\s*([AaPp][Mm])?\s*$")
+_TIME = re.compile(
+    r"\s*([0-9]{1,2}):([0-9]{1,2})(?::([0-9]{1,2})(?:\.([0-9]{1,9}))?)?\s*([AaPp][Mm])?\s*$"
+)
 
 
 def _hour12(hour: int, marker: str | None) -> int:
@@ -439,7 +444,13 @@ def _normalise(value: Any, source: str) -> tuple[datetime, int, int | None]:
         offset = value.utcoffset()
         minutes = None if offset is None else int(offset.total_seconds()) // 60
         plain = datetime(
-            value.year, value.month, value.day, value.hour, value.minute, value.second, value.microsecond
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+            value.microsecond,
         )
         return plain, tick_of(value), minutes
     if isinstance(value, date):
@@ -448,7 +459,11 @@ def _normalise(value: Any, source: str) -> tuple[datetime, int, int | None]:
         # spec §8.2: a time converted to a type with a date uses the current date.
         return datetime.combine(date.today(), value.replace(tzinfo=None)), tick_of(value), None
     if source == "DT_I8" or source == "DT_UI8":
-        return datetime(1601, 1, 1) + timedelta(microseconds=int(value) // 10), int(value) % 10, None
+        return (
+            datetime(1601, 1, 1) + timedelta(microseconds=int(value) // 10),
+            int(value) % 10,
+            None,
+        )
     return ole_to_datetime(float(_as_number(value, source))), 0, None
 
 
@@ -529,7 +544,11 @@ _SHOWN = 60  # characters of a value an error message quotes
 
 def _show(value: Any) -> str:
     text = repr(value) if isinstance(value, str) else str(value)
-    return text if len(text) <= _SHOWN else f"{text[:_SHOWN - 10]}...{text[-7:]} ({len(text)} characters)"
+    return (
+        text
+        if len(text) <= _SHOWN
+        else f"{text[: _SHOWN - 10]}...{text[-7:]} ({len(text)} characters)"
+    )
 
 
 def converter(source: str, spec: TypeSpec) -> Converter:
@@ -550,4 +569,3 @@ def converter(source: str, spec: TypeSpec) -> Converter:
     if target == "DT_GUID":
         return _to_guid(source)
     return _to_bytes(spec, source)
-

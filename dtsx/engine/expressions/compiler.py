@@ -91,7 +91,9 @@ class CompiledExpression:
     def _key(self, types: list[str]) -> Any:
         return types[0] if self._single is not None else tuple(types)
 
-    def _finish(self, built: Built, env: Mapping[str, str | None]) -> tuple[Callable[[list[Any]], Any], str]:
+    def _finish(
+        self, built: Built, env: Mapping[str, str | None]
+    ) -> tuple[Callable[[list[Any]], Any], str]:
         fn, result_type = built.fn, built.type
         assert fn is not None and result_type is not None
         if self.target is None:
@@ -178,7 +180,9 @@ class CompiledExpression:
                 lookup(name)
             except KeyError:
                 return ExpressionError(
-                    f"the variable @[{name}] was not found", text=self.text, offset=self._offsets[name]
+                    f"the variable @[{name}] was not found",
+                    text=self.text,
+                    offset=self._offsets[name],
                 )
             except Exception:  # noqa: S112 - only looking for the missing one
                 continue

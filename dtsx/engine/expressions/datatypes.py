@@ -36,16 +36,19 @@ EXACT = frozenset({"DT_CY", "DT_DECIMAL", "DT_NUMERIC"})
 NUMERICS = INTEGERS | REALS | EXACT
 STRINGS = frozenset({"DT_WSTR", "DT_STR"})
 TIMES = frozenset({"DT_DBTIME", "DT_DBTIME2"})
-DATES = frozenset(
-    {
-        "DT_DATE",
-        "DT_DBDATE",
-        "DT_DBTIMESTAMP",
-        "DT_DBTIMESTAMP2",
-        "DT_DBTIMESTAMPOFFSET",
-        "DT_FILETIME",
-    }
-) | TIMES
+DATES = (
+    frozenset(
+        {
+            "DT_DATE",
+            "DT_DBDATE",
+            "DT_DBTIMESTAMP",
+            "DT_DBTIMESTAMP2",
+            "DT_DBTIMESTAMPOFFSET",
+            "DT_FILETIME",
+        }
+    )
+    | TIMES
+)
 BLOBS = frozenset({"DT_TEXT", "DT_NTEXT", "DT_IMAGE"})
 ALL_TYPES = NUMERICS | STRINGS | DATES | BLOBS | frozenset({"DT_BOOL", "DT_GUID", "DT_BYTES"})
 
@@ -62,7 +65,21 @@ INT_RANGE: dict[str, tuple[int, int]] = {
 # DT_CY is an 8-byte integer scaled by 10^4.
 CY_LIMIT = (2**63 - 1) / 10**4
 
-_ORDER = ["I1", "I2", "I4", "I8", "UI1", "UI2", "UI4", "UI8", "R4", "R8", "CY", "DECIMAL", "NUMERIC"]
+_ORDER = [
+    "I1",
+    "I2",
+    "I4",
+    "I8",
+    "UI1",
+    "UI2",
+    "UI4",
+    "UI8",
+    "R4",
+    "R8",
+    "CY",
+    "DECIMAL",
+    "NUMERIC",
+]
 # Rows of the documented promotion image (spec §6); "NULL" = no implicit type.
 _TABLE = """
 I1 I2 I4 I8 I2 I4 I8 NULL R4 R8 NUMERIC NUMERIC NUMERIC
@@ -112,7 +129,9 @@ class TypeSpec:
     codepage: int | None = None
 
     def __str__(self) -> str:
-        params = [p for p in (self.length, self.precision, self.scale, self.codepage) if p is not None]
+        params = [
+            p for p in (self.length, self.precision, self.scale, self.codepage) if p is not None
+        ]
         if not params:
             return self.name
         return f"{self.name},{','.join(str(p) for p in params)}"

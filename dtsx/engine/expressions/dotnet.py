@@ -103,7 +103,9 @@ def dotnet_type_of_typecode(code: int) -> str:
     try:
         return _TYPECODES[int(code)]
     except (KeyError, ValueError, TypeError):
-        raise _fail(f"the parameter data type code {code!r} is not a known System.TypeCode") from None
+        raise _fail(
+            f"the parameter data type code {code!r} is not a known System.TypeCode"
+        ) from None
 
 
 def _dt_of(type_name: str) -> str:
@@ -154,8 +156,10 @@ def _number_text(raw: str) -> int | Decimal:
     try:
         return number_from_text(raw)
     except ConversionFailure:
-        raise ConversionFailure("it is not a number; write ASCII digits, with an optional sign, "
-                                "decimal point and exponent") from None
+        raise ConversionFailure(
+            "it is not a number; write ASCII digits, with an optional sign, "
+            "decimal point and exponent"
+        ) from None
 
 
 def _parse_integer(raw: Any, dt: str) -> int:
@@ -224,7 +228,10 @@ def _parse_exact(raw: Any, dt: str) -> Decimal:
         raise ConversionFailure(f"it does not fit into {_EXACT_LIMITS[dt]}") from None
 
 
-_EXACT_LIMITS = {"DT_DECIMAL": "DT_DECIMAL (at most 29 digits)", "DT_CY": "DT_CY (at most 922337203685477.5807)"}
+_EXACT_LIMITS = {
+    "DT_DECIMAL": "DT_DECIMAL (at most 29 digits)",
+    "DT_CY": "DT_CY (at most 922337203685477.5807)",
+}
 
 
 def _parse_raw(dt: str, raw: Any, type_name: str) -> Any:
@@ -284,7 +291,9 @@ def convert_to_type(value: Value, dt: str) -> Any:
     if source in (OBJECT, DBNULL):
         raise ConversionFailure(f"a {source} value cannot be converted to {dt}")
     if not is_legal_cast(source, dt):
-        raise ConversionFailure(f"a {source} value cannot be converted to {DT_TO_DOTNET.get(dt, dt)}")
+        raise ConversionFailure(
+            f"a {source} value cannot be converted to {DT_TO_DOTNET.get(dt, dt)}"
+        )
     if dt == "DT_DECIMAL":
         return check_exact(as_decimal(source, raw), "DT_DECIMAL")
     if isinstance(raw, float) and not math.isfinite(raw):
@@ -305,5 +314,6 @@ def value_to_dotnet(value: Value, type_name: str) -> Value:
     try:
         return Value(dt, convert_to_type(value, dt))
     except ConversionFailure as exc:
-        raise _fail(f"cannot assign the {value.type} result to a {type_name} variable: {exc}") from None
-
+        raise _fail(
+            f"cannot assign the {value.type} result to a {type_name} variable: {exc}"
+        ) from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import calendar
 import math
 from operator import attrgetter, itemgetter
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, UTC
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal
 from typing import TYPE_CHECKING, Any
 from collections.abc import Callable
@@ -80,7 +80,11 @@ class _Call:
         return all(a.fn is not None and a.type is not None for a in self.args)
 
     def result(
-        self, type_name: str | None, impl: Callable[..., Any], nulls: bool = True, safe: bool = False
+        self,
+        type_name: str | None,
+        impl: Callable[..., Any],
+        nulls: bool = True,
+        safe: bool = False,
     ) -> Built:
         """A closure applying ``impl`` to the argument values; NULL in → NULL out if ``nulls``."""
         from .builder import Built
@@ -189,7 +193,9 @@ def _real_function(name: str, impl: Callable[[float], float]) -> Callable[[_Call
 def _positive(name: str, impl: Callable[[float], float]) -> Callable[[float], float]:
     def run(v: float) -> float:
         if v <= 0:
-            raise ConversionFailure(f"the function {name} cannot operate on zero or negative values")
+            raise ConversionFailure(
+                f"the function {name} cannot operate on zero or negative values"
+            )
         return impl(v)
 
     return run
@@ -210,9 +216,7 @@ def _power(c: _Call) -> Built:
         if x == 0 and y < 0:
             raise ConversionFailure("POWER cannot raise zero to a negative power")
         if x < 0 and not y.is_integer():
-            raise ConversionFailure(
-                "the parameters passed to POWER yield an indeterminate result"
-            )
+            raise ConversionFailure("the parameters passed to POWER yield an indeterminate result")
         try:
             result = math.pow(x, y)
         except (OverflowError, ValueError):
@@ -354,7 +358,9 @@ def _token(c: _Call) -> Built:
 
     def impl(s: str, delimiters: str, occurrence: int) -> str:
         if occurrence <= 0:
-            raise ConversionFailure(f"the occurrence {occurrence} passed to TOKEN must be greater than 0")
+            raise ConversionFailure(
+                f"the occurrence {occurrence} passed to TOKEN must be greater than 0"
+            )
         tokens = _tokens(s, delimiters)
         # expressions-notes B2: past the last token the documented example returns "".
         return tokens[occurrence - 1] if occurrence <= len(tokens) else ""
@@ -415,7 +421,7 @@ def _date_part(c: _Call, index: int = 0) -> str:
     node: Node = c.node.args[index]
     if not (isinstance(node, Literal) and node.dtype == "DT_WSTR"):
         raise c.fail(
-            f"the date part of {c.node.name} must be a quoted string literal such as \"day\"", index
+            f'the date part of {c.node.name} must be a quoted string literal such as "day"', index
         )
     part = DATE_PARTS.get(str(node.value).strip().lower())
     if part is None:
@@ -436,7 +442,9 @@ def _date_argument(c: _Call, index: int, allowed: frozenset[str], detail: str = 
         convert = converter(arg.type, TypeSpec("DT_DBTIMESTAMP"))
         c.args[index] = c.b.fold(null_safe1(arg.fn, convert), "DT_DBTIMESTAMP", [arg], node.offset)
         return
-    c.need(index, allowed, "a date (cast date literals, e.g. (DT_DBTIMESTAMP)\"2003-08-06\")" + detail)
+    c.need(
+        index, allowed, 'a date (cast date literals, e.g. (DT_DBTIMESTAMP)"2003-08-06")' + detail
+    )
 
 
 def _add_months(moment: datetime, months: int) -> datetime:
@@ -555,7 +563,9 @@ _PLAIN_DATES = frozenset({"DT_DATE", "DT_DBDATE", "DT_DBTIMESTAMP", "DT_FILETIME
 
 def _ymd(part: str) -> Callable[[_Call], Built]:
     def build(c: _Call) -> Built:
-        _date_argument(c, 0, DATES - _NO_YMD, " (not DT_DBTIMESTAMP2, DT_DBTIMESTAMPOFFSET or a time)")
+        _date_argument(
+            c, 0, DATES - _NO_YMD, " (not DT_DBTIMESTAMP2, DT_DBTIMESTAMPOFFSET or a time)"
+        )
         if c.args[0].type in _PLAIN_DATES:  # date/datetime values: read the field directly
             return c.result("DT_I4", attrgetter(part), safe=True)
         return c.result("DT_I4", lambda value: datepart_of(part, _moment(value)))
@@ -568,7 +578,7 @@ def _now(utc: bool) -> Callable[[_Call], Built]:
 
     def build(c: _Call) -> Built:
         def run(vs: list[Any]) -> datetime:
-            moment = datetime.now(timezone.utc).replace(tzinfo=None) if utc else datetime.now()
+            moment = datetime.now(UTC).replace(tzinfo=None) if utc else datetime.now()
             return moment.replace(microsecond=moment.microsecond - moment.microsecond % 1000)
 
         return Built("DT_DBTIMESTAMP", run, False)
@@ -598,7 +608,10 @@ def _replacenull(c: _Call) -> Built:
     f1, f2 = first.fn, second.fn
     convert: Callable[[Any], Any] | None = None
     same_family = (target in STRINGS and second.type in STRINGS) or (
-        target in NUMERICS and second.type in NUMERICS and target not in EXACT and second.type == target
+        target in NUMERICS
+        and second.type in NUMERICS
+        and target not in EXACT
+        and second.type == target
     )
     if second.type != target and not same_family:
         if not is_legal_cast(second.type, target):

@@ -109,13 +109,17 @@ class _Parser:
         if token.kind != EOF:
             if token.kind == OP and token.text == "=":
                 raise self.fail(_SINGLE_EQUALS, token.offset)
-            raise self.fail(f"unexpected {_describe(token)} after a complete expression", token.offset)
+            raise self.fail(
+                f"unexpected {_describe(token)} after a complete expression", token.offset
+            )
         return node
 
     def expression(self) -> Node:
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise self.fail(f"the expression is nested more than {MAX_DEPTH} levels deep", self.peek().offset)
+            raise self.fail(
+                f"the expression is nested more than {MAX_DEPTH} levels deep", self.peek().offset
+            )
         try:
             return self.conditional()
         finally:
@@ -255,7 +259,9 @@ class _Parser:
             if upper == "NULL":
                 opening = self.take()
                 if self.peek().kind != IDENT:
-                    raise self.fail("NULL() needs a data type, e.g. NULL(DT_I4)", self.peek().offset)
+                    raise self.fail(
+                        "NULL() needs a data type, e.g. NULL(DT_I4)", self.peek().offset
+                    )
                 return NullOf(token.offset, self.type_spec(opening))
             return self.call(token, upper)
         if upper in ("TRUE", "FALSE"):
@@ -292,12 +298,63 @@ def _describe(token: Token) -> str:
 
 
 _CODEPAGES = frozenset(
-    [37, 437, 500, 708, 720, 737, 775, 850, 852, 855, 857, 858, 860, 861, 862, 863, 864, 865, 866,
-     869, 870, 874, 875, 932, 936, 949, 950, 1026, 1047, 1200, 1201, 1361, 12000, 12001, 20127,
-     20866, 21866, 20936, 20949, 51932, 51936, 51949, 52936, 54936, 65000, 65001]
-    + list(range(1140, 1150)) + list(range(1250, 1259)) + list(range(10000, 10083))
-    + list(range(20000, 20006)) + list(range(20105, 20109)) + list(range(20273, 20298))
-    + list(range(20420, 20424)) + list(range(28591, 28606)) + list(range(50220, 50230))
+    [
+        37,
+        437,
+        500,
+        708,
+        720,
+        737,
+        775,
+        850,
+        852,
+        855,
+        857,
+        858,
+        860,
+        861,
+        862,
+        863,
+        864,
+        865,
+        866,
+        869,
+        870,
+        874,
+        875,
+        932,
+        936,
+        949,
+        950,
+        1026,
+        1047,
+        1200,
+        1201,
+        1361,
+        12000,
+        12001,
+        20127,
+        20866,
+        21866,
+        20936,
+        20949,
+        51932,
+        51936,
+        51949,
+        52936,
+        54936,
+        65000,
+        65001,
+    ]
+    + list(range(1140, 1150))
+    + list(range(1250, 1259))
+    + list(range(10000, 10083))
+    + list(range(20000, 20006))
+    + list(range(20105, 20109))
+    + list(range(20273, 20298))
+    + list(range(20420, 20424))
+    + list(range(28591, 28606))
+    + list(range(50220, 50230))
     + list(range(57002, 57012))
 )
 

@@ -45,7 +45,17 @@ _HEX = re.compile(r"0[xX]([0-9a-fA-F]+)([uU]?)")
 _REAL = re.compile(r"([0-9]+\.[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?([fFlL]?)")
 _EXP = re.compile(r"([0-9]+)([eE][+-]?[0-9]+)([fFlL]?)")
 _INT = re.compile(r"([0-9]+)([lL][uU]?|[uU][lL]?)?")
-_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", '"': '"', "\\": "\\"}
+_ESCAPES = {
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    '"': '"',
+    "\\": "\\",
+}
 _DIGITS = frozenset("0123456789")
 _WHITESPACE = " \t\r\n\f\v\u00a0\ufeff"
 
@@ -192,13 +202,17 @@ class _Lexer:
         assert match is not None  # a digit always matches _INT
         end = match.end()
         if end < len(text) and (_is_ident_char(text[end]) or text[end] == "."):
-            raise self.fail(f"the numeric literal {text[start:end + 1]!r} is malformed", start)
+            raise self.fail(f"the numeric literal {text[start : end + 1]!r} is malformed", start)
         try:
             dtype, value = builder(match)
         except ValueError:
-            raise self.fail(f"the numeric literal {match.group()} has more than 38 digits", start) from None
+            raise self.fail(
+                f"the numeric literal {match.group()} has more than 38 digits", start
+            ) from None
         if isinstance(value, float) and not math.isfinite(value):
-            raise self.fail(f"the literal {match.group()} is too large to fit into type {dtype}", start)
+            raise self.fail(
+                f"the literal {match.group()} is too large to fit into type {dtype}", start
+            )
         if dtype in INT_RANGE:
             low, high = INT_RANGE[dtype]
             if not low <= value <= high:

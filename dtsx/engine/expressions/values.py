@@ -102,8 +102,14 @@ class Time7(time):
 
 def make_dt7(value: datetime, tick: int = 0) -> DateTime7:
     out = DateTime7(
-        value.year, value.month, value.day, value.hour, value.minute, value.second,
-        value.microsecond, value.tzinfo,
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+        value.tzinfo,
     )
     out.tick = tick
     return out
@@ -218,4 +224,3 @@ def format_value_for_display(v: Value) -> str:
     if isinstance(form, Decimal):
         return _decimal_text(form)
     return str(form)
-

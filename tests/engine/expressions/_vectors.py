@@ -11,6 +11,7 @@ from tests._shared import shared_dir
 
 __all__ = ["load_vectors", "Vector"]
 
+
 class Vector:
     def __init__(self, row: dict[str, str]) -> None:
         self.id = row["id"]

@@ -98,7 +98,10 @@ def test_static_types_report_type_errors_at_compile_time() -> None:
         compile("@[User::s] + 1", types={"User::s": "String"})
     with pytest.raises(ExpressionError):
         compile("@n && TRUE", types={"User::n": "Int32"})
-    assert compile("@n + 1", types={"User::n": "Int32"}).evaluate(lambda _: Value("DT_I4", 1)).value == 2
+    assert (
+        compile("@n + 1", types={"User::n": "Int32"}).evaluate(lambda _: Value("DT_I4", 1)).value
+        == 2
+    )
     with pytest.raises(ExpressionError):
         compile("@[User::o] == 1", types={"User::o": "System.Object"})
     with pytest.raises(ExpressionError):
@@ -107,7 +110,14 @@ def test_static_types_report_type_errors_at_compile_time() -> None:
 
 
 def test_compile_without_types_still_rejects_what_no_type_can_fix() -> None:
-    for text in ['(DT_WSTR,5)@x + 1', "1/0", 'LEN(5)', "TRUE + @x", 'SUBSTRING(@s, "a", 1)', "@b ? 1 : \"a\""]:
+    for text in [
+        "(DT_WSTR,5)@x + 1",
+        "1/0",
+        "LEN(5)",
+        "TRUE + @x",
+        'SUBSTRING(@s, "a", 1)',
+        '@b ? 1 : "a"',
+    ]:
         with pytest.raises(ExpressionError):
             compile(text)
     for text in ["@x + 1", "@x == @y", "LEN(@s) > @n", "@flag ? @a : @b", "-@x", "ISNULL(@o)"]:
@@ -120,7 +130,9 @@ def test_assignment_converts_to_the_target_type() -> None:
     as_text = compile("@s = 5 + 1", assignment=True)
     assert as_text.evaluate(lambda _: Value("DT_WSTR", "")) == Value("DT_WSTR", "6")
     with pytest.raises(ExpressionError):
-        compile("@d = \"abc\"", assignment=True).evaluate(lambda _: Value("DT_DATE", datetime(2000, 1, 1)))
+        compile('@d = "abc"', assignment=True).evaluate(
+            lambda _: Value("DT_DATE", datetime(2000, 1, 1))
+        )
     with pytest.raises(ExpressionError):
         compile("@n = NULL(DT_I4)", assignment=True).evaluate(lambda _: Value("DT_I4", 0))
     with pytest.raises(ExpressionError):
@@ -131,8 +143,13 @@ def test_assignment_converts_to_the_target_type() -> None:
     ("init", "condition", "step", "variables", "iterations"),
     [
         ("@Counter = 0", "@Counter < 4", "@Counter = @Counter + 1", {"Counter": 0}, 4),
-        ("@varCount = 2", "@varCount < @varMaxCount", "@varCount = @varCount + 1",
-         {"varCount": 0, "varMaxCount": 10}, 8),
+        (
+            "@varCount = 2",
+            "@varCount < @varMaxCount",
+            "@varCount = @varCount + 1",
+            {"varCount": 0, "varMaxCount": 10},
+            8,
+        ),
     ],
 )
 def test_for_loop_documented_examples(
@@ -179,7 +196,9 @@ def test_date_functions_convert_string_variables_but_not_literals() -> None:
             evaluate(text, {"s": ("String", "2003-08-06")})
 
 
-@pytest.mark.parametrize("text", ["1e400", "3e38f * 10", "1e39f", "1" * 39 + ".5", "2147483648", "0x100000000"])
+@pytest.mark.parametrize(
+    "text", ["1e400", "3e38f * 10", "1e39f", "1" * 39 + ".5", "2147483648", "0x100000000"]
+)
 def test_literal_limits(text: str) -> None:
     with pytest.raises(ExpressionError):
         compile(text)
@@ -191,7 +210,9 @@ def test_value_is_immutable_and_serialises() -> None:
         value.value = 1  # type: ignore[misc]
     assert value.to_json() == Decimal("124.00") and value.json_text() == "124.00"
     assert evaluate("NULL(DT_I4)").is_null and evaluate("NULL(DT_I4)").to_json() is None
-    assert evaluate('(DT_DBTIMESTAMP)"2003-08-06 00:00:00.5"').to_json() == "2003-08-06 00:00:00.500"
+    assert (
+        evaluate('(DT_DBTIMESTAMP)"2003-08-06 00:00:00.5"').to_json() == "2003-08-06 00:00:00.500"
+    )
     assert evaluate('"a\\"b"').json_text() == '"a\\"b"'
     assert format_value_for_display(evaluate("TRUE")) == "True"
     assert format_value_for_display(evaluate("NULL(DT_I4)")) == "NULL(DT_I4)"
@@ -226,8 +247,14 @@ def test_value_from_dotnet(type_name: str, raw: object, expected: Value) -> None
 
 @pytest.mark.parametrize(
     ("type_name", "raw"),
-    [("Int32", "abc"), ("Int32", "2147483648"), ("Byte", -1), ("Boolean", "maybe"), ("Widget", 1),
-     ("DateTime", "not a date")],
+    [
+        ("Int32", "abc"),
+        ("Int32", "2147483648"),
+        ("Byte", -1),
+        ("Boolean", "maybe"),
+        ("Widget", 1),
+        ("DateTime", "not a date"),
+    ],
 )
 def test_value_from_dotnet_errors(type_name: str, raw: object) -> None:
     with pytest.raises(ExpressionError):
@@ -253,14 +280,45 @@ def test_value_to_dotnet() -> None:
 
 
 def test_type_code_tables() -> None:
-    assert [dotnet_type_of_vartype(c) for c in (2, 3, 4, 5, 7, 8, 11, 13, 14, 16, 17, 18, 19, 20, 21, 1)] == [
-        "Int16", "Int32", "Single", "Double", "DateTime", "String", "Boolean", "Object", "Decimal",
-        "SByte", "Byte", "Char", "UInt32", "Int64", "UInt64", "DBNull",
+    assert [
+        dotnet_type_of_vartype(c) for c in (2, 3, 4, 5, 7, 8, 11, 13, 14, 16, 17, 18, 19, 20, 21, 1)
+    ] == [
+        "Int16",
+        "Int32",
+        "Single",
+        "Double",
+        "DateTime",
+        "String",
+        "Boolean",
+        "Object",
+        "Decimal",
+        "SByte",
+        "Byte",
+        "Char",
+        "UInt32",
+        "Int64",
+        "UInt64",
+        "DBNull",
     ]
     assert dotnet_type_of_vartype(6) == "Decimal"
-    assert [dotnet_type_of_typecode(c) for c in (3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18)] == [
-        "Boolean", "Char", "SByte", "Byte", "Int16", "UInt16", "Int32", "UInt32", "Int64", "UInt64",
-        "Single", "Double", "Decimal", "DateTime", "String",
+    assert [
+        dotnet_type_of_typecode(c) for c in (3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18)
+    ] == [
+        "Boolean",
+        "Char",
+        "SByte",
+        "Byte",
+        "Int16",
+        "UInt16",
+        "Int32",
+        "UInt32",
+        "Int64",
+        "UInt64",
+        "Single",
+        "Double",
+        "Decimal",
+        "DateTime",
+        "String",
     ]
     with pytest.raises(ExpressionError):
         dotnet_type_of_vartype(99)

@@ -66,7 +66,9 @@ def collect() -> tuple[list[tuple[str, bool, str]], int]:
         if etree.QName(root).localname == "EncryptedData":
             encrypted += 1
             continue
-        expressions.extend((text, assign, f"{path.name}: {where}") for text, assign, where in _expressions(root))
+        expressions.extend(
+            (text, assign, f"{path.name}: {where}") for text, assign, where in _expressions(root)
+        )
     return expressions, encrypted
 
 
@@ -82,8 +84,10 @@ def test_every_corpus_expression_compiles(record_property: Any) -> None:
             failures.append(f"{where}: {exc}")
     record_property("corpus_expressions", len(expressions))
     record_property("corpus_expressions_compiled", len(expressions) - len(failures))
-    print(f"\ncorpus: {len(expressions)} expressions, {len(expressions) - len(failures)} compile; "
-          f"{encrypted} encrypted packages skipped")
+    print(
+        f"\ncorpus: {len(expressions)} expressions, {len(expressions) - len(failures)} compile; "
+        f"{encrypted} encrypted packages skipped"
+    )
     assert encrypted == 2
     assert len(expressions) > 100
     assert not failures, "\n".join(failures)

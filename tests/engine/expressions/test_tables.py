@@ -109,7 +109,9 @@ _TARGET = {
 def _cast_cases() -> list[tuple[str, str, str]]:
     rows = _table("cast-matrix.tsv")
     header = ["DT_" + name for name in rows[0][1:]]
-    return [("DT_" + row[0], target, mark) for row in rows[1:] for target, mark in zip(header, row[1:])]
+    return [
+        ("DT_" + row[0], target, mark) for row in rows[1:] for target, mark in zip(header, row[1:])
+    ]
 
 
 def _documented_deviation(source: str, target: str) -> bool:
@@ -147,16 +149,16 @@ def test_every_cast_through_the_evaluator() -> None:
         ("(DT_I4)3.57", 4),
         ("(DT_I4)-3.5", -4),
         ("(DT_UI1)255", 255),
-        ("(DT_I2)\"  12 \"", 12),
+        ('(DT_I2)"  12 "', 12),
         ("(DT_NUMERIC,5,2)3.14159", Decimal("3.14")),
         ("(DT_CY)3.14159", Decimal("3.1416")),
-        ("(DT_DECIMAL,1)\"2.25\"", Decimal("2.3")),
+        ('(DT_DECIMAL,1)"2.25"', Decimal("2.3")),
         ("(DT_R8)TRUE", -1.0),
-        ("(DT_WSTR,3)\"abcdef\"", "abc"),
+        ('(DT_WSTR,3)"abcdef"', "abc"),
         ("(DT_WSTR,10)(DT_R8)0.5", "0.5"),
         ("(DT_WSTR,10)(DT_NUMERIC,6,3)1.5", "1.500"),
         ("(DT_WSTR,10)FALSE", "False"),
-        ("(DT_I8)(DT_FILETIME)\"1601-01-01 00:00:01\"", 10_000_000),
+        ('(DT_I8)(DT_FILETIME)"1601-01-01 00:00:01"', 10_000_000),
     ],
 )
 def test_cast_values(text: str, expected: Any) -> None:
@@ -169,14 +171,14 @@ def test_cast_values(text: str, expected: Any) -> None:
         "(DT_UI1)256",
         "(DT_I1)-129",
         "(DT_NUMERIC,3,2)10",
-        "(DT_I4)\"1x\"",
-        "(DT_DBDATE)\"2003-02-30\"",
-        "(DT_WSTR,0)\"a\"",
+        '(DT_I4)"1x"',
+        '(DT_DBDATE)"2003-02-30"',
+        '(DT_WSTR,0)"a"',
         "(DT_DECIMAL,29)1",
         "(DT_NUMERIC,5,6)1",
-        "(DT_DBTIME2,8)\"10:00:00\"",
-        "(DT_GUID)\"not a guid\"",
-        "(DT_WSTR)\"a\"",
+        '(DT_DBTIME2,8)"10:00:00"',
+        '(DT_GUID)"not a guid"',
+        '(DT_WSTR)"a"',
         "(DT_I4,5)1",
         "(DT_NOPE)1",
     ],

@@ -21,10 +21,14 @@ XFAIL: dict[str, str] = {}
 
 def _params() -> list[Any]:
     if not VECTORS:
-        return [pytest.param(None, marks=pytest.mark.skip(reason="vectors/expressions.tsv not found"))]
+        return [
+            pytest.param(None, marks=pytest.mark.skip(reason="vectors/expressions.tsv not found"))
+        ]
     out = []
     for vector in VECTORS:
-        marks = [pytest.mark.xfail(reason=XFAIL[vector.id], strict=True)] if vector.id in XFAIL else []
+        marks = (
+            [pytest.mark.xfail(reason=XFAIL[vector.id], strict=True)] if vector.id in XFAIL else []
+        )
         out.append(pytest.param(vector, id=vector.id, marks=marks))
     return out
 

@@ -28,8 +28,12 @@ class HelloTask(Task):
     class Properties(TaskProperties):
         greeting: str = Field("Hello", validation_alias=AliasChoices("Greeting", "greeting"))
         name: str = Field("", validation_alias=AliasChoices("Name", "name"))
-        result_variable: str = Field("", validation_alias=AliasChoices("ResultVariable", "result_variable"))
-        output_connection: str = Field("", validation_alias=AliasChoices("OutputConnection", "output_connection"))
+        result_variable: str = Field(
+            "", validation_alias=AliasChoices("ResultVariable", "result_variable")
+        )
+        output_connection: str = Field(
+            "", validation_alias=AliasChoices("OutputConnection", "output_connection")
+        )
 
     props: Properties
 
@@ -53,7 +57,9 @@ class HelloTask(Task):
         if self.props.result_variable.strip():
             ctx.variables.set(self.props.result_variable.strip(), message)
         if self.props.output_connection.strip():
-            path = ctx.connections.acquire(self.props.output_connection.strip())  # FILE: a local path
+            path = ctx.connections.acquire(
+                self.props.output_connection.strip()
+            )  # FILE: a local path
             with open(str(path), "a", encoding="utf-8") as out:
                 out.write(message + "\n")
         ctx.events.information(message)
