@@ -184,7 +184,8 @@ def main(argv: list[str] | None = None) -> None:
             per_task = m["run_s"] / n * 1e6
             plain = m["walk_s"] / n * 1e6
             print(
-                f"{shape:<8} {n:>6} {n / m['run_s']:>13.0f} {per_task:>8.1f} {n / m['walk_s']:>10.0f} {plain:>8.1f} "
+                f"{shape:<8} {n:>6} {n / m['run_s']:>13.0f} {per_task:>8.1f} "
+                f"{n / m['walk_s']:>10.0f} {plain:>8.1f} "
                 f"{m['run_s'] / m['walk_s']:>6.2f} {m['plan_s']:>7.2f} {peak_rss_mb():>8.1f}"
             )
 

@@ -52,7 +52,8 @@ def _case(
     print(f"  dtsx compiled : {ours:12,.0f} evaluations/s")
     print(f"  Python eval   : {theirs:12,.0f} evaluations/s")
     print(
-        f"  ratio         : {ratio:6.2f}x slower   target >= {TARGET_RATE:,}/s and <= {TARGET_RATIO}x: "
+        f"  ratio         : {ratio:6.2f}x slower   target >= {TARGET_RATE:,}/s and <= "
+        f"{TARGET_RATIO}x: "
         f"{'met' if ok else 'NOT met'}"
     )
     return ok

@@ -34,26 +34,35 @@ def synthetic_package(tasks: int) -> bytes:
     extra constraint per task beyond the chain so constraints == tasks."""
     parts = [
         (
-            '<?xml version="1.0"?>\n<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" '
-            'DTS:CreationName="Microsoft.Package" DTS:ExecutableType="Microsoft.Package" DTS:ObjectName="Bench" '
+            '<?xml version="1.0"?>\n<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" '
+            'DTS:refId="Package" '
+            'DTS:CreationName="Microsoft.Package" DTS:ExecutableType="Microsoft.Package" '
+            'DTS:ObjectName="Bench" '
             'DTS:DTSID="{5A5A5A5A-0000-4000-8000-000000000000}">\n'
             '  <DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>\n'
             "  <DTS:ConnectionManagers>\n"
-            f'    <DTS:ConnectionManager DTS:refId="Package.ConnectionManagers[SMTP]" DTS:CreationName="SMTP" DTS:DTSID="{_SMTP_ID}" DTS:ObjectName="SMTP">\n'
-            '      <DTS:ObjectData><SmtpConnectionManager ConnectionString="SmtpServer=127.0.0.1;UseWindowsAuthentication=False;EnableSsl=False;" /></DTS:ObjectData>\n'
+            '    <DTS:ConnectionManager DTS:refId="Package.ConnectionManagers[SMTP]" '
+            f'DTS:CreationName="SMTP" DTS:DTSID="{_SMTP_ID}" DTS:ObjectName="SMTP">\n'
+            "      <DTS:ObjectData><SmtpConnectionManager "
+            'ConnectionString="SmtpServer=127.0.0.1;UseWindowsAuthentication=False;EnableSsl=False;" /></DTS:ObjectData>\n'
             "    </DTS:ConnectionManager>\n  </DTS:ConnectionManagers>\n"
-            '  <DTS:Executables>\n    <DTS:Executable DTS:refId="Package\\Seq" DTS:CreationName="STOCK:SEQUENCE" '
+            '  <DTS:Executables>\n    <DTS:Executable DTS:refId="Package\\Seq" '
+            'DTS:CreationName="STOCK:SEQUENCE" '
             'DTS:ExecutableType="STOCK:SEQUENCE" DTS:ObjectName="Seq">\n      <DTS:Executables>\n'
         )
     ]
     for i in range(tasks):
         parts.append(
-            f'        <DTS:Executable DTS:refId="Package\\Seq\\Mail {i}" DTS:CreationName="Microsoft.SendMailTask" '
-            f'DTS:DTSID="{{00000000-0000-4000-8000-{i:012d}}}" DTS:ExecutableType="Microsoft.SendMailTask" '
+            f'        <DTS:Executable DTS:refId="Package\\Seq\\Mail {i}" '
+            'DTS:CreationName="Microsoft.SendMailTask" '
+            f'DTS:DTSID="{{00000000-0000-4000-8000-{i:012d}}}" '
+            'DTS:ExecutableType="Microsoft.SendMailTask" '
             f'DTS:LocaleID="-1" DTS:ObjectName="Mail {i}">\n'
             "          <DTS:Variables />\n          <DTS:ObjectData>\n"
-            f'            <SendMailTask:SendMailTaskData SendMailTask:SMTPServer="{_SMTP_ID}" SendMailTask:From="etl@example.com" '
-            f'SendMailTask:To="ops@example.com" SendMailTask:Subject="Step {i}" SendMailTask:MessageSource="Body {i}" '
+            f'            <SendMailTask:SendMailTaskData SendMailTask:SMTPServer="{_SMTP_ID}" '
+            'SendMailTask:From="etl@example.com" '
+            f'SendMailTask:To="ops@example.com" SendMailTask:Subject="Step {i}" '
+            f'SendMailTask:MessageSource="Body {i}" '
             'xmlns:SendMailTask="www.microsoft.com/sqlserver/dts/tasks/sendmailtask" />\n'
             "          </DTS:ObjectData>\n        </DTS:Executable>\n"
         )
@@ -61,12 +70,14 @@ def synthetic_package(tasks: int) -> bytes:
     edges = [(i, i + 1) for i in range(tasks - 1)] + [(0, 2)]  # a chain, plus one skip edge
     for n, (a, b) in enumerate(edges[:tasks]):
         parts.append(
-            f'        <DTS:PrecedenceConstraint DTS:refId="Package\\Seq.PrecedenceConstraints[C {n}]" DTS:CreationName="" '
+            '        <DTS:PrecedenceConstraint DTS:refId="Package\\Seq.PrecedenceConstraints[C '
+            f'{n}]" DTS:CreationName="" '
             f'DTS:DTSID="{{11111111-0000-4000-8000-{n:012d}}}" DTS:From="Package\\Seq\\Mail {a}" '
             f'DTS:To="Package\\Seq\\Mail {b}" DTS:LogicalAnd="True" DTS:ObjectName="C {n}" />\n'
         )
     parts.append(
-        "      </DTS:PrecedenceConstraints>\n    </DTS:Executable>\n  </DTS:Executables>\n</DTS:Executable>\n"
+        "      </DTS:PrecedenceConstraints>\n    </DTS:Executable>\n  "
+        "</DTS:Executables>\n</DTS:Executable>\n"
     )
     return "".join(parts).encode("utf-8")
 
@@ -133,7 +144,8 @@ def _report_memory(data: bytes) -> None:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rss_mb = rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
     print(
-        f"peak memory (tracemalloc, load+plan): {peak / 1e6:.1f} MB; process max RSS: {rss_mb:.1f} MB"
+        f"peak memory (tracemalloc, load+plan): {peak / 1e6:.1f} MB; process max RSS: {rss_mb:.1f} "
+        "MB"
     )
     del kept
 
@@ -148,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     constraints = sum(len(e.precedence_constraints) for e in pkg.walk())
     plan = build(pkg)
     print(
-        f"package: {args.tasks} tasks, {constraints} constraints, {len(data) / 1e6:.1f} MB; planned {len(plan.tasks)} tasks"
+        f"package: {args.tasks} tasks, {constraints} constraints, {len(data) / 1e6:.1f} MB; "
+        f"planned {len(plan.tasks)} tasks"
     )
 
     _report_times(data, pkg, args.repeat)

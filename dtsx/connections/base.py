@@ -210,7 +210,8 @@ SECRET_FILE_LIMIT = 64 * 1024  # bytes read at most: a password is one short lin
 
 
 class SecretFileError(PermissionError):
-    """A password file that dtsx refuses to read; ``strerror`` is one clause saying why and what to do."""
+    """A password file that dtsx refuses to read; ``strerror`` is one clause saying why and what to
+    do."""
 
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(errno.EACCES, reason, path)
@@ -258,7 +259,8 @@ def _check_secret_file(path: str, mode: int, allow_shared: bool) -> None:
     if mode & 0o077 and not allow_shared:
         raise SecretFileError(
             path,
-            f"its mode {stat.S_IMODE(mode):04o} lets other users read or change it; run chmod 600 on it, "
+            f"its mode {stat.S_IMODE(mode):04o} lets other users read or change it; run chmod 600 "
+            "on it, "
             f"or set {ALLOW_SHARED_SECRET_FILES_ENV}=1 to accept that",
         )
 

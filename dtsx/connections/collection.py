@@ -123,7 +123,8 @@ class Connections:
         if spec.sensitive_unavailable and not replaced:
             hidden = ", ".join(spec.sensitive_unavailable)
             raise ConnectionManagerError(
-                f"connection manager {spec.name!r} needs {hidden}, which the package stores encrypted or "
+                f"connection manager {spec.name!r} needs {hidden}, which the package stores "
+                "encrypted or "
                 "not at all; supply its connection string with --conn."
             )
         with self._lock:
@@ -163,7 +164,8 @@ class Connections:
             cls = self._registry.get(spec.type_key)
         except PluginError as exc:
             raise ConnectionManagerError(
-                f"connection manager {spec.name!r} has type {spec.creation_name!r}, which dtsx cannot open: {exc}"
+                f"connection manager {spec.name!r} has type {spec.creation_name!r}, which dtsx "
+                f"cannot open: {exc}"
             ) from exc
         if settings is not stored:
             # A redirect (--dev-smtp) must not hide a connection the real run would refuse: the

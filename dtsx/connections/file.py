@@ -69,7 +69,8 @@ class PathMap:
             key = _key(windows)
             if not key:
                 raise PathMapError(
-                    f"--path-map {windows}={local}: the Windows side is empty; write e.g. 'C:\\data=/srv/data'."
+                    f"--path-map {windows}={local}: the Windows side is empty; write e.g. "
+                    "'C:\\data=/srv/data'."
                 )
             local_root = local.rstrip("/") or "/"
             built.append(_Rule(windows, key, local_root))
@@ -165,7 +166,8 @@ class FileConnectionManager(ConnectionManager):
         if value not in FileUsage.NAMES:
             raise ConnectionManagerError(
                 f"connection manager {settings.name!r} has FileUsageType {raw!r}; "
-                "it must be 0 (existing file), 1 (create file), 2 (existing folder) or 3 (create folder)."
+                "it must be 0 (existing file), 1 (create file), 2 (existing folder) or 3 (create "
+                "folder)."
             )
         return value
 
@@ -174,7 +176,8 @@ class FileConnectionManager(ConnectionManager):
         problems = []
         if not settings.connection_string.strip():
             problems.append(
-                f"connection manager {settings.name!r} has no file path (its ConnectionString is empty)."
+                f"connection manager {settings.name!r} has no file path (its ConnectionString is "
+                "empty)."
             )
         try:
             cls.usage_of(settings)
@@ -191,7 +194,8 @@ class FileConnectionManager(ConnectionManager):
         stored = self.path
         if not stored:
             raise ConnectionManagerError(
-                f"connection manager {self.settings.name!r} has no file path; set its ConnectionString "
+                f"connection manager {self.settings.name!r} has no file path; set its "
+                "ConnectionString "
                 f'(e.g. --conn "{self.settings.name}=/path/to/file").'
             )
         local = self.settings.local_path(stored)
@@ -240,7 +244,8 @@ class FileConnectionManager(ConnectionManager):
 
     def _cannot(self, stored: str, local: str, what: str, problem: str, hint: str) -> str:
         return (
-            f"connection manager {self.settings.name!r} needs an existing {what} at {self._where(stored, local)}, "
+            f"connection manager {self.settings.name!r} needs an existing {what} at "
+            f"{self._where(stored, local)}, "
             f'{problem}; {hint}, or override it with --conn "{self.settings.name}=/local/path".'
         )
 

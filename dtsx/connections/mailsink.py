@@ -73,7 +73,8 @@ class ServerThread:
             err = self._error
             detail = getattr(err, "strerror", None) or str(err)
             raise ConnectionManagerError(
-                f"cannot listen on {self.host}:{self.port} ({detail}); choose another port or host.",
+                f"cannot listen on {self.host}:{self.port} ({detail}); choose another port or "
+                "host.",
                 host=self.host,
                 port=self.port,
             ) from err

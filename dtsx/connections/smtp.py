@@ -341,7 +341,8 @@ class _BoundedSocket(_BoundedIO, socket.socket):
 
 
 class _BoundedSSLSocket(_BoundedIO, ssl.SSLSocket):
-    """The TLS socket of a connection (``SSLContext.sslsocket_class``); the handshake is bounded too."""
+    """The TLS socket of a connection (``SSLContext.sslsocket_class``); the handshake is bounded
+    too."""
 
     def do_handshake(self, block: bool = False) -> None:
         while True:
@@ -552,7 +553,8 @@ class SmtpSession:
             try:
                 self._transaction(link, message, sender, state, budget.deadline)
             except _StaleLink:
-                # As when the RSET before a reused message fails: reconnect at once, no attempt spent.
+                # As when the RSET before a reused message fails: reconnect at once, no attempt
+                # spent.
                 self._discard(link)
                 link, state.reused = None, False
                 link = self._checkout(budget, state, reuse=False)
@@ -991,7 +993,8 @@ class SmtpSession:
     def _starttls(self, conn: smtplib.SMTP, deadline: float) -> None:
         if not conn.has_extn("starttls"):
             raise _Failure(
-                "does not offer STARTTLS, and EnableSsl=True (Security=StartTls) forbids sending in clear text",
+                "does not offer STARTTLS, and EnableSsl=True (Security=StartTls) forbids sending "
+                "in clear text",
                 "enable STARTTLS on the server, use Security=Tls if the port speaks implicit TLS, "
                 "or set EnableSsl=False if the network is trusted",
             )
@@ -1206,7 +1209,8 @@ class SmtpSession:
         else:
             outcome = "the message was not delivered to anyone"
         text = (
-            f"SMTP server {self.options.address} refused {len(state.refused)} of {total} recipients: "
+            f"SMTP server {self.options.address} refused {len(state.refused)} of {total} "
+            "recipients: "
             f"{refused}; {outcome}; correct or remove the refused addresses."
         )
         raise SmtpRecipientsRefused(self._scrub(text), report)

@@ -265,8 +265,10 @@ def _build(options: SmtpOptions, name: str, tls: bool) -> _Mechanism:
     if name in ("PLAIN", "LOGIN"):
         if not (tls or options.allow_plaintext_auth):
             raise AuthProblem(
-                f"would receive the password in clear text (AUTH {name} on an unencrypted connection), which dtsx refuses",
-                "set EnableSsl=True (or Security=Tls), or AllowPlainTextAuth=True if the network is trusted",
+                f"would receive the password in clear text (AUTH {name} on an unencrypted "
+                "connection), which dtsx refuses",
+                "set EnableSsl=True (or Security=Tls), or AllowPlainTextAuth=True if the network "
+                "is trusted",
             )
         user, password = (
             options.principal or "",
@@ -368,16 +370,20 @@ def _nothing_usable(options: SmtpOptions, offered: list[str], tls: bool) -> Auth
     if options.windows_auth and options.mechanism is AuthMechanism.AUTO:
         # .NET goes on unauthenticated when no module fits; the server may still relay.
         warning = (
-            f"UseWindowsAuthentication=True, but the server offers no GSSAPI or NTLM (it offers: {shown}); "
+            "UseWindowsAuthentication=True, but the server offers no GSSAPI or NTLM (it offers: "
+            f"{shown}); "
             "the mail was sent without authentication, as SSIS does."
         )
         return AuthOutcome(None, [warning])
     if any(m in offered for m in ("PLAIN", "LOGIN")) and not tls:
         raise AuthProblem(
-            f"offers only clear-text authentication ({shown}) on an unencrypted connection, and dtsx will not send the password in clear",
-            "set EnableSsl=True (or Security=Tls), or AllowPlainTextAuth=True if the network is trusted",
+            f"offers only clear-text authentication ({shown}) on an unencrypted connection, and "
+            "dtsx will not send the password in clear",
+            "set EnableSsl=True (or Security=Tls), or AllowPlainTextAuth=True if the network is "
+            "trusted",
         )
     raise AuthProblem(
         f"offers no authentication mechanism dtsx can use (it offers: {shown})",
-        "remove UserName to send anonymously, or enable AUTH (after STARTTLS: set EnableSsl=True) on the server",
+        "remove UserName to send anonymously, or enable AUTH (after STARTTLS: set EnableSsl=True) "
+        "on the server",
     )

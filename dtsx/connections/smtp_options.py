@@ -182,7 +182,8 @@ class SmtpOptions:
     def __repr__(self) -> str:
         return (
             f"SmtpOptions(server={self.address!r}, security={self.security.value}, "
-            f"windows_auth={self.windows_auth}, user={self.principal!r}, mechanism={self.mechanism.value})"
+            f"windows_auth={self.windows_auth}, user={self.principal!r}, "
+            f"mechanism={self.mechanism.value})"
         )
 
 
@@ -315,7 +316,8 @@ def _timeout(values: dict[str, str], out: _Collector, warnings: list[str]) -> fl
         return DEFAULT_TIMEOUT_MS / 1000
     if millis < 1000:
         warnings.append(
-            f"Timeout={millis} is in milliseconds (as in SSIS), so the server gets only {millis} ms."
+            f"Timeout={millis} is in milliseconds (as in SSIS), so the server gets only {millis} "
+            "ms."
         )
     return millis / 1000
 
@@ -334,7 +336,8 @@ def _password(values: dict[str, str], out: _Collector, environ: Mapping[str, str
         name = values["PasswordEnv"]
         if name not in environ:
             out.add(
-                f"PasswordEnv={name} names an environment variable that is not set; export it before the run."
+                f"PasswordEnv={name} names an environment variable that is not set; export it "
+                "before the run."
             )
             return None
         return Secret(environ[name])
@@ -363,7 +366,8 @@ def _server(values: dict[str, str], out: _Collector) -> str:
         out.add(f"SmtpServer={server!r} is not a host name.")
     elif server.count(":") == 1:
         out.add(
-            f"SmtpServer={server!r} carries a port, which SSIS does not parse; write Port={server.split(':')[1]}; instead."
+            f"SmtpServer={server!r} carries a port, which SSIS does not parse; write "
+            f"Port={server.split(':')[1]}; instead."
         )
     return server.strip("[]")
 
@@ -374,7 +378,8 @@ def _mechanism(values: dict[str, str], windows_auth: bool, out: _Collector) -> A
     )
     if windows_auth and mechanism in (AuthMechanism.PLAIN, AuthMechanism.LOGIN):
         out.add(
-            f"AuthMechanism={mechanism.value} cannot be used with UseWindowsAuthentication=True, which only "
+            f"AuthMechanism={mechanism.value} cannot be used with UseWindowsAuthentication=True, "
+            "which only "
             "uses Negotiate, Kerberos or NTLM (as SSIS does); set UseWindowsAuthentication=False."
         )
     return mechanism
@@ -397,18 +402,21 @@ def _build(
         username is None or password is None
     ):
         out.add(
-            f"AuthMechanism={mechanism.value} needs UserName and a password (Password, PasswordEnv or PasswordFile)."
+            f"AuthMechanism={mechanism.value} needs UserName and a password (Password, PasswordEnv "
+            "or PasswordFile)."
         )
     trust = _bool(values, "TrustServerCertificate", out)
     if trust and security is not Security.NONE:
         warnings.append(
-            "TrustServerCertificate=True: the server's TLS certificate is NOT checked, so anyone on the "
+            "TrustServerCertificate=True: the server's TLS certificate is NOT checked, so anyone "
+            "on the "
             "network path can read the mail and any password; use CaFile=<ca.pem> instead."
         )
     ca_file = values.get("CaFile") or None
     if ca_file is not None and not Path(ca_file).expanduser().is_file():
         out.add(
-            f"CaFile={ca_file} is not a readable file; give the path of a PEM file holding the CA certificate."
+            f"CaFile={ca_file} is not a readable file; give the path of a PEM file holding the CA "
+            "certificate."
         )
     return SmtpOptions(
         server=server,

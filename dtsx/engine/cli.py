@@ -100,7 +100,8 @@ def mailsink_command(port: int, directory: pathlib.Path, host: str, max_size: in
     except OSError as exc:  # the folder or the address, as the system refused it
         where = exc.filename if exc.filename is not None else f"{host}:{port}"
         _fail(
-            f"mailsink: cannot use {where}: {exc.strerror or exc}; choose another --dir, --host or --port.",
+            f"mailsink: cannot use {where}: {exc.strerror or exc}; choose another --dir, --host or "
+            "--port.",
             EXIT_FAILURE,
         )
     click.echo(
@@ -109,7 +110,8 @@ def mailsink_command(port: int, directory: pathlib.Path, host: str, max_size: in
     )
     if host not in ("127.0.0.1", "::1", "localhost"):
         click.echo(
-            f"dtsx mailsink: warning: {host} is not a loopback address; other machines can send here",
+            f"dtsx mailsink: warning: {host} is not a loopback address; other machines can send "
+            "here",
             err=True,
         )
     stop = threading.Event()
@@ -161,7 +163,8 @@ def _package_password(env: str | None, file: str | None) -> str | None:
         value = os.environ.get(env)
         if value is None:
             _fail(
-                f"--decrypt-env {env}: that environment variable is not set; export it with the package password.",
+                f"--decrypt-env {env}: that environment variable is not set; export it with the "
+                "package password.",
                 EXIT_USAGE,
             )
         return value
@@ -484,7 +487,8 @@ def _reference(spec: str, option: str) -> tuple[str, str] | None:
         value = os.environ.get(source)
         if value is None:
             _fail(
-                f"{option} {name}@env:{source}: the environment variable {source} is not set; export it with the value.",
+                f"{option} {name}@env:{source}: the environment variable {source} is not set; "
+                "export it with the value.",
                 EXIT_USAGE,
             )
         return name, value
@@ -494,7 +498,8 @@ def _reference(spec: str, option: str) -> tuple[str, str] | None:
         return name, read_secret_file(source)
     except (OSError, UnicodeDecodeError) as exc:
         _fail(
-            f"{option} {name}@file:{source}: cannot read it ({getattr(exc, 'strerror', None) or exc}).",
+            f"{option} {name}@file:{source}: cannot read it "
+            f"({getattr(exc, 'strerror', None) or exc}).",
             EXIT_USAGE,
         )
 
@@ -642,7 +647,8 @@ def _run_request(req: _RunRequest) -> int:
     # its mail) again.
     if lost or not written:
         click.echo(
-            "dtsx: warning: the run's result above stands; only the output named above is incomplete.",
+            "dtsx: warning: the run's result above stands; only the output named above is "
+            "incomplete.",
             err=True,
         )
     return int(result.exit_code)
@@ -695,8 +701,10 @@ def _warn_visible_secrets(req: _RunRequest, package: Package) -> None:
         them = "it" if len(secrets) == 1 else "them"
         verb = "is" if len(secrets) == 1 else "are"
         click.echo(
-            f"dtsx: warning: {' and '.join(secrets)} {verb} on the command line, where any user's process "
-            f"listing (ps) shows {them}; give {them} as NAME@env:VARIABLE or NAME@file:PATH instead.",
+            f"dtsx: warning: {' and '.join(secrets)} {verb} on the command line, where any user's "
+            "process "
+            f"listing (ps) shows {them}; give {them} as NAME@env:VARIABLE or NAME@file:PATH "
+            "instead.",
             err=True,
         )
 
@@ -808,13 +816,15 @@ def _install_cancel_signals(cancel: threading.Event) -> dict[int, Any]:
         if signals_seen[0] == 1:
             cancel.set()
             _say(
-                "dtsx: interrupted; stopping the running tasks (interrupt again to kill their processes)."
+                "dtsx: interrupted; stopping the running tasks (interrupt again to kill their "
+                "processes)."
             )
         elif signals_seen[0] == 2:
             cancel.set()
             killed = stop_every_process()
             _say(
-                f"dtsx: interrupted again; killed {killed} running process group(s); the report follows "
+                f"dtsx: interrupted again; killed {killed} running process group(s); the report "
+                "follows "
                 f"within {_SECOND_SIGNAL_LIMIT_S:g} s."
             )
             timer = threading.Timer(_SECOND_SIGNAL_LIMIT_S, _give_up)
@@ -822,7 +832,8 @@ def _install_cancel_signals(cancel: threading.Event) -> dict[int, Any]:
             timer.start()
         else:
             _say(
-                "dtsx: interrupted a third time; exiting without waiting for running tasks or writing the report."
+                "dtsx: interrupted a third time; exiting without waiting for running tasks or "
+                "writing the report."
             )
             os._exit(EXIT_CANCELED)
 
@@ -873,7 +884,8 @@ def _print_run(result: Any, req: _RunRequest) -> bool:
             )
             written = False
     click.echo(
-        f"dtsx: {result.package}: {result.result} (exit {result.exit_code}) in {result.duration_s:.3f} s"
+        f"dtsx: {result.package}: {result.result} (exit {result.exit_code}) in "
+        f"{result.duration_s:.3f} s"
     )
     return written
 
@@ -1044,7 +1056,8 @@ def _dtexec_option(token: str) -> str:
         if len(matches) == 1:
             if table is not _DTEXEC_OPTIONS:
                 raise click.UsageError(
-                    f"dtexec option {token} is not supported by dtsx exec; use /F[ile] with a .dtsx file."
+                    f"dtexec option {token} is not supported by dtsx exec; use /F[ile] with a "
+                    ".dtsx file."
                 )
             return matches[0]
         if matches:
@@ -1052,7 +1065,8 @@ def _dtexec_option(token: str) -> str:
             if exact:
                 return exact[0]
     raise click.UsageError(
-        f"{token!r} is not a dtexec option dtsx exec knows (/F /Set /Conn /Par /M /Rep /Va /De /Conf)."
+        f"{token!r} is not a dtexec option dtsx exec knows (/F /Set /Conn /Par /M /Rep /Va /De "
+        "/Conf)."
     )
 
 
@@ -1110,10 +1124,13 @@ def _apply_dtexec(req: _RunRequest, name: str, value: str | None) -> None:
         )
     elif name == "help":
         click.echo(
-            "Usage: dtsx exec /F[ile] package.dtsx [/Set path;value]... [/Conn[ection] name;string]... "
-            "[/Par[ameter] name[(type)];value]... [/M[axConcurrent] n] [/Rep[orting] levels] [/Va[lidate]] "
+            "Usage: dtsx exec /F[ile] package.dtsx [/Set path;value]... [/Conn[ection] "
+            "name;string]... "
+            "[/Par[ameter] name[(type)];value]... [/M[axConcurrent] n] [/Rep[orting] levels] "
+            "[/Va[lidate]] "
             "[/De[crypt] password] [/Conf[igFile] file.dtsConfig]...\n"
-            "/Set, /Conn and /Par also take name@env:VARIABLE or name@file:PATH instead of ';value', "
+            "/Set, /Conn and /Par also take name@env:VARIABLE or name@file:PATH instead of "
+            "';value', "
             "to keep the value off the command line."
         )
         raise SystemExit(EXIT_SUCCESS)
@@ -1153,7 +1170,8 @@ def main(argv: list[str] | None = None) -> None:
     ) as exc:  # with no file named, it is the output itself (a full disk, a closed pipe)
         if exc.filename is not None:
             _fail_unless_debug(
-                f"cannot use {exc.filename}: {exc.strerror or exc}; check the path and its permissions."
+                f"cannot use {exc.filename}: {exc.strerror or exc}; check the path and its "
+                "permissions."
             )
         _fail_unless_debug(f"cannot write the output: {exc.strerror or exc}.")
     except Exception as exc:  # a bug: one line, and the way to see more

@@ -47,7 +47,8 @@ def enumerate_items(
         )
         return iter(rows_of(value))
     raise ExecutionError(
-        f"Foreach enumerator {enumerator.raw_type!r} ({enumerator.ref_id}) is not supported by dtsx; "
+        f"Foreach enumerator {enumerator.raw_type!r} ({enumerator.ref_id}) is not supported by "
+        "dtsx; "
         "supported: File, Item, From Variable and ADO over an Object variable."
     )
 
@@ -145,7 +146,8 @@ def _iterable(value: Any, enumerator: ForEachEnumerator) -> list[Any]:
         return list(value)
     except TypeError as exc:
         raise ExecutionError(
-            f"Foreach enumerator {enumerator.ref_id!r}: the variable holds a {type(value).__name__}, which cannot be enumerated."
+            f"Foreach enumerator {enumerator.ref_id!r}: the variable holds a "
+            f"{type(value).__name__}, which cannot be enumerated."
         ) from exc
 
 

@@ -101,7 +101,8 @@ class PackageValidationError(DtsxError):
 
 
 class PackageWriteError(DtsxError):
-    """The package cannot be written as a file the loader reads back; the message names the element and the limit."""
+    """The package cannot be written as a file the loader reads back; the message names the element
+    and the limit."""
 
 
 class PluginError(DtsxError):

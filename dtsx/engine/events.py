@@ -184,7 +184,8 @@ def _broken_sentence(sink: object, exc: Exception) -> str:
 
 
 def parse_reporting(level: str | None) -> frozenset[str]:
-    """dtexec ``/Reporting`` letters (``EWP``, ``V``, ``N``; ``;event`` filters after) → event names."""
+    """dtexec ``/Reporting`` letters (``EWP``, ``V``, ``N``; ``;event`` filters after) → event
+    names."""
     text = (level or REPORTING_DEFAULT).split(";", 1)[0].strip().upper()
     if not text:
         text = REPORTING_DEFAULT
@@ -196,7 +197,8 @@ def parse_reporting(level: str | None) -> frozenset[str]:
     if unknown or "V" in text or "N" in text:
         bad = ", ".join(unknown) or "N/V combined with other letters"
         raise DtsxError(
-            f"reporting level {level!r} is not valid ({bad}): use letters from N E W I C D P V, with N and V alone."
+            f"reporting level {level!r} is not valid ({bad}): use letters from N E W I C D P V, "
+            "with N and V alone."
         )
     names: set[str] = set()
     for letter in text:

@@ -411,8 +411,10 @@ class _Run:
                 [
                     Problem(
                         "max-concurrent",
-                        f'MaxConcurrentExecutables="{pkg.max_concurrent_executables}" is not valid: '
-                        f"set it to -1 (the number of CPUs + 2) or to a number of tasks from 1 to {MAX_CONCURRENT}",
+                        f'MaxConcurrentExecutables="{pkg.max_concurrent_executables}" is not '
+                        "valid: "
+                        "set it to -1 (the number of CPUs + 2) or to a number of tasks from 1 to "
+                        f"{MAX_CONCURRENT}",
                         pkg.path or None,
                         line,
                         "Package",
@@ -1031,7 +1033,8 @@ class _Run:
             _update(record, result, started, duration, errors, iterations)
 
     def _effective(self, exe: Executable, frame: Frame) -> Executable:
-        """The executable with ``--set`` values and property expressions applied to its host settings."""
+        """The executable with ``--set`` values and property expressions applied to its host
+        settings."""
         updates: dict[str, Any] = {}
         for name, raw in self._host_sets.get(exe.ref_id, {}).items():
             self._host_update(exe, name, raw, updates, from_set=True)
@@ -1269,7 +1272,8 @@ class _Run:
             condition = self.evaluate_in(scope, exe.eval_expression)
             if condition.type != "DT_BOOL":
                 raise ExecutionError(
-                    f"the EvalExpression of For Loop {exe.ref_id!r} returns {condition.type}, not a Boolean."
+                    f"the EvalExpression of For Loop {exe.ref_id!r} returns {condition.type}, not "
+                    "a Boolean."
                 )
             if not condition.value or self._loop_failed(frame):
                 break

@@ -202,7 +202,8 @@ def parse_xml(data: bytes, file: str) -> etree._Element:
     """Parse untrusted XML: any DOCTYPE/ENTITY is refused, entities are never expanded."""
     if len(data) > MAX_PACKAGE_BYTES:
         raise PackageLoadError(
-            f"the file is {len(data):,} bytes, over dtsx's limit of {MAX_PACKAGE_BYTES // (1024 * 1024)} MiB; "
+            f"the file is {len(data):,} bytes, over dtsx's limit of "
+            f"{MAX_PACKAGE_BYTES // (1024 * 1024)} MiB; "
             "split the package or check that this is really a .dtsx file",
             file=file,
         )
@@ -232,14 +233,16 @@ def _syntax_error(exc: etree.XMLSyntaxError, file: str) -> PackageLoadError:
     low = detail.lower()
     if "depth" in low:
         return PackageLoadError(
-            f"nests elements deeper than dtsx's limit of {MAX_XML_DEPTH} levels ({detail}); real packages never do, "
+            f"nests elements deeper than dtsx's limit of {MAX_XML_DEPTH} levels ({detail}); real "
+            "packages never do, "
             "so the file was refused",
             file=file,
             line=line,
         )
     if "resource limit" in low or "huge" in low:
         return PackageLoadError(
-            f"holds a single text or attribute value over dtsx's {MAX_XML_VALUE_BYTES // 1_000_000} MB limit ({detail}); the file was refused "
+            "holds a single text or attribute value over dtsx's "
+            f"{MAX_XML_VALUE_BYTES // 1_000_000} MB limit ({detail}); the file was refused "
             "rather than loaded without bound",
             file=file,
             line=line,
@@ -295,7 +298,8 @@ def _read_file(path: Path, what: str = "package") -> bytes:
     if size > MAX_PACKAGE_BYTES or len(data) > MAX_PACKAGE_BYTES:
         raise PackageLoadError(
             f"the file is {max(size, len(data)):,} bytes or more, over dtsx's limit of "
-            f"{MAX_PACKAGE_BYTES // (1024 * 1024)} MiB; split the package or check that this is really a .dtsx file",
+            f"{MAX_PACKAGE_BYTES // (1024 * 1024)} MiB; split the package or check that this is "
+            "really a .dtsx file",
             file=file,
         )
     return data
@@ -534,13 +538,15 @@ def _check_root(root: etree._Element, file: str) -> None:
         # Password-encrypted packages carry the key-derivation Salt; user-key (DPAPI) ones do not.
         if is_password_encrypted(dict(root.attrib)):
             what = (
-                "the whole package is encrypted with a password (ProtectionLevel EncryptAllWithPassword); "
+                "the whole package is encrypted with a password (ProtectionLevel "
+                "EncryptAllWithPassword); "
                 "give it with --decrypt-env VARIABLE or --decrypt-file FILE"
             )
         else:
             what = (
                 f"the whole package is encrypted with a Windows user key (ProtectionLevel "
-                f"{PROTECTION_LEVELS[4]}), which only that user on that machine can decrypt; re-save it "
+                f"{PROTECTION_LEVELS[4]}), which only that user on that machine can decrypt; "
+                "re-save it "
                 "with ProtectionLevel EncryptAllWithPassword or DontSaveSensitive"
             )
         raise PackageLoadError(what, file=file, line=root.sourceline)
@@ -1299,7 +1305,8 @@ def _project_root(
         root = _decrypted(root, password, file, produced)
     if root.tag != tag:
         raise PackageLoadError(
-            f"the root element is <{etree.QName(root).localname}>, not <{shown}>: this is not a {kind} file",
+            f"the root element is <{etree.QName(root).localname}>, not <{shown}>: this is not a "
+            f"{kind} file",
             file=file,
             line=root.sourceline,
         )

@@ -385,7 +385,8 @@ class Variable(_Model):
 
 
 class Parameter(_Model):
-    """A package parameter (``$Package::``) or a project parameter from Project.params (``$Project::``)."""
+    """A package parameter (``$Package::``) or a project parameter from Project.params
+    (``$Project::``)."""
 
     name: str
     scope: str  # "Package" or "Project"

@@ -108,7 +108,8 @@ def parse_set(text: str) -> PropertySet:
     if not sep or not name.strip():
         shown = name.strip() if sensitive else text
         raise _usage(
-            f"--set {shown!r} must be NAME=VALUE (e.g. User::Count=3) or a \\Package... property path"
+            f"--set {shown!r} must be NAME=VALUE (e.g. User::Count=3) or a \\Package... property "
+            "path"
         )
     namespace, short = split_name(name)
     return PropertySet(
@@ -150,7 +151,8 @@ def _parse_path(path: str, value: str, text: str) -> PropertySet:
     match = _PATH.match(path)
     if match is None:
         raise _usage(
-            f"--set property path {path!r} is not of the form \\Package[\\Child...].Collection[Name].Properties[Prop]"
+            f"--set property path {path!r} is not of the form "
+            "\\Package[\\Child...].Collection[Name].Properties[Prop]"
         )
     container = match.group("exe")
     if container.lower().startswith("package"):
@@ -438,7 +440,8 @@ def _one_configuration(
         path = config.string if config.type == 1 else environ.get(config.string)
         if path is None:
             return [], [
-                f"{where}: the environment variable {config.string} that names its file is not set; "
+                f"{where}: the environment variable {config.string} that names its file is not "
+                "set; "
                 "its values are not applied"
             ]
         return _file_configuration(where, path, local_path)
@@ -446,24 +449,28 @@ def _one_configuration(
         value = environ.get(config.string)
         if value is None:
             return [], [
-                f"{where}: the environment variable {config.string} is not set; {config.target} keeps its value"
+                f"{where}: the environment variable {config.string} is not set; {config.target} "
+                "keeps its value"
             ]
         return configuration_sets([ConfiguredValue(path=config.target, value=value)], where)
     if config.type == 0:
         if parent_value is None:
             return [], [
-                f"{where}: the parent package variable {config.string} is only there when an Execute "
+                f"{where}: the parent package variable {config.string} is only there when an "
+                "Execute "
                 f"Package task runs this package; {config.target} keeps its value"
             ]
         value = parent_value(config.string)
         if value is None:
             return [], [
-                f"{where}: the parent package has no variable {config.string}; {config.target} keeps its value"
+                f"{where}: the parent package has no variable {config.string}; {config.target} "
+                "keeps its value"
             ]
         return configuration_sets([ConfiguredValue(path=config.target, value=str(value))], where)
     # Types 1, 2, 5 and 0 are read above; the others (registry, SQL Server, INI...) are not.
     return [], [
-        f"{where}: configurations of the kind '{config.kind}' are not supported by dtsx; its values "
+        f"{where}: configurations of the kind '{config.kind}' are not supported by dtsx; its "
+        "values "
         "are not applied (give them with --set or --config-file)"
     ]
 

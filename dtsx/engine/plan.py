@@ -163,7 +163,8 @@ class _LazyGraphs(Mapping[str, "nx.DiGraph"]):
         self._built: dict[str, nx.DiGraph] = {}
 
     def define(self, ref: str, nodes: list[str], constraints: list[PrecedenceConstraint]) -> None:
-        """The graph of ``ref``: ``nodes`` in order, one edge per (from, to) pair of ``constraints``."""
+        """The graph of ``ref``: ``nodes`` in order, one edge per (from, to) pair of
+        ``constraints``."""
         self._parts[ref] = (nodes, constraints)
         self._built.pop(ref, None)
 
@@ -275,7 +276,8 @@ class _Planner:
         # siblings share one scope object, so they can share one context.
         self.contexts: dict[int, tuple[frozenset[str], ValidationContext]] = {}
         # Attribute key (Clark notation) -> its local name if it can name a connection, else None;
-        # ``plain_attrs`` holds the keys already known to be None, to skip them with one set difference.
+        # ``plain_attrs`` holds the keys already known to be None, to skip them with one set
+        # difference.
         self.ref_attrs: dict[str, str | None] = {}
         self.plain_attrs: set[str] = set()
         self.resolved: dict[str, bool] = {}
@@ -328,7 +330,8 @@ class _Planner:
             first = self.plan.executables[exe.ref_id]
             self.problem(
                 "duplicate-refid",
-                f"two executables have the refId '{exe.ref_id}' (the other is at {first.location}); "
+                f"two executables have the refId '{exe.ref_id}' (the other is at "
+                f"{first.location}); "
                 "rename one of them",
                 exe.location,
                 exe.ref_id,
@@ -435,7 +438,8 @@ class _Planner:
             return
         self.problem(
             "unknown-event",
-            f"event handler '{handler.ref_id}' is for the event '{event}', which is never raised, so the handler "
+            f"event handler '{handler.ref_id}' is for the event '{event}', which is never raised, "
+            "so the handler "
             f"never runs{_nearest(event, EVENT_NAMES)}; the events are {', '.join(EVENT_NAMES)}",
             handler.location,
             handler.ref_id,
@@ -455,7 +459,8 @@ class _Planner:
         if var.data_type not in VARTYPE_TO_DOTNET:
             self.problem(
                 "bad-datatype",
-                f"variable {var.qualified_name} has DataType {var.data_type}, which is not a type code; "
+                f"variable {var.qualified_name} has DataType {var.data_type}, which is not a type "
+                "code; "
                 f"use one of {_TYPE_CODES}",
                 var.location,
                 var.ref_id,
@@ -475,7 +480,8 @@ class _Planner:
             listed = _PROJECT_TYPE_CODES if param.scope == "Project" else _TYPE_CODES
             self.problem(
                 "bad-datatype",
-                f"parameter {param.qualified_name} has DataType {param.data_type_code}, which is not a type code; "
+                f"parameter {param.qualified_name} has DataType {param.data_type_code}, which is "
+                "not a type code; "
                 f"use one of {listed}",
                 param.location,
                 param.qualified_name,
@@ -730,7 +736,8 @@ class _Planner:
             self._check_exec_value_variable(exe)
 
     def _traits(self, cls: type[Task]) -> tuple[bool, bool]:
-        """(ships with dtsx, so its data may be judged; evaluates expressions of its own), once per class."""
+        """(ships with dtsx, so its data may be judged; evaluates expressions of its own), once per
+        class."""
         from dtsx.tasks.base import Task as TaskBase
 
         found = self.traits[cls] = (
@@ -808,7 +815,8 @@ class _Planner:
             known = sorted(cls.property_names())
             self.warn(
                 "unknown-data",
-                f"task '{exe.name}': its data has '{name}', which no property of the task reads, so it is ignored"
+                f"task '{exe.name}': its data has '{name}', which no property of the task reads, "
+                "so it is ignored"
                 f"{_nearest(name, known)}",
                 _line(exe, inner),
                 exe.ref_id,
@@ -900,7 +908,8 @@ class _Planner:
             self._unsupported(
                 exe,
                 "unsupported-task",
-                f"task '{exe.name}' is a Script Task ({exe.raw_type}): C#/VB Script Tasks cannot run in dtsx; "
+                f"task '{exe.name}' is a Script Task ({exe.raw_type}): C#/VB Script Tasks cannot "
+                "run in dtsx; "
                 "replace it with an Execute Process or Expression task, or a task plugin",
             )
             return None
@@ -916,7 +925,8 @@ class _Planner:
         self._unsupported(
             exe,
             "unsupported-task",
-            f"task '{exe.name}' has type {kind} ({exe.raw_type or 'no type'}), which dtsx does not implement; "
+            f"task '{exe.name}' has type {kind} ({exe.raw_type or 'no type'}), which dtsx does not "
+            "implement; "
             "disable it, install a plugin that registers it, or run with --unsupported skip",
         )
         return None
@@ -1009,7 +1019,8 @@ class _Planner:
                 continue
             self.problem(
                 "missing-connection",
-                f"task '{exe.name}': {local}={value} matches no connection manager in the package or project; "
+                f"task '{exe.name}': {local}={value} matches no connection manager in the package "
+                "or project; "
                 "add the connection manager or pass --project-dir",
                 exe.location,
                 exe.ref_id,
@@ -1029,7 +1040,8 @@ class _Planner:
             self._unsupported(
                 exe,
                 "unsupported-enumerator",
-                f"Foreach Loop '{exe.name}' has {kind}; dtsx runs the File, Item, From Variable and ADO enumerators",
+                f"Foreach Loop '{exe.name}' has {kind}; dtsx runs the File, Item, From Variable "
+                "and ADO enumerators",
             )
             return self.skip_unsupported
         scope = self.scopes.get(exe.ref_id, frozenset())
@@ -1048,7 +1060,8 @@ class _Planner:
             if not _visible(mapping.variable, scope):
                 self.problem(
                     "missing-variable",
-                    f"Foreach Loop '{exe.name}' maps value {mapping.value_index} to '{mapping.variable}', "
+                    f"Foreach Loop '{exe.name}' maps value {mapping.value_index} to "
+                    f"'{mapping.variable}', "
                     "which is not a variable in its scope",
                     mapping.location or exe.location,
                     exe.ref_id,
@@ -1088,7 +1101,8 @@ class _Planner:
             if node.local_name not in elements:
                 self.warn(
                     "unknown-data",
-                    f"the enumerator of Foreach Loop '{exe.name}' has an element '{node.local_name}', "
+                    f"the enumerator of Foreach Loop '{exe.name}' has an element "
+                    f"'{node.local_name}', "
                     f"which it does not read{_nearest(node.local_name, elements)}",
                     _line(exe, node, where),
                     enum.ref_id,
@@ -1098,7 +1112,8 @@ class _Planner:
                 if local not in attributes:
                     self.warn(
                         "unknown-data",
-                        f"the enumerator of Foreach Loop '{exe.name}' has an attribute '{local}' on "
+                        f"the enumerator of Foreach Loop '{exe.name}' has an attribute '{local}' "
+                        "on "
                         f"'{node.local_name}', which it does not read{_nearest(local, attributes)}",
                         _line(exe, node, where),
                         enum.ref_id,
@@ -1120,7 +1135,8 @@ class _Planner:
             self.problem(
                 "empty-enumerator",
                 f"the Item enumerator of Foreach Loop '{exe.name}' holds no "
-                '<FEIEItems><FEIEItem><FEIEItemValue Type="8" Value="..."/> rows, so the loop would run '
+                '<FEIEItems><FEIEItem><FEIEItemValue Type="8" Value="..."/> rows, so the loop '
+                "would run "
                 "zero times; write its items in that form",
                 where,
                 exe.ref_id,
@@ -1198,7 +1214,8 @@ class _Planner:
             ok = False
             self.problem(
                 "bad-constraint",
-                f"precedence constraint '{pc.name or pc.ref_id}' has Value={pc.value} EvalOp={pc.eval_op}; "
+                f"precedence constraint '{pc.name or pc.ref_id}' has Value={pc.value} "
+                f"EvalOp={pc.eval_op}; "
                 "Value must be 0, 1 or 2 and EvalOp 1 to 4",
                 pc.location,
                 pc.ref_id,
@@ -1207,7 +1224,8 @@ class _Planner:
             ok = False
             self.problem(
                 "bad-constraint",
-                f"precedence constraint '{pc.name or pc.ref_id}' has EvalOp={pc.eval_op}, which needs an expression, "
+                f"precedence constraint '{pc.name or pc.ref_id}' has EvalOp={pc.eval_op}, which "
+                "needs an expression, "
                 "but has none",
                 pc.location,
                 pc.ref_id,
@@ -1225,13 +1243,15 @@ class _Planner:
             return f"{head}, a name where the refId of an executable is expected; write {end}='{siblings[short if ref not in siblings else ref]}'"
         if ref in self.plan.executables:
             return (
-                f"{head}, which is not directly inside '{container.ref_id}'; constraints only link executables "
+                f"{head}, which is not directly inside '{container.ref_id}'; constraints only link "
+                "executables "
                 "of the same container"
             )
         refs = list(siblings.values())
         example = refs[0] if refs else f"{container.ref_id}\\Name"
         return (
-            f"{head}, which is no executable's refId; {end} takes the refId of an executable directly inside "
+            f"{head}, which is no executable's refId; {end} takes the refId of an executable "
+            "directly inside "
             f"'{container.ref_id}', such as '{example}'{_nearest(ref, refs)}"
         )
 
@@ -1323,7 +1343,8 @@ class _Planner:
         report = self.warn if self._delayed(owner) else self.problem
         report(
             "missing-variable",
-            f"{what} @[{name}], which is not a variable in the scope of '{owner}'{_nearest_variable(name, scope)}; "
+            f"{what} @[{name}], which is not a variable in the scope of "
+            f"'{owner}'{_nearest_variable(name, scope)}; "
             "declare it or correct the name",
             location,
             ref_id,

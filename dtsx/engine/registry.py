@@ -88,7 +88,8 @@ class UnknownKeyError(PluginError, LookupError):
         self.suggestions = suggestions
         hint = f" Did you mean {', '.join(repr(s) for s in suggestions)}?" if suggestions else ""
         super().__init__(
-            f"no {kind} is registered as {key!r}.{hint} Run 'dtsx list' to see every registered {kind}."
+            f"no {kind} is registered as {key!r}.{hint} Run 'dtsx list' to see every registered "
+            f"{kind}."
         )
 
 
@@ -126,12 +127,14 @@ class Registry(Generic[T]):
         canonical = normalise_type(key)
         if self._check is not None and not self._check(obj):
             raise PluginError(
-                f"{origin} registers {obj!r} as {self.kind} {canonical!r}, but it is not a {self.kind} class."
+                f"{origin} registers {obj!r} as {self.kind} {canonical!r}, but it is not a "
+                f"{self.kind} class."
             )
         existing = self._items.get(canonical.lower())
         if existing is not None and existing.obj is not obj:
             raise PluginError(
-                f"{self.kind} {canonical!r} is registered twice: by {existing.origin} and by {origin}; "
+                f"{self.kind} {canonical!r} is registered twice: by {existing.origin} and by "
+                f"{origin}; "
                 "uninstall or rename one of them."
             )
         self._items[canonical.lower()] = Registration(canonical, obj, origin)
@@ -178,7 +181,8 @@ class Registry(Generic[T]):
                 other = found.get(key)
                 if other is not None and other.value != ep.value:
                     raise PluginError(
-                        f"{self.kind} {ep.name!r} is registered twice by entry points: {other.value} and {ep.value}; "
+                        f"{self.kind} {ep.name!r} is registered twice by entry points: "
+                        f"{other.value} and {ep.value}; "
                         "uninstall one of the two distributions."
                     )
                 found[key] = ep
@@ -200,7 +204,8 @@ class Registry(Generic[T]):
             obj = ep.load()
         except Exception as exc:  # any import failure of third-party code becomes a PluginError
             raise PluginError(
-                f"the {self.kind} plugin {ep.name!r} ({ep.value}) failed to import: {type(exc).__name__}: {exc}"
+                f"the {self.kind} plugin {ep.name!r} ({ep.value}) failed to import: "
+                f"{type(exc).__name__}: {exc}"
             ) from exc
         self.add(ep.name, obj, origin)
 

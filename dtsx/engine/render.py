@@ -149,7 +149,8 @@ def show_text(package: Package) -> str:
         for p in params:
             value = MASK if (p.sensitive or p.sensitive_unavailable) else repr(p.value)
             lines.append(
-                f"  {p.qualified_name}: {p.dotnet_type} = {value}{'  (required)' if p.required else ''}"
+                f"  {p.qualified_name}: {p.dotnet_type} = "
+                f"{value}{'  (required)' if p.required else ''}"
             )
     if package.variables:
         lines.append("Variables:")
@@ -182,7 +183,8 @@ def _tree(container: Executable, lines: list[str], indent: str) -> None:
         lines.append(f"{indent}- {child.name}  [{child.type_key or child.raw_type}]{flags}")
         if child.kind is ExecutableKind.FOR_LOOP:
             lines.append(
-                f"{indent}    for ({child.init_expression or ''}; {child.eval_expression or ''}; {child.assign_expression or ''})"
+                f"{indent}    for ({child.init_expression or ''}; {child.eval_expression or ''}; "
+                f"{child.assign_expression or ''})"
             )
         if child.kind is ExecutableKind.FOREACH_LOOP and child.enumerator is not None:
             lines.append(
@@ -198,7 +200,8 @@ def _tree(container: Executable, lines: list[str], indent: str) -> None:
         _handlers(child, lines, indent + "    ")
     for pc in container.precedence_constraints:
         lines.append(
-            f"{indent}{_short(pc.from_ref)} -> {_short(pc.to_ref)}: {_edge_label(pc)}{'' if pc.logical_and else ' (OR)'}"
+            f"{indent}{_short(pc.from_ref)} -> {_short(pc.to_ref)}: "
+            f"{_edge_label(pc)}{'' if pc.logical_and else ' (OR)'}"
         )
     if container.kind is ExecutableKind.PACKAGE:
         _handlers(container, lines, indent)

@@ -96,7 +96,8 @@ def split_name(name: str) -> tuple[str | None, str]:
 
 
 def typed_value(type_name: str, raw: Any, *, what: str) -> Value:
-    """``raw`` (persisted text, a Python value or a Value) as a Value of the .NET type ``type_name``."""
+    """``raw`` (persisted text, a Python value or a Value) as a Value of the .NET type
+    ``type_name``."""
     try:
         if type_name == "Object":
             return raw if isinstance(raw, Value) else Value("Object", raw)
@@ -249,7 +250,8 @@ class VariableStore:
                     str(exc)
                     if not param.sensitive
                     else (
-                        f"sensitive parameter {qualified} of type {param.dotnet_type} cannot take the value given (not shown)."
+                        f"sensitive parameter {qualified} of type {param.dotnet_type} cannot take "
+                        "the value given (not shown)."
                     )
                 )
                 if errors is None:
@@ -390,7 +392,8 @@ class Scope:
         slot = self.find(name)
         if slot is None:
             raise ExecutionError(
-                f"variable {name!r} is not defined in the scope of {self.ref_id!r} or any container above it."
+                f"variable {name!r} is not defined in the scope of {self.ref_id!r} or any "
+                "container above it."
             )
         return slot
 
@@ -412,7 +415,8 @@ class Scope:
         active = self.store.evaluating()
         if slot.qualified in active:
             raise ExpressionError(
-                f"the expression of variable {slot.qualified} refers to itself (directly or through other "
+                f"the expression of variable {slot.qualified} refers to itself (directly or "
+                "through other "
                 "variables); break the cycle"
             )
         active.add(slot.qualified)
@@ -471,7 +475,8 @@ class Scope:
             _HELD.changed.append((self, slot))  # raised when this thread lets go of its locks
 
     def force(self, name: str, value: Any, *, sensitive: bool = False) -> None:
-        """Set a value regardless of ReadOnly (run-time overrides such as ``--set``, before the run)."""
+        """Set a value regardless of ReadOnly (run-time overrides such as ``--set``, before the
+        run)."""
         slot = self.require(name)
         slot.value = typed_value(slot.type_name, value, what=f"variable {slot.qualified}")
         if sensitive:
@@ -567,9 +572,11 @@ class _Hold:
     def _timeout(self, slots: list[Slot]) -> ExecutionError:
         names = ", ".join(s.qualified for s in slots)
         return ExecutionError(
-            f"could not lock {names} for writing within {self._store.lock_timeout:g} s: another task or "
+            f"could not lock {names} for writing within {self._store.lock_timeout:g} s: another "
+            "task or "
             "event handler held it all that time (a variable deadlock); lock every variable a task "
-            "writes in one call to ctx.variables.locked(...), and do not wait on other tasks while holding it."
+            "writes in one call to ctx.variables.locked(...), and do not wait on other tasks while "
+            "holding it."
         )
 
     def __exit__(self, *exc: object) -> None:

@@ -69,8 +69,10 @@ def write(package: Package) -> bytes:
         _check_values(root)
     if len(data) > MAX_PACKAGE_BYTES:
         raise PackageWriteError(
-            f"the package {package.name!r} would be written as {len(data):,} bytes, over the loader's limit of "
-            f"{MAX_PACKAGE_BYTES // (1024 * 1024)} MiB for a file; split it into packages run by Execute Package tasks."
+            f"the package {package.name!r} would be written as {len(data):,} bytes, over the "
+            "loader's limit of "
+            f"{MAX_PACKAGE_BYTES // (1024 * 1024)} MiB for a file; split it into packages run by "
+            "Execute Package tasks."
         )
     return data
 
@@ -139,14 +141,17 @@ def _check_values(root: etree._Element) -> None:
                 and len(text.encode()) > MAX_XML_VALUE_BYTES
             ):
                 raise PackageWriteError(
-                    f"the text of {_describe(el)} is {len(text.encode()):,} bytes, over the loader's limit of "
-                    f"{MAX_XML_VALUE_BYTES:,} bytes for one value; shorten it or keep the data in a file."
+                    f"the text of {_describe(el)} is {len(text.encode()):,} bytes, over the "
+                    "loader's limit of "
+                    f"{MAX_XML_VALUE_BYTES:,} bytes for one value; shorten it or keep the data in "
+                    "a file."
                 )
         _check_tag(el)
 
 
 def _check_tag(el: etree._Element) -> None:
-    # An escaped character is at most six bytes (&quot;): only large attribute sets need writing out.
+    # An escaped character is at most six bytes (&quot;): only large attribute sets need writing
+    # out.
     if sum(len(v) for v in el.attrib.values()) * 6 <= MAX_XML_VALUE_BYTES - _TAG_SLACK:
         return
     bare = etree.Element(el.tag, el.attrib, nsmap=el.nsmap)
@@ -154,8 +159,10 @@ def _check_tag(el: etree._Element) -> None:
     if size > MAX_XML_VALUE_BYTES - _TAG_SLACK:
         largest = max(el.attrib.items(), key=lambda item: len(item[1]))[0]
         raise PackageWriteError(
-            f"the attributes of {_describe(el)} would take {size:,} bytes (most in {_local(largest)}), over the "
-            f"loader's limit of {MAX_XML_VALUE_BYTES - _TAG_SLACK:,} bytes for one element's attributes; "
+            f"the attributes of {_describe(el)} would take {size:,} bytes (most in "
+            f"{_local(largest)}), over the "
+            f"loader's limit of {MAX_XML_VALUE_BYTES - _TAG_SLACK:,} bytes for one element's "
+            "attributes; "
             "shorten the value or keep the data in a file."
         )
 
@@ -164,7 +171,8 @@ def _too_deep(ref_id: str, depth: int, el: etree._Element | None = None) -> Pack
     where = f"{_describe(el)}" if el is not None else f"the executable {_short(ref_id)}"
     return PackageWriteError(
         f"{where} would be nested {depth} elements deep in format 8, over the loader's limit of "
-        f"{MAX_XML_DEPTH} levels; flatten the containers above it or move part of it into a child package."
+        f"{MAX_XML_DEPTH} levels; flatten the containers above it or move part of it into a child "
+        "package."
     )
 
 
@@ -245,7 +253,8 @@ def _wrapped(el: etree._Element, wrapper: str, items: list[object], write_one: o
         write_one(box, item)  # type: ignore[operator]
 
 
-# --------------------------------------------------------------------------- package and executables
+# --------------------------------------------------------------------------- package and
+# executables
 
 
 def _package(root: etree._Element, pkg: Package) -> None:

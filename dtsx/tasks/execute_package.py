@@ -100,7 +100,8 @@ class ExecutePackageTask(Task):
         if p.use_project_reference:
             if not p.package_name.strip() and not vctx.is_dynamic("PackageName"):
                 problems.append(
-                    "the Execute Package task uses a project reference but has no PackageName; name the child .dtsx."
+                    "the Execute Package task uses a project reference but has no PackageName; "
+                    "name the child .dtsx."
                 )
         elif not vctx.is_dynamic("Connection"):
             problems.extend(self._check_connection(vctx))
@@ -120,12 +121,14 @@ class ExecutePackageTask(Task):
         ref = self.props.connection.strip()
         if not ref:
             return [
-                "the Execute Package task has no Connection; point it at a FILE connection manager for the child .dtsx."
+                "the Execute Package task has no Connection; point it at a FILE connection manager "
+                "for the child .dtsx."
             ]
         kind = vctx.connection_type(ref)
         if kind is None:
             return [
-                f"the Execute Package task's Connection {ref!r} names no connection manager of the package or project."
+                f"the Execute Package task's Connection {ref!r} names no connection manager of the "
+                "package or project."
             ]
         if kind.upper() not in _FILE_TYPES:
             return [self._stored_in_server(kind)]
@@ -134,7 +137,8 @@ class ExecutePackageTask(Task):
     def _stored_in_server(self, kind: str) -> str:
         where = f" ({self.props.package_name})" if self.props.package_name.strip() else ""
         return (
-            f"the child package{where} is stored in SQL Server (the task's Connection is of type {kind}), which dtsx cannot read; "
+            f"the child package{where} is stored in SQL Server (the task's Connection is of type "
+            f"{kind}), which dtsx cannot read; "
             "export it to a .dtsx file and point the task at it with a FILE connection."
         )
 
@@ -143,7 +147,8 @@ class ExecutePackageTask(Task):
     def execute(self, ctx: TaskContext) -> None:
         if ctx.run_package is None:
             raise TaskFailedError(
-                "this runner cannot run child packages (no run_package); run the parent with 'dtsx run'."
+                "this runner cannot run child packages (no run_package); run the parent with 'dtsx "
+                "run'."
             )
         path = self._child_path(ctx)
         parameters = self._parameters(ctx)
@@ -162,14 +167,16 @@ class ExecutePackageTask(Task):
         name = result_name(getattr(outcome, "result", outcome))
         if name.lower() != "success":
             raise TaskFailedError(
-                f"the child package {os.path.basename(path)} finished with result {name}; see its errors above."
+                f"the child package {os.path.basename(path)} finished with result {name}; see its "
+                "errors above."
             )
 
     def _password_hint(self) -> str:
         if not self.props.package_password:
             return ""
         return (
-            " (the task gives a PackagePassword: dtsx cannot decrypt password-protected packages; save the child "
+            " (the task gives a PackagePassword: dtsx cannot decrypt password-protected packages; "
+            "save the child "
             "with ProtectionLevel DontSaveSensitive and pass its secrets as parameters)"
         )
 
@@ -179,7 +186,8 @@ class ExecutePackageTask(Task):
         ref = self.props.connection.strip()
         if not ref:
             raise TaskFailedError(
-                "the Execute Package task has no Connection; point it at a FILE connection manager for the child .dtsx."
+                "the Execute Package task has no Connection; point it at a FILE connection manager "
+                "for the child .dtsx."
             )
         finder = getattr(ctx.connections, "find", None)
         spec = finder(ref) if finder is not None else None
@@ -195,7 +203,8 @@ class ExecutePackageTask(Task):
         name = self.props.package_name.strip()
         if not name:
             raise TaskFailedError(
-                "the Execute Package task uses a project reference but has no PackageName; name the child .dtsx."
+                "the Execute Package task uses a project reference but has no PackageName; name "
+                "the child .dtsx."
             )
         local = ctx.local_path(name)
         base = (
@@ -204,7 +213,8 @@ class ExecutePackageTask(Task):
         path = local if os.path.isabs(local) else os.path.join(base, local)
         if not os.path.isfile(path):
             raise TaskFailedError(
-                f"the child package {name} was not found at {path}; keep project packages in the parent's folder "
+                f"the child package {name} was not found at {path}; keep project packages in the "
+                "parent's folder "
                 "(the project folder)."
             )
         return path
@@ -215,7 +225,8 @@ class ExecutePackageTask(Task):
             source = pa.bound_to.strip()
             if source not in ctx.variables:
                 raise TaskFailedError(
-                    f"the child parameter {pa.parameter_name} is bound to {source}, which is no variable or "
+                    f"the child parameter {pa.parameter_name} is bound to {source}, which is no "
+                    "variable or "
                     "parameter in the task's scope; fix the binding."
                 )
             values[pa.parameter_name.strip()] = ctx.variables.get(source)

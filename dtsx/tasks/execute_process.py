@@ -169,7 +169,8 @@ class ExecuteProcessTask(Task):
         ):
             if name.strip() and not vctx.is_dynamic(prop) and not vctx.has_variable(name.strip()):
                 problems.append(
-                    f"{prop} names the variable {name.strip()!r}, which does not exist in the task's scope."
+                    f"{prop} names the variable {name.strip()!r}, which does not exist in the "
+                    "task's scope."
                 )
         return problems
 
@@ -225,12 +226,15 @@ class ExecuteProcessTask(Task):
             raise TaskFailedError(_not_found_message(stored, local))
         if found.lower().endswith(_SCRIPT_SUFFIXES):
             raise TaskFailedError(
-                f"the Executable {stored} is a Windows script, which needs cmd.exe or PowerShell, which dtsx "
-                "does not emulate; rewrite it as a shell script or program and point Executable at that."
+                f"the Executable {stored} is a Windows script, which needs cmd.exe or PowerShell, "
+                "which dtsx "
+                "does not emulate; rewrite it as a shell script or program and point Executable at "
+                "that."
             )
         if not os.access(found, os.X_OK):
             raise TaskFailedError(
-                f"the Executable {found} is not executable; run 'chmod +x {found}' or point Executable at a program."
+                f"the Executable {found} is not executable; run 'chmod +x {found}' or point "
+                "Executable at a program."
             )
         return found
 
@@ -277,7 +281,8 @@ class ExecuteProcessTask(Task):
                 )
             except OSError as exc:
                 raise TaskFailedError(
-                    f"could not start {argv[0]}: {exc.strerror or exc}; check the Executable and its permissions."
+                    f"could not start {argv[0]}: {exc.strerror or exc}; check the Executable and "
+                    "its permissions."
                 ) from exc
             _GUARD.add(process.pid)
             self._process = process
@@ -286,7 +291,8 @@ class ExecuteProcessTask(Task):
     def _wait(
         self, process: subprocess.Popen[bytes], stdin: bytes | None, ctx: TaskContext
     ) -> tuple[bytes, bytes, bool]:
-        """Wait for the process, watching the timeout and cancellation; return (out, err, timed_out)."""
+        """Wait for the process, watching the timeout and cancellation; return (out, err,
+        timed_out)."""
         deadline = time.monotonic() + self.props.timeout if self.props.timeout > 0 else None
         pipes = _Pipes(process, stdin)
         while True:
@@ -304,7 +310,8 @@ class ExecuteProcessTask(Task):
                 _end_group(process)
                 pipes.join(_GRACE_SECONDS)
                 raise TaskFailedError(
-                    f"the run was canceled, so dtsx stopped the process {process.args[0]} (pid {process.pid})."
+                    f"the run was canceled, so dtsx stopped the process {process.args[0]} (pid "
+                    f"{process.pid})."
                 )
             if deadline is not None and time.monotonic() >= deadline:
                 return self._on_timeout(process, pipes, ctx)
@@ -316,9 +323,11 @@ class ExecuteProcessTask(Task):
             _end_group(process)
             pipes.join(_GRACE_SECONDS)
             return (*pipes.result(), True)
-        # SSIS leaves the process running; its pipes keep draining and it is reaped in the background.
+        # SSIS leaves the process running; its pipes keep draining and it is reaped in the
+        # background.
         ctx.events.warning(
-            f"the process {process.args[0]} (pid {process.pid}) is still running after the {self.props.timeout}-second "
+            f"the process {process.args[0]} (pid {process.pid}) is still running after the "
+            f"{self.props.timeout}-second "
             "TimeOut and is left running because TerminateAfterTimeout is False."
         )
         threading.Thread(target=process.wait, daemon=True).start()
@@ -335,19 +344,23 @@ class ExecuteProcessTask(Task):
         if timed_out:
             action = "was ended" if self.props.terminate_after_timeout else "was left running"
             raise TaskFailedError(
-                f"the process {program} did not finish within the TimeOut of {self.props.timeout} seconds and {action}; "
+                f"the process {program} did not finish within the TimeOut of {self.props.timeout} "
+                f"seconds and {action}; "
                 "raise TimeOut (0 means no limit) or find out why it hangs."
             )
         code = process.returncode
         self.execution_value = code
         if code < 0:
             raise TaskFailedError(
-                f"the process {program} was killed by signal {-code} ({_signal_name(-code)}); check what stopped it."
+                f"the process {program} was killed by signal {-code} ({_signal_name(-code)}); "
+                "check what stopped it."
             )
         if self.props.fail_on_return_code and code != self.props.success_value:
             raise TaskFailedError(
-                f"the process {program} exited with code {code}, but the task expects {self.props.success_value} "
-                "(SuccessValue); check its output, or set SuccessValue or FailTaskIfReturnCodeIsNotSuccessValue."
+                f"the process {program} exited with code {code}, but the task expects "
+                f"{self.props.success_value} "
+                "(SuccessValue); check its output, or set SuccessValue or "
+                "FailTaskIfReturnCodeIsNotSuccessValue."
             )
         ctx.events.information(f"the process {program} exited with code {code}.")
 
@@ -357,8 +370,10 @@ def _not_found_message(stored: str, local: str) -> str:
     base = os.path.basename(local.replace("\\", "/")).lower()
     if base.endswith(_WINDOWS_SUFFIXES) or base in {"cmd", "powershell", "pwsh"}:
         return (
-            f"the Executable {where} is a Windows program, which does not exist on this system and is not emulated; "
-            "point Executable at a native program (a property expression or --set can change it), or map the "
+            f"the Executable {where} is a Windows program, which does not exist on this system and "
+            "is not emulated; "
+            "point Executable at a native program (a property expression or --set can change it), "
+            "or map the "
             "folder of a native build with --path-map."
         )
     return f"the Executable {where} was not found; install it, give its full path, or map its folder with --path-map."
@@ -473,7 +488,8 @@ class _ProcessGuard:
         except OSError as exc:
             os.close(write_end)
             return (
-                f"dtsx could not start its process watchdog ({exc.strerror or exc}), so if dtsx is killed, "
+                f"dtsx could not start its process watchdog ({exc.strerror or exc}), so if dtsx is "
+                "killed, "
                 "processes started by Execute Process tasks may keep running."
             )
         finally:

@@ -28,7 +28,8 @@ class ExpressionTask(Task):
     def validate(self, vctx: ValidationContext) -> list[str]:
         if not self.props.expression.strip() and not vctx.is_dynamic("Expression"):
             return [
-                "the Expression Task has no expression; set its Expression, e.g. @[User::Count] = @[User::Count] + 1."
+                "the Expression Task has no expression; set its Expression, e.g. @[User::Count] = "
+                "@[User::Count] + 1."
             ]
         return []
 
@@ -43,7 +44,8 @@ class ExpressionTask(Task):
             raise TaskFailedError(f"Expression Task {ctx.name!r} has no expression to evaluate.")
         if ctx.evaluate is None:
             raise TaskFailedError(
-                "the Expression Task needs an expression evaluator, which this run does not provide."
+                "the Expression Task needs an expression evaluator, which this run does not "
+                "provide."
             )
         try:
             ctx.evaluate(text, assignment=True)

@@ -110,7 +110,8 @@ class FileSystemTask(Task):
             "Normal",
             validation_alias=AliasChoices("TaskFileAttributes", "Attributes", "attributes"),
         )
-        # No persisted name for this was found in real packages; None falls back to OverwriteDestination.
+        # No persisted name for this was found in real packages; None falls back to
+        # OverwriteDestination.
         use_directory_if_exists: SsisBool | None = Field(
             None,
             validation_alias=AliasChoices(
@@ -139,7 +140,8 @@ class FileSystemTask(Task):
             unknown = [a for a in _split_attributes(p.attributes) if a not in _ATTRIBUTES]
             if unknown:
                 problems.append(
-                    f"Attributes {p.attributes!r} has unknown names {unknown}; use ReadOnly, Hidden, Archive, System or Normal."
+                    f"Attributes {p.attributes!r} has unknown names {unknown}; use ReadOnly, "
+                    "Hidden, Archive, System or Normal."
                 )
         return problems
 
@@ -165,11 +167,13 @@ class FileSystemTask(Task):
         kind = vctx.connection_type(value.strip())
         if kind is None and not _looks_like_path(value):
             return [
-                f"the {role} {value.strip()!r} names no connection manager of the package or project."
+                f"the {role} {value.strip()!r} names no connection manager of the package or "
+                "project."
             ]
         if kind is not None and kind.upper() not in ("FILE", "FLATFILE"):
             return [
-                f"the {role} connection {value.strip()!r} is a {kind} connection; the File System task needs a FILE connection."
+                f"the {role} connection {value.strip()!r} is a {kind} connection; the File System "
+                "task needs a FILE connection."
             ]
         return []
 
@@ -191,7 +195,8 @@ class FileSystemTask(Task):
         except OSError as exc:
             target = f"{source} -> {destination}" if destination else source
             raise TaskFailedError(
-                f"{op.name} failed on {target}: {exc.strerror or exc}; check the paths and their permissions."
+                f"{op.name} failed on {target}: {exc.strerror or exc}; check the paths and their "
+                "permissions."
             ) from exc
 
     def _path(self, ctx: TaskContext, role: str, ref: str, is_variable: bool) -> str:
@@ -216,7 +221,8 @@ class FileSystemTask(Task):
         path = ctx.connections.acquire(ref)
         if not isinstance(path, str):
             raise TaskFailedError(
-                f"the {role} connection {ref!r} is not a FILE connection (it gives {type(path).__name__}); "
+                f"the {role} connection {ref!r} is not a FILE connection (it gives "
+                f"{type(path).__name__}); "
                 "point the task at a FILE connection manager or a variable."
             )
         return path
@@ -254,7 +260,8 @@ class FileSystemTask(Task):
                 reuse = self.props.overwrite
             if not reuse:
                 raise TaskFailedError(
-                    f"the directory {source} already exists; set UseDirectoryIfExists to True to use it."
+                    f"the directory {source} already exists; set UseDirectoryIfExists to True to "
+                    "use it."
                 )
             return
         if os.path.exists(source):
@@ -325,7 +332,8 @@ class FileSystemTask(Task):
         ignored = sorted(wanted & {"hidden", "system", "archive"})
         if ignored:
             ctx.events.warning(
-                f"the attributes {', '.join(ignored)} have no equivalent on this system and were not set on {source}."
+                f"the attributes {', '.join(ignored)} have no equivalent on this system and were "
+                f"not set on {source}."
             )
 
     def _file_target(self, source: str, destination: str) -> str:
@@ -339,13 +347,15 @@ class FileSystemTask(Task):
             raise TaskFailedError(
                 f"the destination {target} is a directory, so the file cannot be written there."
             )
-        # lexists: a link there (even a dangling one) is an existing destination, replaced, never written through.
+        # lexists: a link there (even a dangling one) is an existing destination, replaced, never
+        # written through.
         if os.path.lexists(target) and not self.props.overwrite:
             raise _exists(target)
         parent = os.path.dirname(target) or "."
         if not os.path.isdir(parent):
             raise TaskFailedError(
-                f"the destination folder {parent} does not exist; create it first (CreateDirectory) or map it with --path-map."
+                f"the destination folder {parent} does not exist; create it first "
+                "(CreateDirectory) or map it with --path-map."
             )
         return target
 
@@ -405,7 +415,8 @@ def _refuse_inside(outer: str, inner: str, verb: str) -> None:
     if _within(real_inner, real_outer):
         if verb == "replace":
             raise TaskFailedError(
-                f"cannot replace the destination {outer}: it holds the source {inner}, which would be deleted "
+                f"cannot replace the destination {outer}: it holds the source {inner}, which would "
+                "be deleted "
                 "with it; choose another destination."
             )
         raise TaskFailedError(
@@ -420,7 +431,8 @@ def _within(path: str, root: str) -> bool:
 
 def _exists(path: str) -> TaskFailedError:
     return TaskFailedError(
-        f"the destination {path} already exists and OverwriteDestination is False; set it to True or remove the file."
+        f"the destination {path} already exists and OverwriteDestination is False; set it to True "
+        "or remove the file."
     )
 
 
@@ -432,7 +444,8 @@ def _remove(ctx: TaskContext, path: str) -> None:
 
 
 def _replace_move(ctx: TaskContext, source: str, target: str) -> None:
-    # os.replace is atomic on one file system and replaces a link at the target rather than its target.
+    # os.replace is atomic on one file system and replaces a link at the target rather than its
+    # target.
     try:
         os.replace(source, target)
     except OSError as exc:
@@ -541,7 +554,8 @@ def _plan_tree(ctx: TaskContext, root: str) -> list[_TreeEntry]:
                     info = item.stat(follow_symlinks=False)
                     if (info.st_dev, info.st_ino) in seen:
                         raise TaskFailedError(
-                            f"the folder {item.path} is a folder already met in {root} (a loop, e.g. a bind mount); "
+                            f"the folder {item.path} is a folder already met in {root} (a loop, "
+                            "e.g. a bind mount); "
                             "remove the loop from the source"
                         )
                     seen.add((info.st_dev, info.st_ino))
@@ -554,7 +568,8 @@ def _plan_tree(ctx: TaskContext, root: str) -> list[_TreeEntry]:
 
 
 def _link_target(real_root: str, link: str) -> str:
-    """The target a copied link gets: the same relative text when it stays in the tree, else where it leads."""
+    """The target a copied link gets: the same relative text when it stays in the tree, else where
+    it leads."""
     text = os.readlink(link)
     link_dir = os.path.dirname(link)
     resolved = os.path.realpath(os.path.join(link_dir, text))
@@ -595,7 +610,8 @@ def _copy_tree(ctx: TaskContext, source: str, destination: str) -> None:
             else f"{exc.strerror or exc} ({exc.filename})"
         )
         left = (
-            f"{done} were already copied to {destination} and were left there; remove them or run the task "
+            f"{done} were already copied to {destination} and were left there; remove them or run "
+            "the task "
             "again with OverwriteDestination True"
             if done
             else "nothing was copied"
@@ -607,7 +623,8 @@ def _copy_tree(ctx: TaskContext, source: str, destination: str) -> None:
     if outside:
         shown = ", ".join(outside[:5]) + (", ..." if len(outside) > 5 else "")
         ctx.events.warning(
-            f"{len(outside)} link(s) in {source} point outside it ({shown}); they were copied as links to the same places, not followed."
+            f"{len(outside)} link(s) in {source} point outside it ({shown}); they were copied as "
+            "links to the same places, not followed."
         )
 
 
@@ -671,5 +688,6 @@ def _delete_tree(ctx: TaskContext, root: str, *, keep_root: bool, cancellable: b
             else f"{exc.strerror or exc} ({exc.filename or folder})"
         )
         raise TaskFailedError(
-            f"deleting under {root} stopped: {reason.rstrip('.')}; {removed} entries were removed and the rest is still there."
+            f"deleting under {root} stopped: {reason.rstrip('.')}; {removed} entries were removed "
+            "and the rest is still there."
         ) from exc

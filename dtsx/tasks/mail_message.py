@@ -244,13 +244,15 @@ def _check_value(label: str, value: str) -> None:
     )
     if size > MAX_HEADER_VALUE_BYTES:  # (a character is at most 4 octets: shorter values cannot be)
         raise TaskFailedError(
-            f"the {label} is {size:,} bytes long (UTF-8), over the limit of {MAX_HEADER_VALUE_BYTES:,} bytes "
+            f"the {label} is {size:,} bytes long (UTF-8), over the limit of "
+            f"{MAX_HEADER_VALUE_BYTES:,} bytes "
             f"for one mail header value; shorten it (it begins {value[:40]!r})."
         )
     found = _LINE_BREAK.search(value)
     if found is not None:
         raise TaskFailedError(
-            f"the {label} contains a line break ({found.group()!r}), which would inject mail headers; "
+            f"the {label} contains a line break ({found.group()!r}), which would inject mail "
+            "headers; "
             f"remove it from {value!r}."
         )
     _check_encodable(label, value)
@@ -265,8 +267,10 @@ def _check_encodable(label: str, value: str) -> None:
     found = _SURROGATE.search(value)
     if found is not None:
         raise TaskFailedError(
-            f"the {label} holds {found.group()!r} at character {found.start()}, which is not valid Unicode "
-            "(often a byte that was not UTF-8, e.g. in a command-line value); give the text in UTF-8."
+            f"the {label} holds {found.group()!r} at character {found.start()}, which is not valid "
+            "Unicode "
+            "(often a byte that was not UTF-8, e.g. in a command-line value); give the text in "
+            "UTF-8."
         )
 
 
@@ -280,7 +284,8 @@ def _ascii_domain(domain: str, text: str, label: str) -> str:
     clients use (case folded, ``ß`` kept); ASCII names are kept as written, underscores and all.
     """
     too_long = TaskFailedError(
-        f"the {label} address {text!r} has a domain longer than DNS allows ({_MAX_LABEL} octets a label, "
+        f"the {label} address {text!r} has a domain longer than DNS allows ({_MAX_LABEL} octets a "
+        "label, "
         f"{_MAX_DOMAIN} in all, in ASCII form); check its spelling."
     )
     ascii_form = domain
@@ -291,7 +296,8 @@ def _ascii_domain(domain: str, text: str, label: str) -> str:
             if "too long" in str(exc):
                 raise too_long from exc
             raise TaskFailedError(
-                f"the {label} address {text!r} has a domain that is not a valid international host name "
+                f"the {label} address {text!r} has a domain that is not a valid international host "
+                "name "
                 f"({exc}); check its spelling."
             ) from exc
     name = ascii_form.rstrip(".")
@@ -414,8 +420,8 @@ def _normalise_newlines(text: str) -> str:
 
 
 def _cte(text: str) -> str:
-    # Never 8bit: a relay without 8BITMIME must still carry the message unchanged. Mostly-ASCII
-    # text stays readable as quoted-printable; mostly non-ASCII text (Cyrillic) is smaller in base64.
+    # Never 8bit: a relay without 8BITMIME must still carry the message unchanged. Mostly-ASCII text
+    # stays readable as quoted-printable; mostly non-ASCII text (Cyrillic) is smaller in base64.
     if text.isascii():
         return "7bit" if all(len(line) <= 998 for line in text.splitlines()) else "quoted-printable"
     wide = sum(1 for ch in text if not ch.isascii())

@@ -161,7 +161,8 @@ class SendMailProperties(TaskProperties):
 
 
 def decode_text_file(data: bytes, where: str, warn: Any = None) -> str:
-    """File bytes as text: a BOM decides (UTF-8, UTF-16); else UTF-8; else Windows-1252 with a warning."""
+    """File bytes as text: a BOM decides (UTF-8, UTF-16); else UTF-8; else Windows-1252 with a
+    warning."""
     if data.startswith(codecs.BOM_UTF8):
         return data[len(codecs.BOM_UTF8) :].decode("utf-8", errors="replace")
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -225,7 +226,8 @@ class _FileBudget:
         except NotARegularFile as exc:
             where = "" if path in what else f" ({path})"
             raise TaskFailedError(
-                f"{what} is {exc.kind}{where}, not a regular file; Send Mail reads only regular files, "
+                f"{what} is {exc.kind}{where}, not a regular file; Send Mail reads only regular "
+                "files, "
                 "so write the content to a file and name that file."
             ) from None
         except FileNotFoundError as exc:
@@ -275,8 +277,10 @@ class _FileBudget:
             else ""
         )
         return TaskFailedError(
-            f"{what} is {size} bytes{already}, over the Send Mail limit of {self.limit:,} bytes for the files "
-            "of one message (body file and attachments); send smaller files, or raise the limit with the "
+            f"{what} is {size} bytes{already}, over the Send Mail limit of {self.limit:,} bytes "
+            "for the files "
+            "of one message (body file and attachments); send smaller files, or raise the limit "
+            "with the "
             "dtsx:MaxFileBytes attribute of the task (or a MaxFileBytes property expression)."
         )
 
@@ -347,16 +351,19 @@ class SendMailTask(Task):
             return []
         if not ref:
             return [
-                "the Send Mail task has no SMTP connection manager: set SMTPServer (SmtpConnection)."
+                "the Send Mail task has no SMTP connection manager: set SMTPServer "
+                "(SmtpConnection)."
             ]
         kind = vctx.connection_type(ref)
         if kind is None:
             return [
-                f"the Send Mail task's SMTPServer {ref} matches no connection manager in the package or project."
+                f"the Send Mail task's SMTPServer {ref} matches no connection manager in the "
+                "package or project."
             ]
         if kind.upper() != "SMTP":
             return [
-                f"the Send Mail task's SMTPServer {ref} names a {kind} connection manager, not an SMTP one."
+                f"the Send Mail task's SMTPServer {ref} names a {kind} connection manager, not an "
+                "SMTP one."
             ]
         return []
 
@@ -366,24 +373,28 @@ class SendMailTask(Task):
         if p.message_source_type is MessageSourceType.VARIABLE:
             if not source:
                 return [
-                    "the Send Mail task's MessageSourceType is Variable but MessageSource names no variable."
+                    "the Send Mail task's MessageSourceType is Variable but MessageSource names no "
+                    "variable."
                 ]
             if not vctx.has_variable(source):
                 return [
-                    f"the Send Mail task's MessageSource names the variable {source!r}, which is not in scope."
+                    f"the Send Mail task's MessageSource names the variable {source!r}, which is "
+                    "not in scope."
                 ]
         elif p.message_source_type is MessageSourceType.FILE_CONNECTION:
             kind = vctx.connection_type(source) if source else None
             if kind is None:
                 return [
                     (
-                        f"the Send Mail task's MessageSource {source!r} names no FILE connection manager "
+                        f"the Send Mail task's MessageSource {source!r} names no FILE connection "
+                        "manager "
                         "(with MessageSourceType FileConnection it must name one)."
                     )
                 ]
             if kind.upper() not in _FILE_TYPES:
                 return [
-                    f"the Send Mail task's MessageSource {source!r} is a {kind} connection manager, not a FILE one."
+                    f"the Send Mail task's MessageSource {source!r} is a {kind} connection "
+                    "manager, not a FILE one."
                 ]
         return []
 
@@ -417,18 +428,21 @@ class SendMailTask(Task):
     def _variable_body(self, ctx: TaskContext, name: str) -> str:
         if not name:
             raise TaskFailedError(
-                "the Send Mail task's MessageSourceType is Variable but MessageSource names no variable."
+                "the Send Mail task's MessageSourceType is Variable but MessageSource names no "
+                "variable."
             )
         if name not in ctx.variables:
             raise TaskFailedError(
-                f"the Send Mail task's MessageSource names the variable {name!r}, which is not in scope."
+                f"the Send Mail task's MessageSource names the variable {name!r}, which is not in "
+                "scope."
             )
         return _to_text(ctx.variables.get(name))
 
     def _file_body(self, ctx: TaskContext, name: str, files: _FileBudget) -> str:
         if not name:
             raise TaskFailedError(
-                "the Send Mail task's MessageSourceType is FileConnection but MessageSource is empty."
+                "the Send Mail task's MessageSourceType is FileConnection but MessageSource is "
+                "empty."
             )
         try:
             path = ctx.connections.acquire(name)
@@ -483,18 +497,21 @@ class SendMailTask(Task):
         ref = self.props.smtp_connection.strip()
         if not ref:
             raise TaskFailedError(
-                "the Send Mail task has no SMTP connection manager: set SMTPServer (SmtpConnection)."
+                "the Send Mail task has no SMTP connection manager: set SMTPServer "
+                "(SmtpConnection)."
             )
         find = getattr(ctx.connections, "find", None)
         spec = find(ref) if find is not None else None
         if find is not None and spec is None:
             raise TaskFailedError(
-                f"the Send Mail task's SMTPServer {ref} matches no connection manager in the package or project."
+                f"the Send Mail task's SMTPServer {ref} matches no connection manager in the "
+                "package or project."
             )
         kind = getattr(spec, "type_key", "SMTP") or "SMTP"
         if kind.upper() != "SMTP":
             raise TaskFailedError(
-                f"the Send Mail task's SMTPServer {ref} names a {kind} connection manager, not an SMTP one."
+                f"the Send Mail task's SMTPServer {ref} names a {kind} connection manager, not an "
+                "SMTP one."
             )
         return ref
 

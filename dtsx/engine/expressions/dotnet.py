@@ -91,7 +91,8 @@ def _fail(message: str) -> ExpressionError:
 
 
 def dotnet_type_of_vartype(code: int) -> str:
-    """``DTS:DataType`` (COM VARTYPE) code → .NET type name (ssis-runtime §4.3; 6 currency → Decimal)."""
+    """``DTS:DataType`` (COM VARTYPE) code → .NET type name (ssis-runtime §4.3; 6 currency →
+    Decimal)."""
     try:
         return _VARTYPES[int(code)]
     except (KeyError, ValueError, TypeError):
