@@ -69,6 +69,8 @@ ALLOWED = {
     # Opening the files a package names (no FIFO hang, no device read) is one job below everything
     # that reads them: the loader, the connection managers and the tasks.
     "dtsx.engine.files": set(),
+    # Windows paths in packages and --path-map: asked by the planner, connections and tasks alike.
+    "dtsx.engine.paths": {"dtsx.engine.errors"},
     "dtsx.engine.writer": {"dtsx.engine.errors", "dtsx.engine.model"},
     "dtsx.engine.events": {"dtsx.engine.errors"},
     "dtsx.tasks.base": {"dtsx.engine.errors", "dtsx.engine.model", "dtsx.engine.registry"},

@@ -8,17 +8,12 @@ of the run. Register one with ``@register_connection("SMTP")`` or an entry point
 
 from __future__ import annotations
 
-import errno
-import os
-import re
-import stat
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar
 from collections.abc import Callable, Iterator, Mapping
 
 from dtsx.engine.errors import ConnectionManagerError
-from dtsx.engine.files import NotARegularFile, open_regular
 from dtsx.engine.registry import Registry
 
 __all__ = [
@@ -28,12 +23,6 @@ __all__ = [
     "parse_connection_string",
     "CONNECTIONS",
     "register_connection",
-    "looks_like_windows_path",
-    "read_secret_file",
-    "ALLOW_SHARED_SECRET_FILES_ENV",
-    "SECRET_FILE_LIMIT",
-    "SecretFileError",
-    "unmapped_windows_path",
 ]
 
 
@@ -189,112 +178,6 @@ def parse_connection_string(text: str | None) -> ConnectionString:
 
 def _identity(path: str) -> str:
     return path
-
-
-_DRIVE = re.compile(r"^[A-Za-z]:(?:[\\/]|$)")
-
-
-def looks_like_windows_path(path: str) -> bool:
-    """True for ``C:\\...``, ``C:``, UNC ``\\\\server\\share`` and relative ``a\\b`` paths."""
-    if _DRIVE.match(path) or path.startswith("\\\\"):
-        return True
-    # A backslash with no forward slash is a Windows relative path; POSIX names rarely hold one.
-    return "\\" in path and "/" not in path
-
-
-# The switch that lets a secret file be shared with other users (as a group-readable file on a
-# server where a service group shares one account). Off: such a file is refused, as ssh refuses
-# a private key that others can read.
-ALLOW_SHARED_SECRET_FILES_ENV = "DTSX_ALLOW_SHARED_SECRET_FILES"
-SECRET_FILE_LIMIT = 64 * 1024  # bytes read at most: a password is one short line
-
-
-class SecretFileError(PermissionError):
-    """A password file that dtsx refuses to read; ``strerror`` is one clause saying why and what to
-    do."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(errno.EACCES, reason, path)
-
-
-def read_secret_file(path: str, *, allow_shared: bool | None = None) -> str:
-    """A password kept in a file (``PasswordFile``, ``--decrypt-file``): its first line, without
-    the line break (LF or CRLF); spaces may belong to the password. The file must be a regular
-    file (or a pipe, as ``<(command)`` gives) that other users can neither read nor write, unless
-    ``allow_shared`` or the environment variable ``DTSX_ALLOW_SHARED_SECRET_FILES=1`` says otherwise.
-
-    Raises OSError (SecretFileError for a refused file, whose ``strerror`` says why), or
-    UnicodeDecodeError for a file that is not UTF-8.
-    """
-    if allow_shared is None:
-        allow_shared = os.environ.get(ALLOW_SHARED_SECRET_FILES_ENV, "").strip().lower() in (
-            "1",
-            "true",
-            "yes",
-        )
-    full = os.path.expanduser(path)
-    try:
-        fd = open_regular(
-            full, allow_fifo=True
-        )  # a pipe as `<(command)` gives; never waits to open
-    except NotARegularFile:
-        raise SecretFileError(
-            path, "it is not a regular file; keep the password in a plain file"
-        ) from None
-    try:
-        info = os.fstat(fd)  # of what was opened, so the file cannot be swapped after the check
-        _check_secret_file(path, info.st_mode, allow_shared)
-        data = _first_line(fd, path)
-    finally:
-        os.close(fd)
-    text = data.decode("utf-8").removeprefix("\ufeff")  # Notepad's UTF-8 byte-order mark
-    if not text:
-        raise SecretFileError(path, "its first line is empty; write the password on the first line")
-    return text
-
-
-def _check_secret_file(path: str, mode: int, allow_shared: bool) -> None:
-    if stat.S_ISFIFO(mode):
-        return
-    if mode & 0o077 and not allow_shared:
-        raise SecretFileError(
-            path,
-            f"its mode {stat.S_IMODE(mode):04o} lets other users read or change it; run chmod 600 "
-            "on it, "
-            f"or set {ALLOW_SHARED_SECRET_FILES_ENV}=1 to accept that",
-        )
-
-
-def _first_line(fd: int, path: str) -> bytes:
-    """The bytes before the first line break, reading no more than SECRET_FILE_LIMIT."""
-    data = b""
-    while b"\n" not in data:
-        chunk = os.read(fd, SECRET_FILE_LIMIT + 1 - len(data))
-        if not chunk:
-            break
-        data += chunk
-        if len(data) > SECRET_FILE_LIMIT and b"\n" not in data:
-            raise SecretFileError(
-                path,
-                f"its first line is longer than {SECRET_FILE_LIMIT} bytes; "
-                "write the password alone on the first line",
-            )
-    line = data.split(b"\n", 1)[0]
-    return line[:-1] if line.endswith(b"\r") else line
-
-
-def unmapped_windows_path(stored: str, local: str) -> str | None:
-    """A sentence when ``local`` (``stored`` after ``--path-map``) is still a Windows path, else None.
-
-    Such a path would otherwise be used literally, creating files named ``C:\\x\\y`` here. Tasks
-    and connection managers refuse it with this sentence rather than guess.
-    """
-    if not looks_like_windows_path(local):
-        return None
-    return (
-        f"{stored} is a Windows path that no --path-map rule maps to a local folder; "
-        "add one, e.g. --path-map 'C:\\folder=/local/folder'"
-    )
 
 
 @dataclass(frozen=True)

@@ -10,124 +10,21 @@ that it exists when its FileUsageType says it must.
 from __future__ import annotations
 
 import os
-import re
 import stat
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import ClassVar
 
-from dtsx.connections.base import (
-    ConnectionManager,
-    ConnectionSettings,
-    looks_like_windows_path,
-    register_connection,
-    unmapped_windows_path,
-)
-from dtsx.engine.errors import ConnectionManagerError, DtsxError
+from dtsx.connections.base import ConnectionManager, ConnectionSettings, register_connection
+from dtsx.engine.errors import ConnectionManagerError
 from dtsx.engine.files import file_kind
+from dtsx.engine.paths import looks_like_windows_path, unmapped_windows_path
 
 __all__ = [
     "FileConnectionManager",
     "FileUsage",
     "FlatFileConnectionManager",
-    "PathMap",
-    "PathMapError",
 ]
-
-
-class PathMapError(DtsxError, ValueError):
-    """A ``--path-map`` specification that cannot be parsed."""
-
-
-def _key(path: str) -> str:
-    """A comparison key: forward slashes, no repeated or trailing separators, lower case.
-
-    Windows compares paths case-insensitively, so the whole prefix is matched that way.
-    """
-    text = path.replace("\\", "/")
-    unc = text.startswith("//")
-    text = re.sub(r"/+", "/", text).rstrip("/")
-    if unc:
-        text = "/" + text
-    return text.lower()
-
-
-@dataclass(frozen=True)
-class _Rule:
-    windows: str  # as the user wrote it
-    key: str  # normalised Windows prefix
-    local: str  # local folder
-
-
-class PathMap:
-    """Maps Windows paths in a package to local paths; longest prefix wins."""
-
-    def __init__(self, rules: Iterable[tuple[str, str]] = ()) -> None:
-        built = []
-        for windows, local in rules:
-            key = _key(windows)
-            if not key:
-                raise PathMapError(
-                    f"--path-map {windows}={local}: the Windows side is empty; write e.g. "
-                    "'C:\\data=/srv/data'."
-                )
-            local_root = local.rstrip("/") or "/"
-            built.append(_Rule(windows, key, local_root))
-        # Longest prefix first, so C:\data\in wins over C:\data.
-        self._rules = sorted(built, key=lambda r: len(r.key), reverse=True)
-
-    @classmethod
-    def parse(cls, specs: Iterable[str] | None) -> PathMap:
-        """Parse ``WINDOWS=LOCAL`` specs (``C:\\data=/srv/data``, ``\\\\srv\\share=/mnt/share``)."""
-        rules = []
-        for spec in specs or ():
-            windows, sep, local = spec.partition("=")
-            if not sep or not windows.strip() or not local.strip():
-                raise PathMapError(
-                    f"--path-map {spec!r} is not WINDOWS=LOCAL; write it like 'C:\\data=/srv/data'."
-                )
-            rules.append((windows.strip(), local.strip()))
-        return cls(rules)
-
-    @property
-    def rules(self) -> list[tuple[str, str]]:
-        return [(r.windows, r.local) for r in self._rules]
-
-    def __bool__(self) -> bool:
-        return bool(self._rules)
-
-    def __repr__(self) -> str:
-        return f"PathMap({self.rules!r})"
-
-    def map(self, path: str) -> str:
-        """The local path for ``path``; unmatched Windows-looking paths get ``/`` separators."""
-        if not path:
-            return path
-        key = _key(path)
-        for rule in self._rules:
-            if key == rule.key or key.startswith(rule.key + "/"):
-                rest = path.replace("\\", "/")
-                rest = re.sub(r"/+", "/", rest)
-                # Cut by the length of the matched prefix in the normalised original.
-                rest = _strip_prefix(rest, rule.key)
-                return rule.local if not rest else os.path.join(rule.local, rest)
-        if looks_like_windows_path(path):
-            return path.replace("\\", "/")
-        return path
-
-    __call__ = map
-
-
-def _strip_prefix(normalised: str, key: str) -> str:
-    """``normalised`` minus the prefix that ``key`` matched (keys are lower-case)."""
-    text = normalised
-    if key.startswith("//"):
-        text = "/" + text.lstrip("/")
-        key_len = len(key) - 1
-    else:
-        key_len = len(key)
-    return text[key_len:].lstrip("/")
 
 
 class FileUsage:

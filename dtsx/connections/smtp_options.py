@@ -19,12 +19,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from dtsx.connections.base import (
-    ConnectionSettings,
-    SecretFileError,
-    parse_connection_string,
-    read_secret_file,
-)
+from dtsx.connections.base import ConnectionSettings, parse_connection_string
+
+from dtsx.engine.files import SecretFileError, read_secret_file
 from dtsx.engine.errors import ConnectionManagerError
 from dtsx.engine.model import ssis_flag
 

@@ -169,7 +169,7 @@ def _package_password(env: str | None, file: str | None) -> str | None:
             )
         return value
     if file is not None:
-        from dtsx.connections.base import read_secret_file
+        from dtsx.engine.files import read_secret_file
 
         try:
             return read_secret_file(file)
@@ -492,7 +492,7 @@ def _reference(spec: str, option: str) -> tuple[str, str] | None:
                 EXIT_USAGE,
             )
         return name, value
-    from dtsx.connections.base import read_secret_file
+    from dtsx.engine.files import read_secret_file
 
     try:
         return name, read_secret_file(source)
@@ -767,7 +767,7 @@ def _unmapped(path: str) -> str:
 def _path_map(specs: list[str]) -> Callable[[str], str] | None:
     if not specs:
         return None
-    from dtsx.connections.file import PathMap
+    from dtsx.engine.paths import PathMap
 
     return PathMap.parse(specs).map
 

@@ -13,7 +13,15 @@ import errno
 import os
 import stat
 
-__all__ = ["NotARegularFile", "file_kind", "open_regular"]
+__all__ = [
+    "ALLOW_SHARED_SECRET_FILES_ENV",
+    "NotARegularFile",
+    "SECRET_FILE_LIMIT",
+    "SecretFileError",
+    "file_kind",
+    "open_regular",
+    "read_secret_file",
+]
 
 # O_NOCTTY: a terminal device must not become the controlling terminal; O_CLOEXEC: child
 # processes (Execute Process) do not inherit the descriptor.
@@ -76,3 +84,84 @@ def open_regular(path: str, *, follow: bool = True, allow_fifo: bool = False) ->
 def _require(path: str, mode: int, allow_fifo: bool) -> None:
     if not (stat.S_ISREG(mode) or (allow_fifo and stat.S_ISFIFO(mode))):
         raise NotARegularFile(path, file_kind(mode))
+
+
+# The switch that lets a secret file be shared with other users (as a group-readable file on a
+# server where a service group shares one account). Off: such a file is refused, as ssh refuses
+# a private key that others can read.
+ALLOW_SHARED_SECRET_FILES_ENV = "DTSX_ALLOW_SHARED_SECRET_FILES"
+SECRET_FILE_LIMIT = 64 * 1024  # bytes read at most: a password is one short line
+
+
+class SecretFileError(PermissionError):
+    """A password file that dtsx refuses to read; ``strerror`` is one clause saying why and what to
+    do."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(errno.EACCES, reason, path)
+
+
+def read_secret_file(path: str, *, allow_shared: bool | None = None) -> str:
+    """A password kept in a file (``PasswordFile``, ``--decrypt-file``): its first line, without
+    the line break (LF or CRLF); spaces may belong to the password. The file must be a regular
+    file (or a pipe, as ``<(command)`` gives) that other users can neither read nor write, unless
+    ``allow_shared`` or the environment variable ``DTSX_ALLOW_SHARED_SECRET_FILES=1`` says otherwise.
+
+    Raises OSError (SecretFileError for a refused file, whose ``strerror`` says why), or
+    UnicodeDecodeError for a file that is not UTF-8.
+    """
+    if allow_shared is None:
+        allow_shared = os.environ.get(ALLOW_SHARED_SECRET_FILES_ENV, "").strip().lower() in (
+            "1",
+            "true",
+            "yes",
+        )
+    full = os.path.expanduser(path)
+    try:
+        fd = open_regular(
+            full, allow_fifo=True
+        )  # a pipe as `<(command)` gives; never waits to open
+    except NotARegularFile:
+        raise SecretFileError(
+            path, "it is not a regular file; keep the password in a plain file"
+        ) from None
+    try:
+        info = os.fstat(fd)  # of what was opened, so the file cannot be swapped after the check
+        _check_secret_file(path, info.st_mode, allow_shared)
+        data = _first_line(fd, path)
+    finally:
+        os.close(fd)
+    text = data.decode("utf-8").removeprefix("\ufeff")  # Notepad's UTF-8 byte-order mark
+    if not text:
+        raise SecretFileError(path, "its first line is empty; write the password on the first line")
+    return text
+
+
+def _check_secret_file(path: str, mode: int, allow_shared: bool) -> None:
+    if stat.S_ISFIFO(mode):
+        return
+    if mode & 0o077 and not allow_shared:
+        raise SecretFileError(
+            path,
+            f"its mode {stat.S_IMODE(mode):04o} lets other users read or change it; run chmod 600 "
+            "on it, "
+            f"or set {ALLOW_SHARED_SECRET_FILES_ENV}=1 to accept that",
+        )
+
+
+def _first_line(fd: int, path: str) -> bytes:
+    """The bytes before the first line break, reading no more than SECRET_FILE_LIMIT."""
+    data = b""
+    while b"\n" not in data:
+        chunk = os.read(fd, SECRET_FILE_LIMIT + 1 - len(data))
+        if not chunk:
+            break
+        data += chunk
+        if len(data) > SECRET_FILE_LIMIT and b"\n" not in data:
+            raise SecretFileError(
+                path,
+                f"its first line is longer than {SECRET_FILE_LIMIT} bytes; "
+                "write the password alone on the first line",
+            )
+    line = data.split(b"\n", 1)[0]
+    return line[:-1] if line.endswith(b"\r") else line

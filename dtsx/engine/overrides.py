@@ -16,7 +16,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 from collections.abc import Callable
 
-from dtsx.connections.base import parse_connection_string, unmapped_windows_path
+from dtsx.connections.base import parse_connection_string
+
+from dtsx.engine.paths import unmapped_windows_path
 from dtsx.engine.errors import DtsxError, PackageValidationError, Problem
 from dtsx.engine.loader import load_configuration_file
 from dtsx.engine.model import (

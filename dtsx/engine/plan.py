@@ -637,7 +637,7 @@ class _Planner:
         """A Windows path that ``--path-map`` leaves unmapped cannot be opened here; a warning
         only when something may set the path at run time. Not checked when the caller gave no
         path map (``build`` without ``path_map``): it then maps paths in its own way."""
-        from dtsx.connections.base import unmapped_windows_path
+        from dtsx.engine.paths import unmapped_windows_path
 
         if self.path_map is None:
             return

@@ -20,7 +20,7 @@ import threading
 import time
 from typing import IO
 
-from dtsx.connections.base import unmapped_windows_path
+from dtsx.engine.paths import unmapped_windows_path
 from dtsx.engine.errors import TaskFailedError
 from dtsx.tasks.base import (
     SsisBool,

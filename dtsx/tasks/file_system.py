@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Annotated, Any
 
-from dtsx.connections.base import unmapped_windows_path
+from dtsx.engine.paths import unmapped_windows_path
 from dtsx.engine.errors import TaskFailedError
 from dtsx.engine.files import NotARegularFile, file_kind, open_regular
 from dtsx.tasks.base import Task, TaskContext, TaskProperties, ValidationContext, register_task

@@ -33,7 +33,7 @@ from email.message import EmailMessage
 from enum import Enum
 from typing import Annotated, Any, Self
 
-from dtsx.connections.base import unmapped_windows_path
+from dtsx.engine.paths import unmapped_windows_path
 from dtsx.engine.errors import ConnectionManagerError, TaskFailedError
 from dtsx.engine.files import NotARegularFile, open_regular
 from dtsx.engine.model import XmlNode

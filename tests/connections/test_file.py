@@ -5,13 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dtsx.connections.base import CONNECTIONS, ConnectionSettings, looks_like_windows_path
-from dtsx.connections.file import (
-    FileConnectionManager,
-    FlatFileConnectionManager,
-    PathMap,
-    PathMapError,
-)
+from dtsx.connections.base import CONNECTIONS, ConnectionSettings
+from dtsx.engine.paths import looks_like_windows_path
+from dtsx.connections.file import FileConnectionManager, FlatFileConnectionManager
+from dtsx.engine.paths import PathMap, PathMapError
 from dtsx.engine.errors import ConnectionManagerError, DtsxError
 
 MAP = PathMap.parse(

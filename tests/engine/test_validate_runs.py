@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from dtsx.connections.file import PathMap
+from dtsx.engine.paths import PathMap
 from dtsx.engine.errors import PackageLoadError, PackageValidationError
 from dtsx.engine.loader import load
 from dtsx.engine.plan import build

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dtsx.connections.file import PathMap
+from dtsx.engine.paths import PathMap
 
 from tests._shared import REPO_ROOT
 

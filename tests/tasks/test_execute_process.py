@@ -319,7 +319,7 @@ def test_mapped_exe_may_name_a_native_build(tmp_path: Path) -> None:
     tool = tmp_path / "pkzip25"
     tool.write_text('#!/bin/sh\necho native "$@"\n')
     tool.chmod(0o755)
-    from dtsx.connections.file import PathMap
+    from dtsx.engine.paths import PathMap
 
     pm = PathMap.parse([f"c:\\Arc={tmp_path}"])
     t = task(
