@@ -64,11 +64,13 @@ ALLOWED = {
         "dtsx.engine.registry",
         "dtsx.engine.protection",
         "dtsx.engine.files",
+        "dtsx.engine.gcpause",
     },
     "dtsx.engine.protection": {"dtsx.engine.errors"},
     # Opening the files a package names (no FIFO hang, no device read) is one job below everything
     # that reads them: the loader, the connection managers and the tasks.
     "dtsx.engine.files": set(),
+    "dtsx.engine.gcpause": set(),
     # Windows paths in packages and --path-map: asked by the planner, connections and tasks alike.
     "dtsx.engine.paths": {"dtsx.engine.errors"},
     "dtsx.engine.writer": {"dtsx.engine.errors", "dtsx.engine.model"},

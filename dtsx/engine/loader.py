@@ -21,7 +21,6 @@ text-node limits. Nothing here opens sockets, looks up plugins or evaluates expr
 
 from __future__ import annotations
 
-import gc
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -32,6 +31,7 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from dtsx.engine.errors import PackageLoadError, PackageNotFoundError
+from dtsx.engine.gcpause import paused_gc
 from dtsx.engine.files import NotARegularFile, open_regular
 from dtsx.engine.model import (
     MAX_PACKAGE_BYTES,
@@ -340,15 +340,8 @@ def load_bytes(
     if password is not None:
         root = _decrypted(root, password, file)
     _check_root(root, file)
-    # The model is a tree without reference cycles; pausing the cyclic collector while tens of
-    # thousands of objects are created avoids repeated full collections (it halved load time).
-    paused = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_gc():  # engine/gcpause.py says why
         package = _Reader(file).package(root)
-    finally:
-        if paused:
-            gc.enable()
     package.path = file
     if project_dir is not None:
         conns, params = load_project(project_dir, password=password)

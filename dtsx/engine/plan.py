@@ -11,13 +11,13 @@ as SSIS does not validate them either; they still appear in ``executables`` and 
 from __future__ import annotations
 
 import difflib
-import gc
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import networkx as nx
+from dtsx.engine.gcpause import paused_gc
 from dtsx.engine.errors import (
     DtsxError,
     ExpressionError,
@@ -222,11 +222,7 @@ def build(
     """
     if unsupported not in ("fail", "skip"):
         raise ValueError(f"unsupported must be 'fail' or 'skip', not {unsupported!r}")
-    # The plan holds no reference cycles; pausing the cyclic collector while thousands of task
-    # objects are built avoids repeated full collections (as the loader does).
-    paused = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_gc():  # engine/gcpause.py says why
         planner = _Planner(
             package,
             skip_unsupported=unsupported == "skip",
@@ -235,9 +231,6 @@ def build(
             outer_variables=outer_variables,
         )
         planner.run()
-    finally:
-        if paused:
-            gc.enable()
     if planner.problems:
         raise PackageValidationError(planner.problems, file=package.path or None)
     return planner.plan

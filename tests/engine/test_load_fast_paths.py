@@ -230,3 +230,37 @@ def test_plain_tasks_read_as_the_general_path_reads_them(variables: str) -> None
         None,
         {"Extra": "kept"},
     )
+
+
+def test_overlapping_gc_pauses_leave_the_collector_as_they_found_it() -> None:
+    """Pauses that overlap in time (two threads loading at once) re-enable the collector only
+    when the last one ends, and never enable one that was off before the first began."""
+    import gc
+    import threading
+
+    from dtsx.engine.gcpause import paused_gc
+
+    assert gc.isenabled()
+    first_in, second_out = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with paused_gc():
+            first_in.set()
+            second_out.wait(10)
+            assert not gc.isenabled()  # the second pause ended, this one has not
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    first_in.wait(10)
+    with paused_gc():
+        assert not gc.isenabled()
+    second_out.set()
+    thread.join(10)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with paused_gc():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
