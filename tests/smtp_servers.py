@@ -13,7 +13,7 @@ end of its fixture. Exposed to every test through ``tests/conftest.py``:
 ``kerberos_realm``        a throwaway MIT realm (k5test), env set; skips without KDC or gssapi
 ``negotiate_server``      AUTH GSSAPI (SPNEGO/Kerberos/NTLM acceptor) and AUTH NTLM, auth required
 ``scripted_smtp_factory`` callable ``start(*scripts) -> ScriptedServer`` for connection-level faults
-``mail_sink``             a running :class:`dtsx.connections.mailsink.MailSink` in a temp folder
+``mail_sink``             a running :class:`dtsx.mailsink.MailSink` in a temp folder
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from dtsx.connections.base import ConnectionSettings
-from dtsx.connections.mailsink import MailSink, ServerThread
+from dtsx.mailsink import MailSink, ServerThread
 from dtsx.connections.smtp import SmtpConnectionManager, SmtpSession
 
 __all__ = [

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from dtsx.connections.base import ConnectionSettings
-from dtsx.connections.mailsink import MailSink
+from dtsx.mailsink import MailSink
 from dtsx.connections.smtp import SmtpConnectionManager, redirect_to_sink
 from dtsx.engine.errors import ConnectionManagerError
 

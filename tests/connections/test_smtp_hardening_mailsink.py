@@ -15,7 +15,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from dtsx.connections.mailsink import MailSink
+from dtsx.mailsink import MailSink
 from dtsx.connections.smtp import SmtpSession
 from dtsx.engine.errors import ConnectionManagerError, DtsxError
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from dtsx.connections import mailsink, smtp
+from dtsx import mailsink
+from dtsx.connections import smtp
 
 from tests._shared import REPO_ROOT
 
