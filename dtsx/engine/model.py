@@ -9,7 +9,7 @@ values is the variables module's job. This module does no I/O.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import Enum, IntEnum
 from typing import Any
 from collections.abc import Callable, Iterator
 
@@ -34,6 +34,11 @@ __all__ = [
     "DOTNET_TO_VARTYPE",
     "EXEC_RESULTS",
     "EVAL_OPS",
+    "EvalOp",
+    "DTSExecResult",
+    "LocalNames",
+    "LOCAL_NAMES",
+    "local_name",
     "HOST_PROPERTIES",
     "FOR_LOOP_PROPERTIES",
     "IGNORED_HOST_PROPERTIES",
@@ -86,7 +91,8 @@ _AS_WRITTEN = {"True": True, "False": False, "-1": True, "0": False, "1": True, 
 
 def marked_sensitive(attribute: Callable[[str], str | None]) -> bool:
     """Whether an element's ``Sensitive`` or ``Encrypted`` attribute (plain or ``DTS:``) is set;
-    ``attribute`` reads one by its Clark name (an lxml element's ``get``, an XmlNode's ``attrs.get``)."""
+    ``attribute`` reads one by its Clark name (an lxml element's ``get``, an XmlNode's
+    ``attrs.get``)."""
     for key in _SENSITIVE_KEYS:
         value = attribute(key)
         if value is not None and ssis_flag(value):
@@ -238,6 +244,29 @@ EVAL_OPS = {
     3: "ExpressionAndConstraint",
     4: "ExpressionOrConstraint",
 }
+
+
+class EvalOp(IntEnum):
+    """A precedence constraint's ``DTS:EvalOp`` (``PrecedenceConstraint.eval_op``). The field
+    stays a plain int, so that the planner can report a value outside the enum with its line."""
+
+    EXPRESSION = 1
+    CONSTRAINT = 2
+    EXPRESSION_AND_CONSTRAINT = 3
+    EXPRESSION_OR_CONSTRAINT = 4
+
+
+class DTSExecResult(IntEnum):
+    """SSIS's DTSExecResult: a precedence constraint's ``DTS:Value`` (0 to 2 only), an
+    executable's ForceExecutionResult (-1, not forced, is not a member) and a child package's
+    outcome (3, canceled). ``PrecedenceConstraint.value`` stays a plain int, as ``eval_op`` does."""
+
+    SUCCESS = 0
+    FAILURE = 1
+    COMPLETION = 2
+    CANCELED = 3
+
+
 PROTECTION_LEVELS = {
     0: "DontSaveSensitive",
     1: "EncryptSensitiveWithUserKey",
@@ -280,13 +309,13 @@ class XmlNode(_Model):
 
     @property
     def local_name(self) -> str:
-        return _local(self.tag)
+        return local_name(self.tag)
 
     def get(self, local_name: str, default: str | None = None) -> str | None:
         """An attribute by local name, ignoring its namespace and case."""
         wanted = local_name.lower()
         for key, value in self.attrs.items():
-            if _local(key).lower() == wanted:
+            if LOCAL_NAMES[key].lower() == wanted:
                 return value
         return default
 
@@ -309,8 +338,35 @@ class XmlNode(_Model):
             yield from child.iter()
 
 
-def _local(clark: str) -> str:
+def local_name(clark: str) -> str:
+    """The local part of a name in Clark notation: ``{uri}Name`` -> ``Name``, ``Name`` -> ``Name``.
+    The plain reference of :data:`LOCAL_NAMES`."""
     return clark.rsplit("}", 1)[-1]
+
+
+class LocalNames(dict[str, str]):
+    """Clark name -> local name, each key sliced once: a package repeats a few dozen attribute
+    and element names thousands of times, and a dict read is much cheaper than the slicing.
+    Read it as ``names[key]``; the result equals :func:`local_name` (pinned by a test).
+
+    Bounded (keys come from package files, which a long-running process may read without end):
+    past ``limit`` keys a miss is computed and not kept. Filling it from several threads is safe:
+    each write stores the same value a racing thread would.
+    """
+
+    def __init__(self, limit: int = 1 << 14) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __missing__(self, key: str) -> str:
+        local = key.rsplit("}", 1)[-1]
+        if len(self) < self.limit:
+            self[key] = local
+        return local
+
+
+# The process's one cache of local names: the loader, the planner and the tasks share it.
+LOCAL_NAMES = LocalNames()
 
 
 class PropertyExpression(_Model):
@@ -571,7 +627,8 @@ class Package(Executable):
 
     def comparable(self) -> dict[str, Any]:
         """A dump without source locations or the file path, for round-trip comparisons."""
-        return _strip_locations(self.model_dump(mode="json", exclude={"path"}))
+        stripped: dict[str, Any] = _strip_locations(self.model_dump(mode="json", exclude={"path"}))
+        return stripped
 
 
 def _strip_locations(data: Any) -> Any:
@@ -633,7 +690,7 @@ def package_configurations(package: Package) -> list[PackageConfiguration]:
     (attributes in 2012+ files, ``DTS:Property`` children before)."""
     found = []
     for node in package.configurations:
-        values = {(_local(k)): v for k, v in node.attrs.items()}
+        values = {local_name(k): v for k, v in node.attrs.items()}
         for child in node.findall("Property"):
             name = child.get("Name")
             if name:
