@@ -9,12 +9,16 @@ of the run. Register one with ``@register_connection("SMTP")`` or an entry point
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
-from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
-from dtsx.engine.errors import ConnectionManagerError
+from dtsx.engine.errors import ConnectionManagerError, PluginError
 from dtsx.engine.registry import Registry
+
+if TYPE_CHECKING:  # only for annotations: importing email costs start-up time for nothing
+    import email.message
+    import threading
 
 __all__ = [
     "ConnectionSettings",
@@ -23,6 +27,10 @@ __all__ = [
     "parse_connection_string",
     "CONNECTIONS",
     "register_connection",
+    "Redirect",
+    "mail_sink_redirect",
+    "MailSession",
+    "SendReport",
 ]
 
 
@@ -102,7 +110,7 @@ class _Reader:
             self.pos += 1
 
     def key(self) -> str:
-        """The key up to its single ``=`` (``==`` is a literal ``=``); the position moves past it."""
+        """The key up to its single ``=`` (``==`` is a literal ``=``); the position moves past."""
         text, start, out = self.text, self.pos, []
         where = f"after the value of {self.previous}" if self.previous else "at its start"
         while self.pos < len(text):
@@ -225,12 +233,61 @@ class ConnectionManager(ABC):
         """Problems visible before the run (bad keys, missing server); one sentence each."""
         return []
 
+    @classmethod
+    def redirected_to_mail_sink(
+        cls, settings: ConnectionSettings, host: str, port: int
+    ) -> ConnectionSettings:
+        """The settings to use when ``dtsx run --dev-smtp`` sends all mail to a local sink.
+
+        A manager that sends mail returns settings pointing at ``host:port``; every other kind
+        returns ``settings`` itself (the same object, so a redirect can tell nothing changed).
+        """
+        return settings
+
     @abstractmethod
     def acquire(self) -> object:
         """Return the connection object a task uses; raise ConnectionManagerError on failure."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: most managers hold nothing
         """Release whatever the manager holds. Must not raise."""
+
+
+class SendReport(Protocol):
+    """What a mail session says about one sent message (never credentials)."""
+
+    @property
+    def server(self) -> str:
+        """``host:port`` of the server that took the message."""
+        ...
+
+    @property
+    def accepted(self) -> Sequence[str]:
+        """The recipients the server accepted the message for."""
+        ...
+
+    @property
+    def refused(self) -> Mapping[str, object]:
+        """Recipient -> the server's reply, for those it refused."""
+        ...
+
+
+@runtime_checkable
+class MailSession(Protocol):
+    """What a mail connection manager's ``acquire()`` hands out (SMTP's session)."""
+
+    def send(
+        self,
+        message: email.message.Message,
+        *,
+        sender: str,
+        recipients: Sequence[str],
+        cancel: threading.Event | None = None,
+    ) -> SendReport:
+        """Send ``message`` from ``sender`` to ``recipients`` (the envelope); ``cancel`` stops it.
+
+        Raises ConnectionManagerError when the message could not be delivered to every
+        recipient."""
+        ...
 
 
 def _is_manager_class(obj: object) -> bool:
@@ -241,3 +298,25 @@ CONNECTIONS: Registry[type[ConnectionManager]] = Registry(
     "connection manager", "dtsx.connections", check=_is_manager_class
 )
 register_connection = CONNECTIONS.register
+
+# Applied to every connection's final settings (after property expressions and --conn).
+Redirect = Callable[[ConnectionSettings], ConnectionSettings]
+
+
+def mail_sink_redirect(host: str, port: int) -> Redirect:
+    """The connection redirect of ``--dev-smtp``: every mail connection goes to ``host:port``.
+
+    Each connection's manager class decides (:meth:`ConnectionManager.redirected_to_mail_sink`);
+    it is looked up by creation name, so only the package's own connection types are imported. A
+    type that is unknown or fails to import comes back unchanged: opening it fails anyway, with
+    its own sentence, so no message can reach a real server.
+    """
+
+    def redirect(settings: ConnectionSettings) -> ConnectionSettings:
+        try:
+            cls = CONNECTIONS.get(settings.creation_name)
+        except PluginError:
+            return settings
+        return cls.redirected_to_mail_sink(settings, host, port)
+
+    return redirect

@@ -7,10 +7,12 @@
     │   └── PackageNotFoundError      the package file does not exist (dtexec exit code 4)
     ├── PackageValidationError        every problem found, each with file, line and refId
     ├── PackageWriteError             the writer refuses what the loader would not read back
-    ├── PluginError                   an entry point that fails to import, is not a Task, or is a duplicate
+    ├── PluginError                   an entry point that fails to import, is no plugin, or clashes
+    │   └── UnknownKeyError           (engine.registry) no plugin under that key; with did-you-mean
     └── ExecutionError                raised inside tasks and connection managers
         ├── TaskFailedError           the task decided it failed
-        ├── ConnectionManagerError    translated from smtplib / OSError / spnego (``raise ... from exc``)
+        │   └── PropertyValueError    property values a task cannot take, one SSIS sentence each
+        ├── ConnectionManagerError    from smtplib / OSError / spnego (``raise ... from exc``)
         └── ExpressionError           with the expression text and the offset
 
 Loading and planning raise before anything runs; execution records. This module imports no
@@ -31,6 +33,7 @@ __all__ = [
     "PluginError",
     "ExecutionError",
     "TaskFailedError",
+    "PropertyValueError",
     "ConnectionManagerError",
     "ExpressionError",
 ]
@@ -62,7 +65,7 @@ class PackageNotFoundError(PackageLoadError):
 
 @dataclass(frozen=True)
 class Problem:
-    """One validation problem. ``code`` is a short stable slug (``unsupported-task``, ``cycle``...)."""
+    """One validation problem; ``code`` is a short stable slug (``unsupported-task``, ``cycle``)."""
 
     code: str
     message: str
@@ -115,6 +118,15 @@ class ExecutionError(DtsxError):
 
 class TaskFailedError(ExecutionError):
     """The task decided that it failed; the message says why and what to do."""
+
+
+class PropertyValueError(TaskFailedError):
+    """A task's properties refuse their values: ``problems`` holds one sentence per bad value,
+    quoting it as the package wrote it (``Append="maybe" is not a boolean (True/False)``)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__(" ".join(self.problems))
 
 
 class ConnectionManagerError(ExecutionError):

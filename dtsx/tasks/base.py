@@ -5,25 +5,38 @@ into a pydantic ``Properties`` model whose aliases are the SSIS names, so that b
 persisted XML attribute (``To``) and the runtime property name that property expressions use
 (``ToLine``) reach the same field. The executor makes a fresh task per execution, applies
 property expressions with :meth:`Task.set_property`, then calls :meth:`Task.execute`.
+
+Values a field refuses raise :class:`~dtsx.engine.errors.PropertyValueError`, one SSIS sentence
+per value (``Append="maybe" is not a boolean (True/False)``); :meth:`Task.unknown_data` names the
+ObjectData attributes no field reads, with the nearest field. Plugins that start OS processes
+register a function that kills them with :func:`register_emergency_stop`; a second Ctrl-C calls
+:func:`emergency_stop`.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol
-from collections.abc import Callable
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, ValidationError
-
-from dtsx.engine.errors import TaskFailedError
+from dtsx.connections.base import MailSession
+from dtsx.engine.errors import PropertyValueError, TaskFailedError
 from dtsx.engine.model import XmlNode, ssis_flag
 from dtsx.engine.registry import Registry
 
 if TYPE_CHECKING:
     from typing import Self
+
+    from pydantic.fields import FieldInfo
+    from pydantic_core import ErrorDetails
+
+    from dtsx.engine.expressions.values import Value
 
 __all__ = [
     "Task",
@@ -33,8 +46,14 @@ __all__ = [
     "ConnectionSource",
     "VariableAccess",
     "EventSink",
+    "Evaluate",
+    "RunPackage",
+    "PackageOutcome",
+    "UnknownData",
     "TASKS",
     "register_task",
+    "register_emergency_stop",
+    "emergency_stop",
     "SsisBool",
     "SsisInt",
     "ssis_bool",
@@ -87,6 +106,33 @@ class EventSink(Protocol):
     def error(self, message: str, code: int = 0) -> None: ...
 
 
+class Evaluate(Protocol):
+    """Evaluate an SSIS expression in the task's scope; ``assignment=True`` takes the
+    ``@[User::X] = expr`` form and also stores the value."""
+
+    def __call__(self, text: str, *, assignment: bool = False) -> Value: ...
+
+
+class PackageOutcome(Protocol):
+    """What running a child package returns: its result (``Success``, ``Failure``...)."""
+
+    @property
+    def result(self) -> object: ...
+
+
+class RunPackage(Protocol):
+    """Run a child package in process (the Execute Package task), with its parameters and the
+    parent's variables it may read."""
+
+    def __call__(
+        self,
+        path: str,
+        *,
+        parameters: dict[str, object] | None = None,
+        variables: dict[str, object] | None = None,
+    ) -> PackageOutcome: ...
+
+
 @dataclass
 class TaskContext:
     """Everything a running task may use. Built by the executor, one per execution."""
@@ -99,14 +145,33 @@ class TaskContext:
     package_path: str = ""
     cancel_event: threading.Event = field(default_factory=threading.Event)
     local_path: Callable[[str], str] = field(default=lambda p: p)
-    # Evaluate an SSIS expression in the task's scope; with assignment=True also assigns.
-    evaluate: Callable[..., Any] | None = None
-    # Run a child package in process (Execute Package task); signature set by the executor.
-    run_package: Callable[..., Any] | None = None
+    # None where the runner cannot evaluate expressions or run child packages.
+    evaluate: Evaluate | None = None
+    run_package: RunPackage | None = None
 
     @property
     def cancelled(self) -> bool:
         return self.cancel_event.is_set()
+
+    def mail_session(self, ref: str) -> MailSession:
+        """The mail session of the connection manager ``ref`` names (an SMTP one)."""
+        session = self.connections.acquire(ref)
+        if not isinstance(session, MailSession):
+            raise TaskFailedError(
+                f"the connection manager {ref!r} does not send mail; point the task at an SMTP "
+                "connection manager."
+            )
+        return session
+
+    def file_path(self, ref: str) -> str:
+        """The local path of the FILE (or FLATFILE) connection manager ``ref`` names."""
+        path = self.connections.acquire(ref)
+        if not isinstance(path, (str, os.PathLike)):
+            raise TaskFailedError(
+                f"the connection manager {ref!r} is not a file connection; point the task at a "
+                "FILE connection manager."
+            )
+        return os.fspath(path)
 
 
 @dataclass(frozen=True)
@@ -158,8 +223,29 @@ class Task(ABC):
 
     @classmethod
     def from_node(cls, node: XmlNode | None) -> Self:
-        """Build the task from its ObjectData; a ValidationError names the bad property."""
-        return cls(cls.Properties.model_validate(cls.properties_from_node(node)))
+        """Build the task from its ObjectData; PropertyValueError quotes every bad value."""
+        data = cls.properties_from_node(node)
+        try:
+            props = cls.Properties.model_validate(data)
+        except ValidationError as exc:
+            raise PropertyValueError(_value_problems(cls, exc, data)) from exc
+        return cls(props)
+
+    @classmethod
+    def unknown_data(cls, node: XmlNode | None) -> list[UnknownData]:
+        """The attributes of the task's data element that no property reads (they are ignored),
+        each with the nearest property name, for a warning."""
+        inner = node.children[0] if node is not None and node.children else None
+        if inner is None:
+            return []
+        known = sorted(cls.property_names())
+        found = []
+        for key in inner.attrs:
+            local = key.rsplit("}", 1)[-1]
+            if cls.field_for(local) is None:
+                close = difflib.get_close_matches(local, known, n=1, cutoff=0.6)
+                found.append(UnknownData(local, close[0] if close else None))
+        return found
 
     def copy(self) -> Self:
         """A fresh task with its own copy of the properties, for one execution."""
@@ -176,10 +262,7 @@ class Task(ABC):
         try:
             setattr(self.props, field_name, value)
         except ValidationError as exc:
-            detail = exc.errors()[0].get("msg", "invalid value")
-            raise TaskFailedError(
-                f"property {name!r} cannot take the value {value!r}: {detail}."
-            ) from exc
+            raise PropertyValueError(_value_problems(type(self), exc, {name: value})) from exc
 
     @classmethod
     def field_for(cls, name: str) -> str | None:
@@ -206,8 +289,70 @@ class Task(ABC):
     def execute(self, ctx: TaskContext) -> None:
         """Do the work. Raise TaskFailedError (or any ExecutionError) to fail; return to succeed."""
 
-    def cancel(self) -> None:
+    def cancel(self) -> None:  # noqa: B027 - optional: most tasks finish quickly
         """Called from another thread when the run is canceled; stop as soon as possible."""
+
+
+@dataclass(frozen=True)
+class UnknownData:
+    """An attribute in a task's data that no property reads, and the nearest property name."""
+
+    name: str
+    nearest: str | None
+
+    def __str__(self) -> str:
+        hint = f" (did you mean {self.nearest!r}?)" if self.nearest else ""
+        return f"'{self.name}' is not a property of the task, so it is ignored{hint}"
+
+
+# What a pydantic error type means, as the end of "Name="value" ...".
+_VALUE_PROBLEMS = {
+    "bool_parsing": "is not a boolean (True/False)",
+    "bool_type": "is not a boolean (True/False)",
+    "int_parsing": "is not a whole number",
+    "int_type": "is not a whole number",
+    "int_from_float": "is not a whole number",
+    "float_parsing": "is not a number",
+    "float_type": "is not a number",
+    "string_type": "is not text",
+}
+
+
+def _value_problems(cls: type[Task], exc: ValidationError, data: Mapping[str, Any]) -> list[str]:
+    """One sentence per refused value, naming it as the package spelled it."""
+    return [_value_problem(cls, err, data) for err in exc.errors()]
+
+
+def _value_problem(cls: type[Task], err: ErrorDetails, data: Mapping[str, Any]) -> str:
+    loc = err.get("loc", ())
+    name = str(loc[0]) if loc else "?"
+    field_name = cls.field_for(name)
+    # The package's own spelling of the property (ToLine or To), not pydantic's choice of alias.
+    spelled = next((k for k in data if field_name and cls.field_for(k) == field_name), name)
+    value = data.get(spelled, err.get("input"))
+    return f"{spelled}={_quoted(spelled, value)} {_what_is_wrong(err)}."
+
+
+def _quoted(name: str, value: Any) -> str:
+    if "password" in name.lower():
+        return '"********"'  # a secret is never repeated, not even a wrong one
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
+def _what_is_wrong(err: ErrorDetails) -> str:
+    kind = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    if kind in _VALUE_PROBLEMS:
+        return _VALUE_PROBLEMS[kind]
+    if kind in ("enum", "literal_error") and "expected" in ctx:
+        return f"is not one of {str(ctx['expected']).replace(chr(39), '')}"
+    if kind == "value_error" and "error" in ctx:
+        return f"is refused: {ctx['error']}"
+    if kind == "missing":
+        return "is required"
+    # Bounds and lengths: pydantic's own words, without its "Input should" framing.
+    message = str(err.get("msg", "is not valid"))
+    return message.replace("Input should", "should", 1)
 
 
 _LOCAL_NAMES: dict[str, str] = {}  # attribute key in Clark notation -> local name
@@ -248,7 +393,7 @@ def _int_or_zero(value: Any) -> Any:
 SsisInt = Annotated[int, BeforeValidator(_int_or_zero)]
 
 
-def _names_of(field_name: str, info: Any) -> list[str]:
+def _names_of(field_name: str, info: FieldInfo) -> list[str]:
     names = [field_name]
     if info.alias:
         names.append(info.alias)
@@ -266,3 +411,29 @@ def _is_task_class(obj: object) -> bool:
 
 TASKS: Registry[type[Task]] = Registry("task", "dtsx.tasks", check=_is_task_class)
 register_task = TASKS.register
+
+
+# Kill what plugins started, for a second Ctrl-C. Read from a signal handler, so no lock: a lock
+# held by the interrupted thread would deadlock it; appending to a list is atomic.
+_EMERGENCY_STOPS: list[Callable[[], int]] = []
+
+
+def register_emergency_stop(stop: Callable[[], int]) -> None:
+    """Register ``stop``: it kills every OS process the plugin started and returns how many.
+
+    Call it once at import of the plugin's module; registering the same function again does
+    nothing."""
+    if stop not in _EMERGENCY_STOPS:
+        _EMERGENCY_STOPS.append(stop)
+
+
+def emergency_stop() -> int:
+    """Call every registered stop; the total they killed. Never raises (it runs in a signal
+    handler): a stop that fails counts nothing and the others still run."""
+    killed = 0
+    for stop in tuple(_EMERGENCY_STOPS):
+        try:
+            killed += stop()
+        except Exception:  # noqa: BLE001,S112 - the other plugins' processes must still die
+            continue
+    return killed
