@@ -34,7 +34,7 @@ with warnings.catch_warnings():  # Triple-DES is "decrepit" for new designs; SSI
     try:
         from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
     except ImportError:  # cryptography < 43
-        from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES  # type: ignore[no-redef]
+        from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES
 
 __all__ = ["XMLENC_NS", "decrypt_payload", "is_password_encrypted"]
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 from lxml import etree
 
@@ -64,7 +65,7 @@ def write(package: Package) -> bytes:
     if _TOO_DEEP(root):
         _find_too_deep(root)
     _indent(root, 0)
-    data = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    data: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
     if len(data) > MAX_XML_VALUE_BYTES - _TAG_SLACK:  # smaller files cannot hold a value too large
         _check_values(root)
     if len(data) > MAX_PACKAGE_BYTES:
@@ -178,7 +179,7 @@ def _too_deep(ref_id: str, depth: int, el: etree._Element | None = None) -> Pack
 
 def _owner(el: etree._Element) -> str:
     for node in (el, *el.iterancestors()):
-        ref = node.get(_D + "refId")
+        ref: str | None = node.get(_D + "refId")
         if ref:
             return ref
     return "Package"
@@ -245,12 +246,21 @@ def _expressions(el: etree._Element, expressions: list[PropertyExpression]) -> N
         node.text = expr.expression
 
 
-def _wrapped(el: etree._Element, wrapper: str, items: list[object], write_one: object) -> None:
+_Item = TypeVar("_Item")
+
+
+def _wrapped(
+    el: etree._Element,
+    wrapper: str,
+    items: Sequence[_Item],
+    write_one: Callable[[etree._Element, _Item], object],
+) -> None:
+    """``<DTS:wrapper>`` holding each of ``items`` as ``write_one`` writes it; nothing if empty."""
     if not items:
         return
     box = _sub(el, wrapper)
     for item in items:
-        write_one(box, item)  # type: ignore[operator]
+        write_one(box, item)
 
 
 # --------------------------------------------------------------------------- package and
@@ -280,10 +290,10 @@ def _package(root: etree._Element, pkg: Package) -> None:
     _set(root, "CheckpointUsage", pkg.checkpoint_usage or None)
     _host_attributes(root, pkg)
     _property(root, "PackageFormatVersion", str(WRITTEN_FORMAT))
-    _wrapped(root, "ConnectionManagers", pkg.connections, _connection)  # type: ignore[arg-type]
+    _wrapped(root, "ConnectionManagers", pkg.connections, _connection)
     _wrapped(root, "Configurations", pkg.configurations, lambda box, node: node_to_xml(node, box))
-    _wrapped(root, "LogProviders", pkg.log_providers, _log_provider)  # type: ignore[arg-type]
-    _wrapped(root, "PackageParameters", pkg.parameters, _parameter)  # type: ignore[arg-type]
+    _wrapped(root, "LogProviders", pkg.log_providers, _log_provider)
+    _wrapped(root, "PackageParameters", pkg.parameters, _parameter)
     _body(root, pkg)
 
 
@@ -330,7 +340,7 @@ def _host_attributes(el: etree._Element, exe: Executable) -> None:
 
 
 def _body(el: etree._Element, exe: Executable) -> None:
-    _wrapped(el, "Variables", exe.variables, _variable)  # type: ignore[arg-type]
+    _wrapped(el, "Variables", exe.variables, _variable)
     if exe.logging_options is not None:
         node_to_xml(exe.logging_options, el)
     _expressions(el, exe.property_expressions)
@@ -342,9 +352,9 @@ def _body(el: etree._Element, exe: Executable) -> None:
         exe.variable_mappings,
         lambda box, m: _mapping(box, m, exe.ref_id),
     )
-    _wrapped(el, "Executables", exe.executables, _executable)  # type: ignore[arg-type]
-    _wrapped(el, "PrecedenceConstraints", exe.precedence_constraints, _constraint)  # type: ignore[arg-type]
-    _wrapped(el, "EventHandlers", exe.event_handlers, _executable)  # type: ignore[arg-type]
+    _wrapped(el, "Executables", exe.executables, _executable)
+    _wrapped(el, "PrecedenceConstraints", exe.precedence_constraints, _constraint)
+    _wrapped(el, "EventHandlers", exe.event_handlers, _executable)
     if exe.object_data is not None:
         node_to_xml(exe.object_data, el)
 
