@@ -44,7 +44,7 @@ from dtsx.connections.base import (
     ConnectionSettings,
     register_connection,
 )
-from dtsx.connections.smtp_auth import AuthProblem, authenticate
+from dtsx.connections.smtp_auth import AuthProblem, authenticate, scrub_credentials
 from dtsx.connections.smtp_options import (
     SMTP_KEYS,
     Security,
@@ -245,7 +245,8 @@ class _Canceled(OSError):
 
 
 class _Budget:
-    """What a connection may still wait: until ``deadline`` (time.monotonic), unless ``cancel`` is set.
+    """What a connection may still wait: until ``deadline`` (time.monotonic), unless ``cancel`` is
+    set.
 
     A socket timeout only bounds one system call, so a server that drips a reply line by line, or
     a send queued behind another, could outlast the Timeout many times over; every wait asks here
@@ -302,8 +303,8 @@ class _BoundedIO:
                 self._bound = 0.0
                 try:
                     return read(*args)
-                except OSError:  # nothing there yet (BlockingIOError, SSLWantReadError)
-                    raise _Canceled("the run was canceled") from None
+                except OSError as exc:  # nothing there yet (BlockingIOError, SSLWantReadError)
+                    raise _Canceled("the run was canceled") from exc
             try:
                 return read(*args)
             except TimeoutError:
@@ -488,7 +489,7 @@ class SmtpSession:
         try:
             self._deliver(message, sender, state, budget)
         except _Failure as failure:
-            raise self._error(failure, state) from None
+            raise self._error(failure, state) from failure
         return self._finish(state)
 
     def connect(self, *, cancel: threading.Event | None = None) -> None:
@@ -497,11 +498,10 @@ class SmtpSession:
         try:
             link = self._checkout(budget)
         except _Failure as failure:
-            raise self._error(failure) from None
+            raise self._error(failure) from failure
         except (smtplib.SMTPException, OSError) as exc:
-            raise self._error(
-                self._classify(exc, "while connecting", budget.deadline, connecting=True)
-            ) from None
+            failure = self._classify(exc, "while connecting", budget.deadline, connecting=True)
+            raise self._error(failure) from failure
         self._checkin(link)
 
     def close(self) -> None:
@@ -570,6 +570,7 @@ class SmtpSession:
                 "please report this as a dtsx bug",
                 drop=True,
             )
+            failure.__cause__ = exc  # the bug's traceback travels with the error (--debug)
         if link is not None and failure is not None and failure.drop:
             self._discard(link)
         elif link is not None:
@@ -675,7 +676,8 @@ class SmtpSession:
             )
         accepted: list[str] = []
         state.deferred.clear()
-        for rcpt, (code, resp) in zip(rcpts, replies[1:]):
+        # strict=False: the replies stop early after a 421, leaving the later recipients pending.
+        for rcpt, (code, resp) in zip(rcpts, replies[1:], strict=False):
             self._note_recipient(state, rcpt, code, resp, accepted)
         if not accepted:
             if data_open:  # RFC 2920 §3.1: DATA opened with no recipient is ended with a lone dot
@@ -710,7 +712,7 @@ class SmtpSession:
                 if (
                     stale_check and not replies and not _timed_out(exc) and not _canceled(exc)
                 ):  # a slow server
-                    raise _StaleLink() from None
+                    raise _StaleLink() from exc
                 raise
             if replies[-1][0] == 421 and stale_check and len(replies) == 1:
                 raise _StaleLink()
@@ -778,12 +780,12 @@ class SmtpSession:
         try:
             conn.send(payload)
         except (smtplib.SMTPException, OSError) as exc:
-            raise self._classify(exc, "while the message was being sent", deadline) from None
+            raise self._classify(exc, "while the message was being sent", deadline) from exc
         try:
             self._arm(conn, deadline)
             code, resp = conn.getreply()
         except (_Failure, smtplib.SMTPException, OSError) as exc:
-            raise self._unconfirmed(exc) from None
+            raise self._unconfirmed(exc) from exc
         if code != 250:
             raise self._refusal(
                 "refused the message", None, _reply(code, resp), "DATA", size=_sizes(conn, state)
@@ -796,14 +798,19 @@ class SmtpSession:
         if _canceled(exc):
             what = "had not confirmed the message when the run was canceled"
         elif isinstance(exc, _Failure) or _timed_out(exc):
-            what = f"did not confirm the message within Timeout ({self.options.timeout:g} s) after receiving it"
+            what = (
+                f"did not confirm the message within Timeout ({self.options.timeout:g} s) after "
+                "receiving it"
+            )
         else:
             what = "closed the connection after receiving the message"
-        return _Failure(
+        failure = _Failure(
             f"{what}; it may have been delivered — not resent",
             "check the recipients' mailboxes before running again",
             drop=True,
         )
+        failure.__cause__ = exc
+        return failure
 
     def _refusal(
         self,
@@ -864,15 +871,15 @@ class SmtpSession:
                     return None
                 try:
                     self._freed.wait(budget.wait())
-                except TimeoutError:
+                except TimeoutError as exc:
                     raise _Failure(
                         f"had no free connection within Timeout ({self.options.timeout:g} s): all "
                         f"{self.options.max_connections} allowed (MaxConnections) were busy",
                         "raise MaxConnections or Timeout",
                         transient=True,
-                    ) from None
-                except _Canceled:
-                    raise _canceled_failure() from None
+                    ) from exc
+                except _Canceled as exc:
+                    raise _canceled_failure() from exc
 
     def _open_claimed(self, budget: _Budget) -> _Link:
         try:
@@ -915,9 +922,7 @@ class SmtpSession:
         try:
             conn = self._connect(link_budget)
         except (smtplib.SMTPException, OSError) as exc:
-            raise self._classify(
-                exc, "while connecting", budget.deadline, connecting=True
-            ) from None
+            raise self._classify(exc, "while connecting", budget.deadline, connecting=True) from exc
         with self._lock:
             self.connections_opened += 1
         try:
@@ -931,7 +936,7 @@ class SmtpSession:
             raise
         except (smtplib.SMTPException, OSError) as exc:
             _quit(conn, 0.0, link_budget)
-            raise self._classify(exc, "during the handshake", budget.deadline) from None
+            raise self._classify(exc, "during the handshake", budget.deadline) from exc
         finally:
             log.debug("SMTP %s: connection %d opened", opts.address, self.connections_opened)
 
@@ -959,10 +964,12 @@ class SmtpSession:
         try:
             outcome = authenticate(conn, opts, tls=tls is not None)
         except AuthProblem as problem:
+            # Safe to chain: smtp_auth has masked the credentials in the reply it quotes, and
+            # what it chains (a local security library's error) never holds the password.
             reply = SmtpReply(problem.code, problem.reply) if problem.code is not None else None
             raise _Failure(
                 problem.what, problem.advice, reply=reply, transient=problem.transient
-            ) from None
+            ) from problem
         warnings = list(opts.warnings) + outcome.warnings
         for text in outcome.warnings:
             log.warning("SMTP %s: %s", opts.address, text)
@@ -1008,7 +1015,7 @@ class SmtpSession:
                 "check the server's TLS settings",
                 reply=reply,
                 transient=400 <= exc.smtp_code < 500,
-            ) from None
+            ) from exc
         self._hello(conn, deadline)  # RFC 3207: forget everything learnt before TLS
 
     def _context(self) -> ssl.SSLContext:
@@ -1027,7 +1034,7 @@ class SmtpSession:
                         f"cannot be trusted because CaFile={self.options.ca_file} is not a PEM "
                         f"certificate file ({exc})",
                         "give the CA certificate in PEM form",
-                    ) from None
+                    ) from exc
             if self.options.trust_server_certificate:
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE
@@ -1075,7 +1082,7 @@ class SmtpSession:
         except DtsxError as exc:
             # The message's own checks refused to write it (a header that would fold unsafely):
             # nothing has been sent, and no retry could change it.
-            raise _Failure("could not be given the message", "", sentence=str(exc)) from None
+            raise _Failure("could not be given the message", "", sentence=str(exc)) from exc
         if eight_bit and not data.isascii():
             options.append("BODY=8BITMIME")
         state.size = len(data)
@@ -1093,6 +1100,12 @@ class SmtpSession:
     def _classify(
         self, exc: BaseException, stage: str, deadline: float, *, connecting: bool = False
     ) -> _Failure:
+        """``exc`` as a failure the user can act on, keeping ``exc`` as its cause (for --debug)."""
+        failure = self._failure_of(exc, stage, connecting=connecting)
+        failure.__cause__ = exc
+        return failure
+
+    def _failure_of(self, exc: BaseException, stage: str, *, connecting: bool) -> _Failure:
         opts = self.options
         if _canceled(exc):
             return _canceled_failure()
@@ -1165,7 +1178,8 @@ class SmtpSession:
     def _error(self, failure: _Failure, state: _Delivery | None = None) -> ConnectionManagerError:
         opts = self.options
         if failure.sentence is not None:
-            text = f"the message was not sent to SMTP server {opts.address}: {failure.sentence.rstrip('.')}."
+            sentence = failure.sentence.rstrip(".")
+            text = f"the message was not sent to SMTP server {opts.address}: {sentence}."
             return ConnectionManagerError(self._scrub(text), host=opts.server, port=opts.port)
         text = f"SMTP server {opts.address} {failure.what}"
         if failure.reply is not None:
@@ -1217,8 +1231,7 @@ class SmtpSession:
 
     def _scrub(self, text: str) -> str:
         """Belt and braces: no error text may carry the password, whatever a server echoes."""
-        secret = self.options.password.reveal() if self.options.password else ""
-        return text.replace(secret, "********") if len(secret) >= 3 else text
+        return scrub_credentials(text, self.options)
 
 
 _TOO_LARGE_ADVICE = "send smaller or fewer attachments, or ask for the server's limit to be raised"
@@ -1339,17 +1352,11 @@ def _canceled_failure() -> _Failure:
 
 
 def redirect_to_sink(settings: ConnectionSettings, host: str, port: int) -> ConnectionSettings:
-    """Settings that send to a local sink instead (``dtsx run --dev-smtp``); other kinds unchanged.
-
-    Property expressions are dropped too: one that sets ``SmtpServer`` would otherwise win over
-    the redirected connection string and send the mail to the real server. Connections that are
-    not SMTP come back as the same object, so a Connections redirect can tell nothing changed.
-    """
+    """Transitional, until the CLI uses ``connections.base.mail_sink_redirect``: the ``--dev-smtp``
+    redirect; :meth:`SmtpConnectionManager.redirected_to_mail_sink` decides what it does."""
     if settings.creation_name.upper() != "SMTP":
         return settings
-    return dataclasses.replace(
-        settings, connection_string=f"SmtpServer={host};Port={port};", properties={}
-    )
+    return SmtpConnectionManager.redirected_to_mail_sink(settings, host, port)
 
 
 @register_connection("SMTP")
@@ -1369,6 +1376,20 @@ class SmtpConnectionManager(ConnectionManager):
     @classmethod
     def check(cls, settings: ConnectionSettings) -> list[str]:
         return smtp_option_problems(settings)
+
+    @classmethod
+    def redirected_to_mail_sink(
+        cls, settings: ConnectionSettings, host: str, port: int
+    ) -> ConnectionSettings:
+        """Settings that send to the local sink of ``dtsx run --dev-smtp`` instead.
+
+        Property expressions are dropped too: one that sets ``SmtpServer`` would otherwise win
+        over the redirected connection string and send the mail to the real server. Everything
+        else the package says (credentials, TLS) goes too: the sink speaks plain anonymous SMTP.
+        """
+        return dataclasses.replace(
+            settings, connection_string=f"SmtpServer={host};Port={port};", properties={}
+        )
 
     @property
     def options(self) -> SmtpOptions:

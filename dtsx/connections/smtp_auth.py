@@ -30,6 +30,7 @@ __all__ = [
     "AuthProblem",
     "authenticate",
     "offered_mechanisms",
+    "scrub_credentials",
 ]
 
 # RFC 4954 allows 12288 octets, but Postfix cuts command lines at 2048; past this the initial
@@ -152,6 +153,21 @@ class _Gssapi:
         return self._ctx.wrap(b"\x01\x00\x00\x00" + self._authzid, encrypt=False).data
 
 
+def scrub_credentials(text: str, options: SmtpOptions) -> str:
+    """``text`` with the password masked in every form this module writes it on the wire: as
+    given, and base64-encoded as AUTH LOGIN answers it and inside AUTH PLAIN's initial response.
+    A server may echo a command it refuses (``535 ... AUTH PLAIN AGFsaWNl...``), and a plain-text
+    scrub alone would let the encoded password through to a message or a chained exception."""
+    password = options.password.reveal() if options.password is not None else ""
+    if len(password) < 3:  # masking one or two characters would garble the text, not protect it
+        return text
+    secret = password.encode("utf-8")
+    plain = _Plain(options.principal or "", password).initial()
+    for form in (password, _b64(secret), _b64(plain)):
+        text = text.replace(form, "********")
+    return text
+
+
 def offered_mechanisms(conn: smtplib.SMTP) -> list[str]:
     """The AUTH mechanisms of the last EHLO, upper-cased (some servers advertise ``ntlm``)."""
     text = conn.esmtp_features.get("auth", "") if conn.does_esmtp else ""
@@ -210,8 +226,8 @@ def _decode_challenge(resp: bytes) -> bytes:
         return b""
     try:
         return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError(f"the server's challenge {text[:40]!r} is not base64") from None
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"the server's challenge {text[:40]!r} is not base64") from exc
 
 
 def _spnego_context(options: SmtpOptions, protocol: str) -> spnego.ContextProxy:
@@ -256,7 +272,7 @@ def _password_plan(options: SmtpOptions, offered: list[str], tls: bool) -> list[
     if mech is AuthMechanism.LOGIN:
         return ["LOGIN"]
     clear_ok = tls or options.allow_plaintext_auth
-    plan = [m for m in ("PLAIN", "LOGIN") if clear_ok and m in offered]
+    plan: list[str] = [m for m in ("PLAIN", "LOGIN") if clear_ok and m in offered]
     plan += [m for m in ("NTLM", "GSSAPI") if m in offered]
     return plan
 
@@ -302,8 +318,9 @@ def _client_side_problem(name: str, exc: Exception) -> AuthProblem:
     return AuthProblem(f"was not authenticated to: {name} failed on this machine ({text})", advice)
 
 
-def _reply_problem(name: str, code: int, reply: str, options: SmtpOptions) -> AuthProblem:
+def _reply_problem(name: str, code: int, raw: str, options: SmtpOptions) -> AuthProblem:
     who = options.principal or "the current Windows/Kerberos identity"
+    reply = scrub_credentials(raw, options)  # the problem is shown and may be chained
     if 400 <= code < 500:
         return AuthProblem(
             f"deferred authentication with {name}",

@@ -13,9 +13,9 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from dtsx.connections.base import ConnectionSettings
+from dtsx.connections.base import ConnectionSettings, mail_sink_redirect
 from dtsx.mailsink import MailSink
-from dtsx.connections.smtp import SmtpConnectionManager, redirect_to_sink
+from dtsx.connections.smtp import SmtpConnectionManager
 from dtsx.engine.errors import ConnectionManagerError
 
 
@@ -147,14 +147,14 @@ def test_cli_mailsink_runs_until_ctrl_c(tmp_path: Path) -> None:
     assert "stopped" in out and "Traceback" not in err
 
 
-def test_redirect_to_sink_beats_property_expressions(mail_sink: MailSink) -> None:
+def test_the_dev_smtp_redirect_beats_property_expressions(mail_sink: MailSink) -> None:
     real = ConnectionSettings(
         "SMTP CM",
         "SMTP",
         "SmtpServer=mail.contoso.com;UseWindowsAuthentication=True;EnableSsl=True;",
         properties={"SmtpServer": "relay.contoso.com"},
     )
-    manager = SmtpConnectionManager(redirect_to_sink(real, "127.0.0.1", mail_sink.port))
+    manager = SmtpConnectionManager(mail_sink_redirect("127.0.0.1", mail_sink.port)(real))
     try:
         assert (manager.options.server, manager.options.port) == ("127.0.0.1", mail_sink.port)
         manager.acquire().send(
@@ -165,6 +165,6 @@ def test_redirect_to_sink_beats_property_expressions(mail_sink: MailSink) -> Non
     assert len(mail_sink.messages()) == 1 and manager.settings.name == "SMTP CM"
 
 
-def test_redirect_to_sink_leaves_other_connection_kinds_alone() -> None:
+def test_the_dev_smtp_redirect_leaves_other_connection_kinds_alone() -> None:
     settings = ConnectionSettings("Input", "FILE", r"C:\data\in.csv")
-    assert redirect_to_sink(settings, "127.0.0.1", 2525) is settings
+    assert mail_sink_redirect("127.0.0.1", 2525)(settings) is settings
