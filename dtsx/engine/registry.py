@@ -16,12 +16,12 @@ import difflib
 import re
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Generic, TypeVar
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from dtsx.engine.errors import PluginError
 
-__all__ = ["Registry", "Registration", "normalise_type", "UnknownKeyError"]
+__all__ = ["Registry", "Registration", "PluginEntry", "normalise_type", "UnknownKeyError"]
 
 T = TypeVar("T")
 
@@ -102,8 +102,34 @@ class Registration(Generic[T]):
     origin: str
 
 
+@dataclass(frozen=True)
+class PluginEntry:
+    """One line of ``dtsx list``: a plugin, where it comes from, and whether it works.
+
+    ``target`` is the entry point's ``module:attr`` (or ``module.Qualname`` for a decorator);
+    ``distribution`` and ``version`` are the installed distribution's, when one is known;
+    ``error`` is ``None`` for a plugin that loaded, else the sentence saying why it cannot.
+    """
+
+    key: str
+    target: str
+    origin: str
+    distribution: str | None = None
+    version: str | None = None
+    error: str | None = None
+
+    @property
+    def broken(self) -> bool:
+        return self.error is not None
+
+
 class Registry(Generic[T]):
-    """Canonical key → plugin, filled by decorators and by lazily loaded entry points."""
+    """Canonical key → plugin, filled by decorators and by lazily loaded entry points.
+
+    A plugin that fails to import, is not a plugin class, or clashes with another under the same
+    key is *broken*: :meth:`get` raises PluginError for that key only, so packages that do not
+    use it never notice, and :meth:`entries` lists it with its error.
+    """
 
     def __init__(
         self, kind: str, group: str, check: Callable[[object], bool] | None = None
@@ -112,7 +138,8 @@ class Registry(Generic[T]):
         self.group = group
         self._check = check
         self._items: dict[str, Registration[T]] = {}
-        self._entry_points: dict[str, metadata.EntryPoint] | None = None
+        self._broken: dict[str, str] = {}  # lower-cased key -> why it cannot be used
+        self._entry_points: dict[str, list[metadata.EntryPoint]] | None = None
 
     def register(self, key: str, *, origin: str | None = None) -> Callable[[T], T]:
         """Decorator: ``@registry.register("Acme.FtpTask")``."""
@@ -124,6 +151,8 @@ class Registry(Generic[T]):
         return decorate
 
     def add(self, key: str, obj: T, origin: str) -> None:
+        """Register ``obj``; PluginError if it is no plugin class or the key is taken by another
+        object (the key is then broken: which of the two would run is anybody's guess)."""
         canonical = normalise_type(key)
         if self._check is not None and not self._check(obj):
             raise PluginError(
@@ -132,28 +161,36 @@ class Registry(Generic[T]):
             )
         existing = self._items.get(canonical.lower())
         if existing is not None and existing.obj is not obj:
-            raise PluginError(
+            message = (
                 f"{self.kind} {canonical!r} is registered twice: by {existing.origin} and by "
-                f"{origin}; "
-                "uninstall or rename one of them."
+                f"{origin}; uninstall or rename one of them."
             )
+            self._broken[canonical.lower()] = message
+            raise PluginError(message)
         self._items[canonical.lower()] = Registration(canonical, obj, origin)
 
     def get(self, key: str) -> T:
-        """The plugin for ``key`` (any spelling); imports its entry point on first use."""
+        """The plugin for ``key`` (any spelling); imports its entry point on first use.
+
+        Raises UnknownKeyError (with the nearest keys) when nothing is registered under it, and
+        PluginError when its plugin is broken."""
         canonical = normalise_type(key)
-        found = self._items.get(canonical.lower())
-        if found is None:
+        lower = canonical.lower()
+        found = self._items.get(lower)
+        if found is None or self._entry_origin(lower) not in (None, found.origin):
             self._load_entry_point(canonical)
-            found = self._items.get(canonical.lower())
+            found = self._items.get(lower)
+        if lower in self._broken:
+            raise PluginError(self._broken[lower])
         if found is None:
             raise UnknownKeyError(self.kind, canonical, self.suggest(canonical))
         return found.obj
 
     def __contains__(self, key: str) -> bool:
+        """Whether ``key`` names a plugin that can be used."""
         try:
             self.get(key)
-        except UnknownKeyError:
+        except PluginError:
             return False
         return True
 
@@ -163,38 +200,94 @@ class Registry(Generic[T]):
         return [keys[c] for c in close]
 
     def keys(self) -> list[str]:
+        """Every key, broken ones included, without importing any entry point."""
         names = {r.key for r in self._items.values()}
-        names.update(ep.name for ep in self._discover().values())
+        names.update(eps[0].name for eps in self._discover().values())
         return sorted(names, key=str.lower)
 
     def registrations(self) -> list[Registration[T]]:
-        """Every plugin, importing all entry points (for ``dtsx list``)."""
-        for key in list(self._discover()):
-            self._load_entry_point(key)
-        return sorted(self._items.values(), key=lambda r: r.key.lower())
+        """Every plugin that loads, importing all entry points; broken ones are left out."""
+        self._load_all()
+        return sorted(
+            (r for low, r in self._items.items() if low not in self._broken),
+            key=lambda r: r.key.lower(),
+        )
 
-    def _discover(self) -> dict[str, metadata.EntryPoint]:
+    def entries(self) -> list[PluginEntry]:
+        """Every plugin for ``dtsx list``, broken ones with their error; imports all entry
+        points and never raises."""
+        self._load_all()
+        entries: list[PluginEntry] = []
+        for lower, eps in self._discover().items():
+            error = self._broken.get(lower)
+            entries.extend(self._entry_of_point(ep, error) for ep in eps)
+        for lower, reg in self._items.items():
+            if lower not in self._discover():
+                entries.append(self._entry_of_decorator(reg, self._broken.get(lower)))
+        return sorted(entries, key=lambda e: (e.key.lower(), e.target))
+
+    def _load_all(self) -> None:
+        for lower in list(self._discover()):
+            self._load_entry_point(lower)
+
+    def _entry_of_point(self, ep: metadata.EntryPoint, error: str | None) -> PluginEntry:
+        dist = ep.dist
+        return PluginEntry(
+            key=normalise_type(ep.name),
+            target=ep.value,
+            origin=f"entry point {ep.value}",
+            distribution=dist.name if dist is not None else None,
+            version=dist.version if dist is not None else None,
+            error=error,
+        )
+
+    def _entry_of_decorator(self, reg: Registration[T], error: str | None) -> PluginEntry:
+        module = getattr(reg.obj, "__module__", None) or ""
+        dist = _distribution_of_module(module)
+        return PluginEntry(
+            key=reg.key,
+            target=reg.origin,
+            origin=reg.origin,
+            distribution=dist[0] if dist else None,
+            version=dist[1] if dist else None,
+            error=error,
+        )
+
+    def _discover(self) -> dict[str, list[metadata.EntryPoint]]:
+        """Lower-cased key -> its entry points (more than one distinct target: a clash)."""
         if self._entry_points is None:
-            found: dict[str, metadata.EntryPoint] = {}
+            found: dict[str, list[metadata.EntryPoint]] = {}
             for ep in metadata.entry_points(group=self.group):
-                key = normalise_type(ep.name).lower()
-                other = found.get(key)
-                if other is not None and other.value != ep.value:
-                    raise PluginError(
-                        f"{self.kind} {ep.name!r} is registered twice by entry points: "
-                        f"{other.value} and {ep.value}; "
-                        "uninstall one of the two distributions."
-                    )
-                found[key] = ep
+                same_key = found.setdefault(normalise_type(ep.name).lower(), [])
+                # The same target twice (one distribution seen on two paths) is no clash.
+                if all(other.value != ep.value for other in same_key):
+                    same_key.append(ep)
+            for lower, eps in found.items():
+                if len(eps) > 1:
+                    self._broken[lower] = self._clash(eps)
             self._entry_points = found
         return self._entry_points
 
+    def _clash(self, eps: list[metadata.EntryPoint]) -> str:
+        named = " and ".join(f"{ep.value} ({_distribution_label(ep)})" for ep in eps)
+        return (
+            f"{self.kind} {eps[0].name!r} is registered twice by entry points: {named}; "
+            "uninstall one of the distributions."
+        )
+
+    def _entry_origin(self, lower: str) -> str | None:
+        eps = self._discover().get(lower)
+        return f"entry point {eps[0].value}" if eps and len(eps) == 1 else None
+
     def _load_entry_point(self, canonical: str) -> None:
-        ep = self._discover().get(canonical.lower())
-        if ep is None:
+        """Import the key's entry point; a failure marks the key broken instead of raising."""
+        lower = canonical.lower()
+        eps = self._discover().get(lower)
+        if eps is None or len(eps) != 1 or lower in self._broken:
             return
+        ep = eps[0]
         origin = f"entry point {ep.value}"
-        existing = self._items.get(canonical.lower())
+        existing = self._items.get(lower)
         if existing is not None and existing.origin == origin:
             return
         # Also when a decorator registered the key first (importing the module of another entry
@@ -202,12 +295,33 @@ class Registry(Generic[T]):
         # so `dtsx list` does not depend on import order. Importing it again costs nothing.
         try:
             obj = ep.load()
-        except Exception as exc:  # any import failure of third-party code becomes a PluginError
-            raise PluginError(
-                f"the {self.kind} plugin {ep.name!r} ({ep.value}) failed to import: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-        self.add(ep.name, obj, origin)
+        except Exception as exc:  # noqa: BLE001 - third-party code: only its own key breaks
+            self._broken[lower] = (
+                f"the {self.kind} plugin {ep.name!r} ({ep.value}, from {_distribution_label(ep)}) "
+                f"failed to import: {type(exc).__name__}: {exc}; reinstall or uninstall it."
+            )
+            return
+        try:
+            self.add(ep.name, obj, origin)
+        except PluginError as exc:
+            self._broken[lower] = str(exc)
+
+
+def _distribution_label(ep: metadata.EntryPoint) -> str:
+    dist = ep.dist
+    return f"{dist.name} {dist.version}" if dist is not None else "an unknown distribution"
+
+
+def _distribution_of_module(module: str) -> tuple[str, str] | None:
+    """The installed distribution that ships ``module``, for a plugin registered by decorator."""
+    top = module.split(".", 1)[0]
+    names = metadata.packages_distributions().get(top) if top else None
+    if not names:
+        return None
+    try:
+        return names[0], metadata.version(names[0])
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def _origin_of(obj: object) -> str:
