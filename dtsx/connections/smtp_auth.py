@@ -18,11 +18,14 @@ import binascii
 import re
 import smtplib
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import spnego
-import spnego.exceptions
 from dtsx.connections.smtp_options import AuthMechanism, SmtpOptions
+
+if TYPE_CHECKING:
+    # spnego is imported where NTLM or Kerberos is used: a package that sends anonymously or
+    # with a password should not pay its import at start-up.
+    import spnego
 
 __all__ = [
     "MAX_INITIAL_RESPONSE_LINE",
@@ -237,6 +240,8 @@ def _spnego_context(options: SmtpOptions, protocol: str) -> spnego.ContextProxy:
         service, sep, host = options.spn.partition("@")
     if not sep:
         service, host = "SMTPSVC", options.spn
+    import spnego
+
     password = options.password.reveal() if options.password is not None else None
     return spnego.client(
         options.principal, password, hostname=host.split("@")[0], service=service, protocol=protocol
@@ -303,6 +308,8 @@ def _short(exc: Exception) -> str:
 
 def _client_side_problem(name: str, exc: Exception) -> AuthProblem:
     """A failure inside the local security library, before or during the exchange."""
+    import spnego.exceptions  # only on a failure: see the import note at the top
+
     text = _short(exc)
     if isinstance(exc, spnego.exceptions.NoCredentialError) or "credential" in text.lower():
         advice = (

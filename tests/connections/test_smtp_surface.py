@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 from dtsx import mailsink
 from dtsx.connections import smtp
@@ -41,3 +43,12 @@ def test_public_names() -> None:
     )
     assert sorted(mailsink.__all__) == ["MailSink", "ServerThread"]
     assert all(hasattr(smtp, name) for name in smtp.__all__)
+
+
+def test_the_smtp_module_imports_spnego_only_for_windows_authentication() -> None:
+    # A package that sends anonymously or with a password must not pay spnego's import.
+    code = (
+        "import sys, dtsx.connections.smtp; "
+        "sys.exit(1 if any(m.split('.')[0] == 'spnego' for m in sys.modules) else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
