@@ -7,11 +7,19 @@ Exit codes are dtexec's: 0 success, 1 failure, 3 canceled, 4 package not found,
 from __future__ import annotations
 
 import functools
+import os
+import pathlib
+import re
+import signal
 import sys
 import threading
-from typing import NoReturn
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
+
+if TYPE_CHECKING:
+    from dtsx.engine.model import Package
 
 __all__ = ["main", "cli"]
 
@@ -49,9 +57,7 @@ def _fail(message: str, code: int) -> NoReturn:
 # Commands are registered below, one section per command, each owned by one module's author.
 
 
-# --- dtsx mailsink (dtsx/connections/mailsink.py) -------------------------------------------------
-
-import pathlib  # noqa: E402 - kept inside this command section
+# --- dtsx mailsink (dtsx/mailsink.py) -----------------------------------------------------------
 
 
 @cli.command("mailsink")
@@ -79,10 +85,7 @@ import pathlib  # noqa: E402 - kept inside this command section
 )
 def mailsink_command(port: int, directory: pathlib.Path, host: str, max_size: int | None) -> None:
     """Run a local SMTP server that stores every message it receives; Ctrl-C stops it."""
-    import signal
-    import threading
-
-    from dtsx.connections.mailsink import MailSink
+    from dtsx.mailsink import MailSink
     from dtsx.engine.errors import DtsxError
 
     def received(path: pathlib.Path) -> None:
@@ -130,12 +133,10 @@ def mailsink_command(port: int, directory: pathlib.Path, host: str, max_size: in
 
 # --- dtsx validate / show / graph (loader, planner, render) ----------------------------------
 
-from typing import TYPE_CHECKING  # noqa: E402 - kept inside this command section
 
-if TYPE_CHECKING:
-    from dtsx.engine.model import Package
-
-
+_PROJECT_DIR_HELP = (
+    "Folder with the project's .conmgr files and Project.params (default: the package's folder)."
+)
 _DECRYPT_HELP_ENV = (
     "Environment variable holding the password of an EncryptAllWithPassword or "
     "EncryptSensitiveWithPassword package (dtexec /Decrypt)."
@@ -154,7 +155,7 @@ def _decrypt_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _package_password(env: str | None, file: str | None) -> str | None:
-    """The password --decrypt-env or --decrypt-file names; a missing one is a usage error (exit 6)."""
+    """The password --decrypt-env or --decrypt-file names; a missing one is a usage error (6)."""
     if env is not None and file is not None:
         _fail(
             "give the package password once: --decrypt-env or --decrypt-file, not both.", EXIT_USAGE
@@ -248,7 +249,7 @@ def _validate_one(
     "--project-dir",
     type=click.Path(file_okay=False),
     default=None,
-    help="Folder with the project's .conmgr files and Project.params (default: the package's folder).",
+    help=_PROJECT_DIR_HELP,
 )
 @click.option(
     "--unsupported",
@@ -262,7 +263,8 @@ def _validate_one(
     "path_maps",
     multiple=True,
     metavar="WINDOWS=LOCAL",
-    help="Map a Windows path prefix to a local folder, as for run; unmapped Windows paths are problems.",
+    help="Map a Windows path prefix to a local folder, as for run; unmapped Windows paths are "
+    "problems.",
 )
 @_decrypt_options
 def validate_command(
@@ -323,7 +325,7 @@ def _print_validation(entry: dict[str, object]) -> None:
     "--project-dir",
     type=click.Path(file_okay=False),
     default=None,
-    help="Folder with the project's .conmgr files and Project.params (default: the package's folder).",
+    help=_PROJECT_DIR_HELP,
 )
 @_decrypt_options
 def show_command(
@@ -359,7 +361,7 @@ def show_command(
     "--project-dir",
     type=click.Path(file_okay=False),
     default=None,
-    help="Folder with the project's .conmgr files and Project.params (default: the package's folder).",
+    help=_PROJECT_DIR_HELP,
 )
 @_decrypt_options
 def graph_command(
@@ -448,12 +450,6 @@ def _parse_var(spec: str) -> tuple[str, tuple[str, str]]:
 
 
 # --- dtsx run / dtsx exec (dtsx/engine/executor.py) -----------------------------------------------
-
-import os  # noqa: E402 - kept inside this command section
-import re  # noqa: E402
-import signal  # noqa: E402
-from typing import Any
-from collections.abc import Callable  # noqa: E402
 
 
 def _split_pair(spec: str, sep: str, what: str, example: str) -> tuple[str, str]:
@@ -780,7 +776,7 @@ def _start_dev_smtp(directory: str | None) -> tuple[Any, Any]:
     """
     if directory is None:
         return None, None
-    from dtsx.connections.mailsink import MailSink
+    from dtsx.mailsink import MailSink
     from dtsx.connections.smtp import redirect_to_sink
 
     sink = MailSink(pathlib.Path(directory))
@@ -890,6 +886,59 @@ def _print_run(result: Any, req: _RunRequest) -> bool:
     return written
 
 
+def _run_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of a run that dtexec has no word for, shared by ``run`` and ``exec`` (where they
+    go before the dtexec arguments): --unsupported, --report-json, --log-jsonl, --path-map,
+    --dev-smtp and --debug."""
+    options = [
+        click.option(
+            "--unsupported",
+            type=click.Choice(["fail", "skip"]),
+            default="fail",
+            show_default=True,
+            help="Refuse packages with unsupported executables, or run them as disabled.",
+        ),
+        click.option(
+            "--report-json", default=None, metavar="FILE", help="Write the run report as JSON."
+        ),
+        click.option(
+            "--log-jsonl", default=None, metavar="FILE", help="Append every event as a JSON line."
+        ),
+        click.option(
+            "--path-map",
+            "path_maps",
+            multiple=True,
+            metavar="WINDOWS=LOCAL",
+            help="Map a Windows path prefix to a local folder, e.g. 'C:\\data=/srv/data' "
+            "(repeatable).",
+        ),
+        click.option(
+            "--dev-smtp",
+            default=None,
+            metavar="DIR",
+            help="Send all mail to a local sink that stores messages in DIR.",
+        ),
+        click.option(
+            "--debug",
+            is_flag=True,
+            help="Show the exception chain, with tracebacks, of an internal error (also "
+            "DTSX_DEBUG=1).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _take_run_options(req: _RunRequest, **given: Any) -> None:
+    """Copy the options of ``_run_options`` into ``req``; --debug switches debug output on."""
+    req.unsupported, req.report_json = given["unsupported"], given["report_json"]
+    req.log_jsonl, req.dev_smtp = given["log_jsonl"], given["dev_smtp"]
+    req.path_maps = list(given["path_maps"])
+    if given["debug"]:
+        _DEBUG.set()
+
+
 @cli.command("run")
 @click.argument("package")
 @click.option(
@@ -940,30 +989,7 @@ def _print_run(result: Any, req: _RunRequest) -> bool:
     metavar="LEVELS",
     help="dtexec /Reporting letters N E W I C D P V (default EWP).",
 )
-@click.option(
-    "--unsupported",
-    type=click.Choice(["fail", "skip"]),
-    default="fail",
-    show_default=True,
-    help="Refuse packages with unsupported executables, or run them as disabled.",
-)
-@click.option("--report-json", default=None, metavar="FILE", help="Write the run report as JSON.")
-@click.option(
-    "--log-jsonl", default=None, metavar="FILE", help="Append every event as a JSON line."
-)
-@click.option(
-    "--path-map",
-    "path_maps",
-    multiple=True,
-    metavar="WINDOWS=LOCAL",
-    help="Map a Windows path prefix to a local folder, e.g. 'C:\\data=/srv/data' (repeatable).",
-)
-@click.option(
-    "--dev-smtp",
-    default=None,
-    metavar="DIR",
-    help="Send all mail to a local sink that stores messages in DIR.",
-)
+@_run_options
 @_decrypt_options
 def run_command(
     package: str,
@@ -974,13 +1000,9 @@ def run_command(
     project_dir: str | None,
     max_concurrent: int | None,
     reporting: str | None,
-    unsupported: str,
-    report_json: str | None,
-    log_jsonl: str | None,
-    path_maps: tuple[str, ...],
-    dev_smtp: str | None,
     decrypt_env: str | None,
     decrypt_file: str | None,
+    **run_options: Any,
 ) -> int:
     """Run a package; exit with dtexec's code (0 success, 1 failure, 3 canceled, 4, 5, 6)."""
     req = _RunRequest()
@@ -993,8 +1015,7 @@ def run_command(
     for spec in conns:
         _conn_argument(spec, "--conn", req)
     req.project_dir, req.max_concurrent, req.reporting = project_dir, max_concurrent, reporting
-    req.unsupported, req.report_json, req.log_jsonl = unsupported, report_json, log_jsonl
-    req.path_maps, req.dev_smtp = list(path_maps), dev_smtp
+    _take_run_options(req, **run_options)
     req.password = _package_password(decrypt_env, decrypt_file)
     return _run_request(req)
 
@@ -1075,6 +1096,11 @@ def _parse_dtexec(args: list[str]) -> _RunRequest:
     i = 0
     while i < len(args):
         token = args[i]
+        if token.startswith("--"):
+            raise click.UsageError(
+                f"{token}: dtsx's own options go before the dtexec arguments, e.g. "
+                f"dtsx exec {token} ... /F pkg.dtsx"
+            )
         if token[:1] not in ("/", "-") or len(token) < 2:
             raise click.UsageError(
                 f"{token!r} is not an option; dtexec options start with / or -, e.g. /F pkg.dtsx"
@@ -1136,25 +1162,45 @@ def _apply_dtexec(req: _RunRequest, name: str, value: str | None) -> None:
         raise SystemExit(EXIT_SUCCESS)
 
 
+_EXEC_EPILOG = """\b
+dtsx's own options (above) go before the first dtexec argument, e.g.
+  dtsx exec --dev-smtp outbox --report-json r.json /F pkg.dtsx /Rep V
+dtexec arguments (case-insensitive, / or -, shortest unique abbreviation):
+  /F[ile] package.dtsx     /Set path;value          /Conn[ection] name;string
+  /Par[ameter] name[(type)];value                   /M[axConcurrent] n
+  /Rep[orting] levels      /Va[lidate]              /De[crypt] password
+  /Conf[igFile] file.dtsConfig                      /? or /H[elp]
+/Set, /Conn and /Par also take name@env:VARIABLE or name@file:PATH
+instead of ';value', to keep the value off the command line."""
+
+
 @cli.command(
     "exec",
+    epilog=_EXEC_EPILOG,
+    # dtexec's arguments reach _parse_dtexec untouched: parsing of dtsx options stops at the first
+    # one (interspersed off), and -F, -Set... are not taken for unknown dtsx options.
     context_settings={
         "ignore_unknown_options": True,
-        "allow_extra_args": True,
-        "help_option_names": [],
+        "allow_interspersed_args": False,
+        "help_option_names": ["--help"],
     },
 )
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def exec_command(args: tuple[str, ...]) -> int:
-    """Run a package with dtexec's own syntax: /F pkg.dtsx /Set ... /Conn name;str /Par name;value."""
-    return _run_request(_parse_dtexec(list(args)))
+@_run_options
+@click.argument("dtexec_args", nargs=-1, type=click.UNPROCESSED)
+def exec_command(dtexec_args: tuple[str, ...], **run_options: Any) -> int:
+    """Run a package given in dtexec's syntax: [DTSX OPTIONS] /F pkg.dtsx [/Set ...]..."""
+    req = _parse_dtexec(list(dtexec_args))
+    _take_run_options(req, **run_options)
+    return _run_request(req)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: click's usage errors exit 6, as dtexec's do; so does anything a
-    command did not turn into its own sentence, in one line (``dtsx --debug`` shows the traceback)."""
+    """Console entry point: click's usage errors exit 6, as dtexec's do; so does anything a command
+    did not turn into its own sentence, in one line (--debug shows its traceback first)."""
     from dtsx.engine.errors import DtsxError
 
+    if _debug_from_environment():
+        _DEBUG.set()
     try:
         code = cli.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort:
@@ -1164,25 +1210,40 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(EXIT_USAGE)
     except DtsxError as exc:
-        _fail_unless_debug(str(exc))
+        _fail_internal(exc, str(exc))
     except (
         OSError
     ) as exc:  # with no file named, it is the output itself (a full disk, a closed pipe)
         if exc.filename is not None:
-            _fail_unless_debug(
+            _fail_internal(
+                exc,
                 f"cannot use {exc.filename}: {exc.strerror or exc}; check the path and its "
-                "permissions."
+                "permissions.",
             )
-        _fail_unless_debug(f"cannot write the output: {exc.strerror or exc}.")
+        _fail_internal(exc, f"cannot write the output: {exc.strerror or exc}.")
     except Exception as exc:  # a bug: one line, and the way to see more
         detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        _fail_unless_debug(
-            f"internal error: {detail}; run 'dtsx --debug ...' to see where, and report it."
+        _fail_internal(
+            exc, f"internal error: {detail}; run 'dtsx --debug ...' to see where, and report it."
         )
     sys.exit(code if isinstance(code, int) else EXIT_SUCCESS)
 
 
-def _fail_unless_debug(message: str) -> NoReturn:
+def _debug_from_environment() -> bool:
+    """DTSX_DEBUG=1 (any value but empty, 0, false, no) does what --debug does."""
+    return os.environ.get("DTSX_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _fail_internal(exc: BaseException, message: str) -> NoReturn:
+    """The one ``dtsx: ...`` line and exit 6; with --debug, the exception chain and its tracebacks
+    first."""
     if _DEBUG.is_set():
-        raise  # noqa: PLE0704 - re-raises the error main() is handling, with its traceback
+        _print_chain(exc)
     _fail(message, EXIT_USAGE)
+
+
+def _print_chain(exc: BaseException) -> None:
+    """The traceback of ``exc`` and of every exception it was raised from, as Python prints it."""
+    import traceback
+
+    click.echo("".join(traceback.format_exception(exc)).rstrip("\n"), err=True)

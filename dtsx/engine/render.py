@@ -140,9 +140,8 @@ def show_text(package: Package) -> str:
         lines.append("Connections:")
         for cm in package.all_connections():
             scope = " (project)" if cm.scope == "Project" else ""
-            lines.append(
-                f"  {cm.name} [{cm.type_key}]{scope} {mask_connection_string(cm.connection_string) or ''}".rstrip()
-            )
+            shown = mask_connection_string(cm.connection_string) or ""
+            lines.append(f"  {cm.name} [{cm.type_key}]{scope} {shown}".rstrip())
     params = [*package.parameters, *package.project_parameters]
     if params:
         lines.append("Parameters:")
@@ -320,7 +319,7 @@ def _dot_edge(pc: PrecedenceConstraint, ids: _Ids, container: Executable) -> str
     ]
     if not pc.logical_and:
         attrs.append("style=dashed")
-    for end, ref, key in (("from", pc.from_ref, "ltail"), ("to", pc.to_ref, "lhead")):
+    for ref, key in ((pc.from_ref, "ltail"), (pc.to_ref, "lhead")):
         child = children.get(ref)
         if child is not None and (child.kind is not ExecutableKind.TASK or child.event_handlers):
             attrs.append(f"{key}=cluster_{ids(ref)}")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from dtsx.connections.base import ConnectionSettings
-from dtsx.connections.mailsink import MailSink
+from dtsx.mailsink import MailSink
 from dtsx.connections.smtp import redirect_to_sink
 from dtsx.engine.errors import PackageLoadError, PackageValidationError
 from dtsx.engine.executor import RunOptions, run
