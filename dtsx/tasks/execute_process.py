@@ -29,6 +29,7 @@ from dtsx.tasks.base import (
     TaskContext,
     TaskProperties,
     ValidationContext,
+    register_emergency_stop,
     register_task,
 )
 from pydantic import AliasChoices, Field
@@ -406,6 +407,11 @@ def stop_every_process() -> int:
     For a second interrupt: the first asked politely and something is not stopping.
     """
     return _GUARD.kill_all()
+
+
+# The CLI's second Ctrl-C calls tasks.base.emergency_stop(), which reaches this without the CLI
+# importing this module (a package with no Execute Process task never loads it).
+register_emergency_stop(stop_every_process)
 
 
 # The watchdog's program: stdlib only, so it starts in milliseconds (``python -I -S``). It reads

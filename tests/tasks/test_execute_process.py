@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from dtsx.engine.errors import TaskFailedError
 from dtsx.engine.model import XmlNode
-from dtsx.tasks.base import TASKS, ValidationContext
+from dtsx.tasks.base import TASKS, ValidationContext, emergency_stop
 from dtsx.tasks.execute_process import ExecuteProcessTask, split_windows_args
 
 from tests.tasks._taskkit import make_ctx
@@ -277,6 +277,31 @@ def test_cancel_ends_the_process_and_its_children(tmp_path: Path) -> None:
     assert time.monotonic() - started < 10
     assert errors and isinstance(errors[0], TaskFailedError) and "canceled" in str(errors[0])
     deadline = time.monotonic() + 5
+    while not all(pid_gone(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(pid_gone(p) for p in pids), pids
+
+
+def test_the_emergency_stop_kills_a_running_process_at_once(tmp_path: Path) -> None:
+    # What the CLI's second Ctrl-C calls: no grace period, even for a shell that ignores SIGTERM.
+    pidfile = tmp_path / "pids"
+    script = f"trap '' TERM; sleep 30 & echo $$ $! > {pidfile}; wait"
+    t = task(Executable="/bin/sh", Arguments=f'-c "{script}"')
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            t.execute(make_ctx())
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion below
+            errors.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    pids = [int(p) for p in _wait_for(pidfile).split()]
+    assert emergency_stop() == 1  # one process group
+    worker.join(10)
+    assert not worker.is_alive() and errors and isinstance(errors[0], TaskFailedError)
+    deadline = time.monotonic() + 1.5  # well inside the 2-second grace a cancel would give
     while not all(pid_gone(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert all(pid_gone(p) for p in pids), pids
