@@ -31,12 +31,13 @@ import os
 import threading
 from email.message import EmailMessage
 from enum import Enum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
-from dtsx.engine.paths import unmapped_windows_path
+from dtsx.connections.base import MailSession, SendReport
 from dtsx.engine.errors import ConnectionManagerError, TaskFailedError
 from dtsx.engine.files import NotARegularFile, open_regular
-from dtsx.engine.model import XmlNode
+from dtsx.engine.model import LOCAL_NAMES, XmlNode
+from dtsx.engine.paths import unmapped_windows_path
 from dtsx.tasks.base import (
     Task,
     TaskContext,
@@ -176,7 +177,7 @@ def decode_text_file(data: bytes, where: str, warn: Any = None) -> str:
 
 
 def _to_text(value: Any) -> str:
-    """A variable's value as the body text, the way .NET's ToString() would show the common types."""
+    """A variable's value as the body text, as .NET's ToString() shows the common types."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -190,25 +191,10 @@ def _split_pipes(text: str) -> list[str]:
     return [p.strip() for p in text.split("|") if p.strip()]
 
 
-_LOCAL_NAMES: dict[str, str] = {}  # attribute key in Clark notation -> local name (bounded below)
-
-
 def _local_attributes(attrs: dict[str, str]) -> dict[str, Any]:
     """``attrs`` keyed by local name; a later key wins on a clash, as in the generic reader."""
-    names = _LOCAL_NAMES
-    try:
-        return {names[key]: value for key, value in attrs.items()}
-    except KeyError:
-        pass
-    data: dict[str, Any] = {}
-    for key, value in attrs.items():
-        local = names.get(key)
-        if local is None:
-            local = key.rsplit("}", 1)[-1]
-            if len(names) < 4096:  # keys come from package files: keep the cache bounded
-                names[key] = local
-        data[local] = value
-    return data
+    names = LOCAL_NAMES  # the model's one cache of Clark key -> local name
+    return {names[key]: value for key, value in attrs.items()}
 
 
 class _FileBudget:
@@ -291,15 +277,6 @@ class SendMailTask(Task):
 
     Properties = SendMailProperties
     props: SendMailProperties
-
-    @classmethod
-    def from_node(cls, node: XmlNode | None) -> Self:
-        """As :meth:`Task.from_node` (a ValidationError names the bad property), calling the
-        properties' validator directly: planning builds every task, and ``model_validate``'s
-        argument handling costs a third as much as the validation itself."""
-        return cls(
-            cls.Properties.__pydantic_validator__.validate_python(cls.properties_from_node(node))
-        )
 
     @classmethod
     def properties_from_node(cls, node: XmlNode | None) -> dict[str, Any]:
@@ -477,18 +454,20 @@ class SendMailTask(Task):
         if ctx.cancelled:
             raise TaskFailedError("the Send Mail task was canceled before it sent its message.")
         session = ctx.connections.acquire(ref)
-        send = getattr(session, "send", None)
-        if send is None:
+        if not isinstance(session, MailSession):
             raise TaskFailedError(
                 f"the Send Mail task's SMTPServer {ref} is not an SMTP connection manager."
             )
         try:
-            report = send(message, sender=sender, recipients=recipients, cancel=ctx.cancel_event)
+            report = session.send(
+                message, sender=sender, recipients=recipients, cancel=ctx.cancel_event
+            )
         except ConnectionManagerError as exc:
             # A partial delivery fails the task (as .NET's SmtpFailedRecipientsException does),
-            # but who did get the message is worth an event of its own.
-            partial = getattr(exc, "report", None)
-            if partial is not None and getattr(partial, "accepted", None):
+            # but who did get the message is worth an event of its own. The report rides on the
+            # error of a refusal (SMTP's SmtpRecipientsRefused), which this task cannot import.
+            partial: SendReport | None = getattr(exc, "report", None)
+            if partial is not None and partial.accepted:
                 self._report(ctx, message, partial)
             raise
         self._report(ctx, message, report)
@@ -516,14 +495,14 @@ class SendMailTask(Task):
         return ref
 
     @staticmethod
-    def _report(ctx: TaskContext, message: EmailMessage, report: Any) -> None:
+    def _report(ctx: TaskContext, message: EmailMessage, report: SendReport) -> None:
         """Events for a send: who got it and through which server (never credentials)."""
-        server = getattr(report, "server", None) or "the SMTP server"
-        accepted = list(getattr(report, "accepted", ()) or ())
+        server = report.server or "the SMTP server"
+        accepted = list(report.accepted)
         ctx.events.information(
             f"sent message {message['Message-ID']} to {len(accepted)} recipients via {server}"
         )
-        refused = dict(getattr(report, "refused", None) or {})
+        refused = report.refused
         if refused:
             detail = "; ".join(f"{rcpt}: {reply}" for rcpt, reply in refused.items())
             ctx.events.warning(

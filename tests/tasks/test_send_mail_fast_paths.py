@@ -119,5 +119,5 @@ def test_bad_value_is_a_bad_property_problem_at_file_and_line() -> None:
     with pytest.raises(PackageValidationError) as info:
         build(load_bytes(data, file="bad.dtsx"))
     bad = [p for p in info.value.problems if p.code == "bad-property"]
-    assert len(bad) == 1 and "property Priority:" in bad[0].message
+    assert len(bad) == 1 and 'Priority="Urgent" is not one of' in bad[0].message
     assert (bad[0].file, bad[0].line) == ("bad.dtsx", 5)
