@@ -70,8 +70,14 @@ class RunEvent:
     time: datetime = field(default_factory=datetime.now)
     source_description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # An OnError for an exception nobody planned (a bug in a task or in dtsx) keeps it: the
+    # object, and its formatted chain with the run's secrets masked (see results.InternalError).
+    exception: BaseException | None = None
+    traceback: str = ""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, debug: bool = False) -> dict[str, Any]:
+        """The event as the JSON-lines log writes it; ``debug`` adds an internal error's
+        traceback."""
         data: dict[str, Any] = {
             "event": self.name,
             "time": self.time.isoformat(timespec="milliseconds"),
@@ -84,6 +90,10 @@ class RunEvent:
             data["code"] = self.code
         if self.extra:
             data.update({k: v for k, v in self.extra.items() if _json_safe(v)})
+        if self.exception is not None:
+            data["internal_error"] = type(self.exception).__name__
+            if debug:
+                data["traceback"] = self.traceback
         return data
 
 
@@ -242,10 +252,12 @@ class JsonLinesLog:
 
     A write that fails (a full disk, /dev/full) raises one DtsxError naming the file; after that
     the log writes nothing more, so that every run sharing it (child packages) warns only once.
-    Closing never raises: every event was flushed when written, so nothing is left to lose."""
+    Closing never raises: every event was flushed when written, so nothing is left to lose.
+    With ``debug`` (``--debug``), an internal error's event carries its traceback."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, debug: bool = False) -> None:
         self.path = Path(path)
+        self.debug = debug
         self.failed = False
         try:
             self._file: IO[str] = self.path.open("a", encoding="utf-8")
@@ -259,7 +271,7 @@ class JsonLinesLog:
         if self.failed:
             return
         try:
-            self._file.write(json.dumps(event.to_json(), ensure_ascii=False) + "\n")
+            self._file.write(json.dumps(event.to_json(debug=self.debug), ensure_ascii=False) + "\n")
             self._file.flush()  # so a run can be followed with tail -f
         except OSError as exc:
             self.failed = True

@@ -6,21 +6,22 @@ anything runs.
 :func:`parse_set` turns one ``--set`` / ``/Set`` argument into a :class:`PropertySet`;
 :class:`Overrides` applies them to a run's variables, connection specs and executable
 properties and collects *every* problem (unknown variable, path, parameter or connection,
-a value the type refuses), which the executor raises together as one PackageValidationError.
+a value the type refuses), which the bind stage (engine.bind) raises together as one
+PackageValidationError. Nothing here reads a file: the bind stage hands in the reader of
+configuration files, and the plan only as the package and its executables.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Any
-from collections.abc import Callable
+from typing import Any, Protocol
+from collections.abc import Callable, Mapping
 
 from dtsx.connections.base import parse_connection_string
 
 from dtsx.engine.paths import unmapped_windows_path
 from dtsx.engine.errors import DtsxError, PackageValidationError, Problem
-from dtsx.engine.loader import load_configuration_file
 from dtsx.engine.model import (
     ConfiguredValue,
     ConnectionManagerSpec,
@@ -29,7 +30,7 @@ from dtsx.engine.model import (
     PackageConfiguration,
     package_configurations,
 )
-from dtsx.engine.plan import Plan
+from dtsx.engine.references import ConnectionReferences
 from dtsx.engine.variables import Scope, Slot, VariableStore, split_name
 
 __all__ = ["PropertySet", "parse_set", "Overrides", "configuration_sets", "design_configurations"]
@@ -44,6 +45,19 @@ _CONNECTION = re.compile(
     r"^\.Connections\[(?P<c>[^\]]+)\](?:\.Properties\[(?P<p>[^\]]+)\]|\.(?P<q>\w+))$", re.IGNORECASE
 )
 _PROPERTY = re.compile(r"^(?:\.Properties\[(?P<p>[^\]]+)\]|\.(?P<q>\w+))$", re.IGNORECASE)
+
+# Reads the values of one .dtsConfig file (the bind stage passes the loader's reader).
+ReadConfiguration = Callable[[str], list[ConfiguredValue]]
+
+
+class PlannedPackage(Protocol):
+    """What overrides need of a plan: the package and every executable by ref_id."""
+
+    @property
+    def package(self) -> Package: ...
+
+    @property
+    def executables(self) -> Mapping[str, Executable]: ...
 
 
 @dataclass(frozen=True)
@@ -67,7 +81,8 @@ class PropertySet:
 
     @property
     def label(self) -> str:
-        """How messages name this override: ``--set '<argument>'``, or the configuration and path."""
+        """How messages name this override: ``--set '<argument>'``, or the configuration and
+        path."""
         return (
             f"{self.origin} {self.shown!r}"
             if self.origin == "--set"
@@ -197,7 +212,10 @@ class Overrides:
     """
 
     def __init__(
-        self, plan: Plan, store: VariableStore, slots_for: Callable[[Executable], list[Slot]]
+        self,
+        plan: PlannedPackage,
+        store: VariableStore,
+        slots_for: Callable[[Executable], list[Slot]],
     ) -> None:
         self.plan = plan
         self.package = plan.package
@@ -205,6 +223,7 @@ class Overrides:
         self._slots_for = slots_for
         self.problems: list[Problem] = []
         self.specs = [s.model_copy(deep=True) for s in self.package.all_connections()]
+        self._references = ConnectionReferences(self.specs)
         self.connection_strings: dict[str, str] = {}
         self.host_sets: dict[str, dict[str, str]] = {}
         self.max_concurrent: int | None = None
@@ -215,7 +234,8 @@ class Overrides:
 
     # -- parameters and connections ------------------------------------------------------------
     def parameters(self, given: dict[str, Any]) -> dict[str, Any]:
-        """``--param`` values by qualified name (bare = ``$Package::``); ``CM.*`` go to connections."""
+        """``--param`` values by qualified name (bare = ``$Package::``); ``CM.*`` go to
+        connections."""
         known = {
             p.qualified_name for p in [*self.package.parameters, *self.package.project_parameters]
         }
@@ -283,16 +303,7 @@ class Overrides:
         self.connection_strings[spec.name] = parsed.render(hide=frozenset())
 
     def _find_spec(self, name: str) -> ConnectionManagerSpec | None:
-        key = name.strip()
-        guid = key.strip("{}").lower()
-        for spec in self.specs:
-            if (
-                spec.name == key
-                or spec.ref_id == key
-                or (spec.dtsid and spec.dtsid.strip("{}").lower() == guid)
-            ):
-                return spec
-        return next((s for s in self.specs if s.name.lower() == key.lower()), None)
+        return self._references.find(name.strip())
 
     def _spec_names(self) -> str:
         return ", ".join(repr(s.name) for s in self.specs) or "it has none"
@@ -414,16 +425,19 @@ def design_configurations(
     local_path: Callable[[str], str],
     environ: dict[str, str],
     parent_value: Callable[[str], Any] | None,
+    *,
+    read_file: ReadConfiguration,
 ) -> tuple[list[PropertySet], list[PropertySet], list[str]]:
     """The property sets a package's own configurations give, in their order: those of XML
-    files (type 1, or 5 through an environment variable) and environment variables (2), then
-    separately those of parent package variables (0), which SSIS applies last of all; and a
-    warning for each configuration that cannot be read (SSIS warns and runs on)."""
+    files (type 1, or 5 through an environment variable, read with ``read_file``) and
+    environment variables (2), then separately those of parent package variables (0), which
+    SSIS applies last of all; and a warning for each configuration that cannot be read (SSIS
+    warns and runs on)."""
     items: list[PropertySet] = []
     parent_items: list[PropertySet] = []
     warnings: list[str] = []
     for config in package_configurations(package):
-        found, notes = _one_configuration(config, local_path, environ, parent_value)
+        found, notes = _one_configuration(config, local_path, environ, parent_value, read_file)
         (parent_items if config.type == 0 else items).extend(found)
         warnings.extend(notes)
     return items, parent_items, warnings
@@ -434,6 +448,7 @@ def _one_configuration(
     local_path: Callable[[str], str],
     environ: dict[str, str],
     parent_value: Callable[[str], Any] | None,
+    read_file: ReadConfiguration,
 ) -> tuple[list[PropertySet], list[str]]:
     where = f"configuration {config.name or config.string!r}"
     if config.location is not None:
@@ -446,7 +461,7 @@ def _one_configuration(
                 "set; "
                 "its values are not applied"
             ]
-        return _file_configuration(where, path, local_path)
+        return _file_configuration(where, path, local_path, read_file)
     if config.type == 2:
         value = environ.get(config.string)
         if value is None:
@@ -478,14 +493,14 @@ def _one_configuration(
 
 
 def _file_configuration(
-    where: str, path: str, local_path: Callable[[str], str]
+    where: str, path: str, local_path: Callable[[str], str], read_file: ReadConfiguration
 ) -> tuple[list[PropertySet], list[str]]:
     local = local_path(path)
     problem = unmapped_windows_path(path, local)
     if problem is not None:
         return [], [f"{where}: its file {problem}; its values are not applied"]
     try:
-        values = load_configuration_file(local)
+        values = read_file(local)
     except DtsxError as exc:
         return [], [f"{where}: {exc}; its values are not applied"]
     return configuration_sets(values, where)

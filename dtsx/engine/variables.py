@@ -297,7 +297,8 @@ class VariableStore:
         return _Hold(self, slots)
 
     def evaluating(self) -> set[str]:
-        """Qualified names whose expressions are being evaluated on this thread (recursion guard)."""
+        """Qualified names whose expressions are being evaluated on this thread (the recursion
+        guard)."""
         active = getattr(self._evaluating, "names", None)
         if active is None:
             active = self._evaluating.names = set()
@@ -409,9 +410,9 @@ class Scope:
     def read(self, slot: Slot) -> Value:
         if slot.expression is None:
             return slot.value
-        return self._evaluate_variable(slot)
+        return self._evaluate_variable(slot, slot.expression)
 
-    def _evaluate_variable(self, slot: Slot) -> Value:
+    def _evaluate_variable(self, slot: Slot, expression: str) -> Value:
         active = self.store.evaluating()
         if slot.qualified in active:
             raise ExpressionError(
@@ -423,7 +424,7 @@ class Scope:
         store = self.store
         mark = store.sensitive_mark()
         try:
-            compiled = store.compile(slot.expression, False)
+            compiled = store.compile(expression, False)
             home = slot.scope or self
             result = compiled.evaluate(home.lookup)
         finally:

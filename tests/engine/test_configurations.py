@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from dtsx.engine import executor, plan
+from dtsx.engine.bind import bind
 from dtsx.engine.errors import PackageLoadError, PackageValidationError
+from dtsx.engine.expressions import compile as compile_expression
 from dtsx.engine.executor import RunOptions, parse_set
 from dtsx.engine.loader import load, load_bytes, load_configuration_file
 from dtsx.engine.model import package_configurations
+from dtsx.engine.scopes import Scopes
+from dtsx.engine.variables import VariableStore
 
 from tests._shared import REPO_ROOT, require_shared
 
@@ -108,8 +113,9 @@ def test_an_xml_configuration_at_a_windows_path_sets_variables_and_connections(
 def test_the_configured_server_reaches_the_connection_manager(tmp_path: Path) -> None:
     config_file(tmp_path, "c.dtsConfig", server="mail.corp.example")
     built = plan.build(load(package(tmp_path, (1, str(tmp_path / "c.dtsConfig"), ""))))
-    run_ = executor._Run(built, RunOptions())
-    _, specs, strings = run_._setup()
+    store = VariableStore(lambda text, assign: compile_expression(text, assignment=assign))
+    scopes = Scopes(store, built.package, datetime.now(), "1")
+    strings = bind(built, RunOptions(), store, scopes).connection_strings
     assert "SmtpServer=mail.corp.example" in strings["Mail"]
 
 
