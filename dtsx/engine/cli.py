@@ -6,7 +6,6 @@ Exit codes are dtexec's: 0 success, 1 failure, 3 canceled, 4 package not found,
 
 from __future__ import annotations
 
-import functools
 import os
 import pathlib
 import re
@@ -20,6 +19,9 @@ import click
 
 if TYPE_CHECKING:
     from dtsx.engine.model import Package
+    from dtsx.connections.base import Redirect
+    from dtsx.engine.registry import PluginEntry
+    from dtsx.mailsink import MailSink
 
 __all__ = ["main", "cli"]
 
@@ -383,18 +385,25 @@ def graph_command(
 
 @cli.command("list")
 def list_plugins() -> None:
-    """List every registered task and connection manager, with where each came from."""
+    """List every task and connection manager plugin: where it comes from, its distribution and
+    version, and why it cannot load when it is broken (only packages using that one fail)."""
     from dtsx.connections.base import CONNECTIONS
-    from dtsx.engine.errors import DtsxError
     from dtsx.tasks.base import TASKS
 
-    try:
-        for title, registry in (("Tasks", TASKS), ("Connection managers", CONNECTIONS)):
-            click.echo(f"{title}:")
-            for reg in registry.registrations():
-                click.echo(f"  {reg.key:<34} {reg.origin}")
-    except DtsxError as exc:
-        _fail(str(exc), EXIT_USAGE)
+    for title, registry in (("Tasks", TASKS), ("Connection managers", CONNECTIONS)):
+        click.echo(f"{title}:")
+        for entry in registry.entries():
+            click.echo(_plugin_line(entry))
+            if entry.error is not None:
+                click.echo(f"      BROKEN: {entry.error}")
+
+
+def _plugin_line(entry: PluginEntry) -> str:
+    """``  KEY  origin  (distribution version)``; the distribution is left out when unknown."""
+    line = f"  {entry.key:<34} {entry.origin}"
+    if entry.distribution is not None:
+        line += f"  ({entry.distribution} {entry.version or '?'})"
+    return line
 
 
 # --- dtsx eval -------------------------------------------------------------------------------
@@ -768,16 +777,17 @@ def _path_map(specs: list[str]) -> Callable[[str], str] | None:
     return PathMap.parse(specs).map
 
 
-def _start_dev_smtp(directory: str | None) -> tuple[Any, Any]:
-    """``--dev-smtp DIR``: a loopback sink, and a redirect of every SMTP connection to it.
+def _start_dev_smtp(directory: str | None) -> tuple[MailSink | None, Redirect | None]:
+    """``--dev-smtp DIR``: a loopback sink, and a redirect of every mail connection to it.
 
     The redirect applies after property expressions and ``--conn``, and to child packages, so no
-    message of a dev run can reach a real server.
+    message of a dev run can reach a real server. Each connection type decides what redirecting
+    means (``ConnectionManager.redirected_to_mail_sink``); the CLI knows no concrete one.
     """
     if directory is None:
         return None, None
+    from dtsx.connections.base import mail_sink_redirect
     from dtsx.mailsink import MailSink
-    from dtsx.connections.smtp import redirect_to_sink
 
     sink = MailSink(pathlib.Path(directory))
     try:
@@ -787,7 +797,7 @@ def _start_dev_smtp(directory: str | None) -> tuple[Any, Any]:
     click.echo(
         f"dtsx: dev SMTP sink on 127.0.0.1:{sink.port}, storing mail in {sink.directory}", err=True
     )
-    return sink, functools.partial(redirect_to_sink, host="127.0.0.1", port=sink.port)
+    return sink, mail_sink_redirect("127.0.0.1", sink.port)
 
 
 # After a second interrupt, how long the run may take to wind down and write its report.
@@ -799,8 +809,8 @@ def _install_cancel_signals(cancel: threading.Event) -> dict[int, Any]:
     and a grace period); the second kills every running process group at once and leaves the
     run a bounded time to finish and write its report; a third exits at once."""
     # Imported here, not in the handler: an import inside a signal handler can wait on a lock
-    # that the interrupted code holds.
-    from dtsx.tasks.execute_process import stop_every_process
+    # that the interrupted code holds. Plugins that start processes register their stop with it.
+    from dtsx.tasks.base import emergency_stop
 
     previous: dict[int, Any] = {}
     if threading.current_thread() is not threading.main_thread():
@@ -817,7 +827,7 @@ def _install_cancel_signals(cancel: threading.Event) -> dict[int, Any]:
             )
         elif signals_seen[0] == 2:
             cancel.set()
-            killed = stop_every_process()
+            killed = emergency_stop()
             _say(
                 f"dtsx: interrupted again; killed {killed} running process group(s); the report "
                 "follows "
