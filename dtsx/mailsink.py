@@ -200,11 +200,11 @@ class MailSink:
             folder.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=folder):  # can this user create files there?
                 pass
-        except FileExistsError:
+        except FileExistsError as exc:
             raise ConnectionManagerError(
                 f"the mail sink folder {folder} cannot be used: it exists and is not a folder; "
                 "give the path of a folder (it is created if missing)."
-            ) from None
+            ) from exc
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             reason = reason[:1].lower() + reason[1:]  # "Not a directory" inside a sentence
@@ -212,7 +212,7 @@ class MailSink:
                 f"the mail sink folder {folder} cannot be used: {reason}"
                 f"{f' ({exc.filename})' if exc.filename and str(exc.filename) != str(folder) else ''}; "
                 "give a folder this user can create and write to."
-            ) from None
+            ) from exc
 
     def stop(self) -> None:
         if self._thread is not None:

@@ -112,8 +112,8 @@ class FileConnectionManager(ConnectionManager):
         """Raise unless ``local`` is what FileUsageType says; the sentence names what it is instead."""
         try:
             mode = os.stat(local).st_mode
-        except (FileNotFoundError, NotADirectoryError):
-            raise ConnectionManagerError(self._missing(stored, local, what)) from None
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise ConnectionManagerError(self._missing(stored, local, what)) from exc
         except (OSError, ValueError) as exc:
             reason = (
                 exc.strerror
@@ -128,7 +128,7 @@ class FileConnectionManager(ConnectionManager):
                     f"which cannot be examined ({reason})",
                     "check the path and its folders' permissions",
                 )
-            ) from None
+            ) from exc
         if not wanted(mode):
             wanted_kind = "a folder" if what == "folder" else "a regular file"
             problem = f"which is {file_kind(mode)}, not {wanted_kind}"

@@ -478,14 +478,14 @@ def _copy_file(ctx: TaskContext, source: str, target: str, *, follow: bool) -> N
     try:
         _copy_file_chunks(ctx, source, target, follow)
     except _Canceled as exc:
-        raise _Canceled(f"{exc.args[0].rstrip('.')}; {target} was left as it was.") from None
+        raise _Canceled(f"{exc.args[0].rstrip('.')}; {target} was left as it was.") from exc
 
 
 def _copy_file_chunks(ctx: TaskContext, source: str, target: str, follow: bool) -> None:
     try:
         fd = open_regular(source, follow=follow)
     except NotARegularFile as exc:
-        raise _not_copyable(source, exc.kind) from None
+        raise _not_copyable(source, exc.kind) from exc
     with open(fd, "rb", closefd=True) as reader:
         out_fd, partial = tempfile.mkstemp(
             dir=os.path.dirname(target) or ".", prefix=".dtsx-", suffix=".partial"

@@ -215,7 +215,7 @@ class _FileBudget:
                 f"{what} is {exc.kind}{where}, not a regular file; Send Mail reads only regular "
                 "files, "
                 "so write the content to a file and name that file."
-            ) from None
+            ) from exc
         except FileNotFoundError as exc:
             where = f" (looked for {path})" if original is not None and path != original else ""
             hint = "check the --path-map rule that maps it" if where else "check the path"

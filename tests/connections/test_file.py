@@ -96,8 +96,9 @@ def test_existing_file(tmp_path: Path) -> None:
     with pytest.raises(
         ConnectionManagerError,
         match=r"'Input' needs an existing file at .*in.csv, which does not exist",
-    ):
+    ) as info:
         FileConnectionManager(settings(str(f))).acquire()
+    assert isinstance(info.value.__cause__, FileNotFoundError)  # the OS error is kept (--debug)
 
 
 def test_windows_path_error_mentions_path_map() -> None:

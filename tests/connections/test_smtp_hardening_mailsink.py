@@ -42,6 +42,7 @@ def test_an_unusable_folder_is_one_dtsx_error_naming_it(tmp_path: Path) -> None:
             MailSink(folder).start()
         assert isinstance(info.value, ConnectionManagerError)
         assert f"the mail sink folder {folder} cannot be used: {why}" in str(info.value)
+        assert isinstance(info.value.__cause__, OSError)  # kept for --debug
 
 
 def test_cli_mailsink_on_an_unusable_folder_is_one_sentence(tmp_path: Path) -> None:

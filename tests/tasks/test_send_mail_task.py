@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from dtsx.connections.collection import Connections
 from dtsx.engine.errors import TaskFailedError
+from dtsx.engine.files import NotARegularFile
 from dtsx.engine.model import ConnectionManagerSpec, Package, XmlNode
 from dtsx.tasks.base import TASKS, ValidationContext
 from dtsx.tasks.send_mail import (
@@ -258,6 +259,12 @@ def test_attachments_through_local_path(tmp_path: Path) -> None:
     msg, _, _ = task.build_message(ctx)
     parts = {p.get_filename(): p.get_payload(decode=True) for p in _parse(msg).iter_attachments()}
     assert parts == {"r.csv": b"a,b\r\n", "x.bin": b"\x00\x01"}
+
+
+def test_an_attachment_that_is_a_folder_keeps_the_cause(tmp_path: Path) -> None:
+    with pytest.raises(TaskFailedError, match="is a directory, not a regular file") as info:
+        _task(FileAttachments=str(tmp_path)).build_message(make_ctx())
+    assert isinstance(info.value.__cause__, NotARegularFile)  # kept for --debug
 
 
 def test_missing_attachment_names_path_and_path_map(tmp_path: Path) -> None:
