@@ -138,7 +138,8 @@ class Registry(Generic[T]):
         self.group = group
         self._check = check
         self._items: dict[str, Registration[T]] = {}
-        self._broken: dict[str, str] = {}  # lower-cased key -> why it cannot be used
+        # Lower-cased key -> why it cannot be used, and the exception that made it so.
+        self._broken: dict[str, tuple[str, BaseException | None]] = {}
         self._entry_points: dict[str, list[metadata.EntryPoint]] | None = None
 
     def register(self, key: str, *, origin: str | None = None) -> Callable[[T], T]:
@@ -165,7 +166,7 @@ class Registry(Generic[T]):
                 f"{self.kind} {canonical!r} is registered twice: by {existing.origin} and by "
                 f"{origin}; uninstall or rename one of them."
             )
-            self._broken[canonical.lower()] = message
+            self._broken[canonical.lower()] = (message, None)
             raise PluginError(message)
         self._items[canonical.lower()] = Registration(canonical, obj, origin)
 
@@ -181,7 +182,8 @@ class Registry(Generic[T]):
             self._load_entry_point(canonical)
             found = self._items.get(lower)
         if lower in self._broken:
-            raise PluginError(self._broken[lower])
+            message, cause = self._broken[lower]
+            raise PluginError(message) from cause
         if found is None:
             raise UnknownKeyError(self.kind, canonical, self.suggest(canonical))
         return found.obj
@@ -193,6 +195,10 @@ class Registry(Generic[T]):
         except PluginError:
             return False
         return True
+
+    def key_of(self, obj: T) -> str | None:
+        """The key ``obj`` is registered under, if it is (no entry point is imported)."""
+        return next((r.key for r in self._items.values() if r.obj is obj), None)
 
     def suggest(self, key: str) -> list[str]:
         keys = {k.lower(): k for k in self.keys()}
@@ -219,12 +225,16 @@ class Registry(Generic[T]):
         self._load_all()
         entries: list[PluginEntry] = []
         for lower, eps in self._discover().items():
-            error = self._broken.get(lower)
+            error = self._error(lower)
             entries.extend(self._entry_of_point(ep, error) for ep in eps)
         for lower, reg in self._items.items():
             if lower not in self._discover():
-                entries.append(self._entry_of_decorator(reg, self._broken.get(lower)))
+                entries.append(self._entry_of_decorator(reg, self._error(lower)))
         return sorted(entries, key=lambda e: (e.key.lower(), e.target))
+
+    def _error(self, lower: str) -> str | None:
+        broken = self._broken.get(lower)
+        return broken[0] if broken else None
 
     def _load_all(self) -> None:
         for lower in list(self._discover()):
@@ -264,7 +274,7 @@ class Registry(Generic[T]):
                     same_key.append(ep)
             for lower, eps in found.items():
                 if len(eps) > 1:
-                    self._broken[lower] = self._clash(eps)
+                    self._broken[lower] = (self._clash(eps), None)
             self._entry_points = found
         return self._entry_points
 
@@ -298,13 +308,14 @@ class Registry(Generic[T]):
         except Exception as exc:  # noqa: BLE001 - third-party code: only its own key breaks
             self._broken[lower] = (
                 f"the {self.kind} plugin {ep.name!r} ({ep.value}, from {_distribution_label(ep)}) "
-                f"failed to import: {type(exc).__name__}: {exc}; reinstall or uninstall it."
+                f"failed to import: {type(exc).__name__}: {exc}; reinstall or uninstall it.",
+                exc,
             )
             return
         try:
             self.add(ep.name, obj, origin)
         except PluginError as exc:
-            self._broken[lower] = str(exc)
+            self._broken[lower] = (str(exc), exc)
 
 
 def _distribution_label(ep: metadata.EntryPoint) -> str:
