@@ -44,7 +44,9 @@ def synthetic_package(tasks: int) -> bytes:
             '    <DTS:ConnectionManager DTS:refId="Package.ConnectionManagers[SMTP]" '
             f'DTS:CreationName="SMTP" DTS:DTSID="{_SMTP_ID}" DTS:ObjectName="SMTP">\n'
             "      <DTS:ObjectData><SmtpConnectionManager "
-            'ConnectionString="SmtpServer=127.0.0.1;UseWindowsAuthentication=False;EnableSsl=False;" /></DTS:ObjectData>\n'
+            'ConnectionString="SmtpServer=127.0.0.1;UseWindowsAuthentication=False;'
+            'EnableSsl=False;" '
+            "/></DTS:ObjectData>\n"
             "    </DTS:ConnectionManager>\n  </DTS:ConnectionManagers>\n"
             '  <DTS:Executables>\n    <DTS:Executable DTS:refId="Package\\Seq" '
             'DTS:CreationName="STOCK:SEQUENCE" '
@@ -103,7 +105,8 @@ def raw_parse_and_walk(data: bytes) -> int:
 
 
 def _best(fn: Callable[[], object], repeat: int) -> float:
-    """Best of ``repeat`` runs; the result is freed after the clock stops, for every measure alike."""
+    """Best of ``repeat`` runs; the result is freed after the clock stops, for every measure
+    alike."""
     best = float("inf")
     for _ in range(repeat):
         gc.collect()

@@ -59,7 +59,8 @@ def test_loaded_packages_validate_strictly_to_themselves(path: Path) -> None:
     try:
         pkg = load(path)
     except DtsxError as exc:
-        # Only the whole-file encrypted corpus packages may be refused; test_loader checks the message.
+        # Only the whole-file encrypted corpus packages may be refused; test_loader checks the
+        # message.
         assert "encrypted" in str(exc), str(exc)
         return
     _assert_validates_to_itself(pkg)
@@ -93,10 +94,12 @@ def test_shared_fields_set_is_not_changed_through_another_instance() -> None:
 
 
 def _sequence(edges: list[tuple[str, str]]) -> bytes:
-    """Disabled tasks of an unknown type (never resolved) linked by ``edges`` inside one Sequence."""
+    """Disabled tasks of an unknown type (never resolved) linked by ``edges`` inside one
+    Sequence."""
     names = sorted({n for edge in edges for n in edge} | {"Lone"})
     tasks = "".join(
-        f'<DTS:Executable DTS:refId="Package\\S\\{n}" DTS:ExecutableType="Tests.Nothing" DTS:ObjectName="{n}" '
+        f'<DTS:Executable DTS:refId="Package\\S\\{n}" DTS:ExecutableType="Tests.Nothing" '
+        f'DTS:ObjectName="{n}" '
         'DTS:Disabled="True"><DTS:ObjectData><X/></DTS:ObjectData></DTS:Executable>'
         for n in names
     )
@@ -105,14 +108,18 @@ def _sequence(edges: list[tuple[str, str]]) -> bytes:
         f'DTS:From="Package\\S\\{a}" DTS:To="Package\\S\\{b}" DTS:ObjectName="{a}-{b}"/>'
         for a, b in edges
     )
-    return f"""<?xml version="1.0"?>
-<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" DTS:ObjectName="P">
-  <DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>
-  <DTS:Executables><DTS:Executable DTS:refId="Package\\S" DTS:ExecutableType="STOCK:SEQUENCE" DTS:ObjectName="S">
-    <DTS:Executables>{tasks}</DTS:Executables>
-    <DTS:PrecedenceConstraints>{links}</DTS:PrecedenceConstraints>
-  </DTS:Executable></DTS:Executables>
-</DTS:Executable>""".encode()
+    return (
+        '<?xml version="1.0"?>\n'
+        '<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" '
+        'DTS:ObjectName="P">\n'
+        '  <DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>\n'
+        '  <DTS:Executables><DTS:Executable DTS:refId="Package\\S" '
+        'DTS:ExecutableType="STOCK:SEQUENCE" DTS:ObjectName="S">\n'
+        f"    <DTS:Executables>{tasks}</DTS:Executables>\n"
+        f"    <DTS:PrecedenceConstraints>{links}</DTS:PrecedenceConstraints>\n"
+        "  </DTS:Executable></DTS:Executables>\n"
+        "</DTS:Executable>"
+    ).encode()
 
 
 def test_acyclic_constraints_with_a_diamond_plan_cleanly() -> None:
@@ -147,12 +154,17 @@ def test_executables_keep_every_model_field() -> None:
 def _one_constraint(attributes: str, children: str = "") -> bytes:
     close = f">{children}</DTS:PrecedenceConstraint>" if children else "/>"
     return (
-        '<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" xmlns:x="urn:other" DTS:refId="Package" '
-        'DTS:ObjectName="P">\n<DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>\n<DTS:Executables>\n'
-        '<DTS:Executable DTS:refId="Package\\A" DTS:ExecutableType="STOCK:SEQUENCE" DTS:ObjectName="A"/>\n'
-        '<DTS:Executable DTS:refId="Package\\B" DTS:ExecutableType="STOCK:SEQUENCE" DTS:ObjectName="B"/>\n'
+        '<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" xmlns:x="urn:other" '
+        'DTS:refId="Package" '
+        'DTS:ObjectName="P">\n<DTS:Property '
+        'DTS:Name="PackageFormatVersion">8</DTS:Property>\n<DTS:Executables>\n'
+        '<DTS:Executable DTS:refId="Package\\A" DTS:ExecutableType="STOCK:SEQUENCE" '
+        'DTS:ObjectName="A"/>\n'
+        '<DTS:Executable DTS:refId="Package\\B" DTS:ExecutableType="STOCK:SEQUENCE" '
+        'DTS:ObjectName="B"/>\n'
         "</DTS:Executables>\n<DTS:PrecedenceConstraints>\n"
-        f'<DTS:PrecedenceConstraint DTS:refId="Package.PrecedenceConstraints[C]" {attributes}{close}\n'
+        '<DTS:PrecedenceConstraint DTS:refId="Package.PrecedenceConstraints[C]" '
+        f"{attributes}{close}\n"
         "</DTS:PrecedenceConstraints></DTS:Executable>"
     ).encode()
 
@@ -161,10 +173,12 @@ def _one_constraint(attributes: str, children: str = "") -> bytes:
     "attributes",
     [
         (
-            'DTS:From="Package\\A" DTS:To="Package\\B" DTS:Value=" 1 " DTS:EvalOp="3" DTS:Expression="@x > 1" '
+            'DTS:From="Package\\A" DTS:To="Package\\B" DTS:Value=" 1 " DTS:EvalOp="3" '
+            'DTS:Expression="@x > 1" '
             'DTS:LogicalAnd="False" DTS:ObjectName="C" DTS:DTSID="{1}" x:Other="ignored"'
         ),
-        'DTS:From="Package\\A" DTS:To="Package\\B" DTS:Value="" DTS:Expression="" DTS:LogicalAnd="-1"',
+        'DTS:From="Package\\A" DTS:To="Package\\B" DTS:Value="" DTS:Expression="" '
+        'DTS:LogicalAnd="-1"',
         'DTS:From="Package\\A" DTS:To="Package\\B"',
     ],
     ids=["every-setting", "blank-values-default", "defaults"],
@@ -204,11 +218,15 @@ def test_attribute_only_constraint_errors_name_the_setting_and_line(
 
 def _one_task(children: str) -> bytes:
     return (
-        '<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" DTS:ObjectName="P">\n'
+        '<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" '
+        'DTS:ObjectName="P">\n'
         '<DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>\n<DTS:Executables>\n'
-        '<DTS:Executable DTS:refId="Package\\T" DTS:ExecutableType="Microsoft.SendMailTask" DTS:ObjectName="T" '
-        'DTS:DTSID="{2}" DTS:LocaleID="1033" DTS:Disabled="True" DTS:Description="" DTS:Extra="kept">\n'
-        f'{children}<DTS:ObjectData><M:Data xmlns:M="urn:m" M:To="a@b"><M:Row n="1">x</M:Row></M:Data></DTS:ObjectData>'
+        '<DTS:Executable DTS:refId="Package\\T" DTS:ExecutableType="Microsoft.SendMailTask" '
+        'DTS:ObjectName="T" '
+        'DTS:DTSID="{2}" DTS:LocaleID="1033" DTS:Disabled="True" DTS:Description="" '
+        'DTS:Extra="kept">\n'
+        f'{children}<DTS:ObjectData><M:Data xmlns:M="urn:m" M:To="a@b"><M:Row '
+        'n="1">x</M:Row></M:Data></DTS:ObjectData>'
         "</DTS:Executable>\n</DTS:Executables></DTS:Executable>"
     ).encode()
 

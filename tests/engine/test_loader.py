@@ -47,7 +47,8 @@ def xpath_counts(root: etree._Element) -> dict[str, int]:
         "executables": count(f"//DTS:Executable[not(@IDREF)]{outside}") - 1,
         "constraints": count(f"//DTS:PrecedenceConstraint{outside}"),
         "connections": count(
-            "/DTS:Executable/DTS:ConnectionManagers/DTS:ConnectionManager | /DTS:Executable/DTS:ConnectionManager"
+            "/DTS:Executable/DTS:ConnectionManagers/DTS:ConnectionManager | "
+            "/DTS:Executable/DTS:ConnectionManager"
         ),
         "variables": count(f"//DTS:Variable{outside}"),
         "event_handlers": count(f"//DTS:EventHandler{outside}"),
@@ -273,7 +274,8 @@ def test_project_params_typecodes_and_sensitive(tmp_path: Path) -> None:
     )
     pkg_file = tmp_path / "p.dtsx"
     pkg_file.write_text(
-        '<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" DTS:ObjectName="P">'
+        '<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" '
+        'DTS:ObjectName="P">'
         '<DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property></DTS:Executable>',
         encoding="utf-8",
     )
@@ -293,10 +295,12 @@ def test_project_params_typecodes_and_sensitive(tmp_path: Path) -> None:
 def test_bom_and_entities_inside_attributes(tmp_path: Path) -> None:
     text = (
         '\ufeff<?xml version="1.0"?>\n'
-        '<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" DTS:ObjectName="Пакет">\n'
+        '<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" '
+        'DTS:ObjectName="Пакет">\n'
         '  <DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>\n'
         "  <DTS:Variables>\n"
-        '    <DTS:Variable DTS:Namespace="User" DTS:ObjectName="Body" DTS:Expression="&quot;a&#xA;b&quot;" DTS:EvaluateAsExpression="True">\n'
+        '    <DTS:Variable DTS:Namespace="User" DTS:ObjectName="Body" '
+        'DTS:Expression="&quot;a&#xA;b&quot;" DTS:EvaluateAsExpression="True">\n'
         '      <DTS:VariableValue DTS:DataType="8"><![CDATA[x < y]]></DTS:VariableValue>\n'
         "    </DTS:Variable>\n"
         "  </DTS:Variables>\n"
@@ -313,25 +317,29 @@ def test_bom_and_entities_inside_attributes(tmp_path: Path) -> None:
 def test_sensitive_values_load_as_unavailable(tmp_path: Path) -> None:
     path = tmp_path / "sensitive.dtsx"
     path.write_text(
-        """<?xml version="1.0"?>
-<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" DTS:ObjectName="S" DTS:ProtectionLevel="0">
-  <DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>
-  <DTS:ConnectionManagers>
-    <DTS:ConnectionManager DTS:refId="Package.ConnectionManagers[DB]" DTS:CreationName="OLEDB" DTS:ObjectName="DB">
-      <DTS:ObjectData>
-        <DTS:ConnectionManager DTS:ConnectionString="Data Source=x;User ID=u;">
-          <DTS:Password DTS:Name="Password" Sensitive="1" Encrypted="1">AQAAANCMnd8BFdERjHoAwE</DTS:Password>
-        </DTS:ConnectionManager>
-      </DTS:ObjectData>
-    </DTS:ConnectionManager>
-  </DTS:ConnectionManagers>
-  <DTS:PackageParameters>
-    <DTS:PackageParameter DTS:CreationName="" DTS:DataType="8" DTS:ObjectName="Pwd" DTS:Sensitive="True">
-      <DTS:Property DTS:DataType="8" DTS:Name="ParameterValue" Sensitive="1" Encrypted="1">AQAAANCMnd8</DTS:Property>
-    </DTS:PackageParameter>
-  </DTS:PackageParameters>
-</DTS:Executable>
-""",
+        '<?xml version="1.0"?>\n'
+        '<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" '
+        'DTS:ObjectName="S" DTS:ProtectionLevel="0">\n'
+        '  <DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>\n'
+        "  <DTS:ConnectionManagers>\n"
+        '    <DTS:ConnectionManager DTS:refId="Package.ConnectionManagers[DB]" '
+        'DTS:CreationName="OLEDB" DTS:ObjectName="DB">\n'
+        "      <DTS:ObjectData>\n"
+        '        <DTS:ConnectionManager DTS:ConnectionString="Data Source=x;User ID=u;">\n'
+        '          <DTS:Password DTS:Name="Password" Sensitive="1" '
+        'Encrypted="1">AQAAANCMnd8BFdERjHoAwE</DTS:Password>\n'
+        "        </DTS:ConnectionManager>\n"
+        "      </DTS:ObjectData>\n"
+        "    </DTS:ConnectionManager>\n"
+        "  </DTS:ConnectionManagers>\n"
+        "  <DTS:PackageParameters>\n"
+        '    <DTS:PackageParameter DTS:CreationName="" DTS:DataType="8" DTS:ObjectName="Pwd" '
+        'DTS:Sensitive="True">\n'
+        '      <DTS:Property DTS:DataType="8" DTS:Name="ParameterValue" Sensitive="1" '
+        'Encrypted="1">AQAAANCMnd8</DTS:Property>\n'
+        "    </DTS:PackageParameter>\n"
+        "  </DTS:PackageParameters>\n"
+        "</DTS:Executable>\n",
         encoding="utf-8",
     )
     pkg = load(path)
@@ -348,17 +356,20 @@ def test_sensitive_values_load_as_unavailable(tmp_path: Path) -> None:
 def test_defaults_filled_in_for_omitted_attributes(tmp_path: Path) -> None:
     path = tmp_path / "defaults.dtsx"
     path.write_text(
-        """<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" DTS:ObjectName="D">
-  <DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>
-  <DTS:Executables>
-    <DTS:Executable DTS:refId="Package\\A" DTS:ExecutableType="STOCK:SEQUENCE" DTS:ObjectName="A" />
-    <DTS:Executable DTS:refId="Package\\B" DTS:ExecutableType="STOCK:SEQUENCE" DTS:ObjectName="B" DTS:Disabled="True" />
-  </DTS:Executables>
-  <DTS:PrecedenceConstraints>
-    <DTS:PrecedenceConstraint DTS:refId="Package.PrecedenceConstraints[C]" DTS:From="Package\\A" DTS:To="Package\\B" DTS:ObjectName="C" />
-  </DTS:PrecedenceConstraints>
-</DTS:Executable>
-""",
+        '<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" '
+        'DTS:ObjectName="D">\n'
+        '  <DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>\n'
+        "  <DTS:Executables>\n"
+        '    <DTS:Executable DTS:refId="Package\\A" DTS:ExecutableType="STOCK:SEQUENCE" '
+        'DTS:ObjectName="A" />\n'
+        '    <DTS:Executable DTS:refId="Package\\B" DTS:ExecutableType="STOCK:SEQUENCE" '
+        'DTS:ObjectName="B" DTS:Disabled="True" />\n'
+        "  </DTS:Executables>\n"
+        "  <DTS:PrecedenceConstraints>\n"
+        '    <DTS:PrecedenceConstraint DTS:refId="Package.PrecedenceConstraints[C]" '
+        'DTS:From="Package\\A" DTS:To="Package\\B" DTS:ObjectName="C" />\n'
+        "  </DTS:PrecedenceConstraints>\n"
+        "</DTS:Executable>\n",
         encoding="utf-8",
     )
     pkg = load(path)

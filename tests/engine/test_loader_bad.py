@@ -69,9 +69,12 @@ def test_fifty_megabyte_package_is_bounded(tmp_path: Path) -> None:
     """50 MB in one variable value: libxml2's text-node limit refuses it cleanly and quickly."""
     path = tmp_path / "fifty.dtsx"
     head = (
-        b'<?xml version="1.0"?>\n<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" '
-        b'DTS:ObjectName="Big">\n<DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>\n<DTS:Variables>'
-        b'<DTS:Variable DTS:Namespace="User" DTS:ObjectName="Blob"><DTS:VariableValue DTS:DataType="8">'
+        b'<?xml version="1.0"?>\n<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" '
+        b'DTS:refId="Package" '
+        b'DTS:ObjectName="Big">\n<DTS:Property '
+        b'DTS:Name="PackageFormatVersion">8</DTS:Property>\n<DTS:Variables>'
+        b'<DTS:Variable DTS:Namespace="User" DTS:ObjectName="Blob"><DTS:VariableValue '
+        b'DTS:DataType="8">'
     )
     tail = b"</DTS:VariableValue></DTS:Variable></DTS:Variables></DTS:Executable>\n"
     with open(path, "wb") as handle:
@@ -151,7 +154,8 @@ def test_bad_expression_is_reported_with_its_location() -> None:
 
 def test_nesting_deeper_than_the_limit_is_refused_as_a_limit() -> None:
     head = (
-        b'<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" DTS:ObjectName="Deep">'
+        b'<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" '
+        b'DTS:ObjectName="Deep">'
         b'<DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property><DTS:ObjectData>'
     )
     depth = 100_000
@@ -163,9 +167,11 @@ def test_nesting_deeper_than_the_limit_is_refused_as_a_limit() -> None:
 
 def test_shallow_nesting_in_object_data_loads() -> None:
     head = (
-        b'<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" DTS:ObjectName="Ok">'
+        b'<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" '
+        b'DTS:ObjectName="Ok">'
         b'<DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property><DTS:Executables>'
-        b'<DTS:Executable DTS:refId="Package\\T" DTS:ExecutableType="Acme.Task" DTS:ObjectName="T"><DTS:ObjectData>'
+        b'<DTS:Executable DTS:refId="Package\\T" DTS:ExecutableType="Acme.Task" '
+        b'DTS:ObjectName="T"><DTS:ObjectData>'
     )
     data = (
         head
@@ -211,9 +217,11 @@ def test_truncating_real_packages_anywhere_gives_a_load_error(pattern: str) -> N
 )
 def test_bad_setting_values_name_the_setting_and_line(attribute: str, words: str) -> None:
     data = (
-        '<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" DTS:ObjectName="P">\n'
+        '<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" '
+        'DTS:ObjectName="P">\n'
         '<DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>\n<DTS:Executables>\n'
-        f'<DTS:Executable DTS:refId="Package\\A" DTS:ExecutableType="STOCK:SEQUENCE" DTS:ObjectName="A" {attribute}/>\n'
+        '<DTS:Executable DTS:refId="Package\\A" DTS:ExecutableType="STOCK:SEQUENCE" '
+        f'DTS:ObjectName="A" {attribute}/>\n'
         "</DTS:Executables></DTS:Executable>"
     ).encode()
     with pytest.raises(PackageLoadError) as info:
@@ -222,33 +230,39 @@ def test_bad_setting_values_name_the_setting_and_line(attribute: str, words: str
 
 
 def test_old_format_constraint_without_an_end_is_a_load_error() -> None:
-    data = b"""<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:ExecutableType="SSIS.Package.2">
-<DTS:Property DTS:Name="PackageFormatVersion">3</DTS:Property>
-<DTS:Property DTS:Name="ObjectName">Old</DTS:Property>
-<DTS:PrecedenceConstraint>
-<DTS:Property DTS:Name="ObjectName">Constraint</DTS:Property>
-<DTS:Executable IDREF="{00000000-0000-0000-0000-000000000001}" DTS:IsFrom="-1"/>
-</DTS:PrecedenceConstraint>
-</DTS:Executable>"""
+    data = (
+        b'<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" '
+        b'DTS:ExecutableType="SSIS.Package.2">\n'
+        b'<DTS:Property DTS:Name="PackageFormatVersion">3</DTS:Property>\n'
+        b'<DTS:Property DTS:Name="ObjectName">Old</DTS:Property>\n'
+        b"<DTS:PrecedenceConstraint>\n"
+        b'<DTS:Property DTS:Name="ObjectName">Constraint</DTS:Property>\n'
+        b'<DTS:Executable IDREF="{00000000-0000-0000-0000-000000000001}" DTS:IsFrom="-1"/>\n'
+        b"</DTS:PrecedenceConstraint>\n"
+        b"</DTS:Executable>"
+    )
     with pytest.raises(PackageLoadError) as info:
         load_bytes(data, file="old.dtsx")
     assert info.value.line == 4 and "no To end" in str(info.value)
 
 
 def test_old_format_constraint_to_an_unknown_guid_is_reported_by_the_planner() -> None:
-    data = b"""<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:ExecutableType="SSIS.Package.2">
-<DTS:Property DTS:Name="PackageFormatVersion">3</DTS:Property>
-<DTS:Property DTS:Name="ObjectName">Old</DTS:Property>
-<DTS:Executable DTS:ExecutableType="STOCK:SEQUENCE">
-<DTS:Property DTS:Name="ObjectName">A</DTS:Property>
-<DTS:Property DTS:Name="DTSID">{aaaaaaaa-0000-0000-0000-000000000001}</DTS:Property>
-</DTS:Executable>
-<DTS:PrecedenceConstraint>
-<DTS:Property DTS:Name="ObjectName">Constraint</DTS:Property>
-<DTS:Executable IDREF="{AAAAAAAA-0000-0000-0000-000000000001}" DTS:IsFrom="-1"/>
-<DTS:Executable IDREF="{BBBBBBBB-0000-0000-0000-000000000002}" DTS:IsFrom="0"/>
-</DTS:PrecedenceConstraint>
-</DTS:Executable>"""
+    data = (
+        b'<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" '
+        b'DTS:ExecutableType="SSIS.Package.2">\n'
+        b'<DTS:Property DTS:Name="PackageFormatVersion">3</DTS:Property>\n'
+        b'<DTS:Property DTS:Name="ObjectName">Old</DTS:Property>\n'
+        b'<DTS:Executable DTS:ExecutableType="STOCK:SEQUENCE">\n'
+        b'<DTS:Property DTS:Name="ObjectName">A</DTS:Property>\n'
+        b'<DTS:Property DTS:Name="DTSID">{aaaaaaaa-0000-0000-0000-000000000001}</DTS:Property>\n'
+        b"</DTS:Executable>\n"
+        b"<DTS:PrecedenceConstraint>\n"
+        b'<DTS:Property DTS:Name="ObjectName">Constraint</DTS:Property>\n'
+        b'<DTS:Executable IDREF="{AAAAAAAA-0000-0000-0000-000000000001}" DTS:IsFrom="-1"/>\n'
+        b'<DTS:Executable IDREF="{BBBBBBBB-0000-0000-0000-000000000002}" DTS:IsFrom="0"/>\n'
+        b"</DTS:PrecedenceConstraint>\n"
+        b"</DTS:Executable>"
+    )
     pkg = load_bytes(data, file="old.dtsx")
     pc = pkg.precedence_constraints[0]
     assert pc.from_ref == "Package\\A" and pc.to_ref == "{BBBBBBBB-0000-0000-0000-000000000002}"

@@ -62,14 +62,16 @@ def test_write_file_and_defaults_omitted(tmp_path: Path) -> None:
 def test_sensitive_values_are_never_written(tmp_path: Path) -> None:
     source = tmp_path / "s.dtsx"
     source.write_text(
-        """<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" DTS:ObjectName="S">
-  <DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>
-  <DTS:Variables>
-    <DTS:Variable DTS:Namespace="User" DTS:ObjectName="Secret">
-      <DTS:VariableValue DTS:DataType="8" Sensitive="1" Encrypted="1">SECRETBLOB</DTS:VariableValue>
-    </DTS:Variable>
-  </DTS:Variables>
-</DTS:Executable>""",
+        '<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" '
+        'DTS:ObjectName="S">\n'
+        '  <DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>\n'
+        "  <DTS:Variables>\n"
+        '    <DTS:Variable DTS:Namespace="User" DTS:ObjectName="Secret">\n'
+        '      <DTS:VariableValue DTS:DataType="8" Sensitive="1" '
+        'Encrypted="1">SECRETBLOB</DTS:VariableValue>\n'
+        "    </DTS:Variable>\n"
+        "  </DTS:Variables>\n"
+        "</DTS:Executable>",
         encoding="utf-8",
     )
     pkg = load(source)

@@ -35,7 +35,8 @@ def v3_package(levels: int, description: str = "") -> bytes:
         return (
             '<DTS:Executable DTS:ExecutableType="STOCK:SEQUENCE">'
             f'<DTS:Property DTS:Name="ObjectName">S{depth}</DTS:Property>'
-            f'<DTS:Property DTS:Name="Description">{description if depth == 1 else ""}</DTS:Property>'
+            "<DTS:Property "
+            f'DTS:Name="Description">{description if depth == 1 else ""}</DTS:Property>'
             f'<DTS:Property DTS:Name="DTSID">{{{uuid.UUID(int=depth)}}}</DTS:Property>'
             '<DTS:Property DTS:Name="CreationName">STOCK:SEQUENCE</DTS:Property>'
             f"{inner}</DTS:Executable>"
@@ -43,7 +44,8 @@ def v3_package(levels: int, description: str = "") -> bytes:
 
     return (
         '<?xml version="1.0"?>\n<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" '
-        'DTS:ExecutableType="SSIS.Package.2"><DTS:Property DTS:Name="PackageFormatVersion">3</DTS:Property>'
+        'DTS:ExecutableType="SSIS.Package.2"><DTS:Property '
+        'DTS:Name="PackageFormatVersion">3</DTS:Property>'
         '<DTS:Property DTS:Name="ObjectName">deep</DTS:Property>'
         f"{sequence(1) if levels else ''}</DTS:Executable>"
     ).encode()
@@ -53,7 +55,8 @@ def string_variable() -> Variable:
     """A String variable User::V, as the loader reads it from a format-8 package."""
     return load_bytes(
         b'<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" '
-        b'DTS:ExecutableType="Microsoft.Package" DTS:ObjectName="v"><DTS:Property DTS:Name="PackageFormatVersion">8'
+        b'DTS:ExecutableType="Microsoft.Package" DTS:ObjectName="v"><DTS:Property '
+        b'DTS:Name="PackageFormatVersion">8'
         b'</DTS:Property><DTS:Variables><DTS:Variable DTS:Namespace="User" DTS:ObjectName="V" '
         b'DTS:DTSID="{00000000-0000-0000-0000-00000000000C}"><DTS:VariableValue DTS:DataType="8">x'
         b"</DTS:VariableValue></DTS:Variable></DTS:Variables></DTS:Executable>",
@@ -62,7 +65,8 @@ def string_variable() -> Variable:
 
 
 def written_or_refused(package: Package) -> Package | PackageWriteError:
-    """The package read back from what the writer wrote, or the writer's refusal; never a file the loader refuses."""
+    """The package read back from what the writer wrote, or the writer's refusal; never a file
+    the loader refuses."""
     try:
         data = write(package)
     except PackageWriteError as refusal:
@@ -155,8 +159,10 @@ def test_variable_values_up_to_the_limit_round_trip_and_one_byte_more_is_refused
     refusal = written_or_refused(package)
     assert isinstance(refusal, PackageWriteError)
     assert str(refusal) == (
-        f"the text of the element DTS:VariableValue of {variable.ref_id} is {MAX_XML_VALUE_BYTES + 1:,} bytes, "
-        f"over the loader's limit of {MAX_XML_VALUE_BYTES:,} bytes for one value; shorten it or keep the data in a file."
+        f"the text of the element DTS:VariableValue of {variable.ref_id} is "
+        f"{MAX_XML_VALUE_BYTES + 1:,} bytes, "
+        f"over the loader's limit of {MAX_XML_VALUE_BYTES:,} bytes for one value; shorten it "
+        "or keep the data in a file."
     )
 
 
