@@ -208,9 +208,10 @@ class MailSink:
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             reason = reason[:1].lower() + reason[1:]  # "Not a directory" inside a sentence
+            named = exc.filename and str(exc.filename) != str(folder)
             raise ConnectionManagerError(
                 f"the mail sink folder {folder} cannot be used: {reason}"
-                f"{f' ({exc.filename})' if exc.filename and str(exc.filename) != str(folder) else ''}; "
+                f"{f' ({exc.filename})' if named else ''}; "
                 "give a folder this user can create and write to."
             ) from exc
 

@@ -3,7 +3,8 @@
 Everything binds 127.0.0.1 on a port the OS picks (port 0), and every server is stopped at the
 end of its fixture. Exposed to every test through ``tests/conftest.py``:
 
-``smtp_server_factory``   callable ``start(**options) -> LoopbackSmtpServer`` (see ``start_smtp_server``)
+``smtp_server_factory``   callable ``start(**options) -> LoopbackSmtpServer``
+                          (see ``start_smtp_server``)
 ``smtp_server``           anonymous ESMTP server, records messages and connections
 ``tls_material``          trustme CA, server certificate for 127.0.0.1/localhost, CA file path
 ``starttls_server``       STARTTLS required; PLAIN/LOGIN (users in ``PASSWORDS``) only after TLS
@@ -464,7 +465,10 @@ def _port_free(port: int) -> bool:
 def _kerberos_missing() -> str | None:
     for tool in ("krb5kdc", "kdb5_util", "kadmin.local", "kinit", "krb5-config"):
         if shutil.which(tool) is None and not Path("/usr/sbin", tool).exists():
-            return f"the MIT Kerberos tool {tool} is absent (apt-get install krb5-kdc krb5-admin-server krb5-user libkrb5-dev)"
+            return (
+                f"the MIT Kerberos tool {tool} is absent (apt-get install krb5-kdc "
+                "krb5-admin-server krb5-user libkrb5-dev)"
+            )
     try:
         import gssapi  # noqa: F401
         import krb5  # noqa: F401
@@ -769,7 +773,8 @@ def mail_sink(tmp_path: Path) -> Iterator[MailSink]:
 
 @pytest.fixture
 def smtp_manager() -> Iterator[Callable[[str], SmtpConnectionManager]]:
-    """A function that builds an SMTP connection manager from a connection string; all are closed after."""
+    """A function that builds an SMTP connection manager from a connection string; all are closed
+    after."""
     managers: list[SmtpConnectionManager] = []
 
     def make(connection_string: str) -> SmtpConnectionManager:

@@ -109,7 +109,8 @@ class FileConnectionManager(ConnectionManager):
         return local
 
     def _require(self, stored: str, local: str, what: str, wanted: Callable[[int], bool]) -> None:
-        """Raise unless ``local`` is what FileUsageType says; the sentence names what it is instead."""
+        """Raise unless ``local`` is what FileUsageType says; the sentence names what it is
+        instead."""
         try:
             mode = os.stat(local).st_mode
         except (FileNotFoundError, NotADirectoryError) as exc:

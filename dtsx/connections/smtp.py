@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from dtsx.connections.base import (
     ConnectionManager,
@@ -53,6 +53,9 @@ from dtsx.connections.smtp_options import (
     smtp_option_problems,
 )
 from dtsx.engine.errors import ConnectionManagerError, DtsxError
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 __all__ = [
     "SendReport",
@@ -287,10 +290,10 @@ class _BoundedIO:
             self._bound = wait
 
     def recv_into(self, *args: object) -> int:
-        return self._read(super().recv_into, *args)  # type: ignore[misc]
+        return self._read(super().recv_into, *args)  # type: ignore[misc,no-any-return]
 
     def recv(self, *args: object) -> bytes:
-        return self._read(super().recv, *args)  # type: ignore[misc]
+        return self._read(super().recv, *args)  # type: ignore[misc,no-any-return]
 
     def _read(self, read: Callable[..., _T], *args: object) -> _T:
         while True:
@@ -310,7 +313,7 @@ class _BoundedIO:
             except TimeoutError:
                 continue
 
-    def sendall(self, data: bytes, flags: int = 0) -> None:
+    def sendall(self, data: ReadableBuffer, flags: int = 0, /) -> None:
         # Built on send(): a timed-out send() wrote nothing, so the same bytes are offered again
         # (sendall() itself cannot say how much went out before it timed out).
         with memoryview(data) as view, view.cast("B") as rest:
@@ -326,7 +329,7 @@ class _BoundedIO:
 class _BoundedSocket(_BoundedIO, socket.socket):
     """A TCP socket whose connect, like every other wait, is bounded by its budget."""
 
-    def connect_within(self, address: object) -> None:
+    def connect_within(self, address: tuple[Any, ...]) -> None:
         self.setblocking(False)
         code = self.connect_ex(address)
         with selectors.DefaultSelector() as selector:
@@ -500,8 +503,8 @@ class SmtpSession:
         except _Failure as failure:
             raise self._error(failure) from failure
         except (smtplib.SMTPException, OSError) as exc:
-            failure = self._classify(exc, "while connecting", budget.deadline, connecting=True)
-            raise self._error(failure) from failure
+            classified = self._classify(exc, "while connecting", budget.deadline, connecting=True)
+            raise self._error(classified) from classified
         self._checkin(link)
 
     def close(self) -> None:
@@ -1007,7 +1010,8 @@ class SmtpSession:
             )
         self._arm(conn, deadline)
         try:
-            conn.starttls(context=_Tls(self._context()))  # type: ignore[arg-type]
+            # _Tls stands in for an SSLContext: starttls() only calls its wrap_socket().
+            conn.starttls(context=_Tls(self._context()))  # type: ignore[call-overload]
         except smtplib.SMTPResponseException as exc:
             reply = _reply(exc.smtp_code, exc.smtp_error)
             raise _Failure(

@@ -26,7 +26,8 @@ _FILE_TYPES = ("FILE", "FLATFILE")
 
 
 class ParameterAssignment(BaseModel):
-    """``<ParameterAssignment>``: a child parameter and the parent variable/parameter bound to it."""
+    """``<ParameterAssignment>``: a child parameter and the parent variable or parameter bound to
+    it."""
 
     model_config = ConfigDict(populate_by_name=True, frozen=True)
     parameter_name: str = Field(validation_alias=AliasChoices("ParameterName", "parameter_name"))
@@ -164,7 +165,7 @@ class ExecutePackageTask(Task):
             raise TaskFailedError(
                 f"the child package {path} could not run: {exc}{self._password_hint()}"
             ) from exc
-        name = result_name(getattr(outcome, "result", outcome))
+        name = result_name(outcome.result)
         if name.lower() != "success":
             raise TaskFailedError(
                 f"the child package {os.path.basename(path)} finished with result {name}; see its "

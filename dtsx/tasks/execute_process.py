@@ -11,6 +11,7 @@ the task fails and says so.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
@@ -311,7 +312,7 @@ class ExecuteProcessTask(Task):
                 _end_group(process)
                 pipes.join(_GRACE_SECONDS)
                 raise TaskFailedError(
-                    f"the run was canceled, so dtsx stopped the process {process.args[0]} (pid "
+                    f"the run was canceled, so dtsx stopped the process {_program(process)} (pid "
                     f"{process.pid})."
                 )
             if deadline is not None and time.monotonic() >= deadline:
@@ -327,7 +328,7 @@ class ExecuteProcessTask(Task):
         # SSIS leaves the process running; its pipes keep draining and it is reaped in the
         # background.
         ctx.events.warning(
-            f"the process {process.args[0]} (pid {process.pid}) is still running after the "
+            f"the process {_program(process)} (pid {process.pid}) is still running after the "
             f"{self.props.timeout}-second "
             "TimeOut and is left running because TerminateAfterTimeout is False."
         )
@@ -377,7 +378,10 @@ def _not_found_message(stored: str, local: str) -> str:
             "or map the "
             "folder of a native build with --path-map."
         )
-    return f"the Executable {where} was not found; install it, give its full path, or map its folder with --path-map."
+    return (
+        f"the Executable {where} was not found; install it, give its full path, or map its folder "
+        "with --path-map."
+    )
 
 
 def _end_group(process: subprocess.Popen[bytes]) -> None:
@@ -546,9 +550,17 @@ class _Pipes:
         return b"".join(self._out), b"".join(self._err)
 
 
+def _program(process: subprocess.Popen[bytes]) -> str:
+    """The program a process runs: the first item of the argv list this task gave Popen."""
+    args = process.args
+    return str(args[0]) if isinstance(args, list) else str(args)
+
+
 def _drain(stream: IO[bytes] | None, sink: list[bytes]) -> None:
     if stream is None:
         return
+    # Popen's pipes are buffered readers (bufsize -1): read1 returns what is there, up to 64 KiB.
+    assert isinstance(stream, io.BufferedReader)
     with stream:
         sink.extend(iter(lambda: stream.read1(65536), b""))
 

@@ -1,6 +1,7 @@
 """The Expression Task: evaluates one SSIS expression, usually an assignment ``@[User::X] = ...``.
 
-Persisted as ``<DTS:ObjectData><ExpressionTask Expression="@[User::Iterator] = @[User::Iterator] + 1"/>``.
+Persisted as
+``<DTS:ObjectData><ExpressionTask Expression="@[User::Iterator] = @[User::Iterator] + 1"/>``.
 The expression is evaluated in the task's scope; an assignment stores its result into the
 target variable, converted to that variable's type. The executor's evaluator holds the target's
 write lock from the first read to the write (as SSIS's variable dispenser locks the variable), so
@@ -24,6 +25,8 @@ class ExpressionTask(Task):
 
     class Properties(TaskProperties):
         expression: str = Field("", validation_alias=AliasChoices("Expression", "expression"))
+
+    props: Properties
 
     def validate(self, vctx: ValidationContext) -> list[str]:
         if not self.props.expression.strip() and not vctx.is_dynamic("Expression"):

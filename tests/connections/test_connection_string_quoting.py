@@ -113,7 +113,8 @@ def test_the_masker_never_leaks_a_tail(text: str, expected: str) -> None:
 def test_cli_run_keeps_the_tail_out_of_stderr_report_and_log(
     tmp_path: Path, smtp_server: LoopbackSmtpServer
 ) -> None:
-    """Through ``dtsx run --conn``: the error reaches stderr, the report and the log, without the tail."""
+    """Through ``dtsx run --conn``: the error reaches stderr, the report and the log, without the
+    tail."""
     conn = f"SmtpServer=127.0.0.1;Port={smtp_server.port};UserName=etl;Password=Sem;{SECRET_TAIL};"
     report, log = tmp_path / "run.json", tmp_path / "run.jsonl"
     proc = subprocess.run(

@@ -23,7 +23,8 @@ def test_a_message_its_own_checks_refuse_on_the_wire_fails_with_their_sentence(
     message, sender, recipients = build_message(
         MailSpec(sender="etl@example.org", to="ops@example.com", subject="status", body="all done")
     )
-    # A plugin adds a header after the build: no line break in it, but one once its encoded word is decoded.
+    # A plugin adds a header after the build: no line break in it, but one once its encoded word
+    # is decoded.
     message["X-Note"] = "=?utf-8?q?a=0D=0ABcc:_spy@example.net?="
     with pytest.raises(ConnectionManagerError) as caught:
         session.send(message, sender=sender, recipients=recipients)

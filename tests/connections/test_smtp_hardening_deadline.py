@@ -144,8 +144,8 @@ def test_cancel_while_the_server_holds_the_message_is_reported_uncertain(
     send, stopped_in = _cancel_after(session, 1.0)
     assert stopped_in < 2.0
     assert (
-        "had not confirmed the message when the run was canceled; it may have been delivered — not resent"
-        in str(send.error)
+        "had not confirmed the message when the run was canceled; it may have been delivered — "
+        "not resent" in str(send.error)
     )
 
 

@@ -1,4 +1,5 @@
-"""UseWindowsAuthentication=True as .NET does it: GSSAPI/SPNEGO (Kerberos, NTLM inside), else AUTH NTLM.
+"""UseWindowsAuthentication=True as .NET does it: GSSAPI/SPNEGO (Kerberos, NTLM inside), else
+AUTH NTLM.
 
 NTLM runs against a pyspnego acceptor reading NTLM_USER_FILE; Kerberos against a throwaway MIT
 realm made by k5test (skipped with the reason where the KDC binaries or gssapi are missing).

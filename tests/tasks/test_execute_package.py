@@ -180,7 +180,8 @@ def test_validate() -> None:
     )
     problems = ExecutePackageTask.from_node(V8_NODE).validate(vctx)
     assert problems == [
-        "the child parameter 'LogId' is bound to 'User::INT_Log_ID', which is no variable or parameter in the task's scope."
+        "the child parameter 'LogId' is bound to 'User::INT_Log_ID', which is no variable or "
+        "parameter in the task's scope."
     ]
     by_conn = ExecutePackageTask(
         ExecutePackageTask.Properties(Connection="{DB}", PackageName=r"\CorpDw\x")

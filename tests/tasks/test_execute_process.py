@@ -66,7 +66,10 @@ def test_split_windows_args(line: str, expected: list[str]) -> None:
 
 def test_registered_under_every_spelling() -> None:
     assert TASKS.get("Microsoft.ExecuteProcess") is ExecuteProcessTask
-    v3 = "Microsoft.SqlServer.Dts.Tasks.ExecuteProcess.ExecuteProcess, Microsoft.SqlServer.ExecProcTask, Version=10.0.0.0"
+    v3 = (
+        "Microsoft.SqlServer.Dts.Tasks.ExecuteProcess.ExecuteProcess, "
+        "Microsoft.SqlServer.ExecProcTask, Version=10.0.0.0"
+    )
     assert TASKS.get(v3) is ExecuteProcessTask
 
 
@@ -254,7 +257,8 @@ def _wait_for(path: Path, limit: float = 10.0) -> str:
 
 def test_cancel_ends_the_process_and_its_children(tmp_path: Path) -> None:
     pidfile = tmp_path / "pids"
-    # The shell starts a background child and ignores SIGTERM, so only SIGKILL after the grace ends it.
+    # The shell starts a background child and ignores SIGTERM, so only SIGKILL after the grace
+    # ends it.
     script = f"trap '' TERM; sleep 30 & echo $$ $! > {pidfile}; wait"
     t = task(Executable="/bin/sh", Arguments=f'-c "{script}"')
     ctx = make_ctx()
@@ -336,7 +340,8 @@ def test_validate() -> None:
         Executable="x", StandardOutputVariable="User::Out", StandardErrorVariable="User::Nope"
     ).validate(vctx)
     assert problems == [
-        "StandardErrorVariable names the variable 'User::Nope', which does not exist in the task's scope."
+        "StandardErrorVariable names the variable 'User::Nope', which does not exist in the "
+        "task's scope."
     ]
 
 

@@ -1,4 +1,5 @@
-"""Execute Process end to end: a real package, real processes, a property expression and --path-map."""
+"""Execute Process end to end: a real package, real processes, a property expression and
+--path-map."""
 
 from __future__ import annotations
 

@@ -37,7 +37,8 @@ def process_package(folder: Path, script: str) -> Path:
   <DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>
   <DTS:Executables>
     <DTS:Executable DTS:refId="Package\\Run" DTS:CreationName="Microsoft.ExecuteProcess"
-      DTS:DTSID="{{6E1B1C52-2D0B-4A51-9B44-0C2A4F4F6A02}}" DTS:ExecutableType="Microsoft.ExecuteProcess"
+      DTS:DTSID="{{6E1B1C52-2D0B-4A51-9B44-0C2A4F4F6A02}}"
+      DTS:ExecutableType="Microsoft.ExecuteProcess"
       DTS:ObjectName="Run">
       <DTS:ObjectData>
         <ExecuteProcessData Executable="/bin/sh" Arguments={quoteattr(arguments)}
@@ -53,7 +54,8 @@ def process_package(folder: Path, script: str) -> Path:
 
 
 def alive(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie (a zombie has ended; only its parent is late)."""
+    """True while ``pid`` exists and is not a zombie (a zombie has ended; only its parent is
+    late)."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:

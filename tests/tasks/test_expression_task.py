@@ -45,7 +45,8 @@ def pkg(*expressions: str) -> Package:
 def test_registered_under_every_spelling() -> None:
     assert TASKS.get("Microsoft.ExpressionTask") is ExpressionTask
     qualified = (
-        "Microsoft.SqlServer.Dts.Tasks.ExpressionTask.ExpressionTask, Microsoft.SqlServer.ExpressionTask, "
+        "Microsoft.SqlServer.Dts.Tasks.ExpressionTask.ExpressionTask, "
+        "Microsoft.SqlServer.ExpressionTask, "
         "Version=11.0.0.0, Culture=neutral, PublicKeyToken=89845dcd8080cc91"
     )
     assert TASKS.get(qualified) is ExpressionTask

@@ -45,7 +45,10 @@ def by_var(
 
 def test_registered_and_operation_codes() -> None:
     assert TASKS.get("Microsoft.FileSystemTask") is FileSystemTask
-    v3 = "Microsoft.SqlServer.Dts.Tasks.FileSystemTask.FileSystemTask, Microsoft.SqlServer.FileSystemTask, Version=10.0.0.0"
+    v3 = (
+        "Microsoft.SqlServer.Dts.Tasks.FileSystemTask.FileSystemTask, "
+        "Microsoft.SqlServer.FileSystemTask, Version=10.0.0.0"
+    )
     assert TASKS.get(v3) is FileSystemTask
     assert [op.name for op in sorted(FileSystemOperation)] == [
         "CopyFile",
@@ -286,7 +289,8 @@ def test_validate() -> None:
     vctx = ValidationContext(connection_type=types.get, has_variable=lambda n: n == "User::F")
     assert fs("DeleteFile", "{A}").validate(vctx) == []
     assert fs("CopyFile", "{A}").validate(vctx) == [
-        "the File System task (CopyFile) has no destination; set its destination connection or variable."
+        "the File System task (CopyFile) has no destination; set its destination connection or "
+        "variable."
     ]
     assert fs("CopyFile", "User::G", "{A}", TaskIsSourceVariable="True").validate(vctx) == [
         "the source variable 'User::G' does not exist in the task's scope."

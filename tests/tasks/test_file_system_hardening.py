@@ -1,4 +1,5 @@
-"""File System task on hostile trees: links out of the tree, loops, special files, depth, cancellation.
+"""File System task on hostile trees: links out of the tree, loops, special files, depth,
+cancellation.
 
 Each operation runs on real files in tmp_path, through the task plugin API (a TaskContext as the
 executor builds it) or a whole package run with ``dtsx run``.
@@ -10,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import functools
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -66,7 +68,8 @@ def task_for(
 
 
 def bounded(fn: Callable[[], None], seconds: float = 20) -> BaseException | None:
-    """Run ``fn`` in a thread; fail the test (not hang) if it does not finish. Returns what it raised."""
+    """Run ``fn`` in a thread; fail the test (not hang) if it does not finish. Returns what it
+    raised."""
     raised: list[BaseException] = []
 
     def body() -> None:
@@ -201,7 +204,7 @@ def test_copy_or_move_a_directory_into_itself_is_refused(tmp_path: Path) -> None
     (src / "copy").mkdir()
     for op in ("CopyDirectory", "MoveDirectory"):
         task, ctx = task_for(op, src, src / "copy", overwrite=True)
-        text = one_sentence(bounded(lambda: task.execute(ctx)))
+        text = one_sentence(bounded(functools.partial(task.execute, ctx)))
         assert "the destination is the source or inside it" in text
     assert sorted(os.listdir(src)) == ["copy", "f.txt"] and os.listdir(src / "copy") == []
 
@@ -276,8 +279,8 @@ def test_copy_directory_stops_between_files_when_canceled_and_says_what_is_left(
     copied = [n for n in os.listdir(dst) if n.endswith(".txt")]
     assert 0 < len(copied) < 6
     assert (
-        f"{len(copied)} file(s), 0 folder(s) and 0 link(s) were already copied to {dst} and were left there"
-        in text
+        f"{len(copied)} file(s), 0 folder(s) and 0 link(s) were already copied to {dst} and were "
+        "left there" in text
     )
     assert not [n for n in os.listdir(dst) if n.endswith(".partial")]
 
@@ -355,10 +358,12 @@ PACKAGE = """<?xml version="1.0"?>
   <DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>
   <DTS:Executables>
     <DTS:Executable DTS:refId="Package\\Copy tree" DTS:CreationName="Microsoft.FileSystemTask"
-      DTS:DTSID="{{47D2E206-A50E-44C5-BA78-A29B43A7C496}}" DTS:ExecutableType="Microsoft.FileSystemTask"
+      DTS:DTSID="{{47D2E206-A50E-44C5-BA78-A29B43A7C496}}"
+      DTS:ExecutableType="Microsoft.FileSystemTask"
       DTS:ObjectName="Copy tree">
       <DTS:ObjectData>
-        <FileSystemData TaskOperationType="CopyDirectory" TaskSourcePath="{src}" TaskDestinationPath="{dst}" />
+        <FileSystemData TaskOperationType="CopyDirectory" TaskSourcePath="{src}"
+          TaskDestinationPath="{dst}" />
       </DTS:ObjectData>
     </DTS:Executable>
   </DTS:Executables>

@@ -23,6 +23,8 @@ import pytest
 from tests.smtp_servers import LoopbackSmtpServer
 
 SMTP_ID = "{8A282414-AF37-45D1-B69F-3B215B0441C6}"
+# Line breaks in attribute values written as character references, so the parser keeps them.
+_LINE_ENDS = {chr(10): "&#10;", chr(13): "&#13;"}
 
 _PACKAGE = """<?xml version="1.0"?>
 <DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package"
@@ -32,7 +34,9 @@ _PACKAGE = """<?xml version="1.0"?>
   <DTS:ConnectionManagers>
     <DTS:ConnectionManager DTS:refId="Package.ConnectionManagers[SMTP]" DTS:CreationName="SMTP"
       DTS:DTSID="{smtp}" DTS:ObjectName="SMTP">
-      <DTS:ObjectData><SmtpConnectionManager ConnectionString="SmtpServer=localhost;" /></DTS:ObjectData>
+      <DTS:ObjectData>
+        <SmtpConnectionManager ConnectionString="SmtpServer=localhost;" />
+      </DTS:ObjectData>
     </DTS:ConnectionManager>{connections}
   </DTS:ConnectionManagers>
   <DTS:Variables>
@@ -43,10 +47,12 @@ _PACKAGE = """<?xml version="1.0"?>
   </DTS:Variables>
   <DTS:Executables>
     <DTS:Executable DTS:refId="Package\\Send" DTS:CreationName="Microsoft.SendMailTask"
-      DTS:DTSID="{{6D9EB329-A07A-4A3F-B9CF-C4A7683FEDF5}}" DTS:ExecutableType="Microsoft.SendMailTask"
+      DTS:DTSID="{{6D9EB329-A07A-4A3F-B9CF-C4A7683FEDF5}}"
+      DTS:ExecutableType="Microsoft.SendMailTask"
       DTS:ObjectName="Send">{expressions}
       <DTS:ObjectData>
-        <SendMailTask:SendMailTaskData xmlns:SendMailTask="www.microsoft.com/sqlserver/dts/tasks/sendmailtask"
+        <SendMailTask:SendMailTaskData
+          xmlns:SendMailTask="www.microsoft.com/sqlserver/dts/tasks/sendmailtask"
           xmlns:dtsx="urn:dtsx:extensions" {attributes} />
       </DTS:ObjectData>
     </DTS:Executable>
@@ -57,7 +63,9 @@ _PACKAGE = """<?xml version="1.0"?>
 _FILE_CONNECTION = """
     <DTS:ConnectionManager DTS:refId="Package.ConnectionManagers[{name}]" DTS:CreationName="FILE"
       DTS:DTSID="{{0D1E8F7A-5B7C-4C43-9D3B-{number:012d}}}" DTS:ObjectName="{name}">
-      <DTS:ObjectData><DTS:ConnectionManager DTS:FileUsageType="{usage}" DTS:ConnectionString={path} /></DTS:ObjectData>
+      <DTS:ObjectData>
+        <DTS:ConnectionManager DTS:FileUsageType="{usage}" DTS:ConnectionString={path} />
+      </DTS:ObjectData>
     </DTS:ConnectionManager>"""
 
 
@@ -80,7 +88,7 @@ def write_package(
         "MessageSource": "Body",
     } | attributes
     attrs = " ".join(
-        f"{name if ':' in name else 'SendMailTask:' + name}={quoteattr(value, {chr(10): '&#10;', chr(13): '&#13;'})}"
+        f"{name if ':' in name else 'SendMailTask:' + name}={quoteattr(value, _LINE_ENDS)}"
         for name, value in values.items()
     )
     exprs = "".join(

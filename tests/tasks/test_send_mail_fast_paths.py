@@ -108,9 +108,9 @@ def test_bad_value_is_a_bad_property_problem_at_file_and_line() -> None:
 
     data = f"""<?xml version="1.0"?>
 <DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" DTS:ObjectName="P">
-  <DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>
-  <DTS:Executables>
-    <DTS:Executable DTS:refId="Package\\Mail" DTS:ExecutableType="Microsoft.SendMailTask" DTS:ObjectName="Mail">
+  <DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property><DTS:Executables>
+    <DTS:Executable DTS:refId="Package\\Mail" DTS:ExecutableType="Microsoft.SendMailTask"
+      DTS:ObjectName="Mail">
       <DTS:ObjectData><SendMailTask:SendMailTaskData xmlns:SendMailTask="{NS[1:-1]}"
         SendMailTask:To="a@example.com" SendMailTask:Priority="Urgent" /></DTS:ObjectData>
     </DTS:Executable>

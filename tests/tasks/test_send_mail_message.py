@@ -167,7 +167,10 @@ def test_attachments_types_names_and_bytes() -> None:
 
 
 def test_html_extension_builds_alternative_with_derived_text() -> None:
-    html = "<html><body><h1>Load done</h1><p>Rows: <b>42</b> &amp; more</p><script>x()</script></body></html>"
+    html = (
+        "<html><body><h1>Load done</h1><p>Rows: <b>42</b> &amp; more</p><script>x()</script>"
+        "</body></html>"
+    )
     msg, _, _ = build_message(_spec(body="", html_body=html))
     parsed = _reparse(msg)
     assert parsed.get_content_type() == "multipart/alternative"

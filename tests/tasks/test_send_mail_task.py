@@ -85,7 +85,8 @@ def test_registered_under_every_ssis_type_name() -> None:
     for name in (
         "Microsoft.SendMailTask",
         (
-            "Microsoft.SqlServer.Dts.Tasks.SendMailTask.SendMailTask, Microsoft.SqlServer.SendMailTask, "
+            "Microsoft.SqlServer.Dts.Tasks.SendMailTask.SendMailTask, "
+            "Microsoft.SqlServer.SendMailTask, "
             "Version=10.0.0.0, Culture=neutral, PublicKeyToken=89845dcd8080cc91"
         ),
     ):
