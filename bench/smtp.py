@@ -42,7 +42,7 @@ from typing import Any
 
 import trustme
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from dtsx.connections.mailsink import ServerThread
+from dtsx.mailsink import ServerThread
 from dtsx.tasks.mail_message import MailSpec, build_message
 
 __all__ = ["main"]
