@@ -63,7 +63,7 @@ from xml.sax.saxutils import escape, quoteattr
 from dtsx.connections.base import mail_sink_redirect
 from dtsx.engine.errors import PackageValidationError, Problem
 from dtsx.engine.events import RunEvent
-from dtsx.engine.executor import RunOptions, RunResult, run
+from dtsx.engine.executor import InternalError, RunOptions, RunResult, run
 from dtsx.engine.loader import load_bytes
 from dtsx.engine.model import Package
 from dtsx.engine.plan import Plan, build
@@ -115,6 +115,8 @@ class TaskRun:
     ``result`` is the task's result (``Success``, ``Failure``...), ``errors`` its error messages,
     ``events`` every event of the run in order, ``variables`` every variable's value after the
     run (``User::X``, ``System::PackageName``...) and ``run`` the whole :class:`RunResult`.
+    An exception that is not a dtsx error (a bug) fails the task too, and is kept, with its
+    traceback, in ``internal_errors``.
     """
 
     result: str
@@ -136,6 +138,12 @@ class TaskRun:
     def warnings(self) -> list[str]:
         """The messages of the task's OnWarning events."""
         return self.messages("OnWarning")
+
+    @property
+    def internal_errors(self) -> list[InternalError]:
+        """The task's unexpected exceptions, with their tracebacks (not planned failures: those
+        raise TaskFailedError and are only in ``errors``)."""
+        return [e for e in self.run.internal_errors if e.ref_id == TASK_REF]
 
     def messages(self, event: str) -> list[str]:
         """The messages of the task's events of one kind (``OnError``, ``OnProgress``...)."""

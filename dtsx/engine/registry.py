@@ -177,8 +177,9 @@ class Registry(Generic[T]):
         PluginError when its plugin is broken."""
         canonical = normalise_type(key)
         lower = canonical.lower()
+        self._discover()  # so a clash of entry points is known even for a key already imported
         found = self._items.get(lower)
-        if found is None or self._entry_origin(lower) not in (None, found.origin):
+        if found is None:
             self._load_entry_point(canonical)
             found = self._items.get(lower)
         if lower in self._broken:
@@ -284,10 +285,6 @@ class Registry(Generic[T]):
             f"{self.kind} {eps[0].name!r} is registered twice by entry points: {named}; "
             "uninstall one of the distributions."
         )
-
-    def _entry_origin(self, lower: str) -> str | None:
-        eps = self._discover().get(lower)
-        return f"entry point {eps[0].value}" if eps and len(eps) == 1 else None
 
     def _load_entry_point(self, canonical: str) -> None:
         """Import the key's entry point; a failure marks the key broken instead of raising."""

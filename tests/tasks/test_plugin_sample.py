@@ -146,3 +146,47 @@ def test_dtsx_run_and_list_find_the_installed_plugin(tmp_path: Path) -> None:
     )
     line = next(x for x in listed.stdout.splitlines() if KEY in x)
     assert "entry point acme_dtsx.hello:HelloTask" in line
+
+
+def test_the_samples_own_tests_pass_with_dtsx_testing(tmp_path: Path) -> None:
+    """samples/plugin/tests use the public harness (dtsx.testing) as a plugin author would: run
+    them with pytest in a process where the plugin is installed (dist-info and source on the
+    path), from the plugin's own folder."""
+    import os
+    import subprocess
+
+    site = tmp_path / "site"
+    write_dist_info(site)
+    path = [str(site), str(PLUGIN / "src"), str(REPO_ROOT)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PLUGIN,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "4 passed" in done.stdout
+
+
+def test_run_task_runs_the_plugin_through_the_real_executor(plugin_on_path: Path) -> None:
+    from dtsx.testing import file_connection, run_task
+
+    cls = fresh_registry().get(KEY)
+    out = plugin_on_path / "greetings.txt"
+    run = run_task(
+        cls,
+        {"Greeting": "Hallo", "ResultVariable": "User::Message", "OutputConnection": "Out"},
+        variables={"User::Message": "", "User::Who": "welt"},
+        connections={"Out": file_connection(out, usage=1)},
+        expressions={"Name": "UPPER(@[User::Who])"},
+    )
+    assert run.succeeded, run.errors
+    assert run.variables["User::Message"] == "Hallo, WELT!"
+    assert out.read_text(encoding="utf-8") == "Hallo, WELT!\n"
+    # The events are the executor's own: the task's information, bracketed by Pre/PostExecute.
+    names = [e.name for e in run.events if e.source_ref == "Package\\Task under test"]
+    assert names.index("OnPreExecute") < names.index("OnInformation") < names.index("OnPostExecute")

@@ -39,7 +39,7 @@ class HelloTask(Task):
 
     def validate(self, vctx: ValidationContext) -> list[str]:
         """Problems found before the run: one sentence each; skip what expressions set."""
-        problems = []
+        problems: list[str] = []
         if not self.props.name.strip() and not vctx.is_dynamic("Name"):
             problems.append("the Hello task has no Name; say whom to greet.")
         var = self.props.result_variable.strip()
@@ -57,9 +57,15 @@ class HelloTask(Task):
         if self.props.result_variable.strip():
             ctx.variables.set(self.props.result_variable.strip(), message)
         if self.props.output_connection.strip():
-            path = ctx.connections.acquire(
-                self.props.output_connection.strip()
-            )  # FILE: a local path
-            with open(str(path), "a", encoding="utf-8") as out:
-                out.write(message + "\n")
+            # A FILE connection hands out its local path (--path-map applied); file_path refuses,
+            # naming the connection, any other kind.
+            path = ctx.file_path(self.props.output_connection.strip())
+            try:
+                with open(path, "a", encoding="utf-8") as out:
+                    out.write(message + "\n")
+            except OSError as exc:  # a planned failure, in one sentence (not an internal error)
+                raise TaskFailedError(
+                    f"the Hello task cannot append to {path}: {exc.strerror or exc}; check that "
+                    "its folder exists and can be written."
+                ) from exc
         ctx.events.information(message)
