@@ -1,14 +1,14 @@
 """The run's Connections collection.
 
-Resolves a task's reference (a DTSID GUID in any case, with or without braces, a name, a refId
-such as ``Package.ConnectionManagers[X]`` or ``Project.ConnectionManagers[X]``, or the
-``{GUID}:external`` form of project references), builds each manager on first use, rebuilds it
-when its settings change (a property expression inside a loop), and closes them all at the end.
+Resolves a task's reference through the one resolver, ``engine.references`` (a DTSID in any case
+and brace form, a name, a refId such as ``Package.ConnectionManagers[X]`` or
+``Project.ConnectionManagers[X]``, or the ``{GUID}:external`` form of project references), builds
+each manager on first use, rebuilds it when its settings change (a property expression inside a
+loop), and closes them all at the end.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import dataclass
 from collections.abc import Callable, Mapping
@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dtsx.connections.base import CONNECTIONS, ConnectionManager, ConnectionSettings
 from dtsx.engine.errors import ConnectionManagerError, PluginError
 from dtsx.engine.model import ConnectionManagerSpec
+from dtsx.engine.references import ConnectionReferences
 from dtsx.engine.registry import Registry
 
 __all__ = ["Connections", "ExpressionHook", "Redirect"]
@@ -24,12 +25,6 @@ __all__ = ["Connections", "ExpressionHook", "Redirect"]
 ExpressionHook = Callable[[ConnectionManagerSpec], Mapping[str, str]]
 # Rewrites final settings, after expressions and overrides (``--dev-smtp`` points SMTP at a sink).
 Redirect = Callable[[ConnectionSettings], ConnectionSettings]
-
-_REF_ID = re.compile(r"^(?:Package|Project)\.ConnectionManagers\[(?P<name>.*)\]$", re.IGNORECASE)
-
-
-def _guid_key(text: str) -> str:
-    return text.strip().strip("{}").lower()
 
 
 @dataclass
@@ -52,7 +47,13 @@ class Connections:
         redirect: Redirect | None = None,
     ) -> None:
         self.specs = list(specs)
-        self._overrides = {k.lower(): v for k, v in (overrides or {}).items()}
+        self._references = ConnectionReferences(self.specs)
+        # ``--conn`` strings by the refId of the manager they name (any reference form).
+        self._overrides: dict[str, str] = {}
+        for ref, text in (overrides or {}).items():
+            spec = self._references.find(ref)
+            if spec is not None:
+                self._overrides[spec.ref_id] = text
         self._expressions = expressions
         self._local_path = local_path
         self._registry = registry
@@ -61,25 +62,13 @@ class Connections:
         self._lock = threading.Lock()
 
     def find(self, ref: str) -> ConnectionManagerSpec | None:
-        """The spec a reference names, or None. GUIDs first, then names, then refIds."""
-        text = ref.strip()
-        if text.lower().endswith(":external"):
-            text = text[: -len(":external")]
-        key = _guid_key(text)
-        for spec in self.specs:
-            if spec.dtsid and _guid_key(spec.dtsid) == key:
-                return spec
-        for spec in self.specs:
-            if spec.name == text or spec.ref_id == text:
-                return spec
-        match = _REF_ID.match(text)
-        name = match.group("name") if match else text
-        return next((s for s in self.specs if s.name.lower() == name.lower()), None)
+        """The spec a reference names, or None (``engine.references`` says how it is found)."""
+        return self._references.find(ref)
 
     def require(self, ref: str) -> ConnectionManagerSpec:
         spec = self.find(ref)
         if spec is None:
-            names = ", ".join(repr(s.name) for s in self.specs) or "none"
+            names = ", ".join(repr(name) for name in self._references.names()) or "none"
             raise ConnectionManagerError(
                 f"no connection manager matches {ref!r} (the package and project define: {names}); "
                 "check the task's connection property."
@@ -87,7 +76,8 @@ class Connections:
         return spec
 
     def settings_for(self, spec: ConnectionManagerSpec) -> ConnectionSettings:
-        """Stored settings, then property expressions, then ``--conn`` overrides, then the redirect."""
+        """Stored settings, then property expressions, then ``--conn`` overrides, then the
+        redirect."""
         return self._resolve(spec)[1]
 
     def _resolve(
@@ -117,7 +107,8 @@ class Connections:
         return stored, final, override is not None or final is not stored
 
     def manager(self, ref: str) -> ConnectionManager:
-        """The live manager for a reference, built (or rebuilt after a settings change) on demand."""
+        """The live manager for a reference, built (or rebuilt after a settings change) on
+        demand."""
         spec = self.require(ref)
         stored, settings, replaced = self._resolve(spec)
         if spec.sensitive_unavailable and not replaced:
@@ -151,11 +142,8 @@ class Connections:
                 pass
 
     def _override_for(self, spec: ConnectionManagerSpec) -> str | None:
-        """The ``--conn`` connection string for this manager (by name, DTSID or refId), if any."""
-        for key in (spec.name, spec.dtsid or "", spec.ref_id):
-            if key and key.lower() in self._overrides:
-                return self._overrides[key.lower()]
-        return None
+        """The ``--conn`` connection string for this manager, if any."""
+        return self._overrides.get(spec.ref_id)
 
     def _build(
         self, spec: ConnectionManagerSpec, settings: ConnectionSettings, stored: ConnectionSettings

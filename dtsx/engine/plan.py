@@ -14,7 +14,8 @@ import difflib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from enum import Enum
+from typing import TYPE_CHECKING, Protocol
 
 import networkx as nx
 from dtsx.engine.gcpause import paused_gc
@@ -33,6 +34,7 @@ from dtsx.engine.model import (
     FOR_LOOP_PROPERTIES,
     HOST_PROPERTIES,
     IGNORED_HOST_PROPERTIES,
+    LOCAL_NAMES,
     TYPECODE_TO_DOTNET,
     VARTYPE_TO_DOTNET,
     ConnectionManagerSpec,
@@ -45,7 +47,9 @@ from dtsx.engine.model import (
     SourceLocation,
     Variable,
     XmlNode,
+    ssis_flag,
 )
+from dtsx.engine.references import ConnectionReferences, guid_key
 from dtsx.engine.registry import UnknownKeyError
 from pydantic import ValidationError
 
@@ -54,7 +58,15 @@ if TYPE_CHECKING:
     from dtsx.engine.expressions import CompiledExpression
     from dtsx.tasks.base import Task, ValidationContext
 
-__all__ = ["SUPPORTED_ENUMERATORS", "SYSTEM_VARIABLES", "Plan", "build"]
+__all__ = [
+    "SUPPORTED_ENUMERATORS",
+    "SYSTEM_VARIABLES",
+    "Plan",
+    "PropertyAssignment",
+    "PropertyTarget",
+    "SetValue",
+    "build",
+]
 
 SUPPORTED_ENUMERATORS = frozenset(ENUMERATOR_PROPERTIES)
 # System variables every scope sees (spec §4.4); handler-only ones are accepted everywhere,
@@ -128,6 +140,53 @@ _KIND_NAMES = {
 _TYPE_CODES = ", ".join(f"{code} ({name})" for code, name in VARTYPE_TO_DOTNET.items())
 _PROJECT_TYPE_CODES = ", ".join(f"{code} ({name})" for code, name in TYPECODE_TO_DOTNET.items())
 _EVAL_OPS = {1, 2, 3, 4}
+# Runtime name (any case) -> model field of the host settings an expression or --set may change;
+# the executor has always treated the For Loop's names as host settings of any executable.
+_HOST_FIELDS = {name.lower(): f for name, f in (HOST_PROPERTIES | FOR_LOOP_PROPERTIES).items()}
+_DISABLE_NAMES = frozenset(name.lower() for name, f in HOST_PROPERTIES.items() if f == "disabled")
+
+
+class PropertyTarget(Enum):
+    """Where the property a property expression sets lives."""
+
+    HOST = "host"  # a container's or task host's setting: a field of the model's Executable
+    TASK = "task"  # a property of the task object (``Task.set_property``)
+    IGNORED = "ignored"  # a container setting dtsx reads but never changes at run time
+
+
+@dataclass(frozen=True)
+class PropertyAssignment:
+    """One property expression of an executable, decided once by the planner: the property it
+    sets (its name as written, without surrounding whitespace), where that property lives, the
+    model field for a host setting, and the expression text (a key of ``Plan.expressions``)."""
+
+    name: str
+    target: PropertyTarget
+    field: str | None  # for HOST: the Executable field ("disabled", "eval_expression"), else None
+    expression: str
+    location: SourceLocation | None = None
+
+
+class SetValue(Protocol):
+    """What the planner reads of one ``--set`` (``engine.overrides.PropertySet`` conforms):
+    ``kind`` is ``"variable"``, ``"property"`` or ``"connection"``; ``container`` the ref_id of
+    the executable the path names; ``name`` the property; ``connection`` the manager a
+    connection property belongs to."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def container(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def value(self) -> str: ...
+
+    @property
+    def connection(self) -> str | None: ...
 
 
 @dataclass
@@ -141,7 +200,9 @@ class Plan:
     object, for every executable including containers and event handlers. ``expressions``:
     expression text → compiled expression (every expression in the package, compiled once).
     ``skipped``: ref_ids of unsupported executables that run as disabled (``--unsupported skip``),
-    with ``warnings`` saying so.
+    with ``warnings`` saying so. ``assignments``: ref_id -> the executable's property expressions,
+    in document order, each decided (:class:`PropertyAssignment`), for every executable that has
+    any: the executor applies them from here instead of deciding again.
     """
 
     package: Package
@@ -151,6 +212,7 @@ class Plan:
     expressions: dict[tuple[str, bool], CompiledExpression] = field(default_factory=dict)
     skipped: set[str] = field(default_factory=set)
     warnings: list[Problem] = field(default_factory=list)
+    assignments: dict[str, tuple[PropertyAssignment, ...]] = field(default_factory=dict)
 
 
 class _LazyGraphs(Mapping[str, "nx.DiGraph"]):
@@ -211,6 +273,7 @@ def build(
     path_map: Callable[[str], str] | None = None,
     connections: Mapping[str, str] | None = None,
     outer_variables: Iterable[str] = (),
+    sets: Iterable[SetValue] = (),
 ) -> Plan:
     """Check ``package`` and build its plan; ``unsupported`` is ``"fail"`` or ``"skip"``.
 
@@ -218,7 +281,10 @@ def build(
     it leaves unmapped is a problem. ``connections`` holds the run's ``--conn`` overrides (a
     connection manager's name, DTSID or refId -> connection string), checked instead of the
     stored strings they replace. ``outer_variables`` names variables visible from outside the
-    package (a parent package's, for a child run by an Execute Package task).
+    package (a parent package's, for a child run by an Execute Package task). ``sets`` are the
+    run's parsed ``--set`` values: those that change what validation sees apply as the run will
+    apply them (``Disable`` true on an executable: it is not validated, as a disabled one;
+    a connection's ``ConnectionString``: checked instead of the stored one, after ``--conn``).
     """
     if unsupported not in ("fail", "skip"):
         raise ValueError(f"unsupported must be 'fail' or 'skip', not {unsupported!r}")
@@ -229,6 +295,7 @@ def build(
             path_map=path_map,
             overrides=connections,
             outer_variables=outer_variables,
+            sets=sets,
         )
         planner.run()
     if planner.problems:
@@ -251,19 +318,27 @@ class _Planner:
         path_map: Callable[[str], str] | None = None,
         overrides: Mapping[str, str] | None = None,
         outer_variables: Iterable[str] = (),
+        sets: Iterable[SetValue] = (),
     ) -> None:
+        from dtsx.engine.expressions import compile as compile_expression
+
         self.package = package
         self.outer_variables = list(outer_variables)
         self.skip_unsupported = skip_unsupported
         self.path_map = path_map
-        self.overrides = {k.strip().lower(): v for k, v in (overrides or {}).items()}
+        self.references = ConnectionReferences(package.all_connections())
+        self.connections = _UsedConnections(self.references)
+        self.sets = list(sets)
+        # Connection strings the run replaces (--conn, then --set), by refId of the manager.
+        self.overrides = self._connection_overrides(overrides or {})
+        # Executables a --set disables (ref_ids, known once indexed): validated as disabled ones.
+        self.set_disabled: frozenset[str] = frozenset()
         self.graphs = _LazyGraphs()
         self.plan = Plan(package=package, graphs=self.graphs)
         self.problems: list[Problem] = []
         self.parents: dict[str, str | None] = {}
         self.scopes: dict[str, frozenset[str]] = {}
-        self.connections = _ConnectionIndex(package.all_connections())
-        self.compile: Callable[..., CompiledExpression] | None = _expression_compiler()
+        self.compile: Callable[..., CompiledExpression] = compile_expression
         self.classes: dict[str, type[Task]] = {}
         # Validation contexts by scope, for tasks without property expressions (the common case):
         # siblings share one scope object, so they can share one context.
@@ -300,11 +375,49 @@ class _Planner:
 
     def run(self) -> None:
         self._index(self.package, None, self._package_scope())
+        self.set_disabled = self._disabled_by_sets()
         self._check_dtsids()
         self._check_values()
         self._check_tree(self.package, disabled=False)
         self._package_expressions()
         self._check_connections()
+
+    # -- the run's overrides that change what is validated
+
+    def _connection_overrides(self, given: Mapping[str, str]) -> dict[str, str]:
+        """refId -> the connection string the run uses instead of the stored one: ``--conn`` by
+        any reference form, then ``--set`` of a ConnectionString, which the run applies after.
+        A reference that names no manager is left to the run, which reports it."""
+        found: dict[str, str] = {}
+        for ref, text in given.items():
+            spec = self.references.find(ref)
+            if spec is not None:
+                found[spec.ref_id] = text
+        for item in self.sets:
+            if item.kind == "connection" and item.name.lower() == "connectionstring":
+                spec = self.references.find(item.connection or "")
+                if spec is not None:
+                    found[spec.ref_id] = item.value
+        return found
+
+    def _disabled_by_sets(self) -> frozenset[str]:
+        """ref_ids of executables a ``--set ...Properties[Disable];True`` disables (the path's
+        executable found in any case, as the run finds it); a value that is not a boolean is
+        left to the run, which refuses it."""
+        by_lower = {ref.lower(): ref for ref in reversed(self.plan.executables)}
+        found: set[str] = set()
+        for item in self.sets:
+            # Names compared as the run compares them: in any case, spaces kept.
+            if item.kind != "property" or item.name.lower() not in _DISABLE_NAMES:
+                continue
+            ref = (
+                item.container
+                if item.container in self.plan.executables
+                else by_lower.get(item.container.lower())
+            )
+            if ref is not None and ssis_flag(item.value) is True:
+                found.add(ref)
+        return frozenset(found)
 
     def _package_scope(self) -> frozenset[str]:
         names = {f"System::{n}" for n in SYSTEM_VARIABLES}
@@ -365,7 +478,7 @@ class _Planner:
             return
         seen: dict[str, tuple[str, SourceLocation | None]] = {}
         for ref, dtsid, location in self._identified():
-            key = dtsid.strip().strip("{}").upper()  # GUIDs compare in any case, braces optional
+            key = guid_key(dtsid)  # GUIDs compare in any case, braces optional
             if not key:
                 continue
             if key in seen:
@@ -391,9 +504,7 @@ class _Planner:
             if exe.precedence_constraints:
                 raw.extend(pc.dtsid for pc in exe.precedence_constraints if pc.dtsid)
         raw.extend(cm.dtsid for cm in self.package.connections if cm.dtsid)
-        return _no_repeat(raw) or len({dtsid.strip().strip("{}").upper() for dtsid in raw}) == len(
-            raw
-        )
+        return _no_repeat(raw) or len({guid_key(dtsid) for dtsid in raw}) == len(raw)
 
     def _identified(self) -> list[tuple[str, str, SourceLocation | None]]:
         # A list, not a generator: this visits every object of the package once.
@@ -529,7 +640,7 @@ class _Planner:
                 continue
             self._check_connection_names(cm, cls)
             override = self._override_for(cm)
-            dynamic = {pe.name.strip().lower() for pe in cm.property_expressions}
+            dynamic = _set_names(cm.property_expressions)
             if override is None and "connectionstring" in dynamic:
                 continue  # the string exists only at run time
             settings = self._settings(cm, override)
@@ -590,10 +701,7 @@ class _Planner:
                 )
 
     def _override_for(self, cm: ConnectionManagerSpec) -> str | None:
-        for key in (cm.name, cm.dtsid or "", cm.ref_id):
-            if key and key.lower() in self.overrides:
-                return self.overrides[key.lower()]
-        return None
+        return self.overrides.get(cm.ref_id)
 
     def _settings(self, cm: ConnectionManagerSpec, override: str | None) -> ConnectionSettings:
         from dtsx.connections.base import ConnectionSettings
@@ -647,7 +755,9 @@ class _Planner:
     # -- the tree
 
     def _check_tree(self, exe: Executable, *, disabled: bool) -> None:
-        off = disabled or exe.disabled
+        off = disabled or exe.disabled or exe.ref_id in self.set_disabled
+        if exe.property_expressions:
+            self._assign(exe)
         if exe.kind is ExecutableKind.TASK:
             if not off:
                 self._check_task(exe)
@@ -664,14 +774,29 @@ class _Planner:
             self._executable_expressions(exe)
         for child in exe.event_handlers:
             self._check_tree(child, disabled=off or skipped)
-        task = ExecutableKind.TASK
-        for child in exe.executables:
-            if child.kind is task and not child.event_handlers:
-                # _check_tree for a task without handlers, inlined: containers hold thousands.
-                if not (off or skipped or child.disabled):
-                    self._check_task(child)
-            else:
-                self._check_tree(child, disabled=off or skipped)
+        self._check_children(exe.executables, off or skipped)
+
+    def _check_children(self, children: list[Executable], off: bool) -> None:
+        """Speed: ``_check_tree(child, disabled=off)`` for each child (the plain reference), with
+        a task that has no handlers (the usual child; containers hold thousands) checked here,
+        without the call. Pinned equal by test_plan.py's fast-path test."""
+        task, set_disabled = ExecutableKind.TASK, self.set_disabled
+        for child in children:
+            if child.kind is not task or child.event_handlers:
+                self._check_tree(child, disabled=off)
+                continue
+            if child.property_expressions:
+                self._assign(child)
+            if not (off or child.disabled or (set_disabled and child.ref_id in set_disabled)):
+                self._check_task(child)
+
+    def _assign(self, exe: Executable) -> tuple[PropertyAssignment, ...]:
+        """Decide, once, what each property expression of ``exe`` sets (``Plan.assignments``);
+        the checks, the task's validation and the executor all read the decision."""
+        found = self.plan.assignments[exe.ref_id] = tuple(
+            _assignment(exe, pe) for pe in exe.property_expressions
+        )
+        return found
 
     def _unsupported(self, exe: Executable, code: str, message: str) -> None:
         if self.skip_unsupported:
@@ -771,7 +896,7 @@ class _Planner:
         data = exe.object_data
         if not exe.property_expressions or data is None or not data.children:
             return frozenset()
-        dynamic = {pe.name.strip().lower() for pe in exe.property_expressions}
+        dynamic = _set_names(exe.property_expressions)
         stored = data.children[0].attrs
         return frozenset(
             value for key, value in stored.items() if key.rsplit("}", 1)[-1].lower() in dynamic
@@ -800,7 +925,9 @@ class _Planner:
         names = self.unknown_keys.get(key)
         if names is None:  # siblings of one type write the same attributes: look them up once
             names = self.unknown_keys[key] = [
-                local for local in (_local(k) for k in inner.attrs) if cls.field_for(local) is None
+                local
+                for local in (LOCAL_NAMES[k] for k in inner.attrs)
+                if cls.field_for(local) is None
             ]
         if inner.children:
             names = names + self._unknown_children(inner, cls)
@@ -840,19 +967,18 @@ class _Planner:
     def _check_property_names(self, exe: Executable, cls: type[Task] | None = None) -> None:
         """Each property expression must name a property the executable has; otherwise the
         run either fails at the task or silently sets nothing."""
-        for pe in exe.property_expressions:
-            name = pe.name.strip()
-            low = name.lower()
-            if low in _HOST_NAMES or (cls is not None and cls.field_for(name) is not None):
+        for assigned in self.plan.assignments.get(exe.ref_id, ()):
+            name = assigned.name
+            if assigned.target is PropertyTarget.HOST or (
+                cls is not None and cls.field_for(name) is not None
+            ):
                 continue
-            if exe.kind is ExecutableKind.FOR_LOOP and low in _FOR_LOOP_NAMES:
-                continue
-            if cls is None and low in _IGNORED_NAMES:
+            if cls is None and name.lower() in _IGNORED_NAMES:
                 self.warn(
                     "ignored-property",
                     f"the property expression on {name} of '{exe.name}' has no effect in dtsx, "
                     "which does not change that setting at run time",
-                    pe.location,
+                    assigned.location,
                     exe.ref_id,
                 )
                 continue
@@ -865,7 +991,7 @@ class _Planner:
                 if exe.kind is ExecutableKind.FOR_LOOP:
                     known |= set(FOR_LOOP_PROPERTIES)
                 what = f"{_KIND_NAMES.get(exe.kind, exe.kind.value)} '{exe.name}'"
-            self._unknown_property(what, name, known, pe.location, exe.ref_id)
+            self._unknown_property(what, name, known, assigned.location, exe.ref_id)
 
     def _unknown_property(
         self,
@@ -906,20 +1032,25 @@ class _Planner:
                 "replace it with an Execute Process or Expression task, or a task plugin",
             )
             return None
+        suggestions: list[str] = []
         try:
             return TASKS.get(exe.type_key) if exe.type_key else None
-        except UnknownKeyError:
-            pass
+        except UnknownKeyError as exc:
+            suggestions = exc.suggestions
         except PluginError as exc:
             self.problem(
                 "plugin-error", f"task '{exe.name}' of type {kind}: {exc}", exe.location, exe.ref_id
             )
             return None
+        # The registry's nearest keys are kept: a misspelt CreationName is the usual cause.
+        near = (
+            f" (did you mean {' or '.join(repr(s) for s in suggestions)}?)" if suggestions else ""
+        )
         self._unsupported(
             exe,
             "unsupported-task",
             f"task '{exe.name}' has type {kind} ({exe.raw_type or 'no type'}), which dtsx does not "
-            "implement; "
+            f"implement{near}; "
             "disable it, install a plugin that registers it, or run with --unsupported skip",
         )
         return None
@@ -927,7 +1058,7 @@ class _Planner:
     def _validate_task(self, exe: Executable, task: Task) -> list[str]:
         scope = self.scopes.get(exe.ref_id, frozenset())
         if exe.property_expressions:
-            vctx = self._context(scope, frozenset(p.name.lower() for p in exe.property_expressions))
+            vctx = self._context(scope, _set_names(exe.property_expressions))
         else:
             cached = self.contexts.get(id(scope))
             if cached is None or cached[0] is not scope:
@@ -946,7 +1077,8 @@ class _Planner:
         return messages
 
     def _resolves(self, value: str) -> bool:
-        """True unless ``value`` is a GUID naming no connection manager (cached: tasks repeat them)."""
+        """True unless ``value`` is a GUID naming no connection manager (cached: tasks repeat
+        them)."""
         known = self.resolved.get(value)
         if known is None:
             # Looked up even when not a GUID: the lookup records the manager as used.
@@ -967,9 +1099,7 @@ class _Planner:
         """Any GUID in a *Connection*/SMTPServer attribute of the task's data must name a CM."""
         if exe.object_data is None:
             return
-        dynamic = (
-            {p.name.lower() for p in exe.property_expressions} if exe.property_expressions else ()
-        )
+        dynamic = _set_names(exe.property_expressions) if exe.property_expressions else frozenset()
         plain = self.plain_attrs
         stack = [exe.object_data]
         while stack:
@@ -988,7 +1118,7 @@ class _Planner:
         exe: Executable,
         attrs: dict[str, str],
         keys: Iterable[str],
-        dynamic: set[str] | tuple[()],
+        dynamic: frozenset[str],
         already: list[str],
     ) -> None:
         """``keys`` (in document order) of ``attrs`` that may name a connection manager."""
@@ -1038,7 +1168,7 @@ class _Planner:
             )
             return self.skip_unsupported
         scope = self.scopes.get(exe.ref_id, frozenset())
-        dynamic = {p.name.lower() for p in enum.property_expressions}
+        dynamic = _set_names(enum.property_expressions)
         for key in _ENUMERATOR_VARIABLE_SETTINGS:
             source = enum.properties.get(key, "").strip()
             if source and key.lower() not in dynamic and not _visible(source, scope):
@@ -1101,7 +1231,7 @@ class _Planner:
                     enum.ref_id,
                 )
             for key in node.attrs:
-                local = _local(key)
+                local = LOCAL_NAMES[key]
                 if local not in attributes:
                     self.warn(
                         "unknown-data",
@@ -1233,7 +1363,11 @@ class _Planner:
         siblings = {child.name: child.ref_id for child in container.executables}
         short = ref.replace("/", "\\").rsplit("\\", 1)[-1]
         if ref in siblings or (short in siblings and siblings[short] != ref):
-            return f"{head}, a name where the refId of an executable is expected; write {end}='{siblings[short if ref not in siblings else ref]}'"
+            wanted = siblings[short if ref not in siblings else ref]
+            return (
+                f"{head}, a name where the refId of an executable is expected; "
+                f"write {end}='{wanted}'"
+            )
         if ref in self.plan.executables:
             return (
                 f"{head}, which is not directly inside '{container.ref_id}'; constraints only link "
@@ -1295,8 +1429,6 @@ class _Planner:
     ) -> None:
         """Compile once per text; then check its variables in ``owner``'s scope (each place an
         expression appears has its own scope, so this runs for every use)."""
-        if self.compile is None:
-            return
         compiled = self.plan.expressions.get((text, assignment))
         if compiled is None:
             try:
@@ -1344,13 +1476,26 @@ class _Planner:
         )
 
 
-def _expression_compiler() -> Callable[..., CompiledExpression] | None:
-    """The expression compiler, imported lazily; None while that module is unavailable."""
-    try:
-        from dtsx.engine.expressions import compile as compile_expression
-    except ImportError:
-        return None
-    return compile_expression
+def _assignment(exe: Executable, pe: PropertyExpression) -> PropertyAssignment:
+    """What one property expression of ``exe`` sets: a host setting (any executable's, and a For
+    Loop's own), else the task's property, else (on a container) a setting dtsx ignores."""
+    name = pe.name.strip()
+    low = name.lower()
+    host = low in _HOST_NAMES or (exe.kind is ExecutableKind.FOR_LOOP and low in _FOR_LOOP_NAMES)
+    if host:
+        target = PropertyTarget.HOST
+    elif exe.kind is ExecutableKind.TASK:
+        target = PropertyTarget.TASK
+    else:
+        target = PropertyTarget.IGNORED
+    return PropertyAssignment(
+        name, target, _HOST_FIELDS[low] if host else None, pe.expression, pe.location
+    )
+
+
+def _set_names(expressions: Iterable[PropertyExpression]) -> frozenset[str]:
+    """The names the property expressions set, as names compare: stripped, in lower case."""
+    return frozenset(pe.name.strip().lower() for pe in expressions)
 
 
 def _forward(nodes: list[str], constraints: list[PrecedenceConstraint]) -> bool:
@@ -1432,10 +1577,6 @@ def _short(text: str, limit: int = 80) -> str:
     return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
 
 
-def _local(clark: str) -> str:
-    return clark.rsplit("}", 1)[-1]
-
-
 def _line(
     exe: Executable, node: XmlNode, default: SourceLocation | None = None
 ) -> SourceLocation | None:
@@ -1460,36 +1601,22 @@ def _visible(name: str, scope: frozenset[str]) -> bool:
     return text in scope or text.startswith("System::")
 
 
-class _ConnectionIndex:
-    """Finds a connection manager by DTSID (any case, braces optional), name or refId."""
+class _UsedConnections:
+    """The planner's view of the one resolver: the type a reference names (asked once per
+    reference: tasks repeat the same few), and which managers a checked task names (``used``:
+    the ones the run may open)."""
 
-    def __init__(self, connections: list[ConnectionManagerSpec]) -> None:
-        self.by_key: dict[str, ConnectionManagerSpec] = {}
-        self.types: dict[str, str | None] = {}  # every task asks about the same few references
-        # refIds of the managers that a checked task names: the ones the run may open.
+    def __init__(self, references: ConnectionReferences) -> None:
+        self.references = references
+        self.types: dict[str, str | None] = {}
         self.used: set[str] = set()
-        for cm in reversed(connections):  # package managers win over project ones
-            if cm.dtsid:
-                self.by_key[_guid_key(cm.dtsid)] = cm
-            self.by_key[cm.name] = cm
-            self.by_key[cm.ref_id] = cm
-            if cm.scope == "Project":
-                self.by_key[f"Project.ConnectionManagers[{cm.name}]"] = cm
-
-    def find(self, ref: str) -> ConnectionManagerSpec | None:
-        """The manager ``ref`` names; a found one is recorded in ``used``."""
-        text = ref.strip()
-        if text.lower().endswith(":external"):
-            text = text[: -len(":external")]
-        found = self.by_key.get(_guid_key(text) if _GUID.match(text) else text)
-        if found is not None:
-            self.used.add(found.ref_id)
-        return found
 
     def type_of(self, ref: str) -> str | None:
         if ref in self.types:
             return self.types[ref]
-        cm = self.find(ref)
+        cm = self.references.find(ref)
+        if cm is not None:
+            self.used.add(cm.ref_id)
         found = self.types[ref] = cm.type_key if cm is not None else None
         return found
 
@@ -1497,10 +1624,6 @@ class _ConnectionIndex:
 def _reference_attribute(key: str) -> str | None:
     """The local name of an attribute that may name a connection manager (``*Connection*``,
     ``SMTPServer``), else None; ``key`` is in Clark notation."""
-    local = key.rsplit("}", 1)[-1]
+    local = LOCAL_NAMES[key]
     low = local.lower()
     return local if "connection" in low or low == "smtpserver" else None
-
-
-def _guid_key(text: str) -> str:
-    return "{" + text.strip().strip("{}").upper() + "}"

@@ -99,7 +99,7 @@ def test_bad_property_invalid_task_and_missing_connection_are_all_reported() -> 
     assert set(by_ref) == {"Package\\Bad", "Package\\Objects", "Package\\Orphan"}
     assert (
         by_ref["Package\\Bad"].code == "bad-property"
-        and "property Count" in by_ref["Package\\Bad"].message
+        and 'Count="many" is not a whole number' in by_ref["Package\\Bad"].message
     )
     assert (
         by_ref["Package\\Objects"].code == "invalid-task"
