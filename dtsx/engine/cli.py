@@ -13,13 +13,19 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 if TYPE_CHECKING:
-    from dtsx.engine.model import Package
     from dtsx.connections.base import Redirect
+    from dtsx.engine.events import LogSink
+    from dtsx.engine.executor import RunOptions, RunResult
+    from dtsx.engine.model import Package
+    from dtsx.engine.overrides import PropertySet
+    from dtsx.engine.errors import Problem
+    from dtsx.engine.plan import Plan
     from dtsx.engine.registry import PluginEntry
     from dtsx.mailsink import MailSink
 
@@ -197,19 +203,36 @@ def _load_or_exit(path: str, project_dir: str | None, password: str | None = Non
         _fail(str(exc), EXIT_LOAD_FAILED)
 
 
+@dataclass
+class _Validation:
+    """One package's entry of ``dtsx validate``: exit code, problems and warnings."""
+
+    path: str
+    code: int
+    problems: list[Problem]
+    warnings: list[Problem]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "valid": self.code == EXIT_SUCCESS,
+            "problems": [p.to_json() for p in self.problems],
+            "warnings": [p.to_json() for p in self.warnings],
+        }
+
+
 def _validate_one(
     path: str,
     project_dir: str | None,
     unsupported: str,
     password: str | None = None,
     path_map: Callable[[str], str] | None = None,
-) -> tuple[int, dict[str, object]]:
-    """(exit code, JSON entry) for one package: 0 valid, 4 missing, 5 invalid."""
+) -> _Validation:
+    """What checking one package found; its code is 0 valid, 4 missing, 5 invalid."""
     from dtsx.engine.errors import (
         PackageLoadError,
         PackageNotFoundError,
         PackageValidationError,
-        Problem,
     )
     from dtsx.engine.loader import load
     from dtsx.engine.plan import build
@@ -233,13 +256,7 @@ def _validate_one(
         )
     except PackageValidationError as exc:
         code, problems = EXIT_LOAD_FAILED, exc.problems
-    entry: dict[str, object] = {
-        "path": path,
-        "valid": code == EXIT_SUCCESS,
-        "problems": [p.to_json() for p in problems],
-        "warnings": [p.to_json() for p in warnings],
-    }
-    return code, entry
+    return _Validation(path, code, problems, warnings)
 
 
 @cli.command("validate")
@@ -289,31 +306,27 @@ def validate_command(
     except DtsxError as exc:
         _fail(str(exc), EXIT_USAGE)
     results = [_validate_one(p, project_dir, unsupported, password, path_map) for p in packages]
-    codes = {code for code, _ in results}
+    codes = {result.code for result in results}
     if as_json:
-        click.echo(
-            json.dumps({"packages": [entry for _, entry in results]}, ensure_ascii=False, indent=2)
-        )
+        entries = [result.to_json() for result in results]
+        click.echo(json.dumps({"packages": entries}, ensure_ascii=False, indent=2))
     else:
-        for _, entry in results:
-            _print_validation(entry)
+        for result in results:
+            _print_validation(result)
     if EXIT_NOT_FOUND in codes:
         raise SystemExit(EXIT_NOT_FOUND)
     raise SystemExit(EXIT_LOAD_FAILED if EXIT_LOAD_FAILED in codes else EXIT_SUCCESS)
 
 
-def _print_validation(entry: dict[str, object]) -> None:
-    from dtsx.engine.errors import Problem
-
-    problems = [Problem(**p) for p in entry["problems"]]  # type: ignore[arg-type, attr-defined]
-    warnings = [Problem(**p) for p in entry["warnings"]]  # type: ignore[arg-type, attr-defined]
-    for warning in warnings:
+def _print_validation(result: _Validation) -> None:
+    for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
-    if entry["valid"]:
-        click.echo(f"{entry['path']}: valid")
+    if result.code == EXIT_SUCCESS:
+        click.echo(f"{result.path}: valid")
         return
+    problems = result.problems
     noun = "problem" if len(problems) == 1 else "problems"
-    click.echo(f"{entry['path']}: {len(problems)} {noun}")
+    click.echo(f"{result.path}: {len(problems)} {noun}")
     for problem in problems:
         click.echo(f"  {problem}")
 
@@ -581,10 +594,10 @@ class _RunRequest:
 
 def _run_request(req: _RunRequest) -> int:
     """Load, plan and run one package; every failure is one line and a dtexec exit code."""
-    from dtsx.engine.errors import DtsxError, PackageValidationError
-    from dtsx.engine.events import ConsoleLog, JsonLinesLog
-    from dtsx.engine.executor import RunOptions, parse_set, run
-    from dtsx.engine.plan import build
+    from dtsx.engine.errors import DtsxError
+    from dtsx.engine.events import ConsoleLog
+    from dtsx.engine.executor import RunOptions
+    from dtsx.engine.overrides import parse_set
 
     try:
         sets = [parse_set(s) for s in req.sets]
@@ -594,15 +607,7 @@ def _run_request(req: _RunRequest) -> int:
         _fail(str(exc), EXIT_USAGE)
     package = _load_or_exit(req.package or "", req.project_dir, req.password)
     _warn_visible_secrets(req, package)
-    try:
-        plan = build(
-            package,
-            unsupported=req.unsupported,
-            path_map=path_map or _unmapped,
-            connections=dict(req.conns),
-        )
-    except PackageValidationError as exc:
-        _fail(str(exc), EXIT_LOAD_FAILED)
+    plan = _plan_or_exit(req, package, sets, path_map)
     if req.validate_only:
         for warning in plan.warnings:
             click.echo(f"dtsx: warning: {warning}", err=True)
@@ -610,14 +615,8 @@ def _run_request(req: _RunRequest) -> int:
         return EXIT_SUCCESS
     if req.report_json:
         _check_writable(req.report_json, "--report-json")
-    sinks: list[object] = [console]
-    try:
-        if req.log_jsonl:
-            sinks.append(JsonLinesLog(req.log_jsonl))
-    except DtsxError as exc:
-        _fail(str(exc), EXIT_USAGE)
+    logs = _open_logs(req)
     sink, redirect = _start_dev_smtp(req.dev_smtp)
-    cancel = threading.Event()
     options = RunOptions(
         max_concurrent=req.max_concurrent,
         sets=sets,
@@ -625,23 +624,16 @@ def _run_request(req: _RunRequest) -> int:
         parameters=dict(req.params),
         connections=dict(req.conns),
         path_map=path_map,
-        cancel_event=cancel,
-        sinks=sinks,
-        project_dir=req.project_dir,  # type: ignore[arg-type]
+        cancel_event=threading.Event(),
+        sinks=[console, *logs],
+        project_dir=req.project_dir,
         unsupported=req.unsupported,
         connection_redirect=redirect,
     )
-    previous = _install_cancel_signals(cancel)
     try:
-        result = run(plan, options)
-    except PackageValidationError as exc:
-        usage = all(p.code.startswith("override") for p in exc.problems)
-        _fail(str(exc), EXIT_USAGE if usage else EXIT_LOAD_FAILED)
-    except DtsxError as exc:
-        _fail(str(exc), EXIT_USAGE)
+        result = _execute(plan, options)
     finally:
-        _restore_signals(previous)
-        lost = _close_logs(sinks[1:], req.log_jsonl)
+        lost = _close_logs(logs, req.log_jsonl)
         if sink is not None:
             sink.stop()
     written = _print_run(result, req)
@@ -657,6 +649,61 @@ def _run_request(req: _RunRequest) -> int:
             err=True,
         )
     return int(result.exit_code)
+
+
+def _plan_or_exit(
+    req: _RunRequest,
+    package: Package,
+    sets: list[PropertySet],
+    path_map: Callable[[str], str] | None,
+) -> Plan:
+    """Check the package as this run will see it (``--conn``, and the ``--set`` values that change
+    validation, such as ``Disable``); invalid is one line and exit 5."""
+    from dtsx.engine.errors import PackageValidationError
+    from dtsx.engine.plan import build
+
+    try:
+        return build(
+            package,
+            unsupported=req.unsupported,
+            path_map=path_map or _unmapped,
+            connections=dict(req.conns),
+            sets=sets,
+        )
+    except PackageValidationError as exc:
+        _fail(str(exc), EXIT_LOAD_FAILED)
+
+
+def _open_logs(req: _RunRequest) -> list[LogSink]:
+    """The ``--log-jsonl`` log (with tracebacks of internal errors under --debug), if asked for."""
+    from dtsx.engine.errors import DtsxError
+    from dtsx.engine.events import JsonLinesLog
+
+    if not req.log_jsonl:
+        return []
+    try:
+        return [JsonLinesLog(req.log_jsonl, debug=_DEBUG.is_set())]
+    except DtsxError as exc:
+        _fail(str(exc), EXIT_USAGE)
+
+
+def _execute(plan: Plan, options: RunOptions) -> RunResult:
+    """Run the plan with Ctrl-C / SIGTERM cancelling it; a refused override is exit 6 (usage),
+    another validation failure at run time exit 5."""
+    from dtsx.engine.errors import DtsxError, PackageValidationError
+    from dtsx.engine.executor import run
+
+    assert options.cancel_event is not None
+    previous = _install_cancel_signals(options.cancel_event)
+    try:
+        return run(plan, options)
+    except PackageValidationError as exc:
+        usage = all(p.code.startswith("override") for p in exc.problems)
+        _fail(str(exc), EXIT_USAGE if usage else EXIT_LOAD_FAILED)
+    except DtsxError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    finally:
+        _restore_signals(previous)
 
 
 def _check_writable(path: str, option: str) -> None:
@@ -677,7 +724,7 @@ def _check_writable(path: str, option: str) -> None:
         )
 
 
-def _close_logs(logs: list[object], path: str | None) -> bool:
+def _close_logs(logs: list[LogSink], path: str | None) -> bool:
     """Close the --log-jsonl log; True when some of it could not be written. A write that failed
     during the run was already a warning of the run; a failure to close says so here."""
     from dtsx.engine.errors import DtsxError
@@ -686,7 +733,7 @@ def _close_logs(logs: list[object], path: str | None) -> bool:
     for item in logs:
         lost = lost or bool(getattr(item, "failed", False))
         try:
-            item.close()  # type: ignore[attr-defined]
+            item.close()
         except (OSError, DtsxError) as exc:
             click.echo(
                 f"dtsx: cannot write the log file {path}: {getattr(exc, 'strerror', None) or exc}.",
@@ -716,7 +763,7 @@ def _warn_visible_secrets(req: _RunRequest, package: Package) -> None:
 
 def _visible_secrets(req: _RunRequest, package: Package) -> list[str]:
     """Passwords in connection strings, values of sensitive parameters and $Sensitive:: values."""
-    from dtsx.engine.executor import parse_set
+    from dtsx.engine.overrides import parse_set
     from dtsx.engine.variables import split_name
 
     sensitive = {
@@ -869,31 +916,52 @@ def _restore_signals(previous: dict[int, Any]) -> None:
         signal.signal(sig, old)
 
 
-def _print_run(result: Any, req: _RunRequest) -> bool:
+def _print_run(result: RunResult, req: _RunRequest) -> bool:
     """Print the errors and the result line, write --report-json; False when the report failed."""
-    import json
-
     for item in result.executables:
         for error in item.errors:
             click.echo(f"dtsx: {item.ref_id}: {error}", err=True)
-    written = True
-    if req.report_json:
-        text = json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n"
-        try:
-            # A name that was not UTF-8 (a surrogate here) is written as its JSON escape, \udcXX.
-            pathlib.Path(req.report_json).write_text(
-                text, encoding="utf-8", errors="backslashreplace"
-            )
-        except OSError as exc:
-            click.echo(
-                f"dtsx: cannot write the report {req.report_json}: {exc.strerror or exc}.", err=True
-            )
-            written = False
+    _print_internal_errors(result)
+    written = _write_report(result, req.report_json) if req.report_json else True
+    skipped = f"; {result.skipped} skipped as unsupported" if result.skipped else ""
     click.echo(
         f"dtsx: {result.package}: {result.result} (exit {result.exit_code}) in "
-        f"{result.duration_s:.3f} s"
+        f"{result.duration_s:.3f} s{skipped}"
     )
     return written
+
+
+def _print_internal_errors(result: RunResult) -> None:
+    """An unexpected exception of a task or of dtsx (not a failure the package planned for): with
+    --debug its traceback and causes, else one line saying how to see them."""
+    if not result.internal_errors:
+        return
+    if _DEBUG.is_set():
+        for internal in result.internal_errors:
+            click.echo(f"dtsx: internal error in {internal.ref_id}:", err=True)
+            click.echo(internal.traceback.rstrip("\n"), err=True)
+        return
+    count = len(result.internal_errors)
+    noun = "an internal error" if count == 1 else f"{count} internal errors"
+    click.echo(
+        f"dtsx: {noun} (a defect in dtsx or a plugin, not in the package); run with --debug to "
+        "see the traceback, and report it.",
+        err=True,
+    )
+
+
+def _write_report(result: RunResult, path: str) -> bool:
+    """--report-json; False (after one warning) when the file cannot be written."""
+    import json
+
+    text = json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n"
+    try:
+        # A name that was not UTF-8 (a surrogate here) is written as its JSON escape, \udcXX.
+        pathlib.Path(path).write_text(text, encoding="utf-8", errors="backslashreplace")
+    except OSError as exc:
+        click.echo(f"dtsx: cannot write the report {path}: {exc.strerror or exc}.", err=True)
+        return False
+    return True
 
 
 def _run_options(command: Callable[..., Any]) -> Callable[..., Any]:

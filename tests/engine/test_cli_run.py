@@ -214,7 +214,9 @@ def test_unsupported_executables_refuse_or_skip(style: str, tmp_path: Path) -> N
     assert "Warning" in skipped.stdout and "Script" in skipped.stdout
     data = report(out)
     assert data["variables"]["User::R_After"] == 1
-    assert {e["ref_id"]: e["result"] for e in data["executables"]}["Package\\Script"] == "NotRun"
+    # Issue 10: skipped as unsupported is "Skipped", not "NotRun"; the report and summary count it.
+    assert {e["ref_id"]: e["result"] for e in data["executables"]}["Package\\Script"] == "Skipped"
+    assert data["skipped"] == 1 and "; 1 skipped as unsupported" in skipped.stdout
 
 
 @pytest.mark.parametrize("option", ["/?", "-H", "/help"])
@@ -237,7 +239,8 @@ def test_exec_parameter_and_connection_syntax(tmp_path: Path) -> None:
 
 
 PROBE_PACKAGE = """<?xml version="1.0"?>
-<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" DTS:CreationName="Microsoft.Package"
+<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package"
+  DTS:CreationName="Microsoft.Package"
   DTS:ExecutableType="Microsoft.Package" DTS:ObjectName="stubborn" DTS:ProtectionLevel="0">
   <DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>
   <DTS:Executables>
@@ -255,7 +258,10 @@ def test_a_second_signal_exits_even_when_a_task_ignores_cancellation(tmp_path: P
     pkg.write_text(PROBE_PACKAGE, encoding="utf-8")
     log = tmp_path / "events.jsonl"
     root = str(Path(__file__).resolve().parents[2])
-    code = f"import sys; sys.path.insert(0, {root!r}); import tests.engine._probe; from dtsx.engine.cli import main; main()"
+    code = (
+        f"import sys; sys.path.insert(0, {root!r}); import tests.engine._probe; "
+        "from dtsx.engine.cli import main; main()"
+    )
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "run", str(pkg), "--log-jsonl", str(log)],
         stdout=subprocess.PIPE,
@@ -272,7 +278,8 @@ def test_a_second_signal_exits_even_when_a_task_ignores_cancellation(tmp_path: P
         started = time.monotonic()
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
-        # dtsx gives a stubborn task 5 s after the second signal; the bound is wide for a busy machine.
+        # dtsx gives a stubborn task 5 s after the second signal; the bound is wide for a busy
+        # machine.
         assert time.monotonic() - started < 20
     finally:
         if proc.poll() is None:
