@@ -114,7 +114,8 @@ class TaskRun:
 
     ``result`` is the task's result (``Success``, ``Failure``...), ``errors`` its error messages,
     ``events`` every event of the run in order, ``variables`` every variable's value after the
-    run (``User::X``, ``System::PackageName``...) and ``run`` the whole :class:`RunResult`.
+    run as the run's report has it (``User::X``, ``System::PackageName``...; a DateTime is ISO
+    8601 text, a sensitive value is masked) and ``run`` the whole :class:`RunResult`.
     An exception that is not a dtsx error (a bug) fails the task too, and is kept, with its
     traceback, in ``internal_errors``.
     """
