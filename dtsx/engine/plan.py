@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
-import networkx as nx
 from dtsx.engine.gcpause import paused_gc
 from dtsx.engine.errors import (
     DtsxError,
@@ -54,6 +53,7 @@ from dtsx.engine.registry import UnknownKeyError
 from pydantic import ValidationError
 
 if TYPE_CHECKING:
+    import networkx as nx
     from dtsx.connections.base import ConnectionManager, ConnectionSettings
     from dtsx.engine.expressions import CompiledExpression
     from dtsx.tasks.base import Task, ValidationContext
@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SUPPORTED_ENUMERATORS",
     "SYSTEM_VARIABLES",
+    "ContainerFlow",
     "Plan",
     "PropertyAssignment",
     "PropertyTarget",
@@ -195,8 +196,10 @@ class Plan:
 
     ``graphs``: container ref_id → DiGraph whose nodes are the ref_ids of the container's
     direct children, each edge (u, v) holding ``constraints``: the list of
-    PrecedenceConstraint objects from u to v. ``tasks``: task ref_id → the task built from its
-    ObjectData (a prototype; the executor runs ``.copy()`` of it). ``executables``: ref_id → model
+    PrecedenceConstraint objects from u to v. ``flows``: the same graphs as plain data
+    (:class:`ContainerFlow`), for the run, which need not import networkx. ``tasks``: task
+    ref_id → the task built from its ObjectData (a prototype; the executor runs ``.copy()`` of
+    it). ``executables``: ref_id → model
     object, for every executable including containers and event handlers. ``expressions``:
     expression text → compiled expression (every expression in the package, compiled once).
     ``skipped``: ref_ids of unsupported executables that run as disabled (``--unsupported skip``),
@@ -213,30 +216,55 @@ class Plan:
     skipped: set[str] = field(default_factory=set)
     warnings: list[Problem] = field(default_factory=list)
     assignments: dict[str, tuple[PropertyAssignment, ...]] = field(default_factory=dict)
+    flows: Mapping[str, ContainerFlow] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.flows and isinstance(self.graphs, _LazyGraphs):
+            self.flows = self.graphs.flows
 
 
-class _LazyGraphs(Mapping[str, "nx.DiGraph"]):
-    """Container ref_id -> DiGraph, each graph built from its checked nodes and constraints the
-    first time it is read (and then kept), so planning a package never pays for graphs the
+@dataclass(frozen=True)
+class ContainerFlow:
+    """One container's checked precedence graph as plain data: ``nodes``, the ref_ids of its
+    direct children in document order; ``successors[u][v]``, the PrecedenceConstraints from u to
+    v (every node has an entry, in node order; targets in the order their first constraint
+    appears). The same graph as ``Plan.graphs[ref]``, without networkx."""
+
+    nodes: list[str]
+    successors: dict[str, dict[str, list[PrecedenceConstraint]]]
+
+
+def _flow(nodes: list[str], constraints: list[PrecedenceConstraint]) -> ContainerFlow:
+    successors: dict[str, dict[str, list[PrecedenceConstraint]]] = {n: {} for n in nodes}
+    for pc in constraints:  # checked: both ends are nodes
+        targets = successors[pc.from_ref]
+        found = targets.get(pc.to_ref)
+        if found is None:
+            targets[pc.to_ref] = [pc]
+        else:
+            found.append(pc)
+    return ContainerFlow(nodes, successors)
+
+
+class _LazyFlows(Mapping[str, ContainerFlow]):
+    """Container ref_id -> ContainerFlow, each built from its checked nodes and constraints the
+    first time it is read (and then kept), so planning a package never pays for containers the
     run does not reach. Keys, order, ``len`` and ``in`` are known up front, as with a dict."""
 
     def __init__(self) -> None:
         self._parts: dict[str, tuple[list[str], list[PrecedenceConstraint]]] = {}
-        self._built: dict[str, nx.DiGraph] = {}
+        self._built: dict[str, ContainerFlow] = {}
 
     def define(self, ref: str, nodes: list[str], constraints: list[PrecedenceConstraint]) -> None:
-        """The graph of ``ref``: ``nodes`` in order, one edge per (from, to) pair of
-        ``constraints``."""
         self._parts[ref] = (nodes, constraints)
         self._built.pop(ref, None)
 
-    def __getitem__(self, ref: str) -> nx.DiGraph:
-        graph = self._built.get(ref)
-        if graph is None:
-            nodes, constraints = self._parts[ref]
-            # setdefault is atomic: threads reading the same graph at once all get one object.
-            graph = self._built.setdefault(ref, _digraph(nodes, constraints))
-        return graph
+    def __getitem__(self, ref: str) -> ContainerFlow:
+        flow = self._built.get(ref)
+        if flow is None:
+            # setdefault is atomic: threads reading the same flow at once all get one object.
+            flow = self._built.setdefault(ref, _flow(*self._parts[ref]))
+        return flow
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._parts)
@@ -247,22 +275,53 @@ class _LazyGraphs(Mapping[str, "nx.DiGraph"]):
     def __contains__(self, ref: object) -> bool:
         return ref in self._parts
 
+
+class _LazyGraphs(Mapping[str, "nx.DiGraph"]):
+    """Container ref_id -> DiGraph, each built from the container's flow the first time it is
+    read (and then kept); networkx is imported only then. Keys as in ``flows``."""
+
+    def __init__(self) -> None:
+        self.flows = _LazyFlows()
+        self._built: dict[str, nx.DiGraph] = {}
+
+    def define(self, ref: str, nodes: list[str], constraints: list[PrecedenceConstraint]) -> None:
+        """The graph of ``ref``: ``nodes`` in order, one edge per (from, to) pair of
+        ``constraints``."""
+        self.flows.define(ref, nodes, constraints)
+        self._built.pop(ref, None)
+
+    def __getitem__(self, ref: str) -> nx.DiGraph:
+        graph = self._built.get(ref)
+        if graph is None:
+            graph = self._built.setdefault(ref, _digraph(self.flows[ref]))
+        return graph
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.flows)
+
+    def __len__(self) -> int:
+        return len(self.flows)
+
+    def __contains__(self, ref: object) -> bool:
+        return ref in self.flows
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({list(self._parts)!r})"
+        return f"{type(self).__name__}({list(self.flows)!r})"
 
 
-def _digraph(nodes: list[str], constraints: list[PrecedenceConstraint]) -> nx.DiGraph:
+def _digraph(flow: ContainerFlow) -> nx.DiGraph:
     """Nodes in order; each edge (u, v) holds ``constraints``: the PrecedenceConstraints u -> v."""
-    edges: dict[tuple[str, str], list[PrecedenceConstraint]] = {}
-    for pc in constraints:
-        key = (pc.from_ref, pc.to_ref)
-        if key in edges:
-            edges[key].append(pc)
-        else:
-            edges[key] = [pc]
+    import networkx as nx  # here, not at the top: a run that reports no cycle never needs it
+
     graph = nx.DiGraph()
-    graph.add_nodes_from(nodes)
-    graph.add_edges_from([(u, v, {"constraints": pcs}) for (u, v), pcs in edges.items()])
+    graph.add_nodes_from(flow.nodes)
+    graph.add_edges_from(
+        [
+            (u, v, {"constraints": pcs})
+            for u, targets in flow.successors.items()
+            for v, pcs in targets.items()
+        ]
+    )
     return graph
 
 
@@ -1383,6 +1442,8 @@ class _Planner:
         )
 
     def _report_cycles(self, container: Executable, graph: nx.DiGraph) -> None:
+        import networkx as nx
+
         for component in nx.strongly_connected_components(graph):
             if len(component) == 1:
                 (node,) = component
