@@ -9,15 +9,13 @@ every problem listed, each naming its file and line.
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 
 import pytest
 
-from dtsx.connections.base import ConnectionSettings
+from dtsx.connections.base import Redirect, mail_sink_redirect
 from dtsx.mailsink import MailSink
-from dtsx.connections.smtp import redirect_to_sink
 from dtsx.engine.errors import PackageLoadError, PackageValidationError
 from dtsx.engine.executor import RunOptions, run
 from dtsx.engine.loader import load
@@ -30,8 +28,8 @@ RESULTS = {"Success", "Failure", "Completion", "Canceled", "NotRun"}
 REFUSALS = {"unsupported-task", "unsupported-enumerator", "invalid-task", "missing-connection"}
 
 
-def _redirect(sink: MailSink) -> functools.partial[ConnectionSettings]:
-    return functools.partial(redirect_to_sink, host="127.0.0.1", port=sink.port)
+def _redirect(sink: MailSink) -> Redirect:
+    return mail_sink_redirect("127.0.0.1", sink.port)
 
 
 @pytest.mark.skipif(
