@@ -243,3 +243,140 @@ def test_item_and_from_variable_enumerators_are_supported() -> None:
     }
     (problem,) = _problems(_package(loops, variables=""))
     assert problem.code == "missing-variable" and "User::List" in problem.message
+
+
+# -- issue 10: the run's --set values, decided property expressions, errors that keep their cause
+
+
+def _unsupported(name: str = "X") -> str:
+    return (
+        f'<DTS:Executable DTS:refId="Package\\{name}" DTS:ExecutableType="Acme.NoSuchTask" '
+        f'DTS:ObjectName="{name}" />'
+    )
+
+
+def _sets(*texts: str) -> list[object]:
+    from dtsx.engine.executor import parse_set
+
+    return [parse_set(text) for text in texts]
+
+
+@pytest.mark.parametrize(
+    "path", ["\\Package\\X.Properties[Disable]", "\\package\\x.Properties[disabled]"]
+)
+def test_set_disable_true_on_an_unsupported_task_satisfies_validation(path: str) -> None:
+    # The unsupported-task advice says "disable it": --set must be a way to do so.
+    pkg = load_bytes(_package(_unsupported() + _probe("Fine", 'Count="1"')), file="t.dtsx")
+    plan = build(pkg, sets=_sets(f"{path};True"))  # type: ignore[arg-type]
+    assert plan.warnings == [] and set(plan.tasks) == {"Package\\Fine"}
+
+
+@pytest.mark.parametrize("value", ["False", "maybe", ""])
+def test_set_disable_other_than_true_still_validates_the_task(value: str) -> None:
+    pkg = load_bytes(_package(_unsupported()), file="t.dtsx")
+    with pytest.raises(PackageValidationError) as info:
+        build(pkg, sets=_sets(f"\\Package\\X.Properties[Disable];{value}"))  # type: ignore[arg-type]
+    assert [p.code for p in info.value.problems] == ["unsupported-task"]
+
+
+def test_a_task_disabled_by_set_runs_as_disabled() -> None:
+    from dtsx.engine import executor
+
+    sets = _sets("\\Package\\X.Properties[Disable];True")
+    plan = build(load_bytes(_package(_unsupported()), file="t.dtsx"), sets=sets)  # type: ignore[arg-type]
+    result = executor.run(plan, executor.RunOptions(sets=sets))  # type: ignore[arg-type]
+    assert result.result == "Success"
+
+
+def test_set_connection_string_is_checked_instead_of_the_stored_one() -> None:
+    cm = (
+        '<DTS:ConnectionManager DTS:refId="Package.ConnectionManagers[Mail]" '
+        'DTS:CreationName="SMTP" DTS:DTSID="{aaaaaaaa-0000-0000-0000-000000000001}" '
+        'DTS:ObjectName="Mail"><DTS:ObjectData><SmtpConnectionManager '
+        'ConnectionString="SmtpServer=localhost;Port=nope;" /></DTS:ObjectData>'
+        "</DTS:ConnectionManager>"
+    )
+    body = _probe("Use", 'Connection="Mail"')
+    pkg = load_bytes(_package(body, connections=cm), file="t.dtsx")
+    with pytest.raises(PackageValidationError) as info:
+        build(pkg)
+    assert [p.code for p in info.value.problems] == ["bad-connection"]
+    good = "\\Package.Connections[mail].Properties[ConnectionString];SmtpServer=localhost;Port=25;"
+    build(pkg, sets=_sets(good))  # type: ignore[arg-type]
+    # --set comes after --conn, as in the run: the --set string is the one checked.
+    with pytest.raises(PackageValidationError):
+        build(
+            pkg,
+            connections={"Mail": "SmtpServer=localhost;"},
+            sets=_sets(good.replace("Port=25", "Port=0")),  # type: ignore[arg-type]
+        )
+
+
+def test_each_property_expression_is_decided_once_on_the_plan() -> None:
+    from dtsx.engine.plan import PropertyAssignment, PropertyTarget
+
+    expressions = (
+        '<DTS:PropertyExpression DTS:Name=" Count ">1</DTS:PropertyExpression>'
+        '<DTS:PropertyExpression DTS:Name="disable">false</DTS:PropertyExpression>'
+    )
+    loop = (
+        '<DTS:Executable DTS:refId="Package\\L" DTS:ExecutableType="STOCK:FORLOOP" '
+        'DTS:ObjectName="L" DTS:EvalExpression="false">'
+        '<DTS:PropertyExpression DTS:Name="EvalExpression">"false"</DTS:PropertyExpression>'
+        '<DTS:PropertyExpression DTS:Name="LoggingMode">1</DTS:PropertyExpression>'
+        "</DTS:Executable>"
+    )
+    plan = build(load_bytes(_package(_probe("P", "", children=expressions) + loop), file="t.dtsx"))
+    assert plan.assignments["Package\\P"] == (
+        PropertyAssignment(
+            "Count", PropertyTarget.TASK, None, "1", plan.assignments["Package\\P"][0].location
+        ),
+        PropertyAssignment(
+            "disable",
+            PropertyTarget.HOST,
+            "disabled",
+            "false",
+            plan.assignments["Package\\P"][1].location,
+        ),
+    )
+    assert plan.assignments["Package\\P"][0].location.line is not None
+    assert [(a.name, a.target, a.field) for a in plan.assignments["Package\\L"]] == [
+        ("EvalExpression", PropertyTarget.HOST, "eval_expression"),
+        ("LoggingMode", PropertyTarget.IGNORED, None),
+    ]
+    # The task's validation saw the same names, stripped and in lower case.
+    assert ProbeTask.seen[-1].dynamic_properties == frozenset({"count", "disable"})
+
+
+def test_unsupported_task_keeps_the_registrys_did_you_mean() -> None:
+    body = (
+        '<DTS:Executable DTS:refId="Package\\X" DTS:ExecutableType="Tests.PlanProbeTsk" '
+        'DTS:ObjectName="X" />'
+    )
+    (problem,) = _problems(_package(body))
+    assert problem.code == "unsupported-task"
+    assert "(did you mean 'Tests.PlanProbeTask'?)" in problem.message
+
+
+def test_a_broken_expression_engine_is_an_error_not_silence(tmp_path: Path) -> None:
+    # Before issue 10 a failed import of the expression engine switched every expression
+    # check off without a word; now the import error reaches the caller.
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; sys.modules['dtsx.engine.expressions'] = None\n"
+        "from dtsx.engine.loader import load\n"
+        "from dtsx.engine.plan import build\n"
+        "try:\n"
+        "    build(load(sys.argv[1]))\n"
+        "except ImportError as exc:\n"
+        "    print('ImportError', exc)\n"
+        "else:\n"
+        "    print('planned')\n"
+    )
+    package = Path(__file__).resolve().parents[2] / "samples" / "hello-mail.dtsx"
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(package)], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.startswith("ImportError"), done.stdout + done.stderr
