@@ -436,20 +436,27 @@ class SmtpSession:
     Connections are kept open for the next message (RSET between messages). Sends that overlap
     (parallel Send Mail tasks) each take their own connection, up to ``MaxConnections``; beyond
     that a send waits for a free one, within its Timeout. Sequential sends reuse one connection.
+
+    The session owns the retries and the boundary where failures become the user's sentences;
+    its :class:`_Pool` owns the connections, its :class:`_Mailer` one transaction on one of them.
     """
 
     def __init__(self, options: SmtpOptions) -> None:
         self.options = options
-        self._lock = threading.Lock()
-        self._freed = threading.Condition(self._lock)  # a connection went idle or was closed
-        self._idle: list[_Link] = []  # most recently used last: sequential sends reuse one
-        self._count = 0  # connections open or being opened, idle or busy
-        self._tls_context: ssl.SSLContext | None = None
-        self.connections_opened = 0
-        self.messages_sent = 0
+        self._pool = _Pool(options)
+        self._mailer = _Mailer(options)
+
+    @property
+    def connections_opened(self) -> int:
+        return self._pool.connections_opened
+
+    @property
+    def messages_sent(self) -> int:
+        return self._mailer.messages_sent
 
     def __repr__(self) -> str:
-        state = f"{self._count} open" if self._count else "idle"
+        count = self._pool.count
+        state = f"{count} open" if count else "idle"
         return (
             f"SmtpSession({self.options.address}, security={self.options.security.value}, {state})"
         )
@@ -500,22 +507,17 @@ class SmtpSession:
         """Open (or check) a connection now: greeting, EHLO, TLS and AUTH, without sending."""
         budget = _Budget(time.monotonic() + self.options.timeout, cancel)
         try:
-            link = self._checkout(budget)
+            link = self._pool.checkout(budget)
         except _Failure as failure:
             raise self._error(failure) from failure
         except (smtplib.SMTPException, OSError) as exc:
-            classified = self._classify(exc, "while connecting", budget.deadline, connecting=True)
+            classified = _classify(self.options, exc, "while connecting", connecting=True)
             raise self._error(classified) from classified
-        self._checkin(link)
+        self._pool.checkin(link)
 
     def close(self) -> None:
         """QUIT and close the idle connections. Never raises."""
-        with self._lock:
-            idle, self._idle = self._idle, []
-            self._count -= len(idle)
-            self._freed.notify_all()
-        for link in idle:
-            _quit(link, min(2.0, self.options.timeout))
+        self._pool.close()
 
     # -- delivery with retries ----------------------------------------------------------------
 
@@ -553,20 +555,20 @@ class SmtpSession:
         link: _Link | None = None
         failure: _Failure | None = None
         try:
-            link = self._checkout(budget, state)
+            link = self._pool.checkout(budget, state)
             try:
-                self._transaction(link, message, sender, state, budget.deadline)
+                self._mailer.transaction(link, message, sender, state, budget.deadline)
             except _StaleLink:
                 # As when the RSET before a reused message fails: reconnect at once, no attempt
                 # spent.
-                self._discard(link)
+                self._pool.discard(link)
                 link, state.reused = None, False
-                link = self._checkout(budget, state, reuse=False)
-                self._transaction(link, message, sender, state, budget.deadline)
+                link = self._pool.checkout(budget, state, reuse=False)
+                self._mailer.transaction(link, message, sender, state, budget.deadline)
         except _Failure as exc:
             failure = exc
         except (smtplib.SMTPException, OSError) as exc:
-            failure = self._classify(exc, "during the mail transaction", budget.deadline)
+            failure = _classify(self.options, exc, "during the mail transaction")
         except Exception as exc:
             log.debug("SMTP %s: unexpected failure", self.options.address, exc_info=True)
             failure = _Failure(
@@ -576,9 +578,9 @@ class SmtpSession:
             )
             failure.__cause__ = exc  # the bug's traceback travels with the error (--debug)
         if link is not None and failure is not None and failure.drop:
-            self._discard(link)
+            self._pool.discard(link)
         elif link is not None:
-            self._checkin(link)
+            self._pool.checkin(link)
         if failure is not None:
             return failure
         if not state.pending:
@@ -593,7 +595,306 @@ class SmtpSession:
             reply=next(iter(state.deferred.values()), None),
         )
 
-    def _transaction(
+    # -- what the user is told ----------------------------------------------------------------
+
+    def _error(self, failure: _Failure, state: _Delivery | None = None) -> ConnectionManagerError:
+        opts = self.options
+        if failure.sentence is not None:
+            sentence = failure.sentence.rstrip(".")
+            text = f"the message was not sent to SMTP server {opts.address}: {sentence}."
+            return ConnectionManagerError(self._scrub(text), host=opts.server, port=opts.port)
+        text = f"SMTP server {opts.address} {failure.what}"
+        if failure.reply is not None:
+            text += f": the server replied '{failure.reply}'"
+        if state is not None and state.attempts > 1 and failure.transient:
+            text += f" (after {state.attempts} attempts)"
+        if state is not None and state.delivered:
+            text += f"; the message was partly delivered, to {', '.join(state.delivered)} only"
+        text = f"{text}; {failure.advice}."
+        code = failure.reply.code if failure.reply else None
+        reply = str(failure.reply) if failure.reply else None
+        return ConnectionManagerError(
+            self._scrub(text),
+            host=opts.server,
+            port=opts.port,
+            code=code,
+            reply=self._scrub(reply) if reply else None,
+        )
+
+    def _finish(self, state: _Delivery) -> SendReport:
+        link = state.link
+        report = SendReport(
+            server=self.options.address,
+            accepted=tuple(state.delivered),
+            refused=MappingProxyType(dict(state.refused)),
+            attempts=state.attempts,
+            reused_connection=state.reused,
+            mechanism=link.mechanism if link else None,
+            tls=link.tls if link else None,
+            warnings=tuple(link.warnings) if link else tuple(self.options.warnings),
+        )
+        if not state.refused:
+            return report
+        refused = "; ".join(f"{r} ('{reply}')" for r, reply in state.refused.items())
+        total = len(state.refused) + len(state.delivered)
+        if state.delivered:
+            outcome = (
+                f"the message was partly delivered: the server accepted it for "
+                f"{', '.join(state.delivered)}"
+            )
+        else:
+            outcome = "the message was not delivered to anyone"
+        text = (
+            f"SMTP server {self.options.address} refused {len(state.refused)} of {total} "
+            "recipients: "
+            f"{refused}; {outcome}; correct or remove the refused addresses."
+        )
+        raise SmtpRecipientsRefused(self._scrub(text), report)
+
+    def _scrub(self, text: str) -> str:
+        """Belt and braces: no error text may carry the password, whatever a server echoes."""
+        return scrub_credentials(text, self.options)
+
+
+class _Pool:
+    """The session's connections: idle ones for reuse, new ones up to MaxConnections, and how a
+    connection is opened (greeting, EHLO, TLS, AUTH)."""
+
+    def __init__(self, options: SmtpOptions) -> None:
+        self.options = options
+        self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)  # a connection went idle or was closed
+        self._idle: list[_Link] = []  # most recently used last: sequential sends reuse one
+        self.count = 0  # connections open or being opened, idle or busy
+        self._tls_context: ssl.SSLContext | None = None
+        self.connections_opened = 0
+
+    def close(self) -> None:
+        """QUIT and close the idle connections. Never raises."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+            self.count -= len(idle)
+            self._freed.notify_all()
+        for link in idle:
+            _quit(link, min(2.0, self.options.timeout))
+
+    def checkout(
+        self, budget: _Budget, state: _Delivery | None = None, *, reuse: bool = True
+    ) -> _Link:
+        """A connection for this send alone: an idle one that answers RSET, else a new one while
+        fewer than MaxConnections are open, else the next to come free (within the budget)."""
+        while True:
+            link = self._claim(budget, reuse)
+            if link is None:
+                return self._open_claimed(budget)
+            link.budget.deadline, link.budget.cancel = budget.deadline, budget.cancel
+            if not link.used or self._alive(link):
+                if state is not None and link.used:
+                    state.reused = True
+                return link
+            self.discard(link)
+
+    def _claim(self, budget: _Budget, reuse: bool) -> _Link | None:
+        """An idle connection, or None after reserving room for a new one."""
+        with self._freed:
+            while True:
+                if reuse and self._idle:
+                    return self._idle.pop()
+                if self.count < self.options.max_connections:
+                    self.count += 1
+                    return None
+                try:
+                    self._freed.wait(budget.wait())
+                except TimeoutError as exc:
+                    raise _Failure(
+                        f"had no free connection within Timeout ({self.options.timeout:g} s): all "
+                        f"{self.options.max_connections} allowed (MaxConnections) were busy",
+                        "raise MaxConnections or Timeout",
+                        transient=True,
+                    ) from exc
+                except _Canceled as exc:
+                    raise _canceled_failure() from exc
+
+    def _open_claimed(self, budget: _Budget) -> _Link:
+        try:
+            return self._open(budget)
+        except BaseException:
+            self._release_slot()
+            raise
+
+    def _alive(self, link: _Link) -> bool:
+        """RSET both clears any half transaction and proves an idle connection still works."""
+        try:
+            if link.rset_pending:
+                link.rset_pending = False
+                code, _ = link.conn.getreply()
+            else:
+                code, _ = link.conn.rset()
+        except (smtplib.SMTPException, OSError):
+            return False
+        return code == 250
+
+    def checkin(self, link: _Link) -> None:
+        with self._freed:
+            self._idle.append(link)
+            self._freed.notify()
+
+    def discard(self, link: _Link) -> None:
+        """Close a connection that failed; QUIT only within what is left of its send's budget."""
+        budget = link.budget
+        _quit(link, 0.0 if _spent(budget) else min(0.5, budget.deadline - time.monotonic()))
+        self._release_slot()
+
+    def _release_slot(self) -> None:
+        with self._freed:
+            self.count -= 1
+            self._freed.notify()
+
+    def _open(self, budget: _Budget) -> _Link:
+        opts = self.options
+        link_budget = _Budget(budget.deadline, budget.cancel)
+        try:
+            conn = self._connect(link_budget)
+        except (smtplib.SMTPException, OSError) as exc:
+            raise _classify(opts, exc, "while connecting", connecting=True) from exc
+        with self._lock:
+            self.connections_opened += 1
+        try:
+            return self._handshake(conn, budget.deadline, link_budget)
+        except _Failure:
+            _quit(
+                conn,
+                0.0 if _spent(link_budget) else min(1.0, budget.deadline - time.monotonic()),
+                link_budget,
+            )
+            raise
+        except (smtplib.SMTPException, OSError) as exc:
+            _quit(conn, 0.0, link_budget)
+            raise _classify(opts, exc, "during the handshake") from exc
+        finally:
+            log.debug("SMTP %s: connection %d opened", opts.address, self.connections_opened)
+
+    def _connect(self, budget: _Budget) -> smtplib.SMTP:
+        opts = self.options
+        tls = _Tls(self._context()) if opts.security is Security.TLS else None
+        conn = _Client(opts.server, budget, tls)
+        try:
+            code, msg = conn.connect(opts.server, opts.port)
+        except BaseException:
+            conn.close()
+            raise
+        if code != 220:  # what smtplib.SMTP(host) does with a refusing greeting
+            conn.close()
+            raise smtplib.SMTPConnectError(code, msg)
+        return conn
+
+    def _handshake(self, conn: smtplib.SMTP, deadline: float, budget: _Budget) -> _Link:
+        opts = self.options
+        self._hello(conn, deadline)
+        if opts.security is Security.STARTTLS:
+            self._starttls(conn, deadline)
+        tls = conn.sock.version() if isinstance(conn.sock, ssl.SSLSocket) else None
+        _arm(self.options, deadline)
+        try:
+            outcome = authenticate(conn, opts, tls=tls is not None)
+        except AuthProblem as problem:
+            # Safe to chain: smtp_auth has masked the credentials in the reply it quotes, and
+            # what it chains (a local security library's error) never holds the password.
+            reply = SmtpReply(problem.code, problem.reply) if problem.code is not None else None
+            raise _Failure(
+                problem.what, problem.advice, reply=reply, transient=problem.transient
+            ) from problem
+        warnings = list(opts.warnings) + outcome.warnings
+        for text in outcome.warnings:
+            log.warning("SMTP %s: %s", opts.address, text)
+        return _Link(
+            conn,
+            tls,
+            outcome.mechanism,
+            warnings,
+            budget,
+            pipelining=opts.pipelining and conn.has_extn("pipelining"),
+        )
+
+    def _hello(self, conn: smtplib.SMTP, deadline: float) -> None:
+        _arm(self.options, deadline)
+        code, resp = conn.ehlo()
+        if code in (500, 502):  # no ESMTP: fall back to HELO, as .NET does
+            _arm(self.options, deadline)
+            code, resp = conn.helo()
+        if code != 250:
+            reply = _reply(code, resp)
+            raise _Failure(
+                "refused the greeting (EHLO/HELO)",
+                "check the server's access rules",
+                reply=reply,
+                transient=400 <= code < 500,
+            )
+
+    def _starttls(self, conn: smtplib.SMTP, deadline: float) -> None:
+        if not conn.has_extn("starttls"):
+            raise _Failure(
+                "does not offer STARTTLS, and EnableSsl=True (Security=StartTls) forbids sending "
+                "in clear text",
+                "enable STARTTLS on the server, use Security=Tls if the port speaks implicit TLS, "
+                "or set EnableSsl=False if the network is trusted",
+            )
+        _arm(self.options, deadline)
+        try:
+            # _Tls stands in for an SSLContext: starttls() only calls its wrap_socket().
+            conn.starttls(context=_Tls(self._context()))  # type: ignore[call-overload]
+        except smtplib.SMTPResponseException as exc:
+            reply = _reply(exc.smtp_code, exc.smtp_error)
+            raise _Failure(
+                "refused STARTTLS",
+                "check the server's TLS settings",
+                reply=reply,
+                transient=400 <= exc.smtp_code < 500,
+            ) from exc
+        self._hello(conn, deadline)  # RFC 3207: forget everything learnt before TLS
+
+    def _context(self) -> ssl.SSLContext:
+        with self._lock:  # parallel first connections build (and warn about) one context
+            return self._context_locked()
+
+    def _context_locked(self) -> ssl.SSLContext:
+        if self._tls_context is None:
+            ctx = ssl.create_default_context()
+            ctx.sslsocket_class = _BoundedSSLSocket
+            if self.options.ca_file:
+                try:
+                    ctx.load_verify_locations(cafile=self.options.ca_file)
+                except (ssl.SSLError, OSError) as exc:
+                    raise _Failure(
+                        f"cannot be trusted because CaFile={self.options.ca_file} is not a PEM "
+                        f"certificate file ({exc})",
+                        "give the CA certificate in PEM form",
+                    ) from exc
+            if self.options.trust_server_certificate:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                loud = [w for w in self.options.warnings if w.startswith("TrustServerCertificate")]
+                log.warning(
+                    "SMTP %s: %s",
+                    self.options.address,
+                    loud[0]
+                    if loud
+                    else "TrustServerCertificate=True: the certificate is NOT checked",
+                )
+            self._tls_context = ctx
+        return self._tls_context
+
+
+class _Mailer:
+    """One mail transaction on one open connection: the envelope (one command at a time, or
+    pipelined), the message bytes, and what each reply means. Holds no connection itself."""
+
+    def __init__(self, options: SmtpOptions) -> None:
+        self.options = options
+        self._lock = threading.Lock()
+        self.messages_sent = 0
+
+    def transaction(
         self,
         link: _Link,
         message: email.message.Message,
@@ -606,7 +907,7 @@ class SmtpSession:
         link.used = True
         state.link = link
         payload, options = self._payload(link, message, sender, state)
-        self._arm(conn, deadline)
+        _arm(self.options, deadline)
         if link.pipelining:
             accepted = self._pipelined_envelope(
                 conn, sender, options, state, deadline, stale_check=reused
@@ -643,7 +944,7 @@ class SmtpSession:
             )
         accepted = self._recipients(conn, state, deadline)
         if accepted:
-            self._arm(conn, deadline)
+            _arm(self.options, deadline)
             code, resp = conn.docmd("DATA")
             if code != 354:
                 raise self._refusal(
@@ -708,7 +1009,7 @@ class SmtpSession:
             try:
                 conn.send("".join(f"{line}\r\n" for line in window))
                 for _ in window:
-                    self._arm(conn, deadline)
+                    _arm(self.options, deadline)
                     replies.append(conn.getreply())
                     if replies[-1][0] == 421:
                         break
@@ -728,7 +1029,7 @@ class SmtpSession:
         """End a DATA the server opened although no recipient was accepted: a lone dot, whose
         reply (normally a refusal) does not matter, because nobody can receive the message."""
         conn.send(b".\r\n")
-        self._arm(conn, deadline)
+        _arm(self.options, deadline)
         conn.getreply()
 
     def _rset_later(self, link: _Link) -> None:
@@ -753,7 +1054,7 @@ class SmtpSession:
         accepted: list[str] = []
         state.deferred.clear()
         for rcpt in list(state.pending):
-            self._arm(conn, deadline)
+            _arm(self.options, deadline)
             code, resp = _command(conn, "rcpt", "TO", rcpt, ())
             self._note_recipient(state, rcpt, code, resp, accepted)
         return accepted
@@ -784,9 +1085,9 @@ class SmtpSession:
         try:
             conn.send(payload)
         except (smtplib.SMTPException, OSError) as exc:
-            raise self._classify(exc, "while the message was being sent", deadline) from exc
+            raise _classify(self.options, exc, "while the message was being sent") from exc
         try:
-            self._arm(conn, deadline)
+            _arm(self.options, deadline)
             code, resp = conn.getreply()
         except (_Failure, smtplib.SMTPException, OSError) as exc:
             raise self._unconfirmed(exc) from exc
@@ -794,6 +1095,40 @@ class SmtpSession:
             raise self._refusal(
                 "refused the message", None, _reply(code, resp), "DATA", size=_sizes(conn, state)
             )
+
+    def _payload(
+        self, link: _Link, message: email.message.Message, sender: str, state: _Delivery
+    ) -> tuple[bytes, list[str]]:
+        conn = link.conn
+        recipients = state.pending
+        options: list[str] = []
+        needs_utf8 = not all(a.isascii() for a in [sender, *recipients])
+        if needs_utf8:
+            if not conn.has_extn("smtputf8"):
+                bad = next(a for a in [sender, *recipients] if not a.isascii())
+                raise _Failure(
+                    f"does not support SMTPUTF8, which the non-ASCII address {bad} needs",
+                    "use an ASCII address or a server that supports SMTPUTF8",
+                )
+            options.append("SMTPUTF8")
+        eight_bit = conn.has_extn("8bitmime")
+        try:
+            data = _flatten(message, utf8=needs_utf8, eight_bit=eight_bit or needs_utf8)
+        except DtsxError as exc:
+            # The message's own checks refused to write it (a header that would fold unsafely):
+            # nothing has been sent, and no retry could change it.
+            raise _Failure("could not be given the message", "", sentence=str(exc)) from exc
+        if eight_bit and not data.isascii():
+            options.append("BODY=8BITMIME")
+        state.size = len(data)
+        if conn.has_extn("size"):
+            limit = _size_limit(conn)
+            if limit is not None and state.size > limit:  # refused before MAIL: nothing is sent
+                raise _Failure(
+                    f"cannot take this message: {_too_large(state.size, limit)}", _TOO_LARGE_ADVICE
+                )
+            options.append(f"SIZE={state.size}")
+        return _stuff(data), options
 
     def _unconfirmed(self, exc: BaseException) -> _Failure:
         """No final reply came after the whole message was sent: the server may have queued it
@@ -846,397 +1181,98 @@ class SmtpSession:
             advice = "the server rejected the content; check its reply and the message"
         return _Failure(shown, advice, reply=reply)
 
-    # -- the connection -----------------------------------------------------------------------
 
-    def _checkout(
-        self, budget: _Budget, state: _Delivery | None = None, *, reuse: bool = True
-    ) -> _Link:
-        """A connection for this send alone: an idle one that answers RSET, else a new one while
-        fewer than MaxConnections are open, else the next to come free (within the budget)."""
-        while True:
-            link = self._claim(budget, reuse)
-            if link is None:
-                return self._open_claimed(budget)
-            link.budget.deadline, link.budget.cancel = budget.deadline, budget.cancel
-            if not link.used or self._alive(link):
-                if state is not None and link.used:
-                    state.reused = True
-                return link
-            self._discard(link)
+# -- failures the pool and the mailer both meet -----------------------------------------------
 
-    def _claim(self, budget: _Budget, reuse: bool) -> _Link | None:
-        """An idle connection, or None after reserving room for a new one."""
-        with self._freed:
-            while True:
-                if reuse and self._idle:
-                    return self._idle.pop()
-                if self._count < self.options.max_connections:
-                    self._count += 1
-                    return None
-                try:
-                    self._freed.wait(budget.wait())
-                except TimeoutError as exc:
-                    raise _Failure(
-                        f"had no free connection within Timeout ({self.options.timeout:g} s): all "
-                        f"{self.options.max_connections} allowed (MaxConnections) were busy",
-                        "raise MaxConnections or Timeout",
-                        transient=True,
-                    ) from exc
-                except _Canceled as exc:
-                    raise _canceled_failure() from exc
 
-    def _open_claimed(self, budget: _Budget) -> _Link:
-        try:
-            return self._open(budget)
-        except BaseException:
-            self._release_slot()
-            raise
-
-    def _alive(self, link: _Link) -> bool:
-        """RSET both clears any half transaction and proves an idle connection still works."""
-        try:
-            if link.rset_pending:
-                link.rset_pending = False
-                code, _ = link.conn.getreply()
-            else:
-                code, _ = link.conn.rset()
-        except (smtplib.SMTPException, OSError):
-            return False
-        return code == 250
-
-    def _checkin(self, link: _Link) -> None:
-        with self._freed:
-            self._idle.append(link)
-            self._freed.notify()
-
-    def _discard(self, link: _Link) -> None:
-        """Close a connection that failed; QUIT only within what is left of its send's budget."""
-        budget = link.budget
-        _quit(link, 0.0 if _spent(budget) else min(0.5, budget.deadline - time.monotonic()))
-        self._release_slot()
-
-    def _release_slot(self) -> None:
-        with self._freed:
-            self._count -= 1
-            self._freed.notify()
-
-    def _open(self, budget: _Budget) -> _Link:
-        opts = self.options
-        link_budget = _Budget(budget.deadline, budget.cancel)
-        try:
-            conn = self._connect(link_budget)
-        except (smtplib.SMTPException, OSError) as exc:
-            raise self._classify(exc, "while connecting", budget.deadline, connecting=True) from exc
-        with self._lock:
-            self.connections_opened += 1
-        try:
-            return self._handshake(conn, budget.deadline, link_budget)
-        except _Failure:
-            _quit(
-                conn,
-                0.0 if _spent(link_budget) else min(1.0, budget.deadline - time.monotonic()),
-                link_budget,
-            )
-            raise
-        except (smtplib.SMTPException, OSError) as exc:
-            _quit(conn, 0.0, link_budget)
-            raise self._classify(exc, "during the handshake", budget.deadline) from exc
-        finally:
-            log.debug("SMTP %s: connection %d opened", opts.address, self.connections_opened)
-
-    def _connect(self, budget: _Budget) -> smtplib.SMTP:
-        opts = self.options
-        tls = _Tls(self._context()) if opts.security is Security.TLS else None
-        conn = _Client(opts.server, budget, tls)
-        try:
-            code, msg = conn.connect(opts.server, opts.port)
-        except BaseException:
-            conn.close()
-            raise
-        if code != 220:  # what smtplib.SMTP(host) does with a refusing greeting
-            conn.close()
-            raise smtplib.SMTPConnectError(code, msg)
-        return conn
-
-    def _handshake(self, conn: smtplib.SMTP, deadline: float, budget: _Budget) -> _Link:
-        opts = self.options
-        self._hello(conn, deadline)
-        if opts.security is Security.STARTTLS:
-            self._starttls(conn, deadline)
-        tls = conn.sock.version() if isinstance(conn.sock, ssl.SSLSocket) else None
-        self._arm(conn, deadline)
-        try:
-            outcome = authenticate(conn, opts, tls=tls is not None)
-        except AuthProblem as problem:
-            # Safe to chain: smtp_auth has masked the credentials in the reply it quotes, and
-            # what it chains (a local security library's error) never holds the password.
-            reply = SmtpReply(problem.code, problem.reply) if problem.code is not None else None
-            raise _Failure(
-                problem.what, problem.advice, reply=reply, transient=problem.transient
-            ) from problem
-        warnings = list(opts.warnings) + outcome.warnings
-        for text in outcome.warnings:
-            log.warning("SMTP %s: %s", opts.address, text)
-        return _Link(
-            conn,
-            tls,
-            outcome.mechanism,
-            warnings,
-            budget,
-            pipelining=opts.pipelining and conn.has_extn("pipelining"),
-        )
-
-    def _hello(self, conn: smtplib.SMTP, deadline: float) -> None:
-        self._arm(conn, deadline)
-        code, resp = conn.ehlo()
-        if code in (500, 502):  # no ESMTP: fall back to HELO, as .NET does
-            self._arm(conn, deadline)
-            code, resp = conn.helo()
-        if code != 250:
-            reply = _reply(code, resp)
-            raise _Failure(
-                "refused the greeting (EHLO/HELO)",
-                "check the server's access rules",
-                reply=reply,
-                transient=400 <= code < 500,
-            )
-
-    def _starttls(self, conn: smtplib.SMTP, deadline: float) -> None:
-        if not conn.has_extn("starttls"):
-            raise _Failure(
-                "does not offer STARTTLS, and EnableSsl=True (Security=StartTls) forbids sending "
-                "in clear text",
-                "enable STARTTLS on the server, use Security=Tls if the port speaks implicit TLS, "
-                "or set EnableSsl=False if the network is trusted",
-            )
-        self._arm(conn, deadline)
-        try:
-            # _Tls stands in for an SSLContext: starttls() only calls its wrap_socket().
-            conn.starttls(context=_Tls(self._context()))  # type: ignore[call-overload]
-        except smtplib.SMTPResponseException as exc:
-            reply = _reply(exc.smtp_code, exc.smtp_error)
-            raise _Failure(
-                "refused STARTTLS",
-                "check the server's TLS settings",
-                reply=reply,
-                transient=400 <= exc.smtp_code < 500,
-            ) from exc
-        self._hello(conn, deadline)  # RFC 3207: forget everything learnt before TLS
-
-    def _context(self) -> ssl.SSLContext:
-        with self._lock:  # parallel first connections build (and warn about) one context
-            return self._context_locked()
-
-    def _context_locked(self) -> ssl.SSLContext:
-        if self._tls_context is None:
-            ctx = ssl.create_default_context()
-            ctx.sslsocket_class = _BoundedSSLSocket
-            if self.options.ca_file:
-                try:
-                    ctx.load_verify_locations(cafile=self.options.ca_file)
-                except (ssl.SSLError, OSError) as exc:
-                    raise _Failure(
-                        f"cannot be trusted because CaFile={self.options.ca_file} is not a PEM "
-                        f"certificate file ({exc})",
-                        "give the CA certificate in PEM form",
-                    ) from exc
-            if self.options.trust_server_certificate:
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-                loud = [w for w in self.options.warnings if w.startswith("TrustServerCertificate")]
-                log.warning(
-                    "SMTP %s: %s",
-                    self.options.address,
-                    loud[0]
-                    if loud
-                    else "TrustServerCertificate=True: the certificate is NOT checked",
-                )
-            self._tls_context = ctx
-        return self._tls_context
-
-    def _arm(self, conn: smtplib.SMTP, deadline: float) -> None:
-        """Stop before the next step when the Timeout is spent (each wait is bounded anyway)."""
-        if deadline - time.monotonic() <= 0:
-            raise _Failure(
-                f"did not finish within Timeout ({self.options.timeout:g} s)",
-                "raise Timeout (in milliseconds) or check the server's load",
-                transient=True,
-                drop=True,
-            )
-
-    # -- message bytes ------------------------------------------------------------------------
-
-    def _payload(
-        self, link: _Link, message: email.message.Message, sender: str, state: _Delivery
-    ) -> tuple[bytes, list[str]]:
-        conn = link.conn
-        recipients = state.pending
-        options: list[str] = []
-        needs_utf8 = not all(a.isascii() for a in [sender, *recipients])
-        if needs_utf8:
-            if not conn.has_extn("smtputf8"):
-                bad = next(a for a in [sender, *recipients] if not a.isascii())
-                raise _Failure(
-                    f"does not support SMTPUTF8, which the non-ASCII address {bad} needs",
-                    "use an ASCII address or a server that supports SMTPUTF8",
-                )
-            options.append("SMTPUTF8")
-        eight_bit = conn.has_extn("8bitmime")
-        try:
-            data = _flatten(message, utf8=needs_utf8, eight_bit=eight_bit or needs_utf8)
-        except DtsxError as exc:
-            # The message's own checks refused to write it (a header that would fold unsafely):
-            # nothing has been sent, and no retry could change it.
-            raise _Failure("could not be given the message", "", sentence=str(exc)) from exc
-        if eight_bit and not data.isascii():
-            options.append("BODY=8BITMIME")
-        state.size = len(data)
-        if conn.has_extn("size"):
-            limit = _size_limit(conn)
-            if limit is not None and state.size > limit:  # refused before MAIL: nothing is sent
-                raise _Failure(
-                    f"cannot take this message: {_too_large(state.size, limit)}", _TOO_LARGE_ADVICE
-                )
-            options.append(f"SIZE={state.size}")
-        return _stuff(data), options
-
-    # -- errors -------------------------------------------------------------------------------
-
-    def _classify(
-        self, exc: BaseException, stage: str, deadline: float, *, connecting: bool = False
-    ) -> _Failure:
-        """``exc`` as a failure the user can act on, keeping ``exc`` as its cause (for --debug)."""
-        failure = self._failure_of(exc, stage, connecting=connecting)
-        failure.__cause__ = exc
-        return failure
-
-    def _failure_of(self, exc: BaseException, stage: str, *, connecting: bool) -> _Failure:
-        opts = self.options
-        if _canceled(exc):
-            return _canceled_failure()
-        if isinstance(exc, smtplib.SMTPConnectError):
-            reply = _reply(exc.smtp_code, exc.smtp_error)
-            transient = 400 <= exc.smtp_code < 500
-            return _Failure(
-                "refused the session at its greeting",
-                "try again later"
-                if transient
-                else "check that this server accepts mail from this host",
-                reply=reply,
-                transient=transient,
-                drop=True,
-            )
-        if isinstance(exc, smtplib.SMTPResponseException):
-            reply = _reply(exc.smtp_code, exc.smtp_error)
-            return _Failure(
-                f"failed {stage}",
-                "check the server's reply",
-                reply=reply,
-                transient=400 <= exc.smtp_code < 500,
-                drop=True,
-            )
-        if isinstance(exc, ssl.SSLCertVerificationError):
-            return _Failure(
-                f"presented a TLS certificate that cannot be trusted ({exc.verify_message})",
-                "add its CA with CaFile=<ca.pem>, or connect by the name the certificate carries "
-                "(TrustServerCertificate=True turns the check off, which is unsafe)",
-                drop=True,
-            )
-        if isinstance(exc, ssl.SSLError):
-            return _Failure(
-                f"failed the TLS handshake ({exc.reason or exc})",
-                "check that Security matches the port: Security=Tls for implicit TLS (465), "
-                "EnableSsl=True for STARTTLS (25, 587)",
-                drop=True,
-            )
-        if isinstance(exc, socket.gaierror):
-            return _Failure(
-                "could not be found: the host name does not resolve", "check SmtpServer", drop=True
-            )
-        if _timed_out(exc):
-            hint = (
-                " (if this port speaks implicit TLS, set Security=Tls)"
-                if connecting and opts.security is not Security.TLS
-                else ""
-            )
-            return _Failure(
-                f"did not answer within Timeout ({opts.timeout:g} s) {stage}{hint}",
-                "check the server and the network, or raise Timeout (in milliseconds)",
-                transient=True,
-                drop=True,
-            )
-        if isinstance(exc, ConnectionRefusedError):
-            return _Failure(
-                "refused the connection (nothing listens there)",
-                "check SmtpServer and Port, and that the mail server is running",
-                transient=True,
-                drop=True,
-            )
-        detail = _detail(exc)
-        return _Failure(
-            f"closed the connection {stage} ({detail})",
-            "try again later, or check the server's logs",
+def _arm(options: SmtpOptions, deadline: float) -> None:
+    """Stop before the next step when the Timeout is spent (each wait is bounded anyway)."""
+    if deadline - time.monotonic() <= 0:
+        raise _Failure(
+            f"did not finish within Timeout ({options.timeout:g} s)",
+            "raise Timeout (in milliseconds) or check the server's load",
             transient=True,
             drop=True,
         )
 
-    def _error(self, failure: _Failure, state: _Delivery | None = None) -> ConnectionManagerError:
-        opts = self.options
-        if failure.sentence is not None:
-            sentence = failure.sentence.rstrip(".")
-            text = f"the message was not sent to SMTP server {opts.address}: {sentence}."
-            return ConnectionManagerError(self._scrub(text), host=opts.server, port=opts.port)
-        text = f"SMTP server {opts.address} {failure.what}"
-        if failure.reply is not None:
-            text += f": the server replied '{failure.reply}'"
-        if state is not None and state.attempts > 1 and failure.transient:
-            text += f" (after {state.attempts} attempts)"
-        if state is not None and state.delivered:
-            text += f"; the message was partly delivered, to {', '.join(state.delivered)} only"
-        text = f"{text}; {failure.advice}."
-        code = failure.reply.code if failure.reply else None
-        reply = str(failure.reply) if failure.reply else None
-        return ConnectionManagerError(
-            self._scrub(text),
-            host=opts.server,
-            port=opts.port,
-            code=code,
-            reply=self._scrub(reply) if reply else None,
-        )
 
-    def _finish(self, state: _Delivery) -> SendReport:
-        link = state.link
-        report = SendReport(
-            server=self.options.address,
-            accepted=tuple(state.delivered),
-            refused=MappingProxyType(dict(state.refused)),
-            attempts=state.attempts,
-            reused_connection=state.reused,
-            mechanism=link.mechanism if link else None,
-            tls=link.tls if link else None,
-            warnings=tuple(link.warnings) if link else tuple(self.options.warnings),
-        )
-        if not state.refused:
-            return report
-        refused = "; ".join(f"{r} ('{reply}')" for r, reply in state.refused.items())
-        total = len(state.refused) + len(state.delivered)
-        if state.delivered:
-            outcome = (
-                f"the message was partly delivered: the server accepted it for "
-                f"{', '.join(state.delivered)}"
-            )
-        else:
-            outcome = "the message was not delivered to anyone"
-        text = (
-            f"SMTP server {self.options.address} refused {len(state.refused)} of {total} "
-            "recipients: "
-            f"{refused}; {outcome}; correct or remove the refused addresses."
-        )
-        raise SmtpRecipientsRefused(self._scrub(text), report)
+def _classify(
+    options: SmtpOptions, exc: BaseException, stage: str, *, connecting: bool = False
+) -> _Failure:
+    """``exc`` as a failure the user can act on, keeping ``exc`` as its cause (for --debug)."""
+    failure = _failure_of(options, exc, stage, connecting=connecting)
+    failure.__cause__ = exc
+    return failure
 
-    def _scrub(self, text: str) -> str:
-        """Belt and braces: no error text may carry the password, whatever a server echoes."""
-        return scrub_credentials(text, self.options)
+
+def _failure_of(opts: SmtpOptions, exc: BaseException, stage: str, *, connecting: bool) -> _Failure:
+    if _canceled(exc):
+        return _canceled_failure()
+    if isinstance(exc, smtplib.SMTPConnectError):
+        reply = _reply(exc.smtp_code, exc.smtp_error)
+        transient = 400 <= exc.smtp_code < 500
+        return _Failure(
+            "refused the session at its greeting",
+            "try again later"
+            if transient
+            else "check that this server accepts mail from this host",
+            reply=reply,
+            transient=transient,
+            drop=True,
+        )
+    if isinstance(exc, smtplib.SMTPResponseException):
+        reply = _reply(exc.smtp_code, exc.smtp_error)
+        return _Failure(
+            f"failed {stage}",
+            "check the server's reply",
+            reply=reply,
+            transient=400 <= exc.smtp_code < 500,
+            drop=True,
+        )
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return _Failure(
+            f"presented a TLS certificate that cannot be trusted ({exc.verify_message})",
+            "add its CA with CaFile=<ca.pem>, or connect by the name the certificate carries "
+            "(TrustServerCertificate=True turns the check off, which is unsafe)",
+            drop=True,
+        )
+    if isinstance(exc, ssl.SSLError):
+        return _Failure(
+            f"failed the TLS handshake ({exc.reason or exc})",
+            "check that Security matches the port: Security=Tls for implicit TLS (465), "
+            "EnableSsl=True for STARTTLS (25, 587)",
+            drop=True,
+        )
+    if isinstance(exc, socket.gaierror):
+        return _Failure(
+            "could not be found: the host name does not resolve", "check SmtpServer", drop=True
+        )
+    if _timed_out(exc):
+        hint = (
+            " (if this port speaks implicit TLS, set Security=Tls)"
+            if connecting and opts.security is not Security.TLS
+            else ""
+        )
+        return _Failure(
+            f"did not answer within Timeout ({opts.timeout:g} s) {stage}{hint}",
+            "check the server and the network, or raise Timeout (in milliseconds)",
+            transient=True,
+            drop=True,
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return _Failure(
+            "refused the connection (nothing listens there)",
+            "check SmtpServer and Port, and that the mail server is running",
+            transient=True,
+            drop=True,
+        )
+    detail = _detail(exc)
+    return _Failure(
+        f"closed the connection {stage} ({detail})",
+        "try again later, or check the server's logs",
+        transient=True,
+        drop=True,
+    )
 
 
 _TOO_LARGE_ADVICE = "send smaller or fewer attachments, or ask for the server's limit to be raised"
