@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, ValidationError
 from dtsx.connections.base import MailSession
 from dtsx.engine.errors import PropertyValueError, TaskFailedError
-from dtsx.engine.model import XmlNode, ssis_flag
+from dtsx.engine.model import LOCAL_NAMES, XmlNode, ssis_flag
 from dtsx.engine.registry import Registry
 
 if TYPE_CHECKING:
@@ -208,14 +208,9 @@ class Task(ABC):
         inner = node.children[0] if node is not None and node.children else None
         if inner is None:
             return data
-        names = _LOCAL_NAMES  # planning calls this once per task: split each attribute key once
+        names = LOCAL_NAMES  # the model's one cache of Clark key -> local name
         for key, value in inner.attrs.items():
-            local = names.get(key)
-            if local is None:
-                local = key.rsplit("}", 1)[-1]
-                if len(names) < 4096:  # bounded: keys come from package files
-                    names[key] = local
-            data[local] = value
+            data[names[key]] = value
         for child in inner.children:
             if not child.children and child.text is not None:
                 data.setdefault(child.local_name, child.text)
@@ -243,7 +238,7 @@ class Task(ABC):
         known = sorted(cls.property_names())
         found = []
         for key in inner.attrs:
-            local = key.rsplit("}", 1)[-1]
+            local = LOCAL_NAMES[key]
             if cls.field_for(local) is None:
                 close = difflib.get_close_matches(local, known, n=1, cutoff=0.6)
                 found.append(UnknownData(local, close[0] if close else None))
@@ -330,9 +325,10 @@ def _value_problem(cls: type[Task], err: ErrorDetails, data: Mapping[str, Any]) 
     name = str(loc[0]) if loc else "?"
     field_name = cls.field_for(name)
     # The package's own spelling of the property (ToLine or To), not pydantic's choice of alias.
-    spelled = next((k for k in data if field_name and cls.field_for(k) == field_name), name)
-    value = data.get(spelled, err.get("input"))
-    return f"{spelled}={_quoted(spelled, value)} {_what_is_wrong(err)}."
+    spelled = next((k for k in data if field_name and cls.field_for(k) == field_name), None)
+    if spelled is None:  # nothing in the data: a required property is missing
+        return f"the task's data has no {name}, which it requires."
+    return f"{spelled}={_quoted(spelled, data[spelled])} {_what_is_wrong(err)}."
 
 
 def _quoted(name: str, value: Any) -> str:
@@ -350,14 +346,11 @@ def _what_is_wrong(err: ErrorDetails) -> str:
         return f"is not one of {str(ctx['expected']).replace(chr(39), '')}"
     if kind == "value_error" and "error" in ctx:
         return f"is refused: {ctx['error']}"
-    if kind == "missing":
-        return "is required"
     # Bounds and lengths: pydantic's own words, without its "Input should" framing.
     message = str(err.get("msg", "is not valid"))
     return message.replace("Input should", "should", 1)
 
 
-_LOCAL_NAMES: dict[str, str] = {}  # attribute key in Clark notation -> local name
 # Properties class -> {lower-cased name or alias: field name}. Property expressions set fields on
 # every loop iteration, so the alias scan is done once per class, not once per assignment.
 _FIELD_INDEX: dict[type[TaskProperties], dict[str, str]] = {}

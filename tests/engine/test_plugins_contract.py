@@ -142,3 +142,17 @@ def test_the_mail_sink_redirect_asks_each_connection_type() -> None:
     for kind in ("FILE", "NOT.A.TYPE", ""):
         other = dataclasses.replace(smtp, creation_name=kind)
         assert redirect(other) is other  # unchanged, the same object
+
+
+class _Required(TaskProperties):
+    queue: str = Field(alias="Queue")
+
+
+class RequiredTask(SentenceTask):
+    Properties: ClassVar[type[TaskProperties]] = _Required
+
+
+def test_a_missing_required_property_is_named() -> None:
+    with pytest.raises(PropertyValueError) as caught:
+        RequiredTask.from_node(node())
+    assert caught.value.problems == ["the task's data has no Queue, which it requires."]
