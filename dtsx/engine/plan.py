@@ -520,8 +520,9 @@ class _Planner:
     def _index_children(
         self, children: list[Executable], parent: str, scope: frozenset[str]
     ) -> None:
-        """``_index`` for each child; a leaf (no variables, handlers or children, a new refId: the
-        usual task) is recorded here, without a call per child."""
+        """Speed: ``_index_children_plain`` (``_index`` for each child), with a leaf (no
+        variables, handlers or children, a new refId: the usual task) recorded here, without a
+        call per child. Pinned equal by test_plan.py's fast-path test."""
         executables, parents, scopes = self.plan.executables, self.parents, self.scopes
         for child in children:
             ref = child.ref_id
@@ -531,6 +532,13 @@ class _Planner:
                 executables[ref] = child
                 parents[ref] = parent
                 scopes[ref] = scope
+
+    def _index_children_plain(
+        self, children: list[Executable], parent: str, scope: frozenset[str]
+    ) -> None:
+        """The plain reference of ``_index_children``."""
+        for child in children:
+            self._index(child, parent, scope)
 
     def _check_dtsids(self) -> None:
         if self._dtsids_unique():
@@ -553,8 +561,10 @@ class _Planner:
                 seen[key] = (ref, location)
 
     def _dtsids_unique(self) -> bool:
-        """True when no GUID (and at most one blank) repeats: the common case, checked without
-        building the (ref, GUID, location) rows that reporting needs."""
+        """Speed: True when no GUID (and at most one blank) repeats: the common case, checked
+        without building the (ref, GUID, location) rows that reporting needs (``_identified``,
+        the plain reference, keyed by ``guid_key``). ``_no_repeat`` is pinned by
+        test_plan_lazy_graphs.py never to miss a repeat the exact key finds."""
         executables = self.plan.executables.values()
         raw = [exe.dtsid for exe in executables if exe.dtsid]
         for exe in executables:
@@ -836,9 +846,9 @@ class _Planner:
         self._check_children(exe.executables, off or skipped)
 
     def _check_children(self, children: list[Executable], off: bool) -> None:
-        """Speed: ``_check_tree(child, disabled=off)`` for each child (the plain reference), with
-        a task that has no handlers (the usual child; containers hold thousands) checked here,
-        without the call. Pinned equal by test_plan.py's fast-path test."""
+        """Speed: ``_check_children_plain`` (``_check_tree`` for each child), with a task that
+        has no handlers (the usual child; containers hold thousands) checked here, without the
+        call. Pinned equal by test_plan.py's fast-path test."""
         task, set_disabled = ExecutableKind.TASK, self.set_disabled
         for child in children:
             if child.kind is not task or child.event_handlers:
@@ -848,6 +858,11 @@ class _Planner:
                 self._assign(child)
             if not (off or child.disabled or (set_disabled and child.ref_id in set_disabled)):
                 self._check_task(child)
+
+    def _check_children_plain(self, children: list[Executable], off: bool) -> None:
+        """The plain reference of ``_check_children``."""
+        for child in children:
+            self._check_tree(child, disabled=off)
 
     def _assign(self, exe: Executable) -> tuple[PropertyAssignment, ...]:
         """Decide, once, what each property expression of ``exe`` sets (``Plan.assignments``);
@@ -982,7 +997,7 @@ class _Planner:
             return
         key = (cls, tuple(inner.attrs))
         names = self.unknown_keys.get(key)
-        if names is None:  # siblings of one type write the same attributes: look them up once
+        if names is None:  # Speed: siblings of one type write the same attributes: look up once
             names = self.unknown_keys[key] = [
                 local
                 for local in (LOCAL_NAMES[k] for k in inner.attrs)
@@ -1119,6 +1134,7 @@ class _Planner:
         if exe.property_expressions:
             vctx = self._context(scope, _set_names(exe.property_expressions))
         else:
+            # Speed: siblings share one scope object, and so one context (see self.contexts).
             cached = self.contexts.get(id(scope))
             if cached is None or cached[0] is not scope:
                 cached = self.contexts[id(scope)] = (scope, self._context(scope, frozenset()))
@@ -1159,38 +1175,7 @@ class _Planner:
         if exe.object_data is None:
             return
         dynamic = _set_names(exe.property_expressions) if exe.property_expressions else frozenset()
-        plain = self.plain_attrs
-        stack = [exe.object_data]
-        while stack:
-            node = stack.pop()
-            if node.children:
-                stack.extend(reversed(node.children))  # depth first, in document order
-            # Most keys are known not to name a connection: only the rest are looked at.
-            rest = node.attrs.keys() - plain if node.attrs else None
-            if rest:
-                # One key left (the usual SMTPServer or Connection): no need to walk them all.
-                keys = rest if len(rest) == 1 else [key for key in node.attrs if key in rest]
-                self._check_node_refs(exe, node.attrs, keys, dynamic, already)
-
-    def _check_node_refs(
-        self,
-        exe: Executable,
-        attrs: dict[str, str],
-        keys: Iterable[str],
-        dynamic: frozenset[str],
-        already: list[str],
-    ) -> None:
-        """``keys`` (in document order) of ``attrs`` that may name a connection manager."""
-        kinds = self.ref_attrs
-        for key in keys:
-            value = attrs[key]
-            local = kinds.get(key, "")
-            if local == "":
-                local = kinds[key] = _reference_attribute(key)
-                if local is None:
-                    self.plain_attrs.add(key)
-            if local is None:
-                continue
+        for local, value in self._reference_attributes(exe.object_data):
             if (
                 (dynamic and local.lower() in dynamic)
                 or self.resolved.get(value)
@@ -1207,6 +1192,33 @@ class _Planner:
                 exe.location,
                 exe.ref_id,
             )
+
+    def _reference_attributes(self, data: XmlNode) -> list[tuple[str, str]]:
+        """Speed: what :func:`_reference_attributes_plain` returns (local name, value of each
+        attribute that may name a connection manager, in document order), with each attribute
+        key classified once per planner: keys known not to name one are dropped with one set
+        difference per element. Pinned equal by test_plan.py's fast-path test."""
+        kinds, plain = self.ref_attrs, self.plain_attrs
+        found: list[tuple[str, str]] = []
+        stack = [data]
+        while stack:
+            node = stack.pop()
+            if node.children:
+                stack.extend(reversed(node.children))  # depth first, in document order
+            rest = node.attrs.keys() - plain if node.attrs else None
+            if not rest:
+                continue
+            # One key left (the usual SMTPServer or Connection): no need to walk them all.
+            keys = rest if len(rest) == 1 else [key for key in node.attrs if key in rest]
+            for key in keys:
+                local = kinds.get(key, "")
+                if local == "":
+                    local = kinds[key] = _reference_attribute(key)
+                    if local is None:
+                        plain.add(key)
+                if local is not None:
+                    found.append((local, node.attrs[key]))
+        return found
 
     # -- containers
 
@@ -1372,7 +1384,7 @@ class _Planner:
             if self._constraint_ok(container, pc, known)
         ]
         self.graphs.define(container.ref_id, nodes, constraints)
-        if constraints and not _forward(nodes, constraints) and not _acyclic(known, constraints):
+        if constraints and not _no_cycle(nodes, known, constraints):
             self._report_cycles(container, self.graphs[container.ref_id])
 
     def _constraint_ok(
@@ -1384,7 +1396,7 @@ class _Planner:
             and pc.eval_op == 2
             and pc.value in _CONSTRAINT_VALUES
         ):
-            return True  # the common case: a plain constraint between two siblings
+            return True  # Speed: the common case, a plain constraint between two siblings
         ok = True
         for end, ref in (("From", pc.from_ref), ("To", pc.to_ref)):
             if ref not in known:
@@ -1554,9 +1566,35 @@ def _assignment(exe: Executable, pe: PropertyExpression) -> PropertyAssignment:
     )
 
 
+def _reference_attributes_plain(data: XmlNode) -> list[tuple[str, str]]:
+    """(local name, value) of each attribute of ``data`` and its descendants that may name a
+    connection manager, in document order: the plain reference of
+    ``_Planner._reference_attributes``."""
+    return [
+        (local, value)
+        for node in data.iter()
+        for key, value in node.attrs.items()
+        if (local := _reference_attribute(key)) is not None
+    ]
+
+
 def _set_names(expressions: Iterable[PropertyExpression]) -> frozenset[str]:
     """The names the property expressions set, as names compare: stripped, in lower case."""
     return frozenset(pe.name.strip().lower() for pe in expressions)
+
+
+def _no_cycle(nodes: list[str], known: set[str], constraints: list[PrecedenceConstraint]) -> bool:
+    """Speed: what :func:`_no_cycle_plain` (networkx) says, without building a graph: the usual
+    layout (every constraint goes forward in document order) is seen in one pass, and Kahn's
+    algorithm decides the rest. ``known`` is ``set(nodes)``. Pinned equal by test_plan.py."""
+    return _forward(nodes, constraints) or _acyclic(known, constraints)
+
+
+def _no_cycle_plain(nodes: list[str], constraints: list[PrecedenceConstraint]) -> bool:
+    """The plain reference of :func:`_no_cycle`."""
+    import networkx as nx
+
+    return bool(nx.is_directed_acyclic_graph(_digraph(_flow(nodes, constraints))))
 
 
 def _forward(nodes: list[str], constraints: list[PrecedenceConstraint]) -> bool:

@@ -380,3 +380,106 @@ def test_a_broken_expression_engine_is_an_error_not_silence(tmp_path: Path) -> N
         [sys.executable, "-c", script, str(package)], capture_output=True, text=True, timeout=60
     )
     assert done.stdout.startswith("ImportError"), done.stdout + done.stderr
+
+
+# -- speed code: each fast path of the planner equals its plain reference
+
+
+def _fast_path_packages() -> list[Path]:
+    from tests._shared import REPO_ROOT, shared_dir
+
+    found = sorted((REPO_ROOT / "tests" / "data").rglob("*.dtsx"))
+    found += sorted((REPO_ROOT / "samples").rglob("*.dtsx"))
+    base = shared_dir()
+    if base is not None:
+        found += sorted((base / "corpus").rglob("*.dtsx"))
+    return found
+
+
+def _outcome(path: Path) -> object:
+    """Everything a plan (or its problems) holds that the fast paths could change."""
+    try:
+        pkg = load(str(path), project_dir=None)
+    except Exception as exc:  # noqa: BLE001 - a package the loader refuses has no plan to compare
+        return ("load", type(exc).__name__)
+    try:
+        plan = build(pkg, unsupported="skip")
+    except PackageValidationError as exc:
+        return ("problems", [(p.code, p.message, p.line, p.ref_id) for p in exc.problems])
+    graphs = {
+        ref: (
+            list(g.nodes),
+            [(u, v, [c.ref_id for c in d["constraints"]]) for u, v, d in g.edges(data=True)],
+        )
+        for ref, g in plan.graphs.items()
+    }
+    return (
+        list(plan.executables),
+        sorted(plan.tasks),
+        plan.assignments,
+        sorted(plan.skipped),
+        [(w.code, w.message, w.line, w.ref_id) for w in plan.warnings],
+        sorted(plan.expressions),
+        graphs,
+    )
+
+
+def test_the_planners_fast_paths_equal_their_plain_references(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dtsx.engine import plan as planner
+
+    packages = _fast_path_packages()
+    assert len(packages) > 50
+    fast = [_outcome(p) for p in packages]
+    cls = planner._Planner
+    monkeypatch.setattr(cls, "_index_children", cls._index_children_plain)
+    monkeypatch.setattr(cls, "_check_children", cls._check_children_plain)
+    monkeypatch.setattr(
+        cls, "_reference_attributes", lambda self, data: planner._reference_attributes_plain(data)
+    )
+    monkeypatch.setattr(
+        planner, "_no_cycle", lambda nodes, known, cs: planner._no_cycle_plain(nodes, cs)
+    )
+    plain = [_outcome(p) for p in packages]
+    for path, a, b in zip(packages, fast, plain):
+        assert a == b, path
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_cycle_check_equals_networkx(seed: int) -> None:
+    import random
+
+    from dtsx.engine.model import PrecedenceConstraint
+    from dtsx.engine.plan import _no_cycle, _no_cycle_plain
+
+    rng = random.Random(seed)
+    nodes = [f"Package\\N{i}" for i in range(rng.randint(1, 8))]
+    constraints = [
+        PrecedenceConstraint(
+            ref_id=f"Package.PrecedenceConstraints[C{i}]",
+            from_ref=rng.choice(nodes),
+            to_ref=rng.choice(nodes),
+        )
+        for i in range(rng.randint(1, 10))
+    ]
+    assert _no_cycle(nodes, set(nodes), constraints) == _no_cycle_plain(nodes, constraints)
+
+
+def test_the_local_name_cache_equals_the_plain_function() -> None:
+    from dtsx.engine.model import LOCAL_NAMES, LocalNames, local_name
+
+    keys = ["{www.microsoft.com/SqlServer/Dts}ObjectName", "Plain", "{a}b}c", "{}x", ""]
+    assert (
+        [LOCAL_NAMES[k] for k in keys]
+        == [local_name(k) for k in keys]
+        == [
+            "ObjectName",
+            "Plain",
+            "c",
+            "x",
+            "",
+        ]
+    )
+    small = LocalNames(limit=2)
+    assert [small[k] for k in keys] == [local_name(k) for k in keys] and len(small) == 2
