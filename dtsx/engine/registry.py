@@ -8,6 +8,13 @@ registry only ever sees canonical keys. This module knows names, never concrete 
 Registration has two ways in, which share one table: the ``@register`` decorator (import time)
 and entry points (``dtsx.tasks`` / ``dtsx.connections``), which are imported only when a package
 needs that key.
+
+Plugins fail alone. An entry point that fails to import, two distributions' entry points under
+one key, or a second class registered under a taken key make *that key* broken: asking for it
+raises :class:`PluginError` naming the plugin, its distribution and the error (the import error
+is its ``__cause__``), while every other key keeps working, so a package that does not use the
+broken key never notices. :meth:`Registry.entries` lists every plugin, broken ones with their
+error, with the distribution and version that installed it (``dtsx list``).
 """
 
 from __future__ import annotations
@@ -15,8 +22,8 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from importlib import metadata
 from collections.abc import Callable
+from importlib import metadata
 from typing import Generic, TypeVar
 
 from dtsx.engine.errors import PluginError
