@@ -38,7 +38,6 @@ from pathlib import Path
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
-from xml.sax.saxutils import quoteattr
 
 from dtsx.engine.errors import PackageLoadError, PackageNotFoundError
 from dtsx.engine.gcpause import paused_gc
@@ -53,6 +52,7 @@ from dtsx.engine.model import (
     TYPECODE_TO_DOTNET,
     VARTYPE_TO_DOTNET,
     ConnectionManagerSpec,
+    LOCAL_NAMES,
     Executable,
     ExecutableKind,
     ForEachEnumerator,
@@ -65,10 +65,12 @@ from dtsx.engine.model import (
     SourceLocation,
     Variable,
     XmlNode,
+    local_name,
     marked_sensitive,
     ssis_flag,
 )
 from dtsx.engine.protection import XMLENC_NS, decrypt_payload, is_password_encrypted
+from dtsx.engine.references import guid_key
 from dtsx.engine.registry import normalise_type
 from lxml import etree
 from pydantic import BaseModel
@@ -586,6 +588,9 @@ def _plain_text(el: etree._Element, password: str, file: str) -> str:
 def _fragment(text: str, parent: etree._Element, file: str) -> etree._Element:
     """Parse a decrypted element in the namespaces in scope where it was (it uses their
     prefixes)."""
+    # Imported here: xml.sax pulls in urllib and http.client, which only decryption needs.
+    from xml.sax.saxutils import quoteattr
+
     declarations = " ".join(
         f"xmlns:{prefix}={quoteattr(uri)}" if prefix else f"xmlns={quoteattr(uri)}"
         for prefix, uri in parent.nsmap.items()
@@ -637,17 +642,6 @@ def _check_root(root: etree._Element, file: str) -> None:
 # --------------------------------------------------------------------------- property reading
 
 
-class _LocalNames(dict[str, str | None]):
-    """Attribute key (Clark notation) → its local name if in the DTS namespace, else None.
-
-    One per file: a package repeats a few dozen attribute names, so each is sliced once."""
-
-    def __missing__(self, key: str) -> str | None:
-        local = key[_DLEN:] if key[:_DLEN] == _D else None
-        self[key] = local
-        return local
-
-
 _EMPTY_MAP: Mapping[str, Any] = MappingProxyType({})
 _EMPTY_SET: AbstractSet[str] = frozenset()
 
@@ -661,10 +655,10 @@ class _Props:
 
     __slots__ = ("lines", "rest", "sensitive", "types", "values")
 
-    def __init__(self, el: etree._Element, names: _LocalNames) -> None:
-        # Attributes outside the DTS namespace (local name None) are not settings.
+    def __init__(self, el: etree._Element) -> None:
+        # Attributes outside the DTS namespace are not settings.
         values: dict[str, str] = {
-            local: value for key, value in el.items() if (local := names[key]) is not None
+            LOCAL_NAMES[key]: value for key, value in el.items() if key[:_DLEN] == _D
         }
         # Shared empty (read-only) collections unless <DTS:Property> children need real ones:
         # 2012+ elements have none, and these are built for every element.
@@ -732,7 +726,6 @@ class _Reader:
         self.make = _TRUSTED if fast else _VALIDATED
         # A package repeats a few task types many times; normalising each spelling once is enough.
         self.type_keys: dict[str, str] = {}
-        self.names = _LocalNames()
 
     # -- small helpers
 
@@ -789,7 +782,7 @@ class _Reader:
     # -- the package
 
     def package(self, root: etree._Element) -> Package:
-        props = _Props(root, self.names)
+        props = _Props(root)
         version = self._format_version(root, props)
         fields = self._package_fields(root, props)
         raw_type = props.pop("ExecutableType") or fields["creation_name"] or ""
@@ -858,7 +851,7 @@ class _Reader:
     # -- executables of every kind
 
     def executable(self, el: etree._Element, parent_ref: str) -> Executable:
-        props = _Props(el, self.names)
+        props = _Props(el)
         pop = props.values.pop
         name = pop("ObjectName", None) or ""
         ref = pop("refId", None) or f"{parent_ref}\\{name}"
@@ -885,7 +878,7 @@ class _Reader:
         return self.make.executable(fields)
 
     def event_handler(self, el: etree._Element, owner_ref: str) -> Executable:
-        props = _Props(el, self.names)
+        props = _Props(el)
         event = props.pop("EventName") or props.values.get("CreationName") or ""
         ref = props.pop("refId") or f"{owner_ref}.EventHandlers[{event}]"
         creation = props.pop("CreationName")
@@ -1030,7 +1023,7 @@ class _Reader:
     ) -> PrecedenceConstraint:
         """A constraint in either style: settings as DTS attributes (2012+) or Property children
         (2005/2008), ends as refId paths or ``IDREF`` children."""
-        props = _Props(el, self.names)
+        props = _Props(el)
         pop = props.values.pop
         name = pop("ObjectName", None)
         ref = pop("refId", None) or f"{container_ref}.PrecedenceConstraints[{name or ''}]"
@@ -1097,13 +1090,13 @@ class _Reader:
     ) -> tuple[str, str]:
         """2005/2008: ``<DTS:Executable IDREF="{GUID}" DTS:IsFrom="-1|0"/>`` children name the
         ends."""
-        by_id = {e.dtsid.upper(): e.ref_id for e in siblings if e.dtsid}
+        by_id = {guid_key(e.dtsid): e.ref_id for e in siblings if e.dtsid}
         for end in props.rest:
             if end.tag != _D + "Executable":
                 continue
             idref = end.get("IDREF") or end.get(_D + "IDREF") or ""
             # An unresolved GUID is kept as written, so the planner can report it with its line.
-            ref = by_id.get(idref.strip().upper(), idref)
+            ref = by_id.get(guid_key(idref), idref)
             is_from = ssis_flag(end.get(_D + "IsFrom") or end.get("IsFrom") or "0") is True
             if is_from:
                 from_ref = from_ref or ref
@@ -1119,7 +1112,7 @@ class _Reader:
     # -- variables and parameters
 
     def variable(self, el: etree._Element, scope: str) -> Variable:
-        props = _Props(el, self.names)
+        props = _Props(el)
         namespace = props.pop("Namespace") or "User"
         name = props.pop("ObjectName") or ""
         ref = props.pop("refId") or f"{scope}.Variables[{namespace}::{name}]"
@@ -1175,7 +1168,7 @@ class _Reader:
             var.value = value_el.text or ""
 
     def parameter(self, el: etree._Element) -> Parameter:
-        props = _Props(el, self.names)
+        props = _Props(el)
         name = props.pop("ObjectName") or ""
         code = self.integer(el, props, "DataType", 8) or 0
         sensitive = self.boolean(el, props, "Sensitive", False)
@@ -1200,7 +1193,7 @@ class _Reader:
     # -- connection managers, log providers
 
     def connection(self, el: etree._Element, scope: str = "Package") -> ConnectionManagerSpec:
-        props = _Props(el, self.names)
+        props = _Props(el)
         name = props.pop("ObjectName") or ""
         default_ref = f"{'Project' if scope == 'Project' else 'Package'}.ConnectionManagers[{name}]"
         creation = props.pop("CreationName") or ""
@@ -1234,7 +1227,7 @@ class _Reader:
 
     def _connection_inner(self, spec: ConnectionManagerSpec, inner: etree._Element) -> None:
         """Settings of the inner element: DTS-style (OLEDB, FILE...) or plain (SMTP, FTP, HTTP)."""
-        values: dict[str, str] = {etree.QName(k).localname: v for k, v in inner.attrib.items()}
+        values: dict[str, str] = {local_name(k): v for k, v in inner.attrib.items()}
         sensitive = set(spec.sensitive_unavailable)
         for child in inner:
             if child.tag.__class__ is not str:
@@ -1256,7 +1249,7 @@ class _Reader:
         spec.sensitive_unavailable = sorted(sensitive)
 
     def log_provider(self, el: etree._Element) -> LogProvider:
-        props = _Props(el, self.names)
+        props = _Props(el)
         name = props.pop("ObjectName") or ""
         object_data = next((c for c in props.rest if c.tag == _D + "ObjectData"), None)
         return self.make.log_provider(
@@ -1275,7 +1268,7 @@ class _Reader:
     # -- Foreach Loop parts
 
     def enumerator(self, el: etree._Element, container_ref: str) -> ForEachEnumerator:
-        props = _Props(el, self.names)
+        props = _Props(el)
         raw = props.pop("CreationName") or ""
         object_data = next((c for c in props.rest if c.tag == _D + "ObjectData"), None)
         return self.make.enumerator(
@@ -1293,7 +1286,7 @@ class _Reader:
         )
 
     def mapping(self, el: etree._Element, container_ref: str) -> ForEachVariableMapping:
-        props = _Props(el, self.names)
+        props = _Props(el)
         name = props.pop("ObjectName") or ""
         return self.make.mapping(
             {
@@ -1391,7 +1384,7 @@ def _enumerator_settings(object_data: etree._Element | None) -> dict[str, str]:
         sources = [inner]
     for source in sources:
         for key, value in source.attrib.items():
-            local = etree.QName(key).localname
+            local = local_name(key)
             settings[_ENUM_RUNTIME_NAMES.get(local, local)] = value
     return settings
 
@@ -1404,8 +1397,7 @@ class _Children:
     def __init__(self, elements: list[etree._Element]) -> None:
         by_name: dict[str, list[etree._Element]] = {}
         for el in elements:
-            tag = el.tag
-            local = tag[_DLEN:] if tag[:_DLEN] == _D else etree.QName(tag).localname
+            local = LOCAL_NAMES[el.tag]
             if local in by_name:
                 by_name[local].append(el)
             else:

@@ -22,19 +22,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import warnings
-
-from cryptography.hazmat.primitives.ciphers import Cipher, modes
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from dtsx.engine.errors import PackageLoadError
+from dtsx.engine.model import local_name
 
-with warnings.catch_warnings():  # Triple-DES is "decrepit" for new designs; SSIS's files use it.
-    warnings.simplefilter("ignore")
-    try:
-        from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-    except ImportError:  # cryptography < 43
-        from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers import CipherAlgorithm
 
 __all__ = ["XMLENC_NS", "decrypt_payload", "is_password_encrypted"]
 
@@ -44,12 +42,12 @@ _BLOCK = 8  # Triple-DES block size in bytes
 
 def is_password_encrypted(attributes: dict[str, str]) -> bool:
     """An ``EncryptedData`` element made with a password carries ``Salt`` (DPAPI ones do not)."""
-    return any(key.rsplit("}", 1)[-1] == "Salt" for key in attributes)
+    return any(local_name(key) == "Salt" for key in attributes)
 
 
 def _attribute(attributes: dict[str, str], name: str) -> str | None:
     for key, value in attributes.items():
-        if key.rsplit("}", 1)[-1] == name:
+        if local_name(key) == name:
             return value
     return None
 
@@ -84,8 +82,7 @@ def decrypt_payload(
     if len(iv) != _BLOCK or len(data) < 2 * _BLOCK or len(data) % _BLOCK:
         raise wrong
     body = data[_BLOCK:] if data[:_BLOCK] == iv else data  # the IV also opens the cipher text
-    decryptor = Cipher(TripleDES(_key(password)), modes.CBC(iv)).decryptor()
-    plain = decryptor.update(body) + decryptor.finalize()
+    plain = _decrypt_cbc(_key(password), iv, body)
     padding = plain[-1]
     if not 1 <= padding <= _BLOCK:
         raise wrong
@@ -96,3 +93,25 @@ def decrypt_payload(
     if not text.lstrip("\ufeff \t\r\n").startswith("<"):
         raise wrong
     return text
+
+
+def _decrypt_cbc(key: bytes, iv: bytes, body: bytes) -> bytes:
+    """Triple-DES in CBC mode. cryptography is imported here, not with the module: its import
+    costs about 5% of a run's start-up, which only password-protected packages should pay."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
+    decryptor = Cipher(_triple_des()(key), modes.CBC(iv)).decryptor()
+    return decryptor.update(body) + decryptor.finalize()
+
+
+@functools.cache
+def _triple_des() -> Callable[[bytes], CipherAlgorithm]:
+    """The TripleDES class, imported once: the first call's warning filter is then not touched
+    again by later decryptions."""
+    with warnings.catch_warnings():  # Triple-DES is "decrepit" for new designs; SSIS uses it.
+        warnings.simplefilter("ignore")
+        try:
+            from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+        except ImportError:  # cryptography < 43
+            from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES
+    return TripleDES
