@@ -187,7 +187,7 @@ class _Run:
         # never starve the work they wait for. Idle threads are reused.
         pool = Workers()
         self.scheduler = Scheduler(
-            state.plan.graphs,
+            state.plan.flows,
             state.plan.executables,
             state.cancel,
             self.slots,

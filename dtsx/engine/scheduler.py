@@ -15,7 +15,6 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Any
 from collections.abc import Callable, Mapping
 
 from dtsx.engine.frames import Frame
@@ -26,6 +25,7 @@ from dtsx.engine.model import (
     ExecutableKind,
     PrecedenceConstraint,
 )
+from dtsx.engine.plan import ContainerFlow
 from dtsx.engine.results import ExecutionResult
 from dtsx.engine.workers import POLL_S, TaskSlots, Workers
 
@@ -41,32 +41,32 @@ _Done = queue.SimpleQueue[tuple[str, ExecutionResult] | None]
 @dataclass
 class GraphInfo:
     """A container's DAG, precomputed once per run: start nodes, constraints into each node,
-    the nodes whose constraints combine with OR, the nodes that are containers, and the plan
-    graph's own adjacency (``succ[u][v]["constraints"]``). Few, flat objects on purpose: built
-    for every run, they live as long as it does, and thousands of small ones would push the
-    cyclic collector into full passes over the whole plan."""
+    the nodes whose constraints combine with OR, the nodes that are containers, and the plan's
+    own successor lists (``succ[u][v]``: the constraints from u to v). Few, flat objects on
+    purpose: built for every run, they live as long as it does, and thousands of small ones
+    would push the cyclic collector into full passes over the whole plan."""
 
     size: int
     start: list[str]
     incoming: dict[str, int]
-    succ: dict[str, dict[str, dict[str, Any]]]
+    succ: Mapping[str, Mapping[str, list[PrecedenceConstraint]]]
     or_nodes: frozenset[str]
     containers: frozenset[str]  # nodes that are not tasks (they need no slot)
 
 
 def graph_info(
-    graphs: Mapping[str, Any], executables: Mapping[str, Executable], ref: str
+    flows: Mapping[str, ContainerFlow], executables: Mapping[str, Executable], ref: str
 ) -> GraphInfo:
-    graph = graphs.get(ref)
-    if graph is None:
+    """The walk's view of one container's flow (plain data: running never imports networkx)."""
+    flow = flows.get(ref)
+    if flow is None:
         return GraphInfo(0, [], {}, {}, frozenset(), frozenset())
-    # adjacency() yields the graph's own neighbour dicts (no copies), in node order.
-    succ: dict[str, dict[str, dict[str, Any]]] = dict(graph.adjacency())
+    succ = flow.successors  # the plan's own dicts, not copies: read only
     incoming: dict[str, int] = dict.fromkeys(succ, 0)
     or_nodes: set[str] = set()
     for targets in succ.values():
-        for target, data in targets.items():
-            for constraint in data.get("constraints", ()):
+        for target, constraints in targets.items():
+            for constraint in constraints:
                 incoming[target] += 1
                 if not constraint.logical_and:
                     or_nodes.add(target)
@@ -120,7 +120,7 @@ class Scheduler:
 
     def __init__(
         self,
-        graphs: Mapping[str, Any],
+        flows: Mapping[str, ContainerFlow],
         executables: Mapping[str, Executable],
         cancel: threading.Event,
         slots: TaskSlots,
@@ -128,7 +128,7 @@ class Scheduler:
         run_child: RunChild,
         constraint_expression: ConstraintExpression,
     ) -> None:
-        self._graphs = graphs
+        self._flows = flows
         self._executables = executables
         self._cancel = cancel
         self._slots = slots
@@ -140,7 +140,7 @@ class Scheduler:
     def _info(self, ref: str) -> GraphInfo:
         info = self._infos.get(ref)
         if info is None:
-            info = self._infos[ref] = graph_info(self._graphs, self._executables, ref)
+            info = self._infos[ref] = graph_info(self._flows, self._executables, ref)
         return info
 
     def walk(self, frame: Frame) -> None:
@@ -256,8 +256,8 @@ class Scheduler:
         work = [(ref, result)]
         while work:
             source, outcome = work.pop()
-            for target, data in succ.get(source, _NO_EDGES).items():
-                for constraint in data.get("constraints", ()):
+            for target, constraints in succ.get(source, _NO_EDGES).items():
+                for constraint in constraints:
                     if target in started:
                         break
                     ok = outcome != not_run and self._constraint_ok(constraint, outcome, frame)
@@ -319,4 +319,4 @@ def _outcome_matches(value: int, outcome: ExecutionResult) -> bool:
     return False
 
 
-_NO_EDGES: dict[str, dict[str, Any]] = {}
+_NO_EDGES: dict[str, list[PrecedenceConstraint]] = {}

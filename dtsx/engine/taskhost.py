@@ -28,6 +28,7 @@ from dtsx.engine.model import (
     ExecutableKind,
     ssis_flag,
 )
+from dtsx.engine.plan import PropertyTarget
 from dtsx.engine.results import ExecutionResult
 from dtsx.engine.runstate import RunState
 from dtsx.engine.variables import typed_value
@@ -77,28 +78,27 @@ def is_host_property(name: str) -> bool:
 
 def effective(state: RunState, exe: Executable, frame: Frame) -> Executable:
     """The executable with ``--set`` values and property expressions applied to its host
-    settings (a copy; the planned executable is shared by every execution)."""
+    settings (a copy; the planned executable is shared by every execution). Which property an
+    expression sets is the planner's decision (``Plan.assignments``)."""
     updates: dict[str, Any] = {}
     for name, raw in state.host_sets.get(exe.ref_id, {}).items():
-        _host_update(exe, name, raw, updates, from_set=True)
-    for pe in exe.property_expressions:
-        if is_host_property(pe.name):
-            value = state.evaluate(frame.scope, pe.expression)
-            _host_update(exe, pe.name, value.value, updates, from_set=False)
+        entry = _HOST_PROPERTIES.get(name.lower())
+        if entry is not None:
+            _convert(exe, name, entry[0], raw, updates)
+        elif exe.kind is not ExecutableKind.TASK:  # a task's own properties go to the task
+            raise ExecutionError(f"{exe.ref_id!r} has no settable property {name!r}")
+    for assignment in state.plan.assignments.get(exe.ref_id, ()):
+        if assignment.target is PropertyTarget.HOST and assignment.field is not None:
+            value = state.evaluate(frame.scope, assignment.expression)
+            _convert(exe, assignment.name, assignment.field, value.value, updates)
     return exe.model_copy(update=updates) if updates else exe
 
 
-def _host_update(
-    exe: Executable, name: str, raw: Any, updates: dict[str, Any], *, from_set: bool
+def _convert(
+    exe: Executable, name: str, field_name: str, raw: Any, updates: dict[str, Any]
 ) -> None:
-    entry = _HOST_PROPERTIES.get(name.lower())
-    if entry is None:
-        if exe.kind is ExecutableKind.TASK or not from_set:
-            return  # task properties are set on the task itself
-        raise ExecutionError(f"{exe.ref_id!r} has no settable property {name!r}")
-    field_name, conv = entry
     try:
-        updates[field_name] = conv(raw)
+        updates[field_name] = _HOST_CONVERTERS[field_name](raw)
     except (TypeError, ValueError) as exc:
         raise ExecutionError(
             f"property {name} of {exe.ref_id!r} cannot take the value {raw!r}"
@@ -201,9 +201,10 @@ class TaskHost:
         for name, raw in (sets or {}).items():
             if not is_host_property(name):
                 task.set_property(name, raw)
-        for pe in exe.property_expressions:
-            if not is_host_property(pe.name):
-                task.set_property(pe.name, state.evaluate(frame.scope, pe.expression).value)
+        for assignment in state.plan.assignments.get(exe.ref_id, ()):
+            if assignment.target is PropertyTarget.TASK:
+                value = state.evaluate(frame.scope, assignment.expression)
+                task.set_property(assignment.name, value.value)
         return task
 
     def _context(self, frame: Frame) -> TaskContext:
