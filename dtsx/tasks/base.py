@@ -71,7 +71,9 @@ class ConnectionSource(Protocol):
     """The run's connections, as a task sees them."""
 
     def acquire(self, ref: str) -> object:
-        """The connection object for a manager named by DTSID, name or refId."""
+        """The connection object for a manager named by DTSID, name or refId: whatever its
+        manager hands out. :meth:`TaskContext.mail_session` and :meth:`TaskContext.file_path`
+        acquire and check the two kinds dtsx ships (an SMTP session, a FILE path)."""
         ...
 
 
