@@ -175,7 +175,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"python {sys.version.split()[0]}, workers {args.workers}, best of {args.repeat}")
-    header = f"{'shape':<8} {'tasks':>6} {'executor t/s':>13} {'us/task':>8} {'plain t/s':>10} {'us/task':>8} {'ratio':>6} {'plan s':>7} {'peak MB':>8}"
+    header = (
+        f"{'shape':<8} {'tasks':>6} {'executor t/s':>13} {'us/task':>8} {'plain t/s':>10} "
+        f"{'us/task':>8} {'ratio':>6} {'plan s':>7} {'peak MB':>8}"
+    )
     print(header)
     print("-" * len(header))
     for n in sizes:

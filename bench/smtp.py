@@ -217,21 +217,27 @@ _PACKAGE = """<?xml version="1.0"?>
       <DTS:Variables />
       <DTS:Executables>
         <DTS:Executable DTS:refId="Package\\Loop\\Send" DTS:CreationName="Microsoft.SendMailTask"
-          DTS:DTSID="{{0B6C3E52-3C55-4B8E-9E38-6E1B2F6A0006}}" DTS:ExecutableType="Microsoft.SendMailTask"
-          DTS:ObjectName="Send">
+          DTS:DTSID="{{0B6C3E52-3C55-4B8E-9E38-6E1B2F6A0006}}"
+          DTS:ExecutableType="Microsoft.SendMailTask" DTS:ObjectName="Send">
           <DTS:Variables />
-          <DTS:PropertyExpression DTS:Name="Subject">"Message " + @[User::FileName]</DTS:PropertyExpression>
-          <DTS:PropertyExpression DTS:Name="MessageSource">"Message " + @[User::FileName] + " of the benchmark.\\nSecond line.\\n"</DTS:PropertyExpression>
+          <DTS:PropertyExpression
+            DTS:Name="Subject">"Message " + @[User::FileName]</DTS:PropertyExpression>
+          <DTS:PropertyExpression DTS:Name="MessageSource">"Message " + @[User::FileName]
+            + " of the benchmark.\\nSecond line.\\n"</DTS:PropertyExpression>
           <DTS:ObjectData>
-            <SendMailTask:SendMailTaskData SendMailTask:SMTPServer="{{0B6C3E52-3C55-4B8E-9E38-6E1B2F6A0002}}"
+            <SendMailTask:SendMailTaskData
+              SendMailTask:SMTPServer="{{0B6C3E52-3C55-4B8E-9E38-6E1B2F6A0002}}"
               SendMailTask:From="{sender}" SendMailTask:To="{recipient}" SendMailTask:Subject="x"
-              SendMailTask:MessageSource="x" xmlns:SendMailTask="www.microsoft.com/sqlserver/dts/tasks/sendmailtask" />
+              SendMailTask:MessageSource="x"
+              xmlns:SendMailTask="www.microsoft.com/sqlserver/dts/tasks/sendmailtask" />
           </DTS:ObjectData>
         </DTS:Executable>
       </DTS:Executables>
       <DTS:ForEachVariableMappings>
-        <DTS:ForEachVariableMapping DTS:CreationName="" DTS:DTSID="{{0B6C3E52-3C55-4B8E-9E38-6E1B2F6A0007}}"
-          DTS:ObjectName="m0" DTS:ValueIndex="0" DTS:VariableName="User::FileName" />
+        <DTS:ForEachVariableMapping DTS:CreationName=""
+          DTS:DTSID="{{0B6C3E52-3C55-4B8E-9E38-6E1B2F6A0007}}" DTS:ObjectName="m0"
+          DTS:ValueIndex="0"
+          DTS:VariableName="User::FileName" />
       </DTS:ForEachVariableMappings>
     </DTS:Executable>
   </DTS:Executables>
@@ -332,8 +338,10 @@ def _bench_mode(
         shown = ", ".join(f"{r:,.0f}" for r in values)
         print(f"  {_LABELS[key]:<42} {medians[key]:>9,.0f} msg/s   (runs: {shown})")
     # Ratios within each repetition (the contenders ran back to back), then their median.
-    medians["dtsx/raw"] = statistics.median(d / r for d, r in zip(rates["dtsx"], rates["raw"]))
-    medians["dtsx/each"] = statistics.median(d / e for d, e in zip(rates["dtsx"], rates["each"]))
+    pairs = zip(rates["dtsx"], rates["raw"], strict=True)
+    medians["dtsx/raw"] = statistics.median(d / r for d, r in pairs)
+    pairs = zip(rates["dtsx"], rates["each"], strict=True)
+    medians["dtsx/each"] = statistics.median(d / e for d, e in pairs)
     return medians
 
 

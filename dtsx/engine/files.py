@@ -105,7 +105,8 @@ def read_secret_file(path: str, *, allow_shared: bool | None = None) -> str:
     """A password kept in a file (``PasswordFile``, ``--decrypt-file``): its first line, without
     the line break (LF or CRLF); spaces may belong to the password. The file must be a regular
     file (or a pipe, as ``<(command)`` gives) that other users can neither read nor write, unless
-    ``allow_shared`` or the environment variable ``DTSX_ALLOW_SHARED_SECRET_FILES=1`` says otherwise.
+    ``allow_shared`` or the environment variable ``DTSX_ALLOW_SHARED_SECRET_FILES=1`` says
+    otherwise.
 
     Raises OSError (SecretFileError for a refused file, whose ``strerror`` says why), or
     UnicodeDecodeError for a file that is not UTF-8.

@@ -31,7 +31,8 @@ def looks_like_windows_path(path: str) -> bool:
 
 
 def unmapped_windows_path(stored: str, local: str) -> str | None:
-    """A sentence when ``local`` (``stored`` after ``--path-map``) is still a Windows path, else None.
+    """A sentence when ``local`` (``stored`` after ``--path-map``) is still a Windows path, else
+    None.
 
     Such a path would otherwise be used literally, creating files named ``C:\\x\\y`` here. Tasks
     and connection managers refuse it with this sentence rather than guess.

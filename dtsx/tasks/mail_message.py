@@ -314,7 +314,10 @@ def parse_address(text: str, label: str) -> Address:
     email package's address parser costs more than the rest of the message (Address is immutable).
     """
     _check_value(f"{label} line", text)
-    problem = f"the {label} address {text!r} is malformed; write it as name@domain or Display Name <name@domain>."
+    problem = (
+        f"the {label} address {text!r} is malformed; write it as name@domain or "
+        "Display Name <name@domain>."
+    )
     try:
         header = _REGISTRY(label, text)
         addresses = list(header.addresses)

@@ -1,4 +1,5 @@
-"""Scoped, typed variables: resolution, shadowing, conversion, read-only, expressions, parameters."""
+"""Scoped, typed variables: resolution, shadowing, conversion, read-only, expressions,
+parameters."""
 
 from __future__ import annotations
 

@@ -86,8 +86,8 @@ nnnnnnnnnnnnnnnnnnYnnnnnnnYY.
 
 def _build_chart() -> frozenset[tuple[str, str]]:
     legal: set[tuple[str, str]] = set()
-    for source, row in zip(_SHORT, _CHART.split()):
-        for target, mark in zip(_SHORT, row):
+    for source, row in zip(_SHORT, _CHART.split(), strict=True):
+        for target, mark in zip(_SHORT, row, strict=True):
             if mark in "Y.":
                 legal.add(("DT_" + source, "DT_" + target))
     # expressions-notes B6: the Cast page converts strings to and from every date/time type.

@@ -133,7 +133,7 @@ class CompiledExpression:
 
     def _specialize(self, key: Any) -> tuple[Callable[[list[Any]], Any], str]:
         types = [key] if self._single is not None else list(key)
-        env = dict(zip(self._names, types))
+        env = dict(zip(self._names, types, strict=True))
         entry = self._finish(self._guarded_build(env), env)
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()

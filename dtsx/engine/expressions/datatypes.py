@@ -100,8 +100,8 @@ NUMERIC NUMERIC NUMERIC NUMERIC NUMERIC NUMERIC NUMERIC NUMERIC R4 R8 NUMERIC NU
 
 def _build_table() -> dict[tuple[str, str], str | None]:
     table: dict[tuple[str, str], str | None] = {}
-    for left, row in zip(_ORDER, _TABLE.split("\n")[1:-1]):
-        for right, result in zip(_ORDER, row.split()):
+    for left, row in zip(_ORDER, _TABLE.split("\n")[1:-1], strict=True):
+        for right, result in zip(_ORDER, row.split(), strict=True):
             table[("DT_" + left, "DT_" + right)] = None if result == "NULL" else "DT_" + result
     return table
 

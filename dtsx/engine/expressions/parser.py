@@ -213,7 +213,9 @@ class _Parser:
                 + f", not {len(params)}",
                 offset,
             )
-        values = {key.rstrip("?"): value for key, value in zip(wanted, params)}
+        values = {
+            key.rstrip("?"): value for key, value in zip(wanted, params, strict=False)
+        }  # optional ones may be left out
         if name in ("DT_DBTIME2", "DT_DBTIMESTAMP2", "DT_DBTIMESTAMPOFFSET"):
             values.setdefault("scale", 7)
         spec = TypeSpec(name, **values)

@@ -195,7 +195,7 @@ class _Lexer:
 
     def number(self) -> Token:
         text, start = self.text, self.pos
-        for pattern, builder in ((_HEX, _hex), (_REAL, _real), (_EXP, _exp), (_INT, _int)):
+        for pattern, builder in ((_HEX, _hex), (_REAL, _real), (_EXP, _exp), (_INT, _int)):  # noqa: B007 (the match's builder is used below)
             match = pattern.match(text, start)
             if match:
                 break

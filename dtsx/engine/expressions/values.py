@@ -74,7 +74,8 @@ class Value(tuple):  # type: ignore[type-arg]
         return self[1] is None
 
     def to_json(self) -> Any:
-        """JSON form (spec §14): dates as canonical strings, decimals as ``Decimal`` (keeps scale)."""
+        """JSON form (spec §14): dates as canonical strings, decimals as ``Decimal`` (keeps
+        scale)."""
         return _json_form(self[0], self[1])
 
     def json_text(self) -> str:

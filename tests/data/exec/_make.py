@@ -17,7 +17,8 @@ from xml.sax.saxutils import escape, quoteattr
 HERE = Path(__file__).resolve().parent
 NS = "www.microsoft.com/SqlServer/Dts"
 EXPR_V3 = (
-    "Microsoft.SqlServer.Dts.Tasks.ExpressionTask.ExpressionTask, Microsoft.SqlServer.ExpressionTask, "
+    "Microsoft.SqlServer.Dts.Tasks.ExpressionTask.ExpressionTask, "
+    "Microsoft.SqlServer.ExpressionTask, "
     "Version=11.0.0.0, Culture=neutral, PublicKeyToken=89845dcd8080cc91"
 )
 ENUM_EXPR = "__enum_expr_"
@@ -85,7 +86,8 @@ _V8_TYPES = {
 _V3_TYPES = dict(
     _V8_TYPES,
     task=EXPR_V3,
-    execproc="Microsoft.SqlServer.Dts.Tasks.ExecuteProcess.ExecuteProcess, Microsoft.SqlServer.ExecProcTask, "
+    execproc="Microsoft.SqlServer.Dts.Tasks.ExecuteProcess.ExecuteProcess, "
+    "Microsoft.SqlServer.ExecProcTask, "
     "Version=10.0.0.0, Culture=neutral, PublicKeyToken=89845dcd8080cc91",
     script="Microsoft.SqlServer.Dts.Tasks.ScriptTask.ScriptTask, Microsoft.SqlServer.ScriptTask, "
     "Version=10.0.0.0, Culture=neutral, PublicKeyToken=89845dcd8080cc91",
@@ -202,11 +204,13 @@ def v8_body(exe: Exe, ref: str) -> str:
         out.append("</DTS:EventHandlers>\n")
     if exe.kind == "task":
         out.append(
-            f"<DTS:ObjectData>\n<ExpressionTask Expression={quoteattr(exe.expression)} />\n</DTS:ObjectData>\n"
+            f"<DTS:ObjectData>\n<ExpressionTask Expression={quoteattr(exe.expression)} "
+            "/>\n</DTS:ObjectData>\n"
         )
     if exe.kind == "execproc":
         out.append(
-            f'<DTS:ObjectData>\n<ExecuteProcessData Executable="/bin/sleep" Arguments={quoteattr(exe.expression)} />'
+            '<DTS:ObjectData>\n<ExecuteProcessData Executable="/bin/sleep" '
+            f"Arguments={quoteattr(exe.expression)} />"
             "\n</DTS:ObjectData>\n"
         )
     return "".join(out)
@@ -221,12 +225,16 @@ def v8_enumerator(exe: Exe, ref: str) -> str:
         "DTSID": guid(eref),
         "ObjectName": guid(eref),
     }
-    return f"<DTS:ForEachEnumerator{v8_attrs(attrs)}>\n{enum_exprs(exe)}<DTS:ObjectData>\n{enum_data(kind, settings, items)}</DTS:ObjectData>\n</DTS:ForEachEnumerator>\n"
+    return (
+        f"<DTS:ForEachEnumerator{v8_attrs(attrs)}>\n{enum_exprs(exe)}<DTS:ObjectData>\n"
+        f"{enum_data(kind, settings, items)}</DTS:ObjectData>\n</DTS:ForEachEnumerator>\n"
+    )
 
 
 def enum_exprs(exe: Exe) -> str:
     return "".join(
-        f'<DTS:PropertyExpression DTS:Name="{k[len(ENUM_EXPR) :]}">{escape(v)}</DTS:PropertyExpression>\n'
+        "<DTS:PropertyExpression "
+        f'DTS:Name="{k[len(ENUM_EXPR) :]}">{escape(v)}</DTS:PropertyExpression>\n'
         for k, v in exe.props.items()
         if k.startswith(ENUM_EXPR)
     )
@@ -276,7 +284,8 @@ def v8_package(pkg: Exe) -> str:
     attrs.update(props8(pkg.props))
     return (
         f'<?xml version="1.0"?>\n<DTS:Executable xmlns:DTS="{NS}"{v8_attrs(attrs)}>\n'
-        f'<DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>\n{v8_body(pkg, "Package")}</DTS:Executable>\n'
+        "<DTS:Property "
+        f'DTS:Name="PackageFormatVersion">8</DTS:Property>\n{v8_body(pkg, "Package")}</DTS:Executable>\n'
     )
 
 
@@ -294,7 +303,8 @@ def v3_variable(var: Var, owner: str) -> str:
         p3("Namespace", var.namespace),
         p3("ReadOnly", "-1" if var.read_only else "0"),
         p3("RaiseChangedEvent", "0"),
-        f'<DTS:VariableValue DTS:DataType="{TYPES[var.type]}">{escape(var.value)}</DTS:VariableValue>\n',
+        "<DTS:VariableValue "
+        f'DTS:DataType="{TYPES[var.type]}">{escape(var.value)}</DTS:VariableValue>\n',
         p3("ObjectName", var.name),
         p3("DTSID", guid(f"{owner}.Variables[{var.namespace}::{var.name}]")),
     ]
@@ -360,11 +370,13 @@ def v3_body(exe: Exe, ref: str) -> str:
         )
     if exe.kind == "task":
         out.append(
-            f"<DTS:ObjectData><ExpressionTask Expression={quoteattr(exe.expression)} /></DTS:ObjectData>\n"
+            f"<DTS:ObjectData><ExpressionTask Expression={quoteattr(exe.expression)} "
+            "/></DTS:ObjectData>\n"
         )
     if exe.kind == "execproc":
         out.append(
-            f'<DTS:ObjectData><ExecuteProcessData Executable="/bin/sleep" Arguments={quoteattr(exe.expression)} />'
+            '<DTS:ObjectData><ExecuteProcessData Executable="/bin/sleep" '
+            f"Arguments={quoteattr(exe.expression)} />"
             "</DTS:ObjectData>\n"
         )
     return "".join(out)
@@ -398,7 +410,8 @@ def v3_package(pkg: Exe) -> str:
         + "".join(p3(k, v) for k, v in props3(pkg.props).items())
     )
     return (
-        f'<?xml version="1.0"?>\n<DTS:Executable xmlns:DTS="{NS}" DTS:ExecutableType="SSIS.Package.2">\n{props}'
+        f'<?xml version="1.0"?>\n<DTS:Executable xmlns:DTS="{NS}" '
+        f'DTS:ExecutableType="SSIS.Package.2">\n{props}'
         + v3_body(pkg, "Package")
         + p3("ObjectName", pkg.name)
         + p3("DTSID", guid(f"pkg:{pkg.name}"))

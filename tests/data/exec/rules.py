@@ -6,6 +6,7 @@ Imported by ``_make.py`` (which writes the .dtsx files) and by the tests (which 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 from _make import Con, Exe, Var, log_var, package, rec, task
@@ -150,7 +151,7 @@ def fail_package() -> Exe:
 
 
 def handler(event: str, *children: Exe, **props: str) -> Exe:
-    constraints = [Con(a.name, b.name) for a, b in zip(children, children[1:])]
+    constraints = [Con(a.name, b.name) for a, b in itertools.pairwise(children)]
     return Exe(
         event, "handler", props=dict(props), children=list(children), constraints=constraints
     )

@@ -1,4 +1,5 @@
-"""String to number casts on hostile text: each failure is an ExpressionError at the cast's offset."""
+"""String to number casts on hostile text: each failure is an ExpressionError at the cast's
+offset."""
 
 from __future__ import annotations
 
@@ -145,7 +146,8 @@ def test_any_text_cast_to_a_number_raises_only_expression_error(target: str, tex
             evaluate(expression, variables=variables)
         except ExpressionError as exc:  # anything else escapes and fails the test
             assert exc.offset == 0
-            # The cast's own sentence, never the evaluator's catch-all for an unexpected arithmetic error.
+            # The cast's own sentence, never the evaluator's catch-all for an unexpected arithmetic
+            # error.
             assert exc.message.startswith(("the string ", "the value ")), exc.message
 
 
@@ -171,7 +173,8 @@ def test_dtsx_eval_reports_an_overflowing_string_in_one_sentence() -> None:
 
 @pytest.mark.parametrize("text", ["1E400", "-1e99999999999", "1" + "0" * 29])
 def test_an_exact_value_counts_the_integer_digits_its_exponent_gives(text: str) -> None:
-    # A Decimal variable's text is checked by the same rule as a cast: 1E+400 has 401 integer digits.
+    # A Decimal variable's text is checked by the same rule as a cast: 1E+400 has 401 integer
+    # digits.
     with pytest.raises(ExpressionError, match="does not fit into DT_DECIMAL"):
         evaluate("@[User::x]", variables={"User::x": ("Decimal", text)})
     assert evaluate("@[User::x]", variables={"User::x": ("Decimal", "1E+28")}).value == Decimal(

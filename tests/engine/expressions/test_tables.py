@@ -37,7 +37,11 @@ def _table(name: str) -> list[list[str]]:
 def _promotion_cases() -> list[tuple[str, str, str]]:
     rows = _table("binary-result-types.tsv")
     header = rows[0][1:]
-    return [(row[0], right, result) for row in rows[1:] for right, result in zip(header, row[1:])]
+    return [
+        (row[0], right, result)
+        for row in rows[1:]
+        for right, result in zip(header, row[1:], strict=True)
+    ]
 
 
 def test_promotion_table_matches_file() -> None:
@@ -110,7 +114,9 @@ def _cast_cases() -> list[tuple[str, str, str]]:
     rows = _table("cast-matrix.tsv")
     header = ["DT_" + name for name in rows[0][1:]]
     return [
-        ("DT_" + row[0], target, mark) for row in rows[1:] for target, mark in zip(header, row[1:])
+        ("DT_" + row[0], target, mark)
+        for row in rows[1:]
+        for target, mark in zip(header, row[1:], strict=True)
     ]
 
 
