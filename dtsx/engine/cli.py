@@ -233,6 +233,7 @@ def _validate_one(
         PackageLoadError,
         PackageNotFoundError,
         PackageValidationError,
+        Problem,
     )
     from dtsx.engine.loader import load
     from dtsx.engine.plan import build

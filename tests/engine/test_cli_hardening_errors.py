@@ -20,16 +20,20 @@ DEVSMTP = Path(__file__).resolve().parent.parent / "data" / "devsmtp"
 
 # One Expression Task that sets User::Ran: the report and the exit code show whether it ran.
 PACKAGE = """<?xml version="1.0"?>
-<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" DTS:CreationName="Microsoft.Package"
-  DTS:DTSID="{8D1E9F62-2222-4A51-9B44-0C2A4F4F6C00}" DTS:ExecutableType="Microsoft.Package" DTS:ObjectName="small">
+<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package"
+  DTS:CreationName="Microsoft.Package"
+  DTS:DTSID="{8D1E9F62-2222-4A51-9B44-0C2A4F4F6C00}" DTS:ExecutableType="Microsoft.Package"
+    DTS:ObjectName="small">
   <DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>
   <DTS:Variables>
-    <DTS:Variable DTS:CreationName="" DTS:DTSID="{8D1E9F62-2222-4A51-9B44-0C2A4F4F6C01}" DTS:Namespace="User"
+    <DTS:Variable DTS:CreationName="" DTS:DTSID="{8D1E9F62-2222-4A51-9B44-0C2A4F4F6C01}"
+      DTS:Namespace="User"
       DTS:ObjectName="Ran"><DTS:VariableValue DTS:DataType="3">0</DTS:VariableValue></DTS:Variable>
   </DTS:Variables>
   <DTS:Executables>
     <DTS:Executable DTS:refId="Package\\Mark" DTS:CreationName="Microsoft.ExpressionTask"
-      DTS:DTSID="{8D1E9F62-2222-4A51-9B44-0C2A4F4F6C02}" DTS:ExecutableType="Microsoft.ExpressionTask" DTS:ObjectName="Mark">
+      DTS:DTSID="{8D1E9F62-2222-4A51-9B44-0C2A4F4F6C02}"
+        DTS:ExecutableType="Microsoft.ExpressionTask" DTS:ObjectName="Mark">
       <DTS:ObjectData><ExpressionTask Expression="@[User::Ran] = 1" /></DTS:ObjectData>
     </DTS:Executable>
   </DTS:Executables>
@@ -60,7 +64,8 @@ def dtsx(*args: str | bytes, memory: int | None = None) -> subprocess.CompletedP
 
 
 def one_sentence(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
-    """The stderr lines of a failure: no traceback, and the one 'dtsx:' line that names the problem."""
+    """The stderr lines of a failure: no traceback, and the one 'dtsx:' line that names the
+    problem."""
     assert "Traceback" not in proc.stderr, proc.stderr
     lines = [
         line

@@ -21,56 +21,73 @@ DTSX = [sys.executable, "-c", "from dtsx.engine.cli import main; main()"]
 SECRET = "s3cr3t-Value;with=odd chars"
 
 PACKAGE = """<?xml version="1.0"?>
-<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" DTS:CreationName="Microsoft.Package"
-  DTS:DTSID="{7C0D8E51-1111-4A51-9B44-0C2A4F4F6B00}" DTS:ExecutableType="Microsoft.Package" DTS:ObjectName="secrets">
+<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package"
+  DTS:CreationName="Microsoft.Package"
+  DTS:DTSID="{7C0D8E51-1111-4A51-9B44-0C2A4F4F6B00}" DTS:ExecutableType="Microsoft.Package"
+    DTS:ObjectName="secrets">
   <DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>
   <DTS:ConnectionManagers>
     <DTS:ConnectionManager DTS:refId="Package.ConnectionManagers[Dir]" DTS:CreationName="FILE"
       DTS:DTSID="{7C0D8E51-1111-4A51-9B44-0C2A4F4F6B01}" DTS:ObjectName="Dir">
-      <DTS:ObjectData><DTS:ConnectionManager DTS:FileUsageType="3" DTS:ConnectionString="DESIGN_FOLDER" />
+      <DTS:ObjectData><DTS:ConnectionManager DTS:FileUsageType="3"
+        DTS:ConnectionString="DESIGN_FOLDER" />
       </DTS:ObjectData>
     </DTS:ConnectionManager>
   </DTS:ConnectionManagers>
   <DTS:PackageParameters>
-    <DTS:PackageParameter DTS:CreationName="" DTS:DataType="8" DTS:DTSID="{7C0D8E51-1111-4A51-9B44-0C2A4F4F6B02}"
-      DTS:ObjectName="Token"><DTS:Property DTS:DataType="8" DTS:Name="ParameterValue">design</DTS:Property>
+    <DTS:PackageParameter DTS:CreationName="" DTS:DataType="8"
+      DTS:DTSID="{7C0D8E51-1111-4A51-9B44-0C2A4F4F6B02}"
+      DTS:ObjectName="Token"><DTS:Property DTS:DataType="8"
+        DTS:Name="ParameterValue">design</DTS:Property>
     </DTS:PackageParameter>
-    <DTS:PackageParameter DTS:CreationName="" DTS:DataType="8" DTS:DTSID="{7C0D8E51-1111-4A51-9B44-0C2A4F4F6B03}"
+    <DTS:PackageParameter DTS:CreationName="" DTS:DataType="8"
+      DTS:DTSID="{7C0D8E51-1111-4A51-9B44-0C2A4F4F6B03}"
       DTS:Sensitive="True" DTS:ObjectName="Pwd" />
   </DTS:PackageParameters>
   <DTS:Variables>
-    <DTS:Variable DTS:CreationName="" DTS:DTSID="{7C0D8E51-1111-4A51-9B44-0C2A4F4F6B04}" DTS:Namespace="User"
-      DTS:ObjectName="Out"><DTS:VariableValue DTS:DataType="8">none</DTS:VariableValue></DTS:Variable>
-    <DTS:Variable DTS:CreationName="" DTS:DTSID="{7C0D8E51-1111-4A51-9B44-0C2A4F4F6B05}" DTS:Namespace="User"
-      DTS:ObjectName="Given"><DTS:VariableValue DTS:DataType="8">none</DTS:VariableValue></DTS:Variable>
+    <DTS:Variable DTS:CreationName="" DTS:DTSID="{7C0D8E51-1111-4A51-9B44-0C2A4F4F6B04}"
+      DTS:Namespace="User"
+      DTS:ObjectName="Out"><DTS:VariableValue
+        DTS:DataType="8">none</DTS:VariableValue></DTS:Variable>
+    <DTS:Variable DTS:CreationName="" DTS:DTSID="{7C0D8E51-1111-4A51-9B44-0C2A4F4F6B05}"
+      DTS:Namespace="User"
+      DTS:ObjectName="Given"><DTS:VariableValue
+        DTS:DataType="8">none</DTS:VariableValue></DTS:Variable>
   </DTS:Variables>
   <DTS:Executables>
     <DTS:Executable DTS:refId="Package\\Copy" DTS:CreationName="Microsoft.ExpressionTask"
-      DTS:DTSID="{7C0D8E51-1111-4A51-9B44-0C2A4F4F6B06}" DTS:ExecutableType="Microsoft.ExpressionTask" DTS:ObjectName="Copy">
+      DTS:DTSID="{7C0D8E51-1111-4A51-9B44-0C2A4F4F6B06}"
+        DTS:ExecutableType="Microsoft.ExpressionTask" DTS:ObjectName="Copy">
       <DTS:ObjectData>
-        <ExpressionTask Expression="@[User::Out] = @[$Package::Token] + &quot;|&quot; + @[$Package::Pwd] + &quot;|&quot; + @[User::Given]" />
+        <ExpressionTask
+          Expression="@[User::Out] = @[$Package::Token] + &quot;|&quot; + @[$Package::Pwd] + &quot;|&quot; + @[User::Given]" />
       </DTS:ObjectData>
     </DTS:Executable>
     <DTS:Executable DTS:refId="Package\\Make" DTS:CreationName="Microsoft.FileSystemTask"
-      DTS:DTSID="{7C0D8E51-1111-4A51-9B44-0C2A4F4F6B07}" DTS:ExecutableType="Microsoft.FileSystemTask" DTS:ObjectName="Make">
+      DTS:DTSID="{7C0D8E51-1111-4A51-9B44-0C2A4F4F6B07}"
+        DTS:ExecutableType="Microsoft.FileSystemTask" DTS:ObjectName="Make">
       <DTS:ObjectData>
-        <FileSystemData TaskOperationType="CreateDirectory" TaskSourcePath="Dir" TaskIsSourceVariable="False" />
+        <FileSystemData TaskOperationType="CreateDirectory" TaskSourcePath="Dir"
+          TaskIsSourceVariable="False" />
       </DTS:ObjectData>
     </DTS:Executable>
     <DTS:Executable DTS:refId="Package\\Reveal" DTS:CreationName="Microsoft.FileSystemTask"
-      DTS:DTSID="{7C0D8E51-1111-4A51-9B44-0C2A4F4F6B09}" DTS:ExecutableType="Microsoft.FileSystemTask" DTS:ObjectName="Reveal">
+      DTS:DTSID="{7C0D8E51-1111-4A51-9B44-0C2A4F4F6B09}"
+        DTS:ExecutableType="Microsoft.FileSystemTask" DTS:ObjectName="Reveal">
       <DTS:ObjectData>
-        <FileSystemData TaskOperationType="CreateDirectory" TaskSourcePath="User::Out" TaskIsSourceVariable="True" />
+        <FileSystemData TaskOperationType="CreateDirectory" TaskSourcePath="User::Out"
+          TaskIsSourceVariable="True" />
       </DTS:ObjectData>
     </DTS:Executable>
   </DTS:Executables>
   <DTS:PrecedenceConstraints>
     <DTS:PrecedenceConstraint DTS:refId="Package.PrecedenceConstraints[Then]" DTS:CreationName=""
-      DTS:DTSID="{7C0D8E51-1111-4A51-9B44-0C2A4F4F6B0A}" DTS:From="Package\\Copy" DTS:To="Package\\Reveal"
+      DTS:DTSID="{7C0D8E51-1111-4A51-9B44-0C2A4F4F6B0A}" DTS:From="Package\\Copy"
+        DTS:To="Package\\Reveal"
       DTS:ObjectName="Then" />
   </DTS:PrecedenceConstraints>
 </DTS:Executable>
-"""
+"""  # noqa: E501 - the Copy task's expression is one attribute value, as a package stores it
 
 
 def revealed(folder: Path) -> list[str]:
@@ -282,13 +299,18 @@ def test_the_running_process_argv_holds_no_secret(package: Path, tmp_path: Path)
     """What ps shows of a running dtsx: read /proc/PID/cmdline while the run waits on a file."""
     gate = tmp_path / "gate"
     started = tmp_path / "started"
+    script = (
+        f"touch {started}; i=0; while [ ! -e {gate} ] &amp;&amp; [ $i -lt 200 ]; "
+        "do sleep 0.05; i=$((i+1)); done"
+    )
     waiting = PACKAGE.replace(
         "</DTS:Executables>",
         f"""
     <DTS:Executable DTS:refId="Package\\Wait" DTS:CreationName="Microsoft.ExecuteProcess"
-      DTS:DTSID="{{7C0D8E51-1111-4A51-9B44-0C2A4F4F6B08}}" DTS:ExecutableType="Microsoft.ExecuteProcess" DTS:ObjectName="Wait">
+      DTS:DTSID="{{7C0D8E51-1111-4A51-9B44-0C2A4F4F6B08}}"
+        DTS:ExecutableType="Microsoft.ExecuteProcess" DTS:ObjectName="Wait">
       <DTS:ObjectData><ExecuteProcessData Executable="/bin/sh"
-        Arguments="-c &quot;touch {started}; i=0; while [ ! -e {gate} ] &amp;&amp; [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done&quot;" />
+        Arguments="-c &quot;{script}&quot;" />
       </DTS:ObjectData>
     </DTS:Executable>
   </DTS:Executables>""",
@@ -321,7 +343,8 @@ def test_the_running_process_argv_holds_no_secret(package: Path, tmp_path: Path)
 
 CONFIG = """<?xml version="1.0"?>
 <DTSConfiguration>
-  <Configuration ConfiguredType="Property" Path="{path}" ValueType="String"><ConfiguredValue>{value}</ConfiguredValue></Configuration>
+  <Configuration ConfiguredType="Property" Path="{path}"
+    ValueType="String"><ConfiguredValue>{value}</ConfiguredValue></Configuration>
 </DTSConfiguration>
 """
 

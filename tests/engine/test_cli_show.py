@@ -63,20 +63,27 @@ def _valid_package(tmp_path: Path) -> Path:
 <DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" DTS:ObjectName="Ok">
   <DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>
   <DTS:ConnectionManagers>
-    <DTS:ConnectionManager DTS:refId="Package.ConnectionManagers[DB]" DTS:CreationName="OLEDB" DTS:ObjectName="DB"
+    <DTS:ConnectionManager DTS:refId="Package.ConnectionManagers[DB]" DTS:CreationName="OLEDB"
+      DTS:ObjectName="DB"
       DTS:DTSID="{AAAAAAAA-0000-0000-0000-000000000001}">
-      <DTS:ObjectData><DTS:ConnectionManager DTS:ConnectionString="Data Source=db;User ID=sa;Password=hunter2;" /></DTS:ObjectData>
+      <DTS:ObjectData><DTS:ConnectionManager
+        DTS:ConnectionString="Data Source=db;User ID=sa;Password=hunter2;" /></DTS:ObjectData>
     </DTS:ConnectionManager>
   </DTS:ConnectionManagers>
   <DTS:Executables>
-    <DTS:Executable DTS:refId="Package\\Seq" DTS:ExecutableType="STOCK:SEQUENCE" DTS:ObjectName="Seq">
+    <DTS:Executable DTS:refId="Package\\Seq" DTS:ExecutableType="STOCK:SEQUENCE"
+      DTS:ObjectName="Seq">
       <DTS:Executables>
-        <DTS:Executable DTS:refId="Package\\Seq\\A" DTS:ExecutableType="STOCK:SEQUENCE" DTS:ObjectName="A" />
-        <DTS:Executable DTS:refId="Package\\Seq\\B" DTS:ExecutableType="STOCK:SEQUENCE" DTS:ObjectName="B" DTS:Disabled="True" />
+        <DTS:Executable DTS:refId="Package\\Seq\\A" DTS:ExecutableType="STOCK:SEQUENCE"
+          DTS:ObjectName="A" />
+        <DTS:Executable DTS:refId="Package\\Seq\\B" DTS:ExecutableType="STOCK:SEQUENCE"
+          DTS:ObjectName="B" DTS:Disabled="True" />
       </DTS:Executables>
       <DTS:PrecedenceConstraints>
-        <DTS:PrecedenceConstraint DTS:refId="Package\\Seq.PrecedenceConstraints[C]" DTS:From="Package\\Seq\\A"
-          DTS:To="Package\\Seq\\B" DTS:ObjectName="C" DTS:Value="1" DTS:EvalOp="4" DTS:Expression="1 &lt; 2" DTS:LogicalAnd="False" />
+        <DTS:PrecedenceConstraint DTS:refId="Package\\Seq.PrecedenceConstraints[C]"
+          DTS:From="Package\\Seq\\A"
+          DTS:To="Package\\Seq\\B" DTS:ObjectName="C" DTS:Value="1" DTS:EvalOp="4"
+            DTS:Expression="1 &lt; 2" DTS:LogicalAnd="False" />
       </DTS:PrecedenceConstraints>
     </DTS:Executable>
   </DTS:Executables>
@@ -117,9 +124,11 @@ def test_validate_json(tmp_path: Path) -> None:
 def test_validate_unsupported_skip_warns(tmp_path: Path) -> None:
     path = tmp_path / "script.dtsx"
     path.write_text(
-        '<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" DTS:ObjectName="S">'
+        '<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" '
+        'DTS:ObjectName="S">'
         '<DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property><DTS:Executables>'
-        '<DTS:Executable DTS:refId="Package\\S" DTS:ExecutableType="Microsoft.ScriptTask" DTS:ObjectName="S"/>'
+        '<DTS:Executable DTS:refId="Package\\S" DTS:ExecutableType="Microsoft.ScriptTask" '
+        'DTS:ObjectName="S"/>'
         "</DTS:Executables></DTS:Executable>",
         encoding="utf-8",
     )

@@ -1,4 +1,5 @@
-"""`dtsx validate` and `dtsx run` check Windows paths against the run's --path-map before anything runs."""
+"""`dtsx validate` and `dtsx run` check Windows paths against the run's --path-map before anything
+runs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""``dtsx run --dev-smtp``: every message of the run lands in the local sink, whatever the package says.
+"""``dtsx run --dev-smtp``: every message of the run lands in the local sink, whatever the package
+says.
 
 The packages here name hosts that do not exist, set ``SmtpServer`` by a property expression, and
 send from a child package with Windows authentication and TLS; a dev run must deliver all of it
