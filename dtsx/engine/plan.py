@@ -745,9 +745,15 @@ class _Planner:
 
         try:
             return CONNECTIONS.get(cm.type_key) if cm.type_key else None
-        except (
-            PluginError
-        ):  # an unknown or broken type fails when a task uses it, with its own sentence
+        except UnknownKeyError:  # an unknown type fails when a task uses it, with its own sentence
+            return None
+        except PluginError as exc:  # a broken plugin: the registry's sentence names it and why
+            self.problem(
+                "plugin-error",
+                f"connection manager '{cm.name}' of type {cm.creation_name}: {exc}",
+                cm.location,
+                cm.ref_id,
+            )
             return None
 
     def _check_connection_names(

@@ -442,7 +442,7 @@ def test_the_planners_fast_paths_equal_their_plain_references(
         planner, "_no_cycle", lambda nodes, known, cs: planner._no_cycle_plain(nodes, cs)
     )
     plain = [_outcome(p) for p in packages]
-    for path, a, b in zip(packages, fast, plain):
+    for path, a, b in zip(packages, fast, plain, strict=True):
         assert a == b, path
 
 
@@ -483,3 +483,45 @@ def test_the_local_name_cache_equals_the_plain_function() -> None:
     )
     small = LocalNames(limit=2)
     assert [small[k] for k in keys] == [local_name(k) for k in keys] and len(small) == 2
+
+
+def test_a_connection_manager_of_a_broken_plugin_is_a_problem_naming_it(tmp_path: Path) -> None:
+    # A real (throwaway) distribution whose entry point cannot be imported, on a subprocess's path.
+    import subprocess
+    import sys
+
+    dist = tmp_path / "site" / "acme_broken-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-broken\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[dtsx.connections]\nACME.BROKEN = acme_no_such_module:Manager\n"
+    )
+    cm = (
+        '<DTS:ConnectionManager DTS:refId="Package.ConnectionManagers[Odd]" '
+        'DTS:CreationName="ACME.BROKEN" DTS:ObjectName="Odd" />'
+    )
+    package = tmp_path / "p.dtsx"
+    package.write_bytes(_package("", connections=cm))
+    script = (
+        "import sys\n"
+        "from dtsx.engine.errors import PackageValidationError\n"
+        "from dtsx.engine.loader import load\n"
+        "from dtsx.engine.plan import build\n"
+        "try:\n"
+        "    build(load(sys.argv[1]))\n"
+        "except PackageValidationError as exc:\n"
+        "    for p in exc.problems: print(p.code, p.ref_id, p.message)\n"
+        "else:\n"
+        "    print('planned')\n"
+    )
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path / "site")}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(package)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    out = done.stdout + done.stderr
+    assert out.startswith("plugin-error Package.ConnectionManagers[Odd]"), out
+    assert "acme_no_such_module" in out or "acme-broken" in out, out
