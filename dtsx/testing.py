@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape, quoteattr
 
 from dtsx.connections.base import mail_sink_redirect
@@ -67,8 +67,10 @@ from dtsx.engine.executor import InternalError, RunOptions, RunResult, run
 from dtsx.engine.loader import load_bytes
 from dtsx.engine.model import Package
 from dtsx.engine.plan import Plan, build
-from dtsx.mailsink import MailSink
 from dtsx.tasks.base import TASKS, Task
+
+if TYPE_CHECKING:
+    from dtsx.mailsink import MailSink
 
 __all__ = [
     "Connection",
@@ -380,6 +382,8 @@ class MailBox:
 def mail_sink(directory: str | Path | None = None) -> Iterator[MailBox]:
     """A real SMTP server on 127.0.0.1 (a free port) for the ``with`` block; messages are kept in
     ``directory`` (default: a temporary folder, removed afterwards)."""
+    from dtsx.mailsink import MailSink  # the SMTP server library, only for tests that mail
+
     with tempfile.TemporaryDirectory(prefix="dtsx-mail-") as scratch:
         sink = MailSink(Path(directory) if directory is not None else Path(scratch))
         sink.start()
