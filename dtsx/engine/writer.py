@@ -35,6 +35,7 @@ from dtsx.engine.model import (
     PropertyExpression,
     Variable,
     XmlNode,
+    local_name,
     marked_sensitive,
 )
 
@@ -191,7 +192,7 @@ def _describe(el: etree._Element) -> str:
 
 
 def _local(name: str) -> str:
-    return "DTS:" + name[len(_D) :] if name.startswith(_D) else name.rsplit("}", 1)[-1]
+    return "DTS:" + name[len(_D) :] if name.startswith(_D) else local_name(name)
 
 
 def _short(ref_id: str) -> str:
