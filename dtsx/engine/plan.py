@@ -979,7 +979,7 @@ class _Planner:
         dynamic = _set_names(exe.property_expressions)
         stored = data.children[0].attrs
         return frozenset(
-            value for key, value in stored.items() if key.rsplit("}", 1)[-1].lower() in dynamic
+            value for key, value in stored.items() if LOCAL_NAMES[key].lower() in dynamic
         )
 
     def _check_exec_value_variable(self, exe: Executable) -> None:
