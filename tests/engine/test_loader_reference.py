@@ -173,3 +173,41 @@ def test_the_reference_refuses_a_value_of_the_wrong_type() -> None:
     with pytest.raises(ValueError, match="valid integer"):
         loader._VALIDATED.location({"file": "f.dtsx", "line": "3"})
     assert loader._TRUSTED.location({"file": "f.dtsx", "line": 3}).line == 3
+
+
+def _one_constraint(attributes: str) -> bytes:
+    return (
+        '<DTS:Executable xmlns:DTS="www.microsoft.com/SqlServer/Dts" DTS:refId="Package" '
+        'DTS:ObjectName="P">\n<DTS:Property DTS:Name="PackageFormatVersion">8</DTS:Property>\n'
+        "<DTS:Executables>\n"
+        '<DTS:Executable DTS:refId="Package\\A" DTS:ExecutableType="STOCK:SEQUENCE" '
+        'DTS:ObjectName="A"/>\n'
+        '<DTS:Executable DTS:refId="Package\\B" DTS:ExecutableType="Microsoft.SendMailTask" '
+        'DTS:ObjectName="B" DTS:Disabled="maybe"><DTS:ObjectData><X/></DTS:ObjectData>'
+        "</DTS:Executable>\n"
+        "</DTS:Executables>\n<DTS:PrecedenceConstraints>\n"
+        f'<DTS:PrecedenceConstraint DTS:refId="Package.PrecedenceConstraints[C]" {attributes}/>\n'
+        "</DTS:PrecedenceConstraints></DTS:Executable>"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("attributes", "words"),
+    [
+        ('DTS:From="Package\\A" DTS:To="Package\\B" DTS:Value="high"', "e.dtsx:8: Value="),
+        ('DTS:From="Package\\A" DTS:To="Package\\B" DTS:LogicalAnd="no"', "e.dtsx:8: LogicalAnd="),
+        ('DTS:From="Package\\A"', "e.dtsx:8: the precedence constraint has no To end"),
+        ('DTS:From="Package\\A" DTS:To="Package\\B" DTS:Value=" 2 "', "e.dtsx:5: Disabled="),
+    ],
+    ids=["bad-value", "bad-logical-and", "no-to-end", "bad-task-setting"],
+)
+def test_errors_on_the_fast_paths_read_as_the_reference_reports_them(
+    attributes: str, words: str
+) -> None:
+    """A setting a fast path refuses is refused in the same words, at the same line."""
+    data = _one_constraint(attributes)
+    if "Disabled" not in words:  # the task's setting is fine unless it is what is tested
+        data = data.replace(b'DTS:Disabled="maybe"', b'DTS:Disabled="True"')
+    fast, plain = _both_ways(data, "e.dtsx")
+    assert isinstance(fast, str) and fast == plain
+    assert words in fast
