@@ -33,14 +33,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
 from email.errors import NonASCIILocalPartDefect
-from email.headerregistry import Address, BaseHeader, HeaderRegistry
+from email.headerregistry import Address, AddressHeader, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from functools import lru_cache
 from html.parser import HTMLParser
 from ntpath import basename as _win_basename
 from posixpath import basename as _posix_basename
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import idna
 from dtsx.engine.errors import TaskFailedError
@@ -320,7 +320,7 @@ def parse_address(text: str, label: str) -> Address:
     )
     try:
         header = _REGISTRY(label, text)
-        addresses = list(header.addresses)
+        addresses = list(cast(AddressHeader, header).addresses)
     except Exception as exc:  # the email parser raises IndexError/HeaderParseError on some garbage
         raise TaskFailedError(problem) from exc
     defects = [d for d in header.defects if not isinstance(d, NonASCIILocalPartDefect)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from decimal import Context, Decimal, DivisionByZero, InvalidOperation
 from operator import eq, ge, gt, itemgetter, le, lt, ne
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 from collections.abc import Callable
 
 from dtsx.engine.errors import ExpressionError
@@ -411,7 +411,8 @@ class Builder:
         return self.fold(_null_safe1(operand.fn, convert), result, [operand], node.offset)
 
     def build_call(self, node: Call) -> Built:
-        return self.functions.build(self, node)
+        built: Built = self.functions.build(self, node)
+        return built
 
     def build_assignment(self, node: Assignment) -> Built:
         return self.build(node.expression)
@@ -425,9 +426,11 @@ def _constant(value: Any) -> Fn:
 
 
 def _null_safe1(fn: Fn | None, impl: Callable[[Any], Any]) -> Fn:
+    # A constant operand has no closure; then fold() computes the value and never calls run().
+    operand = cast(Fn, fn)
 
     def run(vs: list[Any]) -> Any:
-        value = fn(vs)
+        value = operand(vs)
         return None if value is None else impl(value)
 
     return run
@@ -437,12 +440,13 @@ null_safe1 = _null_safe1
 
 
 def _null_safe2(left: Fn | None, right: Fn | None, impl: Callable[[Any, Any], Any]) -> Fn:
+    first, second = cast(Fn, left), cast(Fn, right)  # as in _null_safe1
 
     def run(vs: list[Any]) -> Any:
-        a = left(vs)
+        a = first(vs)
         if a is None:
             return None
-        b = right(vs)
+        b = second(vs)
         if b is None:
             return None
         return impl(a, b)

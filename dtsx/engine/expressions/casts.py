@@ -213,7 +213,8 @@ def _to_integer(target: str, source: str) -> Converter:
 def _to_real(target: str, source: str) -> Converter:
     def convert(value: Any) -> float:
         if source == "DT_BYTES" and isinstance(value, (bytes, bytearray)) and len(value) == 4:
-            return struct.unpack("<f", bytes(value))[0]
+            single: float = struct.unpack("<f", bytes(value))[0]
+            return single
         number = _as_number(value, source)
         try:
             result = float(number)
@@ -441,8 +442,8 @@ def _normalise(value: Any, source: str) -> tuple[datetime, int, int | None]:
             parsed = datetime.combine(date.today(), parsed.time())
         return parsed, tick, offset
     if isinstance(value, datetime):
-        offset = value.utcoffset()
-        minutes = None if offset is None else int(offset.total_seconds()) // 60
+        delta = value.utcoffset()
+        minutes = None if delta is None else int(delta.total_seconds()) // 60
         plain = datetime(
             value.year,
             value.month,

@@ -278,7 +278,7 @@ def as_decimal(source: str, raw: Any) -> Decimal:
         return Decimal(raw)
     if isinstance(raw, float) and math.isfinite(raw):
         return Decimal(repr(raw))
-    number = converter(source, TypeSpec("DT_NUMERIC", precision=38, scale=10))(raw)
+    number: Decimal = converter(source, TypeSpec("DT_NUMERIC", precision=38, scale=10))(raw)
     return number.normalize() if number == number.to_integral_value() else number
 
 

@@ -702,8 +702,11 @@ class _Library:
     def build_arg(builder: Builder, node: Call, index: int) -> Built:
         arg = node.args[index]
         # ISNULL may test an Object variable (the only use SSIS allows for one).
-        is_object = isinstance(arg, Variable) and builder.types.get(arg.name) in (OBJECT, DBNULL)
-        if node.name == "ISNULL" and is_object:
+        if (
+            node.name == "ISNULL"
+            and isinstance(arg, Variable)
+            and builder.types.get(arg.name) in (OBJECT, DBNULL)
+        ):
             from .builder import Built
 
             return Built(OBJECT, itemgetter(builder.names.index(arg.name)))

@@ -63,7 +63,7 @@ class Value(tuple):  # type: ignore[type-arg]
     def __new__(cls, type: str, value: Any) -> Value:  # noqa: A002 - the SSIS word
         return tuple.__new__(cls, (type, value))
 
-    def __getnewargs__(self) -> tuple[str, Any]:  # type: ignore[override] - pickle and copy
+    def __getnewargs__(self) -> tuple[str, Any]:  # pickle and copy
         return (self[0], self[1])
 
     type = property(itemgetter(0), doc="The DT_ type name.")
@@ -93,12 +93,14 @@ class DateTime7(datetime):
     """A datetime that also carries the 7th fractional digit (100 ns) SSIS date types keep."""
 
     __slots__ = ("tick",)
+    tick: int
 
 
 class Time7(time):
     """A time that also carries the 7th fractional digit (100 ns)."""
 
     __slots__ = ("tick",)
+    tick: int
 
 
 def make_dt7(value: datetime, tick: int = 0) -> DateTime7:
@@ -149,7 +151,8 @@ _F32 = struct.Struct("<f")
 def to_float32(number: float) -> float:
     """Round to single precision; overflow to infinity is left to the caller to report."""
     try:
-        return _F32.unpack(_F32.pack(number))[0]
+        single: float = _F32.unpack(_F32.pack(number))[0]
+        return single
     except OverflowError:
         return math.copysign(math.inf, number)
 
