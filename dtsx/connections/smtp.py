@@ -64,7 +64,6 @@ __all__ = [
     "SmtpRecipientsRefused",
     "SmtpReply",
     "SmtpSession",
-    "redirect_to_sink",
 ]
 
 log = logging.getLogger("dtsx.connections.smtp")
@@ -1390,14 +1389,6 @@ def _canceled_failure() -> _Failure:
         "was not used further because the run was canceled before the message was sent",
         "run the package again to send it",
     )
-
-
-def redirect_to_sink(settings: ConnectionSettings, host: str, port: int) -> ConnectionSettings:
-    """Transitional, until the CLI uses ``connections.base.mail_sink_redirect``: the ``--dev-smtp``
-    redirect; :meth:`SmtpConnectionManager.redirected_to_mail_sink` decides what it does."""
-    if settings.creation_name.upper() != "SMTP":
-        return settings
-    return SmtpConnectionManager.redirected_to_mail_sink(settings, host, port)
 
 
 @register_connection("SMTP")

@@ -38,7 +38,6 @@ def test_public_names() -> None:
             "SendReport",
             "SmtpReply",
             "SmtpRecipientsRefused",
-            "redirect_to_sink",
         ]
     )
     assert sorted(mailsink.__all__) == ["MailSink", "ServerThread"]
