@@ -70,6 +70,30 @@ class RunOptions:
     # How long a task waits for a variable another task holds locked (see engine.variables).
     variable_lock_timeout_s: float = LOCK_TIMEOUT_S
 
+    def for_child(
+        self,
+        max_concurrent: int,
+        parameters: dict[str, object],
+        variables: dict[str, object],
+        cancel_event: threading.Event,
+    ) -> RunOptions:
+        """The options of a child package run by Execute Package: what the child is given,
+        and this run's limit, cancellation, logs, paths and redirect (never its --set,
+        --config-file or --conn, which name this package's objects)."""
+        return RunOptions(
+            max_concurrent=max_concurrent,
+            parameters=dict(parameters),
+            variables=dict(variables),
+            path_map=self.path_map,
+            cancel_event=cancel_event,
+            sinks=self.sinks,
+            project_dir=self.project_dir,
+            unsupported=self.unsupported,
+            plan_loader=self.plan_loader,
+            connection_redirect=self.connection_redirect,
+            variable_lock_timeout_s=self.variable_lock_timeout_s,
+        )
+
 
 @dataclass
 class Binding:

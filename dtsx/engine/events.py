@@ -113,7 +113,8 @@ class EventLog:
     ``mask`` rewrites every message before any sink sees it (the run masks its sensitive values
     with it). A sink that raises is a broken log: it is told nothing more, its error is kept in
     ``sink_errors``, and ``on_broken`` gets one sentence about it (the executor raises it as an
-    OnWarning to the other sinks), outside the log's lock.
+    OnWarning to the other sinks), outside the log's lock; the exception itself is kept in
+    ``sink_exceptions``.
     """
 
     def __init__(
@@ -131,6 +132,7 @@ class EventLog:
         self._mask = mask
         self._on_broken = on_broken
         self.sink_errors: list[str] = []
+        self.sink_exceptions: list[Exception] = []  # the same failures, kept whole (--debug)
 
     def emit(self, event: RunEvent) -> None:
         if self._mask is not None and event.message:
@@ -146,6 +148,7 @@ class EventLog:
                 except Exception as exc:  # a broken log provider must not break the run
                     self.sinks.remove(sink)
                     self.sink_errors.append(f"{type(exc).__name__}: {exc}")
+                    self.sink_exceptions.append(exc)
                     broken.append(_broken_sentence(sink, exc))
         if self._on_broken is not None:
             for message in broken:
@@ -183,6 +186,7 @@ class EventLog:
                 sink.close()
             except Exception as exc:  # closing must go on for the others
                 self.sink_errors.append(f"{type(exc).__name__}: {exc}")
+                self.sink_exceptions.append(exc)
 
 
 def _broken_sentence(sink: object, exc: Exception) -> str:

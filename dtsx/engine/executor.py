@@ -37,8 +37,8 @@ from dtsx.engine.bind import (
     effective_limit,
     load_child_plan,
 )
+from dtsx.engine.containers import Containers, container_result
 from dtsx.engine.dispatch import Dispatcher, Forward
-from dtsx.engine.enumerators import enumerate_items
 from dtsx.engine.errors import DtsxError, ExecutionError, PackageValidationError, Problem
 from dtsx.engine.events import EventLog, RunEvent
 from dtsx.engine.frames import Frame, unlink
@@ -195,6 +195,7 @@ class _Run:
             self._run_child,
             self._constraint_expression,
         )
+        self.containers = Containers(self.state, self.scheduler, self.local_path)
         done = threading.Event()
         watcher = threading.Thread(
             target=self._watch_cancel, args=(done,), name="dtsx-cancel", daemon=True
@@ -229,7 +230,7 @@ class _Run:
             self.scheduler.walk(frame)
         except Exception as exc:  # a bug in the executor itself must still end as a result
             self.state.internal_error(frame, exc, f"internal error: {type(exc).__name__}: {exc}")
-        result = self._container_result(frame)
+        result = container_result(self.state.cancel, frame)
         if self.package_failed and result == _SUCCESS:
             result = _FAILURE
         forced = FORCED_RESULTS.get(self.package.force_execution_result)
@@ -240,14 +241,6 @@ class _Run:
         return result
 
     def _result(self, result: ExecutionResult, root: Scope, duration: float) -> RunResult:
-        variables: dict[str, Any] = {}
-        for slot in root.own.values():
-            if slot.namespace != "System":
-                try:
-                    value = json_value(root.read(slot))  # a read may find it sensitive: mask after
-                    variables[slot.qualified] = MASK if slot.sensitive else value
-                except DtsxError as exc:
-                    variables[slot.qualified] = f"<error: {self.store.mask(str(exc))}>"
         return RunResult(
             package=self.package.path or self.package.name,
             result=result,
@@ -255,7 +248,7 @@ class _Run:
             started=self.started,
             duration_s=duration,
             executables=list(self.state.records.values()),
-            variables=variables,
+            variables=_reported_variables(root, self.store.mask),
             events=self.log.totals(),
             warnings=[str(w) for w in self.state.plan.warnings] + self.warnings,
             internal_errors=list(self.state.internal_errors),
@@ -341,8 +334,8 @@ class _Run:
             if exe.kind is ExecutableKind.TASK:
                 result = self.tasks.execute(frame)
             else:
-                iterations = self._execute_container(frame)
-                result = self._container_result(frame)
+                iterations = self.containers.execute(frame)
+                result = container_result(self.state.cancel, frame)
         except DtsxError as exc:
             self.state.task_error(frame, str(exc))
             result = _FAILURE
@@ -390,19 +383,7 @@ class _Run:
                 unsupported=options.unsupported,
                 outer_variables=visible_names(caller.scope),
             )
-        child = RunOptions(
-            max_concurrent=self.limit,
-            parameters=dict(parameters),
-            variables=dict(variables),
-            path_map=options.path_map,
-            cancel_event=self.state.cancel,
-            sinks=options.sinks,
-            project_dir=options.project_dir,
-            unsupported=options.unsupported,
-            plan_loader=options.plan_loader,
-            connection_redirect=options.connection_redirect,
-            variable_lock_timeout_s=options.variable_lock_timeout_s,
-        )
+        child = options.for_child(self.limit, parameters, variables, self.state.cancel)
         link = _Parent(
             depth=(self.parent.depth if self.parent is not None else 0) + 1,
             scope=caller.scope,
@@ -414,81 +395,6 @@ class _Run:
         with self.slots.released():
             return _Run(plan, child, link).execute()
 
-    # -- containers -----------------------------------------------------------------------------
-    def _execute_container(self, frame: Frame) -> int:
-        kind = frame.exe.kind
-        if kind is ExecutableKind.FOR_LOOP:
-            return self._for_loop(frame)
-        if kind is ExecutableKind.FOREACH_LOOP:
-            return self._foreach_loop(frame)
-        self.scheduler.walk(frame)
-        return 1
-
-    def _container_result(self, frame: Frame) -> ExecutionResult:
-        if self.state.cancel.is_set():
-            return _CANCELED
-        return _FAILURE if frame.failed_by_errors() else _SUCCESS
-
-    def _loop_failed(self, frame: Frame) -> bool:
-        return self.state.cancel.is_set() or frame.failed_by_errors()
-
-    def _for_loop(self, frame: Frame) -> int:
-        exe = frame.exe
-        scope = frame.scope
-        evaluate_in = self.state.evaluate_in
-        if exe.init_expression:
-            evaluate_in(scope, exe.init_expression, assignment=True)
-        if not exe.eval_expression:
-            raise ExecutionError(
-                f"For Loop {exe.ref_id!r} has no EvalExpression; set one that returns a Boolean."
-            )
-        iterations = 0
-        while True:
-            condition = evaluate_in(scope, exe.eval_expression)
-            if condition.type != "DT_BOOL":
-                raise ExecutionError(
-                    f"the EvalExpression of For Loop {exe.ref_id!r} returns {condition.type}, not "
-                    "a Boolean."
-                )
-            if not condition.value or self._loop_failed(frame):
-                break
-            self.scheduler.walk(frame)
-            iterations += 1
-            if self._loop_failed(frame):
-                break
-            if exe.assign_expression:
-                evaluate_in(scope, exe.assign_expression, assignment=True)
-        self.state.add_iterations(exe, iterations)
-        return 0
-
-    def _foreach_loop(self, frame: Frame) -> int:
-        exe = frame.exe
-        enumerator = exe.enumerator
-        if enumerator is None:
-            raise ExecutionError(f"Foreach Loop {exe.ref_id!r} has no enumerator.")
-        settings = dict(enumerator.properties)
-        for pe in enumerator.property_expressions:
-            settings[pe.name] = text_of(self.state.evaluate(frame.scope, pe.expression))
-        iterations = 0
-        warn: Callable[[str], None] = _event_callback(self.dispatcher, frame, "OnWarning")
-        for item in enumerate_items(enumerator, settings, frame.scope, self.local_path, warn):
-            if self._loop_failed(frame):
-                break
-            self._map_item(frame, item)
-            self.scheduler.walk(frame)
-            iterations += 1
-        self.state.add_iterations(exe, iterations)
-        return 0
-
-    def _map_item(self, frame: Frame, item: list[Any]) -> None:
-        for mapping in frame.exe.variable_mappings:
-            if mapping.value_index >= len(item):
-                raise ExecutionError(
-                    f"Foreach Loop {frame.exe.ref_id!r} maps value index {mapping.value_index} to "
-                    f"{mapping.variable}, but the item has only {len(item)} value(s)."
-                )
-            frame.scope.set(mapping.variable, item[mapping.value_index])
-
     def _execute_handler(self, frame: Frame) -> None:
         """Walk an event handler's graph (the dispatcher made its frame) and record it."""
         started = datetime.now()
@@ -499,17 +405,21 @@ class _Run:
             except Exception as exc:  # a bug while running the handler is still only a result
                 message = f"internal error: {type(exc).__name__}: {exc}"
                 self.state.internal_error(frame, exc, message)
-        result = self._container_result(frame)
+        result = container_result(self.state.cancel, frame)
         self.state.record(frame.exe, result, started, time.perf_counter() - clock, None)
 
 
-def _event_callback(dispatcher: Dispatcher, frame: Frame, name: str) -> Callable[[str], None]:
-    """A one-argument callback raising ``name`` events at ``frame`` (for enumerator warnings)."""
-
-    def raise_it(message: str) -> None:
-        dispatcher.raise_event(frame, name, message)
-
-    return raise_it
+def _reported_variables(root: Scope, mask: Callable[[str], str]) -> dict[str, Any]:
+    """The package's variables as the report shows them: JSON values, secrets masked."""
+    variables: dict[str, Any] = {}
+    for slot in root.own.values():
+        if slot.namespace != "System":
+            try:
+                value = json_value(root.read(slot))  # a read may find it sensitive: mask after
+                variables[slot.qualified] = MASK if slot.sensitive else value
+            except DtsxError as exc:
+                variables[slot.qualified] = f"<error: {mask(str(exc))}>"
+    return variables
 
 
 def _identity(path: str) -> str:

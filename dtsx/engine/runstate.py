@@ -116,6 +116,13 @@ class RunState:
                 record.errors.append(message)
         self.dispatcher.raise_event(frame, "OnError", message)
 
+    def keep_internal(self, ref_id: str, exc: BaseException) -> None:
+        """Keep an exception nobody planned that needs no event (a task's cancel() failing while
+        the run is canceled anyway): only ``--debug`` and RunResult.internal_errors show it."""
+        internal = InternalError.of(ref_id, exc, self.store.mask)
+        with self.lock:
+            self.internal_errors.append(internal)
+
     def internal_error(
         self,
         frame: Frame,

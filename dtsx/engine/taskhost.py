@@ -160,11 +160,14 @@ class TaskHost:
 
     def cancel_running(self) -> None:
         """Tell every running task the run was canceled."""
-        for task in [f.task for f in list(self.running.values()) if f.task is not None]:
+        for frame in list(self.running.values()):
+            task = frame.task
+            if task is None:
+                continue
             try:
                 task.cancel()
-            except Exception:  # a task's cancel() must not stop the others being told
-                pass
+            except Exception as exc:  # a task's cancel() must not stop the others being told
+                self.state.keep_internal(frame.exe.ref_id, exc)
 
     def _store_execution_value(self, frame: Frame, task: Task) -> bool:
         """ExecValueVariable gets the task's execution value, or ForcedExecutionValue when

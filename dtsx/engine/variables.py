@@ -255,7 +255,9 @@ class VariableStore:
                     )
                 )
                 if errors is None:
-                    raise ExecutionError(message) from None
+                    if param.sensitive:  # the cause quotes the secret, not yet known to any mask
+                        raise ExecutionError(message) from None
+                    raise ExecutionError(message) from exc
                 errors.append(message)
                 value = typed_value(param.dotnet_type, None, what=f"parameter {qualified}")
             # A value known as a secret (a parent package passing its own) keeps its mark.
