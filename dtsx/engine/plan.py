@@ -1180,8 +1180,11 @@ class _Planner:
         """Any GUID in a *Connection*/SMTPServer attribute of the task's data must name a CM."""
         if exe.object_data is None:
             return
+        found = self._reference_attributes(exe.object_data)
+        if not found:
+            return
         dynamic = _set_names(exe.property_expressions) if exe.property_expressions else frozenset()
-        for local, value in self._reference_attributes(exe.object_data):
+        for local, value in found:
             if (
                 (dynamic and local.lower() in dynamic)
                 or self.resolved.get(value)
@@ -1209,21 +1212,21 @@ class _Planner:
         stack = [data]
         while stack:
             node = stack.pop()
-            if node.children:
-                stack.extend(reversed(node.children))  # depth first, in document order
-            rest = node.attrs.keys() - plain if node.attrs else None
+            children, attrs = node.children, node.attrs
+            if children:
+                stack.extend(reversed(children))  # depth first, in document order
+            rest = attrs.keys() - plain if attrs else None
             if not rest:
                 continue
             # One key left (the usual SMTPServer or Connection): no need to walk them all.
-            keys = rest if len(rest) == 1 else [key for key in node.attrs if key in rest]
-            for key in keys:
+            for key in rest if len(rest) == 1 else [key for key in attrs if key in rest]:
                 local = kinds.get(key, "")
                 if local == "":
                     local = kinds[key] = _reference_attribute(key)
                     if local is None:
                         plain.add(key)
                 if local is not None:
-                    found.append((local, node.attrs[key]))
+                    found.append((local, attrs[key]))
         return found
 
     # -- containers
