@@ -118,15 +118,15 @@ def test_the_benchmark_package_reads_the_same_through_the_plain_reference() -> N
 
 
 def _counting(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
-    """Count the calls of one _Reader method (it still runs as written)."""
+    """Count the calls of one _PackageReader method (it still runs as written)."""
     calls = [0]
-    original: Callable[..., Any] = getattr(loader._Reader, name)
+    original: Callable[..., Any] = getattr(loader._PackageReader, name)
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         calls[0] += 1
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(loader._Reader, name, counted)
+    monkeypatch.setattr(loader._PackageReader, name, counted)
     return calls
 
 
