@@ -6,9 +6,10 @@ the run's result, told apart from a planned failure; executables skipped as unsu
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
-from dtsx.engine.events import JsonLinesLog, RunEvent
+from dtsx.engine.events import EventLog, JsonLinesLog, RunEvent
 from dtsx.engine.executor import ExecutionResult, InternalError, RunOptions, run
 from dtsx.engine.model import Executable, ExecutableKind, Parameter
 from dtsx.engine.plan import build
@@ -148,3 +149,60 @@ def test_a_report_of_a_run_that_skipped_nothing_has_no_skipped_count() -> None:
     result = run(build(package([probe("A")])))
     assert result.skipped == 0 and "skipped" not in result.to_json()
     assert result.internal_errors == []
+
+
+BAD_CANCEL = "Tests.BadCancel"
+
+
+class BadCancelTask(Task):
+    """Waits to be canceled; its cancel() has a bug (it still stops the wait first)."""
+
+    def __init__(self, props: object) -> None:
+        super().__init__(props)  # type: ignore[arg-type]
+        self._stop = threading.Event()
+
+    def execute(self, ctx: TaskContext) -> None:
+        self._stop.wait(30)
+
+    def cancel(self) -> None:
+        self._stop.set()
+        raise ValueError("cancel() had a bug")
+
+
+if BAD_CANCEL not in TASKS:
+    TASKS.add(BAD_CANCEL, BadCancelTask, "tests.engine.test_results")
+
+
+def test_a_cancel_that_raises_is_kept_not_dropped() -> None:
+    task = Executable(
+        kind=ExecutableKind.TASK,
+        ref_id="Package\\Waiter",
+        name="Waiter",
+        raw_type=BAD_CANCEL,
+        type_key=BAD_CANCEL,
+    )
+    cancel = threading.Event()
+    timer = threading.Timer(0.5, cancel.set)
+    timer.start()
+    try:
+        result = run(build(package([task])), RunOptions(cancel_event=cancel))
+    finally:
+        timer.cancel()
+    assert result.result == "Canceled"
+    kept = [e for e in result.internal_errors if e.ref_id == "Package\\Waiter"]
+    assert len(kept) == 1 and isinstance(kept[0].exception, ValueError)
+    assert "cancel() had a bug" in kept[0].traceback
+
+
+def test_a_raising_log_sink_keeps_its_exception() -> None:
+    class Broken:
+        def __call__(self, event: RunEvent) -> None:
+            raise OSError("the log disk went away")
+
+        def close(self) -> None:
+            return None
+
+    log = EventLog([Broken()])
+    log.emit(RunEvent("OnWarning", "P", "Package", message="x"))
+    assert len(log.sink_exceptions) == 1 and isinstance(log.sink_exceptions[0], OSError)
+    assert log.sink_errors == ["OSError: the log disk went away"]
