@@ -1004,11 +1004,8 @@ class _Planner:
         key = (cls, tuple(inner.attrs))
         names = self.unknown_keys.get(key)
         if names is None:  # Speed: siblings of one type write the same attributes: look up once
-            names = self.unknown_keys[key] = [
-                local
-                for local in (LOCAL_NAMES[k] for k in inner.attrs)
-                if cls.field_for(local) is None
-            ]
+            # The plugin contract's one definition of "an attribute no property reads".
+            names = self.unknown_keys[key] = [found.name for found in cls.unknown_data(node)]
         if inner.children:
             names = names + self._unknown_children(inner, cls)
         for name in names:
