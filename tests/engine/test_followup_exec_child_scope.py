@@ -19,7 +19,7 @@ _ids = iter(range(1, 10**6))
 
 
 def _guid() -> str:
-    return "{7B000000-0000-4000-8000-%012d}" % next(_ids)
+    return f"{{7B000000-0000-4000-8000-{next(_ids):012d}}}"
 
 
 def _variable(name: str, value: str, expression: str | None = None) -> str:

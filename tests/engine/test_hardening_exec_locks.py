@@ -38,7 +38,7 @@ _ids = iter(range(1, 10**9))
 
 
 def _guid() -> str:
-    return "{00000000-0000-0000-0000-%012d}" % next(_ids)
+    return f"{{00000000-0000-0000-0000-{next(_ids):012d}}}"
 
 
 def task_xml(name: str, creation: str, object_data: str) -> str:
