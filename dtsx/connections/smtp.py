@@ -279,15 +279,36 @@ class _BoundedIO:
     A slice that ends without data is simply waited again; a spent budget raises."""
 
     budget: _Budget
-    _bound = (
-        -1.0
-    )  # the timeout last set on the socket, to skip a system call when it barely changed
+    # The timeout last set on the socket, to skip a system call when it barely changed.
+    _bound = -1.0
+    # The common path: a send's commands and replies follow each other within milliseconds, and
+    # asking the budget before each of them cost more than the I/O. Until _fresh_until
+    # (time.monotonic), and while the budget keeps the deadline and cancel event it was asked
+    # with, the bound is still within BOUND_DRIFT of what the budget allows and the cancel event
+    # was looked at less than BOUND_DRIFT ago, so the budget need not be asked again: every wait
+    # stays bounded exactly as if it were.
+    _fresh_until = 0.0
+    _fresh_deadline = 0.0
+    _fresh_cancel: threading.Event | None = None
 
     def _limit(self) -> None:
-        wait = self.budget.wait()
-        if abs(wait - self._bound) > BOUND_DRIFT:
+        budget = self.budget
+        now = time.monotonic()
+        if (
+            now < self._fresh_until
+            and budget.deadline == self._fresh_deadline
+            and budget.cancel is self._fresh_cancel
+        ):
+            return
+        wait = budget.wait()
+        gap = abs(wait - self._bound)
+        if gap > BOUND_DRIFT:
             self.settimeout(wait)  # type: ignore[attr-defined]
-            self._bound = wait
+            self._bound, gap = wait, 0.0
+        # The budget shrinks by the time that passes (never faster), so the bound drifts out of
+        # BOUND_DRIFT no sooner than this.
+        self._fresh_until = now + BOUND_DRIFT - gap
+        self._fresh_deadline, self._fresh_cancel = budget.deadline, budget.cancel
 
     def recv_into(self, *args: object) -> int:
         return self._read(super().recv_into, *args)  # type: ignore[misc,no-any-return]
@@ -303,7 +324,7 @@ class _BoundedIO:
                 # Cancel stops waiting, not reading: a reply already here (the 250 for a message
                 # the server has taken) is still read, so that the send reports it delivered.
                 self.settimeout(0.0)  # type: ignore[attr-defined]
-                self._bound = 0.0
+                self._bound, self._fresh_until = 0.0, 0.0
                 try:
                     return read(*args)
                 except OSError as exc:  # nothing there yet (BlockingIOError, SSLWantReadError)
@@ -316,8 +337,14 @@ class _BoundedIO:
     def sendall(self, data: ReadableBuffer, flags: int = 0, /) -> None:
         # Built on send(): a timed-out send() wrote nothing, so the same bytes are offered again
         # (sendall() itself cannot say how much went out before it timed out).
-        with memoryview(data) as view, view.cast("B") as rest:
+        self._limit()
+        try:
+            sent = self.send(data, flags) if flags else self.send(data)  # type: ignore[attr-defined]
+        except TimeoutError:
             sent = 0
+        if isinstance(data, bytes) and sent == len(data):
+            return  # the common case, a command or a message out in one call: no memoryview
+        with memoryview(data) as view, view.cast("B") as rest:
             while sent < len(rest):
                 self._limit()
                 try:
@@ -341,7 +368,7 @@ class _BoundedSocket(_BoundedIO, socket.socket):
             raise OSError(
                 code, os.strerror(code)
             )  # OSError picks the subclass (ConnectionRefusedError...)
-        self._bound = -1.0
+        self._bound, self._fresh_until = -1.0, 0.0  # connect left the socket non-blocking
 
 
 class _BoundedSSLSocket(_BoundedIO, ssl.SSLSocket):
