@@ -369,6 +369,12 @@ def _where(location: SourceLocation | None) -> tuple[str | None, int | None]:
 
 
 class _Planner:
+    """One package's planning: the index (executables, parents, scopes), the walk of the tree
+    that decides what is checked (disabled and skipped parts are not), the property expressions
+    decided once, and the problems and warnings. Each concern's checks are their own class
+    (values, expressions, tasks, containers, connections), sharing this planner's index and
+    reporting through it."""
+
     def __init__(
         self,
         package: Package,
@@ -379,8 +385,6 @@ class _Planner:
         outer_variables: Iterable[str] = (),
         sets: Iterable[SetValue] = (),
     ) -> None:
-        from dtsx.engine.expressions import compile as compile_expression
-
         self.package = package
         self.outer_variables = list(outer_variables)
         self.skip_unsupported = skip_unsupported
@@ -397,20 +401,12 @@ class _Planner:
         self.problems: list[Problem] = []
         self.parents: dict[str, str | None] = {}
         self.scopes: dict[str, frozenset[str]] = {}
-        self.compile: Callable[..., CompiledExpression] = compile_expression
-        self.classes: dict[str, type[Task]] = {}
-        # Validation contexts by scope, for tasks without property expressions (the common case):
-        # siblings share one scope object, so they can share one context.
-        self.contexts: dict[int, tuple[frozenset[str], ValidationContext]] = {}
-        # Attribute key (Clark notation) -> its local name if it can name a connection, else None;
-        # ``plain_attrs`` holds the keys already known to be None, to skip them with one set
-        # difference.
-        self.ref_attrs: dict[str, str | None] = {}
-        self.plain_attrs: set[str] = set()
-        self.resolved: dict[str, bool] = {}
-        # (task class, attribute keys of its data element) -> the keys no property takes.
-        self.unknown_keys: dict[tuple[type[Task], tuple[str, ...]], list[str]] = {}
-        self.traits: dict[type[Task], tuple[bool, bool]] = {}
+        # The checks of one concern each; they report through this planner and share its index.
+        self.value_checks = _ValueChecks(self)
+        self.expression_checks = _ExpressionChecks(self)
+        self.task_checks = _TaskChecks(self)
+        self.container_checks = _ContainerChecks(self)
+        self.connection_checks = _ConnectionChecks(self)
 
     # -- reporting
 
@@ -435,11 +431,11 @@ class _Planner:
     def run(self) -> None:
         self._index(self.package, None, self._package_scope())
         self.set_disabled = self._disabled_by_sets()
-        self._check_dtsids()
-        self._check_values()
+        self.value_checks.check_dtsids()
+        self.value_checks.check_values()
         self._check_tree(self.package, disabled=False)
-        self._package_expressions()
-        self._check_connections()
+        self.expression_checks.package_expressions()
+        self.connection_checks.check_connections()
 
     # -- the run's overrides that change what is validated
 
@@ -540,60 +536,6 @@ class _Planner:
         for child in children:
             self._index(child, parent, scope)
 
-    def _check_dtsids(self) -> None:
-        if self._dtsids_unique():
-            return
-        seen: dict[str, tuple[str, SourceLocation | None]] = {}
-        for ref, dtsid, location in self._identified():
-            key = guid_key(dtsid)  # GUIDs compare in any case, braces optional
-            if not key:
-                continue
-            if key in seen:
-                other_ref, other_loc = seen[key]
-                self.problem(
-                    "duplicate-dtsid",
-                    f"DTSID {dtsid} is used by '{ref}' and by '{other_ref}' (at {other_loc}); "
-                    "give one of them a new GUID",
-                    location,
-                    ref,
-                )
-            else:
-                seen[key] = (ref, location)
-
-    def _dtsids_unique(self) -> bool:
-        """Speed: True when no GUID (and at most one blank) repeats: the common case, checked
-        without building the (ref, GUID, location) rows that reporting needs (``_identified``,
-        the plain reference, keyed by ``guid_key``). ``_no_repeat`` is pinned by
-        test_plan_lazy_graphs.py never to miss a repeat the exact key finds."""
-        executables = self.plan.executables.values()
-        raw = [exe.dtsid for exe in executables if exe.dtsid]
-        for exe in executables:
-            if exe.variables:
-                raw.extend(v.dtsid for v in exe.variables if v.dtsid)
-            if exe.precedence_constraints:
-                raw.extend(pc.dtsid for pc in exe.precedence_constraints if pc.dtsid)
-        raw.extend(cm.dtsid for cm in self.package.connections if cm.dtsid)
-        return _no_repeat(raw) or len({guid_key(dtsid) for dtsid in raw}) == len(raw)
-
-    def _identified(self) -> list[tuple[str, str, SourceLocation | None]]:
-        # A list, not a generator: this visits every object of the package once.
-        found: list[tuple[str, str, SourceLocation | None]] = []
-        for exe in self.plan.executables.values():
-            if exe.dtsid:
-                found.append((exe.ref_id, exe.dtsid, exe.location))
-            if exe.variables:
-                found.extend((v.ref_id, v.dtsid, v.location) for v in exe.variables if v.dtsid)
-            if exe.precedence_constraints:
-                found.extend(
-                    (pc.ref_id, pc.dtsid, pc.location)
-                    for pc in exe.precedence_constraints
-                    if pc.dtsid
-                )
-        found.extend(
-            (cm.ref_id, cm.dtsid, cm.location) for cm in self.package.connections if cm.dtsid
-        )
-        return found
-
     def _delayed(self, ref: str | None) -> bool:
         """Whether ``ref`` or a container above it sets DelayValidation."""
         while ref is not None:
@@ -603,7 +545,7 @@ class _Planner:
             ref = self.parents.get(ref)
         return False
 
-    # -- events, variables and parameters
+    # -- events
 
     def _check_event(self, handler: Executable) -> None:
         event = handler.event or ""
@@ -618,188 +560,7 @@ class _Planner:
             handler.ref_id,
         )
 
-    def _check_values(self) -> None:
-        """Type codes and stored values of every variable and parameter: the run refuses a bad
-        one before anything executes, so it is a problem here, with its line."""
-        for exe in self.plan.executables.values():
-            if exe.variables:
-                for var in exe.variables:
-                    self._check_variable(var)
-        for param in (*self.package.parameters, *self.package.project_parameters):
-            self._check_parameter(param)
-
-    def _check_variable(self, var: Variable) -> None:
-        if var.data_type not in VARTYPE_TO_DOTNET:
-            self.problem(
-                "bad-datatype",
-                f"variable {var.qualified_name} has DataType {var.data_type}, which is not a type "
-                "code; "
-                f"use one of {_TYPE_CODES}",
-                var.location,
-                var.ref_id,
-            )
-        elif var.value is not None and not var.sensitive_unavailable:
-            self._check_value(
-                var.dotnet_type,
-                var.value,
-                f"variable {var.qualified_name}",
-                var.location,
-                var.ref_id,
-            )
-
-    def _check_parameter(self, param: Parameter) -> None:
-        codes = TYPECODE_TO_DOTNET if param.scope == "Project" else VARTYPE_TO_DOTNET
-        if param.data_type_code not in codes:
-            listed = _PROJECT_TYPE_CODES if param.scope == "Project" else _TYPE_CODES
-            self.problem(
-                "bad-datatype",
-                f"parameter {param.qualified_name} has DataType {param.data_type_code}, which is "
-                "not a type code; "
-                f"use one of {listed}",
-                param.location,
-                param.qualified_name,
-            )
-        elif param.value is not None and not param.sensitive_unavailable:
-            self._check_value(
-                param.dotnet_type,
-                param.value,
-                f"parameter {param.qualified_name}",
-                param.location,
-                param.qualified_name,
-                secret=param.sensitive,
-            )
-
-    def _check_value(
-        self,
-        type_name: str,
-        raw: str,
-        what: str,
-        location: SourceLocation | None,
-        ref_id: str,
-        *,
-        secret: bool = False,
-    ) -> None:
-        if type_name == "Object":
-            return
-        from dtsx.engine.expressions import value_from_dotnet
-
-        try:
-            value_from_dotnet(type_name, raw)
-        except ExpressionError as exc:
-            # The reason may quote the value (a date parser's does): a secret's is left out whole.
-            shown = "its value" if secret else f"the value {_short(raw)}"
-            why = "" if secret else f" ({exc.message})"
-            self.problem(
-                "bad-value",
-                f"{what} has the type {type_name}, and {shown} is not of that type"
-                f"{why}; correct the value or the DataType",
-                location,
-                ref_id,
-            )
-
-    # -- connection managers
-
-    def _check_connections(self) -> None:
-        """Each connection manager's settings, as its plugin checks them (``check``), and the
-        names its property expressions set: what would otherwise fail only when a task first
-        uses it, or be hidden by ``--dev-smtp``."""
-        for cm in self.package.all_connections():
-            cls = self._connection_class(cm)
-            if cls is None:
-                continue
-            self._check_connection_names(cm, cls)
-            override = self._override_for(cm)
-            dynamic = _set_names(cm.property_expressions)
-            if override is None and "connectionstring" in dynamic:
-                continue  # the string exists only at run time
-            settings = self._settings(cm, override)
-            # Warn only when the run may never open it (no checked task names it), when another
-            # expression or a configuration may still change what is checked, or when the string
-            # is empty or lacks its encrypted parts: one the run is meant to supply (--conn).
-            may_change = (
-                cm.ref_id not in self.connections.used
-                or override is None
-                and (
-                    bool(dynamic)
-                    or cm.delay_validation
-                    or self._configurable()
-                    or bool(cm.sensitive_unavailable)
-                    or not (cm.connection_string or "").strip()
-                )
-            )
-            report = self.warn if may_change else self.problem
-            for message in self._connection_problems(cm, cls, settings):
-                report("bad-connection", message, cm.location, cm.ref_id)
-            text = settings.connection_string.strip().strip('"')
-            if text and "=" not in text:
-                self._check_path(
-                    text,
-                    f"connection manager '{cm.name}' points at",
-                    cm.location,
-                    cm.ref_id,
-                    may_change=may_change,
-                )
-
-    def _connection_class(self, cm: ConnectionManagerSpec) -> type[ConnectionManager] | None:
-        from dtsx.connections.base import CONNECTIONS
-
-        try:
-            return CONNECTIONS.get(cm.type_key) if cm.type_key else None
-        except UnknownKeyError:  # an unknown type fails when a task uses it, with its own sentence
-            return None
-        except PluginError as exc:  # a broken plugin: the registry's sentence names it and why
-            self.problem(
-                "plugin-error",
-                f"connection manager '{cm.name}' of type {cm.creation_name}: {exc}",
-                cm.location,
-                cm.ref_id,
-            )
-            return None
-
-    def _check_connection_names(
-        self, cm: ConnectionManagerSpec, cls: type[ConnectionManager]
-    ) -> None:
-        # A plugin that does not declare its runtime properties is not second-guessed.
-        own = getattr(cls, "runtime_properties", None)
-        if own is None or not cm.property_expressions:
-            return
-        known = {n.lower() for n in (*CONNECTION_PROPERTIES, *own)}
-        for pe in cm.property_expressions:
-            name = pe.name.strip()
-            if name.lower() not in known:
-                self._unknown_property(
-                    f"connection manager '{cm.name}'",
-                    name,
-                    {*CONNECTION_PROPERTIES, *own},
-                    pe.location or cm.location,
-                    cm.ref_id,
-                )
-
-    def _override_for(self, cm: ConnectionManagerSpec) -> str | None:
-        return self.overrides.get(cm.ref_id)
-
-    def _settings(self, cm: ConnectionManagerSpec, override: str | None) -> ConnectionSettings:
-        from dtsx.connections.base import ConnectionSettings
-
-        return ConnectionSettings(
-            name=cm.name,
-            creation_name=cm.type_key,
-            connection_string=cm.connection_string or "" if override is None else override,
-            dtsid=cm.dtsid,
-            properties=dict(cm.properties),
-            local_path=self.path_map or _identity,
-        )
-
-    @staticmethod
-    def _connection_problems(
-        cm: ConnectionManagerSpec, cls: type[ConnectionManager], settings: ConnectionSettings
-    ) -> list[str]:
-        try:
-            return list(cls.check(settings))
-        except DtsxError as exc:
-            return [str(exc)]
-        except Exception as exc:  # noqa: BLE001 - third-party plugin code: report it, never crash the planner
-            return [f"connection manager '{cm.name}': its check raised {type(exc).__name__}: {exc}"]
+    # -- shared by the checks: paths, configurations
 
     def _check_path(
         self,
@@ -835,18 +596,18 @@ class _Planner:
             self._assign(exe)
         if exe.kind is ExecutableKind.TASK:
             if not off:
-                self._check_task(exe)
+                self.task_checks.check_task(exe)
             for handler in exe.event_handlers:
                 self._check_tree(handler, disabled=off or exe.ref_id in self.plan.skipped)
             return
         skipped = False
         if exe.kind is ExecutableKind.FOREACH_LOOP and not off:
-            skipped = self._check_foreach(exe)
+            skipped = self.container_checks.check_foreach(exe)
         if exe.kind is ExecutableKind.FOR_LOOP and not off:
-            self._check_for_loop(exe)
-        self._graph(exe)
+            self.container_checks.check_for_loop(exe)
+        self.container_checks.graph(exe)
         if not off and not skipped:
-            self._executable_expressions(exe)
+            self.expression_checks.executable_expressions(exe)
         for child in exe.event_handlers:
             self._check_tree(child, disabled=off or skipped)
         self._check_children(exe.executables, off or skipped)
@@ -863,7 +624,7 @@ class _Planner:
             if child.property_expressions:
                 self._assign(child)
             if not (off or child.disabled or (set_disabled and child.ref_id in set_disabled)):
-                self._check_task(child)
+                self.task_checks.check_task(child)
 
     def _check_children_plain(self, children: list[Executable], off: bool) -> None:
         """The plain reference of ``_check_children``."""
@@ -890,156 +651,7 @@ class _Planner:
         else:
             self.problem(code, message, exe.location, exe.ref_id)
 
-    # -- tasks
-
-    def _check_task(self, exe: Executable) -> None:
-        cls = self.classes.get(exe.type_key) or self._task_class(exe)
-        if cls is None:
-            return
-        try:
-            task = cls.from_node(exe.object_data)
-        except ValidationError as exc:
-            for err in exc.errors():
-                where = ".".join(str(p) for p in err.get("loc", ())) or "?"
-                self.problem(
-                    "bad-property",
-                    f"task '{exe.name}': property {where}: {err.get('msg')}",
-                    exe.location,
-                    exe.ref_id,
-                )
-            return
-        except DtsxError as exc:
-            self.problem("bad-property", f"task '{exe.name}': {exc}", exe.location, exe.ref_id)
-            return
-        except Exception as exc:  # noqa: BLE001 - third-party plugin code: report it, never crash the planner
-            self.problem(
-                "plugin-error",
-                f"task '{exe.name}': building it raised {type(exc).__name__}: {exc}",
-                exe.location,
-                exe.ref_id,
-            )
-            return
-        self.plan.tasks[exe.ref_id] = task
-        messages = self._validate_task(exe, task)
-        self._check_connection_refs(exe, messages)
-        built_in, own_expressions = self.traits.get(cls) or self._traits(cls)
-        if built_in:
-            self._check_task_data(exe, cls)
-        if exe.property_expressions or exe.variables:
-            self._check_property_names(exe, cls)
-            self._executable_expressions(exe)
-        if own_expressions:
-            self._task_expressions(exe, task)
-        if exe.properties:
-            self._check_exec_value_variable(exe)
-
-    def _traits(self, cls: type[Task]) -> tuple[bool, bool]:
-        """(ships with dtsx, so its data may be judged; evaluates expressions of its own), once per
-        class."""
-        from dtsx.tasks.base import Task as TaskBase
-
-        found = self.traits[cls] = (
-            cls.__module__.startswith("dtsx.tasks."),
-            cls.expressions is not TaskBase.expressions,
-        )
-        return found
-
-    def _task_expressions(self, exe: Executable, task: Task) -> None:
-        """The expressions the task itself evaluates (an Expression Task's), compiled and checked
-        in the task's scope like every other expression."""
-        try:
-            found = task.expressions()
-        except Exception as exc:  # noqa: BLE001 - third-party plugin code: report it, never crash the planner
-            self.problem(
-                "plugin-error",
-                f"task '{exe.name}': listing its expressions raised {type(exc).__name__}: {exc}",
-                exe.location,
-                exe.ref_id,
-            )
-            return
-        if not found:  # the common case: the task evaluates no expression of its own
-            return
-        data = exe.object_data
-        location = (
-            _line(exe, data.children[0]) if data is not None and data.children else exe.location
-        )
-        replaced = self._replaced_texts(exe)
-        for text, assignment in found:
-            if text.strip() and text not in replaced:
-                self._compile(text, assignment, location, exe.ref_id, exe.ref_id)
-
-    @staticmethod
-    def _replaced_texts(exe: Executable) -> frozenset[str]:
-        """Stored task settings that a property expression replaces at run time (the Expression
-        Task's ``Expression`` set by an expression): a stale stored text is not what runs, and
-        what the property expression builds is checked with the other property expressions."""
-        data = exe.object_data
-        if not exe.property_expressions or data is None or not data.children:
-            return frozenset()
-        dynamic = _set_names(exe.property_expressions)
-        stored = data.children[0].attrs
-        return frozenset(
-            value for key, value in stored.items() if LOCAL_NAMES[key].lower() in dynamic
-        )
-
-    def _check_exec_value_variable(self, exe: Executable) -> None:
-        target = exe.properties.get("ExecValueVariable", "").strip()
-        if target and not _visible(target, self.scopes.get(exe.ref_id, frozenset())):
-            self._missing_variable(
-                target,
-                f"task '{exe.name}' stores its execution value (ExecValueVariable) in",
-                exe.location,
-                exe.ref_id,
-                exe.ref_id,
-            )
-
-    def _check_task_data(self, exe: Executable, cls: type[Task]) -> None:
-        """A warning for each attribute or child element of a built-in task's data that none of
-        its properties reads: a misspelt setting is otherwise dropped without a word. (A plugin
-        may read its data its own way, so only built-in tasks are judged.)"""
-        node = exe.object_data
-        inner = node.children[0] if node is not None and node.children else None
-        if inner is None:
-            return
-        key = (cls, tuple(inner.attrs))
-        names = self.unknown_keys.get(key)
-        if names is None:  # Speed: siblings of one type write the same attributes: look up once
-            # The plugin contract's one definition of "an attribute no property reads".
-            names = self.unknown_keys[key] = [found.name for found in cls.unknown_data(node)]
-        if inner.children:
-            names = names + self._unknown_children(inner, cls)
-        for name in names:
-            known = sorted(cls.property_names())
-            self.warn(
-                "unknown-data",
-                f"task '{exe.name}': its data has '{name}', which no property of the task reads, "
-                "so it is ignored"
-                f"{_nearest(name, known)}",
-                _line(exe, inner),
-                exe.ref_id,
-            )
-
-    @staticmethod
-    def _unknown_children(inner: XmlNode, cls: type[Task]) -> list[str]:
-        """Child elements no property takes: text-only ones always (the default reading takes
-        them as properties); others only when the task reads its data the default way, since a
-        task with its own reading consumes such elements itself."""
-        from dtsx.tasks.base import Task as TaskBase
-
-        default = TaskBase.properties_from_node.__func__  # type: ignore[attr-defined]
-        own_reader = getattr(cls.properties_from_node, "__func__", None) is not default
-        names = []
-        for child in inner.children:
-            if child.children:
-                if not own_reader and cls.field_for(child.local_name) is None:
-                    names.append(child.local_name)
-            elif (
-                child.text is not None
-                and child.text.strip()
-                and cls.field_for(child.local_name) is None
-            ):
-                names.append(child.local_name)
-        return names
+    # -- property expressions (every executable's; Plan.assignments decides them)
 
     def _check_property_names(self, exe: Executable, cls: type[Task] | None = None) -> None:
         """Each property expression must name a property the executable has; otherwise the
@@ -1087,21 +699,192 @@ class _Planner:
             ref_id,
         )
 
-    def _task_class(self, exe: Executable) -> type[Task] | None:
+
+class _TaskChecks:
+    """Each enabled task: its type resolved to a registered class, its properties built and
+    validated by the task itself, the connection managers and variables its data names, and the
+    expressions it evaluates of its own."""
+
+    def __init__(self, planner: _Planner) -> None:
+        self.p = planner
+        self.classes: dict[str, type[Task]] = {}
+        # Validation contexts by scope, for tasks without property expressions (the common case):
+        # siblings share one scope object, so they can share one context.
+        self.contexts: dict[int, tuple[frozenset[str], ValidationContext]] = {}
+        # Attribute key (Clark notation) -> its local name if it can name a connection, else None;
+        # ``plain_attrs`` holds the keys already known to be None, to skip them with one set
+        # difference.
+        self.ref_attrs: dict[str, str | None] = {}
+        self.plain_attrs: set[str] = set()
+        self.resolved: dict[str, bool] = {}
+        # (task class, attribute keys of its data element) -> the keys no property takes.
+        self.unknown_keys: dict[tuple[type[Task], tuple[str, ...]], list[str]] = {}
+        self.traits: dict[type[Task], tuple[bool, bool]] = {}
+
+    def check_task(self, exe: Executable) -> None:
+        cls = self.classes.get(exe.type_key) or self.task_class(exe)
+        if cls is None:
+            return
+        try:
+            task = cls.from_node(exe.object_data)
+        except ValidationError as exc:
+            for err in exc.errors():
+                where = ".".join(str(p) for p in err.get("loc", ())) or "?"
+                self.p.problem(
+                    "bad-property",
+                    f"task '{exe.name}': property {where}: {err.get('msg')}",
+                    exe.location,
+                    exe.ref_id,
+                )
+            return
+        except DtsxError as exc:
+            self.p.problem("bad-property", f"task '{exe.name}': {exc}", exe.location, exe.ref_id)
+            return
+        except Exception as exc:  # noqa: BLE001 - third-party plugin code: report it, never crash the planner
+            self.p.problem(
+                "plugin-error",
+                f"task '{exe.name}': building it raised {type(exc).__name__}: {exc}",
+                exe.location,
+                exe.ref_id,
+            )
+            return
+        self.p.plan.tasks[exe.ref_id] = task
+        messages = self.validate_task(exe, task)
+        self.check_connection_refs(exe, messages)
+        built_in, own_expressions = self.traits.get(cls) or self.class_traits(cls)
+        if built_in:
+            self.check_task_data(exe, cls)
+        if exe.property_expressions or exe.variables:
+            self.p._check_property_names(exe, cls)
+            self.p.expression_checks.executable_expressions(exe)
+        if own_expressions:
+            self.task_expressions(exe, task)
+        if exe.properties:
+            self.check_exec_value_variable(exe)
+
+    def class_traits(self, cls: type[Task]) -> tuple[bool, bool]:
+        """(ships with dtsx, so its data may be judged; evaluates expressions of its own), once per
+        class."""
+        from dtsx.tasks.base import Task as TaskBase
+
+        found = self.traits[cls] = (
+            cls.__module__.startswith("dtsx.tasks."),
+            cls.expressions is not TaskBase.expressions,
+        )
+        return found
+
+    def task_expressions(self, exe: Executable, task: Task) -> None:
+        """The expressions the task itself evaluates (an Expression Task's), compiled and checked
+        in the task's scope like every other expression."""
+        try:
+            found = task.expressions()
+        except Exception as exc:  # noqa: BLE001 - third-party plugin code: report it, never crash the planner
+            self.p.problem(
+                "plugin-error",
+                f"task '{exe.name}': listing its expressions raised {type(exc).__name__}: {exc}",
+                exe.location,
+                exe.ref_id,
+            )
+            return
+        if not found:  # the common case: the task evaluates no expression of its own
+            return
+        data = exe.object_data
+        location = (
+            _line(exe, data.children[0]) if data is not None and data.children else exe.location
+        )
+        replaced = self.replaced_texts(exe)
+        for text, assignment in found:
+            if text.strip() and text not in replaced:
+                self.p.expression_checks.compile(text, assignment, location, exe.ref_id, exe.ref_id)
+
+    @staticmethod
+    def replaced_texts(exe: Executable) -> frozenset[str]:
+        """Stored task settings that a property expression replaces at run time (the Expression
+        Task's ``Expression`` set by an expression): a stale stored text is not what runs, and
+        what the property expression builds is checked with the other property expressions."""
+        data = exe.object_data
+        if not exe.property_expressions or data is None or not data.children:
+            return frozenset()
+        dynamic = _set_names(exe.property_expressions)
+        stored = data.children[0].attrs
+        return frozenset(
+            value for key, value in stored.items() if LOCAL_NAMES[key].lower() in dynamic
+        )
+
+    def check_exec_value_variable(self, exe: Executable) -> None:
+        target = exe.properties.get("ExecValueVariable", "").strip()
+        if target and not _visible(target, self.p.scopes.get(exe.ref_id, frozenset())):
+            self.p.expression_checks.missing_variable(
+                target,
+                f"task '{exe.name}' stores its execution value (ExecValueVariable) in",
+                exe.location,
+                exe.ref_id,
+                exe.ref_id,
+            )
+
+    def check_task_data(self, exe: Executable, cls: type[Task]) -> None:
+        """A warning for each attribute or child element of a built-in task's data that none of
+        its properties reads: a misspelt setting is otherwise dropped without a word. (A plugin
+        may read its data its own way, so only built-in tasks are judged.)"""
+        node = exe.object_data
+        inner = node.children[0] if node is not None and node.children else None
+        if inner is None:
+            return
+        key = (cls, tuple(inner.attrs))
+        names = self.unknown_keys.get(key)
+        if names is None:  # Speed: siblings of one type write the same attributes: look up once
+            # The plugin contract's one definition of "an attribute no property reads".
+            names = self.unknown_keys[key] = [found.name for found in cls.unknown_data(node)]
+        if inner.children:
+            names = names + self.unknown_children(inner, cls)
+        for name in names:
+            known = sorted(cls.property_names())
+            self.p.warn(
+                "unknown-data",
+                f"task '{exe.name}': its data has '{name}', which no property of the task reads, "
+                "so it is ignored"
+                f"{_nearest(name, known)}",
+                _line(exe, inner),
+                exe.ref_id,
+            )
+
+    @staticmethod
+    def unknown_children(inner: XmlNode, cls: type[Task]) -> list[str]:
+        """Child elements no property takes: text-only ones always (the default reading takes
+        them as properties); others only when the task reads its data the default way, since a
+        task with its own reading consumes such elements itself."""
+        from dtsx.tasks.base import Task as TaskBase
+
+        default = TaskBase.properties_from_node.__func__  # type: ignore[attr-defined]
+        own_reader = getattr(cls.properties_from_node, "__func__", None) is not default
+        names = []
+        for child in inner.children:
+            if child.children:
+                if not own_reader and cls.field_for(child.local_name) is None:
+                    names.append(child.local_name)
+            elif (
+                child.text is not None
+                and child.text.strip()
+                and cls.field_for(child.local_name) is None
+            ):
+                names.append(child.local_name)
+        return names
+
+    def task_class(self, exe: Executable) -> type[Task] | None:
         """The registered class for the task's type; lookups are cached per type key."""
         if exe.type_key in self.classes:
             return self.classes[exe.type_key]
-        cls = self._lookup_task_class(exe)
+        cls = self.lookup_task_class(exe)
         if cls is not None:
             self.classes[exe.type_key] = cls
         return cls
 
-    def _lookup_task_class(self, exe: Executable) -> type[Task] | None:
+    def lookup_task_class(self, exe: Executable) -> type[Task] | None:
         from dtsx.tasks.base import TASKS
 
         kind = exe.type_key or exe.raw_type or "(no type)"
         if exe.type_key.lower() in _SCRIPT_TYPES:
-            self._unsupported(
+            self.p._unsupported(
                 exe,
                 "unsupported-task",
                 f"task '{exe.name}' is a Script Task ({exe.raw_type}): C#/VB Script Tasks cannot "
@@ -1115,7 +898,7 @@ class _Planner:
         except UnknownKeyError as exc:
             suggestions = exc.suggestions
         except PluginError as exc:
-            self.problem(
+            self.p.problem(
                 "plugin-error", f"task '{exe.name}' of type {kind}: {exc}", exe.location, exe.ref_id
             )
             return None
@@ -1123,7 +906,7 @@ class _Planner:
         near = (
             f" (did you mean {' or '.join(repr(s) for s in suggestions)}?)" if suggestions else ""
         )
-        self._unsupported(
+        self.p._unsupported(
             exe,
             "unsupported-task",
             f"task '{exe.name}' has type {kind} ({exe.raw_type or 'no type'}), which dtsx does not "
@@ -1132,15 +915,15 @@ class _Planner:
         )
         return None
 
-    def _validate_task(self, exe: Executable, task: Task) -> list[str]:
-        scope = self.scopes.get(exe.ref_id, frozenset())
+    def validate_task(self, exe: Executable, task: Task) -> list[str]:
+        scope = self.p.scopes.get(exe.ref_id, frozenset())
         if exe.property_expressions:
-            vctx = self._context(scope, _set_names(exe.property_expressions))
+            vctx = self.context(scope, _set_names(exe.property_expressions))
         else:
             # Speed: siblings share one scope object, and so one context (see self.contexts).
             cached = self.contexts.get(id(scope))
             if cached is None or cached[0] is not scope:
-                cached = self.contexts[id(scope)] = (scope, self._context(scope, frozenset()))
+                cached = self.contexts[id(scope)] = (scope, self.context(scope, frozenset()))
             vctx = cached[1]
         try:
             messages = task.validate(vctx)
@@ -1151,33 +934,35 @@ class _Planner:
         except Exception as exc:  # noqa: BLE001 - third-party plugin code: report it, never crash the planner
             messages = [f"its validation raised {type(exc).__name__}: {exc}"]
         for message in messages:
-            self.problem("invalid-task", f"task '{exe.name}': {message}", exe.location, exe.ref_id)
+            self.p.problem(
+                "invalid-task", f"task '{exe.name}': {message}", exe.location, exe.ref_id
+            )
         return messages
 
-    def _resolves(self, value: str) -> bool:
+    def resolves(self, value: str) -> bool:
         """True unless ``value`` is a GUID naming no connection manager (cached: tasks repeat
         them)."""
         known = self.resolved.get(value)
         if known is None:
             # Looked up even when not a GUID: the lookup records the manager as used.
-            found = self.connections.type_of(value) is not None
+            found = self.p.connections.type_of(value) is not None
             known = self.resolved[value] = found or not _GUID.match(value.strip())
         return known
 
-    def _context(self, scope: frozenset[str], dynamic: frozenset[str]) -> ValidationContext:
+    def context(self, scope: frozenset[str], dynamic: frozenset[str]) -> ValidationContext:
         from dtsx.tasks.base import ValidationContext
 
         return ValidationContext(
-            connection_type=self.connections.type_of,
+            connection_type=self.p.connections.type_of,
             has_variable=lambda name: _visible(name, scope),
             dynamic_properties=dynamic,
         )
 
-    def _check_connection_refs(self, exe: Executable, already: list[str]) -> None:
+    def check_connection_refs(self, exe: Executable, already: list[str]) -> None:
         """Any GUID in a *Connection*/SMTPServer attribute of the task's data must name a CM."""
         if exe.object_data is None:
             return
-        found = self._reference_attributes(exe.object_data)
+        found = self.reference_attributes(exe.object_data)
         if not found:
             return
         dynamic = _set_names(exe.property_expressions) if exe.property_expressions else frozenset()
@@ -1185,12 +970,12 @@ class _Planner:
             if (
                 (dynamic and local.lower() in dynamic)
                 or self.resolved.get(value)
-                or self._resolves(value)
+                or self.resolves(value)
             ):
                 continue
             if any(value in message for message in already):
                 continue
-            self.problem(
+            self.p.problem(
                 "missing-connection",
                 f"task '{exe.name}': {local}={value} matches no connection manager in the package "
                 "or project; "
@@ -1199,7 +984,7 @@ class _Planner:
                 exe.ref_id,
             )
 
-    def _reference_attributes(self, data: XmlNode) -> list[tuple[str, str]]:
+    def reference_attributes(self, data: XmlNode) -> list[tuple[str, str]]:
         """Speed: what :func:`_reference_attributes_plain` returns (local name, value of each
         attribute that may name a connection manager, in document order), with each attribute
         key classified once per planner: keys known not to name one are dropped with one set
@@ -1226,9 +1011,125 @@ class _Planner:
                     found.append((local, attrs[key]))
         return found
 
-    # -- containers
 
-    def _check_foreach(self, exe: Executable) -> bool:
+class _ConnectionChecks:
+    """Each connection manager's settings as its plugin checks them, and the names its property
+    expressions set."""
+
+    def __init__(self, planner: _Planner) -> None:
+        self.p = planner
+
+    def check_connections(self) -> None:
+        """Each connection manager's settings, as its plugin checks them (``check``), and the
+        names its property expressions set: what would otherwise fail only when a task first
+        uses it, or be hidden by ``--dev-smtp``."""
+        for cm in self.p.package.all_connections():
+            cls = self.connection_class(cm)
+            if cls is None:
+                continue
+            self.check_connection_names(cm, cls)
+            override = self.override_for(cm)
+            dynamic = _set_names(cm.property_expressions)
+            if override is None and "connectionstring" in dynamic:
+                continue  # the string exists only at run time
+            settings = self.settings(cm, override)
+            # Warn only when the run may never open it (no checked task names it), when another
+            # expression or a configuration may still change what is checked, or when the string
+            # is empty or lacks its encrypted parts: one the run is meant to supply (--conn).
+            may_change = (
+                cm.ref_id not in self.p.connections.used
+                or override is None
+                and (
+                    bool(dynamic)
+                    or cm.delay_validation
+                    or self.p._configurable()
+                    or bool(cm.sensitive_unavailable)
+                    or not (cm.connection_string or "").strip()
+                )
+            )
+            report = self.p.warn if may_change else self.p.problem
+            for message in self.connection_problems(cm, cls, settings):
+                report("bad-connection", message, cm.location, cm.ref_id)
+            text = settings.connection_string.strip().strip('"')
+            if text and "=" not in text:
+                self.p._check_path(
+                    text,
+                    f"connection manager '{cm.name}' points at",
+                    cm.location,
+                    cm.ref_id,
+                    may_change=may_change,
+                )
+
+    def connection_class(self, cm: ConnectionManagerSpec) -> type[ConnectionManager] | None:
+        from dtsx.connections.base import CONNECTIONS
+
+        try:
+            return CONNECTIONS.get(cm.type_key) if cm.type_key else None
+        except UnknownKeyError:  # an unknown type fails when a task uses it, with its own sentence
+            return None
+        except PluginError as exc:  # a broken plugin: the registry's sentence names it and why
+            self.p.problem(
+                "plugin-error",
+                f"connection manager '{cm.name}' of type {cm.creation_name}: {exc}",
+                cm.location,
+                cm.ref_id,
+            )
+            return None
+
+    def check_connection_names(
+        self, cm: ConnectionManagerSpec, cls: type[ConnectionManager]
+    ) -> None:
+        # A plugin that does not declare its runtime properties is not second-guessed.
+        own = getattr(cls, "runtime_properties", None)
+        if own is None or not cm.property_expressions:
+            return
+        known = {n.lower() for n in (*CONNECTION_PROPERTIES, *own)}
+        for pe in cm.property_expressions:
+            name = pe.name.strip()
+            if name.lower() not in known:
+                self.p._unknown_property(
+                    f"connection manager '{cm.name}'",
+                    name,
+                    {*CONNECTION_PROPERTIES, *own},
+                    pe.location or cm.location,
+                    cm.ref_id,
+                )
+
+    def override_for(self, cm: ConnectionManagerSpec) -> str | None:
+        return self.p.overrides.get(cm.ref_id)
+
+    def settings(self, cm: ConnectionManagerSpec, override: str | None) -> ConnectionSettings:
+        from dtsx.connections.base import ConnectionSettings
+
+        return ConnectionSettings(
+            name=cm.name,
+            creation_name=cm.type_key,
+            connection_string=cm.connection_string or "" if override is None else override,
+            dtsid=cm.dtsid,
+            properties=dict(cm.properties),
+            local_path=self.p.path_map or _identity,
+        )
+
+    @staticmethod
+    def connection_problems(
+        cm: ConnectionManagerSpec, cls: type[ConnectionManager], settings: ConnectionSettings
+    ) -> list[str]:
+        try:
+            return list(cls.check(settings))
+        except DtsxError as exc:
+            return [str(exc)]
+        except Exception as exc:  # noqa: BLE001 - third-party plugin code: report it, never crash the planner
+            return [f"connection manager '{cm.name}': its check raised {type(exc).__name__}: {exc}"]
+
+
+class _ContainerChecks:
+    """Foreach and For Loops (enumerator, its data and variables, loop expressions) and each
+    container's precedence constraints (ends, values, cycles; the graph itself is lazy)."""
+
+    def __init__(self, planner: _Planner) -> None:
+        self.p = planner
+
+    def check_foreach(self, exe: Executable) -> bool:
         """True when the loop is skipped as unsupported."""
         enum = exe.enumerator
         if enum is None or enum.type_key not in SUPPORTED_ENUMERATORS:
@@ -1237,19 +1138,19 @@ class _Planner:
                 if enum is None
                 else f"the enumerator {enum.raw_type or '(no type)'}"
             )
-            self._unsupported(
+            self.p._unsupported(
                 exe,
                 "unsupported-enumerator",
                 f"Foreach Loop '{exe.name}' has {kind}; dtsx runs the File, Item, From Variable "
                 "and ADO enumerators",
             )
-            return self.skip_unsupported
-        scope = self.scopes.get(exe.ref_id, frozenset())
+            return self.p.skip_unsupported
+        scope = self.p.scopes.get(exe.ref_id, frozenset())
         dynamic = _set_names(enum.property_expressions)
         for key in _ENUMERATOR_VARIABLE_SETTINGS:
             source = enum.properties.get(key, "").strip()
             if source and key.lower() not in dynamic and not _visible(source, scope):
-                self.problem(
+                self.p.problem(
                     "missing-variable",
                     f"Foreach Loop '{exe.name}' enumerates the variable '{source}' ({key}), "
                     "which is not a variable in its scope",
@@ -1258,7 +1159,7 @@ class _Planner:
                 )
         for mapping in exe.variable_mappings:
             if not _visible(mapping.variable, scope):
-                self.problem(
+                self.p.problem(
                     "missing-variable",
                     f"Foreach Loop '{exe.name}' maps value {mapping.value_index} to "
                     f"'{mapping.variable}', "
@@ -1270,23 +1171,23 @@ class _Planner:
         for pe in enum.property_expressions:
             if pe.name.strip() not in allowed:
                 what = f"the enumerator of Foreach Loop '{exe.name}'"
-                self._unknown_property(
+                self.p._unknown_property(
                     what, pe.name.strip(), allowed, pe.location or enum.location, enum.ref_id
                 )
-        self._compile_all(enum.property_expressions, enum.ref_id, exe.ref_id)
-        self._check_enumerator_data(exe)
+        self.p.expression_checks.compile_all(enum.property_expressions, enum.ref_id, exe.ref_id)
+        self.check_enumerator_data(exe)
         directory = enum.properties.get("Directory", "").strip()
         if directory and "directory" not in dynamic:
-            self._check_path(
+            self.p._check_path(
                 directory,
                 f"Foreach Loop '{exe.name}' enumerates the folder",
                 enum.location or exe.location,
                 exe.ref_id,
-                may_change=self._configurable(),
+                may_change=self.p._configurable(),
             )
         return False
 
-    def _check_enumerator_data(self, exe: Executable) -> None:
+    def check_enumerator_data(self, exe: Executable) -> None:
         """Elements and attributes of a built-in enumerator's data that it does not read (a
         warning each), and an Item enumerator whose data holds no items it can read (an error:
         the loop would run zero times without a word)."""
@@ -1299,7 +1200,7 @@ class _Planner:
         nodes = list(enum.object_data.iter())[1:]
         for node in nodes:
             if node.local_name not in elements:
-                self.warn(
+                self.p.warn(
                     "unknown-data",
                     f"the enumerator of Foreach Loop '{exe.name}' has an element "
                     f"'{node.local_name}', "
@@ -1310,7 +1211,7 @@ class _Planner:
             for key in node.attrs:
                 local = LOCAL_NAMES[key]
                 if local not in attributes:
-                    self.warn(
+                    self.p.warn(
                         "unknown-data",
                         f"the enumerator of Foreach Loop '{exe.name}' has an attribute '{local}' "
                         "on "
@@ -1319,9 +1220,9 @@ class _Planner:
                         enum.ref_id,
                     )
         if enum.type_key == "Microsoft.ForEachItemEnumerator":
-            self._check_items(exe, nodes, elements, where)
+            self.check_items(exe, nodes, elements, where)
 
-    def _check_items(
+    def check_items(
         self,
         exe: Executable,
         nodes: list[XmlNode],
@@ -1332,7 +1233,7 @@ class _Planner:
         ``<FEIEItems/>`` is a loop over nothing, as the author wrote it.)"""
         items = [node for node in nodes if node.local_name.lower() == "feieitem"]
         if not items and any(node.local_name not in elements for node in nodes):
-            self.problem(
+            self.p.problem(
                 "empty-enumerator",
                 f"the Item enumerator of Foreach Loop '{exe.name}' holds no "
                 '<FEIEItems><FEIEItem><FEIEItemValue Type="8" Value="..."/> rows, so the loop '
@@ -1347,7 +1248,7 @@ class _Planner:
                 type_name = VARTYPE_TO_DOTNET.get(int(code)) if code.lstrip("-").isdigit() else None
                 location = _line(exe, value, where)
                 if type_name is None:
-                    self.problem(
+                    self.p.problem(
                         "bad-datatype",
                         f"an item of Foreach Loop '{exe.name}' has Type {code!r}, which is "
                         f"not a type code; use one of {_TYPE_CODES}",
@@ -1356,7 +1257,7 @@ class _Planner:
                     )
                     continue
                 raw = value.get("Value")
-                self._check_value(
+                self.p.value_checks.check_value(
                     type_name,
                     value.text or "" if raw is None else raw,
                     f"an item of Foreach Loop '{exe.name}'",
@@ -1364,9 +1265,9 @@ class _Planner:
                     exe.ref_id,
                 )
 
-    def _check_for_loop(self, exe: Executable) -> None:
+    def check_for_loop(self, exe: Executable) -> None:
         if not exe.eval_expression:
-            self.problem(
+            self.p.problem(
                 "invalid-task",
                 f"For Loop '{exe.name}' has no EvalExpression; set one, or the loop can never end",
                 exe.location,
@@ -1378,22 +1279,24 @@ class _Planner:
             (exe.assign_expression, True),
         ):
             if text:
-                self._compile(text, assignment, exe.location, exe.ref_id, exe.ref_id)
+                self.p.expression_checks.compile(
+                    text, assignment, exe.location, exe.ref_id, exe.ref_id
+                )
 
-    def _graph(self, container: Executable) -> None:
+    def graph(self, container: Executable) -> None:
         """Check the container's constraints now; its DiGraph is built when first read."""
         nodes = [child.ref_id for child in container.executables]
         known = set(nodes)
         constraints = [
             pc
             for pc in container.precedence_constraints
-            if self._constraint_ok(container, pc, known)
+            if self.constraint_ok(container, pc, known)
         ]
-        self.graphs.define(container.ref_id, nodes, constraints)
+        self.p.graphs.define(container.ref_id, nodes, constraints)
         if constraints and not _no_cycle(nodes, known, constraints):
-            self._report_cycles(container, self.graphs[container.ref_id])
+            self.report_cycles(container, self.p.graphs[container.ref_id])
 
-    def _constraint_ok(
+    def constraint_ok(
         self, container: Executable, pc: PrecedenceConstraint, known: set[str]
     ) -> bool:
         if (
@@ -1407,12 +1310,12 @@ class _Planner:
         for end, ref in (("From", pc.from_ref), ("To", pc.to_ref)):
             if ref not in known:
                 ok = False
-                self.problem(
-                    "bad-constraint", self._bad_end(container, pc, end, ref), pc.location, pc.ref_id
+                self.p.problem(
+                    "bad-constraint", self.bad_end(container, pc, end, ref), pc.location, pc.ref_id
                 )
         if pc.value not in _CONSTRAINT_VALUES or pc.eval_op not in _EVAL_OPS:
             ok = False
-            self.problem(
+            self.p.problem(
                 "bad-constraint",
                 f"precedence constraint '{pc.name or pc.ref_id}' has Value={pc.value} "
                 f"EvalOp={pc.eval_op}; "
@@ -1422,7 +1325,7 @@ class _Planner:
             )
         elif pc.eval_op != 2 and not (pc.expression or "").strip():
             ok = False
-            self.problem(
+            self.p.problem(
                 "bad-constraint",
                 f"precedence constraint '{pc.name or pc.ref_id}' has EvalOp={pc.eval_op}, which "
                 "needs an expression, "
@@ -1431,10 +1334,12 @@ class _Planner:
                 pc.ref_id,
             )
         elif pc.eval_op != 2 and pc.expression:
-            self._compile(pc.expression, False, pc.location, pc.ref_id, container.ref_id)
+            self.p.expression_checks.compile(
+                pc.expression, False, pc.location, pc.ref_id, container.ref_id
+            )
         return ok
 
-    def _bad_end(self, container: Executable, pc: PrecedenceConstraint, end: str, ref: str) -> str:
+    def bad_end(self, container: Executable, pc: PrecedenceConstraint, end: str, ref: str) -> str:
         """Why a constraint's From or To names no sibling, and the form it expects."""
         head = f"precedence constraint '{pc.name or pc.ref_id}' has {end}='{ref}'"
         siblings = {child.name: child.ref_id for child in container.executables}
@@ -1445,7 +1350,7 @@ class _Planner:
                 f"{head}, a name where the refId of an executable is expected; "
                 f"write {end}='{wanted}'"
             )
-        if ref in self.plan.executables:
+        if ref in self.p.plan.executables:
             return (
                 f"{head}, which is not directly inside '{container.ref_id}'; constraints only link "
                 "executables "
@@ -1459,7 +1364,7 @@ class _Planner:
             f"'{container.ref_id}', such as '{example}'{_nearest(ref, refs)}"
         )
 
-    def _report_cycles(self, container: Executable, graph: nx.DiGraph) -> None:
+    def report_cycles(self, container: Executable, graph: nx.DiGraph) -> None:
         import networkx as nx
 
         for component in nx.strongly_connected_components(graph):
@@ -1468,9 +1373,9 @@ class _Planner:
                 if not graph.has_edge(node, node):
                     continue
             names = sorted(component)
-            first = self.plan.executables.get(names[0])
+            first = self.p.plan.executables.get(names[0])
             through = ", ".join(f"'{n}'" for n in names)
-            self.problem(
+            self.p.problem(
                 "cycle",
                 f"precedence constraints in '{container.ref_id}' form a cycle through {through}; "
                 "remove one of the constraints",
@@ -1478,27 +1383,177 @@ class _Planner:
                 names[0],
             )
 
-    # -- expressions
 
-    def _executable_expressions(self, exe: Executable) -> None:
+class _ValueChecks:
+    """Identity and stored values: DTSIDs that repeat, and the type codes and values of every
+    variable and parameter (the run refuses a bad one before anything executes)."""
+
+    def __init__(self, planner: _Planner) -> None:
+        self.p = planner
+
+    def check_dtsids(self) -> None:
+        if self.dtsids_unique():
+            return
+        seen: dict[str, tuple[str, SourceLocation | None]] = {}
+        for ref, dtsid, location in self.identified():
+            key = guid_key(dtsid)  # GUIDs compare in any case, braces optional
+            if not key:
+                continue
+            if key in seen:
+                other_ref, other_loc = seen[key]
+                self.p.problem(
+                    "duplicate-dtsid",
+                    f"DTSID {dtsid} is used by '{ref}' and by '{other_ref}' (at {other_loc}); "
+                    "give one of them a new GUID",
+                    location,
+                    ref,
+                )
+            else:
+                seen[key] = (ref, location)
+
+    def dtsids_unique(self) -> bool:
+        """Speed: True when no GUID (and at most one blank) repeats: the common case, checked
+        without building the (ref, GUID, location) rows that reporting needs (``_identified``,
+        the plain reference, keyed by ``guid_key``). ``_no_repeat`` is pinned by
+        test_plan_lazy_graphs.py never to miss a repeat the exact key finds."""
+        executables = self.p.plan.executables.values()
+        raw = [exe.dtsid for exe in executables if exe.dtsid]
+        for exe in executables:
+            if exe.variables:
+                raw.extend(v.dtsid for v in exe.variables if v.dtsid)
+            if exe.precedence_constraints:
+                raw.extend(pc.dtsid for pc in exe.precedence_constraints if pc.dtsid)
+        raw.extend(cm.dtsid for cm in self.p.package.connections if cm.dtsid)
+        return _no_repeat(raw) or len({guid_key(dtsid) for dtsid in raw}) == len(raw)
+
+    def identified(self) -> list[tuple[str, str, SourceLocation | None]]:
+        # A list, not a generator: this visits every object of the package once.
+        found: list[tuple[str, str, SourceLocation | None]] = []
+        for exe in self.p.plan.executables.values():
+            if exe.dtsid:
+                found.append((exe.ref_id, exe.dtsid, exe.location))
+            if exe.variables:
+                found.extend((v.ref_id, v.dtsid, v.location) for v in exe.variables if v.dtsid)
+            if exe.precedence_constraints:
+                found.extend(
+                    (pc.ref_id, pc.dtsid, pc.location)
+                    for pc in exe.precedence_constraints
+                    if pc.dtsid
+                )
+        found.extend(
+            (cm.ref_id, cm.dtsid, cm.location) for cm in self.p.package.connections if cm.dtsid
+        )
+        return found
+
+    def check_values(self) -> None:
+        """Type codes and stored values of every variable and parameter: the run refuses a bad
+        one before anything executes, so it is a problem here, with its line."""
+        for exe in self.p.plan.executables.values():
+            if exe.variables:
+                for var in exe.variables:
+                    self.check_variable(var)
+        for param in (*self.p.package.parameters, *self.p.package.project_parameters):
+            self.check_parameter(param)
+
+    def check_variable(self, var: Variable) -> None:
+        if var.data_type not in VARTYPE_TO_DOTNET:
+            self.p.problem(
+                "bad-datatype",
+                f"variable {var.qualified_name} has DataType {var.data_type}, which is not a type "
+                "code; "
+                f"use one of {_TYPE_CODES}",
+                var.location,
+                var.ref_id,
+            )
+        elif var.value is not None and not var.sensitive_unavailable:
+            self.check_value(
+                var.dotnet_type,
+                var.value,
+                f"variable {var.qualified_name}",
+                var.location,
+                var.ref_id,
+            )
+
+    def check_parameter(self, param: Parameter) -> None:
+        codes = TYPECODE_TO_DOTNET if param.scope == "Project" else VARTYPE_TO_DOTNET
+        if param.data_type_code not in codes:
+            listed = _PROJECT_TYPE_CODES if param.scope == "Project" else _TYPE_CODES
+            self.p.problem(
+                "bad-datatype",
+                f"parameter {param.qualified_name} has DataType {param.data_type_code}, which is "
+                "not a type code; "
+                f"use one of {listed}",
+                param.location,
+                param.qualified_name,
+            )
+        elif param.value is not None and not param.sensitive_unavailable:
+            self.check_value(
+                param.dotnet_type,
+                param.value,
+                f"parameter {param.qualified_name}",
+                param.location,
+                param.qualified_name,
+                secret=param.sensitive,
+            )
+
+    def check_value(
+        self,
+        type_name: str,
+        raw: str,
+        what: str,
+        location: SourceLocation | None,
+        ref_id: str,
+        *,
+        secret: bool = False,
+    ) -> None:
+        if type_name == "Object":
+            return
+        from dtsx.engine.expressions import value_from_dotnet
+
+        try:
+            value_from_dotnet(type_name, raw)
+        except ExpressionError as exc:
+            # The reason may quote the value (a date parser's does): a secret's is left out whole.
+            shown = "its value" if secret else f"the value {_short(raw)}"
+            why = "" if secret else f" ({exc.message})"
+            self.p.problem(
+                "bad-value",
+                f"{what} has the type {type_name}, and {shown} is not of that type"
+                f"{why}; correct the value or the DataType",
+                location,
+                ref_id,
+            )
+
+
+class _ExpressionChecks:
+    """Every expression compiled once (``Plan.expressions``), and the variables each use reads
+    checked in the scope where it appears."""
+
+    def __init__(self, planner: _Planner) -> None:
+        from dtsx.engine.expressions import compile as compile_expression
+
+        self.p = planner
+        self.compiler: Callable[..., CompiledExpression] = compile_expression
+
+    def executable_expressions(self, exe: Executable) -> None:
         if exe.kind is not ExecutableKind.TASK and exe.property_expressions:
-            self._check_property_names(exe)
-        self._compile_all(exe.property_expressions, exe.ref_id, exe.ref_id)
+            self.p._check_property_names(exe)
+        self.compile_all(exe.property_expressions, exe.ref_id, exe.ref_id)
         for var in exe.variables:
             if var.evaluate_as_expression and var.expression:
-                self._compile(var.expression, False, var.location, var.ref_id, exe.ref_id)
-            self._compile_all(var.property_expressions, var.ref_id, exe.ref_id)
+                self.compile(var.expression, False, var.location, var.ref_id, exe.ref_id)
+            self.compile_all(var.property_expressions, var.ref_id, exe.ref_id)
 
-    def _package_expressions(self) -> None:
-        for cm in self.package.all_connections():
-            self._compile_all(cm.property_expressions, cm.ref_id, self.package.ref_id)
+    def package_expressions(self) -> None:
+        for cm in self.p.package.all_connections():
+            self.compile_all(cm.property_expressions, cm.ref_id, self.p.package.ref_id)
 
-    def _compile_all(self, expressions: list[PropertyExpression], ref_id: str, owner: str) -> None:
+    def compile_all(self, expressions: list[PropertyExpression], ref_id: str, owner: str) -> None:
         for expr in expressions:
             if expr.expression.strip():
-                self._compile(expr.expression, False, expr.location, ref_id, owner)
+                self.compile(expr.expression, False, expr.location, ref_id, owner)
 
-    def _compile(
+    def compile(
         self,
         text: str,
         assignment: bool,
@@ -1508,33 +1563,33 @@ class _Planner:
     ) -> None:
         """Compile once per text; then check its variables in ``owner``'s scope (each place an
         expression appears has its own scope, so this runs for every use)."""
-        compiled = self.plan.expressions.get((text, assignment))
+        compiled = self.p.plan.expressions.get((text, assignment))
         if compiled is None:
             try:
-                compiled = self.plan.expressions[(text, assignment)] = self.compile(
+                compiled = self.p.plan.expressions[(text, assignment)] = self.compiler(
                     text, assignment=assignment
                 )
             except ExpressionError as exc:
-                self.problem("expression", f"{exc}", location, ref_id)
+                self.p.problem("expression", f"{exc}", location, ref_id)
                 return
         if owner is None or not compiled.variables:
             return
-        scope = self.scopes.get(owner, frozenset())
+        scope = self.p.scopes.get(owner, frozenset())
         for name in compiled.variables_in_order():
             if not _visible(name, scope):
-                self._missing_variable(
+                self.missing_variable(
                     name, f"the expression {_short(text)} reads", location, ref_id, owner
                 )
 
-    def _missing_variable(
+    def missing_variable(
         self, name: str, what: str, location: SourceLocation | None, ref_id: str, owner: str
     ) -> None:
         if (
             name.strip().lstrip("@[").startswith("$Project::")
-            and not self.package.project_parameters
+            and not self.p.package.project_parameters
         ):
             # The project was not loaded, so its parameters are unknown here, not wrong.
-            self.warn(
+            self.p.warn(
                 "missing-variable",
                 f"{what} @[{name}], a project parameter, but no Project.params was found "
                 "beside the package; pass --project-dir with the project's folder",
@@ -1542,9 +1597,9 @@ class _Planner:
                 ref_id,
             )
             return
-        scope = self.scopes.get(owner, frozenset())
+        scope = self.p.scopes.get(owner, frozenset())
         # DelayValidation defers the check to run time (a child may read its parent's variables).
-        report = self.warn if self._delayed(owner) else self.problem
+        report = self.p.warn if self.p._delayed(owner) else self.p.problem
         report(
             "missing-variable",
             f"{what} @[{name}], which is not a variable in the scope of "
@@ -1575,7 +1630,7 @@ def _assignment(exe: Executable, pe: PropertyExpression) -> PropertyAssignment:
 def _reference_attributes_plain(data: XmlNode) -> list[tuple[str, str]]:
     """(local name, value) of each attribute of ``data`` and its descendants that may name a
     connection manager, in document order: the plain reference of
-    ``_Planner._reference_attributes``."""
+    ``_TaskChecks.reference_attributes``."""
     return [
         (local, value)
         for node in data.iter()

@@ -31,8 +31,8 @@ _EXTERNAL = ":external"
 
 def guid_key(text: str) -> str:
     """A GUID as GUIDs compare: without surrounding whitespace and braces, in upper case
-    (``{5a5a-...}`` and ``5A5A-...`` give the same key)."""
-    return text.strip().strip("{}").strip().upper()
+    (``{5a5a-...}`` and ``5A5A-...`` give the same key; spaces inside the braces are kept)."""
+    return text.strip().strip("{}").upper()
 
 
 class ConnectionReferences:

@@ -436,7 +436,9 @@ def test_the_planners_fast_paths_equal_their_plain_references(
     monkeypatch.setattr(cls, "_index_children", cls._index_children_plain)
     monkeypatch.setattr(cls, "_check_children", cls._check_children_plain)
     monkeypatch.setattr(
-        cls, "_reference_attributes", lambda self, data: planner._reference_attributes_plain(data)
+        planner._TaskChecks,
+        "reference_attributes",
+        lambda self, data: planner._reference_attributes_plain(data),
     )
     monkeypatch.setattr(
         planner, "_no_cycle", lambda nodes, known, cs: planner._no_cycle_plain(nodes, cs)
