@@ -65,7 +65,8 @@ def _same(a: nx.DiGraph, b: nx.DiGraph) -> None:
     for u, v in a.edges:
         assert a.edges[u, v]["constraints"] == b.edges[u, v]["constraints"]
         assert all(
-            x is y for x, y in zip(a.edges[u, v]["constraints"], b.edges[u, v]["constraints"])
+            x is y
+            for x, y in zip(a.edges[u, v]["constraints"], b.edges[u, v]["constraints"], strict=True)
         )
 
 

@@ -113,7 +113,7 @@ def runs(
 
     paths = _packages()
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        return dict(zip(paths, pool.map(one, paths)))
+        return dict(zip(paths, pool.map(one, paths), strict=True))
 
 
 def _params() -> list[object]:
