@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dtsx.connections.base import ConnectionSettings
+from dtsx.connections.file import FileConnectionManager
 from dtsx.connections.collection import Connections
 from dtsx.engine.errors import TaskFailedError
 from dtsx.engine.files import NotARegularFile
@@ -23,7 +25,7 @@ from dtsx.tasks.send_mail import (
 )
 
 from tests._shared import require_shared
-from tests.tasks._taskkit import make_ctx
+from tests.tasks._taskkit import PathConnections, make_ctx
 
 NS = "{www.microsoft.com/sqlserver/dts/tasks/sendmailtask}"
 EXT = "{urn:dtsx:extensions}"
@@ -260,6 +262,15 @@ def test_attachments_through_local_path(tmp_path: Path) -> None:
     msg, _, _ = task.build_message(ctx)
     parts = {p.get_filename(): p.get_payload(decode=True) for p in _parse(msg).iter_attachments()}
     assert parts == {"r.csv": b"a,b\r\n", "x.bin": b"\x00\x01"}
+
+
+def test_an_smtp_server_that_hands_out_no_mail_session_fails_naming_it(tmp_path: Path) -> None:
+    body = tmp_path / "body.txt"
+    body.write_text("hi")
+    manager = FileConnectionManager(ConnectionSettings("Not mail", "FILE", str(body)))
+    ctx = make_ctx(connections=PathConnections({SMTP_ID: manager}))
+    with pytest.raises(TaskFailedError, match="SMTPServer .* is not an SMTP connection manager"):
+        _task().execute(ctx)
 
 
 def test_an_attachment_that_is_a_folder_keeps_the_cause(tmp_path: Path) -> None:
