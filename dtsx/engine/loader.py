@@ -133,11 +133,11 @@ def _parser() -> etree.XMLParser:
 # The reader makes every model object through a _Builders: _TRUSTED (below) builds it from the
 # values the reader has already typed, without validation; _VALIDATED is the plain reference, in
 # which pydantic validates every object strictly (a value of the wrong type fails instead of being
-# converted). Measured on bench/load.py's 10,000-task package (CPU time, best of 8, the other fast
-# paths on): load takes 407 ms with _TRUSTED and 534 ms with _VALIDATED, 31% longer, which is why
-# _TRUSTED exists. tests/engine/test_loader_reference.py loads every corpus, sample and test
-# package both ways (and through the plain reference of each fast path) and compares the models
-# object by object.
+# converted). Measured on bench/load.py's 10,000-task package (CPU time, best of 8 to 12, the
+# other fast paths on, four runs): with model_validate in _TRUSTED's place load takes about a third
+# longer (+31% to +36%; 407 -> 534 ms in one run), which is why _TRUSTED exists.
+# tests/engine/test_loader_reference.py loads every corpus, sample and test package both ways (and
+# through the plain reference of each fast path) and compares the models object by object.
 
 _M = TypeVar("_M", bound=BaseModel)
 
