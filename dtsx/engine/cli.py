@@ -49,7 +49,8 @@ _DEBUG = threading.Event()
 @click.option(
     "--debug",
     is_flag=True,
-    help="Show the Python traceback of an internal error (before the command).",
+    help="Show the exception chain, with tracebacks, of an internal error (also DTSX_DEBUG=1, or "
+    "--debug after run/exec).",
 )
 def cli(debug: bool) -> None:
     """Run SQL Server Integration Services (.dtsx) packages."""
