@@ -31,6 +31,7 @@ from collections.abc import Callable
 
 from dtsx.connections.collection import Connections
 from dtsx.engine.bind import (
+    Binding,
     RunOptions,
     bind,
     concurrency_limit,
@@ -39,10 +40,10 @@ from dtsx.engine.bind import (
 )
 from dtsx.engine.containers import Containers, container_result
 from dtsx.engine.dispatch import Dispatcher, Forward
-from dtsx.engine.errors import DtsxError, ExecutionError, PackageValidationError, Problem
+from dtsx.engine.errors import DtsxError, PackageValidationError, Problem
 from dtsx.engine.events import EventLog, RunEvent
 from dtsx.engine.frames import Frame, unlink
-from dtsx.engine.model import ConnectionManagerSpec, Executable, ExecutableKind
+from dtsx.engine.model import Executable, ExecutableKind
 from dtsx.engine.overrides import PropertySet, parse_set
 from dtsx.engine.plan import Plan
 from dtsx.engine.results import (
@@ -58,7 +59,7 @@ from dtsx.engine.runstate import RunState
 from dtsx.engine.scheduler import Scheduler
 from dtsx.engine.scopes import Scopes, visible_names
 from dtsx.engine.taskhost import TaskHost, effective
-from dtsx.engine.variables import MASK, Scope, Secrets, Slot, VariableStore, text_of
+from dtsx.engine.variables import MASK, Scope, Secrets, Slot, VariableStore
 from dtsx.engine.workers import POLL_S, Slots, TaskSlots, Workers
 
 __all__ = [
@@ -149,6 +150,33 @@ class _Run:
 
     # -- the run ----------------------------------------------------------------------------
     def execute(self) -> RunResult:
+        self._check_depth()
+        binding = bind(
+            self.state.plan,
+            self.options,
+            self.store,
+            self.scopes,
+            self.parent.scope if self.parent is not None else None,
+        )
+        root = binding.root
+        clock = time.perf_counter()
+        pool = self._start(binding)
+        done = threading.Event()
+        watcher = threading.Thread(
+            target=self._watch_cancel, args=(done,), name="dtsx-cancel", daemon=True
+        )
+        watcher.start()
+        result = _FAILURE
+        try:
+            self._emit_warnings()
+            result = self._run_package(root)
+        finally:
+            done.set()
+            pool.shutdown()
+            self.state.connections.close()
+        return self._result(result, root, time.perf_counter() - clock)
+
+    def _check_depth(self) -> None:
         depth = self.parent.depth if self.parent is not None else 0
         if depth > _MAX_PACKAGE_DEPTH:
             raise PackageValidationError(
@@ -160,14 +188,10 @@ class _Run:
                     )
                 ]
             )
+
+    def _start(self, binding: Binding) -> Workers:
+        """Take the bound state; make the slots, the connections, the scheduler and the pool."""
         state = self.state
-        binding = bind(
-            state.plan,
-            self.options,
-            self.store,
-            self.scopes,
-            self.parent.scope if self.parent is not None else None,
-        )
         self.warnings.extend(binding.warnings)
         if binding.max_concurrent is not None:  # in range: Overrides refuses any other value
             self.limit = effective_limit(binding.max_concurrent)
@@ -175,11 +199,10 @@ class _Run:
         self.slots = TaskSlots(slots, state.cancel)
         state.host_sets = binding.host_sets
         root = binding.root
-        clock = time.perf_counter()
         state.connections = Connections(
             binding.specs,
             overrides=binding.connection_strings,
-            expressions=lambda spec: self._connection_expressions(spec, root),
+            expressions=lambda spec: state.connection_expressions(spec, root),
             local_path=self.local_path,
             redirect=self.options.connection_redirect,
         )
@@ -193,23 +216,10 @@ class _Run:
             self.slots,
             pool,
             self._run_child,
-            self._constraint_expression,
+            state.constraint_expression,
         )
-        self.containers = Containers(self.state, self.scheduler, self.local_path)
-        done = threading.Event()
-        watcher = threading.Thread(
-            target=self._watch_cancel, args=(done,), name="dtsx-cancel", daemon=True
-        )
-        watcher.start()
-        result = _FAILURE
-        try:
-            self._emit_warnings()
-            result = self._run_package(root)
-        finally:
-            done.set()
-            pool.shutdown()
-            state.connections.close()
-        return self._result(result, root, time.perf_counter() - clock)
+        self.containers = Containers(state, self.scheduler, self.local_path)
+        return pool
 
     def _emit_warnings(self) -> None:
         for problem in self.state.plan.warnings:
@@ -264,24 +274,6 @@ class _Run:
             if self.state.cancel.wait(POLL_S):
                 self.tasks.cancel_running()
                 return
-
-    def _connection_expressions(self, spec: ConnectionManagerSpec, root: Scope) -> dict[str, str]:
-        return {
-            pe.name: text_of(self.state.evaluate(root, pe.expression))
-            for pe in spec.property_expressions
-        }
-
-    def _constraint_expression(self, constraint: Any, frame: Frame) -> bool:
-        try:
-            value = self.state.evaluate(frame.scope, constraint.expression or "")
-            if value.type != "DT_BOOL":
-                raise ExecutionError(f"the expression returns {value.type}, not a Boolean")
-            return bool(value.value)
-        except DtsxError as exc:
-            self.dispatcher.raise_event(
-                frame, "OnError", f"precedence constraint {constraint.ref_id!r}: {exc}"
-            )
-            return False
 
     # -- one executable -----------------------------------------------------------------------
     def _run_child(self, exe: Executable, parent: Frame) -> ExecutionResult:

@@ -18,10 +18,17 @@ from dtsx.engine.dispatch import Dispatcher
 from dtsx.engine.expressions import Value
 from dtsx.engine.expressions import compile as compile_expression
 from dtsx.engine.frames import Frame
-from dtsx.engine.model import Executable, ExecutableKind, Package
+from dtsx.engine.errors import DtsxError, ExecutionError
+from dtsx.engine.model import (
+    ConnectionManagerSpec,
+    Executable,
+    ExecutableKind,
+    Package,
+    PrecedenceConstraint,
+)
 from dtsx.engine.plan import Plan
 from dtsx.engine.results import ExecutableResult, ExecutionResult, InternalError
-from dtsx.engine.variables import Scope, VariableStore
+from dtsx.engine.variables import Scope, VariableStore, text_of
 
 __all__ = ["RunState"]
 
@@ -59,6 +66,26 @@ class RunState:
         """The value of a (non-assignment) expression in ``scope``."""
         value: Value = self.compile(text, False).evaluate(scope.lookup)
         return value
+
+    def connection_expressions(self, spec: ConnectionManagerSpec, root: Scope) -> dict[str, str]:
+        """A connection manager's property expressions, evaluated in the package's scope."""
+        return {
+            pe.name: text_of(self.evaluate(root, pe.expression)) for pe in spec.property_expressions
+        }
+
+    def constraint_expression(self, constraint: PrecedenceConstraint, frame: Frame) -> bool:
+        """A precedence constraint's expression in ``frame``; False, after an OnError, when it
+        cannot be evaluated or is not a Boolean."""
+        try:
+            value = self.evaluate(frame.scope, constraint.expression or "")
+            if value.type != "DT_BOOL":
+                raise ExecutionError(f"the expression returns {value.type}, not a Boolean")
+            return bool(value.value)
+        except DtsxError as exc:
+            self.dispatcher.raise_event(
+                frame, "OnError", f"precedence constraint {constraint.ref_id!r}: {exc}"
+            )
+            return False
 
     def evaluate_in(self, scope: Scope, text: str, *, assignment: bool = False) -> Value:
         """Evaluate an expression in ``scope``; an assignment also stores into its target.
