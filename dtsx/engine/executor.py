@@ -1,4 +1,4 @@
-"""Runs a plan: the top of a run, one executable's execution, containers and loops, and child
+"""Runs a plan: the top of a run, one executable's execution, event handlers' runs, and child
 packages. The other jobs live in their own modules, each with one job:
 
 - :mod:`dtsx.engine.bind` — options, overrides and configurations → the run's initial state;
@@ -6,6 +6,8 @@ packages. The other jobs live in their own modules, each with one job:
 - :mod:`dtsx.engine.workers` — the elastic thread pool and the MaxConcurrentExecutables slots;
 - :mod:`dtsx.engine.dispatch` — events: raising, counting errors, handlers, forwarding;
 - :mod:`dtsx.engine.taskhost` — one task execution (properties, context, outcome);
+- :mod:`dtsx.engine.containers` — Sequences, For Loops and Foreach Loops;
+- :mod:`dtsx.engine.frames`, :mod:`dtsx.engine.scopes` — one execution, the variable scopes;
 - :mod:`dtsx.engine.runstate` — the run's books (records, internal errors, expressions);
 - :mod:`dtsx.engine.results` — ExecutionResult, ExecutableResult, RunResult.
 
