@@ -67,7 +67,18 @@ def test_public_surface_is_pinned() -> None:
         "SSIS_NS",
     }
     assert set(writer.__all__) == {"write", "write_file", "node_to_xml", "WRITTEN_FORMAT"}
-    assert set(plan.__all__) == {"Plan", "build", "SUPPORTED_ENUMERATORS", "SYSTEM_VARIABLES"}
+    # Issue 10 item 2: the planner hands its decisions down (Plan.flows, Plan.assignments,
+    # build(sets=...)), so their types are public.
+    assert set(plan.__all__) == {
+        "Plan",
+        "build",
+        "SUPPORTED_ENUMERATORS",
+        "SYSTEM_VARIABLES",
+        "ContainerFlow",
+        "PropertyAssignment",
+        "PropertyTarget",
+        "SetValue",
+    }
     assert set(render.__all__) == {
         "show_document",
         "show_text",
