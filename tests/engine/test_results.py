@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dtsx.engine.events import EventLog, JsonLinesLog, RunEvent
 from dtsx.engine.executor import ExecutionResult, InternalError, RunOptions, run
-from dtsx.engine.model import Executable, ExecutableKind, Parameter
+from dtsx.engine.model import Executable, ExecutableKind, Parameter, PropertyExpression
 from dtsx.engine.plan import build
 from dtsx.tasks.base import TASKS, Task, TaskContext
 
@@ -152,6 +152,7 @@ def test_a_report_of_a_run_that_skipped_nothing_has_no_skipped_count() -> None:
 
 
 BAD_CANCEL = "Tests.BadCancel"
+WAITING = threading.Event()  # the task is running: canceling now reaches its cancel()
 
 
 class BadCancelTask(Task):
@@ -162,6 +163,7 @@ class BadCancelTask(Task):
         self._stop = threading.Event()
 
     def execute(self, ctx: TaskContext) -> None:
+        WAITING.set()
         self._stop.wait(30)
 
     def cancel(self) -> None:
@@ -182,12 +184,11 @@ def test_a_cancel_that_raises_is_kept_not_dropped() -> None:
         type_key=BAD_CANCEL,
     )
     cancel = threading.Event()
-    timer = threading.Timer(0.5, cancel.set)
-    timer.start()
-    try:
-        result = run(build(package([task])), RunOptions(cancel_event=cancel))
-    finally:
-        timer.cancel()
+    WAITING.clear()
+    trigger = threading.Thread(target=lambda: WAITING.wait(30) and cancel.set())
+    trigger.start()
+    result = run(build(package([task])), RunOptions(cancel_event=cancel))
+    trigger.join()
     assert result.result == "Canceled"
     kept = [e for e in result.internal_errors if e.ref_id == "Package\\Waiter"]
     assert len(kept) == 1 and isinstance(kept[0].exception, ValueError)
@@ -206,3 +207,23 @@ def test_a_raising_log_sink_keeps_its_exception() -> None:
     log.emit(RunEvent("OnWarning", "P", "Package", message="x"))
     assert len(log.sink_exceptions) == 1 and isinstance(log.sink_exceptions[0], OSError)
     assert log.sink_errors == ["OSError: the log disk went away"]
+
+
+def test_a_bug_in_the_executor_fails_that_child_and_keeps_the_exception() -> None:
+    """An engine bug, provoked by a plan whose decided property assignments are not what the
+    planner makes (None instead of PropertyAssignment): the child fails, the run goes on."""
+    LEDGER.reset()
+    broken = probe(
+        "Broken", property_expressions=[PropertyExpression(name="Mode", expression='"ok"')]
+    )
+    built = build(package([broken, probe("Other")]))
+    built.assignments["Package\\Broken"] = (None,)  # type: ignore[assignment]
+    sink = Collect()
+    result = run(built, RunOptions(sinks=[sink]))
+    record = result.executable("Package\\Broken")
+    assert record.internal is not None  # its result stays what it was (NotRun), as before
+    assert isinstance(record.internal.exception, AttributeError)
+    assert result.executable("Package\\Other").result == "Success"
+    (error,) = [e for e in sink.seen if e.name == "OnError"]
+    assert error.message.startswith("internal error running Package\\Broken: AttributeError")
+    assert error.exception is record.internal.exception
