@@ -1,7 +1,9 @@
-"""DESIGN.md's architecture, checked: imports run one way, and every module declares ``__all__``.
+"""docs/architecture.md's import map, checked: every module's place in a layer, imports that run one
+way, and every module declaring ``__all__``.
 
-Imports are read from the source with ``ast`` (function-level imports included), so a lazy
-import cannot slip past the rule.
+Imports are read from the source with ``ast`` (function-level and TYPE_CHECKING imports included),
+so a lazy import cannot slip past the rule. The tables below are the page's picture; a change to
+one is a change to the other, in the same commit.
 """
 
 from __future__ import annotations
@@ -12,27 +14,266 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-FOLDERS = {
-    "dtsx/engine": "dtsx.engine",
-    "dtsx/tasks": "dtsx.tasks",
-    "dtsx/connections": "dtsx.connections",
+
+# Lowest first. A module may import any module of a lower layer; within its own layer only what
+# SAME_LAYER lists. Names are module prefixes: "dtsx.engine.expressions" covers its submodules.
+LAYERS: list[tuple[str, list[str]]] = [
+    (
+        "foundation",
+        [
+            "dtsx.engine.errors",
+            "dtsx.engine.model",
+            "dtsx.engine.files",
+            "dtsx.engine.gcpause",
+            "dtsx.engine.paths",
+            "dtsx.engine.registry",
+            "dtsx.engine.references",
+        ],
+    ),
+    (
+        "language and state",
+        ["dtsx.engine.expressions", "dtsx.engine.variables", "dtsx.engine.events"],
+    ),
+    ("plugin contract", ["dtsx.tasks.base", "dtsx.connections.base"]),
+    (
+        "plugins and tools",
+        [
+            "dtsx.tasks.send_mail",
+            "dtsx.tasks.mail_message",
+            "dtsx.tasks.execute_process",
+            "dtsx.tasks.file_system",
+            "dtsx.tasks.execute_package",
+            "dtsx.tasks.expression_task",
+            "dtsx.connections.smtp",
+            "dtsx.connections.smtp_auth",
+            "dtsx.connections.smtp_options",
+            "dtsx.connections.file",
+            "dtsx.mailsink",
+        ],
+    ),
+    ("reading and writing", ["dtsx.engine.loader", "dtsx.engine.protection", "dtsx.engine.writer"]),
+    ("planning", ["dtsx.engine.plan"]),
+    (
+        "running",
+        [
+            "dtsx.engine.bind",
+            "dtsx.engine.overrides",
+            "dtsx.engine.executor",
+            "dtsx.engine.containers",
+            "dtsx.engine.scheduler",
+            "dtsx.engine.dispatch",
+            "dtsx.engine.workers",
+            "dtsx.engine.results",
+            "dtsx.engine.runstate",
+            "dtsx.engine.frames",
+            "dtsx.engine.scopes",
+            "dtsx.engine.taskhost",
+            "dtsx.engine.enumerators",
+            "dtsx.connections.collection",
+        ],
+    ),
+    ("front end", ["dtsx.engine.cli", "dtsx.engine.render"]),
+    ("harness", ["dtsx.testing"]),
+]
+
+# Imports inside a layer, by importing module prefix -> the same-layer prefixes it may import.
+SAME_LAYER: dict[str, set[str]] = {
+    "dtsx.engine.paths": {"dtsx.engine.errors"},
+    "dtsx.engine.registry": {"dtsx.engine.errors"},
+    "dtsx.engine.references": {"dtsx.engine.errors", "dtsx.engine.model"},
+    "dtsx.engine.expressions": {"dtsx.engine.expressions"},
+    "dtsx.engine.variables": {"dtsx.engine.expressions"},
+    # The Protocols of what a connection hands out (a mail session) are the task's side of it.
+    "dtsx.tasks.base": {"dtsx.connections.base"},
+    "dtsx.tasks.send_mail": {"dtsx.tasks.mail_message"},
+    "dtsx.connections.smtp": {"dtsx.connections.smtp_auth", "dtsx.connections.smtp_options"},
+    "dtsx.connections.smtp_auth": {"dtsx.connections.smtp_options"},
+    "dtsx.engine.loader": {"dtsx.engine.protection"},
+    # The running layer is one stage split into modules, drawn bottom-up on the page: the records
+    # (results, frames, scopes), the pool (workers), enumerators, the Connections and the overrides
+    # import nothing of the layer; dispatch and the scheduler sit on the records; the run's books
+    # (runstate) on dispatch; the task host on the books; containers on the scheduler; bind on the
+    # overrides; the executor assembles them all.
+    "dtsx.engine.dispatch": {"dtsx.engine.results", "dtsx.engine.frames"},
+    "dtsx.engine.scheduler": {"dtsx.engine.results", "dtsx.engine.frames", "dtsx.engine.workers"},
+    "dtsx.engine.runstate": {
+        "dtsx.engine.results",
+        "dtsx.engine.frames",
+        "dtsx.engine.dispatch",
+        "dtsx.connections.collection",
+    },
+    "dtsx.engine.taskhost": {
+        "dtsx.engine.results",
+        "dtsx.engine.frames",
+        "dtsx.engine.dispatch",
+        "dtsx.engine.runstate",
+    },
+    "dtsx.engine.containers": {
+        "dtsx.engine.results",
+        "dtsx.engine.frames",
+        "dtsx.engine.enumerators",
+        "dtsx.engine.runstate",
+        "dtsx.engine.scheduler",
+    },
+    "dtsx.engine.bind": {"dtsx.engine.overrides", "dtsx.engine.scopes"},
+    "dtsx.engine.executor": {
+        "dtsx.engine.bind",
+        "dtsx.engine.overrides",
+        "dtsx.engine.containers",
+        "dtsx.engine.scheduler",
+        "dtsx.engine.dispatch",
+        "dtsx.engine.taskhost",
+        "dtsx.engine.runstate",
+        "dtsx.engine.workers",
+        "dtsx.engine.results",
+        "dtsx.engine.frames",
+        "dtsx.engine.scopes",
+        "dtsx.connections.collection",
+    },
+    "dtsx.engine.cli": {"dtsx.engine.render"},
 }
+
+# Edges the layering would allow but the page forbids.
+CONCRETE_PLUGINS = [
+    name
+    for name in dict(LAYERS)["plugins and tools"]
+    if name.startswith(("dtsx.tasks.", "dtsx.connections."))
+]
+
+
+def _forbidden(module: str, imported: str) -> str | None:
+    """Why ``module`` must not import ``imported``, or None."""
+    if imported == "dtsx.engine.cli" and module != "dtsx.engine.cli":
+        return "nothing imports the CLI, which only prints"
+    if imported == "dtsx.engine.loader" and _layer(module) == "running":
+        if module != "dtsx.engine.bind":
+            return "only the bind stage reads packages and configuration files"
+    plugin_family = (
+        module.split(".")[1] if module.startswith(("dtsx.tasks", "dtsx.connections")) else ""
+    )
+    if _within(imported, CONCRETE_PLUGINS) and not imported.startswith(f"dtsx.{plugin_family}."):
+        # Plugins are found through the registry, so a package pays only for the ones it uses.
+        return "a concrete plugin is imported only through its entry point"
+    if module.startswith("dtsx.connections.") and imported.startswith("dtsx.tasks"):
+        return "connection managers do not know tasks"
+    return None
+
+
+def _within(name: str, prefixes: list[str] | set[str]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def _layer_index(module: str) -> int | None:
+    for index, (_, members) in enumerate(LAYERS):
+        if _within(module, members):
+            return index
+    return None
+
+
+def _layer(module: str) -> str | None:
+    index = _layer_index(module)
+    return None if index is None else LAYERS[index][0]
+
+
+def _same_layer_allowed(module: str) -> set[str]:
+    for prefix, allowed in SAME_LAYER.items():
+        if module == prefix or module.startswith(prefix + "."):
+            return allowed
+    return set()
 
 
 def _modules() -> dict[str, Path]:
     found = {}
-    for folder, package in FOLDERS.items():
-        for path in (ROOT / folder).rglob("*.py"):
-            parts = path.relative_to(ROOT / folder).with_suffix("").parts
-            name = ".".join((package, *parts)).removesuffix(".__init__")
-            found[name] = path
+    for path in (ROOT / "dtsx").rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        found[".".join(parts).removesuffix(".__init__")] = path
     return found
 
 
 MODULES = _modules()
+PACKAGES = {"dtsx", "dtsx.engine", "dtsx.tasks", "dtsx.connections"}
 
 
-def _imports(path: Path) -> set[str]:
+def _imports(path: Path, module: str) -> set[str]:
+    names: set[str] = set()
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            names.add(base)
+            # `from dtsx.engine import executor` imports a module, not a name of the package.
+            names.update(f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in MODULES)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return {n for n in names if n.startswith("dtsx") and n not in PACKAGES}
+
+
+@pytest.mark.parametrize("module", sorted(set(MODULES) - PACKAGES))
+def test_every_module_has_a_place_on_the_map(module: str) -> None:
+    assert _layer_index(module) is not None, (
+        f"{module} is on no layer of docs/architecture.md; add it to the page and to LAYERS"
+    )
+
+
+@pytest.mark.parametrize("module", sorted(set(MODULES) - PACKAGES))
+def test_imports_run_one_way(module: str) -> None:
+    own = _layer_index(module)
+    assert own is not None
+    wrong = []
+    for imported in sorted(_imports(MODULES[module], module)):
+        if imported == module or imported.startswith(module + "."):
+            continue
+        other = _layer_index(imported)
+        reason = _forbidden(module, imported)
+        if reason is None and (other is None or other > own):
+            reason = f"it is on a higher layer ({_layer(imported)})"
+        if reason is None and other == own and not _within(imported, _same_layer_allowed(module)):
+            reason = f"the page allows {module} no import of it within the {_layer(module)} layer"
+        if reason is not None:
+            wrong.append(f"{imported}: {reason}")
+    assert not wrong, f"{module} ({_layer(module)}) imports " + "; ".join(wrong)
+
+
+def test_the_rule_catches_a_wrong_import(tmp_path: Path) -> None:
+    """The checker itself: an executor that reads a package, a task that uses a concrete
+    connection manager, a planner that reaches up into the executor are each caught."""
+    cases = {
+        "dtsx.engine.scheduler": "from dtsx.engine.loader import load\n",
+        "dtsx.tasks.send_mail": "def f():\n    from dtsx.connections.smtp import SmtpSession\n",
+        "dtsx.engine.plan": "from dtsx.engine import executor\n",
+        "dtsx.engine.model": "from dtsx.engine.events import RunEvent\n",
+    }
+    for module, source in cases.items():
+        path = tmp_path / (module.rpartition(".")[2] + ".py")
+        path.write_text(source, encoding="utf-8")
+        imported = _imports(path, module)
+        own = _layer_index(module)
+        caught = [
+            name
+            for name in imported
+            if _forbidden(module, name) is not None
+            or (_layer_index(name) or 0) > (own or 0)
+            or (_layer_index(name) == own and not _within(name, _same_layer_allowed(module)))
+        ]
+        assert caught, f"a wrong import in {module} went unnoticed: {source!r}"
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_only_the_smtp_modules_touch_sockets_tls_and_spnego(module: str) -> None:
+    imports = {name.split(".")[0] for name in _raw_imports(MODULES[module])}
+    if not module.startswith("dtsx.connections.smtp"):
+        assert not imports & {"smtplib", "ssl", "spnego"}, (
+            f"{module} imports {sorted(imports & {'smtplib', 'ssl', 'spnego'})}"
+        )
+    if module.startswith("dtsx.tasks."):
+        assert "socket" not in imports, f"{module} opens sockets itself"
+
+
+def _raw_imports(path: Path) -> set[str]:
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -40,90 +281,6 @@ def _imports(path: Path) -> set[str]:
         elif isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
     return names
-
-
-def _project(imports: set[str]) -> set[str]:
-    return {name for name in imports if name.startswith("dtsx.")}
-
-
-# module (or prefix) -> what it may import from the project, by prefix.
-ALLOWED = {
-    "dtsx.engine.errors": set(),
-    "dtsx.engine.model": set(),
-    "dtsx.engine.registry": {"dtsx.engine.errors"},
-    "dtsx.engine.expressions": {
-        "dtsx.engine.errors",
-        "dtsx.engine.model",
-        "dtsx.engine.expressions",
-    },
-    # The loader also owns decryption of password-protected packages, kept in a module of its own
-    # (a change to DESIGN.md's map: the loader sees the model, the errors and protection).
-    "dtsx.engine.loader": {
-        "dtsx.engine.errors",
-        "dtsx.engine.model",
-        "dtsx.engine.registry",
-        "dtsx.engine.protection",
-        "dtsx.engine.files",
-        "dtsx.engine.gcpause",
-    },
-    "dtsx.engine.protection": {"dtsx.engine.errors"},
-    # Opening the files a package names (no FIFO hang, no device read) is one job below everything
-    # that reads them: the loader, the connection managers and the tasks.
-    "dtsx.engine.files": set(),
-    "dtsx.engine.gcpause": set(),
-    # Windows paths in packages and --path-map: asked by the planner, connections and tasks alike.
-    "dtsx.engine.paths": {"dtsx.engine.errors"},
-    "dtsx.engine.writer": {"dtsx.engine.errors", "dtsx.engine.model"},
-    "dtsx.engine.events": {"dtsx.engine.errors"},
-    "dtsx.tasks.base": {"dtsx.engine.errors", "dtsx.engine.model", "dtsx.engine.registry"},
-    "dtsx.connections.base": {"dtsx.engine.errors", "dtsx.engine.registry", "dtsx.engine.files"},
-}
-
-
-def _allowed(module: str) -> set[str] | None:
-    for prefix, allowed in ALLOWED.items():
-        if module == prefix or module.startswith(prefix + "."):
-            return allowed
-    return None
-
-
-@pytest.mark.parametrize("module", sorted(m for m in MODULES if _allowed(m) is not None))
-def test_lower_layers_import_only_what_design_allows(module: str) -> None:
-    allowed = _allowed(module) or set()
-    stray = {
-        name
-        for name in _project(_imports(MODULES[module]))
-        if not any(name == a or name.startswith(a + ".") for a in allowed)
-    }
-    assert not stray, f"{module} imports {sorted(stray)}; DESIGN.md allows only {sorted(allowed)}"
-
-
-@pytest.mark.parametrize("module", sorted(MODULES))
-def test_nothing_imports_the_cli_and_plugins_do_not_reach_up(module: str) -> None:
-    imports = _project(_imports(MODULES[module]))
-    if module != "dtsx.engine.cli":
-        assert "dtsx.engine.cli" not in imports, f"{module} imports the CLI, which only prints"
-    if module.startswith(("dtsx.tasks.", "dtsx.connections.")):
-        upward = {
-            "dtsx.engine.executor",
-            "dtsx.engine.plan",
-            "dtsx.engine.loader",
-            "dtsx.engine.writer",
-        }
-        assert not imports & upward, f"{module} reaches up into {sorted(imports & upward)}"
-    if module.startswith("dtsx.connections."):
-        assert not {n for n in imports if n.startswith("dtsx.tasks")}, f"{module} imports a task"
-
-
-@pytest.mark.parametrize("module", sorted(MODULES))
-def test_only_the_smtp_modules_touch_sockets_tls_and_spnego(module: str) -> None:
-    imports = {name.split(".")[0] for name in _imports(MODULES[module])}
-    if not module.startswith("dtsx.connections.smtp"):
-        assert not imports & {"smtplib", "ssl", "spnego"}, (
-            f"{module} imports {sorted(imports & {'smtplib', 'ssl', 'spnego'})}"
-        )
-    if module.startswith("dtsx.tasks."):
-        assert "socket" not in imports, f"{module} opens sockets itself"
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))
