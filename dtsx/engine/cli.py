@@ -147,6 +147,10 @@ def mailsink_command(port: int, directory: pathlib.Path, host: str, max_size: in
 _PROJECT_DIR_HELP = (
     "Folder with the project's .conmgr files and Project.params (default: the package's folder)."
 )
+# validate, show and graph take the same option.
+_project_dir_option = click.option(
+    "--project-dir", type=click.Path(file_okay=False), default=None, help=_PROJECT_DIR_HELP
+)
 _DECRYPT_HELP_ENV = (
     "Environment variable holding the password of an EncryptAllWithPassword or "
     "EncryptSensitiveWithPassword package (dtexec /Decrypt)."
@@ -267,12 +271,7 @@ def _validate_one(
 @click.option(
     "--json", "as_json", is_flag=True, help='Print {"packages": [{path, valid, problems}]} as JSON.'
 )
-@click.option(
-    "--project-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help=_PROJECT_DIR_HELP,
-)
+@_project_dir_option
 @click.option(
     "--unsupported",
     type=click.Choice(["fail", "skip"]),
@@ -339,12 +338,7 @@ def _print_validation(result: _Validation) -> None:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the package as the stable JSON document."
 )
-@click.option(
-    "--project-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help=_PROJECT_DIR_HELP,
-)
+@_project_dir_option
 @_decrypt_options
 def show_command(
     package: str,
@@ -375,12 +369,7 @@ def show_command(
     show_default=True,
     help="Graphviz DOT or a Mermaid flowchart.",
 )
-@click.option(
-    "--project-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help=_PROJECT_DIR_HELP,
-)
+@_project_dir_option
 @_decrypt_options
 def graph_command(
     package: str,
