@@ -63,17 +63,16 @@ _HOST_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "eval_expression": str,
     "assign_expression": str,
 }
-# Container/task-host properties that property expressions and --set may change, by lower-case
-# runtime name → (model field, converter).
-_HOST_PROPERTIES: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    name.lower(): (field_name, _HOST_CONVERTERS[field_name])
-    for name, field_name in (HOST_PROPERTIES | FOR_LOOP_PROPERTIES).items()
+# Container/task-host properties that --set may change, by lower-case runtime name → model field
+# (its converter is _HOST_CONVERTERS[field]).
+_HOST_FIELDS: dict[str, str] = {
+    name.lower(): field_name for name, field_name in (HOST_PROPERTIES | FOR_LOOP_PROPERTIES).items()
 }
 
 
 def is_host_property(name: str) -> bool:
     """Whether ``name`` is a setting of the host (container or task host), not of the task."""
-    return name.lower() in _HOST_PROPERTIES
+    return name.lower() in _HOST_FIELDS
 
 
 def effective(state: RunState, exe: Executable, frame: Frame) -> Executable:
@@ -82,9 +81,9 @@ def effective(state: RunState, exe: Executable, frame: Frame) -> Executable:
     expression sets is the planner's decision (``Plan.assignments``)."""
     updates: dict[str, Any] = {}
     for name, raw in state.host_sets.get(exe.ref_id, {}).items():
-        entry = _HOST_PROPERTIES.get(name.lower())
-        if entry is not None:
-            _convert(exe, name, entry[0], raw, updates)
+        field_name = _HOST_FIELDS.get(name.lower())
+        if field_name is not None:
+            _convert(exe, name, field_name, raw, updates)
         elif exe.kind is not ExecutableKind.TASK:  # a task's own properties go to the task
             raise ExecutionError(f"{exe.ref_id!r} has no settable property {name!r}")
     for assignment in state.plan.assignments.get(exe.ref_id, ()):
