@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from dtsx.engine.errors import ConnectionManagerError, PluginError
 from dtsx.engine.registry import Registry
@@ -31,6 +32,10 @@ __all__ = [
     "mail_sink_redirect",
     "MailSession",
     "SendReport",
+    "DatabaseLease",
+    "TransactionScope",
+    "TransactionParticipant",
+    "DatabaseSession",
 ]
 
 
@@ -287,6 +292,69 @@ class MailSession(Protocol):
 
         Raises ConnectionManagerError when the message could not be delivered to every
         recipient."""
+        ...
+
+
+class DatabaseLease(Protocol):
+    """One task execution's hold on a database connection."""
+
+    @property
+    def dbapi(self) -> Any:
+        """The raw DB-API 2 connection (``cursor()``, ``nextset()``...)."""
+        ...
+
+    def cancel(self) -> None:
+        """From another thread: interrupt the running statement within a second."""
+        ...
+
+    def set_timeout(self, seconds: int) -> None:
+        """The statement timeout for what follows; 0 = none."""
+        ...
+
+
+class TransactionScope(Protocol):
+    """An SSIS transaction (TransactionOption=Required) that connections enlist in."""
+
+    def enlisted(self, key: str) -> DatabaseLease | None:
+        """The lease already in this transaction for the connection ``key``, if any."""
+        ...
+
+    def enlist(self, key: str, participant: TransactionParticipant) -> None:
+        """Add ``participant`` (the connection ``key``'s part) to the transaction."""
+        ...
+
+
+class TransactionParticipant(Protocol):
+    """One connection's part of a transaction; the scope calls these once, at its end."""
+
+    lease: DatabaseLease
+    two_phase: bool  # whether prepare() is real (PostgreSQL PREPARE TRANSACTION)
+
+    def prepare(self) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+
+@runtime_checkable
+class DatabaseSession(Protocol):
+    """What a database connection manager's ``acquire()`` hands out (one per manager per run)."""
+
+    connection_type: str  # SSIS family: "OLEDB", "ADO.NET", "ODBC", "ADO"
+    dialect: str  # SQLAlchemy dialect name: "sqlite", "postgresql", "mssql", "mysql"...
+    paramstyle: str  # the driver's DB-API paramstyle: "qmark", "format", "pyformat"...
+    server: str  # for messages: host:port/database or the file; never credentials
+    translate: Callable[[str], str] | None  # set when the operator opted into T-SQL translation
+
+    def lease(
+        self, transaction: TransactionScope | None = None
+    ) -> AbstractContextManager[DatabaseLease]:
+        """A connection for one task execution.
+
+        Pooled, in autocommit (each statement commits, as in SSIS), its session state reset;
+        with RetainSameConnection=True the one connection held for the run (leases serialised
+        on it); inside ``transaction`` the connection enlisted in it, begun on first use."""
         ...
 
 
