@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol, cast
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
-from dtsx.engine.errors import PropertyValueError, TaskFailedError
-from dtsx.engine.model import LOCAL_NAMES, XmlNode, ssis_flag
+from dtsx.engine.errors import ConnectionManagerError, PropertyValueError, TaskFailedError
+from dtsx.engine.model import LOCAL_NAMES, Variable, XmlNode, ssis_flag
 from dtsx.engine.registry import Registry
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from pydantic.fields import FieldInfo
     from pydantic_core import ErrorDetails
 
-    from dtsx.connections.base import MailSession
+    from dtsx.connections.base import DatabaseSession, MailSession, TransactionScope
     from dtsx.engine.expressions.values import Value
 
 __all__ = [
@@ -151,6 +151,9 @@ class TaskContext:
     # None where the runner cannot evaluate expressions or run child packages.
     evaluate: Evaluate | None = None
     run_package: RunPackage | None = None
+    # The SSIS transaction (TransactionOption=Required) the task runs inside, if any: database
+    # connections leased under it enlist in it.
+    transaction: TransactionScope | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -167,6 +170,20 @@ class TaskContext:
                 "connection manager."
             )
         return cast("MailSession", session)
+
+    def database_session(self, ref: str) -> DatabaseSession:
+        """The database session of the connection manager ``ref`` names (OLE DB, ADO.NET, ODBC,
+        ADO)."""
+        session = self.connections.acquire(ref)
+        # By hand, like mail_session: a callable lease and a connection type are what tasks use.
+        if not callable(getattr(session, "lease", None)) or not isinstance(
+            getattr(session, "connection_type", None), str
+        ):
+            raise ConnectionManagerError(
+                f"the connection manager {ref!r} is not a database connection; point the task "
+                "at an OLE DB, ADO.NET, ODBC or ADO connection manager."
+            )
+        return cast("DatabaseSession", session)
 
     def file_path(self, ref: str) -> str:
         """The local path of the FILE (or FLATFILE) connection manager ``ref`` names."""
@@ -186,6 +203,9 @@ class ValidationContext:
     connection_type: Callable[[str], str | None]
     has_variable: Callable[[str], bool]
     dynamic_properties: frozenset[str] = frozenset()
+    # The declared variable a name finds in the task's scope (its data type, read-only flag), or
+    # None where the planner cannot tell (System variables, a runner without the package).
+    variable: Callable[[str], Variable | None] = field(default=lambda name: None)
 
     def is_dynamic(self, *names: str) -> bool:
         """True when a property expression sets any of these runtime property names."""
