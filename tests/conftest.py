@@ -18,3 +18,6 @@ from tests.smtp_servers import (  # noqa: F401
     starttls_server,
     tls_material,
 )
+
+# A throwaway PostgreSQL cluster on loopback (see tests/dbservers.py for what each fixture yields).
+from tests.dbservers import postgres, postgres_db, postgres_odbc  # noqa: E402, F401
