@@ -28,6 +28,7 @@ __all__ = [
     "Marker",
     "MarkerStyle",
     "SqlTextError",
+    "Statement",
     "bind_markers",
     "code_spans",
     "find_markers",
@@ -50,6 +51,14 @@ class Batch:
     text: str
     line: int  # 1-based line of the whole statement text where this batch starts
     repeat: int = 1  # ``GO n``: the batch runs n times
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One statement of a batch (``statements``)."""
+
+    text: str
+    line: int  # 1-based line of the batch where the statement starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,7 +376,7 @@ _TRIGGER = re.compile(r"\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMP\w*\s+)?TRIGGER\b
 _BLOCK_WORD = re.compile(r"\b(BEGIN|CASE|END)\b", re.IGNORECASE)
 
 
-def statements(sql: str, dialect: str = "tsql") -> list[str]:
+def statements(sql: str, dialect: str = "tsql") -> list[Statement]:
     """The statements of a batch, split on ``;`` outside literals and comments, for drivers
     that run one statement per call (sqlite3; psycopg with parameters).
 
@@ -378,18 +387,18 @@ def statements(sql: str, dialect: str = "tsql") -> list[str]:
 
 
 @lru_cache(maxsize=512)
-def _statements(sql: str, dialect: str) -> tuple[str, ...]:
+def _statements(sql: str, dialect: str) -> tuple[Statement, ...]:
     spans = code_spans(sql, dialect)
-    found: list[str] = []
+    found: list[Statement] = []
     begin = 0
     for a, b in spans:
         i = sql.find(";", a, b)
         while i >= 0:
             if not _inside_trigger_body(sql, begin, i, dialect):
-                _add_statement(found, sql[begin:i], dialect)
+                _add_statement(found, sql, begin, i, dialect)
                 begin = i + 1
             i = sql.find(";", i + 1, b)
-    _add_statement(found, sql[begin:], dialect)
+    _add_statement(found, sql, begin, len(sql), dialect)
     return tuple(found)
 
 
@@ -404,6 +413,8 @@ def _inside_trigger_body(sql: str, begin: int, end: int, dialect: str) -> bool:
     return depth > 0
 
 
-def _add_statement(found: list[str], text: str, dialect: str) -> None:
+def _add_statement(found: list[Statement], sql: str, begin: int, end: int, dialect: str) -> None:
+    text = sql[begin:end]
     if _has_code(text, dialect):
-        found.append(text.strip())
+        lead = len(text) - len(text.lstrip())
+        found.append(Statement(text.strip(), sql.count("\n", 0, begin + lead) + 1))
