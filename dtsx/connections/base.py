@@ -315,6 +315,10 @@ class DatabaseLease(Protocol):
 class TransactionScope(Protocol):
     """An SSIS transaction (TransactionOption=Required) that connections enlist in."""
 
+    # The level to begin at, in SQL words: "READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE
+    # READ", "SERIALIZABLE", "SNAPSHOT"; "" = the server's default (SSIS Unspecified / Chaos).
+    isolation: str
+
     def enlisted(self, key: str) -> DatabaseLease | None:
         """The lease already in this transaction for the connection ``key``, if any."""
         ...
