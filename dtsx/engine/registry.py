@@ -50,6 +50,10 @@ _CLASS_NAMES = {
     "foreachfromvarenumerator": "Microsoft.ForEachFromVarEnumerator",
     "dtsforeachfromvarenumerator": "Microsoft.ForEachFromVarEnumerator",
 }
+# Database connection families: one plugin per family, whatever the provider. ``ADO.NET:`` is
+# followed by the provider's class (``System.Data.SqlClient.SqlConnection, System.Data, ...``),
+# which the connection manager reads from its settings to pick a driver.
+_DATABASE_FAMILIES = frozenset({"OLEDB", "ADO.NET", "ODBC", "ADO"})
 _STOCK_MONIKERS = {
     "stock:sendmailtask": "Microsoft.SendMailTask",
     "stock:pipelinetask": "Microsoft.Pipeline",
@@ -74,6 +78,10 @@ def normalise_type(raw: str) -> str:
         return _STOCK_MONIKERS[lower]
     if upper.startswith("STOCK:"):
         return upper
+    if upper in _DATABASE_FAMILIES:
+        return upper
+    if upper.startswith("ADO.NET:"):
+        return "ADO.NET"
     progid = _PROGID.match(name)
     if progid:
         short = progid.group("name")
