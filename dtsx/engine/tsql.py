@@ -1,0 +1,448 @@
+"""T-SQL → another engine's SQL, strictly: an exact translation or a ``TranslationError``.
+
+Packages leaving SQL Server carry T-SQL. sqlglot (imported lazily, only when a connection opts
+in or ``dtsx sql-check`` runs) translates the plain SELECT/DML part well, but silently emits
+wrong SQL for much of the rest (spec execute-sql.md §4.8): ``DECLARE @d`` becomes ``$d``,
+``SET NOCOUNT ON`` becomes ``SET NOCOUNT = ON``, ``#temp`` loses its ``#``, ``GETDATE()-1`` and
+``SCOPE_IDENTITY()`` pass through unchanged, ``a + ' ' + b`` stays an addition. So each
+statement is checked on the T-SQL syntax tree against the constructs that have no exact
+translation, generated with ``unsupported_level=RAISE``, and parsed back in the target
+dialect to compare what it reads and writes. A statement runs translated only when all of
+that passes.
+
+Two rewrites are exact and done here: ``SET NOCOUNT ON|OFF`` is dropped (it only silences row
+counts), and ``+`` with a string operand becomes concatenation (``||`` / ``CONCAT``). A ``+``
+between two values of unknown type stays an addition: without the schema nobody can tell.
+
+Parameter markers (``?``, ``@name``) pass through unchanged, so ``engine.sqltext`` binds them
+after translation exactly as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from dtsx.engine.errors import DtsxError
+from dtsx.engine.sqltext import code_spans, find_markers
+
+if TYPE_CHECKING:
+    from sqlglot import exp
+
+__all__ = ["Finding", "TARGETS", "TranslationError", "check", "target_name", "translator"]
+
+# SQLAlchemy dialect names and sql-check's --target names → sqlglot's dialect names.
+TARGETS = {
+    "postgres": "postgres",
+    "postgresql": "postgres",
+    "sqlite": "sqlite",
+    "duckdb": "duckdb",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One construct of a T-SQL batch with no exact translation to the target."""
+
+    line: int  # 1-based line in the batch text
+    construct: str  # what it is, as a T-SQL author would name it: "EXEC", "#temp table"
+    detail: str  # why it does not translate / what to do, one clause
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.construct}: {self.detail}"
+
+
+class TranslationError(DtsxError):
+    """The batch has no exact translation; ``findings`` lists every construct in the way."""
+
+    def __init__(self, findings: list[Finding], target: str) -> None:
+        self.findings = findings
+        self.target = target
+        first = findings[0]
+        more = f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""
+        super().__init__(
+            f"T-SQL does not translate exactly to {target}: line {first.line}: "
+            f"{first.construct}: {first.detail}{more}; rewrite the statement for {target}, "
+            "or run it without --translate"
+        )
+
+
+def target_name(dialect: str) -> str:
+    """sqlglot's name for a target (``postgresql`` → ``postgres``); ValueError if unknown."""
+    found = TARGETS.get(dialect.lower())
+    if found is None:
+        raise ValueError(
+            f"no T-SQL translation to {dialect!r}; targets: {', '.join(sorted(set(TARGETS)))}"
+        )
+    return found
+
+
+def translator(dialect: str) -> Callable[[str], str]:
+    """A function translating one T-SQL batch to ``dialect`` (a SQLAlchemy dialect name or a
+    sql-check target); it raises ``TranslationError`` rather than return a lossy translation."""
+    target = target_name(dialect)
+
+    def translate(sql: str) -> str:
+        text, findings = _translated(sql, target)
+        if findings:
+            raise TranslationError(list(findings), target)
+        return text
+
+    return translate
+
+
+def check(sql: str, dialect: str) -> list[Finding]:
+    """Every construct of the batch ``sql`` that keeps it from translating to ``dialect``."""
+    return list(_translated(sql, target_name(dialect))[1])
+
+
+# -- the translation ---------------------------------------------------------------------------
+
+# Markers are hidden behind identifiers while sqlglot works: no dialect renames a plain lower-case
+# identifier, and sqlglot would otherwise turn "?" into "%s" and "@a" into "$a".
+_HIDDEN = re.compile(r"\bdtsx_marker_(\d+)\b")
+
+# T-SQL expression classes sqlglot knows but generates unchanged for engines that lack them.
+_TSQL_ONLY = {
+    "ObjectId": "OBJECT_ID()",
+    # T-SQL counts the boundaries crossed (23:00 to 01:00 is one day); the translations
+    # sqlglot emits count whole intervals elapsed.
+    "DateDiff": "DATEDIFF",
+}
+# Per-target statements or clauses that sqlglot passes through (or mistranslates) but the engine
+# does not have: class name -> (construct, why).
+_TARGET_MISSING: dict[str, dict[str, tuple[str, str]]] = {
+    "sqlite": {
+        "Merge": ("MERGE", "sqlite has no MERGE"),
+        "Lateral": ("CROSS/OUTER APPLY", "sqlite has no LATERAL join"),
+        "Use": ("USE", "sqlite has no databases to switch to"),
+        "TruncateTable": ("TRUNCATE TABLE", "sqlite has no TRUNCATE; write DELETE FROM"),
+        "DateAdd": ("DATEADD", "sqlglot's sqlite DATE(d, '+n DAY') drops the time of day"),
+        "DateSub": ("DATEADD", "sqlglot's sqlite DATE(d, '-n DAY') drops the time of day"),
+    },
+    "mysql": {"Merge": ("MERGE", "mysql has no MERGE")},
+    "postgres": {"Use": ("USE", "postgres connects to one database; point --conn at it")},
+    "duckdb": {},
+}
+_HARMLESS_HINTS = frozenset({"NOLOCK", "READUNCOMMITTED"})
+_TEXT_TYPES = frozenset({"VARCHAR", "NVARCHAR", "CHAR", "NCHAR", "TEXT", "NAME"})
+_NUMBER_TYPES = frozenset(
+    {"INT", "BIGINT", "SMALLINT", "TINYINT", "DECIMAL", "DOUBLE", "FLOAT", "MONEY", "BIT"}
+)
+_DATE_TYPES = frozenset({"DATETIME", "DATETIME2", "TIMESTAMP", "DATE", "SMALLDATETIME"})
+
+
+@lru_cache(maxsize=512)
+def _translated(sql: str, target: str) -> tuple[str, tuple[Finding, ...]]:
+    """(the translation, ()) or ("", the findings) for one batch."""
+    if _HIDDEN.search(sql):
+        return "", (Finding(1, "dtsx_marker_N", "the name is reserved for translation"),)
+    hidden, originals = _hide_markers(sql)
+    trees, findings = _parse(hidden, "tsql")
+    if findings:
+        return "", tuple(findings)
+    kept: list[exp.Expr] = []
+    for tree in trees:
+        if tree is None or _is_nocount(tree):
+            continue
+        findings.extend(_check_tree(tree, target))
+        kept.append(tree)
+    if findings:
+        return "", tuple(findings)
+    parts, findings = _generate(kept, target)
+    if findings:
+        return "", tuple(findings)
+    text = ";\n".join(parts)
+    findings = _compare(kept, text, target)
+    if findings:
+        return "", tuple(findings)
+    restored = _restore_markers(text, originals, target)
+    if isinstance(restored, Finding):
+        return "", (restored,)
+    return restored, ()
+
+
+def _hide_markers(sql: str) -> tuple[str, list[str]]:
+    markers = sorted(
+        [*find_markers(sql, "?"), *find_markers(sql, "@")], key=lambda marker: marker.start
+    )
+    parts: list[str] = []
+    originals: list[str] = []
+    pos = 0
+    for marker in markers:
+        parts.append(sql[pos : marker.start])
+        parts.append(f"dtsx_marker_{len(originals)}")
+        originals.append(sql[marker.start : marker.end])
+        pos = marker.end
+    parts.append(sql[pos:])
+    return "".join(parts), originals
+
+
+def _restore_markers(text: str, originals: list[str], target: str) -> str | Finding:
+    """The markers back in place; a translation that repeats, drops or reorders one is refused
+    (positional ``?`` values would bind to the wrong marker)."""
+    seen: list[int] = []
+    parts: list[str] = []
+    pos = 0
+    for a, b in code_spans(text, target):
+        for match in _HIDDEN.finditer(text, a, b):
+            seen.append(int(match.group(1)))
+            parts.append(text[pos : match.start()])
+            parts.append(originals[int(match.group(1))])
+            pos = match.end()
+    parts.append(text[pos:])
+    if seen != list(range(len(originals))):
+        return Finding(1, "parameter markers", f"the {target} translation repeats or reorders them")
+    return "".join(parts)
+
+
+def _quiet_sqlglot() -> Any:
+    """sqlglot warns on its logger when it falls back to a raw command; we report that ourselves."""
+    logger = logging.getLogger("sqlglot")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    return logger, level
+
+
+def _parse(sql: str, read: str) -> tuple[list[exp.Expr | None], list[Finding]]:
+    import sqlglot
+    from sqlglot.errors import ErrorLevel, SqlglotError
+
+    logger, level = _quiet_sqlglot()
+    try:
+        return list(sqlglot.parse(sql, read=read, error_level=ErrorLevel.RAISE)), []
+    except SqlglotError as exc:
+        return [], [_parse_finding(exc, read)]
+    finally:
+        logger.setLevel(level)
+
+
+_UNSUPPORTED = {
+    "Execute": ("EXEC", "a stored procedure call has no translation; call it from the target"),
+    "If block": ("IF", "T-SQL control flow has no translation"),
+    "While block": ("WHILE", "T-SQL control flow has no translation"),
+    "Stored Procedure": ("CREATE PROCEDURE", "T-SQL procedures have no translation"),
+    "query option": ("FOR XML / OPTION", "SQL Server query options have no translation"),
+}
+
+
+def _parse_finding(exc: Exception, read: str) -> Finding:
+    message = str(exc)
+    for key, (construct, detail) in _UNSUPPORTED.items():
+        if key in message:
+            return Finding(1, construct, detail)
+    errors = getattr(exc, "errors", None) or [{}]
+    line = int(errors[0].get("line") or 1)
+    what = errors[0].get("description") or message.splitlines()[0]
+    near = errors[0].get("highlight")
+    where = f" near {near!r}" if near else ""
+    syntax = "T-SQL" if read == "tsql" else read
+    return Finding(line, "syntax", f"cannot be read as {syntax} ({what}{where})")
+
+
+def _is_nocount(tree: exp.Expr) -> bool:
+    """``SET NOCOUNT ON|OFF``: only silences row-count messages, so dropping it is exact."""
+    from sqlglot import exp
+
+    if not isinstance(tree, exp.Set):
+        return False
+    for item in tree.expressions:
+        eq = item.this
+        if not (
+            isinstance(eq, exp.EQ)
+            and isinstance(eq.this, exp.Column)
+            and eq.this.name.upper() == "NOCOUNT"
+        ):
+            return False
+    return bool(tree.expressions)
+
+
+def _line(node: exp.Expr) -> int:
+    for child in node.walk():
+        line = child.meta.get("line") if child.meta else None
+        if line:
+            return int(line)
+    return 1
+
+
+def _check_tree(tree: exp.Expr, target: str) -> Iterator[Finding]:
+    """Refuse what has no exact translation; rewrite ``+`` on strings and N'...' in place."""
+    from sqlglot import exp
+
+    statement = list(_statement_finding(tree))
+    if statement:  # the statement as a whole: what is inside it does not matter
+        yield from statement
+        return
+    missing = _TARGET_MISSING[target]
+    for node in list(tree.walk()):
+        name = type(node).__name__
+        if name in missing:
+            yield Finding(_line(node), *missing[name])
+        elif name in _TSQL_ONLY:
+            yield Finding(_line(node), _TSQL_ONLY[name], f"no exact {target} translation")
+        elif isinstance(node, exp.Parameter) and not isinstance(node.parent, exp.Parameter):
+            yield Finding(_line(tree), node.sql("tsql"), "a SQL Server system variable")
+        elif isinstance(node, exp.Identifier) and (
+            node.args.get("temporary") or node.args.get("global_")
+        ):
+            hashes = "##" if node.args.get("global_") else "#"
+            yield Finding(_line(node), f"{hashes}{node.name} (temp table)", "sqlglot drops the #")
+        elif isinstance(node, exp.Table):
+            yield from _table_finding(node)
+        elif isinstance(node, exp.Anonymous) and not isinstance(node.parent, exp.Dot):
+            yield Finding(_line(node), f"{node.name}()", f"no known {target} function of that name")
+        elif isinstance(node, exp.Returning):
+            yield Finding(_line(node), "OUTPUT clause", "inserted./deleted. have no translation")
+        elif isinstance(node, exp.WithTableHint):
+            yield from _hint_finding(node)
+        elif isinstance(node, exp.LimitOptions) and node.args.get("percent"):
+            yield Finding(_line(tree), "TOP ... PERCENT", f"{target} has no LIMIT ... PERCENT")
+        elif target == "sqlite" and _sized_text(node):
+            yield Finding(_line(node), "CAST/CONVERT to VARCHAR(n)", "sqlite does not cut to n")
+        elif isinstance(node, exp.National):
+            node.replace(exp.Literal.string(node.this))
+    yield from _rewrite_plus(tree)
+
+
+def _sized_text(node: exp.Expr) -> bool:
+    """A CAST or CONVERT to a string type with a length (which T-SQL cuts to)."""
+    from sqlglot import exp
+
+    if isinstance(node, exp.Cast):
+        to = node.to
+    elif isinstance(node, exp.Convert):
+        to = node.this
+    else:
+        return False
+    return isinstance(to, exp.DataType) and to.this.name in _TEXT_TYPES and bool(to.expressions)
+
+
+def _statement_finding(tree: exp.Expr) -> Iterator[Finding]:
+    from sqlglot import exp
+
+    if isinstance(tree, (exp.Execute, exp.ExecuteSql)):
+        yield Finding(_line(tree), "EXEC", "a stored procedure call has no translation")
+    elif isinstance(tree, (exp.IfBlock, exp.WhileBlock, exp.Block)):
+        word = {"IfBlock": "IF", "WhileBlock": "WHILE"}.get(type(tree).__name__, "BEGIN ... END")
+        yield Finding(_line(tree), word, "T-SQL control flow has no translation")
+        return
+    elif isinstance(tree, exp.Command):
+        word = str(tree.this).upper()
+        yield Finding(_line(tree), word, "a T-SQL statement sqlglot cannot translate")
+    elif isinstance(tree, exp.Declare):
+        yield Finding(_line(tree), "DECLARE", "T-SQL local variables have no translation")
+    elif isinstance(tree, exp.Set):
+        yield Finding(_line(tree), "SET", "T-SQL SET options and variables have no translation")
+
+
+def _table_finding(node: exp.Table) -> Iterator[Finding]:
+    if node.catalog:
+        yield Finding(
+            _line(node),
+            f"{node.catalog}.{node.db}.{node.name}",
+            "a three-part (cross-database) name has no translation",
+        )
+    elif node.db.lower() == "sys":
+        yield Finding(_line(node), f"sys.{node.name}", "a SQL Server catalog view")
+
+
+def _hint_finding(node: exp.Expr) -> Iterator[Finding]:
+    for hint in node.expressions:
+        name = hint.name.upper()
+        if name not in _HARMLESS_HINTS:
+            yield Finding(_line(node), f"WITH ({name})", "a SQL Server table hint")
+
+
+def _kind(node: exp.Expr) -> str:
+    """ "text", "number", "date" or "" (unknown), from the node and sqlglot's type annotation."""
+    from sqlglot import exp
+
+    if isinstance(node, exp.DPipe):
+        return "text"
+    if isinstance(node, exp.Literal):
+        return "text" if node.is_string else "number"
+    if isinstance(node, exp.Paren):
+        return _kind(node.this)
+    typed = node.type.this.name if node.type is not None else ""
+    if typed in _TEXT_TYPES:
+        return "text"
+    if typed in _NUMBER_TYPES:
+        return "number"
+    if typed in _DATE_TYPES:
+        return "date"
+    return ""
+
+
+def _rewrite_plus(tree: exp.Expr) -> Iterator[Finding]:
+    """T-SQL's ``+`` concatenates when an operand is a string: make that ``||``; refuse the
+    mixes whose meaning differs between engines (a string plus a number, a date plus days)."""
+    from sqlglot import exp
+    from sqlglot.optimizer.annotate_types import annotate_types
+
+    annotate_types(tree, dialect="tsql")
+    for node in reversed(list(tree.find_all(exp.Add, exp.Sub))):
+        left, right = _kind(node.this), _kind(node.expression)
+        kinds = {left, right}
+        if "date" in kinds and "number" in kinds:
+            yield Finding(_line(node), "datetime +/- a number", "write DATEADD(day, n, d)")
+        elif "text" in kinds and isinstance(node, exp.Add):
+            if "number" in kinds:
+                yield Finding(
+                    _line(node), "string + number", "T-SQL converts the string to a number"
+                )
+            else:
+                node.replace(exp.DPipe(this=node.this, expression=node.expression, safe=True))
+
+
+def _generate(trees: list[exp.Expr], target: str) -> tuple[list[str], list[Finding]]:
+    from sqlglot.errors import ErrorLevel, SqlglotError
+
+    parts: list[str] = []
+    findings: list[Finding] = []
+    for tree in trees:
+        try:
+            text = tree.sql(dialect=target, unsupported_level=ErrorLevel.RAISE)
+        except SqlglotError as exc:
+            findings.append(Finding(_line(tree), "unsupported", str(exc).splitlines()[0]))
+            continue
+        if not text.strip():
+            findings.append(Finding(_line(tree), tree.key.upper(), "sqlglot emits nothing for it"))
+        parts.append(text)
+    return parts, findings
+
+
+def _compare(trees: list[exp.Expr], text: str, target: str) -> list[Finding]:
+    """Parse the translation back as ``target``: same statements, same tables and columns."""
+    back, findings = _parse(text, target)
+    if findings:
+        return [
+            Finding(f.line, "translation", f"{target} cannot read it back: {f.detail}")
+            for f in findings
+        ]
+    read = [tree for tree in back if tree is not None]
+    if len(read) != len(trees):
+        return [Finding(1, "statements", f"{len(trees)} in T-SQL, {len(read)} after translation")]
+    for before, after in zip(trees, read, strict=True):
+        if _footprint(before) != _footprint(after):
+            return [
+                Finding(
+                    _line(before),
+                    f"{before.key.upper()} statement",
+                    "the translation reads or writes other tables or columns",
+                )
+            ]
+    return []
+
+
+def _footprint(tree: exp.Expr) -> tuple[frozenset[str], frozenset[str]]:
+    from sqlglot import exp
+
+    tables = frozenset(t.name.lower() for t in tree.find_all(exp.Table))
+    columns = frozenset(c.name.lower() for c in tree.find_all(exp.Column))
+    return tables, columns
