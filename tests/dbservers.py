@@ -208,12 +208,13 @@ class PostgresCluster:
             "--locale=C",
         )  # fmt: skip
 
-    def start(self) -> None:
+    def start(self, durable: bool = False) -> None:
         options = (
-            f"-p {self.port} -k {self.base} -c listen_addresses={self.host} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_prepared_transactions=20 "
-            "-c max_connections=100"
+            f"-p {self.port} -k {self.base} -c listen_addresses={self.host} "
+            "-c max_prepared_transactions=20 -c max_connections=100"
         )
+        if not durable:  # tests lose nothing when the machine crashes; benches may want fsync
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._checked(
             "pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log),
             "-t", str(_START_WAIT), "-w", "start",
@@ -314,8 +315,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_postgres(user: str = USER, password: str = PASSWORD) -> PostgresDatabase:
+def start_postgres(
+    user: str = USER, password: str = PASSWORD, durable: bool = False
+) -> PostgresDatabase:
     """Start a throwaway cluster with role ``user``/``password`` and database ``dtsx`` it owns.
+
+    ``durable`` keeps fsync and synchronous commit on (as a server in use has them; benches);
+    by default they are off, which makes a commit cost microseconds instead of a disk flush.
 
     The caller stops it with ``db.cluster.stop()``; an interpreter that exits first stops it too
     (atexit). Raises RuntimeError naming the failed step and the server log.
@@ -333,7 +339,7 @@ def start_postgres(user: str = USER, password: str = PASSWORD) -> PostgresDataba
         try:
             if not cluster.data.exists():
                 cluster.initdb()
-            cluster.start()
+            cluster.start(durable)
             break
         except (RuntimeError, subprocess.TimeoutExpired):
             if attempt == 2 or "could not bind" not in _tail(cluster.log):
