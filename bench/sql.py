@@ -149,7 +149,8 @@ def walk_package() -> bytes:
     )
     add = (
         '<DTS:Executable DTS:refId="Package\\Each\\Add" '
-        f'DTS:CreationName="Microsoft.ExpressionTask" DTS:DTSID="{_guid()}" DTS:ExecutableType="Microsoft.ExpressionTask" DTS:ObjectName="Add">'
+        f'DTS:CreationName="Microsoft.ExpressionTask" DTS:DTSID="{_guid()}" '
+        'DTS:ExecutableType="Microsoft.ExpressionTask" DTS:ObjectName="Add">'
         "<DTS:Variables /><DTS:ObjectData>"
         '<ExpressionTask Expression="@[User::Total] = @[User::Total] + @[User::n]" />'
         "</DTS:ObjectData></DTS:Executable>"
