@@ -18,6 +18,7 @@ from dtsx.engine.model import ExecutableKind
 from dtsx.engine.results import ExecutionResult
 from dtsx.engine.runstate import RunState
 from dtsx.engine.scheduler import Scheduler
+from dtsx.engine.transactions import Transaction
 from dtsx.engine.variables import text_of
 
 __all__ = ["Containers", "container_result"]
@@ -42,7 +43,31 @@ class Containers:
 
     def execute(self, frame: Frame) -> int:
         """Run the container of ``frame``; returns the iterations to record (loops record
-        theirs as they go, so they return 0)."""
+        theirs as they go, so they return 0). A container that starts a transaction (Required,
+        none in force) commits it when it succeeds, else rolls it back; a commit that fails
+        fails the container (ExecutionError)."""
+        if frame.starts_transaction():
+            return self._transacted(frame)
+        return self._run(frame)
+
+    def _transacted(self, frame: Frame) -> int:
+        dispatcher = self.state.dispatcher
+        transaction = frame.transaction = Transaction(
+            frame.exe.ref_id,
+            frame.exe.isolation_level,
+            lambda message: dispatcher.raise_event(frame, "OnWarning", message),
+        )
+        try:
+            iterations = self._run(frame)
+            succeeded = container_result(self.state.cancel, frame) == ExecutionResult.SUCCESS
+            problem = transaction.end(commit=succeeded)
+        finally:  # _run raised, or the run was interrupted: never leave the transaction open
+            transaction.end(commit=False)  # nothing left to do once it has ended
+        if problem is not None:
+            raise ExecutionError(problem)
+        return iterations
+
+    def _run(self, frame: Frame) -> int:
         kind = frame.exe.kind
         if kind is ExecutableKind.FOR_LOOP:
             return self._for_loop(frame)

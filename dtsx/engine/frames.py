@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dtsx.engine.model import Executable
+from dtsx.engine.transactions import NOT_SUPPORTED, REQUIRED, Transaction
 from dtsx.engine.variables import Scope
 from dtsx.tasks.base import Task
 
@@ -10,9 +11,20 @@ __all__ = ["Frame", "unlink"]
 
 
 class Frame:
-    """One execution of one executable: its scope, its error count, its parent frame."""
+    """One execution of one executable: its scope, its error count, its parent frame, and the
+    transaction in force (SSIS TransactionOption: the parent's, unless the executable is
+    NotSupported; a Required one with none in force starts its own when it runs)."""
 
-    __slots__ = ("exe", "parent", "scope", "errors", "fatal_child", "handler", "task")
+    __slots__ = (
+        "exe",
+        "parent",
+        "scope",
+        "errors",
+        "fatal_child",
+        "handler",
+        "task",
+        "transaction",
+    )
 
     def __init__(
         self, exe: Executable, parent: Frame | None, scope: Scope, handler: bool = False
@@ -24,6 +36,15 @@ class Frame:
         self.fatal_child = False
         self.handler = handler
         self.task: Task | None = None
+        self.transaction: Transaction | None = (
+            parent.transaction
+            if parent is not None and exe.transaction_option != NOT_SUPPORTED
+            else None
+        )
+
+    def starts_transaction(self) -> bool:
+        """Whether this execution starts a transaction: Required, and none in force."""
+        return self.transaction is None and self.exe.transaction_option == REQUIRED
 
     def failed_by_errors(self) -> bool:
         """A fatal child, or as many errors as MaximumErrorCount allows (0: no limit)."""
@@ -37,3 +58,4 @@ def unlink(frame: Frame) -> None:
     trigger full collections, each a pass over every object of the plan."""
     frame.scope.owner = None
     frame.task = None
+    frame.transaction = None  # its warning callback refers back to the frame

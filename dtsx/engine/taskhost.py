@@ -31,6 +31,7 @@ from dtsx.engine.model import (
 from dtsx.engine.plan import PropertyTarget
 from dtsx.engine.results import ExecutionResult
 from dtsx.engine.runstate import RunState
+from dtsx.engine.transactions import Transaction
 from dtsx.engine.variables import typed_value
 from dtsx.tasks.base import PackageOutcome, Task, TaskContext
 
@@ -122,7 +123,35 @@ class TaskHost:
         self.running: dict[int, Frame] = {}
 
     def execute(self, frame: Frame) -> ExecutionResult:
-        """Prepare and run one task; every exception becomes a result here."""
+        """Prepare and run one task; every exception becomes a result here. A task that starts a
+        transaction (Required, none in force) commits it when it succeeds, else rolls it back."""
+        if frame.starts_transaction():
+            return self._transacted(frame)
+        return self._execute(frame)
+
+    def _transacted(self, frame: Frame) -> ExecutionResult:
+        state = self.state
+        try:
+            transaction = frame.transaction = Transaction(
+                frame.exe.ref_id,
+                frame.exe.isolation_level,
+                lambda message: state.dispatcher.raise_event(frame, "OnWarning", message),
+            )
+        except DtsxError as exc:  # an IsolationLevel that is no SSIS code
+            state.task_error(frame, str(exc))
+            return ExecutionResult.FAILURE
+        result = ExecutionResult.FAILURE
+        try:
+            result = self._execute(frame)
+        finally:  # also when the run is interrupted: never leave the transaction open
+            problem = transaction.end(commit=result == ExecutionResult.SUCCESS)
+        if problem is not None:
+            state.task_error(frame, problem)
+            if result == ExecutionResult.SUCCESS:
+                result = ExecutionResult.FAILURE
+        return result
+
+    def _execute(self, frame: Frame) -> ExecutionResult:
         state = self.state
         raised = True
         stored = True
@@ -236,6 +265,7 @@ class TaskHost:
             local_path=self._local_path,
             evaluate=evaluate,
             run_package=run_package,
+            transaction=frame.transaction,
         )
 
 

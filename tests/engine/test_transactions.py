@@ -1,0 +1,519 @@
+"""SSIS transactions in the engine (TransactionOption, IsolationLevel), on real SQLite files.
+
+A small test task, ``Tests.TxSql``, runs one SQL statement on a SQLite file the way a database
+task does: inside a transaction (``ctx.transaction``) it joins the connection already enlisted
+for that file, or opens one, begins and enlists it; outside it works in autocommit and closes
+the connection. What the engine must do is then checked on the file itself, through a separate
+connection, after the run.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import AliasChoices, Field
+
+from dtsx.connections.base import DatabaseLease
+from dtsx.engine.errors import ExecutionError, TaskFailedError
+from dtsx.engine.events import RunEvent
+from dtsx.engine.model import ExecutableKind, Executable, XmlNode
+from dtsx.engine.transactions import ISOLATION_LEVELS, Transaction, isolation_sql
+from dtsx.tasks.base import TASKS, Task, TaskContext, TaskProperties
+from tests.engine._probe import container, edge, package, run_bounded, var
+
+TXSQL = "Tests.TxSql"
+SEEN: dict[str, Any] = {}  # what the tasks saw, by task name
+
+
+class _Lease:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.dbapi = conn
+
+    def cancel(self) -> None:
+        self.dbapi.interrupt()
+
+    def set_timeout(self, seconds: int) -> None:
+        pass
+
+
+class _Participant:
+    """A SQLite connection's part of a transaction: BEGIN on enlisting, COMMIT or ROLLBACK at
+    the end (SQLite cannot prepare, so two_phase is False)."""
+
+    two_phase = False
+
+    def __init__(self, path: str, isolation: str, log: list[str]) -> None:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # SQLite is always serializable; IMMEDIATE takes the write lock at once, as SERIALIZABLE asks.
+        conn.execute("BEGIN IMMEDIATE" if isolation == "SERIALIZABLE" else "BEGIN")
+        self.lease: DatabaseLease = _Lease(conn)
+        self.log = log
+        self.path = path
+
+    def prepare(self) -> None:
+        self.log.append(f"prepare {self.path}")
+
+    def commit(self) -> None:
+        self.log.append(f"commit {Path(self.path).name}")
+        self.lease.dbapi.execute("COMMIT")
+        self.lease.dbapi.close()
+
+    def rollback(self) -> None:
+        self.log.append(f"rollback {Path(self.path).name}")
+        if self.lease.dbapi.in_transaction:
+            self.lease.dbapi.execute("ROLLBACK")
+        self.lease.dbapi.close()
+
+
+LOG: list[str] = []
+_JOIN = threading.Lock()
+
+
+class TxSqlTask(Task):
+    class Properties(TaskProperties):
+        database: str = Field("", validation_alias=AliasChoices("Database", "database"))
+        sql: str = Field("", validation_alias=AliasChoices("Sql", "sql"))
+        mode: str = Field("ok", validation_alias=AliasChoices("Mode", "mode"))
+
+    def __init__(self, props: TaskProperties) -> None:
+        super().__init__(props)
+        self._cancel = threading.Event()
+
+    def execute(self, ctx: TaskContext) -> None:
+        props = self.props
+        assert isinstance(props, TxSqlTask.Properties)
+        tx = ctx.transaction
+        SEEN[ctx.name] = tx
+        if tx is None:
+            conn = sqlite3.connect(props.database, isolation_level=None)
+            try:
+                self._run(conn, ctx)
+            finally:
+                conn.close()
+            return
+        with _JOIN:  # a manager joins atomically (two tasks of one scope may start together)
+            lease = tx.enlisted(props.database)
+            if lease is None:
+                participant = _Participant(props.database, tx.isolation, LOG)
+                tx.enlist(props.database, participant)
+                lease = participant.lease
+        self._run(lease.dbapi, ctx)
+
+    def _run(self, conn: sqlite3.Connection, ctx: TaskContext) -> None:
+        mode = self.props.mode  # type: ignore[attr-defined]
+        if self.props.sql:  # type: ignore[attr-defined]
+            row = conn.execute(self.props.sql).fetchone()  # type: ignore[attr-defined]
+            SEEN[f"{ctx.name} row"] = row
+        if mode == "fail":
+            raise TaskFailedError("the task was told to fail after its statement.")
+        if mode == "wait-cancel" and not self._cancel.wait(30):
+            raise TaskFailedError("never canceled")
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+
+if TXSQL not in TASKS:
+    TASKS.add(TXSQL, TxSqlTask, "tests.engine.test_transactions")
+
+
+def sql(
+    name: str, db: Path, statement: str, parent: str = "Package", mode: str = "ok", **fields: Any
+) -> Executable:
+    node = XmlNode(tag="TxSql", attrs={"Database": str(db), "Sql": statement, "Mode": mode})
+    return Executable(
+        kind=ExecutableKind.TASK,
+        ref_id=f"{parent}\\{name}",
+        name=name,
+        raw_type=TXSQL,
+        type_key=TXSQL,
+        object_data=XmlNode(tag="ObjectData", children=[node]),
+        **fields,
+    )
+
+
+def sequence(name: str, children: list[Executable], option: int = 2, **fields: Any) -> Executable:
+    names = [c.name for c in children]
+    chain = [edge(f"Package\\{name}", a, b) for a, b in zip(names, names[1:], strict=False)]
+    return container(
+        name,
+        ExecutableKind.SEQUENCE,
+        "Package",
+        children,
+        chain,
+        transaction_option=option,
+        **fields,
+    )
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "tx.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (name TEXT)")
+        conn.execute("CREATE TABLE audit (name TEXT)")
+    conn.close()
+    SEEN.clear()
+    LOG.clear()
+    return path
+
+
+class Events:
+    """A log sink that keeps every event of the run."""
+
+    def __init__(self) -> None:
+        self.kept: list[RunEvent] = []  # not ``events``: a sink's ``events`` names what it wants
+
+    def __call__(self, event: RunEvent) -> None:
+        self.kept.append(event)
+
+    def close(self) -> None:
+        return None
+
+    def messages(self, name: str, ref: str) -> list[str]:
+        return [e.message for e in self.kept if e.name == name and e.source_ref == ref]
+
+
+def rows(path: Path, table: str = "t") -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return [r[0] for r in conn.execute(f"SELECT name FROM {table} ORDER BY rowid")]
+    finally:
+        conn.close()
+
+
+def results(run: Any) -> dict[str, str]:
+    return {e.ref_id.rsplit("\\", 1)[-1]: e.result for e in run.executables}
+
+
+def test_a_required_sequence_whose_second_task_fails_rolls_back_the_first(db: Path) -> None:
+    seq = "Package\\Seq"
+    pkg = package(
+        [
+            sequence(
+                "Seq",
+                [
+                    sql("Insert", db, "INSERT INTO t VALUES ('first')", seq),
+                    sql("Broken", db, "INSERT INTO missing_table VALUES (1)", seq),
+                ],
+            )
+        ]
+    )
+    run = run_bounded(pkg)
+    assert results(run) == {"Insert": "Success", "Broken": "Failure", "Seq": "Failure"}
+    assert rows(db) == []
+    assert LOG == ["rollback tx.db"]
+
+
+def test_a_required_sequence_that_succeeds_commits_once_at_its_end(db: Path) -> None:
+    seq = "Package\\Seq"
+    pkg = package(
+        [
+            sequence(
+                "Seq",
+                [
+                    sql("One", db, "INSERT INTO t VALUES ('one')", seq),
+                    sql("Two", db, "INSERT INTO t VALUES ('two')", seq),
+                    # Joins the same transaction: sees the uncommitted rows of the first two.
+                    sql("Count", db, "SELECT count(*) FROM t", seq),
+                ],
+            )
+        ]
+    )
+    run = run_bounded(pkg)
+    assert run.result.value == "Success", [e.errors for e in run.executables]
+    assert rows(db) == ["one", "two"]
+    assert SEEN["Count row"] == (2,)
+    assert SEEN["One"] is SEEN["Two"] is SEEN["Count"]  # one transaction for the scope
+    assert isinstance(SEEN["One"], Transaction)
+    assert LOG == ["commit tx.db"]
+
+
+def test_work_is_not_committed_before_the_scope_ends(db: Path, tmp_path: Path) -> None:
+    """A NotSupported task inside the scope reads through its own connection: the scope's rows
+    are not there yet (they are one transaction, not statements committing one by one)."""
+    seq = "Package\\Seq"
+    pkg = package(
+        [
+            sequence(
+                "Seq",
+                [
+                    sql("Insert", db, "INSERT INTO t VALUES ('pending')", seq),
+                    sql("Outside", db, "SELECT count(*) FROM t", seq, transaction_option=0),
+                ],
+            )
+        ]
+    )
+    run = run_bounded(pkg)
+    assert run.result.value == "Success"
+    assert SEEN["Outside"] is None
+    assert SEEN["Outside row"] == (0,)
+    assert rows(db) == ["pending"]
+
+
+def test_a_not_supported_child_commits_survive_the_rollback(tmp_path: Path, db: Path) -> None:
+    other = tmp_path / "audit.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE audit (name TEXT)")
+    conn.close()
+    seq = "Package\\Seq"
+    pkg = package(
+        [
+            sequence(
+                "Seq",
+                [
+                    sql("Insert", db, "INSERT INTO t VALUES ('in the transaction')", seq),
+                    sql(
+                        "Audit",
+                        other,
+                        "INSERT INTO audit VALUES ('outside')",
+                        seq,
+                        transaction_option=0,
+                    ),
+                    sql("Fail", db, "", seq, mode="fail"),
+                ],
+            )
+        ]
+    )
+    run = run_bounded(pkg)
+    assert results(run)["Seq"] == "Failure"
+    assert rows(db) == []
+    assert rows(other, "audit") == ["outside"]
+    assert SEEN["Audit"] is None
+
+
+def test_supported_tasks_outside_any_transaction_autocommit(db: Path) -> None:
+    pkg = package(
+        [
+            sql("Insert", db, "INSERT INTO t VALUES ('kept')"),
+            sql("Fail", db, "", mode="fail"),
+        ],
+        [edge("Package", "Insert", "Fail")],
+    )
+    run = run_bounded(pkg)
+    assert results(run)["Fail"] == "Failure"
+    assert SEEN["Insert"] is None
+    assert rows(db) == ["kept"]
+
+
+def test_a_required_task_is_its_own_transaction(db: Path) -> None:
+    """TransactionOption=Required on a task: its work commits when it succeeds and rolls back
+    when it fails after doing it."""
+    pkg = package(
+        [
+            sql("Good", db, "INSERT INTO t VALUES ('good')", transaction_option=2),
+            sql("Bad", db, "INSERT INTO t VALUES ('bad')", mode="fail", transaction_option=2),
+        ],
+        [edge("Package", "Good", "Bad")],
+    )
+    run = run_bounded(pkg)
+    assert results(run) == {"Good": "Success", "Bad": "Failure"}
+    assert rows(db) == ["good"]
+    assert LOG == ["commit tx.db", "rollback tx.db"]
+    assert SEEN["Good"] is not SEEN["Bad"]
+
+
+def test_a_required_container_inside_a_required_one_joins_it(db: Path) -> None:
+    """Required starts a transaction only when none is in force: the inner Sequence's work is
+    rolled back with the outer one, although the inner one succeeded."""
+    outer = "Package\\Outer"
+    inner = container(
+        "Inner",
+        ExecutableKind.SEQUENCE,
+        outer,
+        [sql("Insert", db, "INSERT INTO t VALUES ('inner')", f"{outer}\\Inner")],
+        transaction_option=2,
+    )
+    fail = sql("Fail", db, "", outer, mode="fail")
+    pkg = package(
+        [
+            container(
+                "Outer",
+                ExecutableKind.SEQUENCE,
+                "Package",
+                [inner, fail],
+                [edge(outer, "Inner", "Fail")],
+                transaction_option=2,
+            )
+        ]
+    )
+    run = run_bounded(pkg)
+    assert results(run) == {
+        "Insert": "Success",
+        "Inner": "Success",
+        "Fail": "Failure",
+        "Outer": "Failure",
+    }
+    assert rows(db) == []
+    assert LOG == ["rollback tx.db"]
+
+
+def test_a_required_child_of_a_not_supported_container_starts_its_own(db: Path) -> None:
+    outer = "Package\\Outer"
+    middle = f"{outer}\\Middle"
+    inside = container(
+        "Middle",
+        ExecutableKind.SEQUENCE,
+        outer,
+        [sql("Own", db, "INSERT INTO t VALUES ('own')", middle, transaction_option=2)],
+        transaction_option=0,
+    )
+    pkg = package(
+        [
+            container(
+                "Outer",
+                ExecutableKind.SEQUENCE,
+                "Package",
+                [inside, sql("Fail", db, "", outer, mode="fail")],
+                [edge(outer, "Middle", "Fail")],
+                transaction_option=2,
+            )
+        ]
+    )
+    run = run_bounded(pkg)
+    assert results(run)["Outer"] == "Failure"
+    assert rows(db) == ["own"]  # its own transaction committed; the outer one had nothing
+
+
+def test_a_required_for_loop_is_one_transaction_over_every_iteration(db: Path) -> None:
+    loop_ref = "Package\\Loop"
+    loop = container(
+        "Loop",
+        ExecutableKind.FOR_LOOP,
+        "Package",
+        [sql("Insert", db, "INSERT INTO t VALUES ('row')", loop_ref)],
+        transaction_option=2,
+        init_expression="@[User::i] = 0",
+        eval_expression="@[User::i] < 3",
+        assign_expression="@[User::i] = @[User::i] + 1",
+    )
+    pkg = package([loop], variables=[var("i")])
+    run = run_bounded(pkg)
+    assert run.result.value == "Success"
+    assert rows(db) == ["row", "row", "row"]
+    assert LOG == ["commit tx.db"]
+
+
+def test_cancellation_rolls_back(db: Path) -> None:
+    seq = "Package\\Seq"
+    pkg = package(
+        [
+            sequence(
+                "Seq",
+                [
+                    sql("Insert", db, "INSERT INTO t VALUES ('canceled')", seq),
+                    sql("Wait", db, "", seq, mode="wait-cancel"),
+                ],
+            )
+        ]
+    )
+    cancel = threading.Event()
+
+    def cancel_once_waiting() -> None:
+        deadline = time.monotonic() + 20
+        while "Wait" not in SEEN and time.monotonic() < deadline:
+            time.sleep(0.01)
+        cancel.set()
+
+    helper = threading.Thread(target=cancel_once_waiting)
+    helper.start()
+    run = run_bounded(pkg, cancel_event=cancel)
+    helper.join()
+    assert run.result.value == "Canceled"
+    assert rows(db) == []
+    assert LOG == ["rollback tx.db"]
+
+
+def test_the_isolation_level_reaches_the_connection(db: Path) -> None:
+    seq = "Package\\Seq"
+    pkg = package(
+        [
+            sequence(
+                "Seq",
+                [sql("Insert", db, "INSERT INTO t VALUES ('x')", seq)],
+                isolation_level=4096,
+            ),
+            sequence(
+                "Default", [sql("Other", db, "INSERT INTO t VALUES ('y')", "Package\\Default")]
+            ),
+        ],
+        [edge("Package", "Seq", "Default")],
+    )
+    run = run_bounded(pkg)
+    assert run.result.value == "Success"
+    assert SEEN["Insert"].isolation == "READ COMMITTED"
+    assert SEEN["Other"].isolation == "SERIALIZABLE"  # SSIS's default
+
+
+def test_connections_that_cannot_commit_together_commit_in_order_with_a_warning(
+    tmp_path: Path, db: Path
+) -> None:
+    other = tmp_path / "second.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE t (name TEXT)")
+    conn.close()
+    seq = "Package\\Seq"
+    pkg = package(
+        [
+            sequence(
+                "Seq",
+                [
+                    sql("First", db, "INSERT INTO t VALUES ('a')", seq),
+                    sql("Second", other, "INSERT INTO t VALUES ('b')", seq),
+                ],
+            )
+        ]
+    )
+    events = Events()
+    run = run_bounded(pkg, sinks=[events])
+    assert run.result.value == "Success"
+    assert rows(db) == ["a"] and rows(other) == ["b"]
+    assert LOG == ["commit tx.db", "commit second.db"]
+    (warning,) = events.messages("OnWarning", "Package\\Seq")
+    assert "commits them one after another, which is not atomic" in warning
+    assert f"connections {db}, {other}," in warning
+
+
+def test_an_isolation_level_that_is_no_ssis_code_fails_the_container(db: Path) -> None:
+    pkg = package(
+        [
+            sequence(
+                "Seq",
+                [sql("Insert", db, "INSERT INTO t VALUES ('x')", "Package\\Seq")],
+                isolation_level=12,
+            )
+        ]
+    )
+    run = run_bounded(pkg)
+    assert results(run) == {"Seq": "Failure", "Insert": "NotRun"}
+    (message,) = [m for e in run.executables for m in e.errors]
+    assert "IsolationLevel 12 is not one of SSIS's codes" in message
+    assert rows(db) == []
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        (None, "SERIALIZABLE"),
+        (-1, ""),
+        (16, ""),
+        (256, "READ UNCOMMITTED"),
+        (4096, "READ COMMITTED"),
+        (65536, "REPEATABLE READ"),
+        (1048576, "SERIALIZABLE"),
+        (16777216, "SNAPSHOT"),
+    ],
+)
+def test_isolation_codes(code: int | None, words: str) -> None:
+    assert isolation_sql(code) == words
+
+
+def test_isolation_codes_are_the_ones_ssis_knows() -> None:
+    assert sorted(ISOLATION_LEVELS) == [-1, 16, 256, 4096, 65536, 1048576, 16777216]
+    with pytest.raises(ExecutionError, match="IsolationLevel 2 is not one"):
+        isolation_sql(2)
