@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterator
 from dtsx.engine.errors import ExecutionError
 from dtsx.engine.expressions import Value, value_from_dotnet
 from dtsx.engine.model import VARTYPE_TO_DOTNET, ForEachEnumerator, XmlNode, ssis_flag
+from dtsx.engine.recordset import Recordset, Table
 from dtsx.engine.variables import Scope
 
-__all__ = ["enumerate_items", "file_items", "item_rows", "rows_of"]
+__all__ = ["enumerate_items", "file_items", "item_rows", "rows_of", "ado_items"]
 
 Warn = Callable[[str], None]
 
@@ -45,7 +46,7 @@ def enumerate_items(
         value = _variable(
             settings, scope, ("VarName", "VariableName", "SourceVariable"), enumerator
         )
-        return iter(rows_of(value))
+        return iter(ado_items(value, settings.get("EnumType", ""), enumerator))
     raise ExecutionError(
         f"Foreach enumerator {enumerator.raw_type!r} ({enumerator.ref_id}) is not supported by "
         "dtsx; "
@@ -149,6 +150,47 @@ def _iterable(value: Any, enumerator: ForEachEnumerator) -> list[Any]:
             f"Foreach enumerator {enumerator.ref_id!r}: the variable holds a "
             f"{type(value).__name__}, which cannot be enumerated."
         ) from exc
+
+
+# EnumType of the Foreach ADO enumerator (FEEADO/@EnumType), by name or number (spec §2.6).
+_ADO_MODES = {
+    "enumeratetables": "tables",
+    "0": "tables",
+    "enumerateallrows": "all",
+    "1": "all",
+    "enumeraterowsinfirsttable": "first",
+    "2": "first",
+    "": "first",
+}
+
+
+def ado_items(value: Any, enum_type: str, enumerator: ForEachEnumerator) -> list[list[Any]]:
+    """The Foreach ADO enumerator's items over an Object variable.
+
+    A DataSet (ADO.NET) gives its first table's rows, all tables' rows, or each table (one item
+    holding the :class:`Table`); an ADO Recordset has one table and gives its rows whatever the
+    mode; a DataTable gives its rows and refuses EnumerateTables, as SSIS does. Anything else is
+    read as rows (:func:`rows_of`)."""
+    mode = _ADO_MODES.get(enum_type.strip().lower())
+    if mode is None:
+        raise ExecutionError(
+            f"Foreach ADO enumerator {enumerator.ref_id!r}: EnumType {enum_type!r} is not one of "
+            "EnumerateRowsInFirstTable, EnumerateAllRows, EnumerateTables."
+        )
+    if isinstance(value, Recordset):
+        if value.forward_only or mode == "first":
+            return [list(row) for row in value.first_table_rows()]
+        if mode == "all":
+            return [list(row) for row in value.all_rows()]
+        return [[table] for table in value.all_tables()]
+    if isinstance(value, Table):
+        if mode == "tables":
+            raise ExecutionError(
+                f"Foreach ADO enumerator {enumerator.ref_id!r}: EnumerateTables needs a DataSet, "
+                "but the variable holds one DataTable; use EnumerateRowsInFirstTable."
+            )
+        return [list(row) for row in value.rows]
+    return rows_of(value)
 
 
 def rows_of(value: Any) -> list[list[Any]]:

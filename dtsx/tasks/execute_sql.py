@@ -1,0 +1,323 @@
+"""The Execute SQL task: run SQL on a database connection, with bound parameters and results.
+
+Properties come from ``SQLTask:SqlTaskData`` (spec execute-sql.md §1.2: the XML names are not the
+API names; v6/v8 write only non-defaults). The statement (typed in, a FILE connection's file or a
+variable) is cut into ``GO`` batches by :mod:`dtsx.engine.sqltext`; each batch, translated from
+T-SQL when the operator opted in, has its markers (``?`` or ``@name``, by connection type)
+rewritten to the driver's paramstyle: values are always bound, never spliced. The task talks to a
+:class:`~dtsx.connections.base.DatabaseSession` only, on a raw DB-API cursor (it needs
+``nextset`` and ``description``), and walks the results per ResultSetType (§2.5, §4.4):
+None, SingleRow, Full (a :class:`~dtsx.engine.recordset.Recordset` in an Object variable) and XML.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import IntEnum
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import AliasChoices, BeforeValidator, Field
+
+from dtsx.engine.errors import TaskFailedError
+from dtsx.engine.files import open_regular
+from dtsx.engine.model import XmlNode
+from dtsx.tasks.base import SsisBool, SsisInt, Task, TaskContext, TaskProperties, register_task
+from dtsx.tasks.execute_sql_bindings import (
+    Direction,
+    ParameterBinding,
+    ResultBinding,
+    family,
+    marker_style,
+)
+from dtsx.tasks.execute_sql_run import BatchRunner, SqlFailure
+
+if TYPE_CHECKING:
+    from dtsx.connections.base import DatabaseLease, DatabaseSession
+    from dtsx.tasks.base import ValidationContext
+
+__all__ = ["ExecuteSqlTask", "SourceType", "ResultType"]
+
+DATABASE_TYPES = frozenset({"OLEDB", "ADO.NET", "ODBC", "ADO"})
+_MAX_STATEMENT_FILE = 64 * 1024 * 1024  # a statement file larger than this is not SQL
+
+
+class SourceType(IntEnum):
+    """SqlStatementSourceType (XML ``SqlStmtSourceType``)."""
+
+    DirectInput = 1
+    FileConnection = 2
+    Variable = 3
+
+
+class ResultType(IntEnum):
+    """ResultSetType (XML ``ResultType``: ``ResultSetType_None``, ``_SingleRow``, ``_Rowset``,
+    ``_XML``)."""
+
+    None_ = 1
+    SingleRow = 2
+    Full = 3
+    XML = 4
+
+
+_RESULT_NAMES = {
+    "none": ResultType.None_,
+    "singlerow": ResultType.SingleRow,
+    "rowset": ResultType.Full,
+    "full": ResultType.Full,
+    "fullresultset": ResultType.Full,
+    "xml": ResultType.XML,
+}
+
+
+def _source_type(value: Any) -> Any:
+    if isinstance(value, SourceType) or not isinstance(value, (str, int)):
+        return value
+    text = str(value).strip()
+    if text.isdigit():
+        return SourceType(int(text))
+    for member in SourceType:
+        if member.name.lower() == text.lower():
+            return member
+    raise ValueError("it must be DirectInput, FileConnection or Variable")
+
+
+def _result_type(value: Any) -> Any:
+    if isinstance(value, ResultType) or not isinstance(value, (str, int)):
+        return value
+    text = str(value).strip()
+    if text.isdigit():
+        return ResultType(int(text))
+    key = text.lower().removeprefix("resultsettype_").replace(" ", "")
+    if key in _RESULT_NAMES:
+        return _RESULT_NAMES[key]
+    raise ValueError("it must be ResultSetType_None, _SingleRow, _Rowset or _XML")
+
+
+def _conversion_mode(value: Any) -> Any:
+    text = str(value).strip()
+    for name in ("Allowed", "None"):
+        if text.lower() in (name.lower(), str(("None", "Allowed").index(name))):
+            return name
+    raise ValueError("it must be Allowed or None")
+
+
+@register_task("Microsoft.ExecuteSQLTask")
+class ExecuteSqlTask(Task):
+    """Runs SQL on an OLE DB, ADO.NET, ODBC or ADO connection manager."""
+
+    class Properties(TaskProperties):
+        connection: str = Field("", validation_alias=AliasChoices("Connection", "connection"))
+        source_type: Annotated[SourceType, BeforeValidator(_source_type)] = Field(
+            SourceType.DirectInput,
+            validation_alias=AliasChoices(
+                "SqlStmtSourceType", "SqlStatementSourceType", "source_type"
+            ),
+        )
+        statement: str = Field("", validation_alias=AliasChoices("SqlStatementSource", "statement"))
+        result_type: Annotated[ResultType, BeforeValidator(_result_type)] = Field(
+            ResultType.None_,
+            validation_alias=AliasChoices("ResultType", "ResultSetType", "result_type"),
+        )
+        timeout: SsisInt = Field(0, ge=0, validation_alias=AliasChoices("TimeOut", "timeout"))
+        is_stored_procedure: SsisBool = Field(
+            False,
+            validation_alias=AliasChoices(
+                "IsStoredProc", "IsStoredProcedure", "IsQueryStoredProcedure"
+            ),
+        )
+        bypass_prepare: SsisBool = Field(True, validation_alias=AliasChoices("BypassPrepare"))
+        # The machine's ANSI code page when absent; a Linux machine has none: Windows-1252.
+        code_page: SsisInt = Field(1252, validation_alias=AliasChoices("CodePage", "code_page"))
+        type_conversion_mode: Annotated[str, BeforeValidator(_conversion_mode)] = Field(
+            "Allowed", validation_alias=AliasChoices("TypeConversionMode")
+        )
+        parameters: tuple[ParameterBinding, ...] = Field(
+            (), validation_alias=AliasChoices("ParameterBindings", "parameters")
+        )
+        results: tuple[ResultBinding, ...] = Field(
+            (), validation_alias=AliasChoices("ResultSetBindings", "results")
+        )
+
+    props: Properties
+
+    def __init__(self, props: TaskProperties) -> None:
+        super().__init__(props)
+        self.execution_value: int | None = None
+        self._lease: DatabaseLease | None = None
+        self._cancel = threading.Event()
+
+    # ---- reading the task's data -------------------------------------------------------------
+
+    @classmethod
+    def properties_from_node(cls, node: XmlNode | None) -> dict[str, Any]:
+        """The SqlTaskData attributes, plus its ParameterBinding and ResultBinding children (in
+        any order: bindings follow their own list order, spec §1.3)."""
+        data = super().properties_from_node(node)
+        inner = node.children[0] if node is not None and node.children else None
+        if inner is None or not inner.children:
+            return data
+        params, results = [], []
+        for child in inner.children:
+            kind = child.local_name
+            if kind == "ParameterBinding":
+                params.append(_parameter(child))
+            elif kind == "ResultBinding":
+                results.append(ResultBinding(child.get("ResultName") or "", _var(child)))
+        data["ParameterBindings"] = tuple(params)
+        data["ResultSetBindings"] = tuple(results)
+        return data
+
+    def sql_source(self) -> tuple[str, str, str]:
+        """(SqlStatementSourceType name, SqlStatementSource as stored, Connection as stored), for
+        ``dtsx sql-check``."""
+        p = self.props
+        return p.source_type.name, p.statement, p.connection
+
+    # ---- validation --------------------------------------------------------------------------
+
+    def validate(self, vctx: ValidationContext) -> list[str]:
+        from dtsx.tasks.execute_sql_checks import problems
+
+        return problems(self.props, vctx)
+
+    # ---- running -----------------------------------------------------------------------------
+
+    def execute(self, ctx: TaskContext) -> None:
+        p = self.props
+        ref = p.connection.strip()
+        if not ref:
+            raise TaskFailedError("the Execute SQL task names no connection manager (Connection).")
+        session = ctx.database_session(ref)
+        text = self._statement_text(ctx)
+        runner = BatchRunner(
+            session,
+            self._statement(text, session),
+            p.parameters,
+            p.results,
+            result_type=p.result_type.name.rstrip("_"),
+            connection=ref,
+            variables=ctx.variables,
+            events=ctx.events,
+            convert=p.type_conversion_mode == "Allowed",
+            cancelled=self._cancel.is_set,
+        )
+        with self._leased(session, ctx) as lease:
+            if p.timeout > 0:
+                lease.set_timeout(p.timeout)
+            try:
+                self.execution_value = runner.run(lease.dbapi)
+            except SqlFailure as exc:
+                if self._cancel.is_set() or ctx.cancelled:
+                    raise TaskFailedError(
+                        f"the Execute SQL task was canceled while running {exc.first_line!r} "
+                        f"on connection {ref!r} ({session.server})."
+                    ) from exc
+                raise TaskFailedError(str(exc)) from exc
+            finally:
+                if p.timeout > 0:
+                    lease.set_timeout(0)
+
+    @contextmanager
+    def _leased(self, session: DatabaseSession, ctx: TaskContext) -> Iterator[DatabaseLease]:
+        with session.lease(ctx.transaction) as lease:
+            self._lease = lease
+            try:
+                if self._cancel.is_set():  # canceled while the connection was being made
+                    raise TaskFailedError("the Execute SQL task was canceled before it ran.")
+                yield lease
+            finally:
+                self._lease = None
+
+    def cancel(self) -> None:
+        """From another thread: stop before the next statement and interrupt the running one."""
+        self._cancel.set()
+        lease = self._lease
+        if lease is not None:
+            lease.cancel()
+
+    def _statement(self, text: str, session: DatabaseSession) -> str:
+        """IsStoredProcedure (ADO, ADO.NET): the statement is a procedure name; call it with one
+        marker per input/output binding, in the binding list's order."""
+        p = self.props
+        if not p.is_stored_procedure or family(session.connection_type) not in ("ADO", "ADO.NET"):
+            return text
+        style = marker_style(session.connection_type)
+        args = []
+        for b in p.parameters:
+            if b.direction is Direction.RETURN_VALUE:
+                continue
+            marker = "?" if style == "?" else f"@{b.bare_name}"
+            output = b.direction is Direction.OUTPUT and session.dialect == "mssql"
+            args.append(f"{marker} OUTPUT" if output else marker)
+        name = text.strip()
+        if session.dialect == "mssql":
+            return f"EXEC {name} {', '.join(args)}".rstrip()
+        return f"CALL {name}({', '.join(args)})"
+
+    def _statement_text(self, ctx: TaskContext) -> str:
+        p = self.props
+        source = p.statement
+        if p.source_type is SourceType.DirectInput:
+            return source
+        name = source.strip()
+        if p.source_type is SourceType.Variable:
+            if not name or name not in ctx.variables:
+                raise TaskFailedError(
+                    f"the Execute SQL task's SqlStatementSource names the variable {name!r}, "
+                    "which is not in scope."
+                )
+            value = ctx.variables.get(name)
+            return "" if value is None else str(value)
+        return _read_statement_file(ctx.file_path(name), p.code_page)
+
+
+def _var(node: XmlNode) -> str:
+    return (node.get("DtsVariableName") or "").strip()
+
+
+def _parameter(node: XmlNode) -> ParameterBinding:
+    try:
+        direction = Direction.parse(node.get("ParameterDirection") or "Input")
+        data_type = int((node.get("DataType") or "-1").strip())
+        size = int((node.get("ParameterSize") or "-1").strip())
+    except ValueError as exc:
+        name = node.get("ParameterName") or "?"
+        raise TaskFailedError(f"the parameter binding {name!r} is unreadable: {exc}.") from exc
+    return ParameterBinding(node.get("ParameterName") or "", _var(node), direction, data_type, size)
+
+
+def _read_statement_file(path: str, code_page: int) -> str:
+    """The statement file's text: by its BOM, else UTF-8, else the task's CodePage."""
+    try:
+        fd = open_regular(path)
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(_MAX_STATEMENT_FILE + 1)
+    except (OSError, ValueError) as exc:
+        raise TaskFailedError(
+            f"the Execute SQL task cannot read its statement file {path}: {exc}; check the FILE "
+            "connection manager's path (and --path-map)."
+        ) from exc
+    if len(data) > _MAX_STATEMENT_FILE:
+        raise TaskFailedError(f"the statement file {path} is larger than 64 MiB.")
+    for bom, encoding in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if data.startswith(bom):
+            return data.decode(encoding)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode(f"cp{code_page}")
+    except (LookupError, UnicodeDecodeError) as exc:
+        raise TaskFailedError(
+            f"the statement file {path} is neither UTF-8 nor readable in the task's CodePage "
+            f"{code_page}: {exc}."
+        ) from exc
