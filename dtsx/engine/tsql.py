@@ -59,39 +59,55 @@ class Finding:
 
 
 class TranslationError(DtsxError):
-    """The batch has no exact translation; ``findings`` lists every construct in the way."""
+    """No exact translation: ``findings`` lists every construct in the way (empty when the
+    target itself is one dtsx cannot translate to)."""
 
-    def __init__(self, findings: list[Finding], target: str) -> None:
+    def __init__(self, message: str, findings: tuple[Finding, ...] = (), target: str = "") -> None:
         self.findings = findings
         self.target = target
+        super().__init__(message)
+
+    @classmethod
+    def of(cls, findings: tuple[Finding, ...], target: str) -> TranslationError:
         first = findings[0]
         more = f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""
-        super().__init__(
+        return cls(
             f"T-SQL does not translate exactly to {target}: line {first.line}: "
             f"{first.construct}: {first.detail}{more}; rewrite the statement for {target}, "
-            "or run it without --translate"
+            "or run it without T-SQL translation",
+            findings,
+            target,
         )
 
 
 def target_name(dialect: str) -> str:
-    """sqlglot's name for a target (``postgresql`` → ``postgres``); ValueError if unknown."""
+    """sqlglot's name for a target (``postgresql`` → ``postgres``); TranslationError if dtsx
+    cannot translate to it."""
     found = TARGETS.get(dialect.lower())
     if found is None:
-        raise ValueError(
-            f"no T-SQL translation to {dialect!r}; targets: {', '.join(sorted(set(TARGETS)))}"
+        raise TranslationError(
+            f"dtsx cannot translate T-SQL to {dialect!r}; the targets are "
+            f"{', '.join(sorted(set(TARGETS.values())))} (SQL Server itself needs no translation)"
         )
     return found
 
 
+def _unchanged(sql: str) -> str:
+    return sql
+
+
 def translator(dialect: str) -> Callable[[str], str]:
     """A function translating one T-SQL batch to ``dialect`` (a SQLAlchemy dialect name or a
-    sql-check target); it raises ``TranslationError`` rather than return a lossy translation."""
+    sql-check target); it raises ``TranslationError`` rather than return a lossy translation.
+    SQL Server (``mssql``) reads T-SQL as it is."""
+    if dialect.lower() in ("mssql", "tsql"):
+        return _unchanged
     target = target_name(dialect)
 
     def translate(sql: str) -> str:
         text, findings = _translated(sql, target)
         if findings:
-            raise TranslationError(list(findings), target)
+            raise TranslationError.of(findings, target)
         return text
 
     return translate
