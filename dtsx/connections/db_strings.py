@@ -1,0 +1,609 @@
+"""From an SSIS database connection string (or a ``--conn`` SQLAlchemy URL) to a driver target.
+
+SSIS names a provider (OLE DB ``Provider=SQLNCLI11.1``, the ``ADO.NET:<class>`` qualifier, an ODBC
+``Driver=``/``DSN=``); dtsx maps it to a Python driver:
+
+- SQL Server (SQLNCLI*, MSOLEDBSQL*, SQLOLEDB*, SqlClient, ``ADO.NET:SQL``) -> ``mssql+pymssql``
+  (pymssql bundles FreeTDS). ``Integrated Security`` without a user means Kerberos from the
+  ticket cache, which FreeTDS tries when no user is given; ``User ID=DOMAIN\\user`` with a
+  password is NTLM.
+- Npgsql and the PGNP OLE DB provider -> ``postgresql+psycopg``; System.Data.SQLite and
+  Microsoft.Data.Sqlite -> ``sqlite``; MySQL Connector/NET -> ``mysql+pymysql``.
+- ODBC connections (the ODBC family, ADO.NET's Odbc qualifier, OLE DB's MSDASQL) keep their ODBC
+  string and go through pyodbc and unixODBC.
+- Jet/ACE (Access, Excel), Oracle and Sybase have no driver here: the operator maps them with
+  ``--conn NAME=URL``.
+
+An SQLAlchemy URL (``sqlite:///x.db``, ``postgresql+psycopg://u@h:5432/db``) in place of the
+connection string is used as it is. Nothing here connects or imports a driver; SQLAlchemy's URL
+class is imported only when a target is built.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dtsx.connections.base import ConnectionSettings, ConnectionString, parse_connection_string
+from dtsx.engine.errors import ConnectionManagerError
+
+__all__ = [
+    "Target",
+    "family_of",
+    "is_url",
+    "odbc_dialect",
+    "setting",
+    "string_problems",
+    "target_for",
+]
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_LOCAL_HOSTS = frozenset({".", "(local)", "localhost", "127.0.0.1"})
+
+# Synonyms as SqlClient/the OLE DB driver accept them (first = the name used in messages).
+_MSSQL_KEYS = {
+    "server": ("Data Source", "Server", "Address", "Addr", "Network Address"),
+    "database": ("Initial Catalog", "Database"),
+    "user": ("User ID", "UID", "User", "User Name"),
+    "password": ("Password", "PWD"),
+    "integrated": ("Integrated Security", "Trusted_Connection"),
+    "timeout": ("Connect Timeout", "Connection Timeout", "Timeout"),
+    "application": ("Application Name", "App"),
+}
+_NPGSQL_KEYS = {
+    "server": ("Host", "Server", "Data Source"),
+    "port": ("Port",),
+    "database": ("Database", "Initial Catalog", "DB"),
+    "user": ("Username", "User ID", "User Name", "UID", "User"),
+    "password": ("Password", "PWD"),
+    "timeout": ("Timeout", "Connect Timeout", "Connection Timeout"),
+    "application": ("Application Name",),
+    "sslmode": ("SSL Mode", "SslMode"),
+}
+_MYSQL_KEYS = {
+    "server": ("Server", "Host", "Data Source", "Address"),
+    "port": ("Port",),
+    "database": ("Database", "Initial Catalog"),
+    "user": ("User ID", "Uid", "Username", "User"),
+    "password": ("Password", "Pwd"),
+    "timeout": ("Connect Timeout", "Connection Timeout"),
+}
+_SQLITE_KEYS = {"server": ("Data Source", "DataSource", "Filename"), "password": ("Password",)}
+
+# Keys accepted but not used (they change nothing dtsx can honour), so that the check of
+# misspelt keys knows them. Lower case.
+_MSSQL_IGNORED = {
+    "provider",
+    "persist security info",
+    "auto translate",
+    "use encryption for data",
+    "encrypt",
+    "trust server certificate",
+    "trustservercertificate",
+    "multisubnetfailover",
+    "multipleactiveresultsets",
+    "mars connection",
+    "packet size",
+    "workstation id",
+    "wsid",
+    "current language",
+    "language",
+    "network library",
+    "network",
+    "failover partner",
+    "initial file name",
+    "attachdbfilename",
+    "use procedure for prepare",
+    "pooling",
+    "min pool size",
+    "max pool size",
+    "connection lifetime",
+    "load balance timeout",
+    "enlist",
+    "locale identifier",
+    "ole db services",
+    "mode",
+    "prompt",
+    "datatypecompatibility",
+    "column encryption setting",
+    "authentication",
+    "host name in certificate",
+    "server spn",
+    "replication",
+    "asynchronous processing",
+    "async",
+    "application intent",
+    "applicationintent",
+    "transaction binding",
+    "type system version",
+    "user instance",
+    "context connection",
+    "connectretrycount",
+    "connectretryinterval",
+    "connect retry count",
+    "connect retry interval",
+    "general timeout",
+    "tag with column collation when possible",
+    "extended properties",
+    "integrated security",
+    "general",
+    "data typecompatibility",
+    "command timeout",
+}
+_NPGSQL_IGNORED = {
+    "pooling",
+    "minimum pool size",
+    "maximum pool size",
+    "connection idle lifetime",
+    "command timeout",
+    "trust server certificate",
+    "search path",
+    "include error detail",
+    "keepalive",
+    "encoding",
+    "client encoding",
+    "timezone",
+    "enlist",
+    "no reset on close",
+    "server compatibility mode",
+    "persist security info",
+    "provider",
+    "extended properties",
+    "location",
+    "max pool size",
+    "min pool size",
+    "ssl",
+    "integrated security",
+}
+_SQLITE_IGNORED = {
+    "version",
+    "pooling",
+    "journal mode",
+    "synchronous",
+    "foreign keys",
+    "cache size",
+    "page size",
+    "datetimeformat",
+    "binaryguid",
+    "fail if missing",
+    "read only",
+    "mode",
+    "cache",
+    "default timeout",
+    "busy timeout",
+    "legacy format",
+    "max pool size",
+    "enlist",
+    "uri",
+    "fulluri",
+    "new",
+    "utf16encoding",
+    "datetimekind",
+    "default isolationlevel",
+}
+
+_UNSUPPORTED = (
+    (re.compile(r"^microsoft\.(jet|ace)\.oledb", re.I), "Access/Excel (Jet/ACE)"),
+    (re.compile(r"^(oraoledb|msdaora)|oracle", re.I), "Oracle"),
+    (re.compile(r"^sybase|^ase", re.I), "Sybase ASE"),
+    (re.compile(r"^ibmda400|^ibmdadb2|db2", re.I), "IBM DB2"),
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to connect with. ``driver`` is ``"sqlalchemy"`` (``url`` + ``connect_args``) or
+    ``"pyodbc"`` (``odbc``, the ODBC connection string itself). ``dialect`` is SQLAlchemy's
+    name (``""``: known only once connected, an ODBC DSN). ``server`` is for messages and holds
+    no secret; ``secret`` is the password, kept to scrub it from drivers' messages."""
+
+    driver: str
+    dialect: str
+    server: str
+    url: Any = None
+    connect_args: Mapping[str, Any] = field(default_factory=dict)
+    odbc: str = field(default="", repr=False)
+    secret: str = field(default="", repr=False)
+    integrated: bool = False  # Windows authentication without credentials (Kerberos)
+
+
+def is_url(text: str) -> bool:
+    """Whether a connection string is an SQLAlchemy URL (``scheme://...``)."""
+    return bool(_URL.match(text.strip()))
+
+
+def family_of(creation_name: str) -> tuple[str, str]:
+    """``(family, qualifier)``: ``("ADO.NET", "SYSTEM.DATA.SQLCLIENT.SQLCONNECTION")`` etc."""
+    family, _, rest = creation_name.strip().partition(":")
+    return family.strip().upper(), rest.split(",", 1)[0].strip().upper()
+
+
+def setting(properties: Mapping[str, str], *names: str) -> str | None:
+    """A runtime property by any of its names, case-insensitively."""
+    wanted = {n.lower() for n in names}
+    return next((v for k, v in properties.items() if k.lower() in wanted), None)
+
+
+def _value(pairs: ConnectionString, names: tuple[str, ...]) -> str:
+    return next((pairs[n].strip() for n in names if n in pairs), "")
+
+
+def _kind(settings: ConnectionSettings, pairs: ConnectionString) -> str:
+    """mssql, postgresql, sqlite, mysql, odbc, or ``unsupported:<what>`` / ``unknown:<what>``."""
+    family, qualifier = family_of(settings.creation_name)
+    if family == "ODBC":
+        return "odbc"
+    if family == "ADO.NET" and "OLEDB" not in qualifier:
+        return _adonet_kind(qualifier)
+    provider = _value(pairs, ("Provider",))
+    if not provider:
+        return "unknown:no Provider"
+    lowered = provider.lower()
+    for pattern, what in _UNSUPPORTED:
+        if pattern.search(lowered):
+            return f"unsupported:{what} (Provider={provider})"
+    if lowered.startswith(("sqlncli", "msoledbsql", "sqloledb")):
+        return "mssql"
+    if lowered.startswith("pgnp") or "postgres" in lowered:
+        return "postgresql"
+    if lowered.startswith("msdasql"):
+        return "odbc"
+    return f"unknown:Provider={provider}"
+
+
+def _adonet_kind(qualifier: str) -> str:
+    if qualifier in ("SQL", "SQLCLIENT") or "SQLCLIENT" in qualifier:
+        return "mssql"
+    if "ODBC" in qualifier:
+        return "odbc"
+    if "NPGSQL" in qualifier:
+        return "postgresql"
+    if "SQLITE" in qualifier:
+        return "sqlite"
+    if "MYSQL" in qualifier:
+        return "mysql"
+    if "ORACLE" in qualifier:
+        return "unsupported:Oracle (ADO.NET provider)"
+    return f"unknown:the ADO.NET provider {qualifier or '(none)'}"
+
+
+def _keys_of(kind: str) -> tuple[Mapping[str, tuple[str, ...]], set[str]]:
+    return {
+        "mssql": (_MSSQL_KEYS, _MSSQL_IGNORED),
+        "postgresql": (_NPGSQL_KEYS, _NPGSQL_IGNORED),
+        "mysql": (_MYSQL_KEYS, _MSSQL_IGNORED),
+        "sqlite": (_SQLITE_KEYS, _SQLITE_IGNORED),
+    }.get(kind, ({}, set()))
+
+
+def _with_properties(settings: ConnectionSettings, pairs: ConnectionString, kind: str) -> None:
+    """SSIS's ServerName, InitialCatalog, UserName and Password properties (set by expressions,
+    ``--set`` or ``CM.<name>.<Property>`` parameters) win over the string's keys."""
+    keys, _ = _keys_of(kind)
+    for prop, part in (
+        ("ServerName", "server"),
+        ("InitialCatalog", "database"),
+        ("UserName", "user"),
+        ("Password", "password"),
+    ):
+        value = setting(settings.properties, prop)
+        if value is not None and part in keys:
+            for synonym in keys[part][1:]:
+                if synonym in pairs:
+                    pairs[synonym] = value
+            pairs[keys[part][0]] = value
+
+
+def _mapping_hint(name: str) -> str:
+    return (
+        f'map it to a database dtsx can open with --conn "{name}=URL", e.g. '
+        f'--conn "{name}=sqlite:///path.db" or "{name}=postgresql+psycopg://user@host:5432/db"'
+    )
+
+
+def string_problems(settings: ConnectionSettings) -> list[str]:
+    """What is wrong with the settings before anything connects; one sentence each, never a
+    value of the string (it may hold a password)."""
+    text = settings.connection_string
+    if is_url(text):
+        try:
+            _url(settings.name, text)
+        except ConnectionManagerError as exc:
+            return [str(exc)]
+        return []
+    name = settings.name
+    if not text.strip():
+        return [
+            f"connection manager {name!r} has no connection string; set it, or "
+            f"{_mapping_hint(name)}."
+        ]
+    try:
+        pairs = parse_connection_string(text)
+    except ConnectionManagerError as exc:
+        return [f"connection manager {name!r}: {exc}"]
+    kind = _kind(settings, pairs)
+    if kind.startswith(("unsupported:", "unknown:")):
+        return [_kind_problem(name, kind)]
+    if kind == "odbc":
+        if not _value(pairs, ("Driver", "DSN", "FileDSN")):
+            return [
+                f"connection manager {name!r} is an ODBC connection without Driver= or DSN=; "
+                "name the ODBC driver (Driver={PostgreSQL Unicode};...) or a data source."
+            ]
+        return []
+    problems = _misspelt(name, pairs, kind)
+    _with_properties(settings, pairs, kind)
+    keys, _ = _keys_of(kind)
+    if not _value(pairs, keys["server"]):
+        what = "database file" if kind == "sqlite" else "server"
+        problems.append(
+            f"connection manager {name!r} names no {what} (its connection string has no "
+            f"{keys['server'][0]}=); add it, or {_mapping_hint(name)}."
+        )
+    if kind == "sqlite" and _value(pairs, ("Password",)):
+        problems.append(
+            f"connection manager {name!r} opens an encrypted SQLite database (Password=), which "
+            "Python's sqlite3 cannot read; decrypt the file, or map the connection with --conn."
+        )
+    return problems
+
+
+def _kind_problem(name: str, kind: str) -> str:
+    reason, _, what = kind.partition(":")
+    if reason == "unsupported":
+        return f"connection manager {name!r} uses {what}, which dtsx has no driver for; " + (
+            _mapping_hint(name) + "."
+        )
+    return (
+        f"connection manager {name!r} has {what}, which dtsx does not know how to open "
+        f"(it opens SQL Server, PostgreSQL, SQLite, MySQL and ODBC providers); "
+        f"{_mapping_hint(name)}."
+    )
+
+
+def _misspelt(name: str, pairs: ConnectionString, kind: str) -> list[str]:
+    """Keys that are not the provider's but are close to one of its keys: a typo, reported
+    with the key it most likely meant. Keys far from every known key are left alone: a provider
+    accepts more keys than dtsx knows."""
+    keys, ignored = _keys_of(kind)
+    known = {synonym.lower(): synonym for names in keys.values() for synonym in names}
+    known.update({key: key for key in ignored})
+    problems = []
+    for key in pairs:
+        if key.lower() in known or not key:
+            continue
+        close = difflib.get_close_matches(key.lower(), list(known), n=1, cutoff=0.8)
+        if close:
+            problems.append(
+                f"connection manager {name!r} has the connection-string key {key!r}, which "
+                f"the provider does not know; did you mean {known[close[0]]!r}?"
+            )
+    return problems
+
+
+def target_for(settings: ConnectionSettings) -> Target:
+    """The driver target of ``settings``; ConnectionManagerError (one sentence, no secret) when
+    there is none."""
+    text = settings.connection_string.strip()
+    if is_url(text):
+        return _url_target(settings.name, text)
+    problems = string_problems(settings)
+    if problems:
+        raise ConnectionManagerError(problems[0])
+    pairs = parse_connection_string(text)
+    kind = _kind(settings, pairs)
+    if kind == "odbc":
+        return _odbc_target(pairs)
+    _with_properties(settings, pairs, kind)
+    return {
+        "mssql": _mssql_target,
+        "postgresql": _postgres_target,
+        "sqlite": _sqlite_target,
+        "mysql": _mysql_target,
+    }[kind](pairs, settings)
+
+
+def _url(name: str, text: str) -> Any:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(text)
+    except (ArgumentError, ValueError) as exc:
+        raise ConnectionManagerError(
+            f"connection manager {name!r} has a URL that SQLAlchemy cannot read "
+            f"({type(exc).__name__}); write it as "
+            "dialect+driver://user:password@host:port/database, e.g. sqlite:///path.db."
+        ) from None  # the message would quote the URL, password included
+
+
+def _url_target(name: str, text: str) -> Target:
+    url = _url(name, text)
+    dialect = url.get_backend_name()
+    if dialect == "sqlite":
+        server = url.database or ":memory:"
+    else:
+        host = url.host or "localhost"
+        server = f"{host}:{url.port}" if url.port else host
+        server += f"/{url.database}" if url.database else ""
+    return Target("sqlalchemy", dialect, server, url=url, secret=url.password or "")
+
+
+def _host_port(raw: str) -> tuple[str, int | None]:
+    """SQL Server's ``tcp:host\\instance,port`` forms; ``.``, ``(local)``, ``localhost`` are this
+    machine (127.0.0.1: FreeTDS would otherwise try a named pipe it cannot open)."""
+    value = raw.strip()
+    if value.lower().startswith("tcp:"):
+        value = value[4:]
+    host, _, port_text = value.partition(",")
+    host, _, instance = host.strip().partition("\\")
+    if host.lower() in _LOCAL_HOSTS or not host:
+        host = "127.0.0.1"
+    if instance:
+        host = f"{host}\\{instance}"
+    port = int(port_text) if port_text.strip().isdigit() else None
+    return host, port
+
+
+def _timeout(pairs: ConnectionString, names: tuple[str, ...]) -> int | None:
+    value = _value(pairs, names)
+    return int(value) if value.isdigit() else None
+
+
+def _yes(value: str) -> bool:
+    return value.strip().lower() in ("sspi", "true", "yes", "1", "-1")
+
+
+def _mssql_target(pairs: ConnectionString, settings: ConnectionSettings) -> Target:
+    from sqlalchemy.engine import URL
+
+    keys = _MSSQL_KEYS
+    host, port = _host_port(_value(pairs, keys["server"]))
+    user, password = _value(pairs, keys["user"]), _value(pairs, keys["password"])
+    integrated = _yes(_value(pairs, keys["integrated"]))
+    if integrated and "\\" not in user:
+        # Windows authentication: FreeTDS uses Kerberos from the ticket cache when no user is
+        # given; a DOMAIN\user with a password (NTLM) is passed on as it is.
+        user, password = "", ""
+    database = _value(pairs, keys["database"])
+    url = URL.create(
+        "mssql+pymssql",
+        username=user or None,
+        password=password or None,
+        host=host,
+        port=port,
+        database=database or None,
+    )
+    args: dict[str, Any] = {}
+    timeout = _timeout(pairs, keys["timeout"])
+    if timeout is not None:
+        args["login_timeout"] = timeout
+    application = _value(pairs, keys["application"])
+    if application:
+        args["appname"] = application
+    server = f"{host}:{port}" if port else host
+    server += f"/{database}" if database else ""
+    return Target(
+        "sqlalchemy",
+        "mssql",
+        server,
+        url=url,
+        connect_args=args,
+        secret=password,
+        integrated=integrated and not user,
+    )
+
+
+def _postgres_target(pairs: ConnectionString, settings: ConnectionSettings) -> Target:
+    from sqlalchemy.engine import URL
+
+    keys = _NPGSQL_KEYS
+    host, port = _host_port(_value(pairs, keys["server"]))
+    port = _timeout(pairs, keys["port"]) or port
+    database = _value(pairs, keys["database"])
+    password = _value(pairs, keys["password"])
+    url = URL.create(
+        "postgresql+psycopg",
+        username=_value(pairs, keys["user"]) or None,
+        password=password or None,
+        host=host,
+        port=port,
+        database=database or None,
+    )
+    args: dict[str, Any] = {}
+    timeout = _timeout(pairs, keys["timeout"])
+    if timeout is not None:
+        args["connect_timeout"] = timeout
+    application = _value(pairs, keys["application"])
+    if application:
+        args["application_name"] = application
+    sslmode = _value(pairs, keys["sslmode"])
+    if sslmode:
+        args["sslmode"] = re.sub(r"(?<!^)(?=[A-Z])", "-", sslmode).lower()  # VerifyFull
+    server = f"{host}:{port or 5432}" + (f"/{database}" if database else "")
+    return Target("sqlalchemy", "postgresql", server, url=url, connect_args=args, secret=password)
+
+
+def _sqlite_target(pairs: ConnectionString, settings: ConnectionSettings) -> Target:
+    from sqlalchemy.engine import URL
+
+    path = _value(pairs, _SQLITE_KEYS["server"])
+    if path.lower() == ":memory:":
+        return Target("sqlalchemy", "sqlite", ":memory:", url=URL.create("sqlite"))
+    local = settings.local_path(path)
+    return Target("sqlalchemy", "sqlite", local, url=URL.create("sqlite", database=local))
+
+
+def _mysql_target(pairs: ConnectionString, settings: ConnectionSettings) -> Target:
+    from sqlalchemy.engine import URL
+
+    keys = _MYSQL_KEYS
+    host, port = _host_port(_value(pairs, keys["server"]))
+    port = _timeout(pairs, keys["port"]) or port
+    database = _value(pairs, keys["database"])
+    password = _value(pairs, keys["password"])
+    url = URL.create(
+        "mysql+pymysql",
+        username=_value(pairs, keys["user"]) or None,
+        password=password or None,
+        host=host,
+        port=port,
+        database=database or None,
+    )
+    timeout = _timeout(pairs, keys["timeout"])
+    args = {"connect_timeout": timeout} if timeout is not None else {}
+    server = f"{host}:{port or 3306}" + (f"/{database}" if database else "")
+    return Target("sqlalchemy", "mysql", server, url=url, connect_args=args, secret=password)
+
+
+def odbc_dialect(driver: str) -> str:
+    """SQLAlchemy's dialect name for an ODBC driver's name or a DBMS name."""
+    lowered = driver.lower()
+    if "sql server" in lowered or "freetds" in lowered:
+        return "mssql"
+    if "postgres" in lowered or "psqlodbc" in lowered:
+        return "postgresql"
+    if "sqlite" in lowered:
+        return "sqlite"
+    if "mysql" in lowered or "mariadb" in lowered:
+        return "mysql"
+    return ""
+
+
+def _odbc_target(pairs: ConnectionString) -> Target:
+    """The ODBC string goes to the driver manager as it is (minus OLE DB's Provider=MSDASQL)."""
+    kept = ConnectionString({k: v for k, v in pairs.items() if k.lower() != "provider"})
+    driver = _value(kept, ("Driver",)).strip("{}")
+    dsn = _value(kept, ("DSN", "FileDSN"))
+    server = _value(kept, ("Server", "Servername", "Host", "Data Source"))
+    port = _value(kept, ("Port",))
+    database = _value(kept, ("Database", "Initial Catalog"))
+    if server:
+        shown = f"{server}:{port}" if port else server
+        shown += f"/{database}" if database else ""
+    else:
+        shown = f"DSN={dsn}" if dsn else f"Driver={driver}"
+    return Target(
+        "pyodbc",
+        odbc_dialect(driver),
+        shown,
+        odbc=_odbc_text(kept),
+        secret=_value(kept, ("PWD", "Password")),
+    )
+
+
+def _odbc_text(pairs: ConnectionString) -> str:
+    """``k=v;`` in ODBC's syntax: values with ``;``, ``{`` or ``}``, or spaces at an end, in
+    braces (a ``}`` inside doubled)."""
+    parts = []
+    for key, value in pairs.items():
+        if value.startswith("{") and value.endswith("}"):
+            parts.append(f"{key}={value}")
+        elif any(c in value for c in ";{}") or value != value.strip():
+            parts.append(f"{key}={{{value.replace('}', '}}')}}}")
+        else:
+            parts.append(f"{key}={value}")
+    return ";".join(parts) + ";"
