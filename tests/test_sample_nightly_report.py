@@ -10,17 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from tests._shared import REPO_ROOT
 from tests.dbservers import PostgresDatabase
 
 SAMPLE = REPO_ROOT / "samples" / "nightly-report.dtsx"
 DTSX = [sys.executable, "-c", "from dtsx.engine.cli import main; main()"]
-
-# TEMPORARY until the Execute SQL task and the database managers land (H1, H3 of issue 11).
-pytest.importorskip("dtsx.tasks.execute_sql")
-pytest.importorskip("dtsx.connections.database")
 
 DEFAULT_LINES = [
     "Orders of 2026-12-01 with at least 2 items, per region:",
@@ -72,11 +67,15 @@ def test_parameters_come_from_the_variables(tmp_path: Path) -> None:
 
 
 def test_values_are_bound_never_spliced(tmp_path: Path) -> None:
-    # Spliced into the SQL, this day would match every row; bound, it is just a day with no orders.
-    proc, lines = run_sample(tmp_path, "--set", "User::ReportDay=2026-12-01' OR '1'='1")
+    # Spliced into the SQL, this day would also match 2026-11-30's order (South, 999.00) and the
+    # INSERT would store '2026-12-01'; bound, it is a day like any other, stored as written.
+    day = "2026-12-01' OR '1'='1"
+    proc, lines = run_sample(tmp_path, "--set", f"User::ReportDay={day}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert lines[0] == "Orders of 2026-12-01' OR '1'='1 with at least 2 items, per region:"
-    assert lines[1] == "Total: 0 orders, 0.00"
+    assert lines[0] == f"Orders of {day} with at least 2 items, per region:"
+    assert lines[1 : len(DEFAULT_LINES)] == DEFAULT_LINES[1:]
+    with sqlite3.connect(tmp_path / "nightly-report.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM orders WHERE day = ?", (day,)).fetchone() == (6,)
 
 
 def test_conn_points_the_same_package_at_postgresql(
