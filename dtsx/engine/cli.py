@@ -388,6 +388,37 @@ def graph_command(
 # --- dtsx list -------------------------------------------------------------------------------
 
 
+@cli.command("sql-check")
+@click.argument("packages", nargs=-1, required=True)
+@click.option(
+    "--target",
+    type=click.Choice(["postgres", "sqlite", "duckdb", "mysql"]),
+    required=True,
+    help="The engine the SQL is to run on.",
+)
+@_project_dir_option
+@_decrypt_options
+def sql_check_command(
+    packages: tuple[str, ...],
+    target: str,
+    project_dir: str | None,
+    decrypt_env: str | None,
+    decrypt_file: str | None,
+) -> None:
+    """Report, per Execute SQL task and GO batch, whether its T-SQL translates exactly to the
+    target, and what is in the way; exit 0 when everything translates, 1 otherwise."""
+    from dtsx.engine.sqlcheck import check_package
+
+    password = _package_password(decrypt_env, decrypt_file)
+    all_translate = True
+    for path in packages:
+        report = check_package(_load_or_exit(path, project_dir, password), target)
+        for line in report.lines():
+            click.echo(line)
+        all_translate = all_translate and report.translates
+    raise SystemExit(EXIT_SUCCESS if all_translate else EXIT_FAILURE)
+
+
 @cli.command("list")
 def list_plugins() -> None:
     """List every task and connection manager plugin: where it comes from, its distribution and
@@ -959,7 +990,7 @@ def _write_report(result: RunResult, path: str) -> bool:
 def _run_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options of a run that dtexec has no word for, shared by ``run`` and ``exec`` (where they
     go before the dtexec arguments): --unsupported, --report-json, --log-jsonl, --path-map,
-    --dev-smtp and --debug."""
+    --dev-smtp, --debug and --translate."""
     options = [
         click.option(
             "--unsupported",
@@ -994,6 +1025,15 @@ def _run_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="Show the exception chain, with tracebacks, of an internal error (also "
             "DTSX_DEBUG=1).",
         ),
+        click.option(
+            "--translate",
+            "translations",
+            multiple=True,
+            metavar="NAME=tsql",
+            help="Translate the SQL sent through database connection NAME from T-SQL to its "
+            "engine's dialect; a statement without an exact translation fails (see dtsx "
+            "sql-check). Repeatable.",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -1005,8 +1045,22 @@ def _take_run_options(req: _RunRequest, **given: Any) -> None:
     req.unsupported, req.report_json = given["unsupported"], given["report_json"]
     req.log_jsonl, req.dev_smtp = given["log_jsonl"], given["dev_smtp"]
     req.path_maps = list(given["path_maps"])
+    for spec in given["translations"]:
+        _translate_argument(spec, req)
     if given["debug"]:
         _DEBUG.set()
+
+
+def _translate_argument(spec: str, req: _RunRequest) -> None:
+    """One --translate NAME=tsql: the runtime property Translate=tsql of connection NAME, set as
+    the CM.NAME.Translate parameter is (before --conn, so a --conn URL stays whole)."""
+    name, source = _split_pair(spec, "=", "--translate", "'Warehouse=tsql'")
+    if source.strip().lower() != "tsql":
+        _fail(
+            f"--translate {spec}: dtsx translates from T-SQL only; write --translate {name}=tsql.",
+            EXIT_USAGE,
+        )
+    req.params[f"CM.{name}.Translate"] = "tsql"
 
 
 @cli.command("run")
