@@ -201,8 +201,8 @@ def _hide_markers(sql: str) -> tuple[str, list[str]]:
 
 
 def _restore_markers(text: str, originals: list[str], target: str) -> str | Finding:
-    """The markers back in place; a translation that repeats, drops or reorders one is refused
-    (positional ``?`` values would bind to the wrong marker)."""
+    """The markers back in place; a translation that drops a marker, or repeats or reorders a
+    ``?`` (whose value would bind to the wrong place), is refused."""
     seen: list[int] = []
     parts: list[str] = []
     pos = 0
@@ -213,8 +213,11 @@ def _restore_markers(text: str, originals: list[str], target: str) -> str | Find
             parts.append(originals[int(match.group(1))])
             pos = match.end()
     parts.append(text[pos:])
-    if seen != list(range(len(originals))):
-        return Finding(1, "parameter markers", f"the {target} translation repeats or reorders them")
+    # A "?" binds by position: each must come out once, in order. An "@name" binds by name.
+    positional = [i for i in seen if originals[i] == "?"]
+    wanted = [i for i, original in enumerate(originals) if original == "?"]
+    if positional != wanted or set(seen) != set(range(len(originals))):
+        return Finding(1, "? markers", f"the {target} translation repeats or reorders them")
     return "".join(parts)
 
 
@@ -425,7 +428,12 @@ def _generate(trees: list[exp.Expr], target: str) -> tuple[list[str], list[Findi
         try:
             text = tree.sql(dialect=target, unsupported_level=ErrorLevel.RAISE)
         except SqlglotError as exc:
-            findings.append(Finding(_line(tree), "unsupported", str(exc).splitlines()[0]))
+            message = str(exc).splitlines()[0]
+            construct, detail = next(
+                (known for key, known in _UNSUPPORTED.items() if key in message),
+                ("unsupported", f"sqlglot: {message}"),
+            )
+            findings.append(Finding(_line(tree), construct, detail))
             continue
         if not text.strip():
             findings.append(Finding(_line(tree), tree.key.upper(), "sqlglot emits nothing for it"))
