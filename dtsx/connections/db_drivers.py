@@ -206,7 +206,11 @@ class Odbc(Driver):
             cursor.cancel()
 
     def set_timeout(self, connection: Any, state: dict[str, Any], seconds: int) -> None:
-        connection.timeout = seconds
+        if isinstance(self.inner, (Postgres, MySql)):
+            # psqlODBC refuses pyodbc's timeout attribute; the server's own setting works.
+            self.inner.set_timeout(connection, state, seconds)
+        else:
+            connection.timeout = seconds  # SQL_ATTR_QUERY_TIMEOUT of the cursors made after
 
 
 class OdbcConnection:

@@ -1,0 +1,549 @@
+"""Database sessions on real databases: SQLite files, the throwaway PostgreSQL cluster
+(tests/dbservers.py) through psycopg and through unixODBC's PostgreSQL driver.
+
+Pooling, session reset, RetainSameConnection, transactions (one phase and PostgreSQL's two
+phase), cancel, statement timeouts, connection errors without the password, and that close()
+leaves no connection open.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from dtsx.connections.base import ConnectionSettings, DatabaseLease, DatabaseSession
+from dtsx.connections.database import (
+    AdoNetConnectionManager,
+    DatabaseConnectionManager,
+    OdbcConnectionManager,
+    OleDbConnectionManager,
+)
+from dtsx.engine.errors import ConnectionManagerError
+
+SQLITE = "ADO.NET:SYSTEM.DATA.SQLITE.SQLITECONNECTION, SYSTEM.DATA.SQLITE"
+# A query that runs for minutes on SQLite unless interrupted.
+SQLITE_FOREVER = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+)
+
+
+class Scope:
+    """A TransactionScope as the contract describes it (H5's engine.transactions implements it
+    for runs): participants by key, ended once."""
+
+    def __init__(self, isolation: str = "SERIALIZABLE") -> None:
+        self.isolation = isolation
+        self.participants: dict[str, Any] = {}
+
+    def enlisted(self, key: str) -> DatabaseLease | None:
+        found = self.participants.get(key)
+        return None if found is None else found.lease
+
+    def enlist(self, key: str, participant: Any) -> None:
+        assert key not in self.participants
+        self.participants[key] = participant
+
+    def end(self, success: bool, two_phase: bool = False) -> None:
+        parts = list(self.participants.values())
+        if success and two_phase:
+            for part in parts:
+                part.prepare()
+        for part in parts:
+            part.commit() if success else part.rollback()
+
+
+def manager(cls: type[DatabaseConnectionManager], creation: str, text: str, **props: str) -> Any:
+    return cls(ConnectionSettings("CM", creation, text, properties=props))
+
+
+@pytest.fixture
+def sqlite_cm(tmp_path):
+    made = []
+
+    def make(**props: str) -> Any:
+        cm = manager(AdoNetConnectionManager, SQLITE, f"Data Source={tmp_path / 'x.db'};", **props)
+        made.append(cm)
+        return cm
+
+    yield make
+    for cm in made:
+        cm.close()
+
+
+def scalar(lease: DatabaseLease, sql: str, params: Any = ()) -> Any:
+    cursor = lease.dbapi.cursor()
+    try:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+        return None if row is None else row[0]
+    finally:
+        cursor.close()
+
+
+def run(lease: DatabaseLease, *sqls: str) -> None:
+    cursor = lease.dbapi.cursor()
+    for sql in sqls:
+        cursor.execute(sql)
+    cursor.close()
+
+
+# --- SQLite -------------------------------------------------------------------------------
+
+
+def test_a_sqlite_session_describes_itself(sqlite_cm, tmp_path):
+    session = sqlite_cm().acquire()
+    assert isinstance(session, DatabaseSession)
+    assert (session.connection_type, session.dialect, session.paramstyle) == (
+        "ADO.NET",
+        "sqlite",
+        "qmark",
+    )
+    assert session.server == str(tmp_path / "x.db") and session.translate is None
+
+
+def test_statements_commit_at_once_and_the_pool_reuses_a_reset_connection(sqlite_cm, tmp_path):
+    session = sqlite_cm().acquire()
+    with session.lease() as lease:
+        run(lease, "CREATE TABLE t(a)", "INSERT INTO t VALUES (1)", "CREATE TEMP TABLE scratch(x)")
+        first = lease.dbapi
+        # autocommit: another connection sees the row while the lease is still held
+        other = sqlite3.connect(tmp_path / "x.db")
+        assert other.execute("SELECT count(*) FROM t").fetchone() == (1,)
+        other.close()
+    with session.lease() as lease:
+        assert lease.dbapi is first  # pooled: no new connect
+        assert scalar(lease, "SELECT count(*) FROM temp.sqlite_master") == 0  # reset
+
+
+def test_a_transaction_a_task_leaves_open_is_rolled_back_without_retain(sqlite_cm):
+    session = sqlite_cm().acquire()
+    with session.lease() as lease:
+        run(lease, "CREATE TABLE t(a)", "BEGIN", "INSERT INTO t VALUES (1)")
+    with session.lease() as lease:
+        assert scalar(lease, "SELECT count(*) FROM t") == 0
+
+
+def test_retain_same_connection_keeps_session_state_and_an_open_begin(sqlite_cm, tmp_path):
+    session = sqlite_cm(RetainSameConnection="True").acquire()
+    with session.lease() as lease:
+        run(lease, "CREATE TABLE t(a)", "CREATE TEMP TABLE scratch(x)", "BEGIN")
+        run(lease, "INSERT INTO t VALUES (1)")
+        first = lease.dbapi
+    with session.lease() as lease:
+        assert lease.dbapi is first
+        assert scalar(lease, "SELECT count(*) FROM temp.sqlite_master") == 1
+        other = sqlite3.connect(tmp_path / "x.db")
+        assert other.execute("SELECT count(*) FROM t").fetchone() == (0,)  # not yet committed
+        run(lease, "COMMIT")
+        assert other.execute("SELECT count(*) FROM t").fetchone() == (1,)
+        other.close()
+
+
+def test_retain_as_the_loader_keeps_it_minus_one(sqlite_cm):
+    session = sqlite_cm(Retain="-1").acquire()
+    with session.lease() as a:
+        first = a.dbapi
+        run(a, "CREATE TEMP TABLE keep(x)")
+    with session.lease() as b:
+        assert b.dbapi is first and scalar(b, "SELECT count(*) FROM temp.sqlite_master") == 1
+
+
+def test_a_retained_connection_serialises_its_leases(sqlite_cm):
+    session = sqlite_cm(RetainSameConnection="True").acquire()
+    inside, order = threading.Event(), []
+
+    def second() -> None:
+        with session.lease():
+            order.append("second")
+
+    with session.lease():
+        thread = threading.Thread(target=second)
+        thread.start()
+        inside.wait(0.3)
+        order.append("first")
+    thread.join(5)
+    assert order == ["first", "second"]
+
+
+def test_a_transaction_holds_one_connection_until_it_ends(sqlite_cm, tmp_path):
+    session = sqlite_cm().acquire()
+    with session.lease() as lease:
+        run(lease, "CREATE TABLE t(a)")
+    for success, rows in ((False, 0), (True, 2)):
+        scope = Scope()
+        with session.lease(scope) as a:
+            run(a, "INSERT INTO t VALUES (1)")
+        with session.lease(scope) as b:
+            assert b is a  # the enlisted connection, not the pool's next one
+            run(b, "INSERT INTO t VALUES (2)")
+        (participant,) = scope.participants.values()
+        assert participant.two_phase is False
+        other = sqlite3.connect(tmp_path / "x.db")
+        assert other.execute("SELECT count(*) FROM t").fetchone() == (0,)  # nothing committed
+        other.close()
+        scope.end(success)
+        with session.lease() as lease:
+            assert scalar(lease, "SELECT count(*) FROM t") == rows
+            assert not lease.dbapi.in_transaction  # back to autocommit
+
+
+def test_cancel_interrupts_a_running_sqlite_statement_within_a_second(sqlite_cm):
+    session = sqlite_cm().acquire()
+    with session.lease() as lease:
+        timer = threading.Timer(0.3, lease.cancel)
+        started = time.monotonic()
+        timer.start()
+        with pytest.raises(sqlite3.OperationalError, match="interrupted"):
+            scalar(lease, SQLITE_FOREVER)
+        assert time.monotonic() - started < 1.3
+    with session.lease() as lease:  # the connection still works for the next task
+        assert scalar(lease, "SELECT 1") == 1
+
+
+def test_a_sqlite_statement_timeout_fails_the_statement_and_zero_waits(sqlite_cm):
+    session = sqlite_cm().acquire()
+    with session.lease() as lease:
+        lease.set_timeout(1)
+        started = time.monotonic()
+        with pytest.raises(sqlite3.OperationalError, match="interrupted"):
+            scalar(lease, SQLITE_FOREVER)
+        assert 0.9 < time.monotonic() - started < 2.5
+        lease.set_timeout(0)
+        assert (
+            scalar(
+                lease,
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+                "WHERE x < 300000) SELECT count(*) FROM c",
+            )
+            == 300000
+        )
+
+
+def test_close_closes_the_pool_and_later_leases_fail(sqlite_cm):
+    cm = sqlite_cm()
+    session = cm.acquire()
+    with session.lease() as lease:
+        connection = lease.dbapi
+    cm.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        connection.execute("SELECT 1")  # closed
+    with pytest.raises(ConnectionManagerError, match="already closed"):
+        with session.lease():
+            pass
+
+
+def test_a_memory_database_lives_for_the_run():
+    cm = manager(AdoNetConnectionManager, SQLITE, "Data Source=:memory:;")
+    try:
+        session = cm.acquire()
+        with session.lease() as lease:
+            run(lease, "CREATE TABLE t(a)", "INSERT INTO t VALUES (1)")
+        with session.lease() as lease:
+            assert scalar(lease, "SELECT count(*) FROM t") == 1
+    finally:
+        cm.close()
+
+
+def test_a_sqlite_url_through_conn(tmp_path):
+    cm = manager(OleDbConnectionManager, "OLEDB", f"sqlite:///{tmp_path / 'u.db'}")
+    try:
+        session = cm.acquire()
+        assert (session.connection_type, session.dialect) == ("OLEDB", "sqlite")
+        with session.lease() as lease:
+            run(lease, "CREATE TABLE t(a)")
+        assert (tmp_path / "u.db").exists()
+    finally:
+        cm.close()
+
+
+def test_a_sqlite_file_that_cannot_be_opened_names_the_connection(tmp_path):
+    cm = manager(AdoNetConnectionManager, SQLITE, f"Data Source={tmp_path / 'no' / 'x.db'};")
+    session = cm.acquire()
+    with pytest.raises(ConnectionManagerError) as caught:
+        with session.lease():
+            pass
+    message = str(caught.value)
+    assert message.startswith(f"connection 'CM' ({tmp_path / 'no' / 'x.db'}) cannot be opened:")
+    assert "SQLSTATE SQLITE_CANTOPEN" in message
+    cm.close()
+
+
+@pytest.mark.skipif(
+    __import__("importlib").util.find_spec("pymssql") is not None, reason="pymssql is installed"
+)
+def test_a_missing_driver_says_which_extra_installs_it():
+    cm = manager(OleDbConnectionManager, "OLEDB", "Provider=SQLNCLI11;Data Source=srv;")
+    with pytest.raises(ConnectionManagerError, match=r"pip install 'dtsx\[mssql\]'"):
+        cm.acquire()
+
+
+# --- PostgreSQL (psycopg) -------------------------------------------------------------------
+
+
+def pg_manager(db: Any, **props: str) -> Any:
+    return manager(AdoNetConnectionManager, "ADO.NET:NPGSQL.NPGSQLCONNECTION", db.npgsql, **props)
+
+
+def connections_to(db: Any) -> int:
+    return int(
+        admin_scalar(
+            db,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (db.database,),
+        )
+    )
+
+
+def admin_scalar(db: Any, sql: str, params: Any = None) -> Any:
+    """A value read as the cluster's superuser (sees every session and prepared transaction)."""
+    with db.cluster.admin() as conn:
+        return conn.execute(sql, params).fetchone()[0]
+
+
+@pytest.fixture
+def pg(postgres_db):
+    return postgres_db
+
+
+def test_a_postgres_session_pools_resets_and_closes_every_connection(pg):
+    cm = pg_manager(pg, Translate="")
+    session = cm.acquire()
+    assert (session.dialect, session.paramstyle) == ("postgresql", "pyformat")
+    assert session.server == f"127.0.0.1:{pg.port}/{pg.database}"
+    with session.lease() as lease:
+        run(lease, "CREATE TEMP TABLE scratch(x int)", "SET work_mem = '7MB'")
+        run(lease, "CREATE TABLE t(a int)", "INSERT INTO t VALUES (1)")
+        first = lease.dbapi
+        assert pg.scalar("SELECT count(*) FROM t") == 1  # committed at once
+    with session.lease() as lease:
+        assert lease.dbapi is first
+        assert scalar(lease, "SHOW work_mem") != "7MB"
+        assert scalar(lease, "SELECT count(*) FROM pg_class WHERE relname = 'scratch'") == 0
+        # psycopg's own prepared statements survive the reset (it prepares after 5 runs)
+        for value in range(8):
+            assert scalar(lease, "SELECT %s::int", (value,)) == value
+    with session.lease() as lease:
+        for value in range(3):
+            assert scalar(lease, "SELECT %s::int", (value,)) == value
+    assert connections_to(pg) == 1
+    cm.close()
+    assert connections_to(pg) == 0
+
+
+def test_postgres_retain_carries_begin_and_commit_across_leases(pg):
+    cm = pg_manager(pg, RetainSameConnection="True")
+    session = cm.acquire()
+    try:
+        with session.lease() as lease:
+            run(lease, "CREATE TABLE t(a int)", "BEGIN", "INSERT INTO t VALUES (1)")
+        assert pg.scalar("SELECT count(*) FROM t") == 0
+        with session.lease() as lease:
+            run(lease, "COMMIT")
+        assert pg.scalar("SELECT count(*) FROM t") == 1
+    finally:
+        cm.close()
+    assert connections_to(pg) == 0
+
+
+def test_postgres_two_phase_commit_and_rollback(pg):
+    cm = pg_manager(pg)
+    session = cm.acquire()
+    try:
+        with session.lease() as lease:
+            run(lease, "CREATE TABLE t(a int)")
+        for success, rows in ((True, 1), (False, 1)):
+            scope = Scope("READ COMMITTED")
+            with session.lease(scope) as lease:
+                assert scalar(lease, "SHOW transaction_isolation") == "read committed"
+                run(lease, "INSERT INTO t VALUES (1)")
+            (participant,) = scope.participants.values()
+            assert participant.two_phase
+            participant.prepare()
+            assert admin_scalar(pg, "SELECT count(*) FROM pg_prepared_xacts") == 1
+            participant.commit() if success else participant.rollback()
+            assert admin_scalar(pg, "SELECT count(*) FROM pg_prepared_xacts") == 0
+            assert pg.scalar("SELECT count(*) FROM t") == rows
+    finally:
+        cm.close()
+
+
+def test_postgres_one_phase_rollback_of_a_failed_transaction(pg):
+    import psycopg
+
+    cm = pg_manager(pg)
+    session = cm.acquire()
+    try:
+        with session.lease() as lease:
+            run(lease, "CREATE TABLE t(a int)")
+        scope = Scope()
+        with session.lease(scope) as lease:
+            assert scalar(lease, "SHOW transaction_isolation") == "serializable"
+            run(lease, "INSERT INTO t VALUES (1)")
+            with pytest.raises(psycopg.errors.DivisionByZero):
+                run(lease, "SELECT 1/0")
+        scope.end(False)
+        assert pg.scalar("SELECT count(*) FROM t") == 0
+        with session.lease() as lease:  # the connection is usable again, in autocommit
+            run(lease, "INSERT INTO t VALUES (2)")
+        assert pg.scalar("SELECT count(*) FROM t") == 1
+    finally:
+        cm.close()
+
+
+def test_postgres_cancel_within_a_second_and_statement_timeout(pg):
+    import psycopg
+
+    cm = pg_manager(pg)
+    session = cm.acquire()
+    try:
+        with session.lease() as lease:
+            threading.Timer(0.3, lease.cancel).start()
+            started = time.monotonic()
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                run(lease, "SELECT pg_sleep(30)")
+            assert time.monotonic() - started < 1.5
+            lease.set_timeout(1)
+            started = time.monotonic()
+            with pytest.raises(psycopg.errors.QueryCanceled, match="statement timeout"):
+                run(lease, "SELECT pg_sleep(3)")
+            assert time.monotonic() - started < 2.5
+        with session.lease() as lease:  # the timeout went with the reset
+            assert scalar(lease, "SHOW statement_timeout") == "0"
+    finally:
+        cm.close()
+
+
+def test_a_wrong_password_fails_in_one_sentence_without_the_password(pg):
+    wrong = "Wrong-Pass-4417"
+    text = pg.npgsql.replace(pg.password, wrong)
+    cm = manager(AdoNetConnectionManager, "ADO.NET:NPGSQL.NPGSQLCONNECTION", text)
+    session = cm.acquire()
+    with pytest.raises(ConnectionManagerError) as caught:
+        with session.lease():
+            pass
+    message = str(caught.value)
+    assert wrong not in message and pg.password not in message
+    assert message.startswith(f"connection 'CM' (127.0.0.1:{pg.port}/{pg.database}) cannot be")
+    assert "password authentication failed" in message and "check the user name" in message
+    assert "\n" not in message
+    cm.close()
+
+
+def test_a_password_in_a_url_stays_out_of_messages(pg):
+    url = pg.url.replace(pg.password, "Url-Secret-99")
+    cm = manager(OleDbConnectionManager, "OLEDB", url)
+    session = cm.acquire()
+    assert "Url-Secret-99" not in session.server
+    with pytest.raises(ConnectionManagerError) as caught:
+        with session.lease():
+            pass
+    assert "Url-Secret-99" not in str(caught.value)
+    cm.close()
+
+
+def test_nothing_listens_is_a_clear_error(tmp_path):
+    from tests.dbservers import free_port
+
+    port = free_port()
+    cm = manager(
+        AdoNetConnectionManager,
+        "ADO.NET:NPGSQL.NPGSQLCONNECTION",
+        f"Host=127.0.0.1;Port={port};Database=d;Username=u;Password=p;Timeout=2",
+    )
+    pytest.importorskip("psycopg")
+    session = cm.acquire()
+    with pytest.raises(ConnectionManagerError, match="check that the server runs"):
+        with session.lease():
+            pass
+    cm.close()
+
+
+# --- ODBC through unixODBC -------------------------------------------------------------------
+
+
+def test_odbc_to_postgres_through_unixodbc(postgres_odbc, pg):
+    cm = manager(OdbcConnectionManager, "ODBC", pg.odbc)
+    session = cm.acquire()
+    try:
+        assert (session.connection_type, session.dialect, session.paramstyle) == (
+            "ODBC",
+            "postgresql",
+            "qmark",
+        )
+        assert pg.password not in session.server
+        with session.lease() as lease:
+            run(lease, "CREATE TABLE t(a int)", "CREATE TEMP TABLE scratch(x int)")
+            cursor = lease.dbapi.cursor()
+            cursor.execute("INSERT INTO t VALUES (?)", 5)
+            cursor.close()
+        assert pg.scalar("SELECT a FROM t") == 5  # autocommit
+        with session.lease() as lease:
+            assert scalar(lease, "SELECT count(*) FROM pg_class WHERE relname = 'scratch'") == 0
+        with pytest.raises(ConnectionManagerError, match="0xC002F308"):
+            with session.lease(Scope()):
+                pass
+    finally:
+        cm.close()
+    assert connections_to(pg) == 0
+
+
+def test_odbc_cancel_and_query_timeout(postgres_odbc, pg):
+    import pyodbc
+
+    cm = manager(OdbcConnectionManager, "ODBC", pg.odbc)
+    session = cm.acquire()
+    try:
+        with session.lease() as lease:
+            cursor = lease.dbapi.cursor()
+            threading.Timer(0.3, lease.cancel).start()
+            started = time.monotonic()
+            with pytest.raises(pyodbc.Error):
+                cursor.execute("SELECT pg_sleep(30)")
+            assert time.monotonic() - started < 1.5
+            lease.set_timeout(1)
+            cursor = lease.dbapi.cursor()
+            started = time.monotonic()
+            with pytest.raises(pyodbc.Error):
+                cursor.execute("SELECT pg_sleep(4)")
+            assert time.monotonic() - started < 3
+    finally:
+        cm.close()
+
+
+def test_an_odbc_wrong_password_names_the_sqlstate_without_the_password(postgres_odbc, pg):
+    text = pg.odbc.replace(pg.password, "Odbc-Wrong-51")
+    cm = manager(OdbcConnectionManager, "ODBC", text)
+    session = cm.acquire()
+    with pytest.raises(ConnectionManagerError) as caught:
+        with session.lease():
+            pass
+    message = str(caught.value)
+    assert "Odbc-Wrong-51" not in message and "SQLSTATE" in message
+    cm.close()
+
+
+# --- SQL Server, when one is given ------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    not os.environ.get("DTSX_TEST_MSSQL_URL"),
+    reason="no SQL Server here: set DTSX_TEST_MSSQL_URL=mssql+pymssql://user:pw@host:1433/db",
+)
+def test_live_sql_server():
+    cm = manager(OleDbConnectionManager, "OLEDB", os.environ["DTSX_TEST_MSSQL_URL"])
+    session = cm.acquire()
+    try:
+        assert session.dialect == "mssql"
+        with session.lease() as lease:
+            assert scalar(lease, "SELECT 1") == 1
+        scope = Scope("READ COMMITTED")
+        with session.lease(scope) as lease:
+            assert scalar(lease, "SELECT @@TRANCOUNT") == 1
+        scope.end(False)
+    finally:
+        cm.close()
