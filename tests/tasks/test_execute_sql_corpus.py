@@ -234,3 +234,125 @@ def test_a_failing_statement_raises_on_error_and_its_handler_mails(
     (mail,) = sorted((tmp_path / "outbox").glob("*.eml"))
     message = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default)
     assert "xatoliki" in message["Subject"]  # the handler's Send Mail task ran
+
+
+# --- dtsx sql-check and --translate: what a migration away from SQL Server needs -------------
+
+TASK_LINE = re.compile(
+    r"^(?P<file>\S.*?):(?P<line>\d+): task '(?P<name>.*?)' \[(?P<ref>.*?)\] .*: (?P<verdict>translates|needs work|not checked)$"
+)
+
+
+def _sql_check(*paths: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, list[str]]]:
+    """``dtsx sql-check --target postgres``; each task's verdict line and the lines below it."""
+    proc = subprocess.run(
+        [*DTSX, "sql-check", *map(str, paths), "--target", "postgres"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    tasks: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in proc.stdout.splitlines():
+        match = TASK_LINE.match(line)
+        if match:
+            current = tasks.setdefault(f"{Path(match['file']).name}|{match['ref']}", [])
+            current.append(match["verdict"])
+        elif line.startswith("    ") and current is not None:
+            current.append(line.strip())
+        else:
+            current = None
+    return proc, tasks
+
+
+def test_sql_check_reports_every_corpus_task_with_its_reasons() -> None:
+    require_shared("corpus", "dtsx")
+    proc, tasks = _sql_check(*_corpus())
+    assert proc.returncode == 1, proc.stderr  # not everything translates: exit 1, as documented
+    assert len(tasks) == 117
+    for key, lines in tasks.items():
+        verdict, details = lines[0], lines[1:]
+        if verdict == "needs work":  # every refused batch says what is in the way, on its line
+            refused = [i for i, d in enumerate(details) if d.startswith("no ")]
+            assert refused, key
+            assert all(i + 1 < len(details) and "line" in details[i + 1] for i in refused), key
+        if verdict == "not checked":
+            assert any(d.startswith("note:") for d in details), key
+    verdicts = [lines[0] for lines in tasks.values()]
+    assert 0 < verdicts.count("translates") < 117  # measured 69 of 117 here
+    c06 = next(v for k, v in tasks.items() if "ForeachADOEnumerator" in k)
+    assert c06[0] == "needs work" and any("sys.databases" in d for d in c06)
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="H4 asked (requests-H4.md 02:27): sysdatetimeoffset() becomes CURRENT_TIMESTAMP_L_T_Z() "
+    "and column + column stays +, yet sql-check says they translate",
+)
+def test_sql_check_does_not_pass_lossy_translations() -> None:
+    path = require_shared(
+        "corpus",
+        "dtsx",
+        "Apress_sql-server-data-auto-through-frameworks_ch06_SSISFrameworkSolution_SSISFrameworkProject_Parent.dtsx",
+    )
+    _, tasks = _sql_check(path)
+    for name in ("SQL Get Application Packages", "SQL Log Application Instance Success"):
+        assert tasks[f"{path.name}|Package\\{name}"][0] == "needs work", name
+
+
+def test_translate_never_runs_a_statement_that_does_not_translate(
+    postgres_db: PostgresDatabase, tmp_path: Path
+) -> None:
+    # sys.databases exists on this PostgreSQL (a view), so the statement would run untranslated;
+    # with --translate the run must refuse it before sending anything, naming the construct.
+    path = require_shared(
+        "corpus",
+        "dtsx",
+        "lucmilot_SSIS_2014_Book_850879_c06_download_Chapter6_Chapter6_ForeachADOEnumerator.dtsx",
+    )
+    with postgres_db.connect() as conn:
+        conn.execute("CREATE SCHEMA sys")
+        conn.execute("CREATE VIEW sys.databases AS SELECT oid::int AS database_id FROM pg_database")
+    proc = _dtsx(
+        tmp_path,
+        "run",
+        str(path),
+        "--unsupported",
+        "skip",
+        "--conn",
+        f"MasterConnection={postgres_db.url}",
+        "--translate",
+        "MasterConnection=tsql",
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "sys.databases" in proc.stderr and "Populate Data Array" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_translate_runs_t_sql_on_postgresql(postgres_db: PostgresDatabase, tmp_path: Path) -> None:
+    # "TRUNCATE TABLE dbo.test" and "SELECT 1", through the translator, on PostgreSQL.
+    path = require_shared(
+        "corpus",
+        "dtsx",
+        "EditionsENI_SQL-Server-Integration-Services_Chapitre_2_Chapitre_2_Chapitre2_3.5.3_Partie_de_package.dtsx",
+    )
+    with postgres_db.connect() as conn:
+        conn.execute("CREATE SCHEMA dbo")
+        conn.execute("CREATE TABLE dbo.test (x int)")
+        conn.execute("INSERT INTO dbo.test VALUES (1)")
+    cm = "(PackagePart)LocalHost.WideWorldImportersDW1"
+    proc = _dtsx(
+        tmp_path,
+        "run",
+        str(path),
+        "--unsupported",
+        "skip",
+        "--conn",
+        f"{cm}={postgres_db.url}",
+        "--translate",
+        f"{cm}=tsql",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert postgres_db.scalar("SELECT count(*) FROM dbo.test") == 0
