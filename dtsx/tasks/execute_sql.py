@@ -193,30 +193,30 @@ class ExecuteSqlTask(Task):
             raise TaskFailedError("the Execute SQL task names no connection manager (Connection).")
         session = ctx.database_session(ref)
         text = self._statement_text(ctx)
+        # Messages name the manager as the designer shows it, not the DTSID the task stores.
+        name = getattr(session, "name", None) or ref
         runner = BatchRunner(
             session,
             self._statement(text, session),
             p.parameters,
             p.results,
             result_type=p.result_type.name.rstrip("_"),
-            connection=ref,
+            connection=name,
             variables=ctx.variables,
             events=ctx.events,
             convert=p.type_conversion_mode == "Allowed",
             cancelled=self._cancel.is_set,
         )
         with self._leased(session, ctx) as lease:
-            if p.timeout > 0:
-                lease.set_timeout(p.timeout)
             try:
-                self.execution_value = runner.run(lease.dbapi)
+                self.execution_value = runner.run(lease, p.timeout)
             except SqlFailure as exc:
                 if self._cancel.is_set() or ctx.cancelled:
                     raise TaskFailedError(
                         f"the Execute SQL task was canceled while running {exc.first_line!r} "
-                        f"on connection {ref!r} ({session.server})."
+                        f"on connection {name!r} ({session.server})."
                     ) from exc
-                raise TaskFailedError(str(exc)) from exc
+                raise
             finally:
                 if p.timeout > 0:
                     lease.set_timeout(0)

@@ -58,9 +58,17 @@ def _connection(
         )
         return None
     kind = family(creation)
+    if kind == "EXCEL":
+        found.append(
+            f"the Execute SQL task's Connection {ref} is an EXCEL connection manager, and dtsx "
+            "has no EXCEL (Jet/ACE) connection manager; export the workbook to a database and "
+            "point the task at it, or disable the task."
+        )
+        return None
     if kind not in _DATABASE:
         found.append(
-            f"the Execute SQL task's Connection {ref} is a {creation} connection manager; it "
+            f"the Execute SQL task's Connection {ref} is {_an(creation)} {creation} connection "
+            "manager; it "
             "needs an OLE DB, ADO.NET, ODBC or ADO one."
         )
         return None
@@ -87,7 +95,11 @@ def _source(props: ExecuteSqlTask.Properties, vctx: ValidationContext) -> list[s
         return []
     creation = vctx.connection_type(source)
     if creation is None or family(creation) not in ("FILE", "FLATFILE"):
-        what = "no connection manager" if creation is None else f"a {creation} connection manager"
+        what = (
+            "no connection manager"
+            if creation is None
+            else f"{_an(creation)} {creation} connection manager"
+        )
         return [
             f"the Execute SQL task's SqlStatementSource {source!r} names {what}; with "
             "SqlStmtSourceType FileConnection it must name a FILE connection manager."
@@ -111,7 +123,7 @@ def _parameters(
             examples = ", ".join(str(c) for c in sorted(space[1])[:8])
             found.append(
                 f"{label} has DataType {b.data_type}, which is no code of the {space[0]} space "
-                f"of a {kind} connection (codes such as {examples}...)."
+                f"of {_an(kind or '')} {kind} connection (codes such as {examples}...)."
             )
         found += _variable(label, b.variable, vctx, writes=b.direction is not Direction.INPUT)
         if kind == "ODBC" and b.name.strip() == "0" and b.direction is not Direction.RETURN_VALUE:
@@ -187,7 +199,8 @@ def _markers(props: ExecuteSqlTask.Properties, kind: str) -> list[str]:
         elif style == "?" and named and not questions and _all_at_names(params):
             found.append(
                 f"the Execute SQL task's statement uses @name markers (batch at line "
-                f"{batch.line}), but a {kind} connection binds ? markers in order: write ?."
+                f"{batch.line}), but {_an(kind)} {kind} connection binds ? markers in order: "
+                "write ?."
             )
         elif style == "?" and questions:
             found += _numbering(params, len(questions), kind, batch.line)
@@ -210,3 +223,8 @@ def _numbering(params: list[ParameterBinding], count: int, kind: str, line: int)
         f"the parameter binding(s) {', '.join(beyond)} point past the {count} ? marker(s) of the "
         f"batch at line {line} ({kind} numbers them from {first})."
     ]
+
+
+def _an(word: str) -> str:
+    """The article of a connection type as it is read aloud (an OLE DB, an SMTP, a FILE)."""
+    return "an" if word[:1].upper() in "AEFHILMNORSX" else "a"

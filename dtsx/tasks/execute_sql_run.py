@@ -31,7 +31,7 @@ from dtsx.tasks.execute_sql_bindings import (
 )
 
 if TYPE_CHECKING:
-    from dtsx.connections.base import DatabaseSession
+    from dtsx.connections.base import DatabaseLease, DatabaseSession
     from dtsx.engine.sqltext import Batch, Marker
     from dtsx.tasks.base import EventSink, VariableAccess
 
@@ -116,11 +116,16 @@ class BatchRunner:
         self.bound_names = frozenset(b.bare_name for b in self.parameters)
         self.outputs: list[ParameterBinding] = []  # the last batch's, in marker order
         self.found = _Results()
+        self.timeout = 0
+        self.lease: DatabaseLease | None = None
 
     # ---- the statement -------------------------------------------------------------------------
 
-    def run(self, dbapi: Any) -> int:
-        """Run every batch; store results and outputs; the rows affected (ExecutionValue)."""
+    def run(self, lease: DatabaseLease, timeout: int = 0) -> int:
+        """Run every batch; store results and outputs; the rows affected (ExecutionValue).
+
+        ``timeout`` > 0 is set before each statement: a statement timeout, and SQLite's deadline
+        counts from the call."""
         from dtsx.engine.sqltext import split_batches
 
         batches = split_batches(self.text)
@@ -130,7 +135,11 @@ class BatchRunner:
                 f"but connection {self.connection!r} is {self.session.dialect}; use a full "
                 "result set or a SingleRow text column."
             )
-        cursor = dbapi.cursor()
+        self.timeout = timeout
+        self.lease = lease
+        if timeout > 0:  # before the cursor: pyodbc applies it to cursors made after
+            lease.set_timeout(timeout)
+        cursor = lease.dbapi.cursor()
         try:
             for batch in batches:
                 sql = self._translated(batch)
@@ -183,6 +192,8 @@ class BatchRunner:
             if self.cancelled():
                 raise SqlFailure("the Execute SQL task was canceled.", first_line(text))
             had_results = bool(self.found.tables)
+            if self.timeout > 0 and self.lease is not None:
+                self.lease.set_timeout(self.timeout)
             try:
                 if args is None:
                     cursor.execute(driver_sql)
