@@ -215,3 +215,85 @@ def test_named_markers_may_move_and_run_on_postgres(postgres_db: Any) -> None:
         assert cur.fetchone() == (1,)
     finally:
         con.close()
+
+
+def test_statements_without_semicolons_are_read_one_by_one() -> None:
+    sql = "DELETE FROM a\nDELETE b\ninsert into c (x)\nselect y from d\nupdate e\nset z = 1"
+    assert translator("postgresql")(sql) == (
+        "DELETE FROM a;\nDELETE FROM b;\nINSERT INTO c (x) SELECT y FROM d;\nUPDATE e SET z = 1"
+    )
+    # A line break that would cut a statement in two is not taken: sqlglot reads a cut-off
+    # "WITH c AS (...)" as nothing, so the batch stays unread rather than half-translated.
+    assert check("with c as (select 1 a)\ninsert into t select a from c\ndelete from x", "postgres")
+
+
+@pytest.mark.parametrize(
+    ("sql", "construct"),
+    [
+        ("up_ExchangeIndexInsert", "EXEC"),
+        ("rpl.INS_Log ?, ?, @Status = 4", "EXEC"),
+        ("usp_GetReorderQuantity ?, ? OUTPUT", "EXEC"),
+        ("waitfor delay '00:00:01'", "WAITFOR"),
+        ("select 1\nwhile 1=1 begin select 2 end", "WHILE"),
+        ("SELECT SYSDATETIMEOFFSET()", "SYSDATETIMEOFFSET()"),
+    ],
+)
+def test_what_sqlglot_cannot_read_or_misreads_is_named(sql: str, construct: str) -> None:
+    assert construct in [f.construct for f in check(sql, "postgres")]
+
+
+def test_mysql_division_is_refused() -> None:
+    assert [f.construct for f in check("SELECT 7 / 2", "mysql")] == ["/"]
+    assert check("SELECT 7 / 2", "postgres") == []
+
+
+# T-SQL functions packages use; each must be refused or translate to SQL the engine runs.
+FUNCTIONS = [
+    "GETDATE()", "GETUTCDATE()", "SYSDATETIME()", "SYSDATETIMEOFFSET()", "CURRENT_TIMESTAMP",
+    "NEWID()", "LEN(s)", "DATALENGTH(s)", "LEFT(s, 2)", "RIGHT(s, 2)", "SUBSTRING(s, 1, 2)",
+    "CHARINDEX('a', s)", "REPLACE(s, 'a', 'b')", "UPPER(s)", "LOWER(s)", "LTRIM(s)", "RTRIM(s)",
+    "TRIM(s)", "REVERSE(s)", "REPLICATE(s, 2)", "SPACE(3)", "STUFF(s, 1, 1, 'x')",
+    "CONCAT(s, 'a')", "ISNULL(s, 'a')", "COALESCE(s, 'a')", "NULLIF(s, 'a')", "IIF(n > 0, 1, 0)",
+    "CAST(n AS varchar(10))", "CONVERT(varchar(10), d, 120)", "CONVERT(int, s2)",
+    "CONVERT(date, d)", "YEAR(d)", "MONTH(d)", "DAY(d)", "DATEPART(hour, d)",
+    "DATEADD(month, 1, d)", "EOMONTH(d)", "DATEFROMPARTS(2020, 1, 2)", "ROUND(f, 1)",
+    "CEILING(f)", "FLOOR(f)", "ABS(f)", "POWER(f, 2)", "SQRT(f)", "SIGN(f)", "CHAR(65)",
+    "ASCII(s)", "UNICODE(s)", "LOG10(f)", "PI()", "COUNT_BIG(*)", "STRING_AGG(s, ',')",
+    "ROW_NUMBER() OVER (ORDER BY n)", "LAG(n) OVER (ORDER BY n)", "HASHBYTES('MD5', s)",
+    "SUSER_SNAME()", "CURRENT_USER", "SYSTEM_USER", "TRANSLATE(s, 'a', 'b')",
+    "CONCAT_WS(',', s, s)", "SOUNDEX(s)",
+]  # fmt: skip
+
+
+def _refused_or_runs(target: str, dialect: str, run: Any) -> list[str]:
+    wrong = []
+    for function in FUNCTIONS:
+        sql = f"SELECT {function} FROM t"
+        if check(sql, target):
+            continue
+        translated = translator(dialect)(sql)
+        try:
+            run(translated)
+        except Exception as exc:  # noqa: BLE001 - any engine error is a wrong translation
+            wrong.append(f"{function} -> {translated}: {exc}")
+    return wrong
+
+
+def test_functions_are_refused_or_run_on_sqlite() -> None:
+    con = sqlite3.connect(":memory:")
+    try:
+        con.execute("CREATE TABLE t (s text, s2 text, n int, f real, d text)")
+        con.execute("INSERT INTO t VALUES ('abc', '12', 1, 2.5, '2024-01-31 10:00:00')")
+        assert _refused_or_runs("sqlite", "sqlite", lambda q: con.execute(q).fetchall()) == []
+    finally:
+        con.close()
+
+
+def test_functions_are_refused_or_run_on_postgres(postgres_db: Any) -> None:
+    con = postgres_db.connect(autocommit=True)
+    try:
+        con.execute("CREATE TABLE t (s text, s2 text, n int, f numeric, d timestamp)")
+        con.execute("INSERT INTO t VALUES ('abc', '12', 1, 2.5, '2024-01-31 10:00')")
+        assert _refused_or_runs("postgres", "postgresql", lambda q: con.execute(q).fetchall()) == []
+    finally:
+        con.close()
