@@ -59,16 +59,37 @@ def chain(parent: str, names: list[str]) -> str:
     )
 
 
-def sequence(name: str, tasks: list[tuple[str, str, str, int | None]], option: str = "2") -> str:
+def sequence(
+    name: str,
+    tasks: list[tuple[str, str, str, int | None]],
+    option: str = "2",
+    *,
+    chained: bool = True,
+    handlers: str = "",
+) -> str:
     ref = f"Package\\{name}"
     body = "".join(task(n, ref, c, s, o) for n, c, s, o in tasks)
     option_attr = f' DTS:TransactionOption="{option}"' if option else ""
+    constraints = chain(ref, [t[0] for t in tasks]) if chained else ""
     return (
         f'<DTS:Executable DTS:refId={quoteattr(ref)} DTS:CreationName="STOCK:SEQUENCE" '
         f'DTS:ExecutableType="STOCK:SEQUENCE" DTS:ObjectName={quoteattr(name)}{option_attr}>'
         f"<DTS:Executables>{body}</DTS:Executables>"
-        f"<DTS:PrecedenceConstraints>{chain(ref, [t[0] for t in tasks])}</DTS:PrecedenceConstraints>"
+        f"<DTS:PrecedenceConstraints>{constraints}</DTS:PrecedenceConstraints>"
+        f"<DTS:EventHandlers>{handlers}</DTS:EventHandlers>"
         "</DTS:Executable>"
+    )
+
+
+def on_error(owner: str, connection: str, statement: str, option: int | None) -> str:
+    """An OnError handler of ``owner`` running one Execute SQL task."""
+    ref = f"{owner}.EventHandlers[OnError]"
+    extra = f' DTS:TransactionOption="{option}"' if option is not None else ""
+    return (
+        f'<DTS:EventHandler DTS:refId={quoteattr(ref)} DTS:CreationName="OnError" '
+        f'DTS:DTSID="{{{uuid.uuid4()}}}" DTS:EventName="OnError"{extra}>'
+        f"<DTS:Executables>{task('Log', ref, connection, statement)}</DTS:Executables>"
+        "</DTS:EventHandler>"
     )
 
 
@@ -212,6 +233,26 @@ def test_sqlite_through_the_cli_with_conn(
     assert sqlite_rows(audit, "SELECT note FROM audit") == ["Trans 2 ran"]
 
 
+def test_sqlite_parallel_tasks_of_one_scope_share_its_transaction(
+    tmp_path: Path, sqlite_db: Path
+) -> None:
+    """Four tasks with no constraints between them run at once and lease the same manager: all
+    of them join the one enlisted connection (one writer: SQLite would refuse a second)."""
+    inserts = [(f"Insert {i}", "DB", f"INSERT INTO T1(col1) VALUES ({i})", None) for i in range(4)]
+    xml = package(
+        [cm("DB", f"sqlite:///{sqlite_db}")],
+        [sequence("Seq", inserts, chained=False)],
+        ["Seq"],
+    )
+    run = run_xml(tmp_path, xml)
+    assert run.result.value == "Success", errors(run)
+    assert sqlite_rows(sqlite_db, "SELECT col1 FROM T1 ORDER BY col1") == [0, 1, 2, 3]
+    failing = xml.replace("VALUES (3)", "VALUES (3) ON CONFLICT FAIL, x")
+    run = run_xml(tmp_path, failing)
+    assert run.result.value == "Failure"
+    assert sqlite_rows(sqlite_db, "SELECT count(*) FROM T1") == [4]  # the second run left nothing
+
+
 # -- PostgreSQL --------------------------------------------------------------------------------
 def pg_prepare(db: PostgresDatabase) -> None:
     with db.connect() as conn:
@@ -236,6 +277,105 @@ def test_postgres_the_failing_sequence_rolls_back_and_the_other_commits(
     (message,) = errors(run)[:1]
     assert "22P02" in message or "invalid input syntax" in message
     assert postgres_db.password not in " ".join(errors(run))
+
+
+def handled_package(url: str, option: int | None, fail: str) -> str:
+    """A Required Sequence (insert, then ``fail``) whose OnError handler writes an audit row."""
+    handler = on_error("Package\\Seq", "DB", "INSERT INTO audit(note) VALUES ('failed')", option)
+    return package(
+        [cm("DB", url)],
+        [
+            sequence(
+                "Seq",
+                [
+                    ("Insert", "DB", "INSERT INTO T1(col1) VALUES (1)", None),
+                    ("Fail", "DB", fail, None),
+                ],
+                handlers=handler,
+            )
+        ],
+        ["Seq"],
+    )
+
+
+HANDLER_LOG = "Package\\Seq.EventHandlers[OnError]\\Log"
+
+
+def test_sqlite_an_on_error_handler_joins_the_failing_transaction(
+    tmp_path: Path, sqlite_db: Path
+) -> None:
+    """An OnError handler is a child of the container that raised it: with Supported (the
+    default) its audit row is part of the transaction and rolled back with it, as in SSIS."""
+    conn = sqlite3.connect(sqlite_db)
+    with conn:
+        conn.execute("CREATE TABLE audit (note TEXT)")
+    conn.close()
+    run = run_xml(
+        tmp_path,
+        handled_package(f"sqlite:///{sqlite_db}", None, "INSERT INTO missing(x) VALUES (1)"),
+    )
+    assert run.result.value == "Failure"
+    assert results(run)[HANDLER_LOG] == "Success", errors(run)
+    assert sqlite_rows(sqlite_db, "SELECT count(*) FROM T1") == [0]
+    assert sqlite_rows(sqlite_db, "SELECT count(*) FROM audit") == [0]
+
+
+def test_postgres_a_not_supported_on_error_handler_keeps_its_row(
+    tmp_path: Path, postgres_db: PostgresDatabase
+) -> None:
+    pg_prepare(postgres_db)
+    run = run_xml(tmp_path, handled_package(postgres_db.url, 0, "SELECT 1/0"))
+    assert run.result.value == "Failure"
+    assert results(run)[HANDLER_LOG] == "Success", errors(run)
+    assert pg_rows(postgres_db, "SELECT col1 FROM t1") == []
+    assert pg_rows(postgres_db, "SELECT note FROM audit") == ["failed"]
+
+
+def test_postgres_a_supported_on_error_handler_meets_the_aborted_transaction(
+    tmp_path: Path, postgres_db: PostgresDatabase
+) -> None:
+    """Where PostgreSQL differs from SQL Server: its transaction is aborted at the first failed
+    statement, so a handler's statement inside it fails (25P02) instead of running; the
+    transaction rolls back all the same."""
+    pg_prepare(postgres_db)
+    run = run_xml(tmp_path, handled_package(postgres_db.url, None, "SELECT 1/0"))
+    assert run.result.value == "Failure"
+    assert results(run)[HANDLER_LOG] == "Failure"
+    assert any("25P02" in m for m in errors(run))
+    assert pg_rows(postgres_db, "SELECT col1 FROM t1") == []
+    assert pg_rows(postgres_db, "SELECT note FROM audit") == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the PostgreSQL participant takes COMMIT's silent ROLLBACK for a commit (asked of H1)",
+)
+def test_postgres_a_tolerated_failure_cannot_commit_an_aborted_transaction(
+    tmp_path: Path, postgres_db: PostgresDatabase
+) -> None:
+    """A Required Sequence that tolerates its failed task (MaximumErrorCount 0: no limit)
+    succeeds and commits; PostgreSQL has aborted the transaction at the failure and answers the
+    COMMIT with ROLLBACK. That must not pass for a commit: the Sequence fails, saying so."""
+    pg_prepare(postgres_db)
+    xml = package(
+        [cm("DB", postgres_db.url)],
+        [
+            sequence(
+                "Seq",
+                [
+                    ("Insert", "DB", "INSERT INTO t1(col1) VALUES (1)", None),
+                    ("Fail", "DB", "SELECT 1/0", None),
+                ],
+            ).replace(
+                'DTS:TransactionOption="2"', 'DTS:TransactionOption="2" DTS:MaxErrorCount="0"', 1
+            )
+        ],
+        ["Seq"],
+    )
+    run = run_xml(tmp_path, xml)
+    assert pg_rows(postgres_db, "SELECT col1 FROM t1") == []
+    assert results(run)["Package\\Seq"] == "Failure", errors(run)
+    assert any("aborted" in m for m in errors(run) if "Seq" in m or "transaction" in m)
 
 
 def test_postgres_two_databases_in_one_sequence_commit_with_two_phase(
