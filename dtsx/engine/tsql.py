@@ -12,7 +12,8 @@ that passes.
 
 Two rewrites are exact and done here: ``SET NOCOUNT ON|OFF`` is dropped (it only silences row
 counts), and ``+`` with a string operand becomes concatenation (``||`` / ``CONCAT``). A ``+``
-between two values of unknown type stays an addition: without the schema nobody can tell.
+between two values of unknown type (two columns) is refused: without the schema nobody can tell
+an addition from a concatenation.
 
 Parameter markers (``?``, ``@name``) pass through unchanged, so ``engine.sqltext`` binds them
 after translation exactly as before.
@@ -536,6 +537,12 @@ def _rewrite_plus(tree: exp.Expr) -> Iterator[Finding]:
                 )
             else:
                 node.replace(exp.DPipe(this=node.this, expression=node.expression, safe=True))
+        elif kinds == {""} and isinstance(node, exp.Add):
+            yield Finding(
+                _line(node),
+                "+ of two values of unknown type",
+                "T-SQL adds numbers but joins strings; write CONCAT(a, b) or CAST them to a number",
+            )
 
 
 def _generate(trees: list[exp.Expr], target: str) -> tuple[list[str], list[Finding]]:

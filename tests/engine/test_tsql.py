@@ -32,6 +32,7 @@ LOSSY = [
     ("INSERT INTO t (a) OUTPUT inserted.id VALUES (1)", "OUTPUT clause"),
     ("SELECT TOP 10 PERCENT a FROM t", "TOP ... PERCENT"),
     ("SELECT '1' + 1", "string + number"),
+    ("SELECT p.Location + p.Name FROM p", "+ of two values of unknown type"),
     ("SELECT OBJECT_ID('t')", "OBJECT_ID()"),
     ("SELECT DATEDIFF(day, a, b) FROM t", "DATEDIFF"),
     ("SELECT a FROM t WITH (HOLDLOCK)", "WITH (HOLDLOCK)"),
