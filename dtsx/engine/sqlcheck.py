@@ -28,8 +28,14 @@ class BatchCheck:
     """One GO batch of a task's statement and what keeps it from translating."""
 
     line: int  # 1-based line of the statement text where the batch starts
-    first_line: str  # the batch's first line, for the report
+    text: str
     findings: tuple[Finding, ...]
+
+    @property
+    def first_line(self) -> str:
+        """The batch's first line, cut to fit a report line."""
+        line = self.text.strip().splitlines()[0].strip() if self.text.strip() else ""
+        return line if len(line) <= 70 else line[:69] + "…"
 
     @property
     def translates(self) -> bool:
@@ -261,12 +267,6 @@ def _task_check(
     if not batches:
         return replace(base, note=note or "the statement is empty")
     checked = tuple(
-        BatchCheck(batch.line, _first_line(batch.text), tuple(check(batch.text, target)))
-        for batch in batches
+        BatchCheck(batch.line, batch.text, tuple(check(batch.text, target))) for batch in batches
     )
     return replace(base, batches=checked)
-
-
-def _first_line(text: str, width: int = 70) -> str:
-    line = text.strip().splitlines()[0].strip() if text.strip() else ""
-    return line if len(line) <= width else line[: width - 1] + "…"

@@ -189,14 +189,16 @@ def _translated(sql: str, target: str) -> tuple[str, tuple[Finding, ...]]:
         return "", (Finding(1, "dtsx_marker_N", "the name is reserved for translation"),)
     hidden, originals = _hide_markers(sql)
     trees, findings = _parse(hidden, "tsql")
-    if findings and findings[0].construct == "syntax":
-        # T-SQL needs no ";" between statements; sqlglot does. Retry with one before each line
-        # that starts a statement (a wrong break only makes a piece unreadable, never valid).
+    if (findings and findings[0].construct == "syntax") or _commands(trees):
+        # T-SQL needs no ";" between statements; sqlglot does (or swallows the rest of the
+        # batch into a raw command). Retry with one before each line that starts a statement;
+        # a break that cuts a statement leaves a piece unreadable or incomplete: then not.
         retried, again = _parse(_with_breaks(hidden), "tsql")
-        if again or not all(_complete(tree) for tree in retried):
+        if not again and all(_complete(tree) for tree in retried):
+            if findings or _commands(retried) < _commands(trees):
+                trees, findings = retried, []
+        elif findings:
             findings = [_classify(hidden, findings[0])]
-        else:
-            trees, findings = retried, []
     if findings:
         return "", tuple(findings)
     kept: list[exp.Expr] = []
@@ -338,6 +340,13 @@ def _with_breaks(sql: str) -> str:
         pos = start
     out.append(sql[pos:])
     return "".join(out)
+
+
+def _commands(trees: list[exp.Expr | None]) -> int:
+    """How many statements sqlglot kept as raw text (it could not read them)."""
+    from sqlglot import exp
+
+    return sum(isinstance(tree, exp.Command) for tree in trees)
 
 
 def _complete(tree: exp.Expr | None) -> bool:
