@@ -255,6 +255,9 @@ class ExecuteSqlTask(Task):
             args.append(f"{marker} OUTPUT" if output else marker)
         name = text.strip()
         if session.dialect == "mssql":
+            returns = next((b for b in p.parameters if b.direction is Direction.RETURN_VALUE), None)
+            if returns is not None:  # EXEC ? = p ...: the marker takes the return code
+                name = f"{'?' if style == '?' else '@' + returns.bare_name} = {name}"
             return f"EXEC {name} {', '.join(args)}".rstrip()
         return f"CALL {name}({', '.join(args)})"
 

@@ -28,6 +28,7 @@ __all__ = [
     "input_value",
     "driver_value",
     "result_value",
+    "tsql_type",
     "marker_style",
     "family",
 ]
@@ -147,6 +148,24 @@ def kind_of(connection_type: str, code: int) -> Kind:
     validation reports unknown codes, and the value then goes to the driver as it is)."""
     space = code_space(connection_type)
     return space[1].get(code, "any") if space else "any"
+
+
+# T-SQL types of the local variables that carry Output and ReturnValue parameters on SQL Server.
+_TSQL_TYPES: Mapping[str, str] = {
+    "int8": "smallint", "uint8": "tinyint", "int16": "smallint", "uint16": "int",
+    "int32": "int", "uint32": "bigint", "int64": "bigint", "uint64": "decimal(20, 0)",
+    "float": "float", "decimal": "decimal(38, 10)", "bool": "bit", "bytes": "varbinary(max)",
+    "datetime": "datetime2", "date": "date", "time": "time", "guid": "uniqueidentifier",
+    "any": "sql_variant",
+}  # fmt: skip
+
+
+def tsql_type(kind: Kind, size: int) -> str:
+    """The T-SQL type of a variable holding a parameter of this kind (ParameterSize for text;
+    NVARCHAR(4000) for the default -1, as spec §4.3 advises)."""
+    if kind == "str":
+        return f"nvarchar({size})" if 0 < size <= 4000 else "nvarchar(4000)"
+    return _TSQL_TYPES[kind]
 
 
 # -- inputs ---------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from dtsx.tasks.execute_sql_bindings import (
     kind_of,
     marker_style,
     result_value,
+    tsql_type,
 )
 
 if TYPE_CHECKING:
@@ -167,7 +168,7 @@ class BatchRunner:
 
     def _parts(self, sql: str) -> list[tuple[str, str, Any]]:
         """(statement text, SQL for the driver, its arguments) for each execute() call."""
-        from dtsx.engine.sqltext import bind_markers, statements
+        from dtsx.engine.sqltext import bind_markers, find_markers, statements
 
         dialect = self.session.dialect
         split = dialect in _ONE_STATEMENT_ALWAYS or (
@@ -180,10 +181,23 @@ class BatchRunner:
         parts, offset = [], 0
         self.outputs = []
         for text in texts:
-            bound = bind_markers(text, self.style, self.session.paramstyle, names, dialect)
-            values = [self._input(m, offset) for m in bound.markers]
+            markers = find_markers(text, self.style, names, dialect)
+            bindings = [self._binding(m, offset) for m in markers]
             if self.style == "?":
-                offset += len(bound.markers)
+                offset += len(markers)
+            driver_text_in, order = text, bindings
+            if dialect == "mssql" and any(b.direction is not Direction.INPUT for b in bindings):
+                driver_text_in, order, outputs = sql_server_outputs(text, markers, bindings,
+                                                                    self.family)  # fmt: skip
+                self.outputs.extend(outputs)
+            elif any(b.direction is Direction.OUTPUT for b in bindings):
+                self.outputs.extend(b for b in bindings if b.direction is Direction.OUTPUT)
+            bound = bind_markers(
+                driver_text_in, self.style, self.session.paramstyle, names, dialect
+            )
+            if self.style == "@":  # a rewritten text may repeat or reorder names
+                order = [self._binding(m, 0) for m in bound.markers]
+            values = [self._input(b) for b in order]
             parts.append((text, bound.sql, bound.arguments(values)))
         return parts
 
@@ -247,16 +261,14 @@ class BatchRunner:
             )
         return found
 
-    def _input(self, marker: Marker, offset: int) -> Any:
-        binding = self._binding(marker, offset)
+    def _input(self, binding: ParameterBinding) -> Any:
+        """The value sent for a binding (an Output's too: its variable's value goes in)."""
         if binding.direction is Direction.RETURN_VALUE:
             raise TaskFailedError(
-                f"the parameter binding {binding.name!r} is a ReturnValue, which dtsx cannot read "
-                f"through the {self.session.dialect} driver; select the value and bind it as a "
-                "SingleRow result instead."
+                f"the parameter binding {binding.name!r} is a ReturnValue, which dtsx reads only "
+                f"from SQL Server, not through the {self.session.dialect} driver; select the "
+                "value and bind it as a SingleRow result instead."
             )
-        if binding.direction is Direction.OUTPUT:
-            self.outputs.append(binding)
         value = self.variables.get(binding.variable)
         try:
             typed = input_value(value, kind_of(self.family, binding.data_type))
@@ -380,3 +392,40 @@ def declared_type(variables: Any, name: str) -> str | None:
     slot = find(name) if callable(find) else None
     type_name = getattr(slot, "type_name", None)
     return type_name if isinstance(type_name, str) else None
+
+
+def sql_server_outputs(
+    text: str, markers: Sequence[Marker], bindings: Sequence[ParameterBinding], family: str
+) -> tuple[str, list[ParameterBinding], list[ParameterBinding]]:
+    """A SQL Server batch whose Output and ReturnValue markers become local variables, read by a
+    final SELECT (spec §4.3: the drivers cannot return output parameters of a procedure that also
+    returns rows): ``EXEC p ?, ? OUTPUT`` becomes ``DECLARE @dtsx_p1 int = ?; EXEC p ?,
+    @dtsx_p1 OUTPUT; SELECT @dtsx_p1``.
+
+    Returns the text, the bindings in the order of its markers, and the Output/ReturnValue
+    bindings in the order of the final SELECT's columns."""
+    declared: list[str] = []
+    ahead: list[ParameterBinding] = []  # the DECLAREs' markers come first
+    rest: list[ParameterBinding] = []
+    outputs: list[ParameterBinding] = []
+    pieces: list[str] = []
+    pos = 0
+    for marker, binding in zip(markers, bindings, strict=True):
+        if binding.direction is Direction.INPUT:
+            rest.append(binding)
+            continue
+        local = f"@dtsx_p{len(outputs) + 1}"
+        sql_type = tsql_type(kind_of(family, binding.data_type), binding.size)
+        if binding.direction is Direction.OUTPUT:
+            declared.append(f"DECLARE {local} {sql_type} = {text[marker.start : marker.end]};")
+            ahead.append(binding)
+        else:
+            declared.append(f"DECLARE {local} {sql_type};")
+        pieces += [text[pos : marker.start], local]
+        pos = marker.end
+        outputs.append(binding)
+    pieces.append(text[pos:])
+    body = "".join(pieces).rstrip().rstrip(";")
+    select = ", ".join(f"@dtsx_p{i}" for i in range(1, len(outputs) + 1))
+    rewritten = "\n".join([*declared, body + ";", f"SELECT {select};"])
+    return rewritten, ahead + rest, outputs
