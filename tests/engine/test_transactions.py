@@ -517,3 +517,121 @@ def test_isolation_codes_are_the_ones_ssis_knows() -> None:
     assert sorted(ISOLATION_LEVELS) == [-1, 16, 256, 4096, 65536, 1048576, 16777216]
     with pytest.raises(ExecutionError, match="IsolationLevel 2 is not one"):
         isolation_sql(2)
+
+
+# -- the end of a transaction, connection by connection ----------------------------------------
+def deferred_fk_db(path: Path) -> Path:
+    """A file whose COMMIT fails for real: a deferred foreign key, violated by a test row."""
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+        conn.execute(
+            "CREATE TABLE child (parent_id INTEGER REFERENCES parent(id) "
+            "DEFERRABLE INITIALLY DEFERRED)"
+        )
+    conn.close()
+    return path
+
+
+class _CheckedParticipant(_Participant):
+    """A participant whose connection enforces foreign keys (set before BEGIN, as SQLite asks)."""
+
+    def __init__(self, path: str, log: list[str]) -> None:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("BEGIN")
+        self.lease = _Lease(conn)
+        self.log = log
+        self.path = path
+
+
+def join_all(tx: Transaction, paths: list[Path], bad: Path | None) -> None:
+    for path in paths:
+        participant = _CheckedParticipant(str(path), LOG)
+        tx.enlist(path.name, participant)
+        statement = (
+            "INSERT INTO child VALUES (42)" if path == bad else "INSERT INTO parent VALUES (1)"
+        )
+        participant.lease.dbapi.execute(statement)
+
+
+def parents(path: Path) -> int:
+    return len(rows_of(path, "SELECT id FROM parent"))
+
+
+def rows_of(path: Path, statement: str) -> list[Any]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(statement).fetchall()
+    finally:
+        conn.close()
+
+
+def test_in_order_a_commit_failing_part_way_rolls_back_the_rest(tmp_path: Path) -> None:
+    LOG.clear()
+    a, b, c = (deferred_fk_db(tmp_path / f"{n}.db") for n in "abc")
+    warnings: list[str] = []
+    tx = Transaction("Package\\Seq", None, warnings.append)
+    join_all(tx, [a, b, c], bad=b)
+    problem = tx.end(commit=True)
+    assert problem == (
+        "the transaction of 'Package\\\\Seq' could not commit on b.db: IntegrityError: FOREIGN "
+        "KEY constraint failed; already committed: a.db; rolled back: b.db, c.db."
+    )
+    assert LOG == ["commit a.db", "commit b.db", "rollback b.db", "rollback c.db"]
+    assert (parents(a), parents(c)) == (1, 0)
+    assert rows_of(b, "SELECT * FROM child") == []
+    assert len(warnings) == 1 and "a.db, b.db, c.db" in warnings[0]
+
+
+def test_one_connection_whose_commit_fails(tmp_path: Path) -> None:
+    LOG.clear()
+    a = deferred_fk_db(tmp_path / "a.db")
+    tx = Transaction("Package\\Task", None, lambda _: None)
+    join_all(tx, [a], bad=a)
+    problem = tx.end(commit=True)
+    assert problem == (
+        "the transaction of 'Package\\\\Task' could not commit on a.db: IntegrityError: FOREIGN "
+        "KEY constraint failed"
+    )
+    assert rows_of(a, "SELECT * FROM child") == []
+
+
+def test_a_transaction_ends_once(tmp_path: Path) -> None:
+    LOG.clear()
+    a = deferred_fk_db(tmp_path / "a.db")
+    tx = Transaction("Package\\Seq", None, lambda _: None)
+    join_all(tx, [a], bad=None)
+    assert tx.connections == ["a.db"]
+    assert tx.end(commit=False) is None
+    assert tx.end(commit=True) is None  # already ended: nothing happens
+    assert LOG == ["rollback a.db"]
+    assert parents(a) == 0
+    with pytest.raises(RuntimeError, match="has already ended"):
+        tx.enlist("late", _CheckedParticipant(str(a), LOG))
+
+
+def test_a_connection_enlists_once() -> None:
+    tx = Transaction("Package\\Seq", None, lambda _: None)
+    first = _Participant(":memory:", "", LOG)
+    tx.enlist("DB", first)
+    assert tx.enlisted("DB") is first.lease
+    assert tx.enlisted("Other") is None
+    with pytest.raises(RuntimeError, match="already enlisted"):
+        tx.enlist("DB", _Participant(":memory:", "", LOG))
+    tx.end(commit=False)
+
+
+def test_a_rollback_that_fails_is_reported_and_the_others_still_roll_back(tmp_path: Path) -> None:
+    LOG.clear()
+    a, b = (deferred_fk_db(tmp_path / f"{n}.db") for n in "ab")
+    tx = Transaction("Package\\Seq", None, lambda _: None)
+    join_all(tx, [a, b], bad=None)
+    lease = tx.enlisted("a.db")
+    assert lease is not None
+    lease.dbapi.close()  # the connection is gone: its ROLLBACK cannot be sent
+    problem = tx.end(commit=False)
+    assert problem is not None
+    assert problem.startswith("the transaction of 'Package\\\\Seq' could not roll back on a.db (")
+    assert LOG == ["rollback a.db", "rollback b.db"]
+    assert (parents(a), parents(b)) == (0, 0)
