@@ -244,14 +244,29 @@ class DbSession:
             raise ConnectionManagerError(
                 f"connection {self.name!r} ({self.server}) is already closed (the run has ended)."
             )
-        try:
-            fairy = self._pool.connect()
-        except Exception as exc:
-            raise self.driver_error("cannot be opened", exc) from None
-        lease = _Lease(fairy, self.driver)
+        lease = _Lease(self._connect(), self.driver)
         with self._lock:
             self._open.add(lease)
         return lease
+
+    def _connect(self) -> Any:
+        """A connection from the pool, its reset finished; one that fails its reset is dropped
+        for a new one."""
+        for attempt in (1, 2):
+            try:
+                fairy = self._pool.connect()
+            except Exception as exc:
+                raise self.driver_error("cannot be opened", exc) from None
+            try:
+                self.driver.checkout(fairy.dbapi_connection, fairy.info)
+                return fairy
+            except Exception as exc:
+                log.debug("a pooled connection of %s failed its reset: %s", self.key, exc)
+                fairy.invalidate()
+                fairy.close()
+                if attempt == 2:
+                    raise self.driver_error("cannot be reset for the next task", exc) from None
+        raise AssertionError("unreachable")
 
     def _release(self, lease: _Lease) -> None:
         """Give a lease back: reset, into the pool; a connection that cannot be reset is closed."""
@@ -259,8 +274,8 @@ class DbSession:
             self._open.discard(lease)
         try:
             if self.driver.pooled:
-                self.driver.reset(lease.dbapi)
                 lease.state.clear()
+                self.driver.release(lease.dbapi, lease.state)
         except Exception as exc:
             log.debug("resetting a connection of %s failed, closing it: %s", self.key, exc)
             lease.fairy.invalidate()

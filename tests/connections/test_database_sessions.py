@@ -335,6 +335,23 @@ def test_a_postgres_session_pools_resets_and_closes_every_connection(pg):
     assert connections_to(pg) == 0
 
 
+def test_a_pooled_connection_the_server_dropped_is_replaced_for_the_next_task(pg, monkeypatch):
+    from dtsx.connections import db_drivers
+
+    # The connection idles for less than the run's threshold; pretend it idled longer.
+    monkeypatch.setattr(db_drivers, "PING_AFTER_IDLE", 0.0)
+    cm = pg_manager(pg)
+    session = cm.acquire()
+    try:
+        with session.lease() as lease:
+            pid = scalar(lease, "SELECT pg_backend_pid()")
+        admin_scalar(pg, "SELECT pg_terminate_backend(%s)", (pid,))
+        with session.lease() as lease:
+            assert scalar(lease, "SELECT pg_backend_pid()") != pid
+    finally:
+        cm.close()
+
+
 def test_postgres_retain_carries_begin_and_commit_across_leases(pg):
     cm = pg_manager(pg, RetainSameConnection="True")
     session = cm.acquire()
