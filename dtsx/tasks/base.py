@@ -206,6 +206,10 @@ class ValidationContext:
     # The declared variable a name finds in the task's scope (its data type, read-only flag), or
     # None where the planner cannot tell (System variables, a runner without the package).
     variable: Callable[[str], Variable | None] = field(default=lambda name: None)
+    # The SQLAlchemy dialect a database connection manager will open ("mssql", "postgresql",
+    # "sqlite"...), without connecting; None where it is known only once connected (an ODBC
+    # DSN) or the runner cannot tell. Execute SQL refuses XML results and return values early.
+    connection_dialect: Callable[[str], str | None] = field(default=lambda ref: None)
 
     def is_dynamic(self, *names: str) -> bool:
         """True when a property expression sets any of these runtime property names."""

@@ -34,6 +34,8 @@ def problems(props: ExecuteSqlTask.Properties, vctx: ValidationContext) -> list[
     found += _source(props, vctx)
     found += _parameters(props, vctx, kind)
     found += _results(props, vctx)
+    if kind is not None:
+        found += _dialect(props, vctx)
     if kind is not None and props.source_type.name == "DirectInput":
         if not vctx.is_dynamic("SqlStatementSource"):
             found += _markers(props, kind)
@@ -73,6 +75,27 @@ def _connection(
         )
         return None
     return kind
+
+
+def _dialect(props: ExecuteSqlTask.Properties, vctx: ValidationContext) -> list[str]:
+    """What only SQL Server gives: XML results (FOR XML) and procedure return values."""
+    dialect = vctx.connection_dialect(props.connection.strip())
+    if dialect in (None, "mssql") or vctx.is_dynamic("Connection"):
+        return []
+    found = []
+    if props.result_type.name == "XML" and not vctx.is_dynamic("ResultSetType"):
+        found.append(
+            f"the Execute SQL task's ResultSetType is XML, which needs SQL Server's FOR XML, but "
+            f"its connection opens {dialect}; use a full result set or a SingleRow text column."
+        )
+    returns = [b.name for b in props.parameters if b.direction is Direction.RETURN_VALUE]
+    if returns:
+        found.append(
+            f"the parameter binding {returns[0]!r} is a ReturnValue, which dtsx reads only from "
+            f"SQL Server, but the task's connection opens {dialect}; select the value and bind "
+            "it as a SingleRow result instead."
+        )
+    return found
 
 
 def _source(props: ExecuteSqlTask.Properties, vctx: ValidationContext) -> list[str]:
