@@ -189,16 +189,18 @@ def _translated(sql: str, target: str) -> tuple[str, tuple[Finding, ...]]:
         return "", (Finding(1, "dtsx_marker_N", "the name is reserved for translation"),)
     hidden, originals = _hide_markers(sql)
     trees, findings = _parse(hidden, "tsql")
-    if (findings and findings[0].construct == "syntax") or _commands(trees):
+    for breaks in (_STATEMENT_START, _ANY_STATEMENT_START):
+        if not ((findings and findings[0].construct == "syntax") or _commands(trees)):
+            break
         # T-SQL needs no ";" between statements; sqlglot does (or swallows the rest of the
         # batch into a raw command). Retry with one before each line that starts a statement;
         # a break that cuts a statement leaves a piece unreadable or incomplete: then not.
-        retried, again = _parse(_with_breaks(hidden), "tsql")
+        retried, again = _parse(_with_breaks(hidden, breaks), "tsql")
         if not again and all(_complete(tree) for tree in retried):
             if findings or _commands(retried) < _commands(trees):
                 trees, findings = retried, []
-        elif findings:
-            findings = [_classify(hidden, findings[0])]
+    if findings:
+        findings = [_classify(hidden, findings[0])]
     if findings:
         return "", tuple(findings)
     kept: list[exp.Expr] = []
@@ -303,12 +305,14 @@ def _parse_finding(exc: Exception, read: str) -> Finding:
     return Finding(line, "syntax", f"cannot be read as {syntax} ({what}{where})")
 
 
-# Words that start a statement on a line of their own in T-SQL written without ";". Not SELECT
-# (INSERT ... SELECT, UNION SELECT) nor SET (UPDATE ... SET), which continue statements.
-_STATEMENT_START = re.compile(
-    r"^([ \t]*)(?=(?:DELETE|INSERT|UPDATE|MERGE|TRUNCATE|DROP|CREATE|ALTER|COMMIT|ROLLBACK"
-    r"|BEGIN|DECLARE|EXEC|EXECUTE|PRINT|IF|WHILE)\b)",
-    re.IGNORECASE | re.MULTILINE,
+# Words that start a statement on a line of their own in T-SQL written without ";". First
+# without SELECT (INSERT ... SELECT, UNION SELECT) and SET (UPDATE ... SET), which usually
+# continue a statement; then with them, for "INSERT ...\nSELECT SCOPE_IDENTITY()".
+_STARTS = "DELETE|INSERT|UPDATE|MERGE|TRUNCATE|DROP|CREATE|ALTER|COMMIT|ROLLBACK|BEGIN|DECLARE"
+_STARTS += "|EXEC|EXECUTE|PRINT|IF|WHILE"
+_STATEMENT_START = re.compile(rf"^([ \t]*)(?=(?:{_STARTS})\b)", re.IGNORECASE | re.MULTILINE)
+_ANY_STATEMENT_START = re.compile(
+    rf"^([ \t]*)(?=(?:{_STARTS}|SELECT|SET)\b)", re.IGNORECASE | re.MULTILINE
 )
 # Statements with no translation, by their first word, when sqlglot cannot even read them.
 _NO_TRANSLATION = frozenset(
@@ -327,11 +331,11 @@ _NEAR = re.compile(r"near '(\w+)'\)$")
 _WORD = re.compile(r"[\w.\[\]#@]+|\S")
 
 
-def _with_breaks(sql: str) -> str:
+def _with_breaks(sql: str, breaks: re.Pattern[str]) -> str:
     spans = code_spans(sql)
     out: list[str] = []
     pos = 0
-    for match in _STATEMENT_START.finditer(sql):
+    for match in breaks.finditer(sql):
         start = match.end(1)
         if start == 0 or not any(a <= start < b for a, b in spans):
             continue

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -223,6 +226,12 @@ def test_statements_without_semicolons_are_read_one_by_one() -> None:
     assert translator("postgresql")(sql) == (
         "DELETE FROM a;\nDELETE FROM b;\nINSERT INTO c (x) SELECT y FROM d;\nUPDATE e SET z = 1"
     )
+    assert translator("postgresql")("INSERT INTO t VALUES (1)\nSELECT 5\nSELECT a\nFROM t") == (
+        "INSERT INTO t VALUES (1);\nSELECT 5;\nSELECT a FROM t"
+    )
+    assert [
+        f.construct for f in check("INSERT t VALUES (1)\nSELECT SCOPE_IDENTITY()", "sqlite")
+    ] == ["SCOPE_IDENTITY()"]
     # A line break that would cut a statement in two is not taken: sqlglot reads a cut-off
     # "WITH c AS (...)" as nothing, so the batch stays unread rather than half-translated.
     assert check("with c as (select 1 a)\ninsert into t select a from c\ndelete from x", "postgres")
@@ -298,3 +307,65 @@ def test_functions_are_refused_or_run_on_postgres(postgres_db: Any) -> None:
         assert _refused_or_runs("postgres", "postgresql", lambda q: con.execute(q).fetchall()) == []
     finally:
         con.close()
+
+
+# -- --translate NAME=tsql through a run ----------------------------------------------------------
+
+DTSX = [sys.executable, "-c", "from dtsx.engine.cli import main; main()"]
+T_SQL = (
+    "CREATE TABLE people (first varchar(20), last varchar(20))\nGO\n"
+    "INSERT INTO people VALUES ('Ada', 'Lovelace')\nGO\n"
+    "SELECT TOP 1 ISNULL(first, '') + ' ' + last AS name INTO names FROM people"
+)
+
+
+def _run(tmp_path: Path, sql: str, *options: str) -> subprocess.CompletedProcess[str]:
+    from tests.engine.test_sql_check import _package, _task
+
+    package = _package(tmp_path, _task("Load", sql))
+    return subprocess.run(
+        [*DTSX, "run", str(package), "--conn", f"Warehouse=sqlite:///{tmp_path}/w.db", *options],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
+
+
+def test_translate_option_runs_t_sql_on_sqlite(tmp_path: Path) -> None:
+    done = _run(tmp_path, T_SQL, "--translate", "Warehouse=tsql")
+    assert done.returncode == 0, done.stdout + done.stderr
+    con = sqlite3.connect(tmp_path / "w.db")
+    try:
+        assert con.execute("SELECT name FROM names").fetchall() == [("Ada Lovelace",)]
+    finally:
+        con.close()
+
+
+def test_without_translate_the_t_sql_reaches_sqlite_as_written(tmp_path: Path) -> None:
+    done = _run(tmp_path, T_SQL)
+    assert done.returncode == 1
+    assert 'near "1": syntax error' in done.stdout + done.stderr  # TOP 1 is no SQLite
+
+
+def test_translate_refuses_a_lossy_batch_before_it_runs(tmp_path: Path) -> None:
+    sql = "CREATE TABLE t (a int)\nGO\nINSERT INTO t VALUES (1)\nSELECT SCOPE_IDENTITY()"
+    done = _run(tmp_path, sql, "--translate", "Warehouse=tsql")
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert "SCOPE_IDENTITY()" in out and "does not translate exactly to sqlite" in out
+    con = sqlite3.connect(tmp_path / "w.db")
+    try:  # batch 1 ran, batch 2 was refused whole: not even its INSERT ran
+        assert con.execute("SELECT COUNT(*) FROM t").fetchone() == (0,)
+    finally:
+        con.close()
+
+
+def test_translate_option_usage(tmp_path: Path) -> None:
+    done = _run(tmp_path, "SELECT 1", "--translate", "Warehouse=plsql")
+    assert done.returncode == 6
+    assert "dtsx translates from T-SQL only; write --translate Warehouse=tsql." in done.stderr
+    done = _run(tmp_path, "SELECT 1", "--translate", "Nope=tsql")
+    assert done.returncode == 6
+    assert "no connection manager 'Nope' to set Translate on" in done.stdout + done.stderr
