@@ -18,7 +18,6 @@ from dtsx.engine.model import ExecutableKind
 from dtsx.engine.results import ExecutionResult
 from dtsx.engine.runstate import RunState
 from dtsx.engine.scheduler import Scheduler
-from dtsx.engine.transactions import Transaction
 from dtsx.engine.variables import text_of
 
 __all__ = ["Containers", "container_result"]
@@ -52,10 +51,8 @@ class Containers:
 
     def _transacted(self, frame: Frame) -> int:
         dispatcher = self.state.dispatcher
-        transaction = frame.transaction = Transaction(
-            frame.exe.ref_id,
-            frame.exe.isolation_level,
-            lambda message: dispatcher.raise_event(frame, "OnWarning", message),
+        transaction = frame.start_transaction(
+            lambda message: dispatcher.raise_event(frame, "OnWarning", message)
         )
         try:
             iterations = self._run(frame)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from dtsx.engine.model import Executable
 from dtsx.engine.transactions import NOT_SUPPORTED, REQUIRED, Transaction
 from dtsx.engine.variables import Scope
@@ -45,6 +47,12 @@ class Frame:
     def starts_transaction(self) -> bool:
         """Whether this execution starts a transaction: Required, and none in force."""
         return self.transaction is None and self.exe.transaction_option == REQUIRED
+
+    def start_transaction(self, warn: Callable[[str], None]) -> Transaction:
+        """The transaction this execution starts, at its IsolationLevel; ``warn`` raises an
+        OnWarning for it. ExecutionError for an IsolationLevel that is no SSIS code."""
+        self.transaction = Transaction(self.exe.ref_id, self.exe.isolation_level, warn)
+        return self.transaction
 
     def failed_by_errors(self) -> bool:
         """A fatal child, or as many errors as MaximumErrorCount allows (0: no limit)."""

@@ -31,7 +31,6 @@ from dtsx.engine.model import (
 from dtsx.engine.plan import PropertyTarget
 from dtsx.engine.results import ExecutionResult
 from dtsx.engine.runstate import RunState
-from dtsx.engine.transactions import Transaction
 from dtsx.engine.variables import typed_value
 from dtsx.tasks.base import PackageOutcome, Task, TaskContext
 
@@ -132,10 +131,8 @@ class TaskHost:
     def _transacted(self, frame: Frame) -> ExecutionResult:
         state = self.state
         try:
-            transaction = frame.transaction = Transaction(
-                frame.exe.ref_id,
-                frame.exe.isolation_level,
-                lambda message: state.dispatcher.raise_event(frame, "OnWarning", message),
+            transaction = frame.start_transaction(
+                lambda message: state.dispatcher.raise_event(frame, "OnWarning", message)
             )
         except DtsxError as exc:  # an IsolationLevel that is no SSIS code
             state.task_error(frame, str(exc))
