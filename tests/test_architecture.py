@@ -28,11 +28,18 @@ LAYERS: list[tuple[str, list[str]]] = [
             "dtsx.engine.paths",
             "dtsx.engine.registry",
             "dtsx.engine.references",
+            "dtsx.engine.recordset",
         ],
     ),
     (
         "language and state",
-        ["dtsx.engine.expressions", "dtsx.engine.variables", "dtsx.engine.events"],
+        [
+            "dtsx.engine.expressions",
+            "dtsx.engine.variables",
+            "dtsx.engine.events",
+            "dtsx.engine.sqltext",
+            "dtsx.engine.tsql",
+        ],
     ),
     ("plugin contract", ["dtsx.tasks.base", "dtsx.connections.base"]),
     (
@@ -44,10 +51,17 @@ LAYERS: list[tuple[str, list[str]]] = [
             "dtsx.tasks.file_system",
             "dtsx.tasks.execute_package",
             "dtsx.tasks.expression_task",
+            "dtsx.tasks.execute_sql",
+            "dtsx.tasks.execute_sql_bindings",
+            "dtsx.tasks.execute_sql_run",
+            "dtsx.tasks.execute_sql_checks",
             "dtsx.connections.smtp",
             "dtsx.connections.smtp_auth",
             "dtsx.connections.smtp_options",
             "dtsx.connections.file",
+            "dtsx.connections.database",
+            "dtsx.connections.db_strings",
+            "dtsx.connections.db_drivers",
             "dtsx.mailsink",
         ],
     ),
@@ -69,10 +83,11 @@ LAYERS: list[tuple[str, list[str]]] = [
             "dtsx.engine.scopes",
             "dtsx.engine.taskhost",
             "dtsx.engine.enumerators",
+            "dtsx.engine.transactions",
             "dtsx.connections.collection",
         ],
     ),
-    ("front end", ["dtsx.engine.cli", "dtsx.engine.render"]),
+    ("front end", ["dtsx.engine.cli", "dtsx.engine.render", "dtsx.engine.sqlcheck"]),
     ("harness", ["dtsx.testing"]),
 ]
 
@@ -83,11 +98,21 @@ SAME_LAYER: dict[str, set[str]] = {
     "dtsx.engine.references": {"dtsx.engine.errors", "dtsx.engine.model"},
     "dtsx.engine.expressions": {"dtsx.engine.expressions"},
     "dtsx.engine.variables": {"dtsx.engine.expressions"},
+    # Strict T-SQL translation works batch by batch, on sqltext's reading of the text.
+    "dtsx.engine.tsql": {"dtsx.engine.sqltext"},
     # The Protocols of what a connection hands out (a mail session) are the task's side of it.
     "dtsx.tasks.base": {"dtsx.connections.base"},
     "dtsx.tasks.send_mail": {"dtsx.tasks.mail_message"},
     "dtsx.connections.smtp": {"dtsx.connections.smtp_auth", "dtsx.connections.smtp_options"},
     "dtsx.connections.smtp_auth": {"dtsx.connections.smtp_options"},
+    "dtsx.tasks.execute_sql": {
+        "dtsx.tasks.execute_sql_bindings",
+        "dtsx.tasks.execute_sql_run",
+        "dtsx.tasks.execute_sql_checks",
+    },
+    "dtsx.tasks.execute_sql_run": {"dtsx.tasks.execute_sql_bindings"},
+    "dtsx.tasks.execute_sql_checks": {"dtsx.tasks.execute_sql_bindings"},
+    "dtsx.connections.database": {"dtsx.connections.db_strings", "dtsx.connections.db_drivers"},
     "dtsx.engine.loader": {"dtsx.engine.protection"},
     # The running layer is one stage split into modules, drawn bottom-up on the page: the records
     # (results, frames, scopes), the pool (workers), enumerators, the Connections and the overrides
@@ -102,11 +127,13 @@ SAME_LAYER: dict[str, set[str]] = {
         "dtsx.engine.dispatch",
         "dtsx.connections.collection",
     },
+    "dtsx.engine.frames": {"dtsx.engine.transactions"},
     "dtsx.engine.taskhost": {
         "dtsx.engine.results",
         "dtsx.engine.frames",
         "dtsx.engine.dispatch",
         "dtsx.engine.runstate",
+        "dtsx.engine.transactions",
     },
     "dtsx.engine.containers": {
         "dtsx.engine.results",
@@ -114,6 +141,7 @@ SAME_LAYER: dict[str, set[str]] = {
         "dtsx.engine.enumerators",
         "dtsx.engine.runstate",
         "dtsx.engine.scheduler",
+        "dtsx.engine.transactions",
     },
     "dtsx.engine.bind": {"dtsx.engine.overrides", "dtsx.engine.scopes"},
     "dtsx.engine.executor": {
@@ -128,9 +156,10 @@ SAME_LAYER: dict[str, set[str]] = {
         "dtsx.engine.results",
         "dtsx.engine.frames",
         "dtsx.engine.scopes",
+        "dtsx.engine.transactions",
         "dtsx.connections.collection",
     },
-    "dtsx.engine.cli": {"dtsx.engine.render"},
+    "dtsx.engine.cli": {"dtsx.engine.render", "dtsx.engine.sqlcheck"},
 }
 
 # Edges the layering would allow but the page forbids.
