@@ -345,6 +345,7 @@ class TransactionParticipant(Protocol):
 class DatabaseSession(Protocol):
     """What a database connection manager's ``acquire()`` hands out (one per manager per run)."""
 
+    name: str  # the connection manager's name (ObjectName), for messages
     connection_type: str  # SSIS family: "OLEDB", "ADO.NET", "ODBC", "ADO"
     dialect: str  # SQLAlchemy dialect name: "sqlite", "postgresql", "mssql", "mysql"...
     paramstyle: str  # the driver's DB-API paramstyle: "qmark", "format", "pyformat"...

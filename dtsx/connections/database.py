@@ -32,7 +32,7 @@ from dtsx.connections.base import (
     TransactionScope,
     register_connection,
 )
-from dtsx.connections.db_drivers import Driver, OdbcConnection, driver_for
+from dtsx.connections.db_drivers import Driver, OdbcConnection, TransactionLost, driver_for
 from dtsx.connections.db_strings import (
     Target,
     is_url,
@@ -125,10 +125,15 @@ class _Participant:
             self.session._leave_transaction(self._lease)
 
     def _act(self, what: str, action: Callable[[Any], None]) -> None:
+        session = self.session
         try:
             action(self._lease.dbapi)
+        except TransactionLost as exc:
+            raise ConnectionManagerError(
+                f"connection {session.name!r} ({session.server}): {exc}.", host=session.server
+            ) from None
         except Exception as exc:
-            raise self.session.driver_error(f"could not {what} its transaction", exc) from None
+            raise session.driver_error(f"could not {what} its transaction", exc) from None
 
 
 class DbSession:

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any, ClassVar
 
-__all__ = ["Driver", "driver_for"]
+__all__ = ["Driver", "TransactionLost", "driver_for"]
 
 PING_AFTER_IDLE = 5.0  # seconds a pooled PostgreSQL connection may idle before it is pinged
 
@@ -23,7 +23,17 @@ PING_AFTER_IDLE = 5.0  # seconds a pooled PostgreSQL connection may idle before 
 # prepares under its own names ("prepared statement _pg3_1 does not exist" next time), and each
 # statement more costs server time per task. LISTEN, session advisory locks and WITH HOLD
 # cursors do survive to the next task (rare in SSIS packages; documented).
+_ENDED = (
+    "its transaction was already ended before the container finished (by a COMMIT or ROLLBACK "
+    "in a task, or by the database after an error), so its work was not committed as one unit"
+)
 _PG_RESET = "SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DISCARD TEMP; DISCARD SEQUENCES"
+
+
+class TransactionLost(Exception):
+    """The transaction to commit or prepare is no longer the one begun: the server aborted it
+    at a failed statement, or a statement of a task ended it. Committing now would commit
+    nothing (or only what followed) without an error; the message says which."""
 
 
 def _run(connection: Any, sql: str) -> None:
@@ -122,8 +132,29 @@ class Postgres(Driver):
         level = "REPEATABLE READ" if isolation == "SNAPSHOT" else isolation  # PG's snapshot
         _run(connection, f"BEGIN ISOLATION LEVEL {level}" if level else "BEGIN")
 
+    def end(self, connection: Any, verb: str) -> None:
+        if verb == "COMMIT":
+            self._still_open(connection)
+        _run(connection, verb)
+
     def prepare(self, connection: Any, gid: str) -> None:
+        self._still_open(connection)
         _run(connection, f"PREPARE TRANSACTION '{gid}'")
+
+    @staticmethod
+    def _still_open(connection: Any) -> None:
+        """PostgreSQL answers COMMIT and PREPARE TRANSACTION of an aborted transaction with a
+        silent ROLLBACK; say so instead."""
+        status = connection.info.transaction_status
+        if status == 3:  # INERROR
+            _run(connection, "ROLLBACK")
+            raise TransactionLost(
+                "its transaction was aborted by an earlier failed statement (PostgreSQL ends a "
+                "transaction at its first error, where SQL Server keeps it open), so nothing of "
+                "it was committed"
+            )
+        if status == 0:  # IDLE: a task's own COMMIT or ROLLBACK ended it
+            raise TransactionLost(_ENDED)
 
     def finish_prepared(self, connection: Any, verb: str, gid: str) -> None:
         _run(connection, f"{verb} PREPARED '{gid}'")
@@ -162,6 +193,8 @@ class Sqlite(Driver):
     def end(self, connection: Any, verb: str) -> None:
         if connection.in_transaction:
             connection.execute(verb)
+        elif verb == "COMMIT":  # a task's COMMIT/ROLLBACK, or SQLite after a fatal error
+            raise TransactionLost(_ENDED)
 
     def cancel(self, connection: Any) -> None:
         connection.interrupt()

@@ -51,8 +51,13 @@ class Scope:
     def end(self, success: bool, two_phase: bool = False) -> None:
         parts = list(self.participants.values())
         if success and two_phase:
-            for part in parts:
-                part.prepare()
+            try:
+                for part in parts:
+                    part.prepare()
+            except Exception:
+                for part in parts:
+                    part.rollback()
+                raise
         for part in parts:
             part.commit() if success else part.rollback()
 
@@ -190,6 +195,17 @@ def test_a_transaction_holds_one_connection_until_it_ends(sqlite_cm, tmp_path):
         with session.lease() as lease:
             assert scalar(lease, "SELECT count(*) FROM t") == rows
             assert not lease.dbapi.in_transaction  # back to autocommit
+
+
+def test_a_sqlite_transaction_ended_by_a_task_is_reported_at_commit(sqlite_cm):
+    session = sqlite_cm().acquire()
+    scope = Scope()
+    with session.lease(scope) as lease:
+        run(lease, "CREATE TABLE t(a)", "COMMIT", "INSERT INTO t VALUES (1)")
+    with pytest.raises(ConnectionManagerError, match="already ended before the container"):
+        scope.end(True)
+    with session.lease() as lease:  # back in the pool, usable
+        assert scalar(lease, "SELECT count(*) FROM t") == 1
 
 
 def test_cancel_interrupts_a_running_sqlite_statement_within_a_second(sqlite_cm):
@@ -408,6 +424,44 @@ def test_postgres_one_phase_rollback_of_a_failed_transaction(pg):
         with session.lease() as lease:  # the connection is usable again, in autocommit
             run(lease, "INSERT INTO t VALUES (2)")
         assert pg.scalar("SELECT count(*) FROM t") == 1
+    finally:
+        cm.close()
+
+
+@pytest.mark.parametrize("two_phase", [False, True])
+def test_postgres_an_aborted_transaction_cannot_be_committed_silently(pg, two_phase):
+    import psycopg
+
+    cm = pg_manager(pg)
+    session = cm.acquire()
+    try:
+        with session.lease() as lease:
+            run(lease, "CREATE TABLE t(a int)")
+        scope = Scope()
+        with session.lease(scope) as lease:
+            run(lease, "INSERT INTO t VALUES (1)")
+            with pytest.raises(psycopg.errors.DivisionByZero):
+                run(lease, "SELECT 1/0")  # a failure the container tolerated
+        with pytest.raises(ConnectionManagerError) as caught:
+            scope.end(True, two_phase=two_phase)
+        assert str(caught.value).startswith(f"connection 'CM' ({session.server}): its transaction")
+        assert "aborted by an earlier failed statement" in str(caught.value)
+        assert admin_scalar(pg, "SELECT count(*) FROM pg_prepared_xacts") == 0
+        with session.lease() as lease:
+            assert scalar(lease, "SELECT count(*) FROM t") == 0
+    finally:
+        cm.close()
+
+
+def test_postgres_a_transaction_a_task_committed_itself_is_reported(pg):
+    cm = pg_manager(pg)
+    session = cm.acquire()
+    try:
+        scope = Scope()
+        with session.lease(scope) as lease:
+            run(lease, "CREATE TABLE t(a int)", "COMMIT")
+        with pytest.raises(ConnectionManagerError, match="already ended before the container"):
+            scope.end(True)
     finally:
         cm.close()
 
