@@ -273,6 +273,10 @@ class BatchRunner:
         try:
             typed = input_value(value, kind_of(self.family, binding.data_type))
         except (ValueError, ArithmeticError) as exc:
+            if binding.direction is Direction.OUTPUT:
+                # What goes in matters only to a procedure that reads it (INOUT); a value that
+                # does not fit the parameter's type (a String variable's "" for a LONG) is NULL.
+                return None
             raise TaskFailedError(
                 f"the parameter {binding.name!r} (variable {binding.variable}) cannot be sent "
                 f"with DataType {binding.data_type}: {exc}."

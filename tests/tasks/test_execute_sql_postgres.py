@@ -171,3 +171,33 @@ def test_odbc_numbers_markers_from_one(postgres_db: PostgresDatabase) -> None:
                   string=postgres_db.odbc)  # fmt: skip
     (error,) = errors_of(bad, "Bad")
     assert "SQLSTATE 42P01" in error and postgres_db.password not in error
+
+
+def test_dates_times_and_output_conversions(postgres_db: PostgresDatabase) -> None:
+    with postgres_db.connect() as conn:
+        conn.execute(
+            "create procedure info(inout n bigint, inout s text) language plpgsql as "
+            "$$ begin n := 2147483648; s := 'ok'; end $$"
+        )
+    read = Sql("Read", "select date '2024-02-29', time '13:14:15.5', timestamptz "
+               "'2024-01-01 10:00+02'::text", result="ResultSetType_SingleRow",
+               results=[("0", "User::D"), ("1", "User::T"), ("2", "User::Z")])  # fmt: skip
+    out = Sql("Out", "call info(?, ?)",
+              params=[Param("0", "User::Big", 20, "Output"), Param("1", "User::Text", 130,
+                                                                   "Output")])  # fmt: skip
+    result, values = _run(
+        postgres_db, [read, out], User__D=(DATETIME, "2000-01-01"), User__T=(STRING, ""),
+        User__Z=(STRING, ""), User__Big=(STRING, ""), User__Text=(STRING, ""),
+    )  # fmt: skip
+    assert result_of(result, "Out") == "Success", errors_of(result, "Read") + errors_of(
+        result, "Out"
+    )
+    assert values["User::D"] == "2024-02-29T00:00:00" and values["User::T"] == "13:14:15.500000"
+    assert values["User::Z"].startswith("2024-01-01 08:00:00")
+    # LONG into a String under TypeConversionMode Allowed: converted.
+    assert values["User::Big"] == "2147483648" and values["User::Text"] == "ok"
+    strict = Sql("Strict", "call info(?, ?)", attrs={"TypeConversionMode": "None"},
+                 params=[Param("0", "User::Big", 20, "Output"),
+                         Param("1", "User::Text", 130, "Output")])  # fmt: skip
+    result, _ = _run(postgres_db, [strict], User__Big=(STRING, ""), User__Text=(STRING, ""))
+    assert "under TypeConversionMode None" in errors_of(result, "Strict")[0]
