@@ -519,3 +519,53 @@ def test_the_corpus_multiple_transaction_demo_on_postgres(
     assert "Insert A" in out and '"A"' in out
     assert pg_rows(postgres_db, "SELECT col1 FROM dbo.t1 ORDER BY col1") == [1, 2]
     assert postgres_db.password not in out
+
+
+# -- the package and its child packages ----------------------------------------------------------
+EXECUTOR_PENDING = pytest.mark.xfail(
+    strict=True,
+    reason="the executor's package walk and Execute Package do not start or pass a transaction "
+    "yet (asked of the lead: requests-lead.md, H5 #2)",
+)
+
+
+@EXECUTOR_PENDING
+def test_a_required_package_rolls_back_when_it_fails(tmp_path: Path, sqlite_db: Path) -> None:
+    insert = task("Insert", "Package", "DB", "INSERT INTO T1(col1) VALUES (1)")
+    fail = task("Fail", "Package", "DB", "INSERT INTO missing_table(col1) VALUES (1)")
+    xml = package([cm("DB", f"sqlite:///{sqlite_db}")], [insert, fail], ["Insert", "Fail"])
+    xml = xml.replace(
+        'DTS:ObjectName="transactions"', 'DTS:ObjectName="transactions" DTS:TransactionOption="2"'
+    )
+    run = run_xml(tmp_path, xml)
+    assert run.result.value == "Failure"
+    assert sqlite_rows(sqlite_db, "SELECT count(*) FROM T1") == [0]
+
+
+@EXECUTOR_PENDING
+def test_a_child_package_joins_its_callers_transaction(tmp_path: Path, sqlite_db: Path) -> None:
+    """Execute Package in process: the child's Supported tasks run in the caller's transaction,
+    so the caller's later failure rolls the child's work back too."""
+    url = f"sqlite:///{sqlite_db}"
+    child = package(
+        [cm("DB", url)], [task("Insert", "Package", "DB", "INSERT INTO T1(col1) VALUES (7)")], []
+    )
+    (tmp_path / "child.dtsx").write_text(child, encoding="utf-8")
+    call = (
+        '<DTS:Executable DTS:refId="Package\\Seq\\Child" DTS:CreationName="Microsoft.ExecutePackageTask" '
+        'DTS:ExecutableType="Microsoft.ExecutePackageTask" DTS:ObjectName="Child">'
+        "<DTS:ObjectData><ExecutePackageTask><UseProjectReference>True</UseProjectReference>"
+        "<PackageName>child.dtsx</PackageName></ExecutePackageTask></DTS:ObjectData></DTS:Executable>"
+    )
+    seq = sequence("Seq", [("Fail", "DB", "INSERT INTO missing_table(col1) VALUES (1)", None)])
+    seq = seq.replace("<DTS:Executables>", f"<DTS:Executables>{call}", 1)
+    seq = seq.replace(
+        "<DTS:PrecedenceConstraints>",
+        '<DTS:PrecedenceConstraints><DTS:PrecedenceConstraint DTS:refId="Package\\Seq.PrecedenceConstraints[c]" '
+        'DTS:From="Package\\Seq\\Child" DTS:To="Package\\Seq\\Fail" DTS:ObjectName="c" />',
+        1,
+    )
+    run = run_xml(tmp_path, package([cm("DB", url)], [seq], ["Seq"]))
+    assert results(run)["Package\\Seq\\Child"] == "Success", errors(run)
+    assert run.result.value == "Failure"
+    assert sqlite_rows(sqlite_db, "SELECT count(*) FROM T1") == [0]
