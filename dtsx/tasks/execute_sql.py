@@ -17,19 +17,19 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import IntEnum
-from typing import TYPE_CHECKING, Annotated, Any
-
-from pydantic import AliasChoices, BeforeValidator, Field
+from typing import TYPE_CHECKING, Any
 
 from dtsx.engine.errors import TaskFailedError
 from dtsx.engine.files import open_regular
 from dtsx.engine.model import XmlNode
-from dtsx.tasks.base import SsisBool, SsisInt, Task, TaskContext, TaskProperties, register_task
+from dtsx.tasks.base import Task, TaskContext, TaskProperties, register_task
 from dtsx.tasks.execute_sql_bindings import (
     Direction,
     ParameterBinding,
     ResultBinding,
+    ResultType,
+    SourceType,
+    SqlTaskProperties,
     family,
     marker_style,
 )
@@ -45,104 +45,13 @@ DATABASE_TYPES = frozenset({"OLEDB", "ADO.NET", "ODBC", "ADO"})
 _MAX_STATEMENT_FILE = 64 * 1024 * 1024  # a statement file larger than this is not SQL
 
 
-class SourceType(IntEnum):
-    """SqlStatementSourceType (XML ``SqlStmtSourceType``)."""
-
-    DirectInput = 1
-    FileConnection = 2
-    Variable = 3
-
-
-class ResultType(IntEnum):
-    """ResultSetType (XML ``ResultType``: ``ResultSetType_None``, ``_SingleRow``, ``_Rowset``,
-    ``_XML``)."""
-
-    None_ = 1
-    SingleRow = 2
-    Full = 3
-    XML = 4
-
-
-_RESULT_NAMES = {
-    "none": ResultType.None_,
-    "singlerow": ResultType.SingleRow,
-    "rowset": ResultType.Full,
-    "full": ResultType.Full,
-    "fullresultset": ResultType.Full,
-    "xml": ResultType.XML,
-}
-
-
-def _source_type(value: Any) -> Any:
-    if isinstance(value, SourceType) or not isinstance(value, (str, int)):
-        return value
-    text = str(value).strip()
-    if text.isdigit():
-        return SourceType(int(text))
-    for member in SourceType:
-        if member.name.lower() == text.lower():
-            return member
-    raise ValueError("it must be DirectInput, FileConnection or Variable")
-
-
-def _result_type(value: Any) -> Any:
-    if isinstance(value, ResultType) or not isinstance(value, (str, int)):
-        return value
-    text = str(value).strip()
-    if text.isdigit():
-        return ResultType(int(text))
-    key = text.lower().removeprefix("resultsettype_").replace(" ", "")
-    if key in _RESULT_NAMES:
-        return _RESULT_NAMES[key]
-    raise ValueError("it must be ResultSetType_None, _SingleRow, _Rowset or _XML")
-
-
-def _conversion_mode(value: Any) -> Any:
-    text = str(value).strip()
-    for name in ("Allowed", "None"):
-        if text.lower() in (name.lower(), str(("None", "Allowed").index(name))):
-            return name
-    raise ValueError("it must be Allowed or None")
-
-
 @register_task("Microsoft.ExecuteSQLTask")
 class ExecuteSqlTask(Task):
     """Runs SQL on an OLE DB, ADO.NET, ODBC or ADO connection manager."""
 
-    class Properties(TaskProperties):
-        connection: str = Field("", validation_alias=AliasChoices("Connection", "connection"))
-        source_type: Annotated[SourceType, BeforeValidator(_source_type)] = Field(
-            SourceType.DirectInput,
-            validation_alias=AliasChoices(
-                "SqlStmtSourceType", "SqlStatementSourceType", "source_type"
-            ),
-        )
-        statement: str = Field("", validation_alias=AliasChoices("SqlStatementSource", "statement"))
-        result_type: Annotated[ResultType, BeforeValidator(_result_type)] = Field(
-            ResultType.None_,
-            validation_alias=AliasChoices("ResultType", "ResultSetType", "result_type"),
-        )
-        timeout: SsisInt = Field(0, ge=0, validation_alias=AliasChoices("TimeOut", "timeout"))
-        is_stored_procedure: SsisBool = Field(
-            False,
-            validation_alias=AliasChoices(
-                "IsStoredProc", "IsStoredProcedure", "IsQueryStoredProcedure"
-            ),
-        )
-        bypass_prepare: SsisBool = Field(True, validation_alias=AliasChoices("BypassPrepare"))
-        # The machine's ANSI code page when absent; a Linux machine has none: Windows-1252.
-        code_page: SsisInt = Field(1252, validation_alias=AliasChoices("CodePage", "code_page"))
-        type_conversion_mode: Annotated[str, BeforeValidator(_conversion_mode)] = Field(
-            "Allowed", validation_alias=AliasChoices("TypeConversionMode")
-        )
-        parameters: tuple[ParameterBinding, ...] = Field(
-            (), validation_alias=AliasChoices("ParameterBindings", "parameters")
-        )
-        results: tuple[ResultBinding, ...] = Field(
-            (), validation_alias=AliasChoices("ResultSetBindings", "results")
-        )
+    Properties = SqlTaskProperties
 
-    props: Properties
+    props: SqlTaskProperties
 
     def __init__(self, props: TaskProperties) -> None:
         super().__init__(props)

@@ -1,4 +1,5 @@
-"""Execute SQL bindings: parameter and result bindings, DataType code spaces, value conversions.
+"""Execute SQL properties and bindings: the task's properties model, parameter and result
+bindings, DataType code spaces, value conversions.
 
 A ParameterBinding's ``DataType`` is a number in the *connection type's* code space (spec §2.4:
 OLE DB ``DBTYPE``, ADO.NET ``DbType``, ODBC SQL types, ADO ``DataTypeEnum``): 11 is VARIANT_BOOL
@@ -13,12 +14,18 @@ import datetime as dt
 import decimal
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
-from typing import Any, Literal
+from enum import Enum, IntEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, BeforeValidator, Field
 
 from dtsx.engine.errors import TaskFailedError
+from dtsx.tasks.base import SsisBool, SsisInt, TaskProperties
 
 __all__ = [
+    "SqlTaskProperties",
+    "SourceType",
+    "ResultType",
     "Direction",
     "ParameterBinding",
     "ResultBinding",
@@ -319,3 +326,100 @@ def _assign_error(variable: str, why: str) -> TaskFailedError:
 def assign_error(variable: str, why: str) -> TaskFailedError:
     """The 0xC002F309 error for ``variable``, saying ``why``."""
     return _assign_error(variable, why)
+
+
+# -- the task's properties (spec §1.2) ----------------------------------------------------------
+
+
+class SourceType(IntEnum):
+    """SqlStatementSourceType (XML ``SqlStmtSourceType``)."""
+
+    DirectInput = 1
+    FileConnection = 2
+    Variable = 3
+
+
+class ResultType(IntEnum):
+    """ResultSetType (XML ``ResultType``: ``ResultSetType_None``, ``_SingleRow``, ``_Rowset``,
+    ``_XML``)."""
+
+    None_ = 1
+    SingleRow = 2
+    Full = 3
+    XML = 4
+
+
+_RESULT_NAMES = {
+    "none": ResultType.None_,
+    "singlerow": ResultType.SingleRow,
+    "rowset": ResultType.Full,
+    "full": ResultType.Full,
+    "fullresultset": ResultType.Full,
+    "xml": ResultType.XML,
+}
+
+
+def _source_type(value: Any) -> Any:
+    if isinstance(value, SourceType) or not isinstance(value, (str, int)):
+        return value
+    text = str(value).strip()
+    if text.isdigit():
+        return SourceType(int(text))
+    for member in SourceType:
+        if member.name.lower() == text.lower():
+            return member
+    raise ValueError("it must be DirectInput, FileConnection or Variable")
+
+
+def _result_type(value: Any) -> Any:
+    if isinstance(value, ResultType) or not isinstance(value, (str, int)):
+        return value
+    text = str(value).strip()
+    if text.isdigit():
+        return ResultType(int(text))
+    key = text.lower().removeprefix("resultsettype_").replace(" ", "")
+    if key in _RESULT_NAMES:
+        return _RESULT_NAMES[key]
+    raise ValueError("it must be ResultSetType_None, _SingleRow, _Rowset or _XML")
+
+
+def _conversion_mode(value: Any) -> Any:
+    text = str(value).strip()
+    for name in ("Allowed", "None"):
+        if text.lower() in (name.lower(), str(("None", "Allowed").index(name))):
+            return name
+    raise ValueError("it must be Allowed or None")
+
+
+class SqlTaskProperties(TaskProperties):
+    """SqlTaskData: XML names and API names as aliases (spec §1.2), defaults for absent ones."""
+
+    connection: str = Field("", validation_alias=AliasChoices("Connection", "connection"))
+    source_type: Annotated[SourceType, BeforeValidator(_source_type)] = Field(
+        SourceType.DirectInput,
+        validation_alias=AliasChoices("SqlStmtSourceType", "SqlStatementSourceType", "source_type"),
+    )
+    statement: str = Field("", validation_alias=AliasChoices("SqlStatementSource", "statement"))
+    result_type: Annotated[ResultType, BeforeValidator(_result_type)] = Field(
+        ResultType.None_,
+        validation_alias=AliasChoices("ResultType", "ResultSetType", "result_type"),
+    )
+    timeout: SsisInt = Field(0, ge=0, validation_alias=AliasChoices("TimeOut", "timeout"))
+    is_stored_procedure: SsisBool = Field(
+        False,
+        validation_alias=AliasChoices(
+            "IsStoredProc", "IsStoredProcedure", "IsQueryStoredProcedure"
+        ),
+    )
+    bypass_prepare: SsisBool = Field(True, validation_alias=AliasChoices("BypassPrepare"))
+    # The machine's ANSI code page when absent; a Linux machine has none: Windows-1252.
+    code_page: SsisInt = Field(1252, validation_alias=AliasChoices("CodePage", "code_page"))
+    type_conversion_mode: Annotated[str, BeforeValidator(_conversion_mode)] = Field(
+        "Allowed", validation_alias=AliasChoices("TypeConversionMode")
+    )
+    parameters: tuple[ParameterBinding, ...] = Field(
+        (), validation_alias=AliasChoices("ParameterBindings", "parameters")
+    )
+    results: tuple[ResultBinding, ...] = Field(
+        (), validation_alias=AliasChoices("ResultSetBindings", "results")
+    )

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from dtsx.tasks.execute_sql_bindings import (
     Direction,
     ParameterBinding,
+    SqlTaskProperties,
     code_space,
     family,
     marker_style,
@@ -19,7 +20,6 @@ from dtsx.tasks.execute_sql_bindings import (
 
 if TYPE_CHECKING:
     from dtsx.tasks.base import ValidationContext
-    from dtsx.tasks.execute_sql import ExecuteSqlTask
 
 __all__ = ["problems"]
 
@@ -27,7 +27,7 @@ _DATABASE = ("OLEDB", "ADO.NET", "ODBC", "ADO")
 _OBJECT, _STRING = 13, 8  # VARTYPE codes of Object and String variables
 
 
-def problems(props: ExecuteSqlTask.Properties, vctx: ValidationContext) -> list[str]:
+def problems(props: SqlTaskProperties, vctx: ValidationContext) -> list[str]:
     """Every problem of the task visible before the run, one sentence each."""
     found: list[str] = []
     kind = _connection(props, vctx, found)
@@ -42,9 +42,7 @@ def problems(props: ExecuteSqlTask.Properties, vctx: ValidationContext) -> list[
     return found
 
 
-def _connection(
-    props: ExecuteSqlTask.Properties, vctx: ValidationContext, found: list[str]
-) -> str | None:
+def _connection(props: SqlTaskProperties, vctx: ValidationContext, found: list[str]) -> str | None:
     """The connection family, or None (with a problem unless an expression sets it)."""
     if vctx.is_dynamic("Connection"):
         return None
@@ -77,7 +75,7 @@ def _connection(
     return kind
 
 
-def _dialect(props: ExecuteSqlTask.Properties, vctx: ValidationContext) -> list[str]:
+def _dialect(props: SqlTaskProperties, vctx: ValidationContext) -> list[str]:
     """What only SQL Server gives: XML results (FOR XML) and procedure return values."""
     dialect = vctx.connection_dialect(props.connection.strip())
     if dialect in (None, "mssql") or vctx.is_dynamic("Connection"):
@@ -98,7 +96,7 @@ def _dialect(props: ExecuteSqlTask.Properties, vctx: ValidationContext) -> list[
     return found
 
 
-def _source(props: ExecuteSqlTask.Properties, vctx: ValidationContext) -> list[str]:
+def _source(props: SqlTaskProperties, vctx: ValidationContext) -> list[str]:
     if vctx.is_dynamic("SqlStatementSource", "SqlStatementSourceType"):
         return []
     source = props.statement.strip()
@@ -130,9 +128,7 @@ def _source(props: ExecuteSqlTask.Properties, vctx: ValidationContext) -> list[s
     return []
 
 
-def _parameters(
-    props: ExecuteSqlTask.Properties, vctx: ValidationContext, kind: str | None
-) -> list[str]:
+def _parameters(props: SqlTaskProperties, vctx: ValidationContext, kind: str | None) -> list[str]:
     found: list[str] = []
     space = code_space(kind) if kind else None
     for b in props.parameters:
@@ -169,7 +165,7 @@ def _variable(label: str, name: str, vctx: ValidationContext, *, writes: bool) -
     return []
 
 
-def _results(props: ExecuteSqlTask.Properties, vctx: ValidationContext) -> list[str]:
+def _results(props: SqlTaskProperties, vctx: ValidationContext) -> list[str]:
     found: list[str] = []
     result = props.result_type.name
     for r in props.results:
@@ -197,7 +193,7 @@ def _results(props: ExecuteSqlTask.Properties, vctx: ValidationContext) -> list[
     return found
 
 
-def _markers(props: ExecuteSqlTask.Properties, kind: str) -> list[str]:
+def _markers(props: SqlTaskProperties, kind: str) -> list[str]:
     """Marker style vs connection type: ``?`` for OLE DB, ODBC and ADO, ``@name`` for ADO.NET."""
     from dtsx.engine.sqltext import SqlTextError, find_markers, split_batches
 
