@@ -102,6 +102,7 @@ class _Participant:
         self._lease = lease
         self.two_phase = lease.driver.two_phase
         self._gid: str | None = None
+        self._done = False
 
     def prepare(self) -> None:
         gid = f"dtsx-{os.getpid()}-{next(_gids)}"
@@ -115,6 +116,11 @@ class _Participant:
         self._end("ROLLBACK")
 
     def _end(self, verb: str) -> None:
+        # Once: the connection goes back to the pool at the end, and may then be another
+        # task's; a scope that rolls back after a failed commit must not touch it again.
+        if self._done:
+            return
+        self._done = True
         driver, gid = self._lease.driver, self._gid
         try:
             if gid is not None:
