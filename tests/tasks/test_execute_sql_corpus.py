@@ -286,12 +286,9 @@ def test_sql_check_reports_every_corpus_task_with_its_reasons() -> None:
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="H4 asked (requests-H4.md 02:27): sysdatetimeoffset() becomes CURRENT_TIMESTAMP_L_T_Z() "
-    "and column + column stays +, yet sql-check says they translate",
-)
 def test_sql_check_does_not_pass_lossy_translations() -> None:
+    # sysdatetimeoffset() once became CURRENT_TIMESTAMP_L_T_Z(), and column + column stayed +
+    # (which PostgreSQL refuses for text): both must be reported, never run.
     path = require_shared(
         "corpus",
         "dtsx",
