@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import codecs
 import os
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from dtsx.engine.errors import TaskFailedError
@@ -57,7 +54,7 @@ class ExecuteSqlTask(Task):
         super().__init__(props)
         self.execution_value: int | None = None
         self._lease: DatabaseLease | None = None
-        self._cancel = threading.Event()
+        self._canceled = False  # set by cancel() from another thread; read between statements
 
     # ---- reading the task's data -------------------------------------------------------------
 
@@ -114,36 +111,32 @@ class ExecuteSqlTask(Task):
             variables=ctx.variables,
             events=ctx.events,
             convert=p.type_conversion_mode == "Allowed",
-            cancelled=self._cancel.is_set,
+            cancelled=self._was_canceled,
         )
-        with self._leased(session, ctx) as lease:
+        with session.lease(ctx.transaction) as lease:
+            self._lease = lease
             try:
+                if self._canceled:  # canceled while the connection was being made
+                    raise TaskFailedError("the Execute SQL task was canceled before it ran.")
                 self.execution_value = runner.run(lease, p.timeout)
             except SqlFailure as exc:
-                if self._cancel.is_set() or ctx.cancelled:
+                if self._canceled or ctx.cancelled:
                     raise TaskFailedError(
                         f"the Execute SQL task was canceled while running {exc.first_line!r} "
                         f"on connection {name!r} ({session.server})."
                     ) from exc
                 raise
             finally:
+                self._lease = None
                 if p.timeout > 0:
                     lease.set_timeout(0)
 
-    @contextmanager
-    def _leased(self, session: DatabaseSession, ctx: TaskContext) -> Iterator[DatabaseLease]:
-        with session.lease(ctx.transaction) as lease:
-            self._lease = lease
-            try:
-                if self._cancel.is_set():  # canceled while the connection was being made
-                    raise TaskFailedError("the Execute SQL task was canceled before it ran.")
-                yield lease
-            finally:
-                self._lease = None
+    def _was_canceled(self) -> bool:
+        return self._canceled
 
     def cancel(self) -> None:
         """From another thread: stop before the next statement and interrupt the running one."""
-        self._cancel.set()
+        self._canceled = True
         lease = self._lease
         if lease is not None:
             lease.cancel()

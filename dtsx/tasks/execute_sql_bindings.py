@@ -15,6 +15,7 @@ import decimal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum, IntEnum
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BeforeValidator, Field
@@ -93,6 +94,7 @@ class ResultBinding:
 # -- connection types -----------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=64)
 def family(connection_type: str) -> str:
     """The SSIS connection family of a CreationName: OLEDB, ADO.NET, ODBC, ADO, EXCEL, or the
     upper-cased name itself."""
@@ -150,6 +152,7 @@ def code_space(connection_type: str) -> tuple[str, Mapping[int, Kind]] | None:
     return _SPACES.get(family(connection_type))
 
 
+@lru_cache(maxsize=256)
 def kind_of(connection_type: str, code: int) -> Kind:
     """The Python kind a DataType code means for this connection type ("any" when unknown: the
     validation reports unknown codes, and the value then goes to the driver as it is)."""
@@ -215,6 +218,8 @@ def _integer(value: Any) -> int:
 
 
 def _text(value: Any) -> str:
+    if value.__class__ is str:
+        return value
     if isinstance(value, dt.datetime):
         return value.isoformat(sep=" ")
     if isinstance(value, bool):

@@ -13,12 +13,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from dtsx.engine.errors import DtsxError, TaskFailedError
 from dtsx.engine.recordset import Column, Recordset, Table
 from dtsx.tasks.execute_sql_bindings import (
     Direction,
+    Kind,
     ParameterBinding,
     ResultBinding,
     assign_error,
@@ -33,7 +35,7 @@ from dtsx.tasks.execute_sql_bindings import (
 
 if TYPE_CHECKING:
     from dtsx.connections.base import DatabaseLease, DatabaseSession
-    from dtsx.engine.sqltext import Batch, Marker
+    from dtsx.engine.sqltext import Batch, BoundSql, Marker
     from dtsx.tasks.base import EventSink, VariableAccess
 
 __all__ = ["BatchRunner", "SqlFailure", "driver_text", "first_line"]
@@ -110,11 +112,9 @@ class BatchRunner:
         self.cancelled = cancelled
         kind = family(session.connection_type)
         self.family = kind
-        self.style = marker_style(kind)
         self.dataset = kind == "ADO.NET"  # ADO.NET fills a DataSet: every set is a table
         # OLE DB and ADO stop reporting after the first result set (spec §2.5).
         self.late_errors_ignored = kind in ("OLEDB", "ADO", "EXCEL") and result_type != "None"
-        self.bound_names = frozenset(b.bare_name for b in self.parameters)
         self.outputs: list[ParameterBinding] = []  # the last batch's, in marker order
         self.found = _Results()
         self.timeout = 0
@@ -168,37 +168,17 @@ class BatchRunner:
 
     def _parts(self, sql: str) -> list[tuple[str, str, Any]]:
         """(statement text, SQL for the driver, its arguments) for each execute() call."""
-        from dtsx.engine.sqltext import bind_markers, find_markers, statements
-
-        dialect = self.session.dialect
-        split = dialect in _ONE_STATEMENT_ALWAYS or (
-            bool(self.parameters) and dialect in _ONE_STATEMENT_WITH_VALUES
-        )
-        texts = [s.text for s in statements(sql, dialect)] if split else [sql]
-        if not self.parameters:
-            return [(t, t, None) for t in texts]
-        names = self.bound_names if self.style == "@" else None
-        parts, offset = [], 0
+        session = self.session
+        calls = _calls(sql, session.dialect, session.paramstyle, self.family, self.parameters)
+        parts: list[tuple[str, str, Any]] = []
         self.outputs = []
-        for text in texts:
-            markers = find_markers(text, self.style, names, dialect)
-            bindings = [self._binding(m, offset) for m in markers]
-            if self.style == "?":
-                offset += len(markers)
-            driver_text_in, order = text, bindings
-            if dialect == "mssql" and any(b.direction is not Direction.INPUT for b in bindings):
-                driver_text_in, order, outputs = sql_server_outputs(text, markers, bindings,
-                                                                    self.family)  # fmt: skip
-                self.outputs.extend(outputs)
-            elif any(b.direction is Direction.OUTPUT for b in bindings):
-                self.outputs.extend(b for b in bindings if b.direction is Direction.OUTPUT)
-            bound = bind_markers(
-                driver_text_in, self.style, self.session.paramstyle, names, dialect
-            )
-            if self.style == "@":  # a rewritten text may repeat or reorder names
-                order = [self._binding(m, 0) for m in bound.markers]
-            values = [self._input(b) for b in order]
-            parts.append((text, bound.sql, bound.arguments(values)))
+        for call in calls:
+            self.outputs.extend(call.outputs)
+            if call.bound is None:
+                parts.append((call.text, call.text, None))
+                continue
+            values = [self._input(b, k) for b, k in zip(call.bindings, call.kinds, strict=True)]
+            parts.append((call.text, call.bound.sql, call.bound.arguments(values)))
         return parts
 
     def _run_batch(self, cursor: Any, sql: str, batch: Batch) -> None:
@@ -238,30 +218,7 @@ class BatchRunner:
 
     # ---- parameters ----------------------------------------------------------------------------
 
-    def _binding(self, marker: Marker, offset: int) -> ParameterBinding:
-        if self.style == "@":
-            wanted = str(marker.name).lower()
-            found = next((b for b in self.parameters if b.bare_name == wanted), None)
-            if found is None:  # bind_markers only rewrites bound names
-                raise TaskFailedError(f"the marker @{marker.name} has no parameter binding.")
-            return found
-        ordinal = int(marker.name) + offset
-        numbered = all(b.name.strip().isdigit() for b in self.parameters)
-        if numbered and self.family != "ADO":
-            wanted_name = ordinal + (1 if self.family == "ODBC" else 0)
-            found = next((b for b in self.parameters if int(b.name) == wanted_name), None)
-        else:  # ADO, and names that are no numbers: the binding list's order (spec §2.3)
-            found = self.parameters[ordinal] if ordinal < len(self.parameters) else None
-        if found is None:
-            first = 1 if self.family == "ODBC" else 0
-            raise TaskFailedError(
-                "the Execute SQL task's statement has a parameter marker ? number "
-                f"{ordinal + first} (counting from {first}, as {self.family} does) with no "
-                f"parameter binding; add a ParameterBinding named {ordinal + first}."
-            )
-        return found
-
-    def _input(self, binding: ParameterBinding) -> Any:
+    def _input(self, binding: ParameterBinding, kind: Kind) -> Any:
         """The value sent for a binding (an Output's too: its variable's value goes in)."""
         if binding.direction is Direction.RETURN_VALUE:
             raise TaskFailedError(
@@ -271,7 +228,7 @@ class BatchRunner:
             )
         value = self.variables.get(binding.variable)
         try:
-            typed = input_value(value, kind_of(self.family, binding.data_type))
+            typed = input_value(value, kind)
         except (ValueError, ArithmeticError) as exc:
             if binding.direction is Direction.OUTPUT:
                 # What goes in matters only to a procedure that reads it (INOUT); a value that
@@ -433,3 +390,75 @@ def sql_server_outputs(
     select = ", ".join(f"@dtsx_p{i}" for i in range(1, len(outputs) + 1))
     rewritten = "\n".join([*declared, body + ";", f"SELECT {select};"])
     return rewritten, ahead + rest, outputs
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One execute() call of a batch, worked out once per text (a task in a loop repeats it):
+    ``bound`` is None when nothing is bound (the SQL goes as it is, with no arguments)."""
+
+    text: str
+    bound: BoundSql | None
+    bindings: tuple[ParameterBinding, ...]  # one per placeholder of ``bound``, in order
+    kinds: tuple[Kind, ...]  # the Python kind each binding's DataType asks for
+    outputs: tuple[ParameterBinding, ...]  # Output/ReturnValue bindings, in result column order
+
+
+@lru_cache(maxsize=512)
+def _calls(
+    sql: str, dialect: str, paramstyle: str, family: str, parameters: tuple[ParameterBinding, ...]
+) -> tuple[_Call, ...]:
+    from dtsx.engine.sqltext import bind_markers, find_markers, statements
+
+    split = dialect in _ONE_STATEMENT_ALWAYS or (
+        bool(parameters) and dialect in _ONE_STATEMENT_WITH_VALUES
+    )
+    texts = [s.text for s in statements(sql, dialect)] if split else [sql]
+    if not parameters:
+        return tuple(_Call(t, None, (), (), ()) for t in texts)
+    style = marker_style(family)
+    names = frozenset(b.bare_name for b in parameters) if style == "@" else None
+    calls, offset = [], 0
+    for text in texts:
+        markers = find_markers(text, style, names, dialect)
+        bindings = [_binding(m, offset, parameters, family) for m in markers]
+        if style == "?":
+            offset += len(markers)
+        rewritten, order = text, bindings
+        outputs = [b for b in bindings if b.direction is Direction.OUTPUT]
+        if dialect == "mssql" and any(b.direction is not Direction.INPUT for b in bindings):
+            rewritten, order, outputs = sql_server_outputs(text, markers, bindings, family)
+        bound = bind_markers(rewritten, style, paramstyle, names, dialect)
+        if style == "@":  # a rewritten text may repeat or reorder names
+            order = [_binding(m, 0, parameters, family) for m in bound.markers]
+        kinds = tuple(kind_of(family, b.data_type) for b in order)
+        calls.append(_Call(text, bound, tuple(order), kinds, tuple(outputs)))
+    return tuple(calls)
+
+
+def _binding(
+    marker: Marker, offset: int, parameters: tuple[ParameterBinding, ...], family: str
+) -> ParameterBinding:
+    """The binding of a marker: by name for ``@name``; for ``?`` by number (OLE DB from 0, ODBC
+    from 1) or, for ADO and names that are no numbers, by the binding list's order (§2.3)."""
+    if isinstance(marker.name, str):
+        wanted = marker.name.lower()
+        found = next((b for b in parameters if b.bare_name == wanted), None)
+        if found is None:  # bind_markers only rewrites bound names
+            raise TaskFailedError(f"the marker @{marker.name} has no parameter binding.")
+        return found
+    ordinal = marker.name + offset
+    numbered = all(b.name.strip().isdigit() for b in parameters)
+    if numbered and family != "ADO":
+        wanted_name = ordinal + (1 if family == "ODBC" else 0)
+        found = next((b for b in parameters if int(b.name) == wanted_name), None)
+    else:
+        found = parameters[ordinal] if ordinal < len(parameters) else None
+    if found is None:
+        first = 1 if family == "ODBC" else 0
+        raise TaskFailedError(
+            "the Execute SQL task's statement has a parameter marker ? number "
+            f"{ordinal + first} (counting from {first}, as {family} does) with no "
+            f"parameter binding; add a ParameterBinding named {ordinal + first}."
+        )
+    return found
