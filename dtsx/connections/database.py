@@ -40,8 +40,9 @@ from dtsx.connections.db_strings import (
     setting,
     string_problems,
     target_for,
+    translation,
 )
-from dtsx.engine.errors import ConnectionManagerError
+from dtsx.engine.errors import ConnectionManagerError, DtsxError
 
 __all__ = [
     "AdoConnectionManager",
@@ -164,8 +165,8 @@ class DbSession:
         self._module = self._start()
         self.paramstyle: str = self._module.paramstyle
         self.driver = driver_for(self.dialect, odbc=target.driver == "pyodbc")
-        if _translates(settings):
-            self.translate = _translator(self.dialect)
+        if translation(settings) == "tsql":
+            self.translate = self._translator()
 
     # -- building
 
@@ -399,6 +400,18 @@ class DbSession:
             f'connection elsewhere with --conn "{self.name}=URL".'
         )
 
+    def _translator(self) -> Callable[[str], str]:
+        try:
+            from dtsx.engine.tsql import translator
+
+            return translator(self.dialect)
+        except (ImportError, DtsxError) as exc:
+            raise ConnectionManagerError(
+                f"connection {self.name!r} ({self.server}) asks for T-SQL translation "
+                f"(Translate=tsql), which dtsx cannot give for {self.dialect or 'this driver'}: "
+                f"{exc}"
+            ) from exc
+
     def _missing_driver(self, name: str, exc: ImportError) -> ConnectionManagerError:
         module, extra = _EXTRAS.get(name, (name, name))
         return ConnectionManagerError(
@@ -420,21 +433,6 @@ def _sqlstate(exc: BaseException) -> str | None:
     if args and isinstance(args[0], str) and len(args[0]) == 5 and args[0].isalnum():
         return args[0]
     return None
-
-
-def _translates(settings: ConnectionSettings) -> bool:
-    value = setting(settings.properties, "Translate")
-    return value is not None and value.strip().lower() == "tsql"
-
-
-def _translator(dialect: str) -> Callable[[str], str]:
-    try:
-        from dtsx.engine.tsql import translator
-    except ImportError as exc:
-        raise ConnectionManagerError(
-            f"T-SQL translation is not available in this dtsx ({exc}); run without Translate=tsql."
-        ) from exc
-    return translator(dialect)
 
 
 class DatabaseConnectionManager(ConnectionManager):
@@ -462,8 +460,8 @@ class DatabaseConnectionManager(ConnectionManager):
     @classmethod
     def check(cls, settings: ConnectionSettings) -> list[str]:
         problems = string_problems(settings)
-        translate = setting(settings.properties, "Translate")
-        if translate is not None and translate.strip().lower() not in ("", "tsql"):
+        translate = translation(settings)
+        if translate is not None and translate not in ("", "tsql"):
             problems.append(
                 f"connection manager {settings.name!r} has Translate={translate!r}; the only "
                 "translation dtsx offers is 'tsql' (T-SQL to the target's dialect)."

@@ -31,6 +31,7 @@ from dtsx.connections.base import ConnectionSettings, ConnectionString, parse_co
 from dtsx.engine.errors import ConnectionManagerError
 
 __all__ = [
+    "DTSX_KEYS",
     "Target",
     "family_of",
     "is_url",
@@ -38,6 +39,7 @@ __all__ = [
     "setting",
     "string_problems",
     "target_for",
+    "translation",
 ]
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -221,6 +223,19 @@ def family_of(creation_name: str) -> tuple[str, str]:
     return family.strip().upper(), rest.split(",", 1)[0].strip().upper()
 
 
+def translation(settings: ConnectionSettings) -> str | None:
+    """The T-SQL translation asked for: the ``Translate`` property (``--translate NAME=tsql``)
+    or a ``Translate=`` key of the connection string; None when neither is set."""
+    value = setting(settings.properties, "Translate")
+    if value is None and not is_url(settings.connection_string):
+        try:
+            pairs = parse_connection_string(settings.connection_string)
+        except ConnectionManagerError:
+            return None  # the string's own problem is reported by check()
+        value = pairs.get("Translate")
+    return value.strip().lower() if value is not None else None
+
+
 def setting(properties: Mapping[str, str], *names: str) -> str | None:
     """A runtime property by any of its names, case-insensitively."""
     wanted = {n.lower() for n in names}
@@ -270,13 +285,18 @@ def _adonet_kind(qualifier: str) -> str:
     return f"unknown:the ADO.NET provider {qualifier or '(none)'}"
 
 
+# dtsx's own keys, in any connection string: never sent to a driver.
+DTSX_KEYS = frozenset({"translate"})
+
+
 def _keys_of(kind: str) -> tuple[Mapping[str, tuple[str, ...]], set[str]]:
-    return {
+    keys, ignored = {
         "mssql": (_MSSQL_KEYS, _MSSQL_IGNORED),
         "postgresql": (_NPGSQL_KEYS, _NPGSQL_IGNORED),
         "mysql": (_MYSQL_KEYS, _MSSQL_IGNORED),
         "sqlite": (_SQLITE_KEYS, _SQLITE_IGNORED),
     }.get(kind, ({}, set()))
+    return keys, ignored | DTSX_KEYS
 
 
 def _with_properties(settings: ConnectionSettings, pairs: ConnectionString, kind: str) -> None:
@@ -575,7 +595,8 @@ def odbc_dialect(driver: str) -> str:
 
 def _odbc_target(pairs: ConnectionString) -> Target:
     """The ODBC string goes to the driver manager as it is (minus OLE DB's Provider=MSDASQL)."""
-    kept = ConnectionString({k: v for k, v in pairs.items() if k.lower() != "provider"})
+    dropped = DTSX_KEYS | {"provider"}
+    kept = ConnectionString({k: v for k, v in pairs.items() if k.lower() not in dropped})
     driver = _value(kept, ("Driver",)).strip("{}")
     dsn = _value(kept, ("DSN", "FileDSN"))
     server = _value(kept, ("Server", "Servername", "Host", "Data Source"))

@@ -111,6 +111,22 @@ def test_a_sqlite_session_describes_itself(sqlite_cm, tmp_path):
     assert session.server == str(tmp_path / "x.db") and session.translate is None
 
 
+@pytest.mark.parametrize("where", ["property", "key"])
+def test_translate_tsql_gives_the_session_a_translator_to_its_dialect(sqlite_cm, tmp_path, where):
+    if where == "property":
+        cm = sqlite_cm(Translate="tsql")
+    else:
+        text = f"Data Source={tmp_path / 'x.db'};Translate=tsql;"
+        cm = manager(AdoNetConnectionManager, SQLITE, text)
+    session = cm.acquire()
+    try:
+        assert session.translate is not None
+        sql = session.translate("SELECT TOP 2 ISNULL(a, 0) FROM t")
+        assert "LIMIT 2" in sql.upper() and "TOP" not in sql.upper()
+    finally:
+        cm.close()
+
+
 def test_statements_commit_at_once_and_the_pool_reuses_a_reset_connection(sqlite_cm, tmp_path):
     session = sqlite_cm().acquire()
     with session.lease() as lease:

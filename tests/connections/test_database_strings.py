@@ -280,3 +280,23 @@ def test_importing_the_managers_imports_no_database_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_dtsx_translate_key_is_accepted_and_never_reaches_an_odbc_driver():
+    text = "Provider=SQLNCLI11;Data Source=s;Auto Translate=False;Translate=tsql;"
+    assert OleDbConnectionManager.check(settings("OLEDB", text)) == []
+    odbc = target_for(settings("ODBC", "Driver={PostgreSQL Unicode};Server=h;Translate=tsql;"))
+    assert "Translate" not in odbc.odbc
+    (bad,) = OleDbConnectionManager.check(settings("OLEDB", text.replace("=tsql", "=plsql")))
+    assert "Translate='plsql'" in bad
+
+
+def test_ado_net_over_ole_db_and_microsoft_data_sqlite():
+    oledb = target_for(
+        settings("ADO.NET:System.Data.OleDb.OleDbConnection", "Provider=SQLNCLI11;Data Source=s;")
+    )
+    assert oledb.dialect == "mssql"
+    lite = target_for(
+        settings("ADO.NET:Microsoft.Data.Sqlite.SqliteConnection", "Data Source=a.db")
+    )
+    assert (lite.dialect, lite.server) == ("sqlite", "a.db")
