@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dtsx.engine.errors import DtsxError
 from dtsx.engine.sqltext import code_spans, find_markers
@@ -261,25 +261,28 @@ def _restore_markers(text: str, originals: list[str], target: str) -> str | Find
     return "".join(parts)
 
 
-def _quiet_sqlglot() -> Any:
-    """sqlglot warns on its logger when it falls back to a raw command; we report that ourselves."""
-    logger = logging.getLogger("sqlglot")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    return logger, level
+class _NoFallbackWarning(logging.Filter):
+    """sqlglot warns on its logger when it keeps a statement as raw text; the finding says it
+    (a level change instead would race between threads translating at once)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Falling back to parsing as a 'Command'" not in record.getMessage()
+
+
+_FILTER = _NoFallbackWarning()
 
 
 def _parse(sql: str, read: str) -> tuple[list[exp.Expr | None], list[Finding]]:
     import sqlglot
     from sqlglot.errors import ErrorLevel, SqlglotError
 
-    logger, level = _quiet_sqlglot()
+    logger = logging.getLogger("sqlglot")
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)  # idempotent: Logger.addFilter skips a filter it holds
     try:
         return list(sqlglot.parse(sql, read=read, error_level=ErrorLevel.RAISE)), []
     except SqlglotError as exc:
         return [], [_parse_finding(exc, read)]
-    finally:
-        logger.setLevel(level)
 
 
 _UNSUPPORTED = {

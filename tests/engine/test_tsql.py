@@ -369,3 +369,10 @@ def test_translate_option_usage(tmp_path: Path) -> None:
     done = _run(tmp_path, "SELECT 1", "--translate", "Nope=tsql")
     assert done.returncode == 6
     assert "no connection manager 'Nope' to set Translate on" in done.stdout + done.stderr
+
+
+def test_sqlglot_fallback_warnings_stay_quiet(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING"):
+        assert [f.construct for f in check("PRINT 'x'", "postgres")] == ["PRINT"]
+        check("PRINT 'y'", "postgres")
+    assert "Falling back" not in caplog.text
