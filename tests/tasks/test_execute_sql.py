@@ -306,6 +306,15 @@ def test_type_conversion_mode_none_refuses_a_number_into_a_string(db: Path) -> N
     assert "TypeConversionMode None" in errors_of(run["result"], "T")[0]
 
 
+def test_single_row_skips_the_counts_of_statements_before_it(db: Path) -> None:
+    # The SQLite form of INSERT ...; SELECT SCOPE_IDENTITY(): the INSERT returns no columns.
+    sql = "insert into t (id, name) values (?, 'new'); select max(rowid) from t"
+    step = Sql("T", sql, result="ResultSetType_SingleRow", params=[Param("0", "User::N", 3)],
+               results=[("0", "User::Id")])  # fmt: skip
+    run = _run(db, [step], User__N=(INT32, 50), User__Id=(INT32, 0))
+    assert run["vars"]["User::Id"] == 3
+
+
 def test_result_set_none_ignores_rows(db: Path) -> None:
     run = _run(db, [Sql("T", "select * from t")])
     assert result_of(run["result"], "T") == "Success"
