@@ -7,6 +7,7 @@ the ValidationContext does not describe is checked by name only).
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from dtsx.tasks.execute_sql_bindings import (
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["problems"]
 
 _DATABASE = ("OLEDB", "ADO.NET", "ODBC", "ADO")
+_GUID = re.compile(r"^\{?[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}\}?$")
 _OBJECT, _STRING = 13, 8  # VARTYPE codes of Object and String variables
 
 
@@ -51,6 +53,8 @@ def _connection(props: SqlTaskProperties, vctx: ValidationContext, found: list[s
         found.append("the Execute SQL task names no connection manager: set Connection.")
         return None
     creation = vctx.connection_type(ref)
+    if creation is None and _GUID.match(ref):
+        return None  # the planner reports a DTSID that names no manager (missing-connection)
     if creation is None:
         found.append(
             f"the Execute SQL task's Connection {ref} matches no connection manager in the "

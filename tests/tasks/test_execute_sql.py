@@ -544,3 +544,9 @@ def test_validation_refuses_writing_a_read_only_variable(db: Path) -> None:
     step = Sql("T", "select 1", result="ResultSetType_SingleRow", results=[("0", "User::N")])
     found = " ".join(_problems(db, step, User__N=(INT32, 0, True)))
     assert "writes the variable 'User::N', which is read-only (0xC0010003)" in found
+
+
+def test_a_dtsid_naming_no_manager_is_the_planners_missing_connection(db: Path) -> None:
+    step = Sql("T", "select 1", connection="{BFB76AF5-717F-480D-8C71-4EE6B97EBB80}")
+    (problem,) = _problems(db, step)
+    assert "matches no connection manager" in problem and "--project-dir" in problem
