@@ -19,7 +19,7 @@ from dtsx.engine.model import VARTYPE_TO_DOTNET, ForEachEnumerator, XmlNode, ssi
 from dtsx.engine.recordset import Recordset, Table
 from dtsx.engine.variables import Scope
 
-__all__ = ["enumerate_items", "file_items", "item_rows", "rows_of", "ado_items"]
+__all__ = ["enumerate_items", "file_items", "item_rows", "rows_of"]
 
 Warn = Callable[[str], None]
 
