@@ -396,26 +396,35 @@ def graph_command(
     required=True,
     help="The engine the SQL is to run on.",
 )
+@click.option("--json", "as_json", is_flag=True, help='Print {"packages": [report, ...]} as JSON.')
 @_project_dir_option
 @_decrypt_options
 def sql_check_command(
     packages: tuple[str, ...],
     target: str,
+    as_json: bool,
     project_dir: str | None,
     decrypt_env: str | None,
     decrypt_file: str | None,
 ) -> None:
     """Report, per Execute SQL task and GO batch, whether its T-SQL translates exactly to the
     target, and what is in the way; exit 0 when everything translates, 1 otherwise."""
+    import json
+
     from dtsx.engine.sqlcheck import check_package
 
     password = _package_password(decrypt_env, decrypt_file)
-    all_translate = True
-    for path in packages:
-        report = check_package(_load_or_exit(path, project_dir, password), target)
-        for line in report.lines():
-            click.echo(line)
-        all_translate = all_translate and report.translates
+    reports = [
+        check_package(_load_or_exit(path, project_dir, password), target) for path in packages
+    ]
+    if as_json:
+        entries = [report.to_json() for report in reports]
+        click.echo(json.dumps({"packages": entries}, ensure_ascii=False, indent=2))
+    else:
+        for report in reports:
+            for line in report.lines():
+                click.echo(line)
+    all_translate = all(report.translates for report in reports)
     raise SystemExit(EXIT_SUCCESS if all_translate else EXIT_FAILURE)
 
 

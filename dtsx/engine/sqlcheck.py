@@ -92,6 +92,18 @@ class SqlCheckReport:
         out.append(self.summary())
         return out
 
+    def to_json(self) -> dict[str, object]:
+        """The report as plain data (``dtsx sql-check --json``)."""
+        batches = self.batches
+        return {
+            "path": self.path,
+            "target": self.target,
+            "translates": self.translates,
+            "batches": len(batches),
+            "batches_translating": sum(batch.translates for batch in batches),
+            "tasks": [_task_json(task) for task in self.tasks],
+        }
+
     def summary(self) -> str:
         batches = self.batches
         good = sum(batch.translates for batch in batches)
@@ -103,6 +115,35 @@ class SqlCheckReport:
             f"{self.path}: {good} of {len(batches)} batches translate to {self.target}{share}; "
             f"{tasks_good} of {len(self.tasks)} tasks{tail}"
         )
+
+
+def _task_json(task: TaskCheck) -> dict[str, object]:
+    return {
+        "ref_id": task.ref_id,
+        "name": task.name,
+        "where": task.where,
+        "connection": task.connection,
+        "connection_type": task.connection_type,
+        "source_type": task.source_type,
+        "checked": task.checked,
+        "translates": task.translates,
+        "note": task.note,
+        "batches": [
+            {
+                "line": batch.line,
+                "translates": batch.translates,
+                "findings": [
+                    {
+                        "line": batch.line + f.line - 1,
+                        "construct": f.construct,
+                        "detail": f.detail,
+                    }
+                    for f in batch.findings
+                ],
+            }
+            for batch in task.batches
+        ],
+    }
 
 
 def _task_heading(task: TaskCheck) -> str:

@@ -280,9 +280,32 @@ def _parse(sql: str, read: str) -> tuple[list[exp.Expr | None], list[Finding]]:
     if _FILTER not in logger.filters:
         logger.addFilter(_FILTER)  # idempotent: Logger.addFilter skips a filter it holds
     try:
-        return list(sqlglot.parse(sql, read=read, error_level=ErrorLevel.RAISE)), []
+        trees = list(sqlglot.parse(sql, read=read, error_level=ErrorLevel.RAISE))
     except SqlglotError as exc:
         return [], [_parse_finding(exc, read)]
+    _mark_statement_lines(trees, sql, read)
+    return trees, []
+
+
+def _mark_statement_lines(trees: list[exp.Expr | None], sql: str, read: str) -> None:
+    """Note on each statement the line it starts on, for findings on nodes sqlglot gives no
+    position (``@@ROWCOUNT``, literals): the first token after each ``;``."""
+    from sqlglot.dialects.dialect import Dialect
+    from sqlglot import TokenType
+
+    starts: list[int | None] = [None]
+    for token in Dialect.get_or_raise(read).tokenize(sql):
+        if token.token_type == TokenType.SEMICOLON:
+            starts.append(None)
+        elif starts[-1] is None:
+            starts[-1] = token.line
+    if starts and starts[-1] is None and len(starts) == len(trees) + 1:
+        starts.pop()  # the ";" that ends the last statement opens no other
+    if len(starts) != len(trees):
+        return
+    for tree, line in zip(trees, starts, strict=True):
+        if tree is not None and line is not None:
+            tree.meta["statement_line"] = line
 
 
 _UNSUPPORTED = {
@@ -401,11 +424,13 @@ def _is_nocount(tree: exp.Expr) -> bool:
 
 
 def _line(node: exp.Expr) -> int:
+    """The line of the first token under ``node`` that sqlglot placed, else its statement's."""
     for child in node.walk():
         line = child.meta.get("line") if child.meta else None
         if line:
             return int(line)
-    return 1
+    root = node.root()
+    return int(root.meta.get("statement_line", 1)) if root.meta else 1
 
 
 def _check_tree(tree: exp.Expr, target: str) -> Iterator[Finding]:

@@ -95,6 +95,26 @@ def test_report_names_file_line_task_and_each_construct(tmp_path: Path) -> None:
     assert lines[-1] == f"{path}: 1 of 2 batches translate to postgres (50%); 0 of 1 tasks"
 
 
+def test_json_report(tmp_path: Path) -> None:
+    import json
+
+    sql = "SELECT 1\nGO\nDECLARE @d int\nSELECT @@ROWCOUNT"
+    path = _package(tmp_path, _task("Load", sql))
+    done = _sql_check(str(path), "--target", "mysql", "--json")
+    assert done.returncode == 1, done.stderr
+    [report] = json.loads(done.stdout)["packages"]
+    assert (report["target"], report["translates"], report["batches"]) == ("mysql", False, 2)
+    assert report["batches_translating"] == 1
+    [task] = report["tasks"]
+    assert (task["ref_id"], task["connection"], task["connection_type"]) == (
+        "Package\\Load",
+        "Warehouse",
+        "OLEDB",
+    )
+    findings = task["batches"][1]["findings"]
+    assert [(f["line"], f["construct"]) for f in findings] == [(3, "DECLARE"), (4, "@@ROWCOUNT")]
+
+
 def test_everything_translates_exit_0(tmp_path: Path) -> None:
     path = _package(tmp_path, _task("Copy", "INSERT INTO b SELECT TOP 10 a + ' ' + c FROM x"))
     done = _sql_check(str(path), "--target", "sqlite")
