@@ -55,6 +55,8 @@ __all__ = [
     "ConfiguredValue",
     "PackageConfiguration",
     "package_configurations",
+    "ISOLATION_LEVELS",
+    "TRANSACTION_OPTIONS",
 ]
 
 # The namespace of every DTS: element and attribute in a package file.
@@ -275,6 +277,20 @@ PROTECTION_LEVELS = {
     4: "EncryptAllWithUserKey",
     5: "ServerStorage",
 }
+
+
+# An executable's IsolationLevel (ISOLevel): System.Data.IsolationLevel codes -> their names.
+ISOLATION_LEVELS: dict[int, str] = {
+    -1: "Unspecified",
+    16: "Chaos",
+    256: "ReadUncommitted",
+    4096: "ReadCommitted",
+    65536: "RepeatableRead",
+    1048576: "Serializable",
+    16777216: "Snapshot",
+}
+# An executable's TransactionOption (DTSTransactionOption) -> its name.
+TRANSACTION_OPTIONS: dict[int, str] = {0: "NotSupported", 1: "Supported", 2: "Required"}
 
 
 class _Model(BaseModel):

@@ -33,7 +33,9 @@ from dtsx.engine.model import (
     FOR_LOOP_PROPERTIES,
     HOST_PROPERTIES,
     IGNORED_HOST_PROPERTIES,
+    ISOLATION_LEVELS,
     LOCAL_NAMES,
+    TRANSACTION_OPTIONS,
     TYPECODE_TO_DOTNET,
     VARTYPE_TO_DOTNET,
     ConnectionManagerSpec,
@@ -407,6 +409,7 @@ class _Planner:
         self.task_checks = _TaskChecks(self)
         self.container_checks = _ContainerChecks(self)
         self.connection_checks = _ConnectionChecks(self)
+        self.transaction_checks = _TransactionChecks(self)
 
     # -- reporting
 
@@ -436,6 +439,45 @@ class _Planner:
         self._check_tree(self.package, disabled=False)
         self.expression_checks.package_expressions()
         self.connection_checks.check_connections()
+        self.transaction_checks.check_transactions()
+
+    # -- what tasks may ask while they validate
+
+    def declared_variable(self, ref_id: str, name: str) -> Variable | None:
+        """The variable ``name`` (``User::X``, ``X``, ``@[User::X]``) finds from the executable
+        ``ref_id``: its own, then each container's up to the package, as the run's scopes find
+        them; None for System variables and names declared outside the package."""
+        text = name.strip()
+        if text.startswith("@[") and text.endswith("]"):
+            text = text[2:-1]
+        elif text.startswith("@"):
+            text = text[1:]
+        namespace, _, short = text.rpartition("::")
+        current: str | None = ref_id
+        while current is not None:
+            exe = self.plan.executables.get(current)
+            for var in exe.variables if exe is not None else ():
+                if var.name == short and (not namespace or var.namespace == namespace):
+                    return var
+            current = self.parents.get(current)
+        return None
+
+    def connection_dialect(self, ref: str) -> str | None:
+        """The SQL dialect the database connection ``ref`` names will open (after ``--conn``),
+        as its plugin tells without connecting; None when it cannot tell."""
+        spec = self.references.find(ref)
+        if spec is None:
+            return None
+        cls = self.connection_checks.connection_class(spec)
+        dialect_of = getattr(cls, "dialect_of", None)
+        if dialect_of is None:
+            return None
+        settings = self.connection_checks.settings(spec, self.connection_checks.override_for(spec))
+        try:
+            found = dialect_of(settings)
+        except Exception:  # noqa: BLE001 - plugin code: unknown is the safe answer
+            return None
+        return found if isinstance(found, str) and found else None
 
     # -- the run's overrides that change what is validated
 
@@ -918,12 +960,13 @@ class _TaskChecks:
     def validate_task(self, exe: Executable, task: Task) -> list[str]:
         scope = self.p.scopes.get(exe.ref_id, frozenset())
         if exe.property_expressions:
-            vctx = self.context(scope, _set_names(exe.property_expressions))
+            vctx = self.context(scope, _set_names(exe.property_expressions), exe.ref_id)
         else:
             # Speed: siblings share one scope object, and so one context (see self.contexts).
             cached = self.contexts.get(id(scope))
             if cached is None or cached[0] is not scope:
-                cached = self.contexts[id(scope)] = (scope, self.context(scope, frozenset()))
+                made = self.context(scope, frozenset(), exe.ref_id)
+                cached = self.contexts[id(scope)] = (scope, made)
             vctx = cached[1]
         try:
             messages = task.validate(vctx)
@@ -949,13 +992,20 @@ class _TaskChecks:
             known = self.resolved[value] = found or not _GUID.match(value.strip())
         return known
 
-    def context(self, scope: frozenset[str], dynamic: frozenset[str]) -> ValidationContext:
+    def context(
+        self, scope: frozenset[str], dynamic: frozenset[str], ref_id: str
+    ) -> ValidationContext:
+        """What the task at ``ref_id`` may ask (siblings that share a scope object share one:
+        they see the same variables)."""
         from dtsx.tasks.base import ValidationContext
 
+        planner = self.p
         return ValidationContext(
-            connection_type=self.p.connections.type_of,
+            connection_type=planner.connections.type_of,
             has_variable=lambda name: _visible(name, scope),
             dynamic_properties=dynamic,
+            variable=lambda name: planner.declared_variable(ref_id, name),
+            connection_dialect=planner.connection_dialect,
         )
 
     def check_connection_refs(self, exe: Executable, already: list[str]) -> None:
@@ -1120,6 +1170,123 @@ class _ConnectionChecks:
             return [str(exc)]
         except Exception as exc:  # noqa: BLE001 - third-party plugin code: report it, never crash the planner
             return [f"connection manager '{cm.name}': its check raised {type(exc).__name__}: {exc}"]
+
+
+class _TransactionChecks:
+    """SSIS transactions as dtsx can honour them (no DTC): the TransactionOption and
+    IsolationLevel codes, and for each transaction the database connections its tasks use: ODBC
+    cannot join one (as in SSIS), and several connections commit together only where every one can
+    prepare (two-phase)."""
+
+    # Type keys of the database connection managers that may enlist in a transaction.
+    DATABASE_TYPES = frozenset({"OLEDB", "ADO.NET", "ODBC", "ADO"})
+
+    def __init__(self, planner: _Planner) -> None:
+        self.p = planner
+
+    def check_transactions(self) -> None:
+        for exe in self.p.plan.executables.values():
+            self.check_codes(exe)
+        for owner, tasks in self.scopes():
+            self.check_scope(owner, tasks)
+
+    def check_codes(self, exe: Executable) -> None:
+        what = f"{_KIND_NAMES.get(exe.kind, exe.kind.value)} '{exe.name}'"
+        if exe.transaction_option not in TRANSACTION_OPTIONS:
+            known = ", ".join(f"{name} {code}" for code, name in TRANSACTION_OPTIONS.items())
+            self.p.problem(
+                "bad-property",
+                f"{what}: TransactionOption {exe.transaction_option} is not an SSIS transaction "
+                f"option ({known})",
+                exe.location,
+                exe.ref_id,
+            )
+        level = exe.isolation_level
+        if level is not None and level not in ISOLATION_LEVELS:
+            known = ", ".join(f"{name} {code}" for code, name in ISOLATION_LEVELS.items())
+            self.p.problem(
+                "bad-property",
+                f"{what}: IsolationLevel {level} is not an SSIS isolation level ({known})",
+                exe.location,
+                exe.ref_id,
+            )
+
+    def scopes(self) -> list[tuple[Executable, list[Executable]]]:
+        """Each executable that starts a transaction (Required, none in force) with the enabled
+        tasks that run inside it; a NotSupported executable and what it holds run outside."""
+        found: list[tuple[Executable, list[Executable]]] = []
+        disabled = self.p.set_disabled
+
+        def visit(exe: Executable, tasks: list[Executable] | None) -> None:
+            if exe.disabled or exe.ref_id in disabled:
+                return
+            if exe.transaction_option == 0:
+                tasks = None
+            elif exe.transaction_option == 2 and tasks is None:
+                tasks = []
+                found.append((exe, tasks))
+            if exe.kind is ExecutableKind.TASK and tasks is not None:
+                tasks.append(exe)
+            for child in (*exe.event_handlers, *exe.executables):
+                visit(child, tasks)
+
+        visit(self.p.package, None)
+        return found
+
+    def check_scope(self, owner: Executable, tasks: list[Executable]) -> None:
+        members: dict[str, tuple[ConnectionManagerSpec, str]] = {}
+        for task in tasks:
+            for spec in self.database_connections(task):
+                support = self.support(spec)
+                if support == "none":
+                    self.p.problem(
+                        "transaction",
+                        f"task '{task.name}' uses the {spec.type_key} connection '{spec.name}' "
+                        f"inside the transaction of '{owner.name}' (TransactionOption=Required); "
+                        "it cannot join an SSIS transaction (0xC002F308): set the task's "
+                        "TransactionOption to NotSupported, or use an OLE DB or ADO.NET connection",
+                        task.location,
+                        task.ref_id,
+                    )
+                else:
+                    members.setdefault(spec.ref_id, (spec, support))
+        if len(members) > 1 and any(support != "two-phase" for _, support in members.values()):
+            names = ", ".join(f"'{spec.name}' ({support})" for spec, support in members.values())
+            self.p.problem(
+                "transaction",
+                f"the transaction of '{owner.name}' (TransactionOption=Required) spans the "
+                f"connections {names}, which cannot commit together: dtsx has no DTC, and commits "
+                "several connections at once only when every one can prepare (PostgreSQL); use "
+                "one connection, or set TransactionOption to NotSupported on the tasks of all but "
+                "one",
+                owner.location,
+                owner.ref_id,
+            )
+
+    def database_connections(self, task: Executable) -> list[ConnectionManagerSpec]:
+        if task.object_data is None:
+            return []
+        found: list[ConnectionManagerSpec] = []
+        for _, value in self.p.task_checks.reference_attributes(task.object_data):
+            spec = self.p.references.find(value)
+            if spec is not None and spec.type_key.upper() in self.DATABASE_TYPES:
+                if spec not in found:
+                    found.append(spec)
+        return found
+
+    def support(self, spec: ConnectionManagerSpec) -> str:
+        """ "two-phase", "local" or "none", as the connection's plugin tells without connecting
+        ("local" when it does not say)."""
+        checks = self.p.connection_checks
+        cls = checks.connection_class(spec)
+        told = getattr(cls, "transaction_support", None)
+        if told is None:
+            return "local"
+        try:
+            found = told(checks.settings(spec, checks.override_for(spec)))
+        except Exception:  # noqa: BLE001 - plugin code: a transaction of its own is the safe guess
+            return "local"
+        return found if found in ("two-phase", "local", "none") else "local"
 
 
 class _ContainerChecks:
