@@ -450,6 +450,10 @@ def _check_tree(tree: exp.Expr, target: str) -> Iterator[Finding]:
             yield Finding(_line(node), _TSQL_ONLY[name], f"no exact {target} translation")
         elif isinstance(node, exp.Parameter) and not isinstance(node.parent, exp.Parameter):
             yield Finding(_line(tree), node.sql("tsql"), "a SQL Server system variable")
+        elif isinstance(node, exp.Identifier) and _HIDDEN.fullmatch(node.name):
+            misuse = _misused_marker(node)
+            if misuse is not None:
+                yield Finding(_line(node), *misuse)
         elif isinstance(node, exp.Identifier) and (
             node.args.get("temporary") or node.args.get("global_")
         ):
@@ -480,6 +484,23 @@ def _check_tree(tree: exp.Expr, target: str) -> Iterator[Finding]:
         elif target == "mysql" and isinstance(node, exp.Div):
             yield Finding(_line(tree), "/", "mysql's / never divides integers to an integer")
     yield from _rewrite_plus(tree)
+
+
+def _misused_marker(identifier: exp.Expr) -> tuple[str, str] | None:
+    """(construct, why) when a marker (hidden as an identifier) is not a value read: written to
+    (``SELECT @v = col``, which sqlglot reads as an alias; ``UPDATE t SET @v = col``) or a
+    table variable (``FROM @rows``)."""
+    from sqlglot import exp
+
+    column = identifier.parent
+    if isinstance(column, exp.Table):
+        return "table variable", "T-SQL table variables have no translation"
+    eq = column.parent if isinstance(column, exp.Column) else None
+    if not isinstance(column, exp.Column) or (
+        isinstance(eq, exp.EQ) and eq.this is column and isinstance(eq.parent, exp.Update)
+    ):
+        return "assignment to a variable", "T-SQL sets @v; the target has no such variable"
+    return None
 
 
 def _sized_text(node: exp.Expr) -> bool:

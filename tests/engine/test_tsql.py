@@ -40,6 +40,9 @@ LOSSY = [
     ("SELECT DATEDIFF(day, a, b) FROM t", "DATEDIFF"),
     ("SELECT a FROM t WITH (HOLDLOCK)", "WITH (HOLDLOCK)"),
     ("PRINT 'x'", "PRINT"),
+    ("SELECT @total = SUM(a) FROM t", "assignment to a variable"),  # sqlglot: an alias
+    ("UPDATE t SET @last = a", "assignment to a variable"),
+    ("SELECT * FROM @rows", "table variable"),
     ("USE other", "USE"),
     ("SELECT a FROM t FOR XML PATH('')", "FOR XML / OPTION"),
 ]
