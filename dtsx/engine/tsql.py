@@ -167,7 +167,10 @@ _TARGET_MISSING: dict[str, dict[str, tuple[str, str]]] = {
         "Use": ("USE", "postgres connects to one database; point --conn at it"),
         "Soundex": ("SOUNDEX()", "postgres has SOUNDEX only in the fuzzystrmatch extension"),
     },
-    "duckdb": {},
+    "duckdb": {
+        # sqlglot writes TRY_CAST, which gives NULL where T-SQL's CONVERT fails the statement.
+        "Convert": ("CONVERT()", "sqlglot's duckdb TRY_CAST turns a failed conversion into NULL"),
+    },
 }
 # What sqlglot writes for these is no function of any target (measured on postgres and sqlite).
 for _missing in _TARGET_MISSING.values():
@@ -176,6 +179,7 @@ for _missing in _TARGET_MISSING.values():
     _missing["DateFromParts"] = ("DATEFROMPARTS()", "sqlglot writes a made-up DATE_FROM_PARTS()")
 _HARMLESS_HINTS = frozenset({"NOLOCK", "READUNCOMMITTED"})
 _TEXT_TYPES = frozenset({"VARCHAR", "NVARCHAR", "CHAR", "NCHAR", "TEXT", "NAME"})
+_CUT_TYPES = frozenset({"VARCHAR", "NVARCHAR", "CHAR", "NCHAR"})  # T-SQL cuts to their length
 _NUMBER_TYPES = frozenset(
     {"INT", "BIGINT", "SMALLINT", "TINYINT", "DECIMAL", "DOUBLE", "FLOAT", "MONEY", "BIT"}
 )
@@ -469,8 +473,11 @@ def _check_tree(tree: exp.Expr, target: str) -> Iterator[Finding]:
             yield from _hint_finding(node)
         elif isinstance(node, exp.LimitOptions) and node.args.get("percent"):
             yield Finding(_line(tree), "TOP ... PERCENT", f"{target} has no LIMIT ... PERCENT")
-        elif target == "sqlite" and _sized_text(node):
-            yield Finding(_line(node), "CAST/CONVERT to VARCHAR(n)", "sqlite does not cut to n")
+        elif isinstance(node, exp.Length):
+            # T-SQL's LEN does not count trailing spaces; LENGTH does.
+            node.set("this", exp.Trim(this=node.this, position="TRAILING"))
+        elif _string_type(node) is not None:
+            yield from _string_cast(node, target)
         elif isinstance(node, exp.National):
             node.replace(exp.Literal.string(node.this))
         elif (
@@ -503,8 +510,8 @@ def _misused_marker(identifier: exp.Expr) -> tuple[str, str] | None:
     return None
 
 
-def _sized_text(node: exp.Expr) -> bool:
-    """A CAST or CONVERT to a string type with a length (which T-SQL cuts to)."""
+def _string_type(node: exp.Expr) -> exp.DataType | None:
+    """The string type a CAST or CONVERT converts to (VARCHAR, NCHAR...), else None."""
     from sqlglot import exp
 
     if isinstance(node, exp.Cast):
@@ -512,8 +519,22 @@ def _sized_text(node: exp.Expr) -> bool:
     elif isinstance(node, exp.Convert):
         to = node.this
     else:
-        return False
-    return isinstance(to, exp.DataType) and to.this.name in _TEXT_TYPES and bool(to.expressions)
+        return None
+    return to if isinstance(to, exp.DataType) and to.this.name in _CUT_TYPES else None
+
+
+def _string_cast(node: exp.Expr, target: str) -> Iterator[Finding]:
+    """T-SQL's CAST/CONVERT to a string cuts to its length, 30 when none is written."""
+    from sqlglot import exp
+
+    to = _string_type(node)
+    if to is None:
+        return
+    if target in ("sqlite", "duckdb"):  # their CAST cuts nothing
+        written = "VARCHAR(n)" if to.expressions else "VARCHAR"
+        yield Finding(_line(node), f"CAST/CONVERT to {written}", f"T-SQL cuts it; {target} not")
+    elif not to.expressions:
+        to.set("expressions", [exp.DataTypeParam(this=exp.Literal.number(30))])
 
 
 def _statement_finding(tree: exp.Expr) -> Iterator[Finding]:

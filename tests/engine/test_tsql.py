@@ -117,6 +117,31 @@ def test_per_target_gaps() -> None:
     assert check(cut, "postgres") == []
 
 
+def test_string_semantics_of_t_sql_are_kept() -> None:
+    # LEN ignores trailing spaces; CAST/CONVERT to a string without a length cut to 30.
+    assert translator("postgresql")(
+        "SELECT LEN(a), CAST(n AS varchar), CONVERT(nchar, n) FROM t"
+    ) == (
+        "SELECT LENGTH(RTRIM(CAST(a AS TEXT))), CAST(n AS VARCHAR(30)), CAST(n AS CHAR(30)) FROM t"
+    )
+    for target in ("sqlite", "duckdb"):  # their casts cut nothing
+        assert [f.construct for f in check("SELECT CAST(n AS varchar) FROM t", target)] == [
+            "CAST/CONVERT to VARCHAR"
+        ]
+    assert [f.construct for f in check("SELECT CONVERT(int, s) FROM t", "duckdb")] == ["CONVERT()"]
+
+
+def test_len_counts_no_trailing_spaces_on_postgres(postgres_db: Any) -> None:
+    con = postgres_db.connect(autocommit=True)
+    try:
+        sql = translator("postgresql")(
+            "SELECT LEN('ab  '), LEN('  '), CAST(REPLICATE('x', 40) AS varchar)"
+        )
+        assert con.execute(sql).fetchone() == (2, 0, "x" * 30)
+    finally:
+        con.close()
+
+
 def test_findings_name_the_line_of_the_construct() -> None:
     sql = "SELECT a\nFROM t\nWHERE d < GETDATE() - 1"
     assert check(sql, "postgres") == [
