@@ -550,3 +550,25 @@ def test_a_dtsid_naming_no_manager_is_the_planners_missing_connection(db: Path) 
     step = Sql("T", "select 1", connection="{BFB76AF5-717F-480D-8C71-4EE6B97EBB80}")
     (problem,) = _problems(db, step)
     assert "matches no connection manager" in problem and "--project-dir" in problem
+
+
+_SQLITE_ADO_NET = "ADO.NET:System.Data.SQLite.SQLiteConnection, System.Data.SQLite"
+
+
+def test_t_sql_translation_is_applied_per_batch_before_binding(db: Path) -> None:
+    sql = "SELECT TOP 1 ISNULL(name, 'none') FROM t WHERE id > @n ORDER BY id"
+    step = Sql("T", sql, result="ResultSetType_SingleRow", params=[Param("n", "User::N", 11)],
+               results=[("0", "User::S")])  # fmt: skip
+    cms = {"DB": (_SQLITE_ADO_NET, f"Data Source={db};Version=3;")}
+    xml = package([step], connections=cms,
+                  variables={"User::N": (INT32, 1), "User::S": (STRING, "")})  # fmt: skip
+    translated = run_xml(xml, parameters={"CM.DB.Translate": "tsql"})
+    assert translated.variables["User::S"] == "two", errors_of(translated, "T")
+    assert "0xC002F210" in errors_of(run_xml(xml), "T")[0]  # TOP is no SQLite
+    # A batch that cannot be translated exactly fails, naming the batch, the connection and the
+    # construct; the batch before it ran.
+    two = xml.replace("ORDER BY id", "ORDER BY id&#10;GO&#10;EXEC p")
+    result = run_xml(two, parameters={"CM.DB.Translate": "tsql"})
+    (error,) = errors_of(result, "T")
+    assert "the batch at line 3 of the Execute SQL task's statement does not translate" in error
+    assert "EXEC" in error and "'DB'" in error
