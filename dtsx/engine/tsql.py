@@ -10,10 +10,14 @@ translation, generated with ``unsupported_level=RAISE``, and parsed back in the 
 dialect to compare what it reads and writes. A statement runs translated only when all of
 that passes.
 
-Two rewrites are exact and done here: ``SET NOCOUNT ON|OFF`` is dropped (it only silences row
-counts), and ``+`` with a string operand becomes concatenation (``||`` / ``CONCAT``). A ``+``
-between two values of unknown type (two columns) is refused: without the schema nobody can tell
-an addition from a concatenation.
+Some rewrites keep T-SQL's meaning where sqlglot alone would not: ``SET NOCOUNT ON|OFF`` is
+dropped (it only silences row counts); ``+`` with a string operand becomes concatenation
+(``||`` / ``CONCAT``); ``LEN(x)`` becomes ``LENGTH(RTRIM(x))`` (LEN counts no trailing spaces);
+``CAST(x AS VARCHAR)`` gets T-SQL's default length 30; ``DELETE t`` gets its ``FROM``; ``N'...'``
+becomes a plain literal. A ``+`` between two values of unknown type (two columns) is refused:
+without the schema nobody can tell an addition from a concatenation. What T-SQL does by its
+server's settings (case-insensitive collations, trailing spaces ignored by ``=``) is the
+target's business: no translation can see the data.
 
 Parameter markers (``?``, ``@name``) pass through unchanged, so ``engine.sqltext`` binds them
 after translation exactly as before.
@@ -125,12 +129,14 @@ def check(sql: str, dialect: str) -> list[Finding]:
 # identifier, and sqlglot would otherwise turn "?" into "%s" and "@a" into "$a".
 _HIDDEN = re.compile(r"\bdtsx_marker_(\d+)\b")
 
-# T-SQL expression classes sqlglot knows but generates unchanged for engines that lack them.
+# T-SQL expression classes with no exact translation to any target: class -> (construct, why).
 _TSQL_ONLY = {
-    "ObjectId": "OBJECT_ID()",
-    # T-SQL counts the boundaries crossed (23:00 to 01:00 is one day); the translations
-    # sqlglot emits count whole intervals elapsed.
-    "DateDiff": "DATEDIFF",
+    "ObjectId": ("OBJECT_ID()", "a SQL Server catalog function"),
+    "DateDiff": (
+        "DATEDIFF",
+        "T-SQL counts the boundaries crossed (23:00 to 01:00 is one day); sqlglot's "
+        "translations count whole intervals elapsed",
+    ),
 }
 # Per-target statements or clauses that sqlglot passes through (or mistranslates) but the engine
 # does not have: class name -> (construct, why).
@@ -204,9 +210,7 @@ def _translated(sql: str, target: str) -> tuple[str, tuple[Finding, ...]]:
             if findings or _commands(retried) < _commands(trees):
                 trees, findings = retried, []
     if findings:
-        findings = [_classify(hidden, findings[0])]
-    if findings:
-        return "", tuple(findings)
+        return "", (_classify(hidden, findings[0]),)
     kept: list[exp.Expr] = []
     for tree in trees:
         if tree is None or _is_nocount(tree):
@@ -438,7 +442,8 @@ def _line(node: exp.Expr) -> int:
 
 
 def _check_tree(tree: exp.Expr, target: str) -> Iterator[Finding]:
-    """Refuse what has no exact translation; rewrite ``+`` on strings and N'...' in place."""
+    """Every construct of one statement with no exact translation; the meaning-keeping
+    rewrites of the module docstring are made in place on the way."""
     from sqlglot import exp
 
     statement = list(_statement_finding(tree))
@@ -451,7 +456,7 @@ def _check_tree(tree: exp.Expr, target: str) -> Iterator[Finding]:
         if name in missing:
             yield Finding(_line(node), *missing[name])
         elif name in _TSQL_ONLY:
-            yield Finding(_line(node), _TSQL_ONLY[name], f"no exact {target} translation")
+            yield Finding(_line(node), *_TSQL_ONLY[name])
         elif isinstance(node, exp.Parameter) and not isinstance(node.parent, exp.Parameter):
             yield Finding(_line(tree), node.sql("tsql"), "a SQL Server system variable")
         elif isinstance(node, exp.Identifier) and _HIDDEN.fullmatch(node.name):
@@ -538,6 +543,7 @@ def _string_cast(node: exp.Expr, target: str) -> Iterator[Finding]:
 
 
 def _statement_finding(tree: exp.Expr) -> Iterator[Finding]:
+    """The statement as a whole has no translation: EXEC, control flow, DECLARE, SET, raw text."""
     from sqlglot import exp
 
     statement_kinds = (exp.Query, exp.DML, exp.DDL, exp.Drop, exp.Alter, exp.TruncateTable)
@@ -553,7 +559,6 @@ def _statement_finding(tree: exp.Expr) -> Iterator[Finding]:
     elif isinstance(tree, (exp.IfBlock, exp.WhileBlock, exp.Block)):
         word = {"IfBlock": "IF", "WhileBlock": "WHILE"}.get(type(tree).__name__, "BEGIN ... END")
         yield Finding(_line(tree), word, "T-SQL control flow has no translation")
-        return
     elif isinstance(tree, exp.Command):
         word = str(tree.this).upper()
         yield Finding(_line(tree), word, "a T-SQL statement sqlglot cannot translate")
