@@ -100,7 +100,7 @@ class ExecuteSqlTask(Task):
         session = ctx.database_session(ref)
         text = self._statement_text(ctx)
         # Messages name the manager as the designer shows it, not the DTSID the task stores.
-        name = getattr(session, "name", None) or ref
+        name = session.name or ref
         runner = BatchRunner(
             session,
             self._statement(text, session),
