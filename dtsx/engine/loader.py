@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from pathlib import Path
@@ -157,23 +158,23 @@ class _Maker(Generic[_M]):
         self.template = {name: info.default for name, info in fields.items()}
         self.factories = [(name, info) for name, info in fields.items() if info.default_factory]
         self.count = len(fields)
-        # One "fields set" naming every field, shared by the instances given every field. Sharing
-        # is safe because it already holds every field: pydantic only ever adds to it (on
-        # assignment, a no-op here; extra fields are forbidden) and copies it before changing a
-        # copy's set. It saves one gc-tracked set per object (tens of thousands per package).
+        # One "fields set" naming every field, shared by every instance. Sharing is safe because
+        # it already holds every field: pydantic only ever adds to it (on assignment, a no-op
+        # here; extra fields are forbidden) and copies it before changing a copy's set.
         self.all_fields = set(fields)
 
     def __call__(self, values: dict[str, Any]) -> _M:
         """The instance holding ``values``; missing fields get their defaults. Callers that give
-        every field give them in field order, and the instance keeps their dict."""
-        if len(values) == self.count:
-            fields_set = self.all_fields
-        else:
-            fields_set = set(values)
+        every field give them in field order, and the instance keeps their dict.
+
+        Every field counts as set (``model_fields_set``), defaults included: the loader states
+        each object whole. A set of the given names per object would cost about 1.2 KB for each
+        task of a package (an 18-name set), for bookkeeping nothing reads."""
+        if len(values) != self.count:
             values = self._with_defaults(values)
         obj = _new(self.cls)
         _set_dict(obj, values)
-        _set_fields_set(obj, fields_set)
+        _set_fields_set(obj, self.all_fields)
         _set_extra(obj, None)
         _set_private(obj, None)
         return obj
@@ -204,8 +205,16 @@ _set_private = _slot_setter("__pydantic_private__")
 def _validator(cls: type[_M]) -> Callable[[dict[str, Any]], _M]:
     """The plain reference of ``_Maker(cls)``: pydantic's strict validation."""
 
+    fields = cls.model_fields
+
     def validated(values: dict[str, Any]) -> _M:
-        return cls.model_validate(values, strict=True)
+        # Whole, as _Maker states every object: the missing fields given their defaults.
+        missing = {
+            name: info.get_default(call_default_factory=True)
+            for name, info in fields.items()
+            if name not in values
+        }
+        return cls.model_validate({**missing, **values}, strict=True)
 
     return validated
 
@@ -500,14 +509,37 @@ def xml_to_node(el: etree._Element, parent_nsmap: dict[str | None, str] | None =
     return _xml_node(el, parent_nsmap, _TRUSTED.node)
 
 
+# Speed: the namespaces in scope where a kept subtree starts (a task's ObjectData) are the same for
+# every task of a kind, so those nodes share one copy of each map (about 580 bytes a task). Nothing
+# writes a node's nsmap; the writer only reads it. Bounded: a file with more distinct maps than
+# this keeps its own copies of the rest.
+_NSMAPS: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+_NSMAPS_LIMIT = 1024
+
+
+def _shared_nsmap(nsmap: dict[str | None, str]) -> dict[str, str]:
+    items = tuple([((k or ""), v) for k, v in nsmap.items()])
+    found = _NSMAPS.get(items)
+    if found is None:
+        found = dict(items)
+        if len(_NSMAPS) < _NSMAPS_LIMIT:
+            _NSMAPS[items] = found
+    return found
+
+
+# Speed: a node's tag and attribute keys are Clark names that repeat on every element of a kind
+# (about 90 bytes each, made anew by lxml on every read); nodes keep one shared copy of each.
+_intern = sys.intern
+
+
 def _xml_node(
     el: etree._Element,
     parent_nsmap: dict[str | None, str] | None,
     make: Callable[[dict[str, Any]], XmlNode],
 ) -> XmlNode:
-    nsmap = el.nsmap  # a new dict on every call, so it may be kept
+    nsmap = el.nsmap  # a new dict on every call
     if parent_nsmap is None:
-        declared = nsmap if None not in nsmap else {(k or ""): v for k, v in nsmap.items()}
+        declared = _shared_nsmap(nsmap)
     elif nsmap == parent_nsmap:
         declared = {}  # the common case: nothing declared here
     else:
@@ -522,8 +554,8 @@ def _xml_node(
             text = None
     return make(
         {
-            "tag": el.tag,
-            "attrs": dict(el.items()),
+            "tag": _intern(el.tag),
+            "attrs": dict(zip(map(_intern, el.keys()), el.values(), strict=True)),
             "text": text,
             "children": children,
             "nsmap": declared,
