@@ -265,10 +265,14 @@ class DbSession:
         """A connection from the pool, its reset finished; one that fails its reset is dropped
         for a new one."""
         for attempt in (1, 2):
-            try:
-                fairy = self._pool.connect()
-            except Exception as exc:
-                raise self.driver_error("cannot be opened", exc) from None
+            fairy = self._pool_connect()
+            if self.driver.resetting(fairy.dbapi_connection, fairy.info):
+                # Its reset is still on the way: take the next one (opened once, the first
+                # time), so that one task's reset overlaps the next task instead of delaying it.
+                # The pool hands out the oldest idle connection first.
+                other = self._pool_connect()
+                fairy.close()
+                fairy = other
             try:
                 self.driver.checkout(fairy.dbapi_connection, fairy.info)
                 return fairy
@@ -279,6 +283,12 @@ class DbSession:
                 if attempt == 2:
                     raise self.driver_error("cannot be reset for the next task", exc) from None
         raise AssertionError("unreachable")
+
+    def _pool_connect(self) -> Any:
+        try:
+            return self._pool.connect()
+        except Exception as exc:
+            raise self.driver_error("cannot be opened", exc) from None
 
     def _release(self, lease: _Lease) -> None:
         """Give a lease back: reset, into the pool; a connection that cannot be reset is closed."""

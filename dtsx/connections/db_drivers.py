@@ -72,6 +72,10 @@ class Driver:
     def checkout(self, connection: Any, state: dict[str, Any]) -> None:
         """A pooled connection is handed to a task: finish what :meth:`release` began."""
 
+    def resetting(self, connection: Any, state: dict[str, Any]) -> bool:
+        """Whether the reset :meth:`release` began is still waiting for the server."""
+        return False
+
     def begin(self, connection: Any, isolation: str) -> None:
         _run(connection, f"BEGIN TRANSACTION ISOLATION LEVEL {isolation}" if isolation else "BEGIN")
 
@@ -111,6 +115,16 @@ class Postgres(Driver):
         connection.wait(generators.send(connection.pgconn))
         state["reset"] = True
         state["released"] = time.monotonic()
+
+    def resetting(self, connection: Any, state: dict[str, Any]) -> bool:
+        if not state.get("reset"):
+            return False
+        pgconn = connection.pgconn
+        try:
+            pgconn.consume_input()  # reads what has arrived; never waits
+        except Exception:
+            return False  # a broken connection: checkout() finds out and replaces it
+        return bool(pgconn.is_busy())
 
     def checkout(self, connection: Any, state: dict[str, Any]) -> None:
         if state.pop("reset", False):
