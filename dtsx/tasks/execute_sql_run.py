@@ -2,8 +2,9 @@
 
 One :class:`BatchRunner` per task execution. Batches run in order on one cursor and stop at the
 first failure (what earlier batches did stays done). Each batch is translated first when the
-operator opted in, cut into statements for drivers that run one statement per call (sqlite3
-always; psycopg and DuckDB when values are bound: spec §4.3), and its markers rewritten to the
+operator opted in, cut into statements for engines that run one statement per call or would
+otherwise run the batch as one transaction (SQLite, PostgreSQL, DuckDB: spec §4.3; each statement
+then commits on its own, as on SQL Server), and its markers rewritten to the
 driver's paramstyle with one value per marker. Results are walked with ``nextset()``, sets
 without columns skipped (§4.4); the variables are written once, at the end.
 """
@@ -40,9 +41,11 @@ if TYPE_CHECKING:
 
 __all__ = ["BatchRunner", "SqlFailure", "driver_text", "first_line"]
 
-# Drivers that take one statement per execute() call: always, or only when values are bound.
-_ONE_STATEMENT_ALWAYS = frozenset({"sqlite"})
-_ONE_STATEMENT_WITH_VALUES = frozenset({"postgresql", "duckdb"})
+# Engines whose batches run one statement per execute() call. sqlite3 takes no more; psycopg
+# takes no more with bound values, and without them runs a multi-statement string as ONE implicit
+# transaction (a failing second statement would undo the first, which SQL Server keeps) and
+# reports no error after the first result set separately (which OLE DB ignores).
+_ONE_STATEMENT = frozenset({"sqlite", "postgresql", "duckdb"})
 _SQLSTATE = re.compile(r"[0-9A-Z]{5}")
 
 
@@ -410,10 +413,7 @@ def _calls(
 ) -> tuple[_Call, ...]:
     from dtsx.engine.sqltext import bind_markers, find_markers, statements
 
-    split = dialect in _ONE_STATEMENT_ALWAYS or (
-        bool(parameters) and dialect in _ONE_STATEMENT_WITH_VALUES
-    )
-    texts = [s.text for s in statements(sql, dialect)] if split else [sql]
+    texts = [s.text for s in statements(sql, dialect)] if dialect in _ONE_STATEMENT else [sql]
     if not parameters:
         return tuple(_Call(t, None, (), (), ()) for t in texts)
     style = marker_style(family)

@@ -201,3 +201,27 @@ def test_dates_times_and_output_conversions(postgres_db: PostgresDatabase) -> No
                          Param("1", "User::Text", 130, "Output")])  # fmt: skip
     result, _ = _run(postgres_db, [strict], User__Big=(STRING, ""), User__Text=(STRING, ""))
     assert "under TypeConversionMode None" in errors_of(result, "Strict")[0]
+
+
+@pytest.mark.parametrize(("creation", "outcome"), [("OLEDB", "Success"), (_NPGSQL, "Failure")])
+def test_error_after_the_first_result_set_on_postgresql(
+    postgres_db: PostgresDatabase, creation: str, outcome: str
+) -> None:
+    step = Sql("T", "select 5; select * from nowhere", result="ResultSetType_SingleRow",
+               results=[("0", "User::N")])  # fmt: skip
+    string = postgres_db.url if creation == "OLEDB" else postgres_db.npgsql
+    result, values = _run(postgres_db, [step], creation=creation, string=string,
+                          User__N=(INT32, 0))  # fmt: skip
+    assert result_of(result, "T") == outcome
+    assert values["User::N"] == (5 if outcome == "Success" else 0)
+
+
+def test_each_statement_of_a_batch_commits_on_its_own(postgres_db: PostgresDatabase) -> None:
+    # As on SQL Server in autocommit: the failing second statement does not undo the first.
+    with postgres_db.connect() as conn:
+        conn.execute("create table k(a int)")
+    result, _ = _run(
+        postgres_db, [Sql("T", "insert into k values (1); insert into nowhere values (2)")]
+    )
+    assert result_of(result, "T") == "Failure"
+    assert postgres_db.connect().execute("select count(*) from k").fetchone() == (1,)
