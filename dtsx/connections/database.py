@@ -35,6 +35,7 @@ from dtsx.connections.base import (
 from dtsx.connections.db_drivers import Driver, OdbcConnection, TransactionLost, driver_for
 from dtsx.connections.db_strings import (
     Target,
+    dialect_of,
     is_url,
     odbc_dialect,
     setting,
@@ -510,6 +511,12 @@ class DatabaseConnectionManager(ConnectionManager):
         if target.driver == "pyodbc":
             return "none"
         return "two-phase" if target.dialect == "postgresql" else "local"
+
+    @classmethod
+    def dialect_of(cls, settings: ConnectionSettings) -> str | None:
+        """SQLAlchemy's dialect name the settings lead to, without connecting (None: only a
+        connect can tell, or no driver); see ``db_strings.dialect_of``."""
+        return dialect_of(settings)
 
     def acquire(self) -> DbSession:
         with self._lock:

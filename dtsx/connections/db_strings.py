@@ -33,6 +33,7 @@ from dtsx.engine.errors import ConnectionManagerError
 __all__ = [
     "DTSX_KEYS",
     "Target",
+    "dialect_of",
     "family_of",
     "is_url",
     "odbc_dialect",
@@ -402,6 +403,24 @@ def _misspelt(name: str, pairs: ConnectionString, kind: str) -> list[str]:
                 f"the provider does not know; did you mean {known[close[0]]!r}?"
             )
     return problems
+
+
+def dialect_of(settings: ConnectionSettings) -> str | None:
+    """SQLAlchemy's dialect name for the settings, from the text alone (nothing imported or
+    connected): ``mssql``, ``postgresql``, ``sqlite``, ``mysql``, a URL's backend; None when
+    only a connect can tell (an ODBC DSN) or the provider is unsupported."""
+    text = settings.connection_string.strip()
+    if is_url(text):
+        backend = text.split(":", 1)[0].split("+", 1)[0].lower()
+        return "postgresql" if backend == "postgres" else backend
+    try:
+        pairs = parse_connection_string(text)
+    except ConnectionManagerError:
+        return None
+    kind = _kind(settings, pairs)
+    if kind == "odbc":
+        return odbc_dialect(_value(pairs, ("Driver",))) or None
+    return None if ":" in kind else kind
 
 
 def target_for(settings: ConnectionSettings) -> Target:

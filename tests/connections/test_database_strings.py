@@ -300,3 +300,22 @@ def test_ado_net_over_ole_db_and_microsoft_data_sqlite():
         settings("ADO.NET:Microsoft.Data.Sqlite.SqliteConnection", "Data Source=a.db")
     )
     assert (lite.dialect, lite.server) == ("sqlite", "a.db")
+
+
+@pytest.mark.parametrize(
+    ("creation", "text", "dialect"),
+    [
+        ("OLEDB", "Provider=SQLNCLI11.1;Data Source=.;", "mssql"),
+        (SQLCLIENT, "Data Source=.;", "mssql"),
+        ("ADO.NET:Npgsql.NpgsqlConnection", "Host=h;", "postgresql"),
+        (SQLITE, "Data Source=x.db;", "sqlite"),
+        ("ODBC", "Driver={PostgreSQL Unicode};Server=h;", "postgresql"),
+        ("ODBC", "Dsn=pp45PR;", None),
+        ("OLEDB", "Provider=Microsoft.Jet.OLEDB.4.0;Data Source=x.mdb;", None),
+        ("OLEDB", "postgres://u@h/db", "postgresql"),
+        ("OLEDB", "mysql+pymysql://u@h/db", "mysql"),
+        ("OLEDB", "sqlite:///x.db", "sqlite"),
+    ],
+)
+def test_dialect_of_the_settings_without_connecting(creation, text, dialect):
+    assert OleDbConnectionManager.dialect_of(settings(creation, text)) == dialect
