@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ExecuteSqlTask", "SourceType", "ResultType"]
 
-DATABASE_TYPES = frozenset({"OLEDB", "ADO.NET", "ODBC", "ADO"})
 _MAX_STATEMENT_FILE = 64 * 1024 * 1024  # a statement file larger than this is not SQL
 
 
