@@ -572,3 +572,14 @@ def test_t_sql_translation_is_applied_per_batch_before_binding(db: Path) -> None
     (error,) = errors_of(result, "T")
     assert "the batch at line 3 of the Execute SQL task's statement does not translate" in error
     assert "EXEC" in error and "'DB'" in error
+
+
+def test_validation_refuses_what_only_sql_server_gives_on_another_engine(db: Path) -> None:
+    xml_result = Sql("T", "select 1 for xml path", result="ResultSetType_XML",
+                     results=[("0", "User::S")])  # fmt: skip
+    found = " ".join(_problems(db, xml_result, User__S=(STRING, "")))
+    assert "ResultSetType is XML, which needs SQL Server's FOR XML" in found
+    assert "opens sqlite" in found
+    returns = Sql("T", "exec ? = p", params=[Param("0", "User::N", 3, "ReturnValue")])
+    found = " ".join(_problems(db, returns, User__N=(INT32, 0)))
+    assert "is a ReturnValue, which dtsx reads only from SQL Server" in found
