@@ -583,3 +583,9 @@ def test_validation_refuses_what_only_sql_server_gives_on_another_engine(db: Pat
     returns = Sql("T", "exec ? = p", params=[Param("0", "User::N", 3, "ReturnValue")])
     found = " ".join(_problems(db, returns, User__N=(INT32, 0)))
     assert "is a ReturnValue, which dtsx reads only from SQL Server" in found
+
+
+def test_validation_refuses_a_full_result_set_into_a_non_object_variable(db: Path) -> None:
+    step = Sql("T", "select 1", result="ResultSetType_Rowset", results=[("0", "User::N")])
+    found = " ".join(_problems(db, step, User__N=(INT32, 0)))
+    assert "a full result set goes into an Object variable, but User::N is a Int32" in found

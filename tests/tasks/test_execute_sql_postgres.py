@@ -225,3 +225,17 @@ def test_each_statement_of_a_batch_commits_on_its_own(postgres_db: PostgresDatab
     )
     assert result_of(result, "T") == "Failure"
     assert postgres_db.connect().execute("select count(*) from k").fetchone() == (1,)
+
+
+def test_is_stored_procedure_calls_the_named_procedure(postgres_db: PostgresDatabase) -> None:
+    with postgres_db.connect() as conn:
+        conn.execute(
+            "create procedure twice(a int, inout b int) language plpgsql as "
+            "$$ begin b := a * 2; end $$"
+        )
+    step = Sql("T", "twice", attrs={"IsStoredProc": "True"},
+               params=[Param("@a", "User::A", 11), Param("@b", "User::B", 11, "Output")])  # fmt: skip
+    result, values = _run(postgres_db, [step], creation=_NPGSQL, string=postgres_db.npgsql,
+                          User__A=(INT32, 5), User__B=(INT32, 0))  # fmt: skip
+    assert result_of(result, "T") == "Success", errors_of(result, "T")
+    assert values["User::B"] == 10
