@@ -94,6 +94,15 @@ class _Lease:
     def set_timeout(self, seconds: int) -> None:
         self.driver.set_timeout(self.dbapi, self.state, max(0, int(seconds)))
 
+    def end_task(self) -> None:
+        """A task is done with a shared (retained or enlisted) connection, which is not reset:
+        drop the statement timeout it set, so that it cannot cut the next task short."""
+        if self.state.get("timeout"):
+            try:
+                self.set_timeout(0)
+            except Exception as exc:  # a broken connection fails the next task, with its error
+                log.debug("clearing a statement timeout failed: %s", exc)
+
 
 class _Participant:
     """One connection's part of an SSIS transaction (the ``TransactionParticipant`` Protocol)."""
@@ -237,14 +246,13 @@ class DbSession:
 
     @contextmanager
     def lease(self, transaction: TransactionScope | None = None) -> Iterator[DatabaseLease]:
-        if transaction is not None:
-            lease = self._enlisted(transaction)
+        if transaction is not None or self._retain:
+            lease = self._enlisted(transaction) if transaction is not None else self._held()
             with lease.lock:
-                yield lease
-        elif self._retain:
-            lease = self._held()
-            with lease.lock:
-                yield lease
+                try:
+                    yield lease
+                finally:
+                    lease.end_task()
         else:
             lease = self._checkout()
             try:
@@ -348,6 +356,9 @@ class DbSession:
         """After the participant's commit or rollback: back to autocommit work, or closed."""
         lease.enlisted = False
         if lease is self._retained and not self._closed:
+            # A timeout SET inside the transaction is kept or undone with it: unknown now.
+            if "timeout" in lease.state:
+                lease.state["timeout"] = None
             return
         if self._closed:
             lease.fairy.invalidate()

@@ -214,6 +214,7 @@ class Sqlite(Driver):
         connection.interrupt()
 
     def set_timeout(self, connection: Any, state: dict[str, Any], seconds: int) -> None:
+        state["timeout"] = seconds
         if seconds <= 0:
             connection.set_progress_handler(None, 0)
             return
@@ -244,6 +245,7 @@ class SqlServer(Driver):
         raw = getattr(connection, "_conn", None)
         if raw is not None and hasattr(raw, "query_timeout"):
             raw.query_timeout = seconds
+            state["timeout"] = seconds
 
 
 class MySql(Driver):
@@ -290,6 +292,7 @@ class Odbc(Driver):
             self.inner.set_timeout(connection, state, seconds)
         else:
             connection.timeout = seconds  # SQL_ATTR_QUERY_TIMEOUT of the cursors made after
+            state["timeout"] = seconds
 
 
 class OdbcConnection:

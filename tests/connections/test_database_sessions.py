@@ -26,6 +26,10 @@ from dtsx.connections.database import (
 from dtsx.engine.errors import ConnectionManagerError
 
 SQLITE = "ADO.NET:SYSTEM.DATA.SQLITE.SQLITECONNECTION, SYSTEM.DATA.SQLITE"
+SQLITE_300K = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000) "
+    "SELECT count(*) FROM c"
+)
 # A query that runs for minutes on SQLite unless interrupted.
 SQLITE_FOREVER = (
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
@@ -266,14 +270,16 @@ def test_a_sqlite_statement_timeout_fails_the_statement_and_zero_waits(sqlite_cm
             scalar(lease, SQLITE_FOREVER)
         assert 0.9 < time.monotonic() - started < 2.5
         lease.set_timeout(0)
-        assert (
-            scalar(
-                lease,
-                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
-                "WHERE x < 300000) SELECT count(*) FROM c",
-            )
-            == 300000
-        )
+        assert scalar(lease, SQLITE_300K) == 300000
+
+
+def test_a_timeout_a_task_left_on_a_retained_connection_does_not_cut_the_next_task(sqlite_cm):
+    session = sqlite_cm(RetainSameConnection="True").acquire()
+    with session.lease() as lease:
+        lease.set_timeout(1)  # and the task ends without setting it back
+    time.sleep(1.1)
+    with session.lease() as lease:
+        assert scalar(lease, SQLITE_300K) == 300000
 
 
 def test_close_closes_the_pool_and_later_leases_fail(sqlite_cm):
