@@ -217,7 +217,7 @@ class DbSession:
         from sqlalchemy.pool import NullPool, QueuePool
 
         try:
-            import pyodbc  # type: ignore[import-not-found, unused-ignore]
+            import pyodbc
         except ImportError as exc:
             raise self._missing_driver("pyodbc", exc) from None
         odbc = self._target.odbc
