@@ -61,6 +61,7 @@ from dtsx.engine.runstate import RunState
 from dtsx.engine.scheduler import Scheduler
 from dtsx.engine.scopes import Scopes, visible_names
 from dtsx.engine.taskhost import TaskHost, effective
+from dtsx.engine.transactions import NOT_SUPPORTED, Transaction
 from dtsx.engine.variables import MASK, Scope, Secrets, Slot, VariableStore
 from dtsx.engine.workers import POLL_S, Slots, TaskSlots, Workers
 
@@ -101,6 +102,9 @@ class _Parent:
     # Known sensitive values, shared (not copied): what the child is given from a secret stays
     # masked in the child's messages, and back.
     secrets: Secrets
+    # The transaction in force at the Execute Package task: an in-process child joins it unless
+    # the child package is NotSupported (SSIS).
+    transaction: Transaction | None = None
 
 
 class _Run:
@@ -232,14 +236,18 @@ class _Run:
 
     def _run_package(self, root: Scope) -> ExecutionResult:
         frame = Frame(self.package, None, root)
+        if self.parent is not None and self.package.transaction_option != NOT_SUPPORTED:
+            frame.transaction = self.parent.transaction
         root.owner = frame
         raise_event = self.dispatcher.raise_event
         # dtsx validates while planning; the package's validation events mark that it passed.
         raise_event(frame, "OnPreValidate")
         raise_event(frame, "OnPostValidate")
         raise_event(frame, "OnPreExecute")
-        try:
-            self.scheduler.walk(frame)
+        try:  # a Required package runs in a transaction of its own (the containers' job)
+            self.containers.execute(frame)
+        except DtsxError as exc:  # e.g. its transaction's commit failed: the package's OnError
+            self.state.task_error(frame, str(exc))
         except Exception as exc:  # a bug in the executor itself must still end as a result
             self.state.internal_error(frame, exc, f"internal error: {type(exc).__name__}: {exc}")
         result = container_result(self.state.cancel, frame)
@@ -385,6 +393,7 @@ class _Run:
             forward_names=self.dispatcher.handled | {"OnError"},
             slots=self.slots.slots,
             secrets=self.store.secrets,
+            transaction=caller.transaction,
         )
         with self.slots.released():
             return _Run(plan, child, link).execute()
@@ -394,8 +403,10 @@ class _Run:
         started = datetime.now()
         clock = time.perf_counter()
         with self.slots.released():
-            try:
-                self.scheduler.walk(frame)
+            try:  # a Required handler with no transaction in force starts its own
+                self.containers.execute(frame)
+            except DtsxError as exc:
+                self.state.task_error(frame, str(exc))
             except Exception as exc:  # a bug while running the handler is still only a result
                 message = f"internal error: {type(exc).__name__}: {exc}"
                 self.state.internal_error(frame, exc, message)
