@@ -792,7 +792,8 @@ class _TaskChecks:
             return
         self.p.plan.tasks[exe.ref_id] = task
         messages = self.validate_task(exe, task)
-        self.check_connection_refs(exe, messages)
+        if not cls.validates_connections:
+            self.check_connection_refs(exe, messages)
         built_in, own_expressions = self.traits.get(cls) or self.class_traits(cls)
         if built_in:
             self.check_task_data(exe, cls)

@@ -222,6 +222,10 @@ class Task(ABC):
     """Base class of every task. Subclasses declare ``Properties`` and implement ``execute``."""
 
     Properties: ClassVar[type[TaskProperties]] = TaskProperties
+    # True when ``validate`` reports every reference to a connection manager in the task's data
+    # that names none (SMTPServer, Connection...): the planner then skips its own scan of the
+    # data for such references, which costs about a tenth of planning a task.
+    validates_connections: ClassVar[bool] = False
 
     def __init__(self, props: TaskProperties) -> None:
         self.props = props

@@ -277,6 +277,7 @@ class SendMailTask(Task):
 
     Properties = SendMailProperties
     props: SendMailProperties
+    validates_connections = True  # SMTPServer, and a FileConnection MessageSource
 
     @classmethod
     def properties_from_node(cls, node: XmlNode | None) -> dict[str, Any]:
