@@ -230,7 +230,7 @@ def translation(settings: ConnectionSettings) -> str | None:
     value = setting(settings.properties, "Translate")
     if value is None and not is_url(settings.connection_string):
         try:
-            pairs = parse_connection_string(settings.connection_string)
+            pairs = _pairs(settings)
         except ConnectionManagerError:
             return None  # the string's own problem is reported by check()
         value = pairs.get("Translate")
@@ -245,6 +245,62 @@ def setting(properties: Mapping[str, str], *names: str) -> str | None:
 
 def _value(pairs: ConnectionString, names: tuple[str, ...]) -> str:
     return next((pairs[n].strip() for n in names if n in pairs), "")
+
+
+def _pairs(settings: ConnectionSettings) -> ConnectionString:
+    """The string's pairs: ODBC's syntax (``{...}`` values) for ODBC connections, .NET's
+    (quoted values) for the others."""
+    family, qualifier = family_of(settings.creation_name)
+    if family == "ODBC" or (family == "ADO.NET" and "ODBC" in qualifier):
+        return _odbc_pairs(settings.connection_string)
+    return parse_connection_string(settings.connection_string)
+
+
+def _odbc_pairs(text: str) -> ConnectionString:
+    """ODBC's ``key=value;`` syntax: a value in braces runs to its closing ``}`` (``}}`` is one
+    ``}``) and may hold ``;``. The braces are not part of the value. Errors name the key and
+    position, never a value."""
+    pairs, pos = ConnectionString(), 0
+    while pos < len(text):
+        end = text.find("=", pos)
+        if end < 0:
+            if text[pos:].strip(" ;"):
+                raise _odbc_problem(f"text without '=' (character {pos + 1})")
+            break
+        key = text[pos:end].strip(" ;")
+        pos = end + 1
+        while pos < len(text) and text[pos] == " ":
+            pos += 1
+        if text.startswith("{", pos):
+            value, pos = _braced(text, pos, key)
+        else:
+            end = text.find(";", pos)
+            end = len(text) if end < 0 else end
+            value, pos = text[pos:end].strip(), end + 1
+        pairs[key] = value
+    return pairs
+
+
+def _braced(text: str, start: int, key: str) -> tuple[str, int]:
+    out, pos = [], start + 1
+    while True:
+        close = text.find("}", pos)
+        if close < 0:
+            raise _odbc_problem(f"no closing '}}' for the value of {key}")
+        out.append(text[pos:close])
+        if text.startswith("}}", close):
+            out.append("}")
+            pos = close + 2
+            continue
+        end = text.find(";", close)
+        return "".join(out), len(text) if end < 0 else end + 1
+
+
+def _odbc_problem(what: str) -> ConnectionManagerError:
+    return ConnectionManagerError(
+        f"the ODBC connection string has {what}; write it as key=value; pairs, and enclose a "
+        "value that holds ';' in braces, e.g. PWD={a;b}."
+    )
 
 
 def _kind(settings: ConnectionSettings, pairs: ConnectionString) -> str:
@@ -342,7 +398,7 @@ def string_problems(settings: ConnectionSettings) -> list[str]:
             f"{_mapping_hint(name)}."
         ]
     try:
-        pairs = parse_connection_string(text)
+        pairs = _pairs(settings)
     except ConnectionManagerError as exc:
         return [f"connection manager {name!r}: {exc}"]
     kind = _kind(settings, pairs)
@@ -414,7 +470,7 @@ def dialect_of(settings: ConnectionSettings) -> str | None:
         backend = text.split(":", 1)[0].split("+", 1)[0].lower()
         return "postgresql" if backend == "postgres" else backend
     try:
-        pairs = parse_connection_string(text)
+        pairs = _pairs(settings)
     except ConnectionManagerError:
         return None
     kind = _kind(settings, pairs)
@@ -432,7 +488,7 @@ def target_for(settings: ConnectionSettings) -> Target:
     problems = string_problems(settings)
     if problems:
         raise ConnectionManagerError(problems[0])
-    pairs = parse_connection_string(text)
+    pairs = _pairs(settings)
     kind = _kind(settings, pairs)
     if kind == "odbc":
         return _odbc_target(pairs)
@@ -636,13 +692,13 @@ def _odbc_target(pairs: ConnectionString) -> Target:
 
 
 def _odbc_text(pairs: ConnectionString) -> str:
-    """``k=v;`` in ODBC's syntax: values with ``;``, ``{`` or ``}``, or spaces at an end, in
-    braces (a ``}`` inside doubled)."""
+    """``k=v;`` in ODBC's syntax: the driver's name and values with ``;``, ``{`` or ``}``, or
+    spaces at an end, in braces (a ``}`` inside doubled)."""
     parts = []
     for key, value in pairs.items():
-        if value.startswith("{") and value.endswith("}"):
+        if value.startswith("{") and value.endswith("}"):  # kept braced by .NET's syntax
             parts.append(f"{key}={value}")
-        elif any(c in value for c in ";{}") or value != value.strip():
+        elif key.lower() == "driver" or any(c in value for c in ";{}") or value != value.strip():
             parts.append(f"{key}={{{value.replace('}', '}}')}}}")
         else:
             parts.append(f"{key}={value}")

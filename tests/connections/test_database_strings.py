@@ -319,3 +319,13 @@ def test_ado_net_over_ole_db_and_microsoft_data_sqlite():
 )
 def test_dialect_of_the_settings_without_connecting(creation, text, dialect):
     assert OleDbConnectionManager.dialect_of(settings(creation, text)) == dialect
+
+
+def test_odbc_braced_values_may_hold_semicolons_and_braces():
+    text = "Driver={PostgreSQL Unicode};Server=h;Uid=u;Pwd={a;b}}c};Database=d"
+    target = target_for(settings("ODBC", text))
+    assert target.secret == "a;b}c"
+    assert target.odbc == "Driver={PostgreSQL Unicode};Server=h;Uid=u;Pwd={a;b}}c};Database=d;"
+    assert "a;b" not in target.server
+    (problem,) = string_problems(settings("ODBC", "Driver={PostgreSQL Unicode;Pwd=Hunter2"))
+    assert "no closing '}' for the value of Driver" in problem and "Hunter2" not in problem
