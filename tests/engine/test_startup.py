@@ -2,8 +2,8 @@
 
 Each case runs the real CLI in a fresh interpreter and reads ``sys.modules`` as it exits. Heavy
 libraries are imported where they are used: networkx to report a cycle, cryptography to decrypt a
-protected package, spnego for NTLM or Kerberos; sqlalchemy, pyarrow and tree-sitter (later
-plugins) only by the plugins that need them. bench/startup.py measures the time itself.
+protected package, spnego for NTLM or Kerberos; SQLAlchemy, sqlglot and the database drivers only
+by the database plugins, pyarrow and tree-sitter (later plugins) only by the plugins that need them. bench/startup.py measures the time itself.
 """
 
 from __future__ import annotations
@@ -20,16 +20,32 @@ ROOT = Path(__file__).resolve().parents[2]
 HELLO_MAIL = ROOT / "samples" / "hello-mail.dtsx"
 
 # Libraries that no mail-only command needs (the later ones need not be installed to be listed).
-HEAVY = ("networkx", "cryptography", "spnego", "sqlalchemy", "pyarrow", "tree_sitter")
+HEAVY = (
+    "networkx",
+    "cryptography",
+    "spnego",
+    "sqlalchemy",
+    "sqlglot",
+    "psycopg",
+    "pyodbc",
+    "pymssql",
+    "pyarrow",
+    "tree_sitter",
+)
 # What `dtsx --help` needs is click; it loads no package, plugin or sink.
 NOT_FOR_HELP = (*HEAVY, "pydantic", "lxml", "aiosmtpd", "asyncio", "dtsx.engine.model")
-# Plugins hello-mail does not use: a run imports a plugin only when the package names its key.
+# Plugins hello-mail does not use (and the SQL text modules only they use): a run imports a plugin
+# only when the package names its key.
 OTHER_PLUGINS = (
     "dtsx.tasks.execute_process",
     "dtsx.tasks.execute_package",
     "dtsx.tasks.expression_task",
     "dtsx.tasks.file_system",
+    "dtsx.tasks.execute_sql",
     "dtsx.connections.file",
+    "dtsx.connections.database",
+    "dtsx.engine.sqltext",
+    "dtsx.engine.tsql",
 )
 
 # Writes the names of every imported module to MODULES_OUT when the command exits.
