@@ -85,7 +85,7 @@ def _absent_from_package(guid: str, path: Path) -> bool:
 def _expected(problem: Problem, path: Path, package: Package) -> bool:
     """Whether SSIS, given this file alone, would report the same problem."""
     message = problem.message
-    if "0xC001000E" in message:  # the connection manager lives in a project .conmgr not here
+    if problem.code == "missing-connection" or "0xC001000E" in message:  # in a .conmgr not here
         guids = GUID.findall(message)
         return bool(guids) and all(_absent_from_package(g, path) for g in guids)
     if "0xC0010001" in message and "$Project::" in message:  # Project.params not in the corpus
@@ -202,6 +202,7 @@ def test_t_sql_that_sqlite_lacks_fails_naming_statement_and_driver(tmp_path: Pat
     (line,) = [x for x in proc.stderr.splitlines() if "SQLT - Truncate" in x]
     assert '"TRUNCATE TABLE dbo.test"' in line and "syntax error" in line and "0xC002F210" in line
     assert str(database) in line  # the server: here, the SQLite file
+    assert f"'{cm}'" in line and "{E566C8AC" not in line  # the manager's name, not its DTSID
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
@@ -230,6 +231,7 @@ def test_a_failing_statement_raises_on_error_and_its_handler_mails(
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "division by zero" in proc.stderr and "22012" in proc.stderr  # the driver's SQLSTATE
     assert '"select 1/0"' in proc.stderr and "0xC002F210" in proc.stderr
+    assert "'LAPTOP-OSQ8FADN.All_Classes'" in proc.stderr  # the manager's name, not its DTSID
     assert postgres_db.password not in proc.stdout + proc.stderr
     (mail,) = sorted((tmp_path / "outbox").glob("*.eml"))
     message = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default)
