@@ -358,6 +358,23 @@ def declared_type(variables: Any, name: str) -> str | None:
     return type_name if isinstance(type_name, str) else None
 
 
+_ODBC_CALL = re.compile(
+    r"^\s*\{\s*(?P<ret>\?\s*=\s*)?call\s+(?P<name>[^\s(}]+)\s*(?:\((?P<args>.*)\))?\s*\}\s*;?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def odbc_call_as_exec(text: str) -> str:
+    """ODBC's call escape ``{? = call p(?, ?)}`` as T-SQL's ``EXEC ? = p ?, ?`` (spec §2.3), so
+    its markers can become variables like any EXEC's; other text is returned as it is."""
+    match = _ODBC_CALL.match(text)
+    if match is None:
+        return text
+    ret = "? = " if match.group("ret") else ""
+    args = (match.group("args") or "").strip()
+    return f"EXEC {ret}{match.group('name')}{' ' + args if args else ''}"
+
+
 def sql_server_outputs(
     text: str, markers: Sequence[Marker], bindings: Sequence[ParameterBinding], family: str
 ) -> tuple[str, list[ParameterBinding], list[ParameterBinding]]:
@@ -385,7 +402,9 @@ def sql_server_outputs(
             ahead.append(binding)
         else:
             declared.append(f"DECLARE {local} {sql_type};")
-        pieces += [text[pos : marker.start], local]
+        # EXEC needs OUTPUT after an output argument; ODBC's {call p(?)} never writes it.
+        tail = " OUTPUT" if binding.direction is Direction.OUTPUT and not marker.output else ""
+        pieces += [text[pos : marker.start], local + tail]
         pos = marker.end
         outputs.append(binding)
     pieces.append(text[pos:])
@@ -420,6 +439,8 @@ def _calls(
     names = frozenset(b.bare_name for b in parameters) if style == "@" else None
     calls, offset = [], 0
     for text in texts:
+        if dialect == "mssql":
+            text = odbc_call_as_exec(text)
         markers = find_markers(text, style, names, dialect)
         bindings = [_binding(m, offset, parameters, family) for m in markers]
         if style == "?":

@@ -85,3 +85,23 @@ def test_live_sql_server_output_and_return_value() -> None:
     result = run_xml(xml)
     assert not errors_of(result, "Call")
     assert result.variables["User::B"] == 42 and result.variables["User::Rc"] == 7
+
+
+def test_odbc_call_escape_becomes_exec_with_output_written() -> None:
+    from dtsx.tasks.execute_sql_run import odbc_call_as_exec
+
+    sql = odbc_call_as_exec("{? = call dbo.p(?, ?)}")
+    assert sql == "EXEC ? = dbo.p ?, ?"
+    assert odbc_call_as_exec("{call p}") == "EXEC p"
+    assert odbc_call_as_exec("select '{call p}'") == "select '{call p}'"
+    bindings = [ParameterBinding("1", "User::Rc", RET, 4), ParameterBinding("2", "User::A", IN, 4),
+                ParameterBinding("3", "User::B", OUT, 4)]  # fmt: skip
+    text, order, outputs = sql_server_outputs(sql, find_markers(sql, "?"), bindings, "ODBC")
+    assert text == (
+        "DECLARE @dtsx_p1 int;\n"
+        "DECLARE @dtsx_p2 int = ?;\n"
+        "EXEC @dtsx_p1 = dbo.p ?, @dtsx_p2 OUTPUT;\n"
+        "SELECT @dtsx_p1, @dtsx_p2;"
+    )
+    assert [b.variable for b in order] == ["User::B", "User::A"]
+    assert [b.variable for b in outputs] == ["User::Rc", "User::B"]
