@@ -188,7 +188,6 @@ class BatchRunner:
         for text, driver_sql, args in self._parts(sql):
             if self.cancelled():
                 raise SqlFailure("the Execute SQL task was canceled.", first_line(text))
-            had_results = bool(self.found.tables)
             if self.timeout > 0 and self.lease is not None:
                 self.lease.set_timeout(self.timeout)
             try:
@@ -200,7 +199,9 @@ class BatchRunner:
             except DtsxError:
                 raise
             except Exception as exc:  # noqa: BLE001 - every DB-API driver has its own Error tree
-                if self.late_errors_ignored and had_results and not self.cancelled():
+                # Asked now, not before execute(): a driver that sends the whole batch (SQL
+                # Server) reports a later statement's error from nextset(), after the first set.
+                if self.late_errors_ignored and self.found.tables and not self.cancelled():
                     # SSIS's OLE DB and ADO connections never report these; say so quietly.
                     self.events.information(
                         f"an error after the first result set was ignored, as {self.family} "
