@@ -87,7 +87,10 @@ LAYERS: list[tuple[str, list[str]]] = [
             "dtsx.connections.collection",
         ],
     ),
-    ("front end", ["dtsx.engine.cli", "dtsx.engine.render", "dtsx.engine.sqlcheck"]),
+    (
+        "front end",
+        ["dtsx.engine.cli", "dtsx.engine.render", "dtsx.engine.sqlcheck", "dtsx.engine.devsmtp"],
+    ),
     ("harness", ["dtsx.testing"]),
 ]
 
@@ -159,7 +162,7 @@ SAME_LAYER: dict[str, set[str]] = {
         "dtsx.engine.transactions",
         "dtsx.connections.collection",
     },
-    "dtsx.engine.cli": {"dtsx.engine.render", "dtsx.engine.sqlcheck"},
+    "dtsx.engine.cli": {"dtsx.engine.render", "dtsx.engine.sqlcheck", "dtsx.engine.devsmtp"},
 }
 
 # Edges the layering would allow but the page forbids.

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from dtsx.engine.errors import Problem
     from dtsx.engine.plan import Plan
     from dtsx.engine.registry import PluginEntry
-    from dtsx.mailsink import MailSink
+    from dtsx.engine.devsmtp import DevSmtp
 
 __all__ = ["main", "cli"]
 
@@ -93,7 +93,12 @@ def _fail(message: str, code: int) -> NoReturn:
     metavar="BYTES",
     help="Largest message taken, advertised as SIZE (default 100 MiB; 0 = no limit).",
 )
-def mailsink_command(port: int, directory: pathlib.Path, host: str, max_size: int | None) -> None:
+# `run --dev-smtp` starts this command as its child (engine/devsmtp.py): it stops when its
+# standard input closes, which happens when the parent exits in any way.
+@click.option("--with-parent", is_flag=True, hidden=True)
+def mailsink_command(
+    port: int, directory: pathlib.Path, host: str, max_size: int | None, with_parent: bool
+) -> None:
     """Run a local SMTP server that stores every message it receives; Ctrl-C stops it."""
     from dtsx.mailsink import MailSink
     from dtsx.engine.errors import DtsxError
@@ -131,6 +136,8 @@ def mailsink_command(port: int, directory: pathlib.Path, host: str, max_size: in
     # Both signals set the event, so Ctrl-C works even where SIGINT was inherited as ignored.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    if with_parent:
+        threading.Thread(target=_stop_at_end_of_input, args=(stop,), daemon=True).start()
     try:
         while not stop.wait(0.5):
             pass
@@ -139,6 +146,16 @@ def mailsink_command(port: int, directory: pathlib.Path, host: str, max_size: in
     finally:
         sink.stop()
     click.echo("dtsx mailsink: stopped")
+
+
+def _stop_at_end_of_input(stop: threading.Event) -> None:
+    """Sets ``stop`` when standard input reaches its end (the parent closed it, or died)."""
+    try:
+        while sys.stdin.buffer.read(4096):
+            pass
+    except (OSError, ValueError):
+        pass
+    stop.set()
 
 
 # --- dtsx validate / show / graph (loader, planner, render) ----------------------------------
@@ -626,6 +643,16 @@ class _RunRequest:
 
 def _run_request(req: _RunRequest) -> int:
     """Load, plan and run one package; every failure is one line and a dtexec exit code."""
+    # The --dev-smtp sink starts first: its process loads while this one loads and plans.
+    dev = _spawn_dev_smtp(req.dev_smtp) if req.dev_smtp and not req.validate_only else None
+    try:
+        return _run_loaded(req, dev)
+    finally:
+        if dev is not None:
+            dev.stop()  # whatever ended the run, a usage error included
+
+
+def _run_loaded(req: _RunRequest, dev: DevSmtp | None) -> int:
     from dtsx.engine.errors import DtsxError
     from dtsx.engine.events import ConsoleLog
     from dtsx.engine.executor import RunOptions
@@ -648,7 +675,7 @@ def _run_request(req: _RunRequest) -> int:
     if req.report_json:
         _check_writable(req.report_json, "--report-json")
     logs = _open_logs(req)
-    sink, redirect = _start_dev_smtp(req.dev_smtp)
+    redirect = _dev_smtp_redirect(dev)
     options = RunOptions(
         max_concurrent=req.max_concurrent,
         sets=sets,
@@ -666,11 +693,10 @@ def _run_request(req: _RunRequest) -> int:
         result = _execute(plan, options)
     finally:
         lost = _close_logs(logs, req.log_jsonl)
-        if sink is not None:
-            sink.stop()
+        stored = dev.stop() if dev is not None else 0
     written = _print_run(result, req)
-    if sink is not None:
-        click.echo(f"dtsx: dev SMTP: {len(sink.messages())} message(s) stored in {sink.directory}")
+    if dev is not None:
+        click.echo(f"dtsx: dev SMTP: {stored} message(s) stored in {dev.directory}")
     # The exit code stays the package's result: a report or log lost to a full disk was a warning
     # above. Turning a success into a failure would invite a scheduler to run the package (and send
     # its mail) again.
@@ -856,27 +882,36 @@ def _path_map(specs: list[str]) -> Callable[[str], str] | None:
     return PathMap.parse(specs).map
 
 
-def _start_dev_smtp(directory: str | None) -> tuple[MailSink | None, Redirect | None]:
-    """``--dev-smtp DIR``: a loopback sink, and a redirect of every mail connection to it.
+def _spawn_dev_smtp(directory: str) -> DevSmtp:
+    """``--dev-smtp DIR``: a loopback sink in a child process (engine/devsmtp.py says why)."""
+    from dtsx.engine.devsmtp import DevSmtp
+
+    try:
+        return DevSmtp(directory)
+    except OSError as exc:  # the interpreter itself could not be started
+        _fail(f"--dev-smtp: cannot start the local SMTP sink: {exc.strerror or exc}", EXIT_USAGE)
+
+
+def _dev_smtp_redirect(dev: DevSmtp | None) -> Redirect | None:
+    """The redirect of every mail connection to the sink, once it listens.
 
     The redirect applies after property expressions and ``--conn``, and to child packages, so no
     message of a dev run can reach a real server. Each connection type decides what redirecting
     means (``ConnectionManager.redirected_to_mail_sink``); the CLI knows no concrete one.
     """
-    if directory is None:
-        return None, None
+    if dev is None:
+        return None
     from dtsx.connections.base import mail_sink_redirect
-    from dtsx.mailsink import MailSink
+    from dtsx.engine.devsmtp import DevSmtpError
 
-    sink = MailSink(pathlib.Path(directory))
     try:
-        sink.start()
-    except OSError as exc:
-        _fail(f"--dev-smtp: cannot start the local SMTP sink: {exc.strerror or exc}", EXIT_USAGE)
+        port = dev.port()
+    except DevSmtpError as exc:
+        _fail(f"--dev-smtp: {exc}", EXIT_USAGE)
     click.echo(
-        f"dtsx: dev SMTP sink on 127.0.0.1:{sink.port}, storing mail in {sink.directory}", err=True
+        f"dtsx: dev SMTP sink on 127.0.0.1:{port}, storing mail in {dev.directory}", err=True
     )
-    return sink, mail_sink_redirect("127.0.0.1", sink.port)
+    return mail_sink_redirect("127.0.0.1", port)
 
 
 # After a second interrupt, how long the run may take to wind down and write its report.
