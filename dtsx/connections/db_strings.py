@@ -15,8 +15,9 @@ SSIS names a provider (OLE DB ``Provider=SQLNCLI11.1``, the ``ADO.NET:<class>`` 
   ``--conn NAME=URL``.
 
 An SQLAlchemy URL (``sqlite:///x.db``, ``postgresql+psycopg://u@h:5432/db``) in place of the
-connection string is used as it is. Nothing here connects or imports a driver; SQLAlchemy's URL
-class is imported only when a target is built.
+connection string is used as it is. This module reads the string (.NET's syntax, or ODBC's for
+ODBC connections), decides its kind and reports its problems (misspelt keys with did-you-mean);
+``db_targets`` builds the target. Nothing here connects or imports a driver.
 """
 
 from __future__ import annotations
@@ -24,10 +25,21 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
 from dtsx.connections.base import ConnectionSettings, ConnectionString, parse_connection_string
+from dtsx.connections.db_targets import (
+    DTSX_KEYS,
+    MSSQL_KEYS,
+    MYSQL_KEYS,
+    NPGSQL_KEYS,
+    SQLITE_KEYS,
+    Target,
+    build,
+    odbc_dialect,
+    read_url,
+    url_target,
+    pick,
+)
 from dtsx.engine.errors import ConnectionManagerError
 
 __all__ = [
@@ -44,37 +56,6 @@ __all__ = [
 ]
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_LOCAL_HOSTS = frozenset({".", "(local)", "localhost", "127.0.0.1"})
-
-# Synonyms as SqlClient/the OLE DB driver accept them (first = the name used in messages).
-_MSSQL_KEYS = {
-    "server": ("Data Source", "Server", "Address", "Addr", "Network Address"),
-    "database": ("Initial Catalog", "Database"),
-    "user": ("User ID", "UID", "User", "User Name"),
-    "password": ("Password", "PWD"),
-    "integrated": ("Integrated Security", "Trusted_Connection"),
-    "timeout": ("Connect Timeout", "Connection Timeout", "Timeout"),
-    "application": ("Application Name", "App"),
-}
-_NPGSQL_KEYS = {
-    "server": ("Host", "Server", "Data Source"),
-    "port": ("Port",),
-    "database": ("Database", "Initial Catalog", "DB"),
-    "user": ("Username", "User ID", "User Name", "UID", "User"),
-    "password": ("Password", "PWD"),
-    "timeout": ("Timeout", "Connect Timeout", "Connection Timeout"),
-    "application": ("Application Name",),
-    "sslmode": ("SSL Mode", "SslMode"),
-}
-_MYSQL_KEYS = {
-    "server": ("Server", "Host", "Data Source", "Address"),
-    "port": ("Port",),
-    "database": ("Database", "Initial Catalog"),
-    "user": ("User ID", "Uid", "Username", "User"),
-    "password": ("Password", "Pwd"),
-    "timeout": ("Connect Timeout", "Connection Timeout"),
-}
-_SQLITE_KEYS = {"server": ("Data Source", "DataSource", "Filename"), "password": ("Password",)}
 
 # Keys accepted but not used (they change nothing dtsx can honour), so that the check of
 # misspelt keys knows them. Lower case.
@@ -196,23 +177,6 @@ _UNSUPPORTED = (
 )
 
 
-@dataclass(frozen=True)
-class Target:
-    """What to connect with. ``driver`` is ``"sqlalchemy"`` (``url`` + ``connect_args``) or
-    ``"pyodbc"`` (``odbc``, the ODBC connection string itself). ``dialect`` is SQLAlchemy's
-    name (``""``: known only once connected, an ODBC DSN). ``server`` is for messages and holds
-    no secret; ``secret`` is the password, kept to scrub it from drivers' messages."""
-
-    driver: str
-    dialect: str
-    server: str
-    url: Any = None
-    connect_args: Mapping[str, Any] = field(default_factory=dict)
-    odbc: str = field(default="", repr=False)
-    secret: str = field(default="", repr=False)
-    integrated: bool = False  # Windows authentication without credentials (Kerberos)
-
-
 def is_url(text: str) -> bool:
     """Whether a connection string is an SQLAlchemy URL (``scheme://...``)."""
     return bool(_URL.match(text.strip()))
@@ -241,10 +205,6 @@ def setting(properties: Mapping[str, str], *names: str) -> str | None:
     """A runtime property by any of its names, case-insensitively."""
     wanted = {n.lower() for n in names}
     return next((v for k, v in properties.items() if k.lower() in wanted), None)
-
-
-def _value(pairs: ConnectionString, names: tuple[str, ...]) -> str:
-    return next((pairs[n].strip() for n in names if n in pairs), "")
 
 
 def _pairs(settings: ConnectionSettings) -> ConnectionString:
@@ -310,7 +270,7 @@ def _kind(settings: ConnectionSettings, pairs: ConnectionString) -> str:
         return "odbc"
     if family == "ADO.NET" and "OLEDB" not in qualifier:
         return _adonet_kind(qualifier)
-    provider = _value(pairs, ("Provider",))
+    provider = pick(pairs, ("Provider",))
     if not provider:
         return "unknown:no Provider"
     lowered = provider.lower()
@@ -342,16 +302,12 @@ def _adonet_kind(qualifier: str) -> str:
     return f"unknown:the ADO.NET provider {qualifier or '(none)'}"
 
 
-# dtsx's own keys, in any connection string: never sent to a driver.
-DTSX_KEYS = frozenset({"translate"})
-
-
 def _keys_of(kind: str) -> tuple[Mapping[str, tuple[str, ...]], set[str]]:
     keys, ignored = {
-        "mssql": (_MSSQL_KEYS, _MSSQL_IGNORED),
-        "postgresql": (_NPGSQL_KEYS, _NPGSQL_IGNORED),
-        "mysql": (_MYSQL_KEYS, _MSSQL_IGNORED),
-        "sqlite": (_SQLITE_KEYS, _SQLITE_IGNORED),
+        "mssql": (MSSQL_KEYS, _MSSQL_IGNORED),
+        "postgresql": (NPGSQL_KEYS, _NPGSQL_IGNORED),
+        "mysql": (MYSQL_KEYS, _MSSQL_IGNORED),
+        "sqlite": (SQLITE_KEYS, _SQLITE_IGNORED),
     }.get(kind, ({}, set()))
     return keys, ignored | DTSX_KEYS
 
@@ -387,7 +343,7 @@ def string_problems(settings: ConnectionSettings) -> list[str]:
     text = settings.connection_string
     if is_url(text):
         try:
-            _url(settings.name, text)
+            read_url(settings.name, text)
         except ConnectionManagerError as exc:
             return [str(exc)]
         return []
@@ -405,7 +361,7 @@ def string_problems(settings: ConnectionSettings) -> list[str]:
     if kind.startswith(("unsupported:", "unknown:")):
         return [_kind_problem(name, kind)]
     if kind == "odbc":
-        if not _value(pairs, ("Driver", "DSN", "FileDSN")):
+        if not pick(pairs, ("Driver", "DSN", "FileDSN")):
             return [
                 f"connection manager {name!r} is an ODBC connection without Driver= or DSN=; "
                 "name the ODBC driver (Driver={PostgreSQL Unicode};...) or a data source."
@@ -414,13 +370,13 @@ def string_problems(settings: ConnectionSettings) -> list[str]:
     problems = _misspelt(name, pairs, kind)
     _with_properties(settings, pairs, kind)
     keys, _ = _keys_of(kind)
-    if not _value(pairs, keys["server"]):
+    if not pick(pairs, keys["server"]):
         what = "database file" if kind == "sqlite" else "server"
         problems.append(
             f"connection manager {name!r} names no {what} (its connection string has no "
             f"{keys['server'][0]}=); add it, or {_mapping_hint(name)}."
         )
-    if kind == "sqlite" and _value(pairs, ("Password",)):
+    if kind == "sqlite" and pick(pairs, ("Password",)):
         problems.append(
             f"connection manager {name!r} opens an encrypted SQLite database (Password=), which "
             "Python's sqlite3 cannot read; decrypt the file, or map the connection with --conn."
@@ -475,7 +431,7 @@ def dialect_of(settings: ConnectionSettings) -> str | None:
         return None
     kind = _kind(settings, pairs)
     if kind == "odbc":
-        return odbc_dialect(_value(pairs, ("Driver",))) or None
+        return odbc_dialect(pick(pairs, ("Driver",))) or None
     return None if ":" in kind else kind
 
 
@@ -484,222 +440,12 @@ def target_for(settings: ConnectionSettings) -> Target:
     there is none."""
     text = settings.connection_string.strip()
     if is_url(text):
-        return _url_target(settings.name, text)
+        return url_target(settings.name, text)
     problems = string_problems(settings)
     if problems:
         raise ConnectionManagerError(problems[0])
     pairs = _pairs(settings)
     kind = _kind(settings, pairs)
-    if kind == "odbc":
-        return _odbc_target(pairs)
-    _with_properties(settings, pairs, kind)
-    return {
-        "mssql": _mssql_target,
-        "postgresql": _postgres_target,
-        "sqlite": _sqlite_target,
-        "mysql": _mysql_target,
-    }[kind](pairs, settings)
-
-
-def _url(name: str, text: str) -> Any:
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        return make_url(text)
-    except (ArgumentError, ValueError) as exc:
-        raise ConnectionManagerError(
-            f"connection manager {name!r} has a URL that SQLAlchemy cannot read "
-            f"({type(exc).__name__}); write it as "
-            "dialect+driver://user:password@host:port/database, e.g. sqlite:///path.db."
-        ) from None  # the message would quote the URL, password included
-
-
-def _url_target(name: str, text: str) -> Target:
-    url = _url(name, text)
-    dialect = url.get_backend_name()
-    if dialect == "sqlite":
-        server = url.database or ":memory:"
-    else:
-        host = url.host or "localhost"
-        server = f"{host}:{url.port}" if url.port else host
-        server += f"/{url.database}" if url.database else ""
-    return Target("sqlalchemy", dialect, server, url=url, secret=url.password or "")
-
-
-def _host_port(raw: str) -> tuple[str, int | None]:
-    """SQL Server's ``tcp:host\\instance,port`` forms; ``.``, ``(local)``, ``localhost`` are this
-    machine (127.0.0.1: FreeTDS would otherwise try a named pipe it cannot open)."""
-    value = raw.strip()
-    if value.lower().startswith("tcp:"):
-        value = value[4:]
-    host, _, port_text = value.partition(",")
-    host, _, instance = host.strip().partition("\\")
-    if host.lower() in _LOCAL_HOSTS or not host:
-        host = "127.0.0.1"
-    if instance:
-        host = f"{host}\\{instance}"
-    port = int(port_text) if port_text.strip().isdigit() else None
-    return host, port
-
-
-def _timeout(pairs: ConnectionString, names: tuple[str, ...]) -> int | None:
-    value = _value(pairs, names)
-    return int(value) if value.isdigit() else None
-
-
-def _yes(value: str) -> bool:
-    return value.strip().lower() in ("sspi", "true", "yes", "1", "-1")
-
-
-def _mssql_target(pairs: ConnectionString, settings: ConnectionSettings) -> Target:
-    from sqlalchemy.engine import URL
-
-    keys = _MSSQL_KEYS
-    host, port = _host_port(_value(pairs, keys["server"]))
-    user, password = _value(pairs, keys["user"]), _value(pairs, keys["password"])
-    integrated = _yes(_value(pairs, keys["integrated"]))
-    if integrated and "\\" not in user:
-        # Windows authentication: FreeTDS uses Kerberos from the ticket cache when no user is
-        # given; a DOMAIN\user with a password (NTLM) is passed on as it is.
-        user, password = "", ""
-    database = _value(pairs, keys["database"])
-    url = URL.create(
-        "mssql+pymssql",
-        username=user or None,
-        password=password or None,
-        host=host,
-        port=port,
-        database=database or None,
-    )
-    args: dict[str, Any] = {}
-    timeout = _timeout(pairs, keys["timeout"])
-    if timeout is not None:
-        args["login_timeout"] = timeout
-    application = _value(pairs, keys["application"])
-    if application:
-        args["appname"] = application
-    server = f"{host}:{port}" if port else host
-    server += f"/{database}" if database else ""
-    return Target(
-        "sqlalchemy",
-        "mssql",
-        server,
-        url=url,
-        connect_args=args,
-        secret=password,
-        integrated=integrated and not user,
-    )
-
-
-def _postgres_target(pairs: ConnectionString, settings: ConnectionSettings) -> Target:
-    from sqlalchemy.engine import URL
-
-    keys = _NPGSQL_KEYS
-    host, port = _host_port(_value(pairs, keys["server"]))
-    port = _timeout(pairs, keys["port"]) or port
-    database = _value(pairs, keys["database"])
-    password = _value(pairs, keys["password"])
-    url = URL.create(
-        "postgresql+psycopg",
-        username=_value(pairs, keys["user"]) or None,
-        password=password or None,
-        host=host,
-        port=port,
-        database=database or None,
-    )
-    args: dict[str, Any] = {}
-    timeout = _timeout(pairs, keys["timeout"])
-    if timeout is not None:
-        args["connect_timeout"] = timeout
-    application = _value(pairs, keys["application"])
-    if application:
-        args["application_name"] = application
-    sslmode = _value(pairs, keys["sslmode"])
-    if sslmode:
-        args["sslmode"] = re.sub(r"(?<!^)(?=[A-Z])", "-", sslmode).lower()  # VerifyFull
-    server = f"{host}:{port or 5432}" + (f"/{database}" if database else "")
-    return Target("sqlalchemy", "postgresql", server, url=url, connect_args=args, secret=password)
-
-
-def _sqlite_target(pairs: ConnectionString, settings: ConnectionSettings) -> Target:
-    from sqlalchemy.engine import URL
-
-    path = _value(pairs, _SQLITE_KEYS["server"])
-    if path.lower() == ":memory:":
-        return Target("sqlalchemy", "sqlite", ":memory:", url=URL.create("sqlite"))
-    local = settings.local_path(path)
-    return Target("sqlalchemy", "sqlite", local, url=URL.create("sqlite", database=local))
-
-
-def _mysql_target(pairs: ConnectionString, settings: ConnectionSettings) -> Target:
-    from sqlalchemy.engine import URL
-
-    keys = _MYSQL_KEYS
-    host, port = _host_port(_value(pairs, keys["server"]))
-    port = _timeout(pairs, keys["port"]) or port
-    database = _value(pairs, keys["database"])
-    password = _value(pairs, keys["password"])
-    url = URL.create(
-        "mysql+pymysql",
-        username=_value(pairs, keys["user"]) or None,
-        password=password or None,
-        host=host,
-        port=port,
-        database=database or None,
-    )
-    timeout = _timeout(pairs, keys["timeout"])
-    args = {"connect_timeout": timeout} if timeout is not None else {}
-    server = f"{host}:{port or 3306}" + (f"/{database}" if database else "")
-    return Target("sqlalchemy", "mysql", server, url=url, connect_args=args, secret=password)
-
-
-def odbc_dialect(driver: str) -> str:
-    """SQLAlchemy's dialect name for an ODBC driver's name or a DBMS name."""
-    lowered = driver.lower()
-    if "sql server" in lowered or "freetds" in lowered:
-        return "mssql"
-    if "postgres" in lowered or "psqlodbc" in lowered:
-        return "postgresql"
-    if "sqlite" in lowered:
-        return "sqlite"
-    if "mysql" in lowered or "mariadb" in lowered:
-        return "mysql"
-    return ""
-
-
-def _odbc_target(pairs: ConnectionString) -> Target:
-    """The ODBC string goes to the driver manager as it is (minus OLE DB's Provider=MSDASQL)."""
-    dropped = DTSX_KEYS | {"provider"}
-    kept = ConnectionString({k: v for k, v in pairs.items() if k.lower() not in dropped})
-    driver = _value(kept, ("Driver",)).strip("{}")
-    dsn = _value(kept, ("DSN", "FileDSN"))
-    server = _value(kept, ("Server", "Servername", "Host", "Data Source"))
-    port = _value(kept, ("Port",))
-    database = _value(kept, ("Database", "Initial Catalog"))
-    if server:
-        shown = f"{server}:{port}" if port else server
-        shown += f"/{database}" if database else ""
-    else:
-        shown = f"DSN={dsn}" if dsn else f"Driver={driver}"
-    return Target(
-        "pyodbc",
-        odbc_dialect(driver),
-        shown,
-        odbc=_odbc_text(kept),
-        secret=_value(kept, ("PWD", "Password")),
-    )
-
-
-def _odbc_text(pairs: ConnectionString) -> str:
-    """``k=v;`` in ODBC's syntax: the driver's name and values with ``;``, ``{`` or ``}``, or
-    spaces at an end, in braces (a ``}`` inside doubled)."""
-    parts = []
-    for key, value in pairs.items():
-        if value.startswith("{") and value.endswith("}"):  # kept braced by .NET's syntax
-            parts.append(f"{key}={value}")
-        elif key.lower() == "driver" or any(c in value for c in ";{}") or value != value.strip():
-            parts.append(f"{key}={{{value.replace('}', '}}')}}}")
-        else:
-            parts.append(f"{key}={value}")
-    return ";".join(parts) + ";"
+    if kind != "odbc":
+        _with_properties(settings, pairs, kind)
+    return build(kind, pairs, settings)
