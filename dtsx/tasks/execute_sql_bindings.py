@@ -354,6 +354,7 @@ class ResultType(IntEnum):
     XML = 4
 
 
+_SOURCE_NAMES = {m.name.lower(): m for m in SourceType}
 _RESULT_NAMES = {
     "none": ResultType.None_,
     "singlerow": ResultType.SingleRow,
@@ -364,28 +365,29 @@ _RESULT_NAMES = {
 }
 
 
-def _source_type(value: Any) -> Any:
-    if isinstance(value, SourceType) or not isinstance(value, (str, int)):
+def _enum_value(value: Any, enum: type[IntEnum], names: Mapping[str, IntEnum], why: str) -> Any:
+    """An SSIS enum property: its member, its number, or one of ``names`` (lower-cased)."""
+    if isinstance(value, enum) or not isinstance(value, (str, int)):
         return value
     text = str(value).strip()
     if text.isdigit():
-        return SourceType(int(text))
-    for member in SourceType:
-        if member.name.lower() == text.lower():
-            return member
-    raise ValueError("it must be DirectInput, FileConnection or Variable")
+        return enum(int(text))
+    key = text.lower().removeprefix("resultsettype_").replace(" ", "")
+    if key in names:
+        return names[key]
+    raise ValueError(why)
+
+
+def _source_type(value: Any) -> Any:
+    names = {m.name.lower(): m for m in SourceType}
+    return _enum_value(
+        value, SourceType, names, "it must be DirectInput, FileConnection or Variable"
+    )
 
 
 def _result_type(value: Any) -> Any:
-    if isinstance(value, ResultType) or not isinstance(value, (str, int)):
-        return value
-    text = str(value).strip()
-    if text.isdigit():
-        return ResultType(int(text))
-    key = text.lower().removeprefix("resultsettype_").replace(" ", "")
-    if key in _RESULT_NAMES:
-        return _RESULT_NAMES[key]
-    raise ValueError("it must be ResultSetType_None, _SingleRow, _Rowset or _XML")
+    why = "it must be ResultSetType_None, _SingleRow, _Rowset or _XML"
+    return _enum_value(value, ResultType, _RESULT_NAMES, why)
 
 
 def _conversion_mode(value: Any) -> Any:
