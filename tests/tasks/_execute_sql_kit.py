@@ -4,6 +4,8 @@ planner and executor."""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ __all__ = [
     "package",
     "plan_of",
     "run_xml",
+    "run_canceled",
     "errors_of",
     "result_of",
     "OBJECT",
@@ -193,6 +196,26 @@ def plan_of(xml: str) -> Plan:
 
 def run_xml(xml: str, **options: Any) -> RunResult:
     return run(plan_of(xml), RunOptions(**options))
+
+
+def run_canceled(plan: Plan, after: float = 0.5) -> tuple[RunResult, float]:
+    """Run ``plan``, cancel it (as Ctrl-C does) ``after`` seconds in; the result and how long
+    the run took to end once canceled."""
+    cancel = threading.Event()
+    canceled_at: list[float] = []
+
+    def press() -> None:
+        canceled_at.append(time.monotonic())
+        cancel.set()
+
+    timer = threading.Timer(after, press)
+    timer.start()
+    try:
+        result = run(plan, RunOptions(cancel_event=cancel))
+    finally:
+        timer.cancel()
+    assert canceled_at, "the run ended before it was canceled"
+    return result, time.monotonic() - canceled_at[0]
 
 
 def result_of(result: RunResult, name: str) -> str:
