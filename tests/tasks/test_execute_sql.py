@@ -581,3 +581,12 @@ def test_validation_refuses_a_full_result_set_into_a_non_object_variable(db: Pat
     step = Sql("T", "select 1", result="ResultSetType_Rowset", results=[("0", "User::N")])
     found = " ".join(_problems(db, step, User__N=(INT32, 0)))
     assert "a full result set goes into an Object variable, but User::N is a Int32" in found
+
+
+def test_the_connection_is_found_by_dtsid_in_any_case(db: Path) -> None:
+    xml = package([Sql("T", "select name from t where id = 1", result="ResultSetType_SingleRow",
+                       results=[("0", "User::S")], connection="@DTSID@")],
+                  connections=_cms(db), variables={"User::S": (STRING, "")})  # fmt: skip
+    dtsid = re.search(r'DTS:DTSID="(\{[^"]+\})"', xml).group(1)  # type: ignore[union-attr]
+    result = run_xml(xml.replace("@DTSID@", dtsid.lower()))
+    assert result.variables["User::S"] == "one", errors_of(result, "T")
