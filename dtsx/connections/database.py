@@ -36,7 +36,6 @@ __all__ = [
 class DatabaseConnectionManager(ConnectionManager):
     """The shared implementation of the four database families."""
 
-    family: ClassVar[str] = ""
     # SSIS's database connection-manager properties that expressions and --set may set.
     runtime_properties: ClassVar[frozenset[str] | None] = frozenset(
         {
@@ -49,6 +48,14 @@ class DatabaseConnectionManager(ConnectionManager):
             "Retain",
         }
     )
+
+    def __init_subclass__(cls, family: str = "", **kwargs: object) -> None:
+        """``class X(DatabaseConnectionManager, family="OLEDB")``: the family's manager,
+        registered under its CreationName."""
+        super().__init_subclass__(**kwargs)
+        if family:
+            cls.creation_name = family
+            register_connection(family)(cls)
 
     def __init__(self, settings: ConnectionSettings) -> None:
         super().__init__(settings)
@@ -89,7 +96,7 @@ class DatabaseConnectionManager(ConnectionManager):
         if is_url(text):
             scheme = text.split(":", 1)[0].split("+", 1)[0].lower()
             return "two-phase" if scheme in ("postgresql", "postgres") else "local"
-        if cls.family == "ODBC":
+        if cls.creation_name == "ODBC":
             return "none"
         try:
             target = target_for(settings)
@@ -106,45 +113,31 @@ class DatabaseConnectionManager(ConnectionManager):
         return dialect_of(settings)
 
     def acquire(self) -> DbSession:
+        """The run's one session of this connection (built on first use; it connects when a
+        task first leases a connection)."""
         with self._lock:
             if self._session is None:
-                self._session = DbSession(self.settings, self.family, target_for(self.settings))
+                target = target_for(self.settings)
+                self._session = DbSession(self.settings, self.creation_name, target)
             return self._session
 
     def close(self) -> None:
-        with self._lock:
-            session, self._session = self._session, None
-        if session is not None:
-            session.close()
+        with self._lock:  # a session is closed once, and no task can take a new one meanwhile
+            if self._session is not None:
+                self._session.close()
 
 
-@register_connection("OLEDB")
-class OleDbConnectionManager(DatabaseConnectionManager):
+class OleDbConnectionManager(DatabaseConnectionManager, family="OLEDB"):
     """CreationName ``OLEDB``: the Provider key picks the driver."""
 
-    creation_name = "OLEDB"
-    family = "OLEDB"
 
-
-@register_connection("ADO.NET")
-class AdoNetConnectionManager(DatabaseConnectionManager):
+class AdoNetConnectionManager(DatabaseConnectionManager, family="ADO.NET"):
     """CreationName ``ADO.NET:<provider class>``: the qualifier picks the driver."""
 
-    creation_name = "ADO.NET"
-    family = "ADO.NET"
 
-
-@register_connection("ODBC")
-class OdbcConnectionManager(DatabaseConnectionManager):
+class OdbcConnectionManager(DatabaseConnectionManager, family="ODBC"):
     """CreationName ``ODBC``: pyodbc with the ODBC string itself."""
 
-    creation_name = "ODBC"
-    family = "ODBC"
 
-
-@register_connection("ADO")
-class AdoConnectionManager(DatabaseConnectionManager):
+class AdoConnectionManager(DatabaseConnectionManager, family="ADO"):
     """CreationName ``ADO``: an OLE DB string through ADO."""
-
-    creation_name = "ADO"
-    family = "ADO"

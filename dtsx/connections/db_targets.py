@@ -142,20 +142,52 @@ def _yes(value: str) -> bool:
     return value.strip().lower() in ("sspi", "true", "yes", "1", "-1")
 
 
-def _mssql_target(pairs: ConnectionString, settings: ConnectionSettings) -> Target:
+@dataclass(frozen=True)
+class _Server:
+    """How a server database's connection-string keys map onto its SQLAlchemy driver."""
+
+    dialect: str
+    drivername: str
+    keys: Mapping[str, tuple[str, ...]]
+    default_port: int | None  # shown in messages; None: SQL Server's instances pick theirs
+    arguments: Mapping[str, str]  # a part of the string -> the driver's connect argument
+
+
+_SERVERS = {
+    "mssql": _Server(
+        "mssql",
+        "mssql+pymssql",
+        MSSQL_KEYS,
+        None,
+        {"timeout": "login_timeout", "application": "appname"},
+    ),
+    "postgresql": _Server(
+        "postgresql",
+        "postgresql+psycopg",
+        NPGSQL_KEYS,
+        5432,
+        {"timeout": "connect_timeout", "application": "application_name", "sslmode": "sslmode"},
+    ),
+    "mysql": _Server("mysql", "mysql+pymysql", MYSQL_KEYS, 3306, {"timeout": "connect_timeout"}),
+}
+
+
+def _server_target(kind: str, pairs: ConnectionString) -> Target:
     from sqlalchemy.engine import URL
 
-    keys = MSSQL_KEYS
+    server = _SERVERS[kind]
+    keys = server.keys
     host, port = _host_port(pick(pairs, keys["server"]))
+    port = _timeout(pairs, keys.get("port", ())) or port
     user, password = pick(pairs, keys["user"]), pick(pairs, keys["password"])
-    integrated = _yes(pick(pairs, keys["integrated"]))
+    integrated = _yes(pick(pairs, keys.get("integrated", ())))
     if integrated and "\\" not in user:
         # Windows authentication: FreeTDS uses Kerberos from the ticket cache when no user is
         # given; a DOMAIN\user with a password (NTLM) is passed on as it is.
         user, password = "", ""
     database = pick(pairs, keys["database"])
     url = URL.create(
-        "mssql+pymssql",
+        server.drivername,
         username=user or None,
         password=password or None,
         host=host,
@@ -163,53 +195,26 @@ def _mssql_target(pairs: ConnectionString, settings: ConnectionSettings) -> Targ
         database=database or None,
     )
     args: dict[str, Any] = {}
-    timeout = _timeout(pairs, keys["timeout"])
-    if timeout is not None:
-        args["login_timeout"] = timeout
-    application = pick(pairs, keys["application"])
-    if application:
-        args["appname"] = application
-    server = f"{host}:{port}" if port else host
-    server += f"/{database}" if database else ""
+    for part, argument in server.arguments.items():
+        given = pick(pairs, keys[part])
+        if part == "timeout":
+            if given.isdigit():
+                args[argument] = int(given)
+        elif part == "sslmode" and given:
+            args[argument] = re.sub(r"(?<!^)(?=[A-Z])", "-", given).lower()  # VerifyFull
+        elif given:
+            args[argument] = given
+    shown = f"{host}:{port or server.default_port}" if port or server.default_port else host
+    shown += f"/{database}" if database else ""
     return Target(
         "sqlalchemy",
-        "mssql",
-        server,
+        server.dialect,
+        shown,
         url=url,
         connect_args=args,
         secret=password,
         integrated=integrated and not user,
     )
-
-
-def _postgres_target(pairs: ConnectionString, settings: ConnectionSettings) -> Target:
-    from sqlalchemy.engine import URL
-
-    keys = NPGSQL_KEYS
-    host, port = _host_port(pick(pairs, keys["server"]))
-    port = _timeout(pairs, keys["port"]) or port
-    database = pick(pairs, keys["database"])
-    password = pick(pairs, keys["password"])
-    url = URL.create(
-        "postgresql+psycopg",
-        username=pick(pairs, keys["user"]) or None,
-        password=password or None,
-        host=host,
-        port=port,
-        database=database or None,
-    )
-    args: dict[str, Any] = {}
-    timeout = _timeout(pairs, keys["timeout"])
-    if timeout is not None:
-        args["connect_timeout"] = timeout
-    application = pick(pairs, keys["application"])
-    if application:
-        args["application_name"] = application
-    sslmode = pick(pairs, keys["sslmode"])
-    if sslmode:
-        args["sslmode"] = re.sub(r"(?<!^)(?=[A-Z])", "-", sslmode).lower()  # VerifyFull
-    server = f"{host}:{port or 5432}" + (f"/{database}" if database else "")
-    return Target("sqlalchemy", "postgresql", server, url=url, connect_args=args, secret=password)
 
 
 def _sqlite_target(pairs: ConnectionString, settings: ConnectionSettings) -> Target:
@@ -220,28 +225,6 @@ def _sqlite_target(pairs: ConnectionString, settings: ConnectionSettings) -> Tar
         return Target("sqlalchemy", "sqlite", ":memory:", url=URL.create("sqlite"))
     local = settings.local_path(path)
     return Target("sqlalchemy", "sqlite", local, url=URL.create("sqlite", database=local))
-
-
-def _mysql_target(pairs: ConnectionString, settings: ConnectionSettings) -> Target:
-    from sqlalchemy.engine import URL
-
-    keys = MYSQL_KEYS
-    host, port = _host_port(pick(pairs, keys["server"]))
-    port = _timeout(pairs, keys["port"]) or port
-    database = pick(pairs, keys["database"])
-    password = pick(pairs, keys["password"])
-    url = URL.create(
-        "mysql+pymysql",
-        username=pick(pairs, keys["user"]) or None,
-        password=password or None,
-        host=host,
-        port=port,
-        database=database or None,
-    )
-    timeout = _timeout(pairs, keys["timeout"])
-    args = {"connect_timeout": timeout} if timeout is not None else {}
-    server = f"{host}:{port or 3306}" + (f"/{database}" if database else "")
-    return Target("sqlalchemy", "mysql", server, url=url, connect_args=args, secret=password)
 
 
 def odbc_dialect(driver: str) -> str:
@@ -295,17 +278,11 @@ def _odbc_text(pairs: ConnectionString) -> str:
     return ";".join(parts) + ";"
 
 
-_BUILDERS = {
-    "mssql": _mssql_target,
-    "postgresql": _postgres_target,
-    "sqlite": _sqlite_target,
-    "mysql": _mysql_target,
-}
-
-
 def build(kind: str, pairs: ConnectionString, settings: ConnectionSettings) -> Target:
     """The target of a connection string of ``kind`` (``mssql``, ``postgresql``, ``sqlite``,
     ``mysql`` or ``odbc``), read into ``pairs``."""
     if kind == "odbc":
         return odbc_target(pairs)
-    return _BUILDERS[kind](pairs, settings)
+    if kind == "sqlite":
+        return _sqlite_target(pairs, settings)
+    return _server_target(kind, pairs)

@@ -108,6 +108,14 @@ def sqlite_cm(tmp_path):
         cm.close()
 
 
+def lease_error(session: Any) -> str:
+    """The sentence a lease of ``session`` fails with (it must fail)."""
+    with pytest.raises(ConnectionManagerError) as caught:
+        with session.lease():
+            pass
+    return str(caught.value)
+
+
 def scalar(lease: DatabaseLease, sql: str, params: Any = ()) -> Any:
     cursor = lease.dbapi.cursor()
     try:
@@ -319,22 +327,17 @@ def test_a_sqlite_url_through_conn(tmp_path):
         cm.close()
 
 
-def test_a_sqlite_file_that_cannot_be_opened_names_the_connection(tmp_path):
-    cm = manager(AdoNetConnectionManager, SQLITE, f"Data Source={tmp_path / 'no' / 'x.db'};")
-    session = cm.acquire()
-    with pytest.raises(ConnectionManagerError) as caught:
-        with session.lease():
-            pass
-    message = str(caught.value)
+def test_a_sqlite_file_that_cannot_be_opened_names_the_connection(tmp_path, opened):
+    session = opened(AdoNetConnectionManager, SQLITE, f"Data Source={tmp_path / 'no' / 'x.db'};")
+    message = lease_error(session)
     assert message.startswith(f"connection 'CM' ({tmp_path / 'no' / 'x.db'}) cannot be opened:")
     assert "SQLSTATE SQLITE_CANTOPEN" in message
-    cm.close()
 
 
 @pytest.mark.skipif(
     __import__("importlib").util.find_spec("pymssql") is not None, reason="pymssql is installed"
 )
-def test_a_missing_driver_says_which_extra_installs_it():
+def test_a_missing_driver_says_which_extra_installs_it(opened):
     cm = manager(OleDbConnectionManager, "OLEDB", "Provider=SQLNCLI11;Data Source=srv;")
     with pytest.raises(ConnectionManagerError, match=r"pip install 'dtsx\[mssql\]'"):
         cm.acquire()
@@ -343,8 +346,11 @@ def test_a_missing_driver_says_which_extra_installs_it():
 # --- PostgreSQL (psycopg) -------------------------------------------------------------------
 
 
+NPGSQL = "ADO.NET:NPGSQL.NPGSQLCONNECTION"
+
+
 def pg_manager(db: Any, **props: str) -> Any:
-    return manager(AdoNetConnectionManager, "ADO.NET:NPGSQL.NPGSQLCONNECTION", db.npgsql, **props)
+    return manager(AdoNetConnectionManager, NPGSQL, db.npgsql, **props)
 
 
 def connections_to(db: Any) -> int:
@@ -376,6 +382,35 @@ def pg(postgres_db):
     return postgres_db
 
 
+@pytest.fixture
+def opened():
+    """``opened(cls, creation, text, **properties)``: a manager's session; every manager is
+    closed after the test."""
+    made = []
+
+    def open_(cls: type[DatabaseConnectionManager], creation: str, text: str, **props: str) -> Any:
+        made.append(manager(cls, creation, text, **props))
+        return made[-1].acquire()
+
+    yield open_
+    for cm in made:
+        cm.close()
+
+
+@pytest.fixture
+def pg_open(pg, opened):
+    """``pg_open(**properties)``: a session of the test's fresh database, through Npgsql's
+    string, with an empty table t(a int)."""
+
+    def open_(**props: str) -> Any:
+        session = opened(AdoNetConnectionManager, NPGSQL, pg.npgsql, **props)
+        with session.lease() as lease:
+            run(lease, "CREATE TABLE t(a int)")
+        return session
+
+    return open_
+
+
 def test_a_postgres_session_pools_resets_and_closes_every_connection(pg):
     cm = pg_manager(pg, Translate="")
     session = cm.acquire()
@@ -392,13 +427,7 @@ def test_a_postgres_session_pools_resets_and_closes_every_connection(pg):
     with session.lease() as lease:
         assert lease.dbapi is first
         assert scalar(lease, "SHOW work_mem") != "7MB"
-        assert (
-            scalar(
-                lease,
-                my_temp("scratch"),
-            )
-            == 0
-        )
+        assert scalar(lease, my_temp("scratch")) == 0
         # psycopg's own prepared statements survive the reset (it prepares after 5 runs)
         for value in range(8):
             assert scalar(lease, "SELECT %s::int", (value,)) == value
@@ -421,13 +450,7 @@ def test_back_to_back_tasks_alternate_two_connections_each_one_reset(pg):
             with session.lease() as lease:
                 seen.add(id(lease.dbapi))
                 assert scalar(lease, "SHOW work_mem") == "4MB", round_  # the server's default
-                assert (
-                    scalar(
-                        lease,
-                        my_temp("x"),
-                    )
-                    == 0
-                )
+                assert scalar(lease, my_temp("x")) == 0
                 run(lease, "SET work_mem = '9MB'", "CREATE TEMP TABLE x(a int)")
         assert len(seen) <= 2 and connections_to(pg) <= 2
     finally:
@@ -435,21 +458,19 @@ def test_back_to_back_tasks_alternate_two_connections_each_one_reset(pg):
     assert connections_to(pg) == 0
 
 
-def test_a_pooled_connection_the_server_dropped_is_replaced_for_the_next_task(pg, monkeypatch):
+def test_a_pooled_connection_the_server_dropped_is_replaced_for_the_next_task(
+    pg, monkeypatch, pg_open
+):
     from dtsx.connections import db_drivers
 
     # The connection idles for less than the run's threshold; pretend it idled longer.
     monkeypatch.setattr(db_drivers, "PING_AFTER_IDLE", 0.0)
-    cm = pg_manager(pg)
-    session = cm.acquire()
-    try:
-        with session.lease() as lease:
-            pid = scalar(lease, "SELECT pg_backend_pid()")
-        admin_scalar(pg, "SELECT pg_terminate_backend(%s)", (pid,))
-        with session.lease() as lease:
-            assert scalar(lease, "SELECT pg_backend_pid()") != pid
-    finally:
-        cm.close()
+    session = pg_open()
+    with session.lease() as lease:
+        pid = scalar(lease, "SELECT pg_backend_pid()")
+    admin_scalar(pg, "SELECT pg_terminate_backend(%s)", (pid,))
+    with session.lease() as lease:
+        assert scalar(lease, "SELECT pg_backend_pid()") != pid
 
 
 def test_postgres_retain_carries_begin_and_commit_across_leases(pg):
@@ -467,154 +488,111 @@ def test_postgres_retain_carries_begin_and_commit_across_leases(pg):
     assert connections_to(pg) == 0
 
 
-def test_postgres_two_phase_commit_and_rollback(pg):
-    cm = pg_manager(pg)
-    session = cm.acquire()
-    try:
-        with session.lease() as lease:
-            run(lease, "CREATE TABLE t(a int)")
-        for success, rows in ((True, 1), (False, 1)):
-            scope = Scope("READ COMMITTED")
-            with session.lease(scope) as lease:
-                assert scalar(lease, "SHOW transaction_isolation") == "read committed"
-                run(lease, "INSERT INTO t VALUES (1)")
-            (participant,) = scope.participants.values()
-            assert participant.two_phase
-            participant.prepare()
-            assert admin_scalar(pg, "SELECT count(*) FROM pg_prepared_xacts") == 1
-            participant.commit() if success else participant.rollback()
-            assert admin_scalar(pg, "SELECT count(*) FROM pg_prepared_xacts") == 0
-            assert pg.scalar("SELECT count(*) FROM t") == rows
-    finally:
-        cm.close()
+def test_postgres_two_phase_commit_and_rollback(pg, pg_open):
+    session = pg_open()
+    for success, rows in ((True, 1), (False, 1)):
+        scope = Scope("READ COMMITTED")
+        with session.lease(scope) as lease:
+            assert scalar(lease, "SHOW transaction_isolation") == "read committed"
+            run(lease, "INSERT INTO t VALUES (1)")
+        (participant,) = scope.participants.values()
+        assert participant.two_phase
+        participant.prepare()
+        assert admin_scalar(pg, "SELECT count(*) FROM pg_prepared_xacts") == 1
+        participant.commit() if success else participant.rollback()
+        assert admin_scalar(pg, "SELECT count(*) FROM pg_prepared_xacts") == 0
+        assert pg.scalar("SELECT count(*) FROM t") == rows
 
 
-def test_postgres_one_phase_rollback_of_a_failed_transaction(pg):
+def test_postgres_one_phase_rollback_of_a_failed_transaction(pg, pg_open):
     import psycopg
 
-    cm = pg_manager(pg)
-    session = cm.acquire()
-    try:
-        with session.lease() as lease:
-            run(lease, "CREATE TABLE t(a int)")
-        scope = Scope()
-        with session.lease(scope) as lease:
-            assert scalar(lease, "SHOW transaction_isolation") == "serializable"
-            run(lease, "INSERT INTO t VALUES (1)")
-            with pytest.raises(psycopg.errors.DivisionByZero):
-                run(lease, "SELECT 1/0")
-        scope.end(False)
-        assert pg.scalar("SELECT count(*) FROM t") == 0
-        with session.lease() as lease:  # the connection is usable again, in autocommit
-            run(lease, "INSERT INTO t VALUES (2)")
-        assert pg.scalar("SELECT count(*) FROM t") == 1
-    finally:
-        cm.close()
+    session = pg_open()
+    scope = Scope()
+    with session.lease(scope) as lease:
+        assert scalar(lease, "SHOW transaction_isolation") == "serializable"
+        run(lease, "INSERT INTO t VALUES (1)")
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            run(lease, "SELECT 1/0")
+    scope.end(False)
+    assert pg.scalar("SELECT count(*) FROM t") == 0
+    with session.lease() as lease:  # the connection is usable again, in autocommit
+        run(lease, "INSERT INTO t VALUES (2)")
+    assert pg.scalar("SELECT count(*) FROM t") == 1
 
 
 @pytest.mark.parametrize("two_phase", [False, True])
-def test_postgres_an_aborted_transaction_cannot_be_committed_silently(pg, two_phase):
+def test_postgres_an_aborted_transaction_cannot_be_committed_silently(pg, two_phase, pg_open):
     import psycopg
 
-    cm = pg_manager(pg)
-    session = cm.acquire()
-    try:
-        with session.lease() as lease:
-            run(lease, "CREATE TABLE t(a int)")
-        scope = Scope()
-        with session.lease(scope) as lease:
-            run(lease, "INSERT INTO t VALUES (1)")
-            with pytest.raises(psycopg.errors.DivisionByZero):
-                run(lease, "SELECT 1/0")  # a failure the container tolerated
-        with pytest.raises(ConnectionManagerError) as caught:
-            scope.end(True, two_phase=two_phase)
-        assert str(caught.value).startswith(f"connection 'CM' ({session.server}): its transaction")
-        assert "aborted by an earlier failed statement" in str(caught.value)
-        for participant in scope.participants.values():
-            participant.rollback()  # as a scope does after a failed commit: nothing happens
-        assert admin_scalar(pg, "SELECT count(*) FROM pg_prepared_xacts") == 0
-        with session.lease() as lease:
-            assert scalar(lease, "SELECT count(*) FROM t") == 0
-    finally:
-        cm.close()
+    session = pg_open()
+    scope = Scope()
+    with session.lease(scope) as lease:
+        run(lease, "INSERT INTO t VALUES (1)")
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            run(lease, "SELECT 1/0")  # a failure the container tolerated
+    with pytest.raises(ConnectionManagerError) as caught:
+        scope.end(True, two_phase=two_phase)
+    assert str(caught.value).startswith(f"connection 'CM' ({session.server}): its transaction")
+    assert "aborted by an earlier failed statement" in str(caught.value)
+    for participant in scope.participants.values():
+        participant.rollback()  # as a scope does after a failed commit: nothing happens
+    assert admin_scalar(pg, "SELECT count(*) FROM pg_prepared_xacts") == 0
+    with session.lease() as lease:
+        assert scalar(lease, "SELECT count(*) FROM t") == 0
 
 
-def test_postgres_a_transaction_a_task_committed_itself_is_reported(pg):
-    cm = pg_manager(pg)
-    session = cm.acquire()
-    try:
-        scope = Scope()
-        with session.lease(scope) as lease:
-            run(lease, "CREATE TABLE t(a int)", "COMMIT")
-        with pytest.raises(ConnectionManagerError, match="already ended before the container"):
-            scope.end(True)
-    finally:
-        cm.close()
+def test_postgres_a_transaction_a_task_committed_itself_is_reported(pg, pg_open):
+    session = pg_open()
+    scope = Scope()
+    with session.lease(scope) as lease:
+        run(lease, "INSERT INTO t VALUES (1)", "COMMIT")
+    with pytest.raises(ConnectionManagerError, match="already ended before the container"):
+        scope.end(True)
 
 
-def test_postgres_cancel_within_a_second_and_statement_timeout(pg):
+def test_postgres_cancel_within_a_second_and_statement_timeout(pg, pg_open):
     import psycopg
 
-    cm = pg_manager(pg)
-    session = cm.acquire()
-    try:
-        with session.lease() as lease:
-            with Canceller(lease), pytest.raises(psycopg.errors.QueryCanceled):
-                run(lease, "SELECT pg_sleep(30)")
-            lease.set_timeout(1)
-            started = time.monotonic()
-            with pytest.raises(psycopg.errors.QueryCanceled, match="statement timeout"):
-                run(lease, "SELECT pg_sleep(5)")
-            assert 0.9 < time.monotonic() - started < 4
-        with session.lease() as lease:  # the timeout went with the reset
-            assert scalar(lease, "SHOW statement_timeout") == "0"
-    finally:
-        cm.close()
+    session = pg_open()
+    with session.lease() as lease:
+        with Canceller(lease), pytest.raises(psycopg.errors.QueryCanceled):
+            run(lease, "SELECT pg_sleep(30)")
+        lease.set_timeout(1)
+        started = time.monotonic()
+        with pytest.raises(psycopg.errors.QueryCanceled, match="statement timeout"):
+            run(lease, "SELECT pg_sleep(5)")
+        assert 0.9 < time.monotonic() - started < 4
+    with session.lease() as lease:  # the timeout went with the reset
+        assert scalar(lease, "SHOW statement_timeout") == "0"
 
 
-def test_a_wrong_password_fails_in_one_sentence_without_the_password(pg):
+def test_a_wrong_password_fails_in_one_sentence_without_the_password(pg, opened):
     wrong = "Wrong-Pass-4417"
     text = pg.npgsql.replace(pg.password, wrong)
-    cm = manager(AdoNetConnectionManager, "ADO.NET:NPGSQL.NPGSQLCONNECTION", text)
-    session = cm.acquire()
-    with pytest.raises(ConnectionManagerError) as caught:
-        with session.lease():
-            pass
-    message = str(caught.value)
+    session = opened(AdoNetConnectionManager, NPGSQL, text)
+    message = lease_error(session)
     assert wrong not in message and pg.password not in message
     assert message.startswith(f"connection 'CM' (127.0.0.1:{pg.port}/{pg.database}) cannot be")
     assert "password authentication failed" in message and "check the user name" in message
     assert "\n" not in message
-    cm.close()
 
 
-def test_a_password_in_a_url_stays_out_of_messages(pg):
+def test_a_password_in_a_url_stays_out_of_messages(pg, opened):
     url = pg.url.replace(pg.password, "Url-Secret-99")
-    cm = manager(OleDbConnectionManager, "OLEDB", url)
-    session = cm.acquire()
+    session = opened(OleDbConnectionManager, "OLEDB", url)
     assert "Url-Secret-99" not in session.server
-    with pytest.raises(ConnectionManagerError) as caught:
-        with session.lease():
-            pass
-    assert "Url-Secret-99" not in str(caught.value)
-    cm.close()
+    message = lease_error(session)
+    assert "Url-Secret-99" not in message
 
 
-def test_nothing_listens_is_a_clear_error(tmp_path):
+def test_nothing_listens_is_a_clear_error(opened):
     from tests.dbservers import free_port
 
-    port = free_port()
-    cm = manager(
-        AdoNetConnectionManager,
-        "ADO.NET:NPGSQL.NPGSQLCONNECTION",
-        f"Host=127.0.0.1;Port={port};Database=d;Username=u;Password=p;Timeout=2",
-    )
     pytest.importorskip("psycopg")
-    session = cm.acquire()
-    with pytest.raises(ConnectionManagerError, match="check that the server runs"):
-        with session.lease():
-            pass
-    cm.close()
+    text = f"Host=127.0.0.1;Port={free_port()};Database=d;Username=u;Password=p;Timeout=2"
+    session = opened(AdoNetConnectionManager, NPGSQL, text)
+    assert "check that the server runs" in lease_error(session)
 
 
 # --- ODBC through unixODBC -------------------------------------------------------------------
@@ -637,13 +615,7 @@ def test_odbc_to_postgres_through_unixodbc(postgres_odbc, pg):
             cursor.close()
         assert pg.scalar("SELECT a FROM t") == 5  # autocommit
         with session.lease() as lease:
-            assert (
-                scalar(
-                    lease,
-                    my_temp("scratch"),
-                )
-                == 0
-            )
+            assert scalar(lease, my_temp("scratch")) == 0
         with pytest.raises(ConnectionManagerError, match="0xC002F308"):
             with session.lease(Scope()):
                 pass
@@ -652,36 +624,27 @@ def test_odbc_to_postgres_through_unixodbc(postgres_odbc, pg):
     assert connections_to(pg) == 0
 
 
-def test_odbc_cancel_and_query_timeout(postgres_odbc, pg):
+def test_odbc_cancel_and_query_timeout(postgres_odbc, pg, opened):
     import pyodbc
 
-    cm = manager(OdbcConnectionManager, "ODBC", pg.odbc)
-    session = cm.acquire()
-    try:
-        with session.lease() as lease:
-            cursor = lease.dbapi.cursor()
-            with Canceller(lease), pytest.raises(pyodbc.Error, match="cancel"):
-                cursor.execute("SELECT pg_sleep(30)")
-            lease.set_timeout(1)
-            cursor = lease.dbapi.cursor()
-            started = time.monotonic()
-            with pytest.raises(pyodbc.Error, match="statement timeout"):
-                cursor.execute("SELECT pg_sleep(5)")
-            assert 0.9 < time.monotonic() - started < 4
-    finally:
-        cm.close()
+    session = opened(OdbcConnectionManager, "ODBC", pg.odbc)
+    with session.lease() as lease:
+        cursor = lease.dbapi.cursor()
+        with Canceller(lease), pytest.raises(pyodbc.Error, match="cancel"):
+            cursor.execute("SELECT pg_sleep(30)")
+        lease.set_timeout(1)
+        cursor = lease.dbapi.cursor()
+        started = time.monotonic()
+        with pytest.raises(pyodbc.Error, match="statement timeout"):
+            cursor.execute("SELECT pg_sleep(5)")
+        assert 0.9 < time.monotonic() - started < 4
 
 
-def test_an_odbc_wrong_password_names_the_sqlstate_without_the_password(postgres_odbc, pg):
+def test_an_odbc_wrong_password_names_the_sqlstate_without_the_password(postgres_odbc, pg, opened):
     text = pg.odbc.replace(pg.password, "Odbc-Wrong-51")
-    cm = manager(OdbcConnectionManager, "ODBC", text)
-    session = cm.acquire()
-    with pytest.raises(ConnectionManagerError) as caught:
-        with session.lease():
-            pass
-    message = str(caught.value)
+    session = opened(OdbcConnectionManager, "ODBC", text)
+    message = lease_error(session)
     assert "Odbc-Wrong-51" not in message and "SQLSTATE" in message
-    cm.close()
 
 
 # --- SQL Server, when one is given ------------------------------------------------------------
@@ -691,16 +654,12 @@ def test_an_odbc_wrong_password_names_the_sqlstate_without_the_password(postgres
     not os.environ.get("DTSX_TEST_MSSQL_URL"),
     reason="no SQL Server here: set DTSX_TEST_MSSQL_URL=mssql+pymssql://user:pw@host:1433/db",
 )
-def test_live_sql_server():
-    cm = manager(OleDbConnectionManager, "OLEDB", os.environ["DTSX_TEST_MSSQL_URL"])
-    session = cm.acquire()
-    try:
-        assert session.dialect == "mssql"
-        with session.lease() as lease:
-            assert scalar(lease, "SELECT 1") == 1
-        scope = Scope("READ COMMITTED")
-        with session.lease(scope) as lease:
-            assert scalar(lease, "SELECT @@TRANCOUNT") == 1
-        scope.end(False)
-    finally:
-        cm.close()
+def test_live_sql_server(opened):
+    session = opened(OleDbConnectionManager, "OLEDB", os.environ["DTSX_TEST_MSSQL_URL"])
+    assert session.dialect == "mssql"
+    with session.lease() as lease:
+        assert scalar(lease, "SELECT 1") == 1
+    scope = Scope("READ COMMITTED")
+    with session.lease(scope) as lease:
+        assert scalar(lease, "SELECT @@TRANCOUNT") == 1
+    scope.end(False)
