@@ -117,17 +117,15 @@ class SqlCheckReport:
         )
 
 
+_TASK_FIELDS = (
+    *("ref_id", "name", "where", "connection", "connection_type", "source_type"),
+    *("checked", "translates", "note"),
+)
+
+
 def _task_json(task: TaskCheck) -> dict[str, object]:
     return {
-        "ref_id": task.ref_id,
-        "name": task.name,
-        "where": task.where,
-        "connection": task.connection,
-        "connection_type": task.connection_type,
-        "source_type": task.source_type,
-        "checked": task.checked,
-        "translates": task.translates,
-        "note": task.note,
+        **{name: getattr(task, name) for name in _TASK_FIELDS},
         "batches": [
             {
                 "line": batch.line,

@@ -72,10 +72,15 @@ def _package(tmp_path: Path, tasks: str, statement_file: Path | None = None) -> 
     return path
 
 
-def _sql_check(*args: str) -> subprocess.CompletedProcess[str]:
+def dtsx(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The dtsx command in a fresh interpreter (real exit codes, real output)."""
     return subprocess.run(
-        [*DTSX, "sql-check", *args], capture_output=True, text=True, timeout=120, check=False
+        [*DTSX, *args], capture_output=True, text=True, timeout=120, check=False, cwd=cwd
     )
+
+
+def _sql_check(*args: str) -> subprocess.CompletedProcess[str]:
+    return dtsx("sql-check", *args)
 
 
 def test_report_names_file_line_task_and_each_construct(tmp_path: Path) -> None:

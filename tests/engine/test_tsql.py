@@ -6,7 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import subprocess
-import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -191,40 +192,42 @@ LIVE_BATCH = (
 VALUES = ["Ада", "Lovelace", "1815-12-10", "Lovelace"]
 
 
-def _run_translated(con: Any, dialect: str, paramstyle: str) -> list[tuple[Any, ...]]:
-    """As Execute SQL does: translate, split for one statement per call, bind each."""
-    translated = translator(dialect)(LIVE_BATCH)
-    values = iter(VALUES)
-    rows: list[tuple[Any, ...]] = []
-    cur = con.cursor()
-    for statement in statements(translated, dialect):
-        bound = bind_markers(statement.text, "?", paramstyle, dialect=dialect)
-        cur.execute(bound.sql, bound.arguments([next(values) for _ in bound.markers]))
-        if cur.description is not None:
-            rows = [tuple(row) for row in cur.fetchall()]
-    return rows
+@dataclass
+class Live:
+    """A live engine for one test: its names and an open DB-API connection."""
+
+    target: str  # sql-check's name
+    dialect: str  # SQLAlchemy's name, as a session has it
+    paramstyle: str
+    con: Any
 
 
-def test_translated_batch_runs_on_sqlite(tmp_path: Any) -> None:
-    con = sqlite3.connect(tmp_path / "t.db")
-    try:
-        con.execute("CREATE TABLE people (first TEXT, last TEXT, born TEXT)")
-        rows = _run_translated(con, "sqlite", sqlite3.paramstyle)
-    finally:
-        con.close()
-    assert rows == [("Ада Lovelace", "1815-12-10")]
-
-
-def test_translated_batch_runs_on_postgres(postgres_db: Any) -> None:
-    con = postgres_db.connect(autocommit=True)
-    try:
-        con.execute("CREATE TABLE people (first text, last text, born date)")
+@pytest.fixture(params=["sqlite", "postgres"])
+def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Live]:
+    if request.param == "sqlite":
+        engine = Live("sqlite", "sqlite", sqlite3.paramstyle, sqlite3.connect(tmp_path / "l.db"))
+    else:
         import psycopg
 
-        rows = _run_translated(con, "postgresql", psycopg.paramstyle)
+        con = request.getfixturevalue("postgres_db").connect(autocommit=True)
+        engine = Live("postgres", "postgresql", psycopg.paramstyle, con)
+    try:
+        yield engine
     finally:
-        con.close()
-    assert rows == [("Ада Lovelace", dt.date(1815, 12, 10))]
+        engine.con.close()
+
+
+def test_translated_batch_runs_live(live: Live) -> None:
+    """As Execute SQL does: translate, split for one statement per call, bind each."""
+    live.con.execute("CREATE TABLE people (first text, last text, born date)")
+    values = iter(VALUES)
+    rows: list[tuple[Any, ...]] = []
+    for statement in statements(translator(live.dialect)(LIVE_BATCH), live.dialect):
+        bound = bind_markers(statement.text, "?", live.paramstyle, dialect=live.dialect)
+        cur = live.con.execute(bound.sql, bound.arguments([next(values) for _ in bound.markers]))
+        if cur.description is not None:
+            rows = [(name, str(born)) for name, born in cur.fetchall()]
+    assert rows == [("Ада Lovelace", "1815-12-10")]
 
 
 def test_a_translation_that_reorders_question_marks_is_refused() -> None:
@@ -303,43 +306,24 @@ FUNCTIONS = [
 ]  # fmt: skip
 
 
-def _refused_or_runs(target: str, dialect: str, run: Any) -> list[str]:
+def test_functions_are_refused_or_run_live(live: Live) -> None:
+    live.con.execute("CREATE TABLE t (s text, s2 text, n int, f numeric, d timestamp)")
+    live.con.execute("INSERT INTO t VALUES ('abc', '12', 1, 2.5, '2024-01-31 10:00:00')")
     wrong = []
     for function in FUNCTIONS:
         sql = f"SELECT {function} FROM t"
-        if check(sql, target):
+        if check(sql, live.target):
             continue
-        translated = translator(dialect)(sql)
+        translated = translator(live.dialect)(sql)
         try:
-            run(translated)
+            live.con.execute(translated).fetchall()
         except Exception as exc:  # noqa: BLE001 - any engine error is a wrong translation
             wrong.append(f"{function} -> {translated}: {exc}")
-    return wrong
-
-
-def test_functions_are_refused_or_run_on_sqlite() -> None:
-    con = sqlite3.connect(":memory:")
-    try:
-        con.execute("CREATE TABLE t (s text, s2 text, n int, f real, d text)")
-        con.execute("INSERT INTO t VALUES ('abc', '12', 1, 2.5, '2024-01-31 10:00:00')")
-        assert _refused_or_runs("sqlite", "sqlite", lambda q: con.execute(q).fetchall()) == []
-    finally:
-        con.close()
-
-
-def test_functions_are_refused_or_run_on_postgres(postgres_db: Any) -> None:
-    con = postgres_db.connect(autocommit=True)
-    try:
-        con.execute("CREATE TABLE t (s text, s2 text, n int, f numeric, d timestamp)")
-        con.execute("INSERT INTO t VALUES ('abc', '12', 1, 2.5, '2024-01-31 10:00')")
-        assert _refused_or_runs("postgres", "postgresql", lambda q: con.execute(q).fetchall()) == []
-    finally:
-        con.close()
+    assert wrong == []
 
 
 # -- --translate NAME=tsql through a run ----------------------------------------------------------
 
-DTSX = [sys.executable, "-c", "from dtsx.engine.cli import main; main()"]
 T_SQL = (
     "CREATE TABLE people (first varchar(20), last varchar(20))\nGO\n"
     "INSERT INTO people VALUES ('Ada', 'Lovelace')\nGO\n"
@@ -348,17 +332,11 @@ T_SQL = (
 
 
 def _run(tmp_path: Path, sql: str, *options: str) -> subprocess.CompletedProcess[str]:
-    from tests.engine.test_sql_check import _package, _task
+    from tests.engine.test_sql_check import _package, _task, dtsx
 
     package = _package(tmp_path, _task("Load", sql))
-    return subprocess.run(
-        [*DTSX, "run", str(package), "--conn", f"Warehouse=sqlite:///{tmp_path}/w.db", *options],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=tmp_path,
-    )
+    conn = f"Warehouse=sqlite:///{tmp_path}/w.db"
+    return dtsx("run", str(package), "--conn", conn, *options, cwd=tmp_path)
 
 
 def test_translate_option_runs_t_sql_on_sqlite(tmp_path: Path) -> None:
