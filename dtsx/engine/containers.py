@@ -51,15 +51,13 @@ class Containers:
 
     def _transacted(self, frame: Frame) -> int:
         dispatcher = self.state.dispatcher
-        transaction = frame.start_transaction(
-            lambda message: dispatcher.raise_event(frame, "OnWarning", message)
-        )
+        frame.start_transaction(lambda message: dispatcher.raise_event(frame, "OnWarning", message))
         try:
             iterations = self._run(frame)
             succeeded = container_result(self.state.cancel, frame) == ExecutionResult.SUCCESS
-            problem = transaction.end(commit=succeeded)
+            problem = frame.end_transaction(commit=succeeded)
         finally:  # _run raised, or the run was interrupted: never leave the transaction open
-            transaction.end(commit=False)  # nothing left to do once it has ended
+            frame.end_transaction(commit=False)  # nothing left to do once it has ended
         if problem is not None:
             raise ExecutionError(problem)
         return iterations

@@ -54,6 +54,12 @@ class Frame:
         self.transaction = Transaction(self.exe.ref_id, self.exe.isolation_level, warn)
         return self.transaction
 
+    def end_transaction(self, commit: bool) -> str | None:
+        """End the transaction this execution started (:meth:`Transaction.end`): what runs for
+        it afterwards (its OnPostExecute and OnError handlers) runs outside any transaction."""
+        transaction, self.transaction = self.transaction, None
+        return transaction.end(commit) if transaction is not None else None
+
     def failed_by_errors(self) -> bool:
         """A fatal child, or as many errors as MaximumErrorCount allows (0: no limit)."""
         limit = self.exe.max_error_count

@@ -130,18 +130,14 @@ class TaskHost:
 
     def _transacted(self, frame: Frame) -> ExecutionResult:
         state = self.state
-        try:
-            transaction = frame.start_transaction(
-                lambda message: state.dispatcher.raise_event(frame, "OnWarning", message)
-            )
-        except DtsxError as exc:  # an IsolationLevel that is no SSIS code
-            state.task_error(frame, str(exc))
-            return ExecutionResult.FAILURE
+        frame.start_transaction(
+            lambda message: state.dispatcher.raise_event(frame, "OnWarning", message)
+        )
         result = ExecutionResult.FAILURE
         try:
             result = self._execute(frame)
         finally:  # also when the run is interrupted: never leave the transaction open
-            problem = transaction.end(commit=result == ExecutionResult.SUCCESS)
+            problem = frame.end_transaction(commit=result == ExecutionResult.SUCCESS)
         if problem is not None:
             state.task_error(frame, problem)
             if result == ExecutionResult.SUCCESS:

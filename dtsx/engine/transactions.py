@@ -29,7 +29,7 @@ __all__ = [
     "NOT_SUPPORTED",
     "SUPPORTED",
     "REQUIRED",
-    "ISOLATION_LEVELS",
+    "ISOLATION_SQL",
     "isolation_sql",
     "Transaction",
 ]
@@ -37,10 +37,10 @@ __all__ = [
 # DTSTransactionOption.
 NOT_SUPPORTED, SUPPORTED, REQUIRED = 0, 1, 2
 
-# System.Data.IsolationLevel (SSIS's IsolationLevel / ISOLevel) -> the SQL words a connection
-# begins at; "" leaves the server's default (Unspecified, and Chaos, which only SQL Server's
-# old providers knew).
-ISOLATION_LEVELS: dict[int, str] = {
+# System.Data.IsolationLevel (SSIS's IsolationLevel / ISOLevel; their names: model.ISOLATION_LEVELS)
+# -> the SQL words a connection begins at; "" leaves the server's default (Unspecified, and Chaos,
+# which only SQL Server's old providers knew).
+ISOLATION_SQL: dict[int, str] = {
     -1: "",
     16: "",
     256: "READ UNCOMMITTED",
@@ -55,9 +55,9 @@ _DEFAULT_ISOLATION = 1048576  # SSIS's default: Serializable
 def isolation_sql(level: int | None) -> str:
     """The SQL isolation level for SSIS's IsolationLevel code (None: the default, Serializable)."""
     code = _DEFAULT_ISOLATION if level is None else level
-    words = ISOLATION_LEVELS.get(code)
-    if words is None:
-        known = ", ".join(str(c) for c in ISOLATION_LEVELS)
+    words = ISOLATION_SQL.get(code)
+    if words is None:  # the planner refuses such a code before the run
+        known = ", ".join(str(c) for c in ISOLATION_SQL)
         raise ExecutionError(f"IsolationLevel {code} is not one of SSIS's codes ({known}).")
     return words
 
@@ -81,7 +81,8 @@ class Transaction:
     # -- TransactionScope (connections.base) ---------------------------------------------------
     def enlisted(self, key: str) -> DatabaseLease | None:
         with self._lock:
-            participant = self._participants.get(key)
+            # Once ended, its connections are given back: never hand one out again.
+            participant = None if self._ended else self._participants.get(key)
         return participant.lease if participant is not None else None
 
     def enlist(self, key: str, participant: TransactionParticipant) -> None:

@@ -22,7 +22,9 @@ from dtsx.connections.base import DatabaseLease
 from dtsx.engine.errors import ExecutionError, TaskFailedError
 from dtsx.engine.events import RunEvent
 from dtsx.engine.model import ExecutableKind, Executable, XmlNode
-from dtsx.engine.transactions import ISOLATION_LEVELS, Transaction, isolation_sql
+from dtsx.engine import model
+from dtsx.engine.errors import PackageValidationError
+from dtsx.engine.transactions import ISOLATION_SQL, Transaction, isolation_sql
 from dtsx.tasks.base import TASKS, Task, TaskContext, TaskProperties
 from tests.engine._probe import container, edge, package, run_bounded, var
 
@@ -89,6 +91,7 @@ class TxSqlTask(Task):
         assert isinstance(props, TxSqlTask.Properties)
         tx = ctx.transaction
         SEEN[ctx.name] = tx
+        SEEN.setdefault(f"{ctx.name} every time", []).append(tx)
         if tx is None:
             conn = sqlite3.connect(props.database, isolation_level=None)
             try:
@@ -479,20 +482,12 @@ def test_connections_that_cannot_commit_together_commit_in_order_with_a_warning(
     assert f"connections {db}, {other}," in warning
 
 
-def test_an_isolation_level_that_is_no_ssis_code_fails_the_container(db: Path) -> None:
-    pkg = package(
-        [
-            sequence(
-                "Seq",
-                [sql("Insert", db, "INSERT INTO t VALUES ('x')", "Package\\Seq")],
-                isolation_level=12,
-            )
-        ]
+def test_an_isolation_level_that_is_no_ssis_code_is_refused_before_the_run(db: Path) -> None:
+    seq = sequence(
+        "Seq", [sql("Insert", db, "INSERT INTO t VALUES ('x')", "Package\\Seq")], isolation_level=12
     )
-    run = run_bounded(pkg)
-    assert results(run) == {"Seq": "Failure", "Insert": "NotRun"}
-    (message,) = [m for e in run.executables for m in e.errors]
-    assert "IsolationLevel 12 is not one of SSIS's codes" in message
+    with pytest.raises(PackageValidationError, match="IsolationLevel 12 is not an SSIS isolation"):
+        run_bounded(package([seq]))
     assert rows(db) == []
 
 
@@ -514,9 +509,47 @@ def test_isolation_codes(code: int | None, words: str) -> None:
 
 
 def test_isolation_codes_are_the_ones_ssis_knows() -> None:
-    assert sorted(ISOLATION_LEVELS) == [-1, 16, 256, 4096, 65536, 1048576, 16777216]
+    assert sorted(ISOLATION_SQL) == [-1, 16, 256, 4096, 65536, 1048576, 16777216]
+    assert ISOLATION_SQL.keys() == model.ISOLATION_LEVELS.keys()
     with pytest.raises(ExecutionError, match="IsolationLevel 2 is not one"):
         isolation_sql(2)
+
+
+def test_after_its_end_a_transaction_is_no_longer_in_force(db: Path) -> None:
+    """The Sequence's own OnPostExecute comes once its transaction has ended: the handler's task
+    runs outside it (an ended transaction would hand out a connection it gave back)."""
+    seq = "Package\\Seq"
+    handler = container(
+        "OnPostExecute",
+        ExecutableKind.EVENT_HANDLER,
+        seq,
+        [
+            sql(
+                "Log",
+                db,
+                "INSERT INTO audit VALUES ('post')",
+                f"{seq}.EventHandlers[OnPostExecute]",
+            )
+        ],
+    )
+    pkg = package(
+        [
+            sequence(
+                "Seq",
+                [sql("Insert", db, "INSERT INTO t VALUES ('x')", seq)],
+                event_handlers=[handler],
+            )
+        ]
+    )
+    run = run_bounded(pkg)
+    assert run.result.value == "Success", [e.errors for e in run.executables]
+    inside, after = SEEN[
+        "Log every time"
+    ]  # the task's OnPostExecute bubbles up, then the Sequence's
+    assert inside is SEEN["Insert"] and isinstance(inside, Transaction)
+    assert after is None
+    assert inside.enlisted(str(db)) is None  # ended: it hands out nothing any more
+    assert rows(db) == ["x"] and rows(db, "audit") == ["post", "post"]
 
 
 # -- the end of a transaction, connection by connection ----------------------------------------

@@ -81,13 +81,15 @@ def sequence(
     )
 
 
-def on_error(owner: str, connection: str, statement: str, option: int | None) -> str:
-    """An OnError handler of ``owner`` running one Execute SQL task."""
-    ref = f"{owner}.EventHandlers[OnError]"
+def on_error(
+    owner: str, connection: str, statement: str, option: int | None, event: str = "OnError"
+) -> str:
+    """An event handler (OnError unless ``event`` says) of ``owner`` running one Execute SQL task."""
+    ref = f"{owner}.EventHandlers[{event}]"
     extra = f' DTS:TransactionOption="{option}"' if option is not None else ""
     return (
-        f'<DTS:EventHandler DTS:refId={quoteattr(ref)} DTS:CreationName="OnError" '
-        f'DTS:DTSID="{{{uuid.uuid4()}}}" DTS:EventName="OnError"{extra}>'
+        f'<DTS:EventHandler DTS:refId={quoteattr(ref)} DTS:CreationName="{event}" '
+        f'DTS:DTSID="{{{uuid.uuid4()}}}" DTS:EventName="{event}"{extra}>'
         f"<DTS:Executables>{task('Log', ref, connection, statement)}</DTS:Executables>"
         "</DTS:EventHandler>"
     )
@@ -320,6 +322,34 @@ def test_sqlite_an_on_error_handler_joins_the_failing_transaction(
     assert sqlite_rows(sqlite_db, "SELECT count(*) FROM audit") == [0]
 
 
+def test_handlers_after_the_end_of_a_transaction_run_outside_it(
+    tmp_path: Path, sqlite_db: Path
+) -> None:
+    """The Sequence's OnPostExecute comes after its transaction has ended: its handler's
+    statement runs on its own (autocommit) and is kept."""
+    conn = sqlite3.connect(sqlite_db)
+    with conn:
+        conn.execute("CREATE TABLE audit (note TEXT)")
+    conn.close()
+    handler = on_error(
+        "Package\\Seq", "DB", "INSERT INTO audit(note) VALUES ('done')", None, "OnPostExecute"
+    )
+    xml = package(
+        [cm("DB", f"sqlite:///{sqlite_db}")],
+        [
+            sequence(
+                "Seq", [("Insert", "DB", "INSERT INTO T1(col1) VALUES (1)", None)], handlers=handler
+            )
+        ],
+        ["Seq"],
+    )
+    run = run_xml(tmp_path, xml)
+    assert run.result.value == "Success", errors(run)
+    assert sqlite_rows(sqlite_db, "SELECT col1 FROM T1") == [1]
+    # The handler runs for the Sequence and for its task (events bubble): twice, both kept.
+    assert sqlite_rows(sqlite_db, "SELECT note FROM audit") == ["done", "done"]
+
+
 def test_postgres_a_not_supported_on_error_handler_keeps_its_row(
     tmp_path: Path, postgres_db: PostgresDatabase
 ) -> None:
@@ -519,14 +549,6 @@ def test_the_corpus_multiple_transaction_demo_on_postgres(
 
 
 # -- the package and its child packages ----------------------------------------------------------
-EXECUTOR_PENDING = pytest.mark.xfail(
-    strict=True,
-    reason="the executor's package walk and Execute Package do not start or pass a transaction "
-    "yet (asked of the lead: requests-lead.md, H5 #2)",
-)
-
-
-@EXECUTOR_PENDING
 def test_a_required_package_rolls_back_when_it_fails(tmp_path: Path, sqlite_db: Path) -> None:
     insert = task("Insert", "Package", "DB", "INSERT INTO T1(col1) VALUES (1)")
     fail = task("Fail", "Package", "DB", "INSERT INTO missing_table(col1) VALUES (1)")
@@ -539,7 +561,6 @@ def test_a_required_package_rolls_back_when_it_fails(tmp_path: Path, sqlite_db: 
     assert sqlite_rows(sqlite_db, "SELECT count(*) FROM T1") == [0]
 
 
-@EXECUTOR_PENDING
 def test_a_child_package_joins_its_callers_transaction(tmp_path: Path, sqlite_db: Path) -> None:
     """Execute Package in process: the child's Supported tasks run in the caller's transaction,
     so the caller's later failure rolls the child's work back too."""
