@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -375,12 +376,11 @@ class DbSession:
     def driver_error(self, what: str, exc: BaseException) -> ConnectionManagerError:
         """A driver's failure as one sentence: connection, server, the driver's SQLSTATE and
         message (the password scrubbed), what to check."""
-        message = " ".join(str(exc).split()) or type(exc).__name__
+        message, code = _driver_text(exc)
         secret = self._target.secret
         if secret:
             message = message.replace(secret, "********")
-        state = _sqlstate(exc)
-        coded = f"{message} (SQLSTATE {state})" if state else message
+        coded = f"{message} ({code})" if code else message
         return ConnectionManagerError(
             f"connection {self.name!r} ({self.server}) {what}: {coded}; {self._hint(message)}",
             host=self.server,
@@ -397,7 +397,7 @@ class DbSession:
             )
         if "password" in lowered or "authentication" in lowered or "login" in lowered:
             return "check the user name and password (or --conn with the right credentials)."
-        if "does not exist" in lowered or "unknown database" in lowered:
+        if re.search(r"database .* does not exist|unknown database|cannot open database", lowered):
             return "check the database name in the connection string."
         return (
             "check that the server runs and accepts connections at that address, or point the "
@@ -427,13 +427,19 @@ class DbSession:
 _join_lock = threading.Lock()  # enlisting is rare: one lock for all sessions keeps it simple
 
 
-def _sqlstate(exc: BaseException) -> str | None:
-    """The driver's SQLSTATE: psycopg's ``sqlstate``, pyodbc's first argument, sqlite3's
-    error name."""
-    state = getattr(exc, "sqlstate", None) or getattr(exc, "sqlite_errorname", None)
-    if state:
-        return str(state)
-    args = getattr(exc, "args", ())
-    if args and isinstance(args[0], str) and len(args[0]) == 5 and args[0].isalnum():
-        return args[0]
-    return None
+def _driver_text(exc: BaseException) -> tuple[str, str | None]:
+    """A driver error's message on one line and its code: psycopg's ``sqlstate``, sqlite3's
+    error name, pyodbc's ``(SQLSTATE, message)``, pymssql's ``(number, bytes)`` (FreeTDS
+    repeats its lines: each is said once)."""
+    args: tuple[Any, ...] = exc.args
+    if len(args) == 1 and isinstance(args[0], tuple):  # pymssql's OperationalError((n, b""))
+        args = args[0]
+    code = getattr(exc, "sqlstate", None) or getattr(exc, "sqlite_errorname", None)
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], bytes):  # pymssql
+        lines = args[1].decode("utf-8", "replace").splitlines()
+        said = dict.fromkeys(x.strip() for x in lines if x.strip() and "severity" not in x)
+        return " ".join(said), f"DB-Lib error {args[0]}"
+    if len(args) == 2 and isinstance(args[0], str) and len(args[0]) == 5:  # pyodbc
+        return " ".join(str(args[1]).split()), f"SQLSTATE {args[0]}"
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    return message, f"SQLSTATE {code}" if code else None

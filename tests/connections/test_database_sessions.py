@@ -647,6 +647,33 @@ def test_an_odbc_wrong_password_names_the_sqlstate_without_the_password(postgres
     assert "Odbc-Wrong-51" not in message and "SQLSTATE" in message
 
 
+# --- SQL Server through pymssql, no server: the mapping reaches the driver and fails clearly -----
+
+
+@pytest.mark.parametrize(
+    "auth", ["User ID=etl;Password=Sql-Secret-3;", "Integrated Security=SSPI;"]
+)
+def test_sql_server_that_does_not_answer_fails_in_one_sentence(opened, auth):
+    pytest.importorskip("pymssql")
+    from tests.dbservers import free_port
+
+    port = free_port()
+    text = (
+        f"Provider=SQLNCLI11.1;Data Source=localhost,{port};Initial Catalog=Dw;{auth}"
+        "Connect Timeout=3;Application Name=SSIS-Nightly;"
+    )
+    session = opened(OleDbConnectionManager, "OLEDB", text)
+    assert (session.dialect, session.paramstyle) == ("mssql", "pyformat")
+    message = lease_error(session)
+    assert message.startswith(f"connection 'CM' (127.0.0.1:{port}/Dw) cannot be opened: ")
+    assert "TDS server is unavailable" in message and "(DB-Lib error 20009)" in message
+    assert "Sql-Secret-3" not in message and "\n" not in message and "b'" not in message
+    if "Integrated" in auth:
+        assert "Kerberos from the ticket cache (kinit)" in message
+    else:
+        assert "check that the server runs" in message
+
+
 # --- SQL Server, when one is given ------------------------------------------------------------
 
 
