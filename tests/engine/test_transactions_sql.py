@@ -20,6 +20,7 @@ import pytest
 
 from dtsx.engine import executor, loader, plan
 from dtsx.engine.cli import main
+from dtsx.engine.errors import PackageValidationError
 from dtsx.engine.executor import RunOptions, RunResult
 from tests._shared import require_shared
 from tests.dbservers import PostgresDatabase
@@ -587,3 +588,69 @@ def test_a_child_package_joins_its_callers_transaction(tmp_path: Path, sqlite_db
     assert results(run)["Package\\Seq\\Child"] == "Success", errors(run)
     assert run.result.value == "Failure"
     assert sqlite_rows(sqlite_db, "SELECT count(*) FROM T1") == [0]
+
+
+# -- before the run: transactions dtsx cannot honour ----------------------------------------------
+def problems(tmp_path: Path, xml: str, **build: Any) -> list[str]:
+    path = tmp_path / "check.dtsx"
+    path.write_text(xml, encoding="utf-8")
+    try:
+        plan.build(loader.load(path), **build)
+    except PackageValidationError as exc:
+        return [p.message for p in exc.problems]
+    return []
+
+
+def two_connections(a: str, b: str, second_option: int | None = None) -> str:
+    return package(
+        [cm("A", a), cm("B", b)],
+        [
+            sequence(
+                "Seq",
+                [
+                    ("Into A", "A", "INSERT INTO T1(col1) VALUES (1)", None),
+                    ("Into B", "B", "INSERT INTO T1(col1) VALUES (2)", second_option),
+                ],
+            )
+        ],
+        ["Seq"],
+    )
+
+
+def test_two_connections_that_cannot_prepare_are_refused_before_the_run(tmp_path: Path) -> None:
+    (problem,) = problems(tmp_path, two_connections("sqlite:///a.db", "sqlite:///b.db"))
+    assert problem.startswith(
+        "the transaction of 'Seq' (TransactionOption=Required) spans the connections 'A' (local), "
+        "'B' (local), which cannot commit together"
+    )
+    # The second task outside the transaction: one connection left in it, nothing to refuse.
+    assert problems(tmp_path, two_connections("sqlite:///a.db", "sqlite:///b.db", 0)) == []
+
+
+def test_two_postgres_connections_may_share_a_transaction(tmp_path: Path) -> None:
+    a = "postgresql+psycopg://u@127.0.0.1:5432/a"
+    b = "postgresql+psycopg://u@127.0.0.1:5432/b"
+    assert problems(tmp_path, two_connections(a, b)) == []
+    # --conn decides: B pointed at SQLite cannot prepare.
+    (problem,) = problems(tmp_path, two_connections(a, b), connections={"B": "sqlite:///b.db"})
+    assert "'A' (two-phase), 'B' (local)" in problem
+
+
+def test_odbc_in_a_transaction_is_refused_before_the_run_unless_not_supported(
+    tmp_path: Path,
+) -> None:
+    odbc = "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=5432;Database=x;Uid=u;"
+
+    def odbc_package(option: int | None) -> str:
+        return package(
+            [cm("Odbc", odbc, creation="ODBC")],
+            [sequence("Seq", [("Insert", "Odbc", "INSERT INTO t1(col1) VALUES (1)", option)])],
+            ["Seq"],
+        )
+
+    (problem,) = problems(tmp_path, odbc_package(None))
+    assert (
+        "task 'Insert' uses the ODBC connection 'Odbc' inside the transaction of 'Seq'" in problem
+    )
+    assert "0xC002F308" in problem
+    assert problems(tmp_path, odbc_package(0)) == []
