@@ -379,7 +379,9 @@ class DbSession:
         message, code = _driver_text(exc)
         secret = self._target.secret
         if secret:
-            message = message.replace(secret, "********")
+            # Not inside a word: a short password must not garble the text ("e****ist").
+            bounded = rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])"
+            message = re.sub(bounded, "********", message)
         coded = f"{message} ({code})" if code else message
         return ConnectionManagerError(
             f"connection {self.name!r} ({self.server}) {what}: {coded}; {self._hint(message)}",
