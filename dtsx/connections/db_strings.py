@@ -41,6 +41,7 @@ from dtsx.connections.db_targets import (
     pick,
 )
 from dtsx.engine.errors import ConnectionManagerError
+from dtsx.engine.paths import unmapped_windows_path
 
 __all__ = [
     "DTSX_KEYS",
@@ -376,7 +377,18 @@ def string_problems(settings: ConnectionSettings) -> list[str]:
             f"connection manager {name!r} names no {what} (its connection string has no "
             f"{keys['server'][0]}=); add it, or {_mapping_hint(name)}."
         )
-    if kind == "sqlite" and pick(pairs, ("Password",)):
+    if kind == "sqlite":
+        problems.extend(_sqlite_problems(settings, pairs))
+    return problems
+
+
+def _sqlite_problems(settings: ConnectionSettings, pairs: ConnectionString) -> list[str]:
+    name, problems = settings.name, []
+    stored = pick(pairs, SQLITE_KEYS["server"])
+    unmapped = unmapped_windows_path(stored, settings.local_path(stored)) if stored else None
+    if unmapped:  # sqlite3 would create a file named "C:\\data\\x.db" here
+        problems.append(f"connection manager {name!r} opens {unmapped}.")
+    if pick(pairs, ("Password",)):
         problems.append(
             f"connection manager {name!r} opens an encrypted SQLite database (Password=), which "
             "Python's sqlite3 cannot read; decrypt the file, or map the connection with --conn."

@@ -329,3 +329,13 @@ def test_odbc_braced_values_may_hold_semicolons_and_braces():
     assert "a;b" not in target.server
     (problem,) = string_problems(settings("ODBC", "Driver={PostgreSQL Unicode;Pwd=Hunter2"))
     assert "no closing '}' for the value of Driver" in problem and "Hunter2" not in problem
+
+
+def test_a_sqlite_file_on_an_unmapped_windows_path_is_a_problem():
+    text = "Data Source=C:\\data\\x.db;Version=3;"
+    (problem,) = string_problems(settings(SQLITE, text))
+    assert "C:\\data\\x.db is a Windows path that no --path-map rule maps" in problem
+    mapped = ConnectionSettings(
+        "CM", SQLITE.upper(), text, local_path=lambda p: p.replace("C:\\data\\", "/srv/")
+    )
+    assert string_problems(mapped) == [] and target_for(mapped).server == "/srv/x.db"
