@@ -157,7 +157,9 @@ class ExecuteSqlTask(Task):
         name = text.strip()
         if session.dialect == "mssql":
             returns = next((b for b in p.parameters if b.direction is Direction.RETURN_VALUE), None)
-            if returns is not None:  # EXEC ? = p ...: the marker takes the return code
+            # EXEC ? = p ...: the return code's marker comes first, so with ADO's list-order
+            # binding the ReturnValue binding is the list's first, as ADO's Parameters have it.
+            if returns is not None:
                 name = f"{'?' if style == '?' else '@' + returns.bare_name} = {name}"
             return f"EXEC {name} {', '.join(args)}".rstrip()
         return f"CALL {name}({', '.join(args)})"
