@@ -119,10 +119,36 @@ def test_every_execute_sql_task_loads_and_validates_offline(
         assert all(isinstance(t, ExecuteSqlTask) for t in planned.values())
 
 
-def _dtsx(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*DTSX, *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
-    )
+# Corpus packages whose SQL runs elsewhere, and the connection manager each one uses.
+FOREACH_ADO = (
+    "lucmilot_SSIS_2014_Book_850879_c06_download_Chapter6_Chapter6_ForeachADOEnumerator.dtsx",
+    "MasterConnection",
+)
+SEQUENCE = (
+    "EditionsENI_SQL-Server-Integration-Services_Chapitre_2_Chapitre_2_Chapitre2_3.5.3_"
+    "Partie_de_package.dtsx",
+    "(PackagePart)LocalHost.WideWorldImportersDW1",
+)
+ON_ERROR_MAIL = (
+    "maabcodingschool_Qamarbek_SSIS_TechBrothersIT_71-90_Qamar_Part85_Send_Error_Email_w_Error_"
+    "Code_.dtsx",
+    "LAPTOP-OSQ8FADN.All_Classes",
+)
+FRAMEWORK = (
+    "Apress_sql-server-data-auto-through-frameworks_ch06_SSISFrameworkSolution_"
+    "SSISFrameworkProject_Parent.dtsx"
+)
+
+
+def run_redirected(
+    cwd: Path, package: tuple[str, str], url: str, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """``dtsx run`` of a corpus package, its connection manager pointed at ``url`` with --conn,
+    the tasks dtsx lacks (Script, Data Flow) skipped."""
+    name, cm = package
+    path = require_shared("corpus", "dtsx", name)
+    command = [*DTSX, "run", str(path), "--unsupported", "skip", "--conn", f"{cm}={url}", *options]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
 def _report(path: Path) -> dict[str, dict[str, Any]]:
@@ -130,79 +156,64 @@ def _report(path: Path) -> dict[str, dict[str, Any]]:
     return {e["ref_id"]: e for e in data["executables"]}
 
 
-def test_foreach_ado_walks_a_full_result_set_from_postgresql(
-    postgres_db: PostgresDatabase, tmp_path: Path
-) -> None:
-    # "Select database_id, name from sys.databases" into an Object variable, walked by Foreach
-    # ADO (its Script Task skipped). sys.databases is given to PostgreSQL as a view.
-    path = require_shared(
-        "corpus",
-        "dtsx",
-        "lucmilot_SSIS_2014_Book_850879_c06_download_Chapter6_Chapter6_ForeachADOEnumerator.dtsx",
-    )
+@pytest.fixture
+def with_sys_databases(postgres_db: PostgresDatabase) -> PostgresDatabase:
+    """A database where SQL Server's ``sys.databases`` exists, as a view of pg_database."""
     with postgres_db.connect() as conn:
         conn.execute("CREATE SCHEMA sys")
         conn.execute(
             "CREATE VIEW sys.databases AS "
             "SELECT oid::int AS database_id, datname::text AS name FROM pg_database"
         )
-        databases = conn.execute("SELECT count(*) FROM pg_database").fetchone()[0]
-    report = tmp_path / "report.json"
-    proc = _dtsx(
-        tmp_path,
-        "run",
-        str(path),
-        "--unsupported",
-        "skip",
-        "--conn",
-        f"MasterConnection={postgres_db.url}",
-        "--report-json",
-        str(report),
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    results = _report(report)
-    assert results["Package\\Populate Data Array"]["result"] == "Success"
-    assert results["Package\\Foreach Loop Container"]["iterations"] == databases >= 3
-    assert postgres_db.password not in proc.stdout + proc.stderr
+    return postgres_db
 
 
-def test_a_sequence_of_sql_tasks_runs_on_postgresql(
-    postgres_db: PostgresDatabase, tmp_path: Path
-) -> None:
-    # "SELECT 1" then "TRUNCATE TABLE dbo.test" in a Sequence (its Data Flow skipped).
-    path = require_shared(
-        "corpus",
-        "dtsx",
-        "EditionsENI_SQL-Server-Integration-Services_Chapitre_2_Chapitre_2_Chapitre2_3.5.3_Partie_de_package.dtsx",
-    )
+@pytest.fixture
+def with_dbo_test(postgres_db: PostgresDatabase) -> PostgresDatabase:
+    """A database with the ``dbo.test`` table (two rows) that the sequence truncates."""
     with postgres_db.connect() as conn:
         conn.execute("CREATE SCHEMA dbo")
         conn.execute("CREATE TABLE dbo.test (x int)")
         conn.execute("INSERT INTO dbo.test VALUES (1), (2)")
-    cm = "(PackagePart)LocalHost.WideWorldImportersDW1"
-    proc = _dtsx(
-        tmp_path, "run", str(path), "--unsupported", "skip", "--conn", f"{cm}={postgres_db.url}"
-    )
+    return postgres_db
+
+
+def test_foreach_ado_walks_a_full_result_set_from_postgresql(
+    with_sys_databases: PostgresDatabase, tmp_path: Path
+) -> None:
+    # "Select database_id, name from sys.databases" into an Object variable, walked by Foreach
+    # ADO (its Script Task skipped).
+    db = with_sys_databases
+    report = tmp_path / "report.json"
+    proc = run_redirected(tmp_path, FOREACH_ADO, db.url, "--report-json", str(report))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert postgres_db.scalar("SELECT count(*) FROM dbo.test") == 0
+    results = _report(report)
+    assert results["Package\\Populate Data Array"]["result"] == "Success"
+    databases = db.scalar("SELECT count(*) FROM pg_database")
+    assert results["Package\\Foreach Loop Container"]["iterations"] == databases >= 3
+    assert db.password not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("translate", [False, True], ids=["as-is", "translated"])
+def test_a_sequence_of_sql_tasks_runs_on_postgresql(
+    with_dbo_test: PostgresDatabase, tmp_path: Path, translate: bool
+) -> None:
+    # "SELECT 1" then "TRUNCATE TABLE dbo.test" in a Sequence (its Data Flow skipped); the same
+    # through the T-SQL translator.
+    options = ["--translate", f"{SEQUENCE[1]}=tsql"] if translate else []
+    proc = run_redirected(tmp_path, SEQUENCE, with_dbo_test.url, *options)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert with_dbo_test.scalar("SELECT count(*) FROM dbo.test") == 0
 
 
 def test_t_sql_that_sqlite_lacks_fails_naming_statement_and_driver(tmp_path: Path) -> None:
-    path = require_shared(
-        "corpus",
-        "dtsx",
-        "EditionsENI_SQL-Server-Integration-Services_Chapitre_2_Chapitre_2_Chapitre2_3.5.3_Partie_de_package.dtsx",
-    )
     database = tmp_path / "wwi.db"
-    cm = "(PackagePart)LocalHost.WideWorldImportersDW1"
-    proc = _dtsx(
-        tmp_path, "run", str(path), "--unsupported", "skip", "--conn", f"{cm}=sqlite:///{database}"
-    )
+    proc = run_redirected(tmp_path, SEQUENCE, f"sqlite:///{database}")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     (line,) = [x for x in proc.stderr.splitlines() if "SQLT - Truncate" in x]
     assert '"TRUNCATE TABLE dbo.test"' in line and "syntax error" in line and "0xC002F210" in line
     assert str(database) in line  # the server: here, the SQLite file
-    assert f"'{cm}'" in line and "{E566C8AC" not in line  # the manager's name, not its DTSID
+    assert f"'{SEQUENCE[1]}'" in line and "{E566C8AC" not in line  # the name, not the DTSID
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
@@ -210,28 +221,12 @@ def test_a_failing_statement_raises_on_error_and_its_handler_mails(
     postgres_db: PostgresDatabase, tmp_path: Path
 ) -> None:
     # "select 1/0" fails on PostgreSQL as on SQL Server; the package's OnError handler mails.
-    path = require_shared(
-        "corpus",
-        "dtsx",
-        "maabcodingschool_Qamarbek_SSIS_TechBrothersIT_71-90_Qamar_Part85_Send_Error_Email_w_Error_Code_.dtsx",
-    )
-    proc = _dtsx(
-        tmp_path,
-        "run",
-        str(path),
-        "--unsupported",
-        "skip",
-        "--conn",
-        f"LAPTOP-OSQ8FADN.All_Classes={postgres_db.url}",
-        "--dev-smtp",
-        "outbox",
-        "--path-map",
-        f"D:\\={tmp_path}",
-    )
+    maps = ["--dev-smtp", "outbox", "--path-map", f"D:\\={tmp_path}"]
+    proc = run_redirected(tmp_path, ON_ERROR_MAIL, postgres_db.url, *maps)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "division by zero" in proc.stderr and "22012" in proc.stderr  # the driver's SQLSTATE
     assert '"select 1/0"' in proc.stderr and "0xC002F210" in proc.stderr
-    assert "'LAPTOP-OSQ8FADN.All_Classes'" in proc.stderr  # the manager's name, not its DTSID
+    assert f"'{ON_ERROR_MAIL[1]}'" in proc.stderr  # the manager's name, not its DTSID
     assert postgres_db.password not in proc.stdout + proc.stderr
     (mail,) = sorted((tmp_path / "outbox").glob("*.eml"))
     message = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default)
@@ -252,7 +247,6 @@ def _sql_check(*paths: Path) -> tuple[subprocess.CompletedProcess[str], dict[str
         capture_output=True,
         text=True,
         timeout=300,
-        check=False,
     )
     tasks: dict[str, list[str]] = {}
     current: list[str] | None = None
@@ -291,67 +285,19 @@ def test_sql_check_reports_every_corpus_task_with_its_reasons() -> None:
 def test_sql_check_does_not_pass_lossy_translations() -> None:
     # sysdatetimeoffset() once became CURRENT_TIMESTAMP_L_T_Z(), and column + column stayed +
     # (which PostgreSQL refuses for text): both must be reported, never run.
-    path = require_shared(
-        "corpus",
-        "dtsx",
-        "Apress_sql-server-data-auto-through-frameworks_ch06_SSISFrameworkSolution_SSISFrameworkProject_Parent.dtsx",
-    )
+    path = require_shared("corpus", "dtsx", FRAMEWORK)
     _, tasks = _sql_check(path)
     for name in ("SQL Get Application Packages", "SQL Log Application Instance Success"):
         assert tasks[f"{path.name}|Package\\{name}"][0] == "needs work", name
 
 
 def test_translate_never_runs_a_statement_that_does_not_translate(
-    postgres_db: PostgresDatabase, tmp_path: Path
+    with_sys_databases: PostgresDatabase, tmp_path: Path
 ) -> None:
     # sys.databases exists on this PostgreSQL (a view), so the statement would run untranslated;
     # with --translate the run must refuse it before sending anything, naming the construct.
-    path = require_shared(
-        "corpus",
-        "dtsx",
-        "lucmilot_SSIS_2014_Book_850879_c06_download_Chapter6_Chapter6_ForeachADOEnumerator.dtsx",
-    )
-    with postgres_db.connect() as conn:
-        conn.execute("CREATE SCHEMA sys")
-        conn.execute("CREATE VIEW sys.databases AS SELECT oid::int AS database_id FROM pg_database")
-    proc = _dtsx(
-        tmp_path,
-        "run",
-        str(path),
-        "--unsupported",
-        "skip",
-        "--conn",
-        f"MasterConnection={postgres_db.url}",
-        "--translate",
-        "MasterConnection=tsql",
-    )
+    translate = ["--translate", f"{FOREACH_ADO[1]}=tsql"]
+    proc = run_redirected(tmp_path, FOREACH_ADO, with_sys_databases.url, *translate)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "sys.databases" in proc.stderr and "Populate Data Array" in proc.stderr
     assert "Traceback" not in proc.stderr
-
-
-def test_translate_runs_t_sql_on_postgresql(postgres_db: PostgresDatabase, tmp_path: Path) -> None:
-    # "TRUNCATE TABLE dbo.test" and "SELECT 1", through the translator, on PostgreSQL.
-    path = require_shared(
-        "corpus",
-        "dtsx",
-        "EditionsENI_SQL-Server-Integration-Services_Chapitre_2_Chapitre_2_Chapitre2_3.5.3_Partie_de_package.dtsx",
-    )
-    with postgres_db.connect() as conn:
-        conn.execute("CREATE SCHEMA dbo")
-        conn.execute("CREATE TABLE dbo.test (x int)")
-        conn.execute("INSERT INTO dbo.test VALUES (1)")
-    cm = "(PackagePart)LocalHost.WideWorldImportersDW1"
-    proc = _dtsx(
-        tmp_path,
-        "run",
-        str(path),
-        "--unsupported",
-        "skip",
-        "--conn",
-        f"{cm}={postgres_db.url}",
-        "--translate",
-        f"{cm}=tsql",
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert postgres_db.scalar("SELECT count(*) FROM dbo.test") == 0
