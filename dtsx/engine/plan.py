@@ -1186,10 +1186,17 @@ class _TransactionChecks:
         self.p = planner
 
     def check_transactions(self) -> None:
+        required = False
         for exe in self.p.plan.executables.values():
-            self.check_codes(exe)
-        for owner, tasks in self.scopes():
-            self.check_scope(owner, tasks)
+            option, level = exe.transaction_option, exe.isolation_level
+            if option not in TRANSACTION_OPTIONS or (
+                level is not None and level not in ISOLATION_LEVELS
+            ):
+                self.check_codes(exe)
+            required = required or option == 2
+        if required:  # most packages start no transaction: no second walk for them
+            for owner, tasks in self.scopes():
+                self.check_scope(owner, tasks)
 
     def check_codes(self, exe: Executable) -> None:
         what = f"{_KIND_NAMES.get(exe.kind, exe.kind.value)} '{exe.name}'"
