@@ -17,11 +17,10 @@ SQLAlchemy and the drivers are imported only when a session is built.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
 import re
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -40,7 +39,6 @@ __all__ = ["DbSession"]
 log = logging.getLogger("dtsx.connections.database")  # one logger for the family
 
 POOL_SIZE = 8  # idle connections kept per manager; more are opened (and closed) when tasks overlap
-_gids = itertools.count(1)
 
 # The drivers dtsx knows, by SQLAlchemy driver name: the extra that installs each.
 _EXTRAS = {
@@ -99,7 +97,7 @@ class _Participant:
         self._done = False
 
     def prepare(self) -> None:
-        gid = f"dtsx-{os.getpid()}-{next(_gids)}"
+        gid = f"dtsx-{uuid.uuid4().hex}"  # unique in the cluster, whichever host runs dtsx
         self._act("prepare", lambda c: self._lease.driver.prepare(c, gid))
         self._gid = gid
 
