@@ -8,6 +8,8 @@ of the run. Register one with ``@register_connection("SMTP")`` or an entry point
 
 from __future__ import annotations
 
+import re
+
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -26,6 +28,7 @@ __all__ = [
     "ConnectionManager",
     "ConnectionString",
     "parse_connection_string",
+    "is_url",
     "CONNECTIONS",
     "register_connection",
     "Redirect",
@@ -167,6 +170,15 @@ class _Reader:
             )
         self.pos += 1
         return "".join(out)
+
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_url(text: str | None) -> bool:
+    """Whether a connection string is a URL (``sqlite:///x.db``, ``postgresql+psycopg://…``),
+    which ``--conn`` may give in its place: it has no keys, and is never parsed as a string."""
+    return text is not None and _URL.match(text.strip()) is not None
 
 
 def parse_connection_string(text: str | None) -> ConnectionString:

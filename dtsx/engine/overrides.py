@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 from collections.abc import Callable, Mapping
 
-from dtsx.connections.base import parse_connection_string
+from dtsx.connections.base import is_url, parse_connection_string
 
 from dtsx.engine.paths import unmapped_windows_path
 from dtsx.engine.errors import DtsxError, PackageValidationError, Problem
@@ -290,6 +290,11 @@ class Overrides:
             return
         spec.properties[prop] = value
         current = self.connection_strings.pop(spec.name, None)
+        if is_url(current if current is not None else spec.connection_string):
+            # A URL has no keys: the property alone carries the value to the manager.
+            if current is not None:
+                self.connection_strings[spec.name] = current
+            return
         try:
             parsed = parse_connection_string(
                 current if current is not None else spec.connection_string

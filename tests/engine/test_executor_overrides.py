@@ -137,6 +137,17 @@ def test_cm_parameter_sets_one_key_of_the_connection_string() -> None:
     assert specs[0].properties["SmtpServer"] == "new.example"
 
 
+def test_a_cm_parameter_leaves_a_url_connection_string_whole() -> None:
+    # A URL has no keys: the property goes to the manager as a property, never into the URL
+    # (``sqlite:////tmp/x.db;Translate=tsql;`` would name another file).
+    url = "sqlite:////tmp/x.db"
+    _, specs, strings = _overrides(
+        RunOptions(parameters={"CM.Mail.ConnectionString": url, "CM.Mail.Translate": "tsql"})
+    )
+    assert strings["Mail"] == url
+    assert specs[0].properties["Translate"] == "tsql"
+
+
 def test_conn_by_dtsid_wins_over_cm_parameters() -> None:
     _, _, strings = _overrides(
         RunOptions(parameters={"CM.Mail.SmtpServer": "a"}, connections={"{ab-cd}": "SmtpServer=b;"})
