@@ -60,7 +60,9 @@ LAYERS: list[tuple[str, list[str]]] = [
             "dtsx.connections.smtp_options",
             "dtsx.connections.file",
             "dtsx.connections.database",
+            "dtsx.connections.db_session",
             "dtsx.connections.db_strings",
+            "dtsx.connections.db_targets",
             "dtsx.connections.db_drivers",
             "dtsx.mailsink",
         ],
@@ -115,7 +117,16 @@ SAME_LAYER: dict[str, set[str]] = {
     },
     "dtsx.tasks.execute_sql_run": {"dtsx.tasks.execute_sql_bindings"},
     "dtsx.tasks.execute_sql_checks": {"dtsx.tasks.execute_sql_bindings"},
-    "dtsx.connections.database": {"dtsx.connections.db_strings", "dtsx.connections.db_drivers"},
+    # The database managers: the manager classes on the session, the session on the drivers'
+    # quirks and the targets (connection string or URL -> driver), the targets on the SQL Server
+    # and ODBC mappings of db_targets.
+    "dtsx.connections.database": {
+        "dtsx.connections.db_session",
+        "dtsx.connections.db_strings",
+        "dtsx.connections.db_drivers",
+    },
+    "dtsx.connections.db_session": {"dtsx.connections.db_drivers", "dtsx.connections.db_strings"},
+    "dtsx.connections.db_strings": {"dtsx.connections.db_targets"},
     "dtsx.engine.loader": {"dtsx.engine.protection"},
     # The running layer is one stage split into modules, drawn bottom-up on the page: the records
     # (results, frames, scopes), the pool (workers), enumerators, the Connections and the overrides
