@@ -441,44 +441,6 @@ class _Planner:
         self.connection_checks.check_connections()
         self.transaction_checks.check_transactions()
 
-    # -- what tasks may ask while they validate
-
-    def declared_variable(self, ref_id: str, name: str) -> Variable | None:
-        """The variable ``name`` (``User::X``, ``X``, ``@[User::X]``) finds from the executable
-        ``ref_id``: its own, then each container's up to the package, as the run's scopes find
-        them; None for System variables and names declared outside the package."""
-        text = name.strip()
-        if text.startswith("@[") and text.endswith("]"):
-            text = text[2:-1]
-        elif text.startswith("@"):
-            text = text[1:]
-        namespace, _, short = text.rpartition("::")
-        current: str | None = ref_id
-        while current is not None:
-            exe = self.plan.executables.get(current)
-            for var in exe.variables if exe is not None else ():
-                if var.name == short and (not namespace or var.namespace == namespace):
-                    return var
-            current = self.parents.get(current)
-        return None
-
-    def connection_dialect(self, ref: str) -> str | None:
-        """The SQL dialect the database connection ``ref`` names will open (after ``--conn``),
-        as its plugin tells without connecting; None when it cannot tell."""
-        spec = self.references.find(ref)
-        if spec is None:
-            return None
-        cls = self.connection_checks.connection_class(spec)
-        dialect_of = getattr(cls, "dialect_of", None)
-        if dialect_of is None:
-            return None
-        settings = self.connection_checks.settings(spec, self.connection_checks.override_for(spec))
-        try:
-            found = dialect_of(settings)
-        except Exception:  # noqa: BLE001 - plugin code: unknown is the safe answer
-            return None
-        return found if isinstance(found, str) and found else None
-
     # -- the run's overrides that change what is validated
 
     def _connection_overrides(self, given: Mapping[str, str]) -> dict[str, str]:
@@ -1005,8 +967,8 @@ class _TaskChecks:
             connection_type=planner.connections.type_of,
             has_variable=lambda name: _visible(name, scope),
             dynamic_properties=dynamic,
-            variable=lambda name: planner.declared_variable(ref_id, name),
-            connection_dialect=planner.connection_dialect,
+            variable=lambda name: _declared_variable(planner, ref_id, name),
+            connection_dialect=lambda ref: _connection_dialect(planner, ref),
         )
 
     def check_connection_refs(self, exe: Executable, already: list[str]) -> None:
@@ -1934,6 +1896,46 @@ def _visible(name: str, scope: frozenset[str]) -> bool:
         text = text[1:]
     # System variables are accepted by name: the planner does not list every event's variables.
     return text in scope or text.startswith("System::")
+
+
+def _declared_variable(planner: _Planner, ref_id: str, name: str) -> Variable | None:
+    """The variable ``name`` (``User::X``, ``X``, ``@[User::X]``) finds from the executable
+    ``ref_id``: its own, then each container's up to the package, as the run's scopes find
+    them; None for System variables and names declared outside the package."""
+    text = name.strip()
+    if text.startswith("@[") and text.endswith("]"):
+        text = text[2:-1]
+    elif text.startswith("@"):
+        text = text[1:]
+    namespace, _, short = text.rpartition("::")
+    current: str | None = ref_id
+    while current is not None:
+        exe = planner.plan.executables.get(current)
+        for var in exe.variables if exe is not None else ():
+            if var.name == short and (not namespace or var.namespace == namespace):
+                return var
+        current = planner.parents.get(current)
+    return None
+
+
+def _connection_dialect(planner: _Planner, ref: str) -> str | None:
+    """The SQL dialect the database connection ``ref`` names will open (after ``--conn``),
+    as its plugin tells without connecting; None when it cannot tell."""
+    spec = planner.references.find(ref)
+    if spec is None:
+        return None
+    cls = planner.connection_checks.connection_class(spec)
+    dialect_of = getattr(cls, "dialect_of", None)
+    if dialect_of is None:
+        return None
+    settings = planner.connection_checks.settings(
+        spec, planner.connection_checks.override_for(spec)
+    )
+    try:
+        found = dialect_of(settings)
+    except Exception:  # noqa: BLE001 - plugin code: unknown is the safe answer
+        return None
+    return found if isinstance(found, str) and found else None
 
 
 class _UsedConnections:
