@@ -590,3 +590,11 @@ def test_the_connection_is_found_by_dtsid_in_any_case(db: Path) -> None:
     dtsid = re.search(r'DTS:DTSID="(\{[^"]+\})"', xml).group(1)  # type: ignore[union-attr]
     result = run_xml(xml.replace("@DTSID@", dtsid.lower()))
     assert result.variables["User::S"] == "one", errors_of(result, "T")
+
+
+def test_translation_keeps_a_url_connection_string_whole(db: Path) -> None:
+    step = Sql("T", "SELECT TOP 1 name FROM t ORDER BY id DESC", result="ResultSetType_SingleRow",
+               results=[("0", "User::S")])  # fmt: skip
+    xml = package([step], connections=_cms(db), variables={"User::S": (STRING, "")})
+    result = run_xml(xml, parameters={"CM.DB.Translate": "tsql"})
+    assert result.variables["User::S"] == "two", errors_of(result, "T")
