@@ -33,7 +33,15 @@ def _task(name: str, source: str, kind: str = "DirectInput", connection: str = O
     </DTS:Executable>"""
 
 
-def _package(tmp_path: Path, tasks: str, statement_file: Path | None = None) -> Path:
+SQL_SERVER = "Data Source=sql1;Initial Catalog=dw;Provider=SQLNCLI11.1;Integrated Security=SSPI;"
+
+
+def _package(
+    tmp_path: Path,
+    tasks: str,
+    statement_file: Path | None = None,
+    connection_string: str = SQL_SERVER,
+) -> Path:
     file_cm = ""
     if statement_file is not None:
         file_cm = f"""
@@ -53,7 +61,7 @@ def _package(tmp_path: Path, tasks: str, statement_file: Path | None = None) -> 
     <DTS:ConnectionManager DTS:refId="Package.ConnectionManagers[Warehouse]"
       DTS:CreationName="OLEDB" DTS:DTSID="{OLEDB_ID}" DTS:ObjectName="Warehouse">
       <DTS:ObjectData><DTS:ConnectionManager
-        DTS:ConnectionString="Data Source=sql1;Initial Catalog=dw;Provider=SQLNCLI11.1;Integrated Security=SSPI;" />
+        DTS:ConnectionString="{connection_string}" />
       </DTS:ObjectData>
     </DTS:ConnectionManager>{file_cm}
   </DTS:ConnectionManagers>

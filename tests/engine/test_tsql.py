@@ -368,6 +368,20 @@ def test_translate_refuses_a_lossy_batch_before_it_runs(tmp_path: Path) -> None:
         con.close()
 
 
+def test_translate_option_on_a_url_stored_in_the_package(tmp_path: Path) -> None:
+    from tests.engine.test_sql_check import _package, _task, dtsx
+
+    url = f"sqlite:///{tmp_path}/stored.db"
+    package = _package(tmp_path, _task("Load", T_SQL), connection_string=url)
+    done = dtsx("run", str(package), "--translate", "Warehouse=tsql", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    con = sqlite3.connect(tmp_path / "stored.db")
+    try:
+        assert con.execute("SELECT name FROM names").fetchall() == [("Ada Lovelace",)]
+    finally:
+        con.close()
+
+
 def test_translate_option_usage(tmp_path: Path) -> None:
     done = _run(tmp_path, "SELECT 1", "--translate", "Warehouse=plsql")
     assert done.returncode == 6
