@@ -12,11 +12,15 @@ from __future__ import annotations
 import threading
 from typing import ClassVar
 
-from dtsx.connections.base import ConnectionManager, ConnectionSettings, register_connection
+from dtsx.connections.base import (
+    ConnectionManager,
+    ConnectionSettings,
+    is_url,
+    register_connection,
+)
 from dtsx.connections.db_session import DbSession
 from dtsx.connections.db_strings import (
     dialect_of,
-    is_url,
     setting,
     string_problems,
     target_for,

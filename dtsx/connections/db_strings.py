@@ -26,7 +26,12 @@ import difflib
 import re
 from collections.abc import Mapping
 
-from dtsx.connections.base import ConnectionSettings, ConnectionString, parse_connection_string
+from dtsx.connections.base import (
+    ConnectionSettings,
+    ConnectionString,
+    is_url,
+    parse_connection_string,
+)
 from dtsx.connections.db_targets import (
     DTSX_KEYS,
     MSSQL_KEYS,
@@ -48,7 +53,6 @@ __all__ = [
     "Target",
     "dialect_of",
     "family_of",
-    "is_url",
     "odbc_dialect",
     "setting",
     "string_problems",
@@ -56,7 +60,6 @@ __all__ = [
     "translation",
 ]
 
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 # Keys accepted but not used (they change nothing dtsx can honour), so that the check of
 # misspelt keys knows them. Lower case.
@@ -176,11 +179,6 @@ _UNSUPPORTED = (
     (re.compile(r"^sybase|^ase", re.I), "Sybase ASE"),
     (re.compile(r"^ibmda400|^ibmdadb2|db2", re.I), "IBM DB2"),
 )
-
-
-def is_url(text: str) -> bool:
-    """Whether a connection string is an SQLAlchemy URL (``scheme://...``)."""
-    return bool(_URL.match(text.strip()))
 
 
 def family_of(creation_name: str) -> tuple[str, str]:
