@@ -12,15 +12,17 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from pydantic import AliasChoices, Field
 
-from dtsx.connections.base import DatabaseLease
+from dtsx.connections.base import DatabaseLease, TransactionParticipant
 from dtsx.engine.errors import ExecutionError, TaskFailedError
 from dtsx.engine.events import RunEvent
+from dtsx.engine.executor import RunResult
 from dtsx.engine.model import ExecutableKind, Executable, XmlNode
 from dtsx.engine import model
 from dtsx.engine.errors import PackageValidationError
@@ -32,12 +34,12 @@ TXSQL = "Tests.TxSql"
 SEEN: dict[str, Any] = {}  # what the tasks saw, by task name
 
 
-class _Lease:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.dbapi = conn
+class Lease:
+    """A DB-API connection as a DatabaseLease (the tests set no statement timeouts)."""
 
-    def cancel(self) -> None:
-        self.dbapi.interrupt()
+    def __init__(self, conn: Any, cancel: Callable[[], None]) -> None:
+        self.dbapi = conn
+        self.cancel = cancel
 
     def set_timeout(self, seconds: int) -> None:
         pass
@@ -49,11 +51,13 @@ class _Participant:
 
     two_phase = False
 
-    def __init__(self, path: str, isolation: str, log: list[str]) -> None:
+    def __init__(self, path: str, isolation: str, log: list[str], pragma: str = "") -> None:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        if pragma:  # before BEGIN: SQLite ignores some pragmas inside a transaction
+            conn.execute(pragma)
         # SQLite is always serializable; IMMEDIATE takes the write lock at once, as SERIALIZABLE asks.
         conn.execute("BEGIN IMMEDIATE" if isolation == "SERIALIZABLE" else "BEGIN")
-        self.lease: DatabaseLease = _Lease(conn)
+        self.lease: DatabaseLease = Lease(conn, conn.interrupt)
         self.log = log
         self.path = path
 
@@ -72,11 +76,36 @@ class _Participant:
         self.lease.dbapi.close()
 
 
-LOG: list[str] = []
+class Database(Protocol):
+    """A database the test task can work on: an autocommit connection outside a transaction,
+    a participant (begun at ``isolation``) inside one."""
+
+    def connect(self) -> Any: ...
+
+    def participant(self, isolation: str) -> TransactionParticipant: ...
+
+
+class SqliteFile:
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def connect(self) -> Any:
+        return sqlite3.connect(self.path, isolation_level=None)
+
+    def participant(self, isolation: str) -> TransactionParticipant:
+        return _Participant(self.path, isolation, LOG)
+
+
+DATABASES: dict[str, Database] = {}  # by the name the task's Database property gives
+LOG: list[str] = []  # what the participants did, in order
 _JOIN = threading.Lock()
 
 
 class TxSqlTask(Task):
+    """Runs ``Sql`` on ``Database`` in the transaction in force (joining the connection already
+    enlisted for it, else beginning and enlisting one), or in autocommit outside any; ``Mode``
+    makes it fail after its statement or wait for cancellation."""
+
     class Properties(TaskProperties):
         database: str = Field("", validation_alias=AliasChoices("Database", "database"))
         sql: str = Field("", validation_alias=AliasChoices("Sql", "sql"))
@@ -89,32 +118,32 @@ class TxSqlTask(Task):
     def execute(self, ctx: TaskContext) -> None:
         props = self.props
         assert isinstance(props, TxSqlTask.Properties)
+        database = DATABASES[props.database]
         tx = ctx.transaction
         SEEN[ctx.name] = tx
         SEEN.setdefault(f"{ctx.name} every time", []).append(tx)
         if tx is None:
-            conn = sqlite3.connect(props.database, isolation_level=None)
+            conn = database.connect()
             try:
-                self._run(conn, ctx)
+                self._run(props, conn, ctx)
             finally:
                 conn.close()
             return
         with _JOIN:  # a manager joins atomically (two tasks of one scope may start together)
             lease = tx.enlisted(props.database)
             if lease is None:
-                participant = _Participant(props.database, tx.isolation, LOG)
+                participant = database.participant(tx.isolation)
                 tx.enlist(props.database, participant)
                 lease = participant.lease
-        self._run(lease.dbapi, ctx)
+        self._run(props, lease.dbapi, ctx)
 
-    def _run(self, conn: sqlite3.Connection, ctx: TaskContext) -> None:
-        mode = self.props.mode  # type: ignore[attr-defined]
-        if self.props.sql:  # type: ignore[attr-defined]
-            row = conn.execute(self.props.sql).fetchone()  # type: ignore[attr-defined]
-            SEEN[f"{ctx.name} row"] = row
-        if mode == "fail":
+    def _run(self, props: TxSqlTask.Properties, conn: Any, ctx: TaskContext) -> None:
+        if props.sql:
+            cursor = conn.execute(props.sql)
+            SEEN[f"{ctx.name} row"] = cursor.fetchone() if cursor.description else None
+        if props.mode == "fail":
             raise TaskFailedError("the task was told to fail after its statement.")
-        if mode == "wait-cancel" and not self._cancel.wait(30):
+        if props.mode == "wait-cancel" and not self._cancel.wait(30):
             raise TaskFailedError("never canceled")
 
     def cancel(self) -> None:
@@ -124,10 +153,15 @@ class TxSqlTask(Task):
 if TXSQL not in TASKS:
     TASKS.add(TXSQL, TxSqlTask, "tests.engine.test_transactions")
 
+SEQ = "Package\\Seq"
+
 
 def sql(
-    name: str, db: Path, statement: str, parent: str = "Package", mode: str = "ok", **fields: Any
+    name: str, db: Path | str, statement: str, parent: str = SEQ, mode: str = "ok", **fields: Any
 ) -> Executable:
+    """A test task on ``db``: a SQLite file, or the name of a database in DATABASES."""
+    if isinstance(db, Path):
+        DATABASES.setdefault(str(db), SqliteFile(db))
     node = XmlNode(tag="TxSql", attrs={"Database": str(db), "Sql": statement, "Mode": mode})
     return Executable(
         kind=ExecutableKind.TASK,
@@ -154,6 +188,13 @@ def sequence(name: str, children: list[Executable], option: int = 2, **fields: A
     )
 
 
+def run_seq(*children: Executable, **fields: Any) -> RunResult:
+    """Run a package of one Sequence ``Seq`` (Required unless ``option=`` says) of ``children``,
+    chained in order; ``sinks``, ``cancel_event`` go to the run."""
+    options = {k: fields.pop(k) for k in ("sinks", "cancel_event") if k in fields}
+    return run_bounded(package([sequence("Seq", list(children), **fields)]), **options)
+
+
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     path = tmp_path / "tx.db"
@@ -163,6 +204,7 @@ def db(tmp_path: Path) -> Path:
     conn.close()
     SEEN.clear()
     LOG.clear()
+    DATABASES.clear()
     return path
 
 
@@ -195,40 +237,22 @@ def results(run: Any) -> dict[str, str]:
 
 
 def test_a_required_sequence_whose_second_task_fails_rolls_back_the_first(db: Path) -> None:
-    seq = "Package\\Seq"
-    pkg = package(
-        [
-            sequence(
-                "Seq",
-                [
-                    sql("Insert", db, "INSERT INTO t VALUES ('first')", seq),
-                    sql("Broken", db, "INSERT INTO missing_table VALUES (1)", seq),
-                ],
-            )
-        ]
+    run = run_seq(
+        sql("Insert", db, "INSERT INTO t VALUES ('first')"),
+        sql("Broken", db, "INSERT INTO missing_table VALUES (1)"),
     )
-    run = run_bounded(pkg)
     assert results(run) == {"Insert": "Success", "Broken": "Failure", "Seq": "Failure"}
     assert rows(db) == []
     assert LOG == ["rollback tx.db"]
 
 
 def test_a_required_sequence_that_succeeds_commits_once_at_its_end(db: Path) -> None:
-    seq = "Package\\Seq"
-    pkg = package(
-        [
-            sequence(
-                "Seq",
-                [
-                    sql("One", db, "INSERT INTO t VALUES ('one')", seq),
-                    sql("Two", db, "INSERT INTO t VALUES ('two')", seq),
-                    # Joins the same transaction: sees the uncommitted rows of the first two.
-                    sql("Count", db, "SELECT count(*) FROM t", seq),
-                ],
-            )
-        ]
+    run = run_seq(
+        sql("One", db, "INSERT INTO t VALUES ('one')"),
+        sql("Two", db, "INSERT INTO t VALUES ('two')"),
+        # Joins the same transaction: sees the uncommitted rows of the first two.
+        sql("Count", db, "SELECT count(*) FROM t"),
     )
-    run = run_bounded(pkg)
     assert run.result.value == "Success", [e.errors for e in run.executables]
     assert rows(db) == ["one", "two"]
     assert SEEN["Count row"] == (2,)
@@ -237,22 +261,13 @@ def test_a_required_sequence_that_succeeds_commits_once_at_its_end(db: Path) -> 
     assert LOG == ["commit tx.db"]
 
 
-def test_work_is_not_committed_before_the_scope_ends(db: Path, tmp_path: Path) -> None:
+def test_work_is_not_committed_before_the_scope_ends(db: Path) -> None:
     """A NotSupported task inside the scope reads through its own connection: the scope's rows
     are not there yet (they are one transaction, not statements committing one by one)."""
-    seq = "Package\\Seq"
-    pkg = package(
-        [
-            sequence(
-                "Seq",
-                [
-                    sql("Insert", db, "INSERT INTO t VALUES ('pending')", seq),
-                    sql("Outside", db, "SELECT count(*) FROM t", seq, transaction_option=0),
-                ],
-            )
-        ]
+    run = run_seq(
+        sql("Insert", db, "INSERT INTO t VALUES ('pending')"),
+        sql("Outside", db, "SELECT count(*) FROM t", transaction_option=0),
     )
-    run = run_bounded(pkg)
     assert run.result.value == "Success"
     assert SEEN["Outside"] is None
     assert SEEN["Outside row"] == (0,)
@@ -264,26 +279,11 @@ def test_a_not_supported_child_commits_survive_the_rollback(tmp_path: Path, db: 
     with sqlite3.connect(other) as conn:
         conn.execute("CREATE TABLE audit (name TEXT)")
     conn.close()
-    seq = "Package\\Seq"
-    pkg = package(
-        [
-            sequence(
-                "Seq",
-                [
-                    sql("Insert", db, "INSERT INTO t VALUES ('in the transaction')", seq),
-                    sql(
-                        "Audit",
-                        other,
-                        "INSERT INTO audit VALUES ('outside')",
-                        seq,
-                        transaction_option=0,
-                    ),
-                    sql("Fail", db, "", seq, mode="fail"),
-                ],
-            )
-        ]
+    run = run_seq(
+        sql("Insert", db, "INSERT INTO t VALUES ('in the transaction')"),
+        sql("Audit", other, "INSERT INTO audit VALUES ('outside')", transaction_option=0),
+        sql("Fail", db, "", mode="fail"),
     )
-    run = run_bounded(pkg)
     assert results(run)["Seq"] == "Failure"
     assert rows(db) == []
     assert rows(other, "audit") == ["outside"]
@@ -293,8 +293,8 @@ def test_a_not_supported_child_commits_survive_the_rollback(tmp_path: Path, db: 
 def test_supported_tasks_outside_any_transaction_autocommit(db: Path) -> None:
     pkg = package(
         [
-            sql("Insert", db, "INSERT INTO t VALUES ('kept')"),
-            sql("Fail", db, "", mode="fail"),
+            sql("Insert", db, "INSERT INTO t VALUES ('kept')", "Package"),
+            sql("Fail", db, "", "Package", mode="fail"),
         ],
         [edge("Package", "Insert", "Fail")],
     )
@@ -309,8 +309,8 @@ def test_a_required_task_is_its_own_transaction(db: Path) -> None:
     when it fails after doing it."""
     pkg = package(
         [
-            sql("Good", db, "INSERT INTO t VALUES ('good')", transaction_option=2),
-            sql("Bad", db, "INSERT INTO t VALUES ('bad')", mode="fail", transaction_option=2),
+            sql("Good", db, "INSERT INTO t VALUES ('good')", "Package", transaction_option=2),
+            sql("Bad", db, "INSERT INTO t VALUES ('bad')", "Package", "fail", transaction_option=2),
         ],
         [edge("Package", "Good", "Bad")],
     )
@@ -321,100 +321,51 @@ def test_a_required_task_is_its_own_transaction(db: Path) -> None:
     assert SEEN["Good"] is not SEEN["Bad"]
 
 
+def nested(option: int, inner_task: Executable) -> Executable:
+    """A Sequence ``Inner`` (TransactionOption ``option``) holding ``inner_task``, inside Seq."""
+    return container("Inner", ExecutableKind.SEQUENCE, SEQ, [inner_task], transaction_option=option)
+
+
 def test_a_required_container_inside_a_required_one_joins_it(db: Path) -> None:
     """Required starts a transaction only when none is in force: the inner Sequence's work is
     rolled back with the outer one, although the inner one succeeded."""
-    outer = "Package\\Outer"
-    inner = container(
-        "Inner",
-        ExecutableKind.SEQUENCE,
-        outer,
-        [sql("Insert", db, "INSERT INTO t VALUES ('inner')", f"{outer}\\Inner")],
-        transaction_option=2,
-    )
-    fail = sql("Fail", db, "", outer, mode="fail")
-    pkg = package(
-        [
-            container(
-                "Outer",
-                ExecutableKind.SEQUENCE,
-                "Package",
-                [inner, fail],
-                [edge(outer, "Inner", "Fail")],
-                transaction_option=2,
-            )
-        ]
-    )
-    run = run_bounded(pkg)
+    inner = nested(2, sql("Insert", db, "INSERT INTO t VALUES ('inner')", f"{SEQ}\\Inner"))
+    run = run_seq(inner, sql("Fail", db, "", mode="fail"))
     assert results(run) == {
         "Insert": "Success",
         "Inner": "Success",
         "Fail": "Failure",
-        "Outer": "Failure",
+        "Seq": "Failure",
     }
     assert rows(db) == []
     assert LOG == ["rollback tx.db"]
 
 
 def test_a_required_child_of_a_not_supported_container_starts_its_own(db: Path) -> None:
-    outer = "Package\\Outer"
-    middle = f"{outer}\\Middle"
-    inside = container(
-        "Middle",
-        ExecutableKind.SEQUENCE,
-        outer,
-        [sql("Own", db, "INSERT INTO t VALUES ('own')", middle, transaction_option=2)],
-        transaction_option=0,
-    )
-    pkg = package(
-        [
-            container(
-                "Outer",
-                ExecutableKind.SEQUENCE,
-                "Package",
-                [inside, sql("Fail", db, "", outer, mode="fail")],
-                [edge(outer, "Middle", "Fail")],
-                transaction_option=2,
-            )
-        ]
-    )
-    run = run_bounded(pkg)
-    assert results(run)["Outer"] == "Failure"
+    own = sql("Own", db, "INSERT INTO t VALUES ('own')", f"{SEQ}\\Inner", transaction_option=2)
+    run = run_seq(nested(0, own), sql("Fail", db, "", mode="fail"))
+    assert results(run)["Seq"] == "Failure"
     assert rows(db) == ["own"]  # its own transaction committed; the outer one had nothing
 
 
 def test_a_required_for_loop_is_one_transaction_over_every_iteration(db: Path) -> None:
-    loop_ref = "Package\\Loop"
     loop = container(
         "Loop",
         ExecutableKind.FOR_LOOP,
         "Package",
-        [sql("Insert", db, "INSERT INTO t VALUES ('row')", loop_ref)],
+        [sql("Insert", db, "INSERT INTO t VALUES ('row')", "Package\\Loop")],
         transaction_option=2,
         init_expression="@[User::i] = 0",
         eval_expression="@[User::i] < 3",
         assign_expression="@[User::i] = @[User::i] + 1",
     )
-    pkg = package([loop], variables=[var("i")])
-    run = run_bounded(pkg)
+    run = run_bounded(package([loop], variables=[var("i")]))
     assert run.result.value == "Success"
     assert rows(db) == ["row", "row", "row"]
     assert LOG == ["commit tx.db"]
 
 
 def test_cancellation_rolls_back(db: Path) -> None:
-    seq = "Package\\Seq"
-    pkg = package(
-        [
-            sequence(
-                "Seq",
-                [
-                    sql("Insert", db, "INSERT INTO t VALUES ('canceled')", seq),
-                    sql("Wait", db, "", seq, mode="wait-cancel"),
-                ],
-            )
-        ]
-    )
     cancel = threading.Event()
 
     def cancel_once_waiting() -> None:
@@ -425,7 +376,11 @@ def test_cancellation_rolls_back(db: Path) -> None:
 
     helper = threading.Thread(target=cancel_once_waiting)
     helper.start()
-    run = run_bounded(pkg, cancel_event=cancel)
+    run = run_seq(
+        sql("Insert", db, "INSERT INTO t VALUES ('canceled')"),
+        sql("Wait", db, "", mode="wait-cancel"),
+        cancel_event=cancel,
+    )
     helper.join()
     assert run.result.value == "Canceled"
     assert rows(db) == []
@@ -433,13 +388,10 @@ def test_cancellation_rolls_back(db: Path) -> None:
 
 
 def test_the_isolation_level_reaches_the_connection(db: Path) -> None:
-    seq = "Package\\Seq"
     pkg = package(
         [
             sequence(
-                "Seq",
-                [sql("Insert", db, "INSERT INTO t VALUES ('x')", seq)],
-                isolation_level=4096,
+                "Seq", [sql("Insert", db, "INSERT INTO t VALUES ('x')")], isolation_level=4096
             ),
             sequence(
                 "Default", [sql("Other", db, "INSERT INTO t VALUES ('y')", "Package\\Default")]
@@ -460,34 +412,26 @@ def test_connections_that_cannot_commit_together_commit_in_order_with_a_warning(
     with sqlite3.connect(other) as conn:
         conn.execute("CREATE TABLE t (name TEXT)")
     conn.close()
-    seq = "Package\\Seq"
-    pkg = package(
-        [
-            sequence(
-                "Seq",
-                [
-                    sql("First", db, "INSERT INTO t VALUES ('a')", seq),
-                    sql("Second", other, "INSERT INTO t VALUES ('b')", seq),
-                ],
-            )
-        ]
-    )
     events = Events()
-    run = run_bounded(pkg, sinks=[events])
+    run = run_seq(
+        sql("First", db, "INSERT INTO t VALUES ('a')"),
+        sql("Second", other, "INSERT INTO t VALUES ('b')"),
+        sinks=[events],
+    )
     assert run.result.value == "Success"
     assert rows(db) == ["a"] and rows(other) == ["b"]
     assert LOG == ["commit tx.db", "commit second.db"]
-    (warning,) = events.messages("OnWarning", "Package\\Seq")
+    (warning,) = events.messages("OnWarning", SEQ)
     assert "commits them one after another, which is not atomic" in warning
     assert f"connections {db}, {other}," in warning
 
 
 def test_an_isolation_level_that_is_no_ssis_code_is_refused_before_the_run(db: Path) -> None:
-    seq = sequence(
-        "Seq", [sql("Insert", db, "INSERT INTO t VALUES ('x')", "Package\\Seq")], isolation_level=12
-    )
-    with pytest.raises(PackageValidationError, match="IsolationLevel 12 is not an SSIS isolation"):
-        run_bounded(package([seq]))
+    with pytest.raises(PackageValidationError) as refused:
+        run_seq(sql("Insert", db, "INSERT INTO t VALUES ('x')"), isolation_level=12)
+    (problem,) = refused.value.problems
+    assert problem.code == "bad-property" and problem.ref_id == SEQ
+    assert "IsolationLevel 12 is not an SSIS isolation level" in problem.message
     assert rows(db) == []
 
 
@@ -518,30 +462,10 @@ def test_isolation_codes_are_the_ones_ssis_knows() -> None:
 def test_after_its_end_a_transaction_is_no_longer_in_force(db: Path) -> None:
     """The Sequence's own OnPostExecute comes once its transaction has ended: the handler's task
     runs outside it (an ended transaction would hand out a connection it gave back)."""
-    seq = "Package\\Seq"
-    handler = container(
-        "OnPostExecute",
-        ExecutableKind.EVENT_HANDLER,
-        seq,
-        [
-            sql(
-                "Log",
-                db,
-                "INSERT INTO audit VALUES ('post')",
-                f"{seq}.EventHandlers[OnPostExecute]",
-            )
-        ],
-    )
-    pkg = package(
-        [
-            sequence(
-                "Seq",
-                [sql("Insert", db, "INSERT INTO t VALUES ('x')", seq)],
-                event_handlers=[handler],
-            )
-        ]
-    )
-    run = run_bounded(pkg)
+    where = f"{SEQ}.EventHandlers[OnPostExecute]"
+    log = sql("Log", db, "INSERT INTO audit VALUES ('post')", where)
+    handler = container("OnPostExecute", ExecutableKind.EVENT_HANDLER, SEQ, [log])
+    run = run_seq(sql("Insert", db, "INSERT INTO t VALUES ('x')"), event_handlers=[handler])
     assert run.result.value == "Success", [e.errors for e in run.executables]
     inside, after = SEEN[
         "Log every time"
@@ -566,21 +490,9 @@ def deferred_fk_db(path: Path) -> Path:
     return path
 
 
-class _CheckedParticipant(_Participant):
-    """A participant whose connection enforces foreign keys (set before BEGIN, as SQLite asks)."""
-
-    def __init__(self, path: str, log: list[str]) -> None:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("BEGIN")
-        self.lease = _Lease(conn)
-        self.log = log
-        self.path = path
-
-
 def join_all(tx: Transaction, paths: list[Path], bad: Path | None) -> None:
     for path in paths:
-        participant = _CheckedParticipant(str(path), LOG)
+        participant = _Participant(str(path), "", LOG, "PRAGMA foreign_keys = ON")
         tx.enlist(path.name, participant)
         statement = (
             "INSERT INTO child VALUES (42)" if path == bad else "INSERT INTO parent VALUES (1)"
@@ -641,7 +553,7 @@ def test_a_transaction_ends_once(tmp_path: Path) -> None:
     assert LOG == ["rollback a.db"]
     assert parents(a) == 0
     with pytest.raises(RuntimeError, match="has already ended"):
-        tx.enlist("late", _CheckedParticipant(str(a), LOG))
+        tx.enlist("late", _Participant(str(a), "", LOG))
 
 
 def test_a_connection_enlists_once() -> None:

@@ -9,36 +9,18 @@ begun at the scope's isolation level, prepared and committed with PostgreSQL's o
 from __future__ import annotations
 
 import itertools
-import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pydantic import AliasChoices, Field
 
-from dtsx.connections.base import DatabaseLease
-from dtsx.engine.errors import TaskFailedError
-from dtsx.engine.model import Executable, ExecutableKind, XmlNode
+from dtsx.connections.base import DatabaseLease, TransactionParticipant
 from dtsx.engine.transactions import Transaction
-from dtsx.tasks.base import TASKS, Task, TaskContext, TaskProperties
 from tests.dbservers import PostgresDatabase
-from tests.engine._probe import container, edge, package, run_bounded
+from tests.engine.test_transactions import DATABASES, LOG, Lease, run_seq, sql
 
-PGSQL = "Tests.TxPg"
-LOG: list[str] = []
 _numbers = itertools.count()
-
-
-class _Lease:
-    def __init__(self, conn: Any) -> None:
-        self.dbapi = conn
-
-    def cancel(self) -> None:
-        self.dbapi.cancel_safe()
-
-    def set_timeout(self, seconds: int) -> None:
-        self.dbapi.execute(f"SET statement_timeout = {int(seconds) * 1000}")
 
 
 class PgParticipant:
@@ -50,7 +32,7 @@ class PgParticipant:
         self.name = db.database
         conn = db.connect(autocommit=True)  # BEGIN/COMMIT are sent explicitly, as a manager does
         conn.execute(f"BEGIN ISOLATION LEVEL {isolation or 'READ COMMITTED'}")
-        self.lease: DatabaseLease = _Lease(conn)
+        self.lease: DatabaseLease = Lease(conn, conn.cancel_safe)
         self.gid = f"dtsx-test-{uuid.uuid4()}"
         self.prepared = False
 
@@ -78,41 +60,17 @@ class PgParticipant:
             self.lease.dbapi.close()
 
 
-DATABASES: dict[str, PostgresDatabase] = {}  # the test's databases, by name
-_JOIN = threading.Lock()
+class PgDatabase:
+    """A database of the live cluster for the shared test task (tests.engine.test_transactions)."""
 
+    def __init__(self, db: PostgresDatabase) -> None:
+        self.db = db
 
-class TxPgTask(Task):
-    """Runs ``Sql`` on the test database ``Database``, in the transaction in force if any."""
+    def connect(self) -> Any:
+        return self.db.connect(autocommit=True)
 
-    class Properties(TaskProperties):
-        database: str = Field("", validation_alias=AliasChoices("Database", "database"))
-        sql: str = Field("", validation_alias=AliasChoices("Sql", "sql"))
-        mode: str = Field("ok", validation_alias=AliasChoices("Mode", "mode"))
-
-    def execute(self, ctx: TaskContext) -> None:
-        props = self.props
-        assert isinstance(props, TxPgTask.Properties)
-        db = DATABASES[props.database]
-        tx = ctx.transaction
-        if tx is None:
-            with db.connect(autocommit=True) as conn:
-                conn.execute(props.sql)
-        else:
-            with _JOIN:
-                lease = tx.enlisted(db.database)
-                if lease is None:
-                    participant = PgParticipant(db, tx.isolation)
-                    tx.enlist(db.database, participant)
-                    lease = participant.lease
-            if props.sql:
-                lease.dbapi.execute(props.sql)
-        if props.mode == "fail":
-            raise TaskFailedError("the task was told to fail after its statement.")
-
-
-if PGSQL not in TASKS:
-    TASKS.add(PGSQL, TxPgTask, "tests.engine.test_transactions_pg")
+    def participant(self, isolation: str) -> TransactionParticipant:
+        return PgParticipant(self.db, isolation)
 
 
 @pytest.fixture
@@ -123,7 +81,7 @@ def two(postgres: PostgresDatabase) -> Iterator[tuple[PostgresDatabase, Postgres
     for db in dbs:
         with db.connect() as conn:
             conn.execute("CREATE TABLE t (name text)")
-        DATABASES[db.database] = db
+        DATABASES[db.database] = PgDatabase(db)
     LOG.clear()
     try:
         yield dbs
@@ -145,6 +103,14 @@ def prepared(postgres: PostgresDatabase) -> int:
     with postgres.cluster.admin() as admin:
         row = admin.execute("SELECT count(*) FROM pg_prepared_xacts").fetchone()
     return int(row[0]) if row else 0
+
+
+def deferred_unique(db: PostgresDatabase) -> None:
+    """Names in t must be unique, checked at PREPARE/COMMIT: a failure that comes at the end."""
+    with db.connect() as conn:
+        conn.execute(
+            "ALTER TABLE t ADD CONSTRAINT one_name UNIQUE (name) DEFERRABLE INITIALLY DEFERRED"
+        )
 
 
 def join(tx: Transaction, db: PostgresDatabase, statement: str) -> PgParticipant:
@@ -181,10 +147,7 @@ def test_a_prepare_that_fails_rolls_back_every_database(
     """A deferred constraint is checked at PREPARE TRANSACTION: b's prepare fails after a's
     succeeded, and a's prepared work is rolled back too."""
     a, b = two
-    with b.connect() as conn:
-        conn.execute(
-            "ALTER TABLE t ADD CONSTRAINT one_name UNIQUE (name) DEFERRABLE INITIALLY DEFERRED"
-        )
+    deferred_unique(b)
     tx = Transaction("Package\\Seq", None, lambda _: None)
     join(tx, a, "INSERT INTO t VALUES ('in a')")
     join(tx, b, "INSERT INTO t VALUES ('twice'), ('twice')")
@@ -208,10 +171,7 @@ def test_one_database_commits_without_preparing_and_a_failed_commit_is_reported(
     two: tuple[PostgresDatabase, PostgresDatabase],
 ) -> None:
     a, _ = two
-    with a.connect() as conn:
-        conn.execute(
-            "ALTER TABLE t ADD CONSTRAINT one_name UNIQUE (name) DEFERRABLE INITIALLY DEFERRED"
-        )
+    deferred_unique(a)
     good = Transaction("Package\\Good", None, lambda _: None)
     join(good, a, "INSERT INTO t VALUES ('once')")
     assert good.end(commit=True) is None
@@ -238,43 +198,15 @@ def test_the_isolation_level_is_the_one_the_transaction_runs_at(
     assert tx.end(commit=False) is None
 
 
-def _task(
-    name: str, db: PostgresDatabase, statement: str, parent: str, mode: str = "ok"
-) -> Executable:
-    node = XmlNode(tag="TxPg", attrs={"Database": db.database, "Sql": statement, "Mode": mode})
-    return Executable(
-        kind=ExecutableKind.TASK,
-        ref_id=f"{parent}\\{name}",
-        name=name,
-        raw_type=PGSQL,
-        type_key=PGSQL,
-        object_data=XmlNode(tag="ObjectData", children=[node]),
-    )
-
-
 @pytest.mark.parametrize("fail", [False, True])
 def test_a_required_sequence_over_two_databases(
     postgres: PostgresDatabase, two: tuple[PostgresDatabase, PostgresDatabase], fail: bool
 ) -> None:
     a, b = two
-    seq = "Package\\Seq"
-    children = [
-        _task("A", a, "INSERT INTO t VALUES ('a')", seq),
-        _task("B", b, "INSERT INTO t VALUES ('b')", seq, mode="fail" if fail else "ok"),
-    ]
-    pkg = package(
-        [
-            container(
-                "Seq",
-                ExecutableKind.SEQUENCE,
-                "Package",
-                children,
-                [edge(seq, "A", "B")],
-                transaction_option=2,
-            )
-        ]
+    run = run_seq(
+        sql("A", a.database, "INSERT INTO t VALUES ('a')"),
+        sql("B", b.database, "INSERT INTO t VALUES ('b')", mode="fail" if fail else "ok"),
     )
-    run = run_bounded(pkg)
     if fail:
         assert run.result.value == "Failure"
         assert names(a) == [] and names(b) == []

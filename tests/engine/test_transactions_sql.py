@@ -60,17 +60,22 @@ def chain(parent: str, names: list[str]) -> str:
     )
 
 
+# One Execute SQL task of a Sequence: name, connection, statement, TransactionOption (None: unset).
+Step = tuple[str, str, str, int | None]
+
+
 def sequence(
     name: str,
-    tasks: list[tuple[str, str, str, int | None]],
+    tasks: list[Step],
     option: str = "2",
     *,
     chained: bool = True,
     handlers: str = "",
+    attrs: str = "",
 ) -> str:
     ref = f"Package\\{name}"
     body = "".join(task(n, ref, c, s, o) for n, c, s, o in tasks)
-    option_attr = f' DTS:TransactionOption="{option}"' if option else ""
+    option_attr = (f' DTS:TransactionOption="{option}"' if option else "") + attrs
     constraints = chain(ref, [t[0] for t in tasks]) if chained else ""
     return (
         f'<DTS:Executable DTS:refId={quoteattr(ref)} DTS:CreationName="STOCK:SEQUENCE" '
@@ -94,6 +99,11 @@ def on_error(
         f"<DTS:Executables>{task('Log', ref, connection, statement)}</DTS:Executables>"
         "</DTS:EventHandler>"
     )
+
+
+def seq_package(connections: list[str], *steps: Step, **options: Any) -> str:
+    """A package of one Sequence ``Seq`` of ``steps`` (Required unless ``option=`` says)."""
+    return package(connections, [sequence("Seq", list(steps), **options)], ["Seq"])
 
 
 def package(connections: list[str], sequences: list[str], names: list[str], **attrs: str) -> str:
@@ -242,11 +252,7 @@ def test_sqlite_parallel_tasks_of_one_scope_share_its_transaction(
     """Four tasks with no constraints between them run at once and lease the same manager: all
     of them join the one enlisted connection (one writer: SQLite would refuse a second)."""
     inserts = [(f"Insert {i}", "DB", f"INSERT INTO T1(col1) VALUES ({i})", None) for i in range(4)]
-    xml = package(
-        [cm("DB", f"sqlite:///{sqlite_db}")],
-        [sequence("Seq", inserts, chained=False)],
-        ["Seq"],
-    )
+    xml = seq_package([cm("DB", f"sqlite:///{sqlite_db}")], *inserts, chained=False)
     run = run_xml(tmp_path, xml)
     assert run.result.value == "Success", errors(run)
     assert sqlite_rows(sqlite_db, "SELECT col1 FROM T1 ORDER BY col1") == [0, 1, 2, 3]
@@ -285,19 +291,11 @@ def test_postgres_the_failing_sequence_rolls_back_and_the_other_commits(
 def handled_package(url: str, option: int | None, fail: str) -> str:
     """A Required Sequence (insert, then ``fail``) whose OnError handler writes an audit row."""
     handler = on_error("Package\\Seq", "DB", "INSERT INTO audit(note) VALUES ('failed')", option)
-    return package(
+    return seq_package(
         [cm("DB", url)],
-        [
-            sequence(
-                "Seq",
-                [
-                    ("Insert", "DB", "INSERT INTO T1(col1) VALUES (1)", None),
-                    ("Fail", "DB", fail, None),
-                ],
-                handlers=handler,
-            )
-        ],
-        ["Seq"],
+        ("Insert", "DB", "INSERT INTO T1(col1) VALUES (1)", None),
+        ("Fail", "DB", fail, None),
+        handlers=handler,
     )
 
 
@@ -335,15 +333,8 @@ def test_handlers_after_the_end_of_a_transaction_run_outside_it(
     handler = on_error(
         "Package\\Seq", "DB", "INSERT INTO audit(note) VALUES ('done')", None, "OnPostExecute"
     )
-    xml = package(
-        [cm("DB", f"sqlite:///{sqlite_db}")],
-        [
-            sequence(
-                "Seq", [("Insert", "DB", "INSERT INTO T1(col1) VALUES (1)", None)], handlers=handler
-            )
-        ],
-        ["Seq"],
-    )
+    insert: Step = ("Insert", "DB", "INSERT INTO T1(col1) VALUES (1)", None)
+    xml = seq_package([cm("DB", f"sqlite:///{sqlite_db}")], insert, handlers=handler)
     run = run_xml(tmp_path, xml)
     assert run.result.value == "Success", errors(run)
     assert sqlite_rows(sqlite_db, "SELECT col1 FROM T1") == [1]
@@ -384,20 +375,11 @@ def test_postgres_a_tolerated_failure_cannot_commit_an_aborted_transaction(
     succeeds and commits; PostgreSQL has aborted the transaction at the failure and answers the
     COMMIT with ROLLBACK. That must not pass for a commit: the Sequence fails, saying so."""
     pg_prepare(postgres_db)
-    xml = package(
+    xml = seq_package(
         [cm("DB", postgres_db.url)],
-        [
-            sequence(
-                "Seq",
-                [
-                    ("Insert", "DB", "INSERT INTO t1(col1) VALUES (1)", None),
-                    ("Fail", "DB", "SELECT 1/0", None),
-                ],
-            ).replace(
-                'DTS:TransactionOption="2"', 'DTS:TransactionOption="2" DTS:MaxErrorCount="0"', 1
-            )
-        ],
-        ["Seq"],
+        ("Insert", "DB", "INSERT INTO t1(col1) VALUES (1)", None),
+        ("Fail", "DB", "SELECT 1/0", None),
+        attrs=' DTS:MaxErrorCount="0"',
     )
     run = run_xml(tmp_path, xml)
     assert pg_rows(postgres_db, "SELECT col1 FROM t1") == []
@@ -414,19 +396,11 @@ def test_postgres_two_databases_in_one_sequence_commit_with_two_phase(
         for db in (postgres_db, second):
             pg_prepare(db)
         for fail in (False, True):
-            xml = package(
+            xml = seq_package(
                 [cm("A", postgres_db.url), cm("B", second.url)],
-                [
-                    sequence(
-                        "Seq",
-                        [
-                            ("Into A", "A", "INSERT INTO t1(col1) VALUES (1)", None),
-                            ("Into B", "B", "INSERT INTO t1(col1) VALUES (2)", None),
-                            ("Check", "B", "SELECT 1/0" if fail else "SELECT 1", None),
-                        ],
-                    )
-                ],
-                ["Seq"],
+                ("Into A", "A", "INSERT INTO t1(col1) VALUES (1)", None),
+                ("Into B", "B", "INSERT INTO t1(col1) VALUES (2)", None),
+                ("Check", "B", "SELECT 1/0" if fail else "SELECT 1", None),
             )
             run = run_xml(tmp_path, xml)
             assert run.result.value == ("Failure" if fail else "Success"), errors(run)
@@ -445,18 +419,10 @@ def test_postgres_cancellation_rolls_back_within_a_second(
     tmp_path: Path, postgres_db: PostgresDatabase
 ) -> None:
     pg_prepare(postgres_db)
-    xml = package(
+    xml = seq_package(
         [cm("DB", postgres_db.url)],
-        [
-            sequence(
-                "Seq",
-                [
-                    ("Insert", "DB", "INSERT INTO t1(col1) VALUES (1)", None),
-                    ("Sleep", "DB", "SELECT pg_sleep(30)", None),
-                ],
-            )
-        ],
-        ["Seq"],
+        ("Insert", "DB", "INSERT INTO t1(col1) VALUES (1)", None),
+        ("Sleep", "DB", "SELECT pg_sleep(30)", None),
     )
     cancel = threading.Event()
     canceled_at: list[float] = []
@@ -488,10 +454,9 @@ def test_odbc_cannot_join_a_required_transaction(
 ) -> None:
     pg_prepare(postgres_odbc.create_database("tx_odbc"))
     db = postgres_odbc.cluster.database("tx_odbc", postgres_odbc.user, postgres_odbc.password)
-    xml = package(
+    xml = seq_package(
         [cm("Odbc", db.odbc, creation="ODBC")],
-        [sequence("Seq", [("Insert", "Odbc", "INSERT INTO t1(col1) VALUES (1)", None)])],
-        ["Seq"],
+        ("Insert", "Odbc", "INSERT INTO t1(col1) VALUES (1)", None),
     )
     path = tmp_path / "odbc.dtsx"
     path.write_text(xml, encoding="utf-8")
@@ -602,18 +567,10 @@ def problems(tmp_path: Path, xml: str, **build: Any) -> list[str]:
 
 
 def two_connections(a: str, b: str, second_option: int | None = None) -> str:
-    return package(
+    return seq_package(
         [cm("A", a), cm("B", b)],
-        [
-            sequence(
-                "Seq",
-                [
-                    ("Into A", "A", "INSERT INTO T1(col1) VALUES (1)", None),
-                    ("Into B", "B", "INSERT INTO T1(col1) VALUES (2)", second_option),
-                ],
-            )
-        ],
-        ["Seq"],
+        ("Into A", "A", "INSERT INTO T1(col1) VALUES (1)", None),
+        ("Into B", "B", "INSERT INTO T1(col1) VALUES (2)", second_option),
     )
 
 
@@ -642,10 +599,9 @@ def test_odbc_in_a_transaction_is_refused_before_the_run_unless_not_supported(
     odbc = "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=5432;Database=x;Uid=u;"
 
     def odbc_package(option: int | None) -> str:
-        return package(
+        return seq_package(
             [cm("Odbc", odbc, creation="ODBC")],
-            [sequence("Seq", [("Insert", "Odbc", "INSERT INTO t1(col1) VALUES (1)", option)])],
-            ["Seq"],
+            ("Insert", "Odbc", "INSERT INTO t1(col1) VALUES (1)", option),
         )
 
     (problem,) = problems(tmp_path, odbc_package(None))
