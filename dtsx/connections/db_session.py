@@ -174,6 +174,8 @@ class DbSession:
         target = self._target
         url = target.url
         args = dict(target.connect_args)
+        # No reset-on-return by the pool: release() resets (ROLLBACK and more), and PostgreSQL's
+        # reset is still in flight when the connection goes back, so the pool must not touch it.
         options: dict[str, Any] = {"poolclass": QueuePool, "pool_reset_on_return": None}
         if target.dialect == "sqlite":
             args["check_same_thread"] = False  # tasks run on worker threads
