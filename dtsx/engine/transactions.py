@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from dtsx.engine.errors import DtsxError, ExecutionError
+from dtsx.engine.model import ISOLATION_LEVELS
 
 if TYPE_CHECKING:
     from dtsx.connections.base import DatabaseLease, TransactionParticipant
@@ -37,18 +38,19 @@ __all__ = [
 # DTSTransactionOption.
 NOT_SUPPORTED, SUPPORTED, REQUIRED = 0, 1, 2
 
-# System.Data.IsolationLevel (SSIS's IsolationLevel / ISOLevel; their names: model.ISOLATION_LEVELS)
-# -> the SQL words a connection begins at; "" leaves the server's default (Unspecified, and Chaos,
-# which only SQL Server's old providers knew).
-ISOLATION_SQL: dict[int, str] = {
-    -1: "",
-    16: "",
-    256: "READ UNCOMMITTED",
-    4096: "READ COMMITTED",
-    65536: "REPEATABLE READ",
-    1048576: "SERIALIZABLE",
-    16777216: "SNAPSHOT",
+# SSIS's IsolationLevel names (model.ISOLATION_LEVELS holds the codes) -> the SQL words a
+# connection begins at; "" leaves the server's default (Unspecified, and Chaos, which only SQL
+# Server's old providers knew).
+_SQL_WORDS = {
+    "Unspecified": "",
+    "Chaos": "",
+    "ReadUncommitted": "READ UNCOMMITTED",
+    "ReadCommitted": "READ COMMITTED",
+    "RepeatableRead": "REPEATABLE READ",
+    "Serializable": "SERIALIZABLE",
+    "Snapshot": "SNAPSHOT",
 }
+ISOLATION_SQL: dict[int, str] = {code: _SQL_WORDS[name] for code, name in ISOLATION_LEVELS.items()}
 _DEFAULT_ISOLATION = 1048576  # SSIS's default: Serializable
 
 
@@ -57,8 +59,8 @@ def isolation_sql(level: int | None) -> str:
     code = _DEFAULT_ISOLATION if level is None else level
     words = ISOLATION_SQL.get(code)
     if words is None:  # the planner refuses such a code before the run
-        known = ", ".join(str(c) for c in ISOLATION_SQL)
-        raise ExecutionError(f"IsolationLevel {code} is not one of SSIS's codes ({known}).")
+        known = ", ".join(f"{name} {c}" for c, name in ISOLATION_LEVELS.items())
+        raise ExecutionError(f"IsolationLevel {code} is not an SSIS isolation level ({known}).")
     return words
 
 

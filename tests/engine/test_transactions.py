@@ -455,7 +455,7 @@ def test_isolation_codes(code: int | None, words: str) -> None:
 def test_isolation_codes_are_the_ones_ssis_knows() -> None:
     assert sorted(ISOLATION_SQL) == [-1, 16, 256, 4096, 65536, 1048576, 16777216]
     assert ISOLATION_SQL.keys() == model.ISOLATION_LEVELS.keys()
-    with pytest.raises(ExecutionError, match="IsolationLevel 2 is not one"):
+    with pytest.raises(ExecutionError, match="IsolationLevel 2 is not an SSIS isolation level"):
         isolation_sql(2)
 
 
