@@ -120,11 +120,7 @@ SAME_LAYER: dict[str, set[str]] = {
     # The database managers: the manager classes on the session, the session on the drivers'
     # quirks and the targets (connection string or URL -> driver), the targets on the SQL Server
     # and ODBC mappings of db_targets.
-    "dtsx.connections.database": {
-        "dtsx.connections.db_session",
-        "dtsx.connections.db_strings",
-        "dtsx.connections.db_drivers",
-    },
+    "dtsx.connections.database": {"dtsx.connections.db_session", "dtsx.connections.db_strings"},
     "dtsx.connections.db_session": {"dtsx.connections.db_drivers", "dtsx.connections.db_strings"},
     "dtsx.connections.db_strings": {"dtsx.connections.db_targets"},
     "dtsx.engine.loader": {"dtsx.engine.protection"},
