@@ -93,12 +93,7 @@ def _fail(message: str, code: int) -> NoReturn:
     metavar="BYTES",
     help="Largest message taken, advertised as SIZE (default 100 MiB; 0 = no limit).",
 )
-# `run --dev-smtp` starts this command as its child (engine/devsmtp.py): it stops when its
-# standard input closes, which happens when the parent exits in any way.
-@click.option("--with-parent", is_flag=True, hidden=True)
-def mailsink_command(
-    port: int, directory: pathlib.Path, host: str, max_size: int | None, with_parent: bool
-) -> None:
+def mailsink_command(port: int, directory: pathlib.Path, host: str, max_size: int | None) -> None:
     """Run a local SMTP server that stores every message it receives; Ctrl-C stops it."""
     from dtsx.mailsink import MailSink
     from dtsx.engine.errors import DtsxError
@@ -136,8 +131,6 @@ def mailsink_command(
     # Both signals set the event, so Ctrl-C works even where SIGINT was inherited as ignored.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    if with_parent:
-        threading.Thread(target=_stop_at_end_of_input, args=(stop,), daemon=True).start()
     try:
         while not stop.wait(0.5):
             pass
@@ -146,16 +139,6 @@ def mailsink_command(
     finally:
         sink.stop()
     click.echo("dtsx mailsink: stopped")
-
-
-def _stop_at_end_of_input(stop: threading.Event) -> None:
-    """Sets ``stop`` when standard input reaches its end (the parent closed it, or died)."""
-    try:
-        while sys.stdin.buffer.read(4096):
-            pass
-    except (OSError, ValueError):
-        pass
-    stop.set()
 
 
 # --- dtsx validate / show / graph (loader, planner, render) ----------------------------------

@@ -6,7 +6,8 @@ child while this process loads and plans the package, on another core, instead o
 import to every development run (about a fifth of hello-mail's start-up); and the sink's event
 loop does not compete with the run's tasks for this interpreter's lock.
 
-The child dies with dtsx: it runs in a session of its own (a Ctrl-C at the terminal is dtsx's to
+The child runs :func:`dtsx.mailsink.serve_for_parent`, which imports only the sink. It dies with
+dtsx: it runs in a session of its own (a Ctrl-C at the terminal is dtsx's to
 handle: the sink must keep taking the mail of tasks that are winding down), and it stops when its
 standard input closes, which the kernel does when dtsx exits, however it exits (SIGKILL
 included). Only the standard library is imported here.
@@ -31,7 +32,11 @@ START_TIMEOUT_S = 30.0
 # How long it may take to stop once told (it finishes a message it is receiving).
 STOP_TIMEOUT_S = 10.0
 
-_CHILD = "from dtsx.engine.cli import main; main()"
+_CHILD = (
+    "import sys\n"
+    "from dtsx.mailsink import serve_for_parent\n"
+    "sys.exit(serve_for_parent(sys.argv[1]))\n"
+)
 _LISTENING = re.compile(r"listening on \S+:(\d+);")
 
 
@@ -48,8 +53,7 @@ class DevSmtp:
         self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._port: int | None = None
         self._proc = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, "mailsink", "--port", "0", "--dir", directory]
-            + ["--with-parent"],
+            [sys.executable, "-c", _CHILD, directory],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -50,14 +50,14 @@ def _children(pid: int) -> list[int]:
 
 
 def _sink_of(pid: int) -> int:
-    """The pid of ``dtsx mailsink --with-parent`` started by the dtsx process ``pid``."""
+    """The pid of the sink child (``serve_for_parent``) started by the dtsx process ``pid``."""
     for _ in range(200):
         for child in _children(pid):
             try:
                 argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"--with-parent" in argv:
+            if any(b"serve_for_parent" in arg for arg in argv):
                 return child
         time.sleep(0.05)
     raise AssertionError("dtsx started no sink child")
