@@ -19,7 +19,6 @@ import asyncio
 import itertools
 import json
 import os
-import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from typing import Any, Self
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from dtsx.engine.errors import ConnectionManagerError
 
-__all__ = ["MailSink", "ServerThread", "serve_for_parent"]
+__all__ = ["MailSink", "ServerThread"]
 
 # Larger than any common server's limit (Exchange Online 150 MB is the exception), so that a dev
 # run refuses only what production would refuse too; aiosmtpd's own default is 32 MiB.
@@ -265,34 +264,6 @@ class MailSink:
         if self.on_message is not None:
             self.on_message(path)
         return path
-
-
-def serve_for_parent(directory: str) -> int:
-    """The sink as ``dtsx run --dev-smtp`` runs it in a child process (engine/devsmtp.py):
-    ``listening on 127.0.0.1:PORT;`` on stdout once it listens, ``received NAME`` for each
-    message, and a stop when standard input closes (the parent closed it, or died). Only this
-    module is imported, so the child listens soon after it starts. Returns the exit status; a
-    sink that cannot start is one sentence on stderr and status 1."""
-    received = lambda path: print(f"received {path.name}", flush=True)  # noqa: E731
-    try:
-        sink = MailSink(Path(directory), on_message=received)
-        sink.start()
-    except ConnectionManagerError as exc:
-        print(exc, file=sys.stderr, flush=True)
-        return 1
-    except OSError as exc:  # the folder or the address, as the system refused it
-        where = exc.filename if exc.filename is not None else "127.0.0.1"
-        print(f"cannot use {where}: {exc.strerror or exc}", file=sys.stderr, flush=True)
-        return 1
-    print(f"listening on 127.0.0.1:{sink.port}; storing mail in {sink.directory}", flush=True)
-    try:
-        while sys.stdin.buffer.read(4096):
-            pass
-    except (OSError, ValueError):
-        pass
-    finally:
-        sink.stop()
-    return 0
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -89,10 +89,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "dtsx.connections.collection",
         ],
     ),
-    (
-        "front end",
-        ["dtsx.engine.cli", "dtsx.engine.render", "dtsx.engine.sqlcheck", "dtsx.engine.devsmtp"],
-    ),
+    ("front end", ["dtsx.engine.cli", "dtsx.engine.render", "dtsx.engine.sqlcheck"]),
     ("harness", ["dtsx.testing"]),
 ]
 
@@ -169,7 +166,7 @@ SAME_LAYER: dict[str, set[str]] = {
         "dtsx.engine.transactions",
         "dtsx.connections.collection",
     },
-    "dtsx.engine.cli": {"dtsx.engine.render", "dtsx.engine.sqlcheck", "dtsx.engine.devsmtp"},
+    "dtsx.engine.cli": {"dtsx.engine.render", "dtsx.engine.sqlcheck"},
 }
 
 # Edges the layering would allow but the page forbids.

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from dtsx.engine.errors import Problem
     from dtsx.engine.plan import Plan
     from dtsx.engine.registry import PluginEntry
-    from dtsx.engine.devsmtp import DevSmtp
+    from dtsx.mailsink import MailSink
 
 __all__ = ["main", "cli"]
 
@@ -626,16 +626,6 @@ class _RunRequest:
 
 def _run_request(req: _RunRequest) -> int:
     """Load, plan and run one package; every failure is one line and a dtexec exit code."""
-    # The --dev-smtp sink starts first: its process loads while this one loads and plans.
-    dev = _spawn_dev_smtp(req.dev_smtp) if req.dev_smtp and not req.validate_only else None
-    try:
-        return _run_loaded(req, dev)
-    finally:
-        if dev is not None:
-            dev.stop()  # whatever ended the run, a usage error included
-
-
-def _run_loaded(req: _RunRequest, dev: DevSmtp | None) -> int:
     from dtsx.engine.errors import DtsxError
     from dtsx.engine.events import ConsoleLog
     from dtsx.engine.executor import RunOptions
@@ -658,7 +648,7 @@ def _run_loaded(req: _RunRequest, dev: DevSmtp | None) -> int:
     if req.report_json:
         _check_writable(req.report_json, "--report-json")
     logs = _open_logs(req)
-    redirect = _dev_smtp_redirect(dev)
+    sink, redirect = _start_dev_smtp(req.dev_smtp)
     options = RunOptions(
         max_concurrent=req.max_concurrent,
         sets=sets,
@@ -676,10 +666,11 @@ def _run_loaded(req: _RunRequest, dev: DevSmtp | None) -> int:
         result = _execute(plan, options)
     finally:
         lost = _close_logs(logs, req.log_jsonl)
-        stored = dev.stop() if dev is not None else 0
+        if sink is not None:
+            sink.stop()
     written = _print_run(result, req)
-    if dev is not None:
-        click.echo(f"dtsx: dev SMTP: {stored} message(s) stored in {dev.directory}")
+    if sink is not None:
+        click.echo(f"dtsx: dev SMTP: {len(sink.messages())} message(s) stored in {sink.directory}")
     # The exit code stays the package's result: a report or log lost to a full disk was a warning
     # above. Turning a success into a failure would invite a scheduler to run the package (and send
     # its mail) again.
@@ -865,36 +856,27 @@ def _path_map(specs: list[str]) -> Callable[[str], str] | None:
     return PathMap.parse(specs).map
 
 
-def _spawn_dev_smtp(directory: str) -> DevSmtp:
-    """``--dev-smtp DIR``: a loopback sink in a child process (engine/devsmtp.py says why)."""
-    from dtsx.engine.devsmtp import DevSmtp
-
-    try:
-        return DevSmtp(directory)
-    except OSError as exc:  # the interpreter itself could not be started
-        _fail(f"--dev-smtp: cannot start the local SMTP sink: {exc.strerror or exc}", EXIT_USAGE)
-
-
-def _dev_smtp_redirect(dev: DevSmtp | None) -> Redirect | None:
-    """The redirect of every mail connection to the sink, once it listens.
+def _start_dev_smtp(directory: str | None) -> tuple[MailSink | None, Redirect | None]:
+    """``--dev-smtp DIR``: a loopback sink, and a redirect of every mail connection to it.
 
     The redirect applies after property expressions and ``--conn``, and to child packages, so no
     message of a dev run can reach a real server. Each connection type decides what redirecting
     means (``ConnectionManager.redirected_to_mail_sink``); the CLI knows no concrete one.
     """
-    if dev is None:
-        return None
+    if directory is None:
+        return None, None
     from dtsx.connections.base import mail_sink_redirect
-    from dtsx.engine.devsmtp import DevSmtpError
+    from dtsx.mailsink import MailSink
 
+    sink = MailSink(pathlib.Path(directory))
     try:
-        port = dev.port()
-    except DevSmtpError as exc:
-        _fail(f"--dev-smtp: {exc}", EXIT_USAGE)
+        sink.start()
+    except OSError as exc:
+        _fail(f"--dev-smtp: cannot start the local SMTP sink: {exc.strerror or exc}", EXIT_USAGE)
     click.echo(
-        f"dtsx: dev SMTP sink on 127.0.0.1:{port}, storing mail in {dev.directory}", err=True
+        f"dtsx: dev SMTP sink on 127.0.0.1:{sink.port}, storing mail in {sink.directory}", err=True
     )
-    return mail_sink_redirect("127.0.0.1", port)
+    return sink, mail_sink_redirect("127.0.0.1", sink.port)
 
 
 # After a second interrupt, how long the run may take to wind down and write its report.
