@@ -1111,6 +1111,18 @@ class _ConnectionChecks:
     def override_for(self, cm: ConnectionManagerSpec) -> str | None:
         return self.p.overrides.get(cm.ref_id)
 
+    def ask(self, cm: ConnectionManagerSpec, question: str) -> object:
+        """What the manager's class answers, without connecting, to the optional classmethod
+        ``question`` (``transaction_support``, ``dialect_of``) on the run's settings; None when
+        the class lacks it or it raises (plugin code: unknown is the safe answer)."""
+        asked = getattr(self.connection_class(cm), question, None)
+        if asked is None:
+            return None
+        try:
+            return asked(self.settings(cm, self.override_for(cm)))
+        except Exception:  # noqa: BLE001 - third-party plugin code: never crash the planner
+            return None
+
     def settings(self, cm: ConnectionManagerSpec, override: str | None) -> ConnectionSettings:
         from dtsx.connections.base import ConnectionSettings
 
@@ -1246,16 +1258,8 @@ class _TransactionChecks:
 
     def support(self, spec: ConnectionManagerSpec) -> str:
         """ "two-phase", "local" or "none", as the connection's plugin tells without connecting
-        ("local" when it does not say)."""
-        checks = self.p.connection_checks
-        cls = checks.connection_class(spec)
-        told = getattr(cls, "transaction_support", None)
-        if told is None:
-            return "local"
-        try:
-            found = told(checks.settings(spec, checks.override_for(spec)))
-        except Exception:  # noqa: BLE001 - plugin code: a transaction of its own is the safe guess
-            return "local"
+        ("local", a transaction of its own, when it does not say)."""
+        found = self.p.connection_checks.ask(spec, "transaction_support")
         return found if found in ("two-phase", "local", "none") else "local"
 
 
@@ -1888,12 +1892,18 @@ def _identity(path: str) -> str:
     return path
 
 
-def _visible(name: str, scope: frozenset[str]) -> bool:
+def _bare_name(name: str) -> str:
+    """A variable reference as scopes hold it: ``@[User::X]`` and ``@X`` without their marks."""
     text = name.strip()
     if text.startswith("@[") and text.endswith("]"):
-        text = text[2:-1]
-    elif text.startswith("@"):
-        text = text[1:]
+        return text[2:-1]
+    if text.startswith("@"):
+        return text[1:]
+    return text
+
+
+def _visible(name: str, scope: frozenset[str]) -> bool:
+    text = _bare_name(name)
     # System variables are accepted by name: the planner does not list every event's variables.
     return text in scope or text.startswith("System::")
 
@@ -1902,11 +1912,7 @@ def _declared_variable(planner: _Planner, ref_id: str, name: str) -> Variable | 
     """The variable ``name`` (``User::X``, ``X``, ``@[User::X]``) finds from the executable
     ``ref_id``: its own, then each container's up to the package, as the run's scopes find
     them; None for System variables and names declared outside the package."""
-    text = name.strip()
-    if text.startswith("@[") and text.endswith("]"):
-        text = text[2:-1]
-    elif text.startswith("@"):
-        text = text[1:]
+    text = _bare_name(name)
     namespace, _, short = text.rpartition("::")
     current: str | None = ref_id
     while current is not None:
@@ -1924,17 +1930,7 @@ def _connection_dialect(planner: _Planner, ref: str) -> str | None:
     spec = planner.references.find(ref)
     if spec is None:
         return None
-    cls = planner.connection_checks.connection_class(spec)
-    dialect_of = getattr(cls, "dialect_of", None)
-    if dialect_of is None:
-        return None
-    settings = planner.connection_checks.settings(
-        spec, planner.connection_checks.override_for(spec)
-    )
-    try:
-        found = dialect_of(settings)
-    except Exception:  # noqa: BLE001 - plugin code: unknown is the safe answer
-        return None
+    found = planner.connection_checks.ask(spec, "dialect_of")
     return found if isinstance(found, str) and found else None
 
 
