@@ -21,6 +21,7 @@ from dtsx.connections.base import (
 from dtsx.connections.db_session import DbSession
 from dtsx.connections.db_strings import (
     dialect_of,
+    retains,
     setting,
     string_problems,
     target_for,
@@ -75,17 +76,8 @@ class DatabaseConnectionManager(ConnectionManager):
                 f"connection manager {settings.name!r} has Translate={translate!r}; the only "
                 "translation dtsx offers is 'tsql' (T-SQL to the target's dialect)."
             )
-        retain = setting(settings.properties, "Retain", "RetainSameConnection")
-        if retain is not None and retain.strip().lower() not in (
-            "true",
-            "false",
-            "-1",
-            "0",
-            "1",
-            "yes",
-            "no",
-            "",
-        ):
+        if retains(settings) is None:
+            retain = setting(settings.properties, "Retain", "RetainSameConnection")
             problems.append(
                 f"connection manager {settings.name!r} has RetainSameConnection={retain!r}; "
                 "it must be True or False."

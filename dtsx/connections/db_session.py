@@ -31,7 +31,7 @@ from dtsx.connections.base import (
     TransactionScope,
 )
 from dtsx.connections.db_drivers import Driver, OdbcConnection, TransactionLost, driver_for
-from dtsx.connections.db_strings import Target, odbc_dialect, setting, translation
+from dtsx.connections.db_strings import Target, odbc_dialect, retains, translation
 from dtsx.engine.errors import ConnectionManagerError, DtsxError
 
 __all__ = ["DbSession"]
@@ -47,10 +47,6 @@ _EXTRAS = {
     "pyodbc": ("pyodbc", "dtsx[odbc]"),
     "pymysql": ("pymysql", "pymysql"),
 }
-
-
-def _truthy(value: str | None) -> bool:
-    return value is not None and value.strip().lower() in ("true", "-1", "1", "yes")
 
 
 class _Lease:
@@ -145,7 +141,7 @@ class DbSession:
         self.key = f"{settings.name} ({target.server})"
         self.translate: Callable[[str], str] | None = None
         self._target = target
-        self._retain = _truthy(setting(settings.properties, "Retain", "RetainSameConnection"))
+        self._retain = retains(settings) is True
         self._lock = threading.Lock()
         self._engine: Any = None
         self._pool: Any = None

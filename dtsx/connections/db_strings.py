@@ -46,6 +46,7 @@ from dtsx.connections.db_targets import (
     pick,
 )
 from dtsx.engine.errors import ConnectionManagerError
+from dtsx.engine.model import ssis_flag
 from dtsx.engine.paths import unmapped_windows_path
 
 __all__ = [
@@ -204,6 +205,18 @@ def setting(properties: Mapping[str, str], *names: str) -> str | None:
     """A runtime property by any of its names, case-insensitively."""
     wanted = {n.lower() for n in names}
     return next((v for k, v in properties.items() if k.lower() in wanted), None)
+
+
+def retains(settings: ConnectionSettings) -> bool | None:
+    """RetainSameConnection (``Retain``) as a boolean: SSIS's spellings (True/False, -1/0/1,
+    empty) and the connection strings' yes/no; None for anything else, which ``check`` refuses."""
+    text = setting(settings.properties, "Retain", "RetainSameConnection")
+    if text is None:
+        return False
+    low = text.strip().lower()
+    if low in ("yes", "no"):
+        return low == "yes"
+    return ssis_flag(text)
 
 
 def _pairs(settings: ConnectionSettings) -> ConnectionString:
