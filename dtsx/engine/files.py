@@ -9,6 +9,7 @@ loader, the connection managers and the tasks may all use it.
 
 from __future__ import annotations
 
+import codecs
 import errno
 import os
 import stat
@@ -18,6 +19,7 @@ __all__ = [
     "NotARegularFile",
     "SECRET_FILE_LIMIT",
     "SecretFileError",
+    "decode_marked_or_utf8",
     "file_kind",
     "open_regular",
     "read_secret_file",
@@ -166,3 +168,17 @@ def _first_line(fd: int, path: str) -> bytes:
             )
     line = data.split(b"\n", 1)[0]
     return line[:-1] if line.endswith(b"\r") else line
+
+
+def decode_marked_or_utf8(data: bytes) -> str | None:
+    """A text file's bytes as its readers take them: a byte-order mark decides (UTF-8, UTF-16;
+    bytes that do not decode are replaced), else UTF-8; None when it is neither, for the caller's
+    fallback (Send Mail: Windows-1252 with a warning; Execute SQL: the task's CodePage)."""
+    if data.startswith(codecs.BOM_UTF8):
+        return data[len(codecs.BOM_UTF8) :].decode("utf-8", errors="replace")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16", errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None

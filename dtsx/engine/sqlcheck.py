@@ -265,7 +265,7 @@ def _variable_text(name: str, variables: dict[str, Variable], note: str) -> tupl
 
 
 def _file_text(spec: ConnectionManagerSpec) -> tuple[str | None, str]:
-    from dtsx.engine.files import open_regular
+    from dtsx.engine.files import decode_marked_or_utf8, open_regular
 
     path = (spec.connection_string or "").strip()
     try:
@@ -275,10 +275,10 @@ def _file_text(spec: ConnectionManagerSpec) -> tuple[str | None, str]:
         return None, f"the statement file {path!r} of connection '{spec.name}' ({reason})"
     with os.fdopen(fd, "rb") as handle:
         data = handle.read()
-    try:
-        return data.decode("utf-8-sig"), f"read from {path}"
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace"), f"read from {path} as cp1252"
+    text = decode_marked_or_utf8(data)
+    if text is not None:
+        return text, f"read from {path}"
+    return data.decode("cp1252", errors="replace"), f"read from {path} as cp1252"
 
 
 def _task_check(

@@ -12,12 +12,11 @@ None, SingleRow, Full (a :class:`~dtsx.engine.recordset.Recordset` in an Object 
 
 from __future__ import annotations
 
-import codecs
 import os
 from typing import TYPE_CHECKING, Any
 
 from dtsx.engine.errors import TaskFailedError
-from dtsx.engine.files import open_regular
+from dtsx.engine.files import decode_marked_or_utf8, open_regular
 from dtsx.engine.model import XmlNode
 from dtsx.tasks.base import Task, TaskContext, TaskProperties, register_task
 from dtsx.tasks.execute_sql_bindings import (
@@ -209,17 +208,9 @@ def _read_statement_file(path: str, code_page: int) -> str:
         ) from exc
     if len(data) > _MAX_STATEMENT_FILE:
         raise TaskFailedError(f"the statement file {path} is larger than 64 MiB.")
-    for bom, encoding in (
-        (codecs.BOM_UTF8, "utf-8-sig"),
-        (codecs.BOM_UTF16_LE, "utf-16"),
-        (codecs.BOM_UTF16_BE, "utf-16"),
-    ):
-        if data.startswith(bom):
-            return data.decode(encoding)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
+    text = decode_marked_or_utf8(data)
+    if text is not None:
+        return text
     try:
         return data.decode(f"cp{code_page}")
     except (LookupError, UnicodeDecodeError) as exc:

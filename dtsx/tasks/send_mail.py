@@ -26,7 +26,6 @@ This module imports neither smtplib nor socket: sending is the connection manage
 
 from __future__ import annotations
 
-import codecs
 import os
 import threading
 from email.message import EmailMessage
@@ -35,7 +34,7 @@ from typing import Annotated, Any, cast
 
 from dtsx.connections.base import MailSession, SendReport
 from dtsx.engine.errors import ConnectionManagerError, TaskFailedError
-from dtsx.engine.files import NotARegularFile, open_regular
+from dtsx.engine.files import NotARegularFile, decode_marked_or_utf8, open_regular
 from dtsx.engine.model import LOCAL_NAMES, XmlNode
 from dtsx.engine.paths import unmapped_windows_path
 from dtsx.tasks.base import (
@@ -164,16 +163,12 @@ class SendMailProperties(TaskProperties):
 def decode_text_file(data: bytes, where: str, warn: Any = None) -> str:
     """File bytes as text: a BOM decides (UTF-8, UTF-16); else UTF-8; else Windows-1252 with a
     warning."""
-    if data.startswith(codecs.BOM_UTF8):
-        return data[len(codecs.BOM_UTF8) :].decode("utf-8", errors="replace")
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return data.decode("utf-16", errors="replace")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        if warn is not None:
-            warn(f"{where} is not UTF-8 and has no byte-order mark; it was read as Windows-1252.")
-        return data.decode("cp1252", errors="replace")
+    text = decode_marked_or_utf8(data)
+    if text is not None:
+        return text
+    if warn is not None:
+        warn(f"{where} is not UTF-8 and has no byte-order mark; it was read as Windows-1252.")
+    return data.decode("cp1252", errors="replace")
 
 
 def _to_text(value: Any) -> str:
