@@ -79,6 +79,8 @@ __all__ = [
     "json_value",
 ]
 
+# How long a canceled run waits for the tasks' cancel() calls to return.
+_CANCEL_GRACE_S = 5.0
 _MAX_PACKAGE_DEPTH = 16
 _SUCCESS, _FAILURE = ExecutionResult.SUCCESS, ExecutionResult.FAILURE
 _CANCELED = ExecutionResult.CANCELED
@@ -180,7 +182,19 @@ class _Run:
             done.set()
             pool.shutdown()
             self.state.connections.close()
+        if self.state.cancel.is_set():  # what the tasks' cancel() raised belongs in the result
+            self._await_watcher(watcher)
         return self._result(result, root, time.perf_counter() - clock)
+
+    def _await_watcher(self, watcher: threading.Thread) -> None:
+        """Wait, bounded, for the cancel watcher to finish telling the tasks: a task can end
+        (its cancel() stopped its wait) before that cancel() has returned or raised."""
+        watcher.join(_CANCEL_GRACE_S)
+        if watcher.is_alive():
+            self.warnings.append(
+                f"a task's cancel() had not returned {_CANCEL_GRACE_S:g} s after the run ended; "
+                "the run did not wait for it."
+            )
 
     def _check_depth(self) -> None:
         depth = self.parent.depth if self.parent is not None else 0

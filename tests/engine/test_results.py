@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
+
+import pytest
 
 from dtsx.engine.events import EventLog, JsonLinesLog, RunEvent
 from dtsx.engine.executor import ExecutionResult, InternalError, RunOptions, run
@@ -168,6 +171,7 @@ class BadCancelTask(Task):
 
     def cancel(self) -> None:
         self._stop.set()
+        time.sleep(0.2)  # the task has ended by now: the run must still wait for this raise
         raise ValueError("cancel() had a bug")
 
 
@@ -193,6 +197,48 @@ def test_a_cancel_that_raises_is_kept_not_dropped() -> None:
     kept = [e for e in result.internal_errors if e.ref_id == "Package\\Waiter"]
     assert len(kept) == 1 and isinstance(kept[0].exception, ValueError)
     assert "cancel() had a bug" in kept[0].traceback
+
+
+STUCK_CANCEL = "Tests.StuckCancel"
+RELEASE = threading.Event()  # lets the stuck cancel() return once the test has its result
+
+
+class StuckCancelTask(BadCancelTask):
+    """Its cancel() stops the wait, then does not return until the test releases it."""
+
+    def cancel(self) -> None:
+        self._stop.set()
+        RELEASE.wait(30)
+
+
+if STUCK_CANCEL not in TASKS:
+    TASKS.add(STUCK_CANCEL, StuckCancelTask, "tests.engine.test_results")
+
+
+def test_a_cancel_that_never_returns_does_not_hold_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("dtsx.engine.executor._CANCEL_GRACE_S", 0.3)
+    task = Executable(
+        kind=ExecutableKind.TASK,
+        ref_id="Package\\Stuck",
+        name="Stuck",
+        raw_type=STUCK_CANCEL,
+        type_key=STUCK_CANCEL,
+    )
+    cancel = threading.Event()
+    WAITING.clear()
+    RELEASE.clear()
+    trigger = threading.Thread(target=lambda: WAITING.wait(30) and cancel.set())
+    trigger.start()
+    try:
+        started = time.monotonic()
+        result = run(build(package([task])), RunOptions(cancel_event=cancel))
+        waited = time.monotonic() - started
+    finally:
+        RELEASE.set()
+        trigger.join()
+    assert result.result == "Canceled"
+    assert waited < 20  # bounded by the grace, not by the stuck cancel() (30 s)
+    assert any("cancel() had not returned" in w for w in result.warnings)
 
 
 def test_a_raising_log_sink_keeps_its_exception() -> None:
