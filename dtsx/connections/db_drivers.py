@@ -28,6 +28,9 @@ _ENDED = (
     "in a task, or by the database after an error), so its work was not committed as one unit"
 )
 _PG_RESET = "SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DISCARD TEMP; DISCARD SEQUENCES"
+_PG_RESET_SQL = _PG_RESET.encode()
+_PG_ROLLBACK_RESET_SQL = b"ROLLBACK; " + _PG_RESET_SQL
+_PG_FATAL_ERROR = 7  # libpq's PGRES_FATAL_ERROR (psycopg.pq.ExecStatus.FATAL_ERROR)
 
 
 class TransactionLost(Exception):
@@ -105,14 +108,17 @@ class Postgres(Driver):
         # The reset is sent now and its results read when the connection is next handed out:
         # the server works on it while dtsx moves on to the next task, instead of each task
         # waiting one more round trip (about doubling the cost of a one-statement task).
-        from psycopg import generators
-
-        status = connection.info.transaction_status
+        pgconn = connection.pgconn
+        status = pgconn.transaction_status
         if status == 1:  # ACTIVE: a statement still runs (a cancelled task); not reusable
             raise RuntimeError("a statement is still running on the connection")
-        sql = _PG_RESET if status == 0 else "ROLLBACK; " + _PG_RESET  # 0: IDLE
-        connection.pgconn.send_query(sql.encode())
-        connection.wait(generators.send(connection.pgconn))
+        pgconn.send_query(_PG_RESET_SQL if status == 0 else _PG_ROLLBACK_RESET_SQL)  # 0: IDLE
+        # The connection is non-blocking; a flush that leaves nothing to send (the usual case
+        # for a query this short) needs none of psycopg's wait machinery.
+        if pgconn.flush() != 0:
+            from psycopg import generators
+
+            connection.wait(generators.send(pgconn))
         state["reset"] = True
         state["released"] = time.monotonic()
 
@@ -128,12 +134,9 @@ class Postgres(Driver):
 
     def checkout(self, connection: Any, state: dict[str, Any]) -> None:
         if state.pop("reset", False):
-            from psycopg import generators
-            from psycopg.pq import ExecStatus
-
-            results = connection.wait(generators.fetch_many(connection.pgconn))
-            failed = [r for r in results if r.status == ExecStatus.FATAL_ERROR]
-            if failed or connection.info.transaction_status != 0:
+            pgconn = connection.pgconn
+            failed = [r for r in _reset_results(connection) if r.status == _PG_FATAL_ERROR]
+            if failed or pgconn.transaction_status != 0:
                 message = failed[0].error_message.decode("utf-8", "replace") if failed else ""
                 raise RuntimeError(f"resetting the connection failed: {message.strip()}")
         # A connection idle for a while may have been dropped by the server or a firewall;
@@ -181,6 +184,21 @@ class Postgres(Driver):
         if state.get("timeout", 0) != seconds:
             _run(connection, f"SET statement_timeout = {int(seconds) * 1000}")
             state["timeout"] = seconds
+
+
+def _reset_results(connection: Any) -> list[Any]:
+    """The reset's results. What has arrived is read straight from libpq; psycopg's wait
+    (a generator and a selector) only when the server has not answered everything yet."""
+    pgconn = connection.pgconn
+    results = []
+    while not pgconn.is_busy():  # get_result() would not block
+        result = pgconn.get_result()
+        if result is None:
+            return results
+        results.append(result)
+    from psycopg import generators
+
+    return results + connection.wait(generators.fetch_many(pgconn))
 
 
 class Sqlite(Driver):
