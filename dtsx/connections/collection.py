@@ -110,6 +110,13 @@ class Connections:
         """The live manager for a reference, built (or rebuilt after a settings change) on
         demand."""
         spec = self.require(ref)
+        if not spec.property_expressions:
+            # Without expressions the settings cannot change during the run: the manager built
+            # first is the one (a dict read is atomic). Saves resolving and comparing the
+            # settings on every task execution: acquire() went from 35 to 11 us under cProfile.
+            live = self._live.get(spec.ref_id)
+            if live is not None:
+                return live.manager
         stored, settings, replaced = self._resolve(spec)
         if spec.sensitive_unavailable and not replaced:
             hidden = ", ".join(spec.sensitive_unavailable)
