@@ -353,6 +353,17 @@ def pg_manager(db: Any, **props: str) -> Any:
     return manager(AdoNetConnectionManager, NPGSQL, db.npgsql, **props)
 
 
+def settled_connections(db: Any, expected: int) -> int:
+    """connections_to, asked until it is ``expected`` or 5 s have passed: a backend leaves
+    pg_stat_activity a moment after its client closed the connection."""
+    for _ in range(50):
+        count = connections_to(db)
+        if count == expected:
+            break
+        time.sleep(0.1)
+    return count
+
+
 def connections_to(db: Any) -> int:
     return int(
         admin_scalar(
@@ -453,6 +464,28 @@ def test_back_to_back_tasks_alternate_two_connections_each_one_reset(pg):
                 assert scalar(lease, my_temp("x")) == 0
                 run(lease, "SET work_mem = '9MB'", "CREATE TEMP TABLE x(a int)")
         assert len(seen) <= 2 and connections_to(pg) <= 2
+    finally:
+        cm.close()
+    assert connections_to(pg) == 0
+
+
+def test_overlapping_tasks_open_more_connections_and_only_pool_size_stay_idle(pg):
+    from contextlib import ExitStack
+
+    from dtsx.connections.db_session import POOL_SIZE
+
+    cm = pg_manager(pg)
+    session = cm.acquire()
+    try:
+        with ExitStack() as held:  # POOL_SIZE + 3 tasks at once: each its own connection
+            leases = [held.enter_context(session.lease()) for _ in range(POOL_SIZE + 3)]
+            assert len({id(lease.dbapi) for lease in leases}) == POOL_SIZE + 3
+            assert connections_to(pg) == POOL_SIZE + 3
+        assert settled_connections(pg, POOL_SIZE) == POOL_SIZE  # the three beyond were closed
+        time.sleep(0.5)  # every reset has come back
+        with session.lease() as lease:  # an idle one is reused, no new connection
+            assert scalar(lease, "SELECT 1") == 1
+        assert connections_to(pg) == POOL_SIZE
     finally:
         cm.close()
     assert connections_to(pg) == 0
