@@ -8,10 +8,16 @@ from __future__ import annotations
 import io
 from email import policy
 from email.generator import BytesGenerator
+from email.headerregistry import BaseHeader
 from email.message import EmailMessage
+from typing import Any
 
 import pytest
+from dtsx.engine.errors import TaskFailedError
+from dtsx.tasks import mail_message
 from dtsx.tasks.mail_message import MailSpec, build_message
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 LONG_TO = ", ".join(f"Recipient Number {i} <recipient.number.{i}@example.com>" for i in range(6))
 SPECS = [
@@ -86,3 +92,75 @@ def test_non_ascii_display_name_is_an_encoded_word_only_where_utf8_is_off() -> N
     utf8_again = b"\r\n".join(_headers(msg, **WIRE[2]))
     assert "Иван Петров".encode() in utf8 and utf8 == utf8_again
     assert seven.isascii() and b"=?utf-8?" in seven
+
+
+# The one-line fold of a Subject or Message-ID (mail_message._one_line_fold) against the email
+# package's own BaseHeader.fold, under every policy a message may be folded with.
+FOLD_POLICIES = [
+    policy.SMTP,
+    policy.SMTPUTF8,
+    policy.SMTP.clone(max_line_length=20),
+    policy.SMTP.clone(max_line_length=None),
+    policy.default,
+]
+ONE_LINE_VALUES = [
+    "Message file00001.txt",
+    "x",
+    " ",
+    "  leading and trailing  ",
+    "a" * 65,  # "Subject: " + 65 = 74: fits in 78
+    "a" * 69,  # 78: the limit exactly
+    "a" * 70,  # 79: one over
+    "word " * 15,
+    'specials ()<>@,;:\\".[] and a \t tab',
+    "=?utf-8?q?encoded_word?= and =?utf-8?b?w7w=?=",
+    "=?utf-8?q?=0D=0ABcc:_x@example.com?=",  # decodes to a line break: refused either way
+    "=?utf-8?q??=",  # an encoded word that decodes to nothing
+    "Zoë and Иван",
+    "\x0b vertical tab",
+    "x" * 1200,
+    "<173311234512.4242.1234567890123456789@example.org>",
+]
+
+
+def _library_fold(header: Any, fold_policy: Any) -> str | type[Exception]:
+    try:
+        folded = BaseHeader.fold(header, policy=fold_policy)
+    except Exception as exc:
+        return type(exc)
+    return folded
+
+
+def _our_fold(name: str, value: str, fold_policy: Any) -> str | type[Exception]:
+    try:
+        return mail_message._REGISTRY(name, value).fold(policy=fold_policy)
+    except TaskFailedError:
+        return TaskFailedError
+
+
+@pytest.mark.parametrize("fold_policy", FOLD_POLICIES, ids=lambda p: repr(p)[:40])
+@pytest.mark.parametrize("name", ["Subject", "Message-ID", "X-Note"])
+def test_one_line_fold_is_the_email_packages_fold(name: str, fold_policy: Any) -> None:
+    for value in ONE_LINE_VALUES:
+        header = mail_message._REGISTRY(name, value)
+        theirs = _library_fold(header, fold_policy)
+        ours = _our_fold(name, value, fold_policy)
+        if ours is TaskFailedError:  # refused: the library's fold is unsafe to write
+            assert isinstance(theirs, str)
+            assert mail_message._fold_problem(str(header), theirs, fold_policy.linesep)
+        else:
+            assert ours == theirs, (name, value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.text(
+        alphabet=st.sampled_from(list(' \t()<>@,;:\\".[]=?_-abcXYZ019é\r\n')), max_size=90
+    ),
+    fold_policy=st.sampled_from(FOLD_POLICIES),
+)
+def test_one_line_fold_agrees_on_generated_subjects(value: str, fold_policy: Any) -> None:
+    header = mail_message._REGISTRY("Subject", value)
+    fast = mail_message._one_line_fold(header, fold_policy)
+    if fast is not None:
+        assert fast == BaseHeader.fold(header, policy=fold_policy)
