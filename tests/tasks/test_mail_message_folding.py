@@ -6,10 +6,12 @@ leak one policy's folding (say, UTF-8 display names) into another's (encoded wor
 from __future__ import annotations
 
 import io
+from email import _header_value_parser as _parser
 from email import policy
 from email.generator import BytesGenerator
-from email.headerregistry import BaseHeader
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
+from email.utils import make_msgid
 from typing import Any
 
 import pytest
@@ -164,3 +166,47 @@ def test_one_line_fold_agrees_on_generated_subjects(value: str, fold_policy: Any
     fast = mail_message._one_line_fold(header, fold_policy)
     if fast is not None:
         assert fast == BaseHeader.fold(header, policy=fold_policy)
+
+
+# Message-ID: the tree mail_message builds for a plain msg-id against the email package's parse.
+def _same_tree(ours: Any, theirs: Any) -> None:
+    assert ours.ppstr() == theirs.ppstr()
+    assert str(ours) == str(theirs)
+    assert [type(d) for d in ours.all_defects] == [type(d) for d in theirs.all_defects] == []
+    assert ours.fold(policy=policy.SMTP) == theirs.fold(policy=policy.SMTP)
+
+
+@pytest.mark.parametrize(
+    "domain", ["example.org", "a", "mail-1.Example.COM", "x" * 63 + ".example", "_bad.example"]
+)
+def test_plain_message_id_tree_is_the_parsers(domain: str) -> None:
+    for _ in range(20):
+        value = make_msgid(domain=domain)
+        ours = mail_message._plain_msg_id_tree(value)
+        theirs = _parser.parse_message_id(value)
+        if "_" in domain:
+            assert ours is None  # not plain: the email package parses it
+            continue
+        _same_tree(ours, theirs)
+        header = mail_message._REGISTRY("Message-ID", value)
+        plain = HeaderRegistry()("Message-ID", value)
+        assert str(header) == str(plain) and header.defects == plain.defects == ()
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=st.text(alphabet=st.sampled_from(list('<>@.01a-Z_ ()"[]é')), max_size=30))
+def test_plain_message_id_tree_agrees_on_generated_values(value: str) -> None:
+    ours = mail_message._plain_msg_id_tree(value)
+    if ours is not None:
+        _same_tree(ours, _parser.parse_message_id(value))
+
+
+@pytest.mark.parametrize(
+    "value", ["<1.2@example.org>", "<1..2@x>", "<.1@x>", "<1@x.>", " <1@x>", "<1@x> ", "<a@x>"]
+)
+def test_message_id_header_is_the_email_packages(value: str) -> None:
+    ours = mail_message._REGISTRY("Message-ID", value)
+    plain = HeaderRegistry()("Message-ID", value)
+    assert str(ours) == str(plain)
+    assert [type(d) for d in ours.defects] == [type(d) for d in plain.defects]
+    assert ours._parse_tree.ppstr() == plain._parse_tree.ppstr()
