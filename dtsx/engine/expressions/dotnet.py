@@ -28,6 +28,7 @@ from .values import DBNULL, OBJECT, Value, to_float32
 
 __all__ = [
     "DOTNET_TO_DT",
+    "AS_IS",
     "DT_TO_DOTNET",
     "value_from_dotnet",
     "value_to_dotnet",
@@ -110,6 +111,9 @@ def dotnet_type_of_typecode(code: int) -> str:
 
 
 def _dt_of(type_name: str) -> str:
+    dt = DOTNET_TO_DT.get(type_name)
+    if dt is not None:  # Speed: the usual short name, without splitting it (every assignment)
+        return dt
     short = type_name.rsplit(".", 1)[-1]  # accept "System.Int32"
     if short not in DOTNET_TO_DT:
         raise _fail(f"the .NET type {type_name!r} is not a supported variable type")
@@ -282,6 +286,12 @@ def as_decimal(source: str, raw: Any) -> Decimal:
     return number.normalize() if number == number.to_integral_value() else number
 
 
+# Speed: .NET type name -> the expression type whose non-NULL values a variable of that type
+# takes unchanged (value_to_dotnet would only rebuild an equal Value): every assignment of a
+# variable's own type (a loop counter, a copy) skips the conversion. DBNull takes none.
+AS_IS: dict[str, str] = {name: dt for name, dt in DOTNET_TO_DT.items() if dt != DBNULL}
+
+
 def convert_to_type(value: Value, dt: str) -> Any:
     """The Python value of ``value`` converted to expression type ``dt`` (assignment rules)."""
     source, raw = value.type, value.value
@@ -304,6 +314,8 @@ def convert_to_type(value: Value, dt: str) -> Any:
 
 def value_to_dotnet(value: Value, type_name: str) -> Value:
     """Convert an expression result to a variable of .NET type ``type_name`` as SSIS assigns."""
+    if value[1] is not None and AS_IS.get(type_name) == value[0]:
+        return value  # Speed: see AS_IS
     dt = _dt_of(type_name)
     if dt == DBNULL:
         raise _fail("a value cannot be assigned to a DBNull variable")
