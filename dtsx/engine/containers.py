@@ -22,12 +22,18 @@ from dtsx.engine.variables import text_of
 
 __all__ = ["Containers", "container_result"]
 
+# Enum members as module constants: ``Enum.MEMBER`` is a class-attribute read through the
+# enum's metaclass, ~10x a global's (timeit: 80-150 ns against 7), on every execution's path.
+_SUCCESS, _FAILURE = ExecutionResult.SUCCESS, ExecutionResult.FAILURE
+_CANCELED = ExecutionResult.CANCELED
+_FOR_LOOP, _FOREACH_LOOP = ExecutableKind.FOR_LOOP, ExecutableKind.FOREACH_LOOP
+
 
 def container_result(cancel: threading.Event, frame: Frame) -> ExecutionResult:
     """What a container's (or a package's, or a handler's) finished walk amounts to."""
     if cancel.is_set():
-        return ExecutionResult.CANCELED
-    return ExecutionResult.FAILURE if frame.failed_by_errors() else ExecutionResult.SUCCESS
+        return _CANCELED
+    return _FAILURE if frame.failed_by_errors() else _SUCCESS
 
 
 class Containers:
@@ -54,7 +60,7 @@ class Containers:
         frame.start_transaction(lambda message: dispatcher.raise_event(frame, "OnWarning", message))
         try:
             iterations = self._run(frame)
-            succeeded = container_result(self.state.cancel, frame) == ExecutionResult.SUCCESS
+            succeeded = container_result(self.state.cancel, frame) == _SUCCESS
             problem = frame.end_transaction(commit=succeeded)
         finally:  # _run raised, or the run was interrupted: never leave the transaction open
             frame.end_transaction(commit=False)  # nothing left to do once it has ended
@@ -64,9 +70,9 @@ class Containers:
 
     def _run(self, frame: Frame) -> int:
         kind = frame.exe.kind
-        if kind is ExecutableKind.FOR_LOOP:
+        if kind is _FOR_LOOP:
             return self._for_loop(frame)
-        if kind is ExecutableKind.FOREACH_LOOP:
+        if kind is _FOREACH_LOOP:
             return self._foreach_loop(frame)
         self.scheduler.walk(frame)
         return 1
@@ -77,30 +83,39 @@ class Containers:
     def _for_loop(self, frame: Frame) -> int:
         exe = frame.exe
         scope = frame.scope
-        evaluate_in = self.state.evaluate_in
+        state = self.state
         if exe.init_expression:
-            evaluate_in(scope, exe.init_expression, assignment=True)
+            state.evaluate_in(scope, exe.init_expression, assignment=True)
         if not exe.eval_expression:
             raise ExecutionError(
                 f"For Loop {exe.ref_id!r} has no EvalExpression; set one that returns a Boolean."
             )
+        # Speed: each expression is compiled (looked up in the plan's cache) once per loop, not
+        # once per iteration; the assignment only when first needed, as before, so that an
+        # AssignExpression that does not compile fails only after the first pass.
+        condition_of = state.compile(exe.eval_expression, False)
+        assign_text = exe.assign_expression
+        assign: Any = None
+        evaluate, walk, cancel = state.evaluate_compiled, self.scheduler.walk, state.cancel
         iterations = 0
         while True:
-            condition = evaluate_in(scope, exe.eval_expression)
+            condition = evaluate(scope, condition_of)
             if condition.type != "DT_BOOL":
                 raise ExecutionError(
                     f"the EvalExpression of For Loop {exe.ref_id!r} returns {condition.type}, not "
                     "a Boolean."
                 )
-            if not condition.value or self._loop_failed(frame):
+            if not condition.value or cancel.is_set() or frame.failed_by_errors():
                 break
-            self.scheduler.walk(frame)
+            walk(frame)
             iterations += 1
-            if self._loop_failed(frame):
+            if cancel.is_set() or frame.failed_by_errors():
                 break
-            if exe.assign_expression:
-                evaluate_in(scope, exe.assign_expression, assignment=True)
-        self.state.add_iterations(exe, iterations)
+            if assign_text:
+                if assign is None:
+                    assign = state.compile(assign_text, True)
+                evaluate(scope, assign)
+        state.add_iterations(exe, iterations)
         return 0
 
     def _foreach_loop(self, frame: Frame) -> int:

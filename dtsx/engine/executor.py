@@ -84,6 +84,9 @@ _CANCEL_GRACE_S = 5.0
 _MAX_PACKAGE_DEPTH = 16
 _SUCCESS, _FAILURE = ExecutionResult.SUCCESS, ExecutionResult.FAILURE
 _CANCELED = ExecutionResult.CANCELED
+# ``ExecutableKind.TASK`` as a module constant, as the results above: an enum class-attribute
+# read is ~10x a global's (timeit: 80-150 ns against 7), and every execution reads it.
+_TASK = ExecutableKind.TASK
 
 
 def run(plan: Plan, options: RunOptions | None = None) -> RunResult:
@@ -315,7 +318,8 @@ class _Run:
         state = self.state
         if state.cancel.is_set():
             return _CANCELED
-        if exe.ref_id in state.plan.skipped:  # unsupported, run as disabled (--unsupported skip)
+        skipped = state.plan.skipped  # empty in most runs: then the model field is not read
+        if skipped and exe.ref_id in skipped:  # unsupported, run as disabled (--unsupported skip)
             state.record(exe, ExecutionResult.SKIPPED, datetime.now(), 0.0, iterations=0)
             return _SUCCESS
         if exe.disabled:
@@ -325,17 +329,17 @@ class _Run:
         frame = Frame(exe, parent, scope)
         scope.owner = frame
         try:
-            try:
-                if exe.property_expressions or state.host_sets:
+            if exe.property_expressions or state.host_sets:
+                try:
                     exe = effective(state, exe, frame)
-            except DtsxError as exc:
-                message = self.store.mask(str(exc))
-                state.record(frame.exe, _FAILURE, datetime.now(), 0.0, [message])
-                self.dispatcher.raise_event(frame, "OnError", str(exc))
-                return self._after(frame, _FAILURE)
-            if exe.disabled:
-                return _SUCCESS
-            frame.exe = exe
+                except DtsxError as exc:
+                    message = self.store.mask(str(exc))
+                    state.record(frame.exe, _FAILURE, datetime.now(), 0.0, [message])
+                    self.dispatcher.raise_event(frame, "OnError", str(exc))
+                    return self._after(frame, _FAILURE)
+                if exe.disabled:  # an expression or --set disabled it
+                    return _SUCCESS
+                frame.exe = exe
             return self._run_frame(frame, started)
         finally:
             unlink(frame)
@@ -347,7 +351,7 @@ class _Run:
         result = _FAILURE
         iterations = 1
         try:
-            if exe.kind is ExecutableKind.TASK:
+            if exe.kind is _TASK:
                 result = self.tasks.execute(frame)
             else:
                 iterations = self.containers.execute(frame)
@@ -361,7 +365,7 @@ class _Run:
         finally:
             if self.state.cancel.is_set() and result != _FAILURE:
                 result = _CANCELED
-        if result == _FAILURE and exe.kind is ExecutableKind.TASK:
+        if result == _FAILURE and exe.kind is _TASK:
             self.dispatcher.raise_event(frame, "OnTaskFailed")
         forced = FORCED_RESULTS.get(exe.force_execution_result)
         if forced is not None and result != _CANCELED:

@@ -38,9 +38,12 @@ class Frame:
         self.fatal_child = False
         self.handler = handler
         self.task: Task | None = None
+        # The parent's transaction first: with none in force (most runs) the model's field is
+        # not read (a pydantic attribute, several times dearer than a slot).
+        transaction = parent.transaction if parent is not None else None
         self.transaction: Transaction | None = (
-            parent.transaction
-            if parent is not None and exe.transaction_option != NOT_SUPPORTED
+            transaction
+            if transaction is not None and exe.transaction_option != NOT_SUPPORTED
             else None
         )
 

@@ -36,6 +36,16 @@ RunChild = Callable[[Executable, Frame], ExecutionResult]
 # Evaluates a constraint's expression in a frame (False, after an OnError, if it cannot).
 ConstraintExpression = Callable[[PrecedenceConstraint, Frame], bool]
 _Done = queue.SimpleQueue[tuple[str, ExecutionResult] | None]
+# Enum members as module constants: ``Enum.MEMBER`` is a class-attribute read through the
+# enum's metaclass, ~10x a global's (timeit: 80-150 ns against 7), on every execution's path.
+_TASK = ExecutableKind.TASK
+_SUCCESS, _FAILURE = ExecutionResult.SUCCESS, ExecutionResult.FAILURE
+_NOT_RUN = ExecutionResult.NOT_RUN
+_ON_CONSTRAINT = EvalOp.CONSTRAINT
+_ON_EXPRESSION_AND_CONSTRAINT = EvalOp.EXPRESSION_AND_CONSTRAINT
+_ON_EXPRESSION_OR_CONSTRAINT = EvalOp.EXPRESSION_OR_CONSTRAINT
+_DTS_SUCCESS, _DTS_FAILURE = DTSExecResult.SUCCESS, DTSExecResult.FAILURE
+_DTS_COMPLETION = DTSExecResult.COMPLETION
 
 
 @dataclass
@@ -146,8 +156,11 @@ class Scheduler:
     def walk(self, frame: Frame) -> None:
         """Run the container's children once, honouring precedence constraints (see the
         module's docstring for who runs what)."""
-        info = self._info(frame.exe.ref_id)
+        info = self._infos.get(frame.exe.ref_id) or self._info(frame.exe.ref_id)
         if not info.size:
+            return
+        if info.size == 1:
+            self._run_only(frame, info.start[0])
             return
         walk = _Walk(frame, info)
         while True:
@@ -163,12 +176,32 @@ class Scheduler:
             self._dispatch(walk)
             self._collect(walk)
 
+    def _run_only(self, frame: Frame, ref: str) -> None:
+        """Speed: a flow of one child and no constraints (a loop body of one task) walked as
+        :meth:`walk` would walk it (canceled: it never starts; else it runs on this thread, a
+        task with a slot), without a _Walk (ten fields, a dict, a set and two lists made per
+        walk) or a settle of its absent constraints: every For Loop iteration around one task
+        walks such a flow (part of 159k -> 130k instructions per iteration, callgrind)."""
+        if self._cancel.is_set():
+            return
+        exe = self._executables[ref]
+        if exe.kind is not _TASK:
+            self._run_child(exe, frame)
+            return
+        if not self._slots.acquire():
+            return
+        self._slots.hold()
+        try:
+            self._run_child(exe, frame)
+        finally:
+            self._slots.let_go()
+
     def _run_inline(self, walk: _Walk) -> None:
         """Run the walk's only runnable child on the walking thread, with a slot if it is a task
         (the walking thread holds none of its own: containers never do)."""
         ref = (walk.ready or walk.containers).pop()
         exe = self._executables[ref]
-        if exe.kind is not ExecutableKind.TASK:
+        if exe.kind is not _TASK:
             self._settle(ref, self._run_child(exe, walk.frame), walk)
             return
         if not self._slots.acquire():
@@ -252,7 +285,7 @@ class Scheduler:
         those that never can (and, transitively, what is reachable only through them)."""
         info, pending, started, frame = walk.info, walk.pending, walk.started, walk.frame
         succ, or_nodes, containers = info.succ, info.or_nodes, info.containers
-        not_run = ExecutionResult.NOT_RUN
+        not_run = _NOT_RUN
         work = [(ref, result)]
         while work:
             source, outcome = work.pop()
@@ -280,13 +313,11 @@ class Scheduler:
         self, constraint: PrecedenceConstraint, outcome: ExecutionResult, frame: Frame
     ) -> bool:
         op = constraint.eval_op
-        if op == EvalOp.CONSTRAINT:
+        if op == _ON_CONSTRAINT:
             return _outcome_matches(constraint.value, outcome)
-        if op == EvalOp.EXPRESSION_AND_CONSTRAINT and not _outcome_matches(
-            constraint.value, outcome
-        ):
+        if op == _ON_EXPRESSION_AND_CONSTRAINT and not _outcome_matches(constraint.value, outcome):
             return False
-        if op == EvalOp.EXPRESSION_OR_CONSTRAINT and _outcome_matches(constraint.value, outcome):
+        if op == _ON_EXPRESSION_OR_CONSTRAINT and _outcome_matches(constraint.value, outcome):
             return True
         return self._constraint_expression(constraint, frame)
 
@@ -310,11 +341,11 @@ _COMPLETED = frozenset(
 
 
 def _outcome_matches(value: int, outcome: ExecutionResult) -> bool:
-    if value == DTSExecResult.SUCCESS:
-        return outcome == ExecutionResult.SUCCESS
-    if value == DTSExecResult.FAILURE:
-        return outcome == ExecutionResult.FAILURE
-    if value == DTSExecResult.COMPLETION:
+    if value == _DTS_SUCCESS:
+        return outcome == _SUCCESS
+    if value == _DTS_FAILURE:
+        return outcome == _FAILURE
+    if value == _DTS_COMPLETION:
         return outcome in _COMPLETED
     return False
 

@@ -36,6 +36,11 @@ from dtsx.tasks.base import PackageOutcome, Task, TaskContext
 
 __all__ = ["TaskHost", "effective", "is_host_property"]
 
+# Enum members as module constants: ``Enum.MEMBER`` is a class-attribute read through the
+# enum's metaclass, ~10x a global's (timeit: 80-150 ns against 7), on every execution's path.
+_SUCCESS, _FAILURE = ExecutionResult.SUCCESS, ExecutionResult.FAILURE
+_CANCELED = ExecutionResult.CANCELED
+
 # Runs a child package for an Execute Package task at the task's frame.
 RunChildPackage = Callable[[str, dict[str, object], dict[str, object], Frame], PackageOutcome]
 
@@ -117,6 +122,7 @@ class TaskHost:
         self.state = state
         self._local_path = local_path
         self._run_child_package = run_child_package
+        self._package_path = state.package.path  # read once: a pydantic field, every task read it
         # Frames of running tasks, for cancellation. Plain dict operations are atomic under the
         # GIL, so the hot path takes no lock for this bookkeeping.
         self.running: dict[int, Frame] = {}
@@ -133,15 +139,15 @@ class TaskHost:
         frame.start_transaction(
             lambda message: state.dispatcher.raise_event(frame, "OnWarning", message)
         )
-        result = ExecutionResult.FAILURE
+        result = _FAILURE
         try:
             result = self._execute(frame)
         finally:  # also when the run is interrupted: never leave the transaction open
-            problem = frame.end_transaction(commit=result == ExecutionResult.SUCCESS)
+            problem = frame.end_transaction(commit=result == _SUCCESS)
         if problem is not None:
             state.task_error(frame, problem)
-            if result == ExecutionResult.SUCCESS:
-                result = ExecutionResult.FAILURE
+            if result == _SUCCESS:
+                result = _FAILURE
         return result
 
     def _execute(self, frame: Frame) -> ExecutionResult:
@@ -155,7 +161,7 @@ class TaskHost:
             self.running[id(frame)] = frame
             try:
                 if state.cancel.is_set():
-                    return ExecutionResult.CANCELED
+                    return _CANCELED
                 task.execute(ctx)
                 raised = False
             finally:
@@ -171,13 +177,13 @@ class TaskHost:
             message = f"the task tried to exit the process (SystemExit {exc.code!r})."
             state.internal_error(frame, exc, message, in_record=True)
         if state.cancel.is_set():
-            return ExecutionResult.CANCELED
+            return _CANCELED
         if not stored:
             raised = True
         limit = frame.exe.max_error_count
         # A task that raised failed; one that only reported errors fails at its MaximumErrorCount.
         failed = raised or (limit > 0 and frame.errors >= limit)
-        return ExecutionResult.FAILURE if failed else ExecutionResult.SUCCESS
+        return _FAILURE if failed else _SUCCESS
 
     def cancel_running(self) -> None:
         """Tell every running task the run was canceled."""
@@ -215,17 +221,18 @@ class TaskHost:
     def _prepare(self, frame: Frame) -> Task:
         state = self.state
         exe = frame.exe
-        proto = state.plan.tasks.get(exe.ref_id)
+        ref = exe.ref_id
+        proto = state.plan.tasks.get(ref)
         if proto is None:
             raise ExecutionError(
-                f"{exe.ref_id!r} has no runnable task (type {exe.raw_type or exe.type_key!r})."
+                f"{ref!r} has no runnable task (type {exe.raw_type or exe.type_key!r})."
             )
-        sets = state.host_sets.get(exe.ref_id)
+        sets = state.host_sets.get(ref)
         task = _fresh(proto, bool(exe.property_expressions) or sets is not None)
         for name, raw in (sets or {}).items():
             if not is_host_property(name):
                 task.set_property(name, raw)
-        for assignment in state.plan.assignments.get(exe.ref_id, ()):
+        for assignment in state.plan.assignments.get(ref, ()):
             if assignment.target is PropertyTarget.TASK:
                 value = state.evaluate(frame.scope, assignment.expression)
                 task.set_property(assignment.name, value.value)
@@ -237,7 +244,8 @@ class TaskHost:
         state = self.state
 
         def evaluate(text: str, *, assignment: bool = False) -> Value:
-            return state.evaluate_in(scope, text, assignment=assignment)
+            # evaluate_in's two steps, one call less per evaluation (an Expression Task's)
+            return state.evaluate_compiled(scope, state.compile(text, assignment))
 
         def run_package(
             path: str,
@@ -253,7 +261,7 @@ class TaskHost:
             connections=state.connections,
             variables=scope,
             events=TaskEvents(state.dispatcher, frame),
-            package_path=state.package.path,
+            package_path=self._package_path,
             cancel_event=state.cancel,
             local_path=self._local_path,
             evaluate=evaluate,
