@@ -23,12 +23,13 @@ if TYPE_CHECKING:
     from dtsx.connections.base import Redirect
     from dtsx.engine.events import LogSink
     from dtsx.engine.executor import RunOptions, RunResult
-    from dtsx.engine.model import Package
+    from dtsx.engine.model import Executable, Package
     from dtsx.engine.overrides import PropertySet
     from dtsx.engine.errors import Problem
     from dtsx.engine.plan import Plan
     from dtsx.engine.registry import PluginEntry
     from dtsx.mailsink import MailSink
+    from dtsx.tasks.script_project import ScriptProject, ScriptSource
 
 __all__ = ["main", "cli"]
 
@@ -338,11 +339,18 @@ def _print_validation(result: _Validation) -> None:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the package as the stable JSON document."
 )
+@click.option(
+    "--scripts",
+    is_flag=True,
+    help="Print each Script Task's project instead: refId, language, entry point, variables and "
+    'every source file with its line numbers (with --json: {"package", "scripts": [...]}).',
+)
 @_project_dir_option
 @_decrypt_options
 def show_command(
     package: str,
     as_json: bool,
+    scripts: bool,
     project_dir: str | None,
     decrypt_env: str | None,
     decrypt_file: str | None,
@@ -353,7 +361,9 @@ def show_command(
     from dtsx.engine.render import show_document, show_text
 
     model = _load_or_exit(package, project_dir, _package_password(decrypt_env, decrypt_file))
-    if as_json:
+    if scripts:
+        _show_scripts(model, package, as_json)
+    elif as_json:
         click.echo(json.dumps(show_document(model), ensure_ascii=False, indent=2))
     else:
         click.echo(show_text(model), nl=False)
@@ -383,6 +393,206 @@ def graph_command(
 
     model = _load_or_exit(package, project_dir, _package_password(decrypt_env, decrypt_file))
     click.echo(graph_dot(model) if fmt == "dot" else graph_mermaid(model), nl=False)
+
+
+# --- dtsx show --scripts / dtsx scripts (tasks.script_project) ---------------------------------
+
+
+def _script_projects(model: Package) -> list[tuple[Executable, ScriptProject]]:
+    """Every Script Task of the package with its project; a damaged project is one line, exit 5."""
+    from dtsx.engine.errors import PackageLoadError
+    from dtsx.tasks.script_project import read_script_project, script_tasks
+
+    try:
+        return [
+            (exe, read_script_project(exe, format_version=model.format_version))
+            for exe in script_tasks(model)
+        ]
+    except PackageLoadError as exc:
+        _fail(str(exc), EXIT_LOAD_FAILED)
+
+
+def _show_scripts(model: Package, path: str, as_json: bool) -> None:
+    import json
+
+    found = _script_projects(model)
+    if as_json:
+        scripts = [_script_json(exe, project, with_text=True) for exe, project in found]
+        click.echo(json.dumps({"package": path, "scripts": scripts}, ensure_ascii=False, indent=2))
+        return
+    if not found:
+        click.echo(f"{path}: no Script Tasks")
+    for exe, project in found:
+        for line in _script_lines(exe, project):
+            click.echo(line)
+
+
+def _script_json(exe: Executable, project: ScriptProject, *, with_text: bool) -> dict[str, Any]:
+    """One Script Task as ``show --scripts --json`` and ``script.json`` give it; ``line`` is the
+    package line of a file's first line."""
+
+    def item(source: ScriptSource) -> dict[str, Any]:
+        entry = {"name": source.name, "path": source.path, "line": source.line}
+        return {**entry, "text": source.text} if with_text else entry
+
+    return {
+        "ref_id": exe.ref_id,
+        "name": exe.name,
+        "dtsid": exe.dtsid,
+        "disabled": exe.disabled,
+        "project_name": project.name,
+        "language": project.language,
+        "entry_point": project.entry_point,
+        "read_only_variables": list(project.read_only_variables),
+        "read_write_variables": list(project.read_write_variables),
+        "sources": [item(s) for s in project.sources],
+        "project_files": [item(s) for s in project.project_files],
+        "binaries": [
+            {"name": b.name, "path": b.path, "size": len(b.data), "sha256": b.sha256}
+            for b in project.binaries
+        ],
+    }
+
+
+def _script_lines(exe: Executable, project: ScriptProject) -> list[str]:
+    """One Script Task as ``show --scripts`` prints it: the header, then each source numbered."""
+    where = f"  ({exe.location})" if exe.location is not None else ""
+    disabled = "  (disabled)" if exe.disabled else ""
+    binary = project.binary
+    lines = [
+        f"Script Task {exe.name!r} [{exe.ref_id}]{where}{disabled}",
+        f"  DTSID: {exe.dtsid or '-'}",
+        f"  Language: {project.language}; entry point: {project.entry_point}; "
+        f"project: {project.name or '-'}",
+        f"  ReadOnlyVariables: {', '.join(project.read_only_variables) or '(none)'}",
+        f"  ReadWriteVariables: {', '.join(project.read_write_variables) or '(none)'}",
+        f"  Binary: {project.binary_name} ({len(binary)} bytes, kept, never run)"
+        if binary is not None
+        else "  Binary: none",
+        f"  Project files: {', '.join(f.path for f in project.project_files) or '(none)'}",
+    ]
+    if not project.sources:
+        lines.append("  No source files.")
+    for source in project.sources:
+        start = f", package line {source.line}" if source.line is not None else ""
+        lines.append(f'  Source {source.path} (item "{_printable(source.name)}"{start}):')
+        numbered = source.lines
+        width = len(str(len(numbered)))
+        lines.extend(f"    {n:>{width}}  {_printable(t)}" for n, t in enumerate(numbered, 1))
+    lines.append("")
+    return lines
+
+
+# Control characters other than tab, shown escaped: a package's script must not drive the terminal.
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F)}
+
+
+def _printable(text: str) -> str:
+    return text.translate(_CONTROL)
+
+
+@cli.group("scripts")
+def scripts_group() -> None:
+    """Script Tasks: their projects as folders (running them is not built yet)."""
+
+
+@scripts_group.command("extract")
+@click.argument("package")
+@click.argument("directory", metavar="DIR")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write into DIR even if it is not empty (same-named files are "
+    "overwritten, others left alone).",
+)
+@_project_dir_option
+@_decrypt_options
+def scripts_extract_command(
+    package: str,
+    directory: str,
+    force: bool,
+    project_dir: str | None,
+    decrypt_env: str | None,
+    decrypt_file: str | None,
+) -> None:
+    """Write each Script Task's project as a folder under DIR.
+
+    One folder per task: every project item at its project-relative path, the compiled binary if
+    the package keeps one, and script.json (refId, DTSID, language, entry point, variables)."""
+    model = _load_or_exit(package, project_dir, _package_password(decrypt_env, decrypt_file))
+    found = _script_projects(model)
+    if not found:
+        click.echo(f"{package}: no Script Tasks; nothing written")
+        return
+    root = pathlib.Path(directory)
+    _check_extract_target(root, force)
+    folders = _script_folders([exe for exe, _ in found])
+    for (exe, project), folder in zip(found, folders, strict=True):
+        count = _extract_script(root, folder, exe, project, package)
+        click.echo(f"{exe.ref_id}: {count} file{'' if count == 1 else 's'} in {root / folder}")
+
+
+def _check_extract_target(root: pathlib.Path, force: bool) -> None:
+    if root.exists() and not root.is_dir():
+        _fail(f"{root} is not a folder; give a folder to extract the scripts into.", EXIT_USAGE)
+    if root.is_dir() and not force and any(root.iterdir()):
+        _fail(
+            f"{root} is not empty; give an empty or new folder, or --force to write into it.",
+            EXIT_USAGE,
+        )
+
+
+def _script_folders(exes: list[Executable]) -> list[str]:
+    """One folder name per task: its name made safe; its refId where two tasks share a name; a
+    number after that where even those meet (compared case-insensitively, as Windows would)."""
+    from collections import Counter
+
+    from dtsx.tasks.script_project import safe_file_name
+
+    names = [safe_file_name(e.name, "Script Task") for e in exes]
+    shared = Counter(n.lower() for n in names)
+    names = [
+        safe_file_name(e.ref_id, "Script Task") if shared[n.lower()] > 1 else n
+        for e, n in zip(exes, names, strict=True)
+    ]
+    used: set[str] = set()
+    unique = []
+    for name in names:
+        candidate, number = name, 2
+        while candidate.lower() in used:
+            candidate, number = f"{name} ({number})", number + 1
+        used.add(candidate.lower())
+        unique.append(candidate)
+    return unique
+
+
+def _extract_script(
+    root: pathlib.Path, folder: str, exe: Executable, project: ScriptProject, package: str
+) -> int:
+    """Write one project; returns how many files. Text is UTF-8 with a BOM, which Visual Studio
+    and the .NET Framework compiler read as UTF-8 (without it they may take the ANSI code page)."""
+    import json
+
+    files: dict[str, bytes] = {s.path: s.text.encode("utf-8-sig") for s in project.items}
+    files.update({b.path: b.data for b in project.binaries})
+    document = {"package": package, **_script_json(exe, project, with_text=False)}
+    taken = {p.lower() for p in files}
+    meta = next(n for n in ("script.json", "script.dtsx.json", "_script.json") if n not in taken)
+    files[meta] = (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    base = root.resolve()  # DIR, not the task's folder: that may be a link already
+    for path, data in files.items():
+        _write_inside(base, f"{folder}/{path}", data)
+    return len(files)
+
+
+def _write_inside(base: pathlib.Path, path: str, data: bytes) -> None:
+    """Write ``data`` at the ``/`` path below ``base``; paths come made safe from the reader, and
+    a symbolic link already in the folder must not lead the write out of it either."""
+    target = base.joinpath(*path.split("/"))
+    if not target.resolve().is_relative_to(base):
+        _fail(f"{target} leads out of {base} (a symbolic link?); nothing more written.", EXIT_USAGE)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
 
 
 # --- dtsx list -------------------------------------------------------------------------------
