@@ -15,6 +15,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from dtsx.engine.errors import PackageLoadError
 from dtsx.engine.loader import load
 from dtsx.engine.model import Executable, Package
@@ -399,3 +401,15 @@ def test_a_format_3_task_written_as_format_8_keeps_its_lines(tmp_path: Path) -> 
     assert [s.text for s in after.items] == [s.text for s in before.items]
     for item in after.items:
         _assert_lines_map(path, item, escaped=True)
+
+
+@given(st.text(alphabet=st.sampled_from(list("ab.:\\/ <>|?*\x00\x1fC\u0416")), max_size=40))
+def test_project_paths_never_leave_the_folder(name: str) -> None:
+    path = project_path(name)
+    if not path:
+        return
+    parts = path.split("/")
+    assert all(p and p not in (".", "..") for p in parts)
+    assert not any(c in path for c in '\\<>:"|?*\x00\x1f')
+    base = Path("/base")
+    assert (base / path).resolve().is_relative_to(base)
