@@ -190,7 +190,7 @@ def _reset_results(connection: Any) -> list[Any]:
     """The reset's results. What has arrived is read straight from libpq; psycopg's wait
     (a generator and a selector) only when the server has not answered everything yet."""
     pgconn = connection.pgconn
-    results = []
+    results: list[Any] = []
     while not pgconn.is_busy():  # get_result() would not block
         result = pgconn.get_result()
         if result is None:
@@ -198,7 +198,8 @@ def _reset_results(connection: Any) -> list[Any]:
         results.append(result)
     from psycopg import generators
 
-    return results + connection.wait(generators.fetch_many(pgconn))
+    rest: list[Any] = connection.wait(generators.fetch_many(pgconn))
+    return results + rest
 
 
 class Sqlite(Driver):
