@@ -55,6 +55,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "dtsx.tasks.execute_sql_bindings",
             "dtsx.tasks.execute_sql_run",
             "dtsx.tasks.execute_sql_checks",
+            "dtsx.tasks.script_project",
             "dtsx.connections.smtp",
             "dtsx.connections.smtp_auth",
             "dtsx.connections.smtp_options",
@@ -174,6 +175,7 @@ CONCRETE_PLUGINS = [
     name
     for name in dict(LAYERS)["plugins and tools"]
     if name.startswith(("dtsx.tasks.", "dtsx.connections."))
+    and name != "dtsx.tasks.script_project"  # a reader of the model, not a plugin: no entry point
 ]
 
 

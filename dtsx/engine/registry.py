@@ -54,9 +54,13 @@ _CLASS_NAMES = {
 # followed by the provider's class (``System.Data.SqlClient.SqlConnection, System.Data, ...``),
 # which the connection manager reads from its settings to pick a driver.
 _DATABASE_FAMILIES = frozenset({"OLEDB", "ADO.NET", "ODBC", "ADO"})
+# The API's programmatic monikers of Microsoft's tasks (Package.Executables.Add), as a
+# tool-written file may carry them.
 _STOCK_MONIKERS = {
     "stock:sendmailtask": "Microsoft.SendMailTask",
     "stock:pipelinetask": "Microsoft.Pipeline",
+    "stock:sqltask": "Microsoft.ExecuteSQLTask",
+    "stock:scripttask": "Microsoft.ScriptTask",
 }
 
 
