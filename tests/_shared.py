@@ -9,7 +9,14 @@ from collections.abc import Sequence
 
 import pytest
 
-__all__ = ["shared_dir", "require_shared", "shared_params", "REPO_ROOT", "ABSENT"]
+__all__ = [
+    "shared_dir",
+    "require_shared",
+    "shared_params",
+    "corpus_packages",
+    "REPO_ROOT",
+    "ABSENT",
+]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,6 +26,19 @@ def shared_dir() -> Path | None:
     env = os.environ.get("DTSX_SHARED")
     candidate = Path(env) if env else REPO_ROOT.parent / "shared"
     return candidate if candidate.is_dir() else None
+
+
+def corpus_packages(containing: str) -> list[Path]:
+    """The corpus packages whose text holds ``containing`` (sorted); none without the shared
+    folder."""
+    base = shared_dir()
+    if base is None:
+        return []
+    return sorted(
+        f
+        for f in (base / "corpus" / "dtsx").glob("*.dtsx")
+        if containing in f.read_text("utf-8-sig", "replace")
+    )
 
 
 ABSENT = "the shared folder (corpus, vectors) is absent: set DTSX_SHARED or place it at ../shared"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dtsx.engine.events import EventLog, JsonLinesLog, RunEvent
-from dtsx.engine.executor import ExecutionResult, InternalError, RunOptions, run
+from dtsx.engine.executor import ExecutionResult, InternalError, RunOptions, RunResult, run
 from dtsx.engine.model import Executable, ExecutableKind, Parameter, PropertyExpression
 from dtsx.engine.plan import build
 from dtsx.tasks.base import TASKS, Task, TaskContext
@@ -179,20 +179,28 @@ if BAD_CANCEL not in TASKS:
     TASKS.add(BAD_CANCEL, BadCancelTask, "tests.engine.test_results")
 
 
-def test_a_cancel_that_raises_is_kept_not_dropped() -> None:
+def _canceled_while_running(name: str, type_key: str) -> RunResult:
+    """Run a package of one task of ``type_key`` and cancel the run once the task waits."""
     task = Executable(
         kind=ExecutableKind.TASK,
-        ref_id="Package\\Waiter",
-        name="Waiter",
-        raw_type=BAD_CANCEL,
-        type_key=BAD_CANCEL,
+        ref_id=f"Package\\{name}",
+        name=name,
+        raw_type=type_key,
+        type_key=type_key,
     )
     cancel = threading.Event()
     WAITING.clear()
     trigger = threading.Thread(target=lambda: WAITING.wait(30) and cancel.set())
     trigger.start()
-    result = run(build(package([task])), RunOptions(cancel_event=cancel))
-    trigger.join()
+    try:
+        return run(build(package([task])), RunOptions(cancel_event=cancel))
+    finally:
+        RELEASE.set()  # a stuck cancel() may return now
+        trigger.join()
+
+
+def test_a_cancel_that_raises_is_kept_not_dropped() -> None:
+    result = _canceled_while_running("Waiter", BAD_CANCEL)
     assert result.result == "Canceled"
     kept = [e for e in result.internal_errors if e.ref_id == "Package\\Waiter"]
     assert len(kept) == 1 and isinstance(kept[0].exception, ValueError)
@@ -217,25 +225,10 @@ if STUCK_CANCEL not in TASKS:
 
 def test_a_cancel_that_never_returns_does_not_hold_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("dtsx.engine.executor._CANCEL_GRACE_S", 0.3)
-    task = Executable(
-        kind=ExecutableKind.TASK,
-        ref_id="Package\\Stuck",
-        name="Stuck",
-        raw_type=STUCK_CANCEL,
-        type_key=STUCK_CANCEL,
-    )
-    cancel = threading.Event()
-    WAITING.clear()
     RELEASE.clear()
-    trigger = threading.Thread(target=lambda: WAITING.wait(30) and cancel.set())
-    trigger.start()
-    try:
-        started = time.monotonic()
-        result = run(build(package([task])), RunOptions(cancel_event=cancel))
-        waited = time.monotonic() - started
-    finally:
-        RELEASE.set()
-        trigger.join()
+    started = time.monotonic()
+    result = _canceled_while_running("Stuck", STUCK_CANCEL)
+    waited = time.monotonic() - started
     assert result.result == "Canceled"
     assert waited < 20  # bounded by the grace, not by the stuck cancel() (30 s)
     assert any("cancel() had not returned" in w for w in result.warnings)

@@ -30,7 +30,7 @@ from dtsx.engine.paths import PathMap
 from dtsx.engine.plan import build
 from dtsx.tasks.execute_sql import ExecuteSqlTask
 
-from tests._shared import require_shared, shared_dir, shared_params
+from tests._shared import corpus_packages, require_shared, shared_params
 from tests.dbservers import PostgresDatabase
 
 SQL_TYPE = "Microsoft.ExecuteSQLTask"
@@ -39,14 +39,7 @@ GUID = re.compile(r"\{[0-9A-Fa-f-]{36}\}")
 
 
 def _corpus() -> list[Path]:
-    base = shared_dir()
-    if base is None:
-        return []
-    return sorted(
-        f
-        for f in (base / "corpus" / "dtsx").glob("*.dtsx")
-        if "SqlTaskData" in f.read_text("utf-8-sig", "replace")
-    )
+    return corpus_packages("SqlTaskData")
 
 
 def _sql_tasks(package: Package) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from dtsx.tasks.script_project import (
     script_tasks,
 )
 
-from tests._shared import REPO_ROOT, shared_dir, shared_params
+from tests._shared import REPO_ROOT, corpus_packages, shared_params
 
 DATA = REPO_ROOT / "tests" / "data" / "scripts"
 
@@ -263,14 +263,7 @@ def test_a_binary_that_is_not_base64_is_refused(tmp_path: Path) -> None:
 
 
 def _corpus() -> list[Path]:
-    base = shared_dir()
-    if base is None:
-        return []
-    return sorted(
-        f
-        for f in (base / "corpus" / "dtsx").glob("*.dtsx")
-        if "ScriptProject" in f.read_text("utf-8-sig", "replace")
-    )
+    return corpus_packages("ScriptProject")
 
 
 CORPUS = _corpus()
