@@ -96,7 +96,7 @@ class Containers:
         condition_of = state.compile(exe.eval_expression, False)
         assign_text = exe.assign_expression
         assign: Any = None
-        evaluate, walk, cancel = state.evaluate_compiled, self.scheduler.walk, state.cancel
+        evaluate, walk = state.evaluate_compiled, self.scheduler.walk
         iterations = 0
         while True:
             condition = evaluate(scope, condition_of)
@@ -105,11 +105,11 @@ class Containers:
                     f"the EvalExpression of For Loop {exe.ref_id!r} returns {condition.type}, not "
                     "a Boolean."
                 )
-            if not condition.value or cancel.is_set() or frame.failed_by_errors():
+            if not condition.value or self._loop_failed(frame):
                 break
             walk(frame)
             iterations += 1
-            if cancel.is_set() or frame.failed_by_errors():
+            if self._loop_failed(frame):
                 break
             if assign_text:
                 if assign is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 from typing import Any
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 
 from dtsx.engine.errors import DtsxError
 from dtsx.engine.events import EventLog, RunEvent
@@ -55,7 +55,6 @@ class Dispatcher:
         # Events a parent package (Execute Package) wants too must be built even with no local use.
         self.handled = self.local_handled | forward_names
         self._listened = log.wanted() | self.handled
-        self._silent: dict[str, Iterator[int]] = {}  # the log's counters of events nobody wants
         # Set by the executor: runs a handler's graph in the frame given, records its result.
         self.execute_handler: Callable[[Frame], None] = _no_handler_runner
 
@@ -70,11 +69,8 @@ class Dispatcher:
     ) -> None:
         if name == "OnError":
             self._count_error(frame)
-        if name not in self._listened:  # nobody listens: count it without building the event
-            counter = self._silent.get(name)
-            if counter is None:
-                counter = self._silent[name] = self.log.counter(name)
-            next(counter)  # Speed: the log's own counter, kept here (one call less per event)
+        if name not in self._listened:
+            self.log.count(name)  # nobody listens: count it without building the event
             return
         exe = frame.exe
         # Masked here, not only in the log: handlers see the message as System::ErrorDescription.

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 
 from dtsx.engine.errors import DtsxError
 
@@ -157,16 +157,11 @@ class EventLog:
     def count(self, name: str) -> None:
         """Count an event that no sink wants (the executor's fast path): ``next()`` on an
         ``itertools.count`` is atomic in CPython, so no lock is taken."""
-        next(self.counter(name))
-
-    def counter(self, name: str) -> Iterator[int]:
-        """The counter :meth:`count` advances for ``name``: a caller that keeps it counts with
-        one ``next()`` (the dispatcher, for each event nobody listens to)."""
         counter = self._fast.get(name)
         if counter is None:
             with self._lock:
                 counter = self._fast.setdefault(name, itertools.count(1))
-        return counter
+        next(counter)
 
     def totals(self) -> dict[str, int]:
         """Every event counted so far, by name."""

@@ -244,8 +244,7 @@ class TaskHost:
         state = self.state
 
         def evaluate(text: str, *, assignment: bool = False) -> Value:
-            # evaluate_in's two steps, one call less per evaluation (an Expression Task's)
-            return state.evaluate_compiled(scope, state.compile(text, assignment))
+            return state.evaluate_in(scope, text, assignment=assignment)
 
         def run_package(
             path: str,

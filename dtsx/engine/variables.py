@@ -547,9 +547,7 @@ class Scope:
         sensitive = reads.count != mark
         # write(), knowing this thread holds the slot's lock
         self._store_value(slot, self._converted(slot, value, sensitive), sensitive)
-        if slot.expression is None:  # read(), inlined
-            return slot.value
-        return self._evaluate_variable(slot, slot.expression)
+        return self.read(slot)
 
     def force(self, name: str, value: Any, *, sensitive: bool = False) -> None:
         """Set a value regardless of ReadOnly (run-time overrides such as ``--set``, before the
@@ -670,8 +668,7 @@ class _Hold:
         taken = self._taken
         for slot in taken:
             held.pop(slot.order, None)
-        for slot in reversed(taken):  # _release, inlined: every plain write comes here
-            slot.lock.release()
+        _release(taken)
         self._taken = ()
         if not held and _HELD.changed:
             _raise_deferred()
@@ -686,7 +683,7 @@ def _raise_deferred() -> None:
             hook(scope, slot)
 
 
-def _release(slots: list[Slot]) -> None:
+def _release(slots: Sequence[Slot]) -> None:
     for slot in reversed(slots):
         slot.lock.release()
 
