@@ -291,15 +291,20 @@ class _BoundedIO:
     _fresh_deadline = 0.0
     _fresh_cancel: threading.Event | None = None
 
-    def _limit(self) -> None:
+    def _fresh(self) -> bool:
+        """Whether the bound last set still holds (see ``_fresh_until``)."""
         budget = self.budget
-        now = time.monotonic()
-        if (
-            now < self._fresh_until
+        return (
+            time.monotonic() < self._fresh_until
             and budget.deadline == self._fresh_deadline
             and budget.cancel is self._fresh_cancel
-        ):
+        )
+
+    def _limit(self) -> None:
+        if self._fresh():
             return
+        budget = self.budget
+        now = time.monotonic()
         wait = budget.wait()
         gap = abs(wait - self._bound)
         if gap > BOUND_DRIFT:
@@ -311,15 +316,10 @@ class _BoundedIO:
         self._fresh_deadline, self._fresh_cancel = budget.deadline, budget.cancel
 
     def recv_into(self, *args: object) -> int:
-        # Speed: _limit's fresh test inline, and the read tried once before _read's loop (which
-        # asks the budget again after a timed-out slice, as it always did): saves two Python
-        # calls of the five replies of every message.
-        budget = self.budget
-        if (
-            time.monotonic() < self._fresh_until
-            and budget.deadline == self._fresh_deadline
-            and budget.cancel is self._fresh_cancel
-        ):
+        # Speed: while the bound is fresh, the read is tried once before _read's loop (which
+        # asks the budget again after a timed-out slice, as it always did): the replies of every
+        # message skip the loop's calls.
+        if self._fresh():
             try:
                 return super().recv_into(*args)  # type: ignore[misc,no-any-return]
             except TimeoutError:
@@ -350,13 +350,7 @@ class _BoundedIO:
     def sendall(self, data: ReadableBuffer, flags: int = 0, /) -> None:
         # Built on send(): a timed-out send() wrote nothing, so the same bytes are offered again
         # (sendall() itself cannot say how much went out before it timed out).
-        budget = self.budget
-        if not (  # Speed: _limit's fresh test inline (see recv_into)
-            time.monotonic() < self._fresh_until
-            and budget.deadline == self._fresh_deadline
-            and budget.cancel is self._fresh_cancel
-        ):
-            self._limit()
+        self._limit()
         try:
             sent = self.send(data, flags) if flags else self.send(data)  # type: ignore[attr-defined]
         except TimeoutError:
