@@ -577,7 +577,9 @@ def _extract_script(
     files.update({b.path: b.data for b in project.binaries})
     document = {"package": package, **_script_json(exe, project, with_text=False)}
     taken = {p.lower() for p in files}
-    meta = next(n for n in ("script.json", "script.dtsx.json", "_script.json") if n not in taken)
+    meta, number = "script.json", 2
+    while meta in taken:  # a project item of that name keeps it: the document takes another
+        meta, number = f"script ({number}).json", number + 1
     files[meta] = (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
     base = root.resolve()  # DIR, not the task's folder: that may be a link already
     for path, data in files.items():

@@ -37,9 +37,9 @@ __all__ = [
     "script_tasks",
 ]
 
-# The registry keys a Script Task's CreationName/ExecutableType normalise to: the class name of
-# every format, and the API moniker.
-SCRIPT_TASK_KEYS = frozenset({"Microsoft.ScriptTask", "STOCK:SCRIPTTASK"})
+# The registry key a Script Task's CreationName/ExecutableType normalises to in every format
+# (``engine.registry.normalise_type``: class names and the API moniker ``STOCK:ScriptTask``).
+SCRIPT_TASK_KEYS = frozenset({"Microsoft.ScriptTask"})
 
 # Basenames of the file that holds ScriptMain (2005 keeps VB code in a .vsaitem).
 _ENTRY_FILES = frozenset({"scriptmain.cs", "scriptmain.vb", "scriptmain.vsaitem"})
@@ -173,10 +173,11 @@ class _Reader:
     def __init__(self, exe: Executable, format_version: int | None) -> None:
         self.exe = exe
         self.file = exe.location.file if exe.location is not None else None
-        self.format = format_version if format_version is not None else _format_of(exe.raw_type)
+        written_by = _format_of(exe.raw_type)
+        self.format = format_version if format_version is not None else written_by
         # The task's own type counts too: a 2005/2008 task rewritten as format 8 by dtsx's writer
         # keeps its type and the newline before its text (which the writer then escapes).
-        self.newline_before_text = self.format in (2, 3) or _format_of(exe.raw_type) in (2, 3)
+        self.newline_before_text = self.format in (2, 3) or written_by in (2, 3)
 
     def error(self, node: XmlNode | None, message: str) -> PackageLoadError:
         line = node.line if node is not None else None
