@@ -19,6 +19,7 @@ System.Decimal         decimal.Decimal (``DECIMAL_CONTEXT``: 28 significant digi
 System.DateTime        datetime.datetime (naive; .NET's 100 ns ticks become microseconds)
 System.TimeSpan        datetime.timedelta
 System.DBNull          ``DBNULL``
+an enum member         ``EnumValue`` (an int subclass; ``make_enum`` builds the type)
 null                   None
 T[]                    ``DotNetArray``
 any other class        a ``DotNetObject`` subclass registered under its .NET full name
@@ -63,6 +64,7 @@ __all__ = [
     "DotNetArray",
     "DotNetException",
     "DotNetObject",
+    "EnumValue",
     "Int16",
     "Int32",
     "Int64",
@@ -81,6 +83,7 @@ __all__ = [
     "is_dotnet_property",
     "load_types",
     "lookup_type",
+    "make_enum",
     "register_instance_members",
     "register_type",
     "static_property",
@@ -193,6 +196,29 @@ class _DBNull:
 
 
 DBNULL = _DBNull()
+
+
+class EnumValue(int):
+    """A member of a .NET enum: compares and converts as its underlying integer, prints its name."""
+
+    ENUM_NAME: ClassVar[str] = ""
+    _names: ClassVar[dict[int, str]] = {}
+
+    def ToString(self) -> str:  # noqa: N802
+        return self._names.get(int(self), str(int(self)))
+
+    def __repr__(self) -> str:
+        return f"{self.ENUM_NAME}.{self.ToString()}"
+
+
+def make_enum(name: str, members: dict[str, int]) -> type[EnumValue]:
+    """A .NET enum type ``name`` whose attributes are its members (``ScriptResults.Success``)."""
+    short = name.rsplit(".", 1)[-1]
+    names = {value: member for member, value in reversed(members.items())}
+    cls = type(short, (EnumValue,), {"ENUM_NAME": name, "_names": names})
+    for member, value in members.items():
+        setattr(cls, member, cls(value))
+    return cls
 
 
 # --- objects, arrays, ref cells ------------------------------------------------------------
@@ -368,6 +394,7 @@ BCL_MODULES: tuple[str, ...] = (
     "dtsx.scripting.bcl_regex",
     "dtsx.scripting.bcl_text",
     "dtsx.scripting.bcl_data",
+    "dtsx.scripting.bcl_threading",
 )
 _loaded = False
 _load_lock = threading.Lock()

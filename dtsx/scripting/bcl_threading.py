@@ -1,0 +1,1 @@
+"""bcl_threading: .NET base class library shims (registers its types with dtsx.scripting.values)."""
