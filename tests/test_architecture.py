@@ -39,6 +39,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "dtsx.engine.events",
             "dtsx.engine.sqltext",
             "dtsx.engine.tsql",
+            "dtsx.scripting",
         ],
     ),
     ("plugin contract", ["dtsx.tasks.base", "dtsx.connections.base"]),
@@ -103,6 +104,8 @@ SAME_LAYER: dict[str, set[str]] = {
     "dtsx.engine.variables": {"dtsx.engine.expressions"},
     # Strict T-SQL translation works batch by batch, on sqltext's reading of the text.
     "dtsx.engine.tsql": {"dtsx.engine.sqltext"},
+    # Script Tasks' languages: the interpreter, the .NET library shims and their value contract.
+    "dtsx.scripting": {"dtsx.scripting"},
     # The Protocols of what a connection hands out (a mail session) are the task's side of it.
     "dtsx.tasks.base": {"dtsx.connections.base"},
     "dtsx.tasks.send_mail": {"dtsx.tasks.mail_message"},

@@ -2,3 +2,5 @@
 
 Imported only when a package holds a Script Task (tree-sitter comes with it).
 """
+
+__all__: list[str] = []

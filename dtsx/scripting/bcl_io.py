@@ -1,1 +1,3 @@
 """bcl_io: .NET base class library shims (registers its types with dtsx.scripting.values)."""
+
+__all__: list[str] = []
