@@ -505,6 +505,11 @@ class ScriptHost(Protocol):
         ID, or a connection string the package's connection managers are matched against."""
         ...
 
+    def canceled(self) -> bool:
+        """Whether the run was canceled: the interpreter asks every 1,024 loop iterations (with
+        ``getattr``, so a host without it still works) and raises OperationCanceledException."""
+        ...
+
 
 _HOST: contextvars.ContextVar[ScriptHost] = contextvars.ContextVar("dtsx_script_host")
 
